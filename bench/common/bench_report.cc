@@ -1,0 +1,79 @@
+// JSON + table output for benchmark suites.
+#include "bench_report.h"
+
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+namespace cosmos::bench {
+
+BenchReport::BenchReport(std::string suite, bool quick) : suite_(std::move(suite)), quick_(quick) {}
+
+void BenchReport::Add(const std::string& name, double value, const std::string& unit,
+                      const std::string& better) {
+  metrics_.push_back({name, unit, better, "", value, 0, false});
+}
+
+void BenchReport::AddWithBaseline(const std::string& name, double value, const std::string& unit,
+                                  const std::string& better, const std::string& baseline_name,
+                                  double baseline_value) {
+  metrics_.push_back({name, unit, better, baseline_name, value, baseline_value, true});
+}
+
+void BenchReport::Note(const std::string& text) { notes_.push_back(text); }
+
+bool BenchReport::Write(const std::string& dir) const {
+  nlohmann::ordered_json j;
+  j["suite"] = suite_;
+  j["quick"] = quick_;
+  utsname u{};
+  uname(&u);
+  char date[64];
+  std::time_t now = std::time(nullptr);
+  std::strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
+  j["host"] = {{"cpus", sysconf(_SC_NPROCESSORS_ONLN)}, {"kernel", u.release}, {"date", date}};
+  nlohmann::ordered_json m = nlohmann::ordered_json::object();
+  std::printf("%-34s %14s %-6s %-36s %14s %8s\n", "metric", "value", "unit", "baseline",
+              "baseline_val", "ratio");
+  for (const auto& x : metrics_) {
+    nlohmann::ordered_json e;
+    e["value"] = x.value;
+    e["unit"] = x.unit;
+    e["better"] = x.better;
+    if (x.has_baseline) {
+      e["baseline"] = x.baseline_name;
+      e["baseline_value"] = x.baseline_value;
+      e["ratio"] = x.baseline_value != 0 ? x.value / x.baseline_value : 0.0;
+      std::printf("%-34s %14.3f %-6s %-36s %14.3f %8.3f\n", x.name.c_str(), x.value,
+                  x.unit.c_str(), x.baseline_name.c_str(), x.baseline_value,
+                  x.baseline_value != 0 ? x.value / x.baseline_value : 0.0);
+    } else {
+      std::printf("%-34s %14.3f %-6s\n", x.name.c_str(), x.value, x.unit.c_str());
+    }
+    m[x.name] = e;
+  }
+  j["metrics"] = m;
+  if (!notes_.empty()) j["notes"] = notes_;
+  for (const auto& n : notes_) std::printf("note: %s\n", n.c_str());
+  const std::string path = dir + "/" + suite_ + ".json";
+  std::ofstream out(path);
+  if (!out) return false;
+  out << j.dump(2) << "\n";
+  std::printf("wrote %s\n", path.c_str());
+  return static_cast<bool>(out);
+}
+
+double Median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+}  // namespace cosmos::bench

@@ -1,0 +1,42 @@
+// BenchReport: collects metrics with their same-run baselines and writes the
+// JSON shape of ../shared/BENCHMARKS.md plus a readable table on stdout.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace cosmos::bench {
+
+class BenchReport {
+ public:
+  BenchReport(std::string suite, bool quick);
+
+  // A metric without a baseline.
+  void Add(const std::string& name, double value, const std::string& unit,
+           const std::string& better);
+  // A metric with its baseline measured in the same run; ratio = value / baseline.
+  void AddWithBaseline(const std::string& name, double value, const std::string& unit,
+                       const std::string& better, const std::string& baseline_name,
+                       double baseline_value);
+  // Free-form note stored under "notes" (e.g. "pool on tmpfs: not durable").
+  void Note(const std::string& text);
+
+  // Prints the table and writes `<dir>/<suite>.json`. Returns false on I/O error.
+  bool Write(const std::string& dir) const;
+
+ private:
+  struct Metric {
+    std::string name, unit, better, baseline_name;
+    double value = 0, baseline_value = 0;
+    bool has_baseline = false;
+  };
+  std::string suite_;
+  bool quick_;
+  std::vector<Metric> metrics_;
+  std::vector<std::string> notes_;
+};
+
+// Median of a sample (copied); 0 for empty input.
+double Median(std::vector<double> v);
+
+}  // namespace cosmos::bench

@@ -1,0 +1,106 @@
+# Helper functions every layer uses to declare libraries, tests and fuzzers.
+
+if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU")
+  # -Werror for the primary (g++) build; clang builds (sanitizers, fuzzing)
+  # keep warnings visible without failing on clang-only diagnostics.
+  set(COSMOS_WARNINGS -Wall -Wextra -Werror -Wno-missing-field-initializers)
+else()
+  set(COSMOS_WARNINGS -Wall -Wextra -Wno-missing-field-initializers -Wno-unused-parameter)
+endif()
+
+if(COSMOS_SANITIZE)
+  add_compile_options(-fsanitize=${COSMOS_SANITIZE} -fno-omit-frame-pointer
+                      -fno-sanitize-recover=all)
+  add_link_options(-fsanitize=${COSMOS_SANITIZE})
+endif()
+
+# cosmos_library(NAME SOURCES ... [PUBLIC_DEPS ...] [PRIVATE_DEPS ...])
+# Declares layer library cosmos_<NAME>; include root is src/ and include/.
+function(cosmos_library name)
+  cmake_parse_arguments(A "" "" "SOURCES;PUBLIC_DEPS;PRIVATE_DEPS" ${ARGN})
+  add_library(cosmos_${name} STATIC ${A_SOURCES})
+  add_library(cosmos::${name} ALIAS cosmos_${name})
+  target_include_directories(cosmos_${name} PUBLIC
+    $<BUILD_INTERFACE:${CMAKE_SOURCE_DIR}/include>
+    $<BUILD_INTERFACE:${CMAKE_SOURCE_DIR}/src>
+    $<INSTALL_INTERFACE:include>)
+  target_compile_options(cosmos_${name} PRIVATE ${COSMOS_WARNINGS})
+  target_link_libraries(cosmos_${name} PUBLIC ${A_PUBLIC_DEPS} PRIVATE ${A_PRIVATE_DEPS})
+endfunction()
+
+# cosmos_unit_test(NAME SOURCES ... DEPS ... [LABELS ...] [SERIAL])
+# A GoogleTest binary beside the code; registered with ctest under label
+# "unit" (plus LABELS) and built by the `unit_tests` aggregate target.
+function(cosmos_unit_test name)
+  if(NOT COSMOS_BUILD_TESTS)
+    return()
+  endif()
+  cmake_parse_arguments(A "SERIAL" "TIMEOUT" "SOURCES;DEPS;LABELS" ${ARGN})
+  if(NOT A_TIMEOUT)
+    set(A_TIMEOUT 300)
+  endif()
+  add_executable(${name} ${A_SOURCES})
+  target_compile_options(${name} PRIVATE ${COSMOS_WARNINGS})
+  target_link_libraries(${name} PRIVATE ${A_DEPS} GTest::gtest GTest::gtest_main GTest::gmock)
+  set(props LABELS "unit;${A_LABELS}" TIMEOUT ${A_TIMEOUT})
+  if(A_SERIAL)
+    list(APPEND props RUN_SERIAL TRUE)
+  endif()
+  gtest_discover_tests(${name} DISCOVERY_TIMEOUT 120 PROPERTIES ${props})
+  set_property(GLOBAL APPEND PROPERTY COSMOS_UNIT_TESTS ${name})
+endfunction()
+
+# cosmos_integration_test(NAME SOURCES ... DEPS ... [LABELS ...] [SERIAL])
+# A GoogleTest binary that starts real processes; label "integration".
+function(cosmos_integration_test name)
+  if(NOT COSMOS_BUILD_TESTS)
+    return()
+  endif()
+  cmake_parse_arguments(A "SERIAL" "TIMEOUT" "SOURCES;DEPS;LABELS" ${ARGN})
+  if(NOT A_TIMEOUT)
+    set(A_TIMEOUT 600)
+  endif()
+  add_executable(${name} ${A_SOURCES})
+  target_compile_options(${name} PRIVATE ${COSMOS_WARNINGS})
+  target_compile_definitions(${name} PRIVATE COSMOS_BINARY_DIR="${CMAKE_BINARY_DIR}")
+  target_link_libraries(${name} PRIVATE ${A_DEPS} GTest::gtest GTest::gtest_main GTest::gmock)
+  set(props LABELS "integration;${A_LABELS}" TIMEOUT ${A_TIMEOUT})
+  if(A_SERIAL)
+    list(APPEND props RUN_SERIAL TRUE)
+  endif()
+  gtest_discover_tests(${name} DISCOVERY_TIMEOUT 120 PROPERTIES ${props})
+endfunction()
+
+# cosmos_fuzz_target(NAME SOURCES ... DEPS ... [SECONDS n] [CORPUS dir])
+# With COSMOS_FUZZ=ON (clang): a libFuzzer binary run by ctest for a bounded
+# time (label "fuzz"). Otherwise: the same entry point linked with a replay
+# driver (tests/fuzz/replay_main.cc) that runs the seed corpus plus a fixed
+# number of deterministic random inputs, so g++ builds exercise it too.
+function(cosmos_fuzz_target name)
+  if(NOT COSMOS_BUILD_TESTS)
+    return()
+  endif()
+  cmake_parse_arguments(A "" "SECONDS;CORPUS" "SOURCES;DEPS" ${ARGN})
+  if(NOT A_SECONDS)
+    set(A_SECONDS 20)
+  endif()
+  add_executable(${name} ${A_SOURCES})
+  target_link_libraries(${name} PRIVATE ${A_DEPS})
+  set(corpus_args "")
+  if(A_CORPUS)
+    set(corpus_args ${A_CORPUS})
+  endif()
+  if(COSMOS_FUZZ)
+    target_compile_options(${name} PRIVATE -fsanitize=fuzzer)
+    target_link_options(${name} PRIVATE -fsanitize=fuzzer)
+    set(workdir ${CMAKE_CURRENT_BINARY_DIR}/${name}_corpus)
+    file(MAKE_DIRECTORY ${workdir})
+    add_test(NAME ${name} COMMAND ${name} -max_total_time=${A_SECONDS} -rss_limit_mb=2048
+             -print_final_stats=1 ${workdir} ${corpus_args})
+  else()
+    target_sources(${name} PRIVATE ${CMAKE_SOURCE_DIR}/tests/fuzz/replay_main.cc)
+    add_test(NAME ${name} COMMAND ${name} --iterations=20000 ${corpus_args})
+  endif()
+  set_tests_properties(${name} PROPERTIES LABELS "fuzz" TIMEOUT 600)
+  set_property(GLOBAL APPEND PROPERTY COSMOS_FUZZ_TARGETS ${name})
+endfunction()

@@ -1,0 +1,51 @@
+// ConfigFile: typed, error-checked access to a TOML configuration file
+// (toml++). Config files are untrusted input: every malformed value yields a
+// Status naming the file, key and expected type.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "cosmos/result.h"
+
+namespace cosmos {
+
+class ConfigFile {
+ public:
+  // Parses the file at `path`. Errors: NotFound (missing file),
+  // InvalidArgument (syntax error, with line and column).
+  static Result<ConfigFile> Load(const std::string& path);
+  // Parses TOML text; `origin` names it in error messages.
+  static Result<ConfigFile> Parse(std::string_view text, std::string origin = "<string>");
+
+  ConfigFile(ConfigFile&&) noexcept;
+  ConfigFile& operator=(ConfigFile&&) noexcept;
+  ~ConfigFile();
+
+  // Dotted keys ("server.port"). A missing key returns `fallback`; a present
+  // key of the wrong type or out of range is InvalidArgument.
+  Result<std::string> GetString(std::string_view key, std::string fallback) const;
+  Result<int64_t> GetInt(std::string_view key, int64_t fallback, int64_t min = INT64_MIN,
+                         int64_t max = INT64_MAX) const;
+  Result<bool> GetBool(std::string_view key, bool fallback) const;
+  Result<double> GetDouble(std::string_view key, double fallback) const;
+  bool Has(std::string_view key) const;
+
+  // Number of elements of the array of tables at `key` ("pool" for [[pool]]),
+  // and a sub-config view of element `index`. Missing key -> 0 elements.
+  Result<size_t> TableArraySize(std::string_view key) const;
+  Result<ConfigFile> TableArrayElement(std::string_view key, size_t index) const;
+
+  const std::string& origin() const { return origin_; }
+
+ private:
+  struct Impl;
+  ConfigFile(std::unique_ptr<Impl> impl, std::string origin);
+  std::unique_ptr<Impl> impl_;
+  std::string origin_;
+};
+
+}  // namespace cosmos
