@@ -1,0 +1,186 @@
+// SimulatedCounter: file-backed monotonic counter with modelled stabilisation.
+#include <fcntl.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+#include "common/checksum.h"
+#include "common/clock.h"
+#include "common/endian.h"
+#include "sec/counter.h"
+
+namespace cosmos::sec {
+namespace {
+
+constexpr uint32_t kCounterMagic = 0x52544343;  // "CCTR"
+constexpr uint32_t kCounterVersion = 1;
+constexpr size_t kCounterFileSize = 24;  // magic, version, value, checksum
+constexpr uint64_t kCounterSeed = 0x636f756e746572ull;
+
+Status WriteAll(int fd, const uint8_t* p, size_t n, const std::string& path) {
+  while (n > 0) {
+    ssize_t w = ::write(fd, p, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return Status::FromErrno(errno, "write " + path);
+    }
+    p += w;
+    n -= static_cast<size_t>(w);
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<uint64_t> SimulatedCounter::ReadFile(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Status::FromErrno(errno, "open counter " + path);
+  uint8_t buf[kCounterFileSize + 1];
+  ssize_t n = ::read(fd, buf, sizeof(buf));
+  ::close(fd);
+  if (n != static_cast<ssize_t>(kCounterFileSize) || LoadLE<uint32_t>(buf) != kCounterMagic ||
+      LoadLE<uint32_t>(buf + 4) != kCounterVersion ||
+      LoadLE<uint64_t>(buf + 16) != Checksum64(buf, 16, kCounterSeed)) {
+    return Status::Corruption("counter file " + path + " is malformed");
+  }
+  return LoadLE<uint64_t>(buf + 8);
+}
+
+Result<std::unique_ptr<SimulatedCounter>> SimulatedCounter::Open(Options options) {
+  if (!options.now_ns) options.now_ns = [] { return MonotonicNanos(); };
+  if (!options.sleep_ns) {
+    options.sleep_ns = [](uint64_t ns) {
+      timespec ts{static_cast<time_t>(ns / 1000000000ull), static_cast<long>(ns % 1000000000ull)};
+      while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+      }
+    };
+  }
+  std::unique_ptr<SimulatedCounter> c(new SimulatedCounter(std::move(options)));
+  std::error_code ec;
+  if (std::filesystem::exists(c->options_.path, ec)) {
+    COSMOS_ASSIGN_OR_RETURN(c->stable_, ReadFile(c->options_.path));
+  } else {
+    COSMOS_RETURN_IF_ERROR(c->PersistLocked(0));
+  }
+  c->current_ = c->stable_;
+  return c;
+}
+
+Status SimulatedCounter::PersistLocked(uint64_t value) {
+  uint8_t buf[kCounterFileSize];
+  StoreLE<uint32_t>(buf, kCounterMagic);
+  StoreLE<uint32_t>(buf + 4, kCounterVersion);
+  StoreLE<uint64_t>(buf + 8, value);
+  StoreLE<uint64_t>(buf + 16, Checksum64(buf, 16, kCounterSeed));
+  const std::string tmp = options_.path + ".tmp";
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return Status::FromErrno(errno, "create " + tmp);
+  Status s = WriteAll(fd, buf, sizeof(buf), tmp);
+  if (s.ok() && ::fsync(fd) != 0) s = Status::FromErrno(errno, "fsync " + tmp);
+  ::close(fd);
+  COSMOS_RETURN_IF_ERROR(s);
+  if (::rename(tmp.c_str(), options_.path.c_str()) != 0) {
+    return Status::FromErrno(errno, "rename " + tmp);
+  }
+  const std::string dir = std::filesystem::path(options_.path).parent_path().string();
+  int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    // Directory fsync makes the rename durable; failure here is reported.
+    int rc = ::fsync(dfd);
+    ::close(dfd);
+    if (rc != 0) return Status::FromErrno(errno, "fsync dir of " + options_.path);
+  }
+  stable_ = value;
+  return Status::Ok();
+}
+
+Status SimulatedCounter::PromoteLocked() {
+  if (pending_.empty() || options_.manual) return Status::Ok();
+  const uint64_t now = options_.now_ns();
+  uint64_t best = 0;
+  size_t done = 0;
+  for (const Pending& p : pending_) {
+    if (p.due_ns > now) break;
+    best = p.value;
+    ++done;
+  }
+  if (done == 0) return Status::Ok();
+  COSMOS_RETURN_IF_ERROR(PersistLocked(best));
+  pending_.erase(pending_.begin(), pending_.begin() + static_cast<ptrdiff_t>(done));
+  return Status::Ok();
+}
+
+uint64_t SimulatedCounter::Current() {
+  std::lock_guard<std::mutex> l(mu_);
+  return current_;
+}
+
+uint64_t SimulatedCounter::Stable() {
+  std::lock_guard<std::mutex> l(mu_);
+  PromoteLocked().IgnoreError();  // an I/O failure leaves the value unstable
+  return stable_;
+}
+
+Result<uint64_t> SimulatedCounter::Increment() {
+  std::lock_guard<std::mutex> l(mu_);
+  const uint64_t v = ++current_;
+  if (!options_.manual && options_.stabilisation_delay_ns == 0) {
+    COSMOS_RETURN_IF_ERROR(PersistLocked(v));
+    pending_.clear();
+  } else {
+    pending_.push_back({v, options_.now_ns() + options_.stabilisation_delay_ns});
+  }
+  return v;
+}
+
+Status SimulatedCounter::AdvanceTo(uint64_t value) {
+  std::lock_guard<std::mutex> l(mu_);
+  if (value <= current_) return Status::Ok();
+  current_ = value;
+  if (!options_.manual && options_.stabilisation_delay_ns == 0) {
+    pending_.clear();
+    return PersistLocked(value);
+  }
+  pending_.push_back({value, options_.now_ns() + options_.stabilisation_delay_ns});
+  return Status::Ok();
+}
+
+bool SimulatedCounter::IsStable(uint64_t value) {
+  std::lock_guard<std::mutex> l(mu_);
+  PromoteLocked().IgnoreError();  // an I/O failure leaves the value unstable
+  return value <= stable_;
+}
+
+Status SimulatedCounter::WaitStable(uint64_t value) {
+  std::unique_lock<std::mutex> l(mu_);
+  if (value > current_) return Status::InvalidArgument("WaitStable beyond current value");
+  while (true) {
+    COSMOS_RETURN_IF_ERROR(PromoteLocked());
+    if (value <= stable_) return Status::Ok();
+    if (options_.manual) return Status::Unavailable("counter value not stable (manual mode)");
+    uint64_t due = 0;
+    for (const Pending& p : pending_) {
+      if (p.value >= value) {
+        due = p.due_ns;
+        break;
+      }
+    }
+    const uint64_t now = options_.now_ns();
+    l.unlock();
+    options_.sleep_ns(due > now ? due - now : 0);
+    l.lock();
+  }
+}
+
+Status SimulatedCounter::StabiliseAll() {
+  std::lock_guard<std::mutex> l(mu_);
+  if (pending_.empty()) return Status::Ok();
+  COSMOS_RETURN_IF_ERROR(PersistLocked(current_));
+  pending_.clear();
+  return Status::Ok();
+}
+
+}  // namespace cosmos::sec
