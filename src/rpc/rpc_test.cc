@@ -1,0 +1,624 @@
+// Protocol tests for Rpc on the in-memory transport: exactly-once execution
+// under loss/duplication/reordering, multi-packet messages, async responses,
+// connect hooks, credit budget, failure detection, reconnect, protection and
+// bad input.
+#include "rpc/rpc.h"
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <map>
+#include <random>
+#include <thread>
+
+#include "common/clock.h"
+#include "rpc/protector_checksum.h"
+#include "rpc/transport_memory.h"
+
+namespace cosmos::rpc {
+namespace {
+
+constexpr uint16_t kEcho = 1;
+constexpr uint16_t kFail = 2;
+constexpr uint16_t kAsync = 3;
+constexpr NetAddress kServerAddr{0x0a000001, 1000};
+constexpr NetAddress kClientAddr{0x0a000002, 2000};
+constexpr uint64_t kSecond = 1'000'000'000;
+
+RpcOptions TestOptions() {
+  RpcOptions o;
+  o.initial_rto_ns = 2'000'000;
+  o.min_rto_ns = 1'000'000;
+  o.max_rto_ns = 20'000'000;
+  o.heartbeat_interval_ns = 20'000'000;
+  o.max_missed_heartbeats = 5;
+  o.connect_retry_ns = 5'000'000;
+  o.connect_attempts = 40;
+  o.max_message_size = 4u << 20;
+  return o;
+}
+
+std::vector<std::byte> Pattern(size_t n, uint64_t id) {
+  std::vector<std::byte> v(std::max<size_t>(n, 8));
+  for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<std::byte>((i * 131 + id * 7) & 0xff);
+  std::memcpy(v.data(), &id, 8);
+  v.resize(n);
+  return v;
+}
+
+// A server and a client endpoint on one thread, sharing one in-memory network.
+class RpcPair {
+ public:
+  explicit RpcPair(FaultConfig client_faults = {}, FaultConfig server_faults = {},
+                   RpcOptions options = TestOptions(), size_t server_rcvbuf = 64 << 20)
+      : net_(std::make_shared<MemoryNetwork>()), options_(options) {
+    nexus_.RegisterHandler(kEcho, [this](Rpc& rpc, const IncomingRequest& req) {
+      uint64_t id = 0;
+      if (req.payload.size() >= 8) std::memcpy(&id, req.payload.data(), 8);
+      ++runs_[id];
+      ASSERT_TRUE(rpc.EnqueueResponse(req.handle, req.payload).ok());
+    });
+    nexus_.RegisterHandler(kFail, [](Rpc& rpc, const IncomingRequest& req) {
+      const std::string msg = "region 7 missing";
+      ASSERT_TRUE(rpc.EnqueueResponse(req.handle,
+                                      {reinterpret_cast<const std::byte*>(msg.data()), msg.size()},
+                                      StatusCode::kNotFound)
+                      .ok());
+    });
+    nexus_.RegisterHandler(kAsync, [this](Rpc&, const IncomingRequest& req) {
+      held_.push_back(req.handle);
+      held_payloads_.emplace_back(req.payload.begin(), req.payload.end());
+    });
+    nexus_.SetConnectHook([this](const ConnectRequestInfo& info) {
+      ++hook_runs_;
+      ConnectDecision d;
+      std::string text(reinterpret_cast<const char*>(info.payload.data()), info.payload.size());
+      if (text == "reject") {
+        d.status = Status::PermissionDenied("client not allowed");
+        return d;
+      }
+      d.reply.assign(info.payload.begin(), info.payload.end());
+      d.reply.push_back(std::byte{'!'});
+      if (text == "protect") d.protector = std::make_unique<ChecksumProtector>(server_key_);
+      return d;
+    });
+    server_faults_ = server_faults;
+    server_rcvbuf_ = server_rcvbuf;
+    StartServer();
+    auto ct = OpenMemoryTransport(net_, {.address = kClientAddr, .faults = client_faults});
+    EXPECT_TRUE(ct.ok());
+    auto c = Rpc::Create(&nexus_, std::move(*ct), options_);
+    EXPECT_TRUE(c.ok()) << c.status();
+    client_ = std::move(*c);
+  }
+
+  void StartServer() {
+    auto st = OpenMemoryTransport(
+        net_,
+        {.address = kServerAddr, .faults = server_faults_, .receive_buffer_bytes = server_rcvbuf_});
+    ASSERT_TRUE(st.ok());
+    auto s = Rpc::Create(&nexus_, std::move(*st), options_);
+    ASSERT_TRUE(s.ok()) << s.status();
+    server_ = std::move(*s);
+  }
+  void StopServer() { server_.reset(); }
+
+  bool RunUntil(const std::function<bool()>& done, uint64_t timeout_ns = 20 * kSecond) {
+    const uint64_t end = MonotonicNanos() + timeout_ns;
+    while (!done()) {
+      if (MonotonicNanos() > end) return false;
+      if (server_) server_->RunEventLoopOnce();
+      client_->RunEventLoopOnce();
+    }
+    return true;
+  }
+
+  Result<SessionId> Connect(std::string payload = "hello",
+                            std::vector<std::byte>* reply = nullptr) {
+    // Shared state: the session keeps its callback after the handshake.
+    struct State {
+      bool done = false;
+      Status status;
+      std::vector<std::byte> reply;
+    };
+    auto state = std::make_shared<State>();
+    auto bytes = std::span<const std::byte>(reinterpret_cast<const std::byte*>(payload.data()),
+                                            payload.size());
+    auto id = client_->CreateSession(
+        kServerAddr, bytes,
+        [state](SessionId, SessionEvent ev, const Status& s, std::span<const std::byte> r) {
+          if (state->done) return;
+          state->done = true;
+          state->status = ev == SessionEvent::kConnected ? Status::Ok() : s;
+          state->reply.assign(r.begin(), r.end());
+        });
+    if (!id.ok()) return id.status();
+    if (!RunUntil([&] { return state->done; })) return Status::Timeout("connect");
+    if (!state->status.ok()) return state->status;
+    if (reply) *reply = state->reply;
+    return *id;
+  }
+
+  // Sends `count` echo requests of the given sizes (cycled) and checks every
+  // response; returns the number that completed correctly.
+  size_t EchoMany(SessionId sid, size_t count, const std::vector<size_t>& sizes) {
+    size_t ok = 0, done = 0;
+    for (size_t i = 0; i < count; ++i) {
+      const uint64_t id = next_id_++;
+      auto req = Pattern(std::max<size_t>(8, sizes[i % sizes.size()]), id);
+      Status s = client_->EnqueueRequest(
+          sid, kEcho, req, [req, &ok, &done](const Status& st, std::span<const std::byte> resp) {
+            ++done;
+            if (st.ok() && resp.size() == req.size() &&
+                std::memcmp(resp.data(), req.data(), req.size()) == 0) {
+              ++ok;
+            }
+          });
+      EXPECT_TRUE(s.ok()) << s;
+    }
+    EXPECT_TRUE(RunUntil([&] { return done == count; }, 60 * kSecond));
+    return ok;
+  }
+
+  std::shared_ptr<MemoryNetwork> net_;
+  RpcOptions options_;
+  Nexus nexus_;
+  FaultConfig server_faults_;
+  size_t server_rcvbuf_;
+  std::unique_ptr<Rpc> server_;
+  std::unique_ptr<Rpc> client_;
+  std::map<uint64_t, int> runs_;
+  int hook_runs_ = 0;
+  uint64_t next_id_ = 1;
+  uint64_t server_key_ = 0x5eed;
+  std::vector<RequestHandle> held_;
+  std::vector<std::vector<std::byte>> held_payloads_;
+};
+
+TEST(Rpc, EchoesSmallRequest) {
+  RpcPair p;
+  std::vector<std::byte> reply;
+  auto sid = p.Connect("hello", &reply);
+  ASSERT_TRUE(sid.ok()) << sid.status();
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(reply.data()), reply.size()), "hello!");
+  EXPECT_EQ(p.EchoMany(*sid, 10, {32}), 10u);
+  auto sc = p.client_->session_counters(*sid);
+  ASSERT_TRUE(sc.ok());
+  EXPECT_EQ(sc->requests_completed, 10u);
+  EXPECT_EQ(sc->rtt_ns.count(), 10u);
+  EXPECT_EQ(p.client_->counters().requests_completed, 10u);
+  EXPECT_EQ(p.server_->counters().handlers_run, 10u);
+}
+
+TEST(Rpc, CarriesMessagesOfManySizes) {
+  RpcPair p;
+  auto sid = p.Connect();
+  ASSERT_TRUE(sid.ok());
+  const size_t chunk = p.options_.mtu - kHeaderSize - kMaxTagSize;
+  std::vector<size_t> sizes = {8,         100,       chunk - 1,     chunk,
+                               chunk + 1, 2 * chunk, 3 * chunk + 7, 65536,
+                               100000,    1 << 20,   4 << 20};
+  EXPECT_EQ(p.EchoMany(*sid, sizes.size(), sizes), sizes.size());
+  for (auto& [id, n] : p.runs_) EXPECT_EQ(n, 1) << "request " << id;
+}
+
+TEST(Rpc, ZeroByteRequestsAndResponsesWork) {
+  RpcPair p;
+  auto sid = p.Connect();
+  ASSERT_TRUE(sid.ok());
+  bool done = false;
+  ASSERT_TRUE(p.client_
+                  ->EnqueueRequest(*sid, kEcho, {},
+                                   [&](const Status& s, auto resp) {
+                                     EXPECT_TRUE(s.ok());
+                                     EXPECT_TRUE(resp.empty());
+                                     done = true;
+                                   })
+                  .ok());
+  EXPECT_TRUE(p.RunUntil([&] { return done; }));
+}
+
+struct LossCase {
+  double rate;
+  uint64_t seed;
+};
+
+class RpcUnderFaults : public ::testing::TestWithParam<LossCase> {};
+
+TEST_P(RpcUnderFaults, RunsEveryHandlerExactlyOnce) {
+  const LossCase c = GetParam();
+  FaultConfig cf{.drop = c.rate, .duplicate = c.rate, .reorder = c.rate, .seed = c.seed};
+  FaultConfig sf{.drop = c.rate, .duplicate = c.rate, .reorder = c.rate, .seed = c.seed + 100};
+  RpcPair p(cf, sf);
+  auto sid = p.Connect();
+  ASSERT_TRUE(sid.ok()) << sid.status();
+  const size_t chunk = p.options_.mtu - kHeaderSize - kMaxTagSize;
+  const size_t n = 300;
+  EXPECT_EQ(p.EchoMany(*sid, n, {8, 32, 500, chunk + 3, 5 * chunk, 20000}), n);
+  EXPECT_EQ(p.runs_.size(), n);
+  for (auto& [id, runs] : p.runs_) ASSERT_EQ(runs, 1) << "handler for request " << id;
+  EXPECT_EQ(p.server_->counters().handlers_run, n);
+  if (c.rate > 0) {
+    EXPECT_GT(p.client_->counters().retransmissions + p.server_->counters().duplicates, 0u);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(LossRates, RpcUnderFaults,
+                         ::testing::Values(LossCase{0.0, 1}, LossCase{0.01, 2}, LossCase{0.05, 3},
+                                           LossCase{0.10, 4}, LossCase{0.20, 5}),
+                         [](const auto& info) {
+                           return "rate" + std::to_string(static_cast<int>(info.param.rate * 100));
+                         });
+
+TEST(Rpc, RespondsAsynchronouslyFromAnotherThreadViaPost) {
+  RpcPair p;
+  auto sid = p.Connect();
+  ASSERT_TRUE(sid.ok());
+  int done = 0;
+  for (int i = 0; i < 4; ++i) {
+    auto req = Pattern(64, 1000 + i);
+    ASSERT_TRUE(p.client_
+                    ->EnqueueRequest(*sid, kAsync, req,
+                                     [&, req](const Status& s, auto resp) {
+                                       EXPECT_TRUE(s.ok());
+                                       EXPECT_EQ(resp.size(), req.size());
+                                       ++done;
+                                     })
+                    .ok());
+  }
+  ASSERT_TRUE(p.RunUntil([&] { return p.held_.size() == 4; }));
+  // A background thread "finishes the work" and hands the responses back.
+  std::vector<RequestHandle> handles = p.held_;
+  std::vector<std::vector<std::byte>> payloads = p.held_payloads_;
+  Rpc* server = p.server_.get();
+  std::thread worker([server, handles, payloads] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(30));  // longer than the RTO
+    for (size_t i = 0; i < handles.size(); ++i) {
+      server->Post([server, h = handles[i], b = payloads[i]] {
+        EXPECT_TRUE(server->EnqueueResponse(h, b).ok());
+        // Answering twice is refused.
+        EXPECT_EQ(server->EnqueueResponse(h, b).code(), StatusCode::kFailedPrecondition);
+      });
+    }
+  });
+  EXPECT_TRUE(p.RunUntil([&] { return done == 4; }));
+  worker.join();
+  EXPECT_EQ(p.server_->counters().handlers_run, 4u);
+  EXPECT_EQ(p.server_->counters().posted_tasks, 4u);
+}
+
+TEST(Rpc, DeliversHandlerErrorCodeAndUnknownType) {
+  RpcPair p;
+  auto sid = p.Connect();
+  ASSERT_TRUE(sid.ok());
+  Status a, b;
+  int done = 0;
+  ASSERT_TRUE(p.client_
+                  ->EnqueueRequest(*sid, kFail, {},
+                                   [&](const Status& s, auto) {
+                                     a = s;
+                                     ++done;
+                                   })
+                  .ok());
+  ASSERT_TRUE(p.client_
+                  ->EnqueueRequest(*sid, 999, {},
+                                   [&](const Status& s, auto) {
+                                     b = s;
+                                     ++done;
+                                   })
+                  .ok());
+  ASSERT_TRUE(p.RunUntil([&] { return done == 2; }));
+  EXPECT_EQ(a.code(), StatusCode::kNotFound);
+  EXPECT_EQ(a.message(), "region 7 missing");
+  EXPECT_EQ(b.code(), StatusCode::kNotFound);
+  EXPECT_NE(b.message().find("no handler"), std::string::npos);
+}
+
+TEST(Rpc, ConnectHookRefusalReachesClientWithItsCode) {
+  RpcPair p;
+  auto sid = p.Connect("reject");
+  ASSERT_FALSE(sid.ok());
+  EXPECT_EQ(sid.status().code(), StatusCode::kPermissionDenied);
+  EXPECT_NE(sid.status().message().find("client not allowed"), std::string::npos);
+  EXPECT_EQ(p.server_->counters().connects_refused, 1u);
+}
+
+TEST(Rpc, ConnectIsIdempotentUnderLossAndDuplication) {
+  FaultConfig f{.drop = 0.4, .duplicate = 0.5, .seed = 11};
+  FaultConfig g{.drop = 0.4, .duplicate = 0.5, .seed = 12};
+  RpcPair p(f, g);
+  auto sid = p.Connect();
+  ASSERT_TRUE(sid.ok()) << sid.status();
+  EXPECT_EQ(p.hook_runs_, 1);
+  EXPECT_EQ(p.server_->counters().sessions_connected, 1u);
+}
+
+TEST(Rpc, ConnectFailsWithUnavailableWhenNobodyAnswers) {
+  RpcPair p;
+  p.StopServer();
+  auto sid = p.Connect();
+  ASSERT_FALSE(sid.ok());
+  EXPECT_EQ(sid.status().code(), StatusCode::kUnavailable);
+}
+
+TEST(Rpc, RefusesConnectWhenCreditsExceedServerReceiveBuffer) {
+  RpcOptions o = TestOptions();
+  // Room for exactly one session of 32 credits x 1472 bytes x 2.
+  RpcPair p({}, {}, o, 32 * 1472 * 2);
+  auto first = p.Connect();
+  ASSERT_TRUE(first.ok()) << first.status();
+  auto second = p.Connect();
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), StatusCode::kResourceExhausted);
+  EXPECT_NE(second.status().message().find("receive buffer"), std::string::npos);
+}
+
+TEST(Rpc, RefusesSessionLocallyWhenCreditsExceedOwnReceiveBuffer) {
+  auto net = std::make_shared<MemoryNetwork>();
+  Nexus nexus;
+  auto t = OpenMemoryTransport(net, {.address = kClientAddr, .receive_buffer_bytes = 10000});
+  auto rpc = Rpc::Create(&nexus, std::move(*t), TestOptions());
+  ASSERT_TRUE(rpc.ok());
+  auto sid = (*rpc)->CreateSession(kServerAddr, {}, nullptr);
+  EXPECT_EQ(sid.status().code(), StatusCode::kResourceExhausted);
+}
+
+TEST(Rpc, DeadServerEndsSessionWithUnavailableForEveryPendingRequest) {
+  RpcPair p;
+  auto sid = p.Connect();
+  ASSERT_TRUE(sid.ok());
+  p.StopServer();
+  int unavailable = 0;
+  for (int i = 0; i < 20; ++i) {  // more than the window: some wait in the backlog
+    ASSERT_TRUE(p.client_
+                    ->EnqueueRequest(*sid, kEcho, Pattern(16, i),
+                                     [&](const Status& s, auto) {
+                                       if (s.code() == StatusCode::kUnavailable) ++unavailable;
+                                     })
+                    .ok());
+  }
+  ASSERT_TRUE(p.RunUntil([&] { return unavailable == 20; }));
+  EXPECT_FALSE(p.client_->IsConnected(*sid));
+  EXPECT_EQ(p.client_->EnqueueRequest(*sid, kEcho, {}, [](auto&, auto) {}).code(),
+            StatusCode::kUnavailable);
+  // The client can reconnect once a server is back.
+  ASSERT_TRUE(p.client_->DestroySession(*sid).ok());
+  p.StartServer();
+  auto again = p.Connect();
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(p.EchoMany(*again, 10, {64}), 10u);
+}
+
+TEST(Rpc, DetectsServerRestartThroughEpochAndReconnects) {
+  RpcPair p;
+  auto sid = p.Connect();
+  ASSERT_TRUE(sid.ok());
+  EXPECT_EQ(p.EchoMany(*sid, 5, {64}), 5u);
+  p.StopServer();
+  p.StartServer();  // same address, new incarnation
+  Status st;
+  bool done = false;
+  ASSERT_TRUE(p.client_
+                  ->EnqueueRequest(*sid, kEcho, Pattern(16, 1),
+                                   [&](const Status& s, auto) {
+                                     st = s;
+                                     done = true;
+                                   })
+                  .ok());
+  ASSERT_TRUE(p.RunUntil([&] { return done; }));
+  EXPECT_EQ(st.code(), StatusCode::kUnavailable);
+  EXPECT_NE(st.message().find("restarted"), std::string::npos) << st;
+  EXPECT_GE(p.server_->counters().resets_sent, 1u);
+  auto again = p.Connect();
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(p.EchoMany(*again, 5, {64}), 5u);
+}
+
+TEST(Rpc, HeartbeatsKeepAnIdleSessionAlive) {
+  RpcPair p;
+  auto sid = p.Connect();
+  ASSERT_TRUE(sid.ok());
+  // Idle for several times the dead-peer timeout (5 x 20 ms).
+  const uint64_t end = MonotonicNanos() + 400'000'000;
+  p.RunUntil([&] { return MonotonicNanos() > end; });
+  EXPECT_TRUE(p.client_->IsConnected(*sid));
+  EXPECT_EQ(p.EchoMany(*sid, 3, {64}), 3u);
+}
+
+TEST(Rpc, DestroySessionCancelsPendingRequests) {
+  RpcPair p;
+  auto sid = p.Connect();
+  ASSERT_TRUE(sid.ok());
+  int cancelled = 0;
+  for (int i = 0; i < 12; ++i) {
+    ASSERT_TRUE(p.client_
+                    ->EnqueueRequest(*sid, kAsync, Pattern(16, i),
+                                     [&](const Status& s, auto) {
+                                       if (s.code() == StatusCode::kCancelled) ++cancelled;
+                                     })
+                    .ok());
+  }
+  ASSERT_TRUE(p.RunUntil([&] { return p.held_.size() == 8; }));
+  ASSERT_TRUE(p.client_->DestroySession(*sid).ok());
+  EXPECT_EQ(cancelled, 12);
+  // The server frees its side on the disconnect; late responses are refused.
+  p.RunUntil(
+      [&] {
+        return p.server_->counters().stale_responses > 0 ||
+               p.server_->EnqueueResponse(p.held_[0], {}).code() == StatusCode::kFailedPrecondition;
+      },
+      kSecond);
+  EXPECT_EQ(p.server_->EnqueueResponse(p.held_[1], {}).code(), StatusCode::kFailedPrecondition);
+}
+
+TEST(Rpc, ProtectorSealsPacketsAndDropsModifiedOnes) {
+  // 10% of packets get a bit flipped in each direction; the checksum
+  // protector rejects them and retransmission recovers.
+  FaultConfig cf{.corrupt = 0.1, .seed = 21};
+  FaultConfig sf{.corrupt = 0.1, .seed = 22};
+  RpcPair p(cf, sf);
+  auto sid = p.Connect("protect");
+  ASSERT_TRUE(sid.ok()) << sid.status();
+  ASSERT_TRUE(
+      p.client_->SetSessionProtector(*sid, std::make_unique<ChecksumProtector>(0x5eed)).ok());
+  const size_t n = 200;
+  EXPECT_EQ(p.EchoMany(*sid, n, {32, 3000}), n);
+  for (auto& [id, runs] : p.runs_) ASSERT_EQ(runs, 1);
+  const uint64_t rejected =
+      p.client_->counters().auth_failures + p.server_->counters().auth_failures +
+      p.client_->counters().truncated + p.server_->counters().truncated +
+      p.client_->counters().bad_packets + p.server_->counters().bad_packets +
+      p.client_->counters().wrong_session + p.server_->counters().wrong_session +
+      p.client_->counters().wrong_version + p.server_->counters().wrong_version;
+  EXPECT_GT(p.client_->counters().auth_failures + p.server_->counters().auth_failures, 0u);
+  EXPECT_GT(rejected, 0u);
+}
+
+TEST(Rpc, MismatchedProtectorKeysRejectEveryPacket) {
+  RpcPair p;
+  auto sid = p.Connect("protect");
+  ASSERT_TRUE(sid.ok());
+  ASSERT_TRUE(p.client_->SetSessionProtector(*sid, std::make_unique<ChecksumProtector>(1)).ok());
+  bool done = false;
+  ASSERT_TRUE(
+      p.client_
+          ->EnqueueRequest(*sid, kEcho, Pattern(16, 1), [&](const Status&, auto) { done = true; })
+          .ok());
+  p.RunUntil([&] { return p.server_->counters().auth_failures >= 3; }, 2 * kSecond);
+  EXPECT_GE(p.server_->counters().auth_failures, 3u);
+  EXPECT_EQ(p.server_->counters().handlers_run, 0u);
+  EXPECT_FALSE(done);
+}
+
+TEST(Rpc, CountsAndDropsHostilePacketsWhileServing) {
+  RpcPair p;
+  auto sid = p.Connect();
+  ASSERT_TRUE(sid.ok());
+  const NetAddress attacker{0x0a0000ff, 666};
+  std::vector<std::byte> junk(10, std::byte{1});
+  p.net_->Inject(attacker, kServerAddr, junk);  // truncated
+  std::vector<std::byte> pkt(kHeaderSize);
+  PacketHeader h;
+  h.type = PacketType::kRequest;
+  h.dest_session = 12345;
+  h.msg_size = 0;
+  EncodeHeader(h, pkt);
+  p.net_->Inject(attacker, kServerAddr, pkt);  // unknown session
+  h.version = 9;
+  EncodeHeader(h, pkt);
+  p.net_->Inject(attacker, kServerAddr, pkt);  // wrong version
+  std::mt19937_64 rng(3);
+  for (int i = 0; i < 1000; ++i) {
+    std::vector<std::byte> r(rng() % 200);
+    for (auto& b : r) b = static_cast<std::byte>(rng());
+    if (r.size() > 1 && (i % 2)) r[0] = std::byte{kWireVersion};
+    p.net_->Inject(attacker, kServerAddr, r);
+    p.net_->Inject(attacker, kClientAddr, r);
+  }
+  EXPECT_EQ(p.EchoMany(*sid, 50, {32, 5000}), 50u);
+  const EndpointCounters& c = p.server_->counters();
+  EXPECT_GE(c.truncated, 1u);
+  EXPECT_GE(c.wrong_session, 1u);
+  EXPECT_GE(c.wrong_version, 1u);
+  EXPECT_EQ(c.handlers_run, 50u);
+}
+
+TEST(Rpc, QueuesRequestsBeyondTheWindowInOrder) {
+  RpcPair p;
+  auto sid = p.Connect();
+  ASSERT_TRUE(sid.ok());
+  std::vector<int> order;
+  for (int i = 0; i < 100; ++i) {
+    ASSERT_TRUE(p.client_
+                    ->EnqueueRequest(*sid, kEcho, Pattern(8, i),
+                                     [&, i](const Status& s, auto) {
+                                       EXPECT_TRUE(s.ok());
+                                       order.push_back(i);
+                                     })
+                    .ok());
+  }
+  ASSERT_TRUE(p.RunUntil([&] { return order.size() == 100; }));
+  EXPECT_EQ(p.server_->counters().handlers_run, 100u);
+}
+
+TEST(Rpc, RejectsRequestsLargerThanTheMaximum) {
+  RpcPair p;
+  auto sid = p.Connect();
+  ASSERT_TRUE(sid.ok());
+  std::vector<std::byte> big(p.options_.max_message_size + 1);
+  EXPECT_EQ(p.client_->EnqueueRequest(*sid, kEcho, big, [](auto&, auto) {}).code(),
+            StatusCode::kInvalidArgument);
+}
+
+TEST(Rpc, AdaptiveModeServesFromItsOwnThreadAndWakesOnPost) {
+  auto net = std::make_shared<MemoryNetwork>();
+  Nexus nexus;
+  nexus.RegisterHandler(kEcho, [](Rpc& rpc, const IncomingRequest& req) {
+    ASSERT_TRUE(rpc.EnqueueResponse(req.handle, req.payload).ok());
+  });
+  std::atomic<bool> stop{false};
+  std::atomic<Rpc*> server_ptr{nullptr};
+  std::thread server([&] {
+    RpcOptions o = TestOptions();
+    o.poll_mode = PollMode::kAdaptive;
+    o.adaptive_spin_ns = 10'000;
+    auto t = OpenMemoryTransport(net, {.address = kServerAddr});
+    auto rpc = Rpc::Create(&nexus, std::move(*t), o);
+    ASSERT_TRUE(rpc.ok());
+    server_ptr = rpc->get();
+    (*rpc)->RunUntilStopped(stop);
+    server_ptr = nullptr;
+  });
+  while (server_ptr.load() == nullptr) std::this_thread::yield();
+  auto t = OpenMemoryTransport(net, {.address = kClientAddr});
+  auto client = Rpc::Create(&nexus, std::move(*t), TestOptions());
+  ASSERT_TRUE(client.ok());
+  auto sid = (*client)->Connect(kServerAddr, {}, 5 * kSecond);
+  ASSERT_TRUE(sid.ok()) << sid.status();
+  int done = 0;
+  for (int round = 0; round < 5; ++round) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));  // let the server go idle
+    ASSERT_TRUE((*client)
+                    ->EnqueueRequest(*sid, kEcho, Pattern(32, round),
+                                     [&](const Status& s, auto) {
+                                       EXPECT_TRUE(s.ok());
+                                       ++done;
+                                     })
+                    .ok());
+    ASSERT_TRUE((*client)->RunUntil([&] { return done == round + 1; }, 5 * kSecond));
+  }
+  std::atomic<bool> ran{false};
+  server_ptr.load()->Post([&] { ran = true; });
+  while (!ran.load()) std::this_thread::yield();
+  stop = true;
+  server_ptr.load()->Post([] {});  // wake it to see `stop`
+  server.join();
+}
+
+TEST(RpcDeathTest, UseFromANonOwnerThreadIsACheckFailure) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  auto net = std::make_shared<MemoryNetwork>();
+  Nexus nexus;
+  auto t = OpenMemoryTransport(net, {.address = kClientAddr});
+  auto rpc = Rpc::Create(&nexus, std::move(*t), TestOptions());
+  ASSERT_TRUE(rpc.ok());
+  Rpc* r = rpc->get();
+  EXPECT_DEATH(
+      {
+        std::thread other([r] { r->RunEventLoopOnce(); });
+        other.join();
+      },
+      "does not own it");
+}
+
+TEST(RpcDeathTest, RegisteringHandlersAfterAnEndpointExistsIsACheckFailure) {
+  auto net = std::make_shared<MemoryNetwork>();
+  Nexus nexus;
+  auto t = OpenMemoryTransport(net, {.address = kClientAddr});
+  auto rpc = Rpc::Create(&nexus, std::move(*t), TestOptions());
+  ASSERT_TRUE(rpc.ok());
+  EXPECT_DEATH(nexus.RegisterHandler(9, [](Rpc&, const IncomingRequest&) {}), "after an Rpc");
+}
+
+}  // namespace
+}  // namespace cosmos::rpc

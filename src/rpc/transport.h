@@ -1,0 +1,97 @@
+// Transport: the runtime-chosen datagram interface under an Rpc endpoint, with
+// a burst-shaped API (send and receive batches). Backends: transport_udp.h
+// (kernel UDP, sendmmsg/recvmmsg, GSO/GRO) and transport_memory.h (in-process,
+// with deterministic fault injection).
+#pragma once
+
+#include <netinet/in.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "cosmos/result.h"
+
+namespace cosmos::rpc {
+
+// An IPv4 address and UDP port (host byte order). The in-memory transport
+// uses the same shape with made-up addresses.
+struct NetAddress {
+  uint32_t ip = 0;
+  uint16_t port = 0;
+  friend bool operator==(const NetAddress&, const NetAddress&) = default;
+  // "a.b.c.d:port".
+  std::string ToString() const;
+  // Parses "a.b.c.d:port" (or "host:port" for "localhost"). InvalidArgument on bad text.
+  static Result<NetAddress> Parse(std::string_view text);
+  sockaddr_in ToSockaddr() const;
+  static NetAddress FromSockaddr(const sockaddr_in& sa);
+};
+
+// One datagram to send. `data` is owned by the caller and only read during
+// SendBurst.
+struct TxDatagram {
+  NetAddress to;
+  const std::byte* data = nullptr;
+  uint32_t len = 0;
+};
+
+// One received datagram. `data` points into transport-owned memory that stays
+// valid (and writable, for in-place decryption) until the next RecvBurst.
+struct RxDatagram {
+  NetAddress from;
+  std::byte* data = nullptr;
+  uint32_t len = 0;
+};
+
+// Transport counters (monotonic).
+struct TransportStats {
+  uint64_t datagrams_sent = 0;
+  uint64_t datagrams_received = 0;
+  uint64_t send_errors = 0;     // datagrams the kernel refused (EAGAIN, ENOBUFS, ...)
+  uint64_t gso_sends = 0;       // super-datagrams sent with UDP_SEGMENT
+  uint64_t gro_receives = 0;    // coalesced receives split by UDP_GRO
+  uint64_t injected_drops = 0;  // in-memory only
+  uint64_t injected_duplicates = 0;
+  uint64_t injected_reorders = 0;
+  uint64_t injected_corruptions = 0;
+  uint64_t overflow_drops = 0;  // in-memory only: receive queue full
+};
+
+// Thread-safety: a Transport is owned by one Rpc and used only from that
+// endpoint's thread, except where a backend says otherwise.
+class Transport {
+ public:
+  virtual ~Transport() = default;
+
+  // Sends up to `batch.size()` datagrams; returns how many were handed to the
+  // network (the rest were dropped and counted in send_errors). Datagrams to
+  // the same peer that are consecutive in `batch`, of equal length (the last
+  // may be shorter), may be coalesced into one GSO send.
+  virtual size_t SendBurst(std::span<const TxDatagram> batch) = 0;
+
+  // Receives up to `out.size()` datagrams without blocking; returns the count.
+  virtual size_t RecvBurst(std::span<RxDatagram> out) = 0;
+
+  // A file descriptor that polls readable when datagrams may be waiting, for
+  // blocking (adaptive) polling; -1 if the backend cannot block.
+  virtual int readable_fd() const = 0;
+
+  // The local address datagrams are received on.
+  virtual NetAddress local_address() const = 0;
+
+  // Bytes the receive queue can hold (SO_RCVBUF as the kernel reports it for
+  // UDP). Used for the credit budget check at connect.
+  virtual size_t receive_buffer_bytes() const = 0;
+
+  // Largest datagram this transport can carry.
+  virtual size_t max_datagram_size() const = 0;
+
+  virtual const TransportStats& stats() const = 0;
+  // "udp", "udp+gso+gro", "memory", ...
+  virtual std::string_view name() const = 0;
+};
+
+}  // namespace cosmos::rpc

@@ -1,0 +1,188 @@
+// Tests for the transports: in-memory fault injection and kernel UDP batching/GSO.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <thread>
+#include <vector>
+
+#include "common/clock.h"
+#include "rpc/transport_memory.h"
+#include "rpc/transport_udp.h"
+
+namespace cosmos::rpc {
+namespace {
+
+std::vector<std::byte> Bytes(size_t n, uint8_t fill) {
+  return std::vector<std::byte>(n, std::byte{fill});
+}
+
+size_t Drain(Transport& t, std::vector<std::vector<std::byte>>* got, uint64_t wait_ns = 0) {
+  const uint64_t end = MonotonicNanos() + wait_ns;
+  RxDatagram rx[32];
+  do {
+    size_t n;
+    while ((n = t.RecvBurst(rx)) > 0) {
+      for (size_t i = 0; i < n; ++i) got->emplace_back(rx[i].data, rx[i].data + rx[i].len);
+    }
+  } while (MonotonicNanos() < end);
+  return got->size();
+}
+
+TEST(MemoryTransport, DeliversWithoutFaults) {
+  auto net = std::make_shared<MemoryNetwork>();
+  auto a = OpenMemoryTransport(net, {.address = {1, 1}});
+  auto b = OpenMemoryTransport(net, {.address = {1, 2}});
+  ASSERT_TRUE(a.ok() && b.ok());
+  auto payload = Bytes(100, 7);
+  TxDatagram d{{1, 2}, payload.data(), 100};
+  EXPECT_EQ((*a)->SendBurst({&d, 1}), 1u);
+  std::vector<std::vector<std::byte>> got;
+  EXPECT_EQ(Drain(**b, &got), 1u);
+  EXPECT_EQ(got[0], payload);
+}
+
+TEST(MemoryTransport, RefusesDuplicateAddress) {
+  auto net = std::make_shared<MemoryNetwork>();
+  auto a = OpenMemoryTransport(net, {.address = {1, 1}});
+  auto b = OpenMemoryTransport(net, {.address = {1, 1}});
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(b.status().code(), StatusCode::kAlreadyExists);
+}
+
+// Sends 1000 datagrams with the given faults; returns what arrived.
+std::vector<std::vector<std::byte>> SendThrough(const FaultConfig& f) {
+  auto net = std::make_shared<MemoryNetwork>();
+  auto a = OpenMemoryTransport(net, {.address = {1, 1}, .faults = f});
+  auto b = OpenMemoryTransport(net, {.address = {1, 2}});
+  for (uint32_t i = 0; i < 1000; ++i) {
+    std::vector<std::byte> p(8);
+    std::memcpy(p.data(), &i, 4);
+    TxDatagram d{{1, 2}, p.data(), 8};
+    (*a)->SendBurst({&d, 1});
+  }
+  std::vector<std::vector<std::byte>> got;
+  Drain(**b, &got);
+  return got;
+}
+
+TEST(MemoryTransport, InjectsFaultsDeterministicallyFromSeed) {
+  FaultConfig f{.drop = 0.1, .duplicate = 0.1, .reorder = 0.1, .corrupt = 0.1, .seed = 42};
+  auto x = SendThrough(f);
+  auto y = SendThrough(f);
+  EXPECT_EQ(x, y);
+  f.seed = 43;
+  EXPECT_NE(SendThrough(f), x);
+  // Roughly 10% lost and 10% duplicated: the count lands well inside [800, 1200].
+  EXPECT_GT(x.size(), 800u);
+  EXPECT_LT(x.size(), 1200u);
+}
+
+TEST(MemoryTransport, DropAllAndDuplicateAll) {
+  EXPECT_TRUE(SendThrough({.drop = 1.0}).empty());
+  EXPECT_EQ(SendThrough({.duplicate = 1.0}).size(), 2000u);
+}
+
+TEST(MemoryTransport, ReorderSwapsNeighbours) {
+  auto got = SendThrough({.reorder = 0.3, .seed = 5});
+  ASSERT_EQ(got.size(), 1000u);
+  bool out_of_order = false;
+  for (size_t i = 1; i < got.size(); ++i) {
+    uint32_t a, b;
+    std::memcpy(&a, got[i - 1].data(), 4);
+    std::memcpy(&b, got[i].data(), 4);
+    if (b < a) out_of_order = true;
+  }
+  EXPECT_TRUE(out_of_order);
+}
+
+TEST(MemoryTransport, CorruptFlipsOneBit) {
+  auto got = SendThrough({.corrupt = 1.0, .seed = 9});
+  ASSERT_EQ(got.size(), 1000u);
+  for (uint32_t i = 0; i < 1000; ++i) {
+    std::vector<std::byte> p(8);
+    std::memcpy(p.data(), &i, 4);
+    int bits = 0;
+    for (int k = 0; k < 8; ++k) bits += std::popcount(static_cast<unsigned>(p[k] ^ got[i][k]));
+    EXPECT_EQ(bits, 1);
+  }
+}
+
+TEST(MemoryTransport, DelayHoldsDatagramsBack) {
+  auto net = std::make_shared<MemoryNetwork>();
+  auto a = OpenMemoryTransport(
+      net, {.address = {1, 1}, .faults = {.delay = 1.0, .delay_ns = 20'000'000}});
+  auto b = OpenMemoryTransport(net, {.address = {1, 2}});
+  auto payload = Bytes(10, 1);
+  TxDatagram d{{1, 2}, payload.data(), 10};
+  (*a)->SendBurst({&d, 1});
+  std::vector<std::vector<std::byte>> got;
+  EXPECT_EQ(Drain(**b, &got), 0u);
+  EXPECT_EQ(Drain(**b, &got, 200'000'000), 1u);
+}
+
+TEST(MemoryTransport, BoundedQueueDropsOverflow) {
+  auto net = std::make_shared<MemoryNetwork>();
+  auto a = OpenMemoryTransport(net, {.address = {1, 1}});
+  auto b = OpenMemoryTransport(net, {.address = {1, 2}, .receive_buffer_bytes = 1000});
+  auto payload = Bytes(100, 1);
+  for (int i = 0; i < 20; ++i) {
+    TxDatagram d{{1, 2}, payload.data(), 100};
+    (*a)->SendBurst({&d, 1});
+  }
+  std::vector<std::vector<std::byte>> got;
+  EXPECT_EQ(Drain(**b, &got), 10u);
+  EXPECT_EQ((*b)->stats().overflow_drops, 10u);
+}
+
+TEST(UdpTransport, SendsAndReceivesBurstsOnLoopback) {
+  auto a = OpenUdpTransport({.bind = {0x7f000001, 0}});
+  auto b = OpenUdpTransport({.bind = {0x7f000001, 0}});
+  ASSERT_TRUE(a.ok()) << a.status();
+  ASSERT_TRUE(b.ok()) << b.status();
+  const NetAddress to = (*b)->local_address();
+  std::vector<std::vector<std::byte>> payloads;
+  std::vector<TxDatagram> batch;
+  for (int i = 0; i < 40; ++i) payloads.push_back(Bytes(100 + i, static_cast<uint8_t>(i)));
+  for (auto& p : payloads) batch.push_back({to, p.data(), static_cast<uint32_t>(p.size())});
+  EXPECT_EQ((*a)->SendBurst(batch), 40u);
+  std::vector<std::vector<std::byte>> got;
+  const uint64_t end = MonotonicNanos() + 2'000'000'000;
+  while (got.size() < 40 && MonotonicNanos() < end) Drain(**b, &got);
+  ASSERT_EQ(got.size(), 40u);
+  for (int i = 0; i < 40; ++i) EXPECT_EQ(got[i], payloads[i]);
+}
+
+TEST(UdpTransport, SplitsGsoRunsIntoOriginalDatagrams) {
+  auto a = OpenUdpTransport({.bind = {0x7f000001, 0}});
+  auto b = OpenUdpTransport({.bind = {0x7f000001, 0}});
+  ASSERT_TRUE(a.ok() && b.ok());
+  const NetAddress to = (*b)->local_address();
+  // 20 equal 1400-byte datagrams and a short tail: one GSO run where supported.
+  std::vector<std::vector<std::byte>> payloads;
+  for (int i = 0; i < 20; ++i) payloads.push_back(Bytes(1400, static_cast<uint8_t>(i)));
+  payloads.push_back(Bytes(300, 99));
+  std::vector<TxDatagram> batch;
+  for (auto& p : payloads) batch.push_back({to, p.data(), static_cast<uint32_t>(p.size())});
+  EXPECT_EQ((*a)->SendBurst(batch), payloads.size());
+  std::vector<std::vector<std::byte>> got;
+  const uint64_t end = MonotonicNanos() + 2'000'000'000;
+  while (got.size() < payloads.size() && MonotonicNanos() < end) Drain(**b, &got);
+  ASSERT_EQ(got.size(), payloads.size()) << (*a)->name();
+  for (size_t i = 0; i < payloads.size(); ++i) EXPECT_EQ(got[i], payloads[i]);
+  if ((*a)->name().find("gso") != std::string_view::npos) {
+    EXPECT_GT((*a)->stats().gso_sends, 0u);
+  }
+}
+
+TEST(NetAddress, ParsesAndPrints) {
+  auto a = NetAddress::Parse("10.1.2.3:4567");
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(a->ToString(), "10.1.2.3:4567");
+  EXPECT_EQ(NetAddress::Parse("localhost:1")->ip, 0x7f000001u);
+  EXPECT_FALSE(NetAddress::Parse("10.1.2.3").ok());
+  EXPECT_FALSE(NetAddress::Parse("10.1.2:80").ok());
+  EXPECT_FALSE(NetAddress::Parse("10.1.2.3:99999").ok());
+}
+
+}  // namespace
+}  // namespace cosmos::rpc
