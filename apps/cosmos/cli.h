@@ -1,0 +1,38 @@
+// Shared plumbing of the `cosmos` admin CLI: global options, output in human
+// or JSON form, the Status that decides the exit code, and size parsing.
+// Each verb group lives in its own file and registers itself from main.cc.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "cosmos/result.h"
+
+namespace cosmos::cli {
+
+// State shared by every command of one invocation.
+struct Context {
+  bool json = false;              // --json: one JSON document on stdout
+  Status status;                  // the command's outcome; non-ok -> exit 1
+  nlohmann::ordered_json output;  // JSON output of the command (if any)
+  std::string text;               // human output of the command (if any)
+
+  // Records the command's result: `human` for the default output, `json`
+  // for --json.
+  void Emit(std::string human, nlohmann::ordered_json json_doc);
+};
+
+// Parses "4096", "64K", "16M", "2G", "1T" (binary multiples). InvalidArgument
+// on anything else or on overflow.
+Result<uint64_t> ParseSize(const std::string& text);
+
+// "1.5 MiB" style rendering for human output.
+std::string HumanBytes(uint64_t bytes);
+
+// Verb groups. Each adds one subcommand (with its own verbs) to `app`;
+// commands store their outcome in `ctx` from their callbacks.
+void RegisterPoolCommands(CLI::App& app, Context& ctx);
+void RegisterRegionCommands(CLI::App& app, Context& ctx);
+
+}  // namespace cosmos::cli

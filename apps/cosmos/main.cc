@@ -1,0 +1,45 @@
+// `cosmos`: the COSMOS admin CLI. main() only builds the command tree from
+// the verb groups (one file each: pool_cmd.cc, region_cmd.cc, ...), parses,
+// and turns the command's Status into output and an exit code.
+#include <cstdio>
+#include <iostream>
+
+#include "cli.h"
+#include "common/log.h"
+
+int main(int argc, char** argv) {
+  cosmos::log::Init("warn");
+  CLI::App app{"cosmos: administer COSMOS persistent-memory pools and regions"};
+  app.require_subcommand(1);
+  app.fallthrough();  // global options are accepted after the verb too
+
+  cosmos::cli::Context ctx;
+  app.add_flag("--json", ctx.json, "Print one JSON document instead of human-readable text");
+  std::string log_level = "warn";
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
+      ->capture_default_str();
+  app.parse_complete_callback([&] { cosmos::log::SetLevel(log_level); });
+
+  cosmos::cli::RegisterPoolCommands(app, ctx);
+  cosmos::cli::RegisterRegionCommands(app, ctx);
+
+  CLI11_PARSE(app, argc, argv);
+
+  if (!ctx.status.ok()) {
+    if (ctx.json) {
+      nlohmann::ordered_json err = {
+          {"error",
+           {{"code", std::string(cosmos::StatusCodeName(ctx.status.code()))},
+            {"message", ctx.status.message()}}}};
+      std::cout << err.dump(2) << "\n";
+    }
+    std::fprintf(stderr, "cosmos: %s\n", ctx.status.ToString().c_str());
+    return 1;
+  }
+  if (ctx.json) {
+    std::cout << ctx.output.dump(2) << "\n";
+  } else {
+    std::cout << ctx.text;
+  }
+  return 0;
+}
