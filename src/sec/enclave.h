@@ -1,0 +1,105 @@
+// The enclave boundary: an ecall-style interface through which the untrusted
+// server reaches everything secret (platform signing key, sealing key,
+// session keys, region keys, integrity roots, counters). Calls take and
+// return byte buffers, scalars and opaque handles only; no secret crosses it
+// in plaintext. Backends: enclave_simulated.h today; an SGX backend would
+// implement the same class with real ecalls.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "cosmos/result.h"
+#include "sec/bytes.h"
+#include "sec/crypto.h"
+#include "sec/protected_region.h"
+#include "sec/untrusted_store.h"
+
+namespace cosmos::sec {
+
+// Opaque handles the enclave hands out; 0 is never valid.
+using SessionHandle = uint64_t;
+using RegionHandle = uint64_t;
+
+// Result of an accepted handshake: bytes to return to the client plus the
+// handle of the enclave-side session (its keys stay inside).
+struct AcceptedSession {
+  Bytes server_hello;
+  SessionHandle session = 0;
+  uint64_t session_id = 0;             // the id the client sees (public)
+  Ed25519PublicKey client_identity{};  // public
+};
+
+// Every method is thread-safe. Errors never carry secret material.
+class Enclave {
+ public:
+  virtual ~Enclave() = default;
+
+  // True for backends without hardware isolation (say so to users).
+  virtual bool IsSimulated() const = 0;
+  // One line for logs and `info` output, stating the isolation level.
+  virtual std::string Description() const = 0;
+  // The measurement quotes carry (clients pin it).
+  virtual Digest Measurement() const = 0;
+  // The platform public key quotes are signed with.
+  virtual Ed25519PublicKey PlatformPublicKey() const = 0;
+
+  // Seals a small application blob under the platform sealing key, bound to
+  // `purpose`. Confidentiality and integrity, not freshness.
+  virtual Result<Bytes> Seal(std::string_view purpose, ByteSpan plaintext) = 0;
+  // IntegrityViolation for a modified, foreign or wrongly-bound blob.
+  virtual Result<Bytes> Unseal(std::string_view purpose, ByteSpan blob) = 0;
+
+  // Replaces the node-level allow list of client identities that may connect
+  // (public keys; untrusted input, so it only gates connections; region
+  // rights live in the sealed access lists).
+  [[nodiscard]] virtual Status SetClientAllowList(std::span<const Ed25519PublicKey> clients) = 0;
+  // Runs the server side of the handshake on a ClientHello.
+  // IntegrityViolation (malformed/forged hello) or PermissionDenied (not
+  // allowed).
+  virtual Result<AcceptedSession> AcceptClientHello(ByteSpan client_hello) = 0;
+  // Packet protection for a session (the RPC PacketProtector adapter calls
+  // these). `seq` is the packet's per-direction sequence number from the
+  // authenticated header. NotFound for an unknown session; otherwise as
+  // SecureChannel::Seal / Open.
+  [[nodiscard]] virtual Status SealPacket(SessionHandle session, uint64_t seq, ByteSpan header,
+                                          MutableByteSpan payload, MutableByteSpan tag) = 0;
+  [[nodiscard]] virtual Status OpenPacket(SessionHandle session, uint64_t seq, ByteSpan header,
+                                          MutableByteSpan payload, ByteSpan tag) = 0;
+  // Forgets a session and wipes its keys. NotFound if unknown.
+  [[nodiscard]] virtual Status CloseSession(SessionHandle session) = 0;
+
+  // Creates a protected region in `store` (untrusted memory the enclave
+  // accesses by pointer, as an SGX enclave does with [user_check] buffers;
+  // it must outlive the region). The creating session's client gets
+  // read+write+admin. AlreadyExists if the id is open.
+  virtual Result<RegionHandle> CreateRegion(SessionHandle creator, uint64_t region_id,
+                                            const RegionGeometry& geometry,
+                                            UntrustedStore* store) = 0;
+  // Opens an existing region (recovery, freshness check): see
+  // ProtectedRegion::Open for the errors.
+  virtual Result<RegionHandle> OpenRegion(uint64_t region_id, UntrustedStore* store) = 0;
+  [[nodiscard]] virtual Status CloseRegion(RegionHandle region) = 0;
+
+  // Region operations on behalf of a session; PermissionDenied unless the
+  // session's client holds the right (read for Read/Verify, write for
+  // Write/Flush, admin for SetAccess/RotateKey).
+  [[nodiscard]] virtual Status RegionRead(SessionHandle session, RegionHandle region,
+                                          uint64_t offset, MutableByteSpan out) = 0;
+  [[nodiscard]] virtual Status RegionWrite(SessionHandle session, RegionHandle region,
+                                           uint64_t offset, ByteSpan data) = 0;
+  [[nodiscard]] virtual Status RegionFlush(SessionHandle session, RegionHandle region) = 0;
+  // Keyed digest under the session's verify key (the client derives the same
+  // key from its handshake and recomputes the digest).
+  virtual Result<Digest> RegionVerify(SessionHandle session, RegionHandle region,
+                                      std::span<const ByteRange> ranges) = 0;
+  // Replaces the access list (AccessList blob); admin only.
+  [[nodiscard]] virtual Status RegionSetAccess(SessionHandle session, RegionHandle region,
+                                               ByteSpan access_list) = 0;
+  // Re-encrypts the region under a fresh key; admin only.
+  [[nodiscard]] virtual Status RegionRotateKey(SessionHandle session, RegionHandle region) = 0;
+};
+
+}  // namespace cosmos::sec

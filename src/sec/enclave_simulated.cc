@@ -1,0 +1,277 @@
+// SimulatedEnclave: the trusted code of COSMOS run in-process, with secrets in
+// locked, non-dumpable memory. No hardware isolation (see the header).
+#include "sec/enclave_simulated.h"
+
+#include <sys/prctl.h>
+
+#include <cstring>
+#include <filesystem>
+
+#include "common/log.h"
+#include "sec/key_files.h"
+
+namespace cosmos::sec {
+namespace {
+constexpr uint16_t kAppSealVersion = 1;
+}  // namespace
+
+Result<std::unique_ptr<SimulatedEnclave>> SimulatedEnclave::Create(SimulatedEnclaveOptions o) {
+  std::unique_ptr<SimulatedEnclave> e(new SimulatedEnclave(std::move(o)));
+  const auto& opt = e->options_;
+  std::error_code ec;
+  std::filesystem::create_directories(opt.state_dir, ec);
+  if (ec) return Status::IoError("create enclave state dir " + opt.state_dir + ": " + ec.message());
+  COSMOS_ASSIGN_OR_RETURN(e->secrets_, LockedBuffer::Create(64));
+  {
+    COSMOS_ASSIGN_OR_RETURN(Ed25519KeyPair kp,
+                            LoadSigningKey(opt.platform_key_path, KeyKind::kPlatformPrivate));
+    std::memcpy(e->secrets_->data(), kp.seed.data(), 32);
+    e->platform_public_ = kp.public_key;
+  }
+  e->measurement_ = SimulatedMeasurement(opt.identity);
+  {
+    COSMOS_ASSIGN_OR_RETURN(Bytes secret,
+                            ReadKeyFile(opt.sealing_secret_path, KeyKind::kSealingSecret));
+    auto key = DeriveSealingKey(secret, e->measurement_);
+    SecureWipe(secret);
+    if (!key.ok()) return key.status();
+    std::memcpy(e->secrets_->data() + 32, key->data(), 32);
+  }
+  COSMOS_ASSIGN_OR_RETURN(e->sealer_, Sealer::Create(ByteSpan(e->secrets_->data() + 32, 32)));
+  if (opt.make_process_undumpable && prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) {
+    COSMOS_LOG_WARN("simulated enclave: prctl(PR_SET_DUMPABLE, 0) failed");
+  }
+  COSMOS_LOG_WARN("{}", e->Description());
+  return e;
+}
+
+SimulatedEnclave::~SimulatedEnclave() = default;
+
+std::string SimulatedEnclave::Description() const {
+  std::string d =
+      "SIMULATED enclave (no hardware isolation: the host OS, root and debuggers can read its "
+      "memory); secrets in ";
+  d += secrets_ && secrets_->locked() ? "mlock'ed" : "NOT locked (mlock failed)";
+  d += secrets_ && secrets_->dont_dump() ? ", MADV_DONTDUMP" : ", dumpable";
+  d += " memory; measurement = SHA-256 of identity string '" + options_.identity +
+       "', not of the running code; trusted counter simulated by a host file";
+  return d;
+}
+
+Result<Bytes> SimulatedEnclave::Seal(std::string_view purpose, ByteSpan plaintext) {
+  std::lock_guard<std::mutex> l(mu_);
+  return sealer_->Seal(std::string("app:") + std::string(purpose), kAppSealVersion, {}, plaintext);
+}
+
+Result<Bytes> SimulatedEnclave::Unseal(std::string_view purpose, ByteSpan blob) {
+  std::lock_guard<std::mutex> l(mu_);
+  return sealer_->Unseal(std::string("app:") + std::string(purpose), kAppSealVersion, {}, blob);
+}
+
+Status SimulatedEnclave::SetClientAllowList(std::span<const Ed25519PublicKey> clients) {
+  std::lock_guard<std::mutex> l(mu_);
+  allowed_ = std::set<Ed25519PublicKey>(clients.begin(), clients.end());
+  return Status::Ok();
+}
+
+Result<AcceptedSession> SimulatedEnclave::AcceptClientHello(ByteSpan client_hello) {
+  std::set<Ed25519PublicKey> allowed;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    allowed = allowed_;
+  }
+  COSMOS_ASSIGN_OR_RETURN(Ed25519KeyPair platform, Ed25519FromSeed(ByteSpan(secrets_->data(), 32)));
+  COSMOS_ASSIGN_OR_RETURN(ServerSession s,
+                          sec::AcceptClientHello(
+                              client_hello, platform, measurement_,
+                              [&](const Ed25519PublicKey& k) { return allowed.count(k) > 0; },
+                              options_.channel_options));
+  auto session = std::make_shared<Session>();
+  session->channel = std::move(s.channel);
+  session->client = s.client_identity;
+  AcceptedSession out;
+  out.server_hello = std::move(s.server_hello);
+  out.session_id = s.session_id;
+  out.client_identity = s.client_identity;
+  std::lock_guard<std::mutex> l(mu_);
+  out.session = next_handle_++;
+  sessions_[out.session] = std::move(session);
+  return out;
+}
+
+Status SimulatedEnclave::SealPacket(SessionHandle session, uint64_t seq, ByteSpan header,
+                                    MutableByteSpan payload, MutableByteSpan tag) {
+  std::shared_ptr<Session> s;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    auto it = sessions_.find(session);
+    if (it == sessions_.end()) return Status::NotFound("unknown secure session");
+    s = it->second;
+  }
+  std::lock_guard<std::mutex> l(s->mu);
+  return s->channel->Seal(seq, header, payload, tag);
+}
+
+Status SimulatedEnclave::OpenPacket(SessionHandle session, uint64_t seq, ByteSpan header,
+                                    MutableByteSpan payload, ByteSpan tag) {
+  std::shared_ptr<Session> s;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    auto it = sessions_.find(session);
+    if (it == sessions_.end()) return Status::NotFound("unknown secure session");
+    s = it->second;
+  }
+  std::lock_guard<std::mutex> l(s->mu);
+  return s->channel->Open(seq, header, payload, tag);
+}
+
+Status SimulatedEnclave::CloseSession(SessionHandle session) {
+  std::lock_guard<std::mutex> l(mu_);
+  if (sessions_.erase(session) == 0) return Status::NotFound("unknown secure session");
+  return Status::Ok();
+}
+
+Result<std::unique_ptr<SimulatedCounter>> SimulatedEnclave::OpenCounter(uint64_t region_id) {
+  SimulatedCounter::Options co;
+  co.path = options_.state_dir + "/counter-" + std::to_string(region_id);
+  co.stabilisation_delay_ns = options_.counter_stabilisation_ns;
+  co.manual = options_.counter_manual;
+  co.now_ns = options_.counter_now_ns;
+  co.sleep_ns = options_.counter_sleep_ns;
+  return SimulatedCounter::Open(std::move(co));
+}
+
+Result<RegionHandle> SimulatedEnclave::CreateRegion(SessionHandle creator, uint64_t region_id,
+                                                    const RegionGeometry& geometry,
+                                                    UntrustedStore* store) {
+  Ed25519PublicKey client;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    auto it = sessions_.find(creator);
+    if (it == sessions_.end()) return Status::NotFound("unknown secure session");
+    client = it->second->client;
+    for (const auto& [h, r] : regions_) {
+      if (r->region_id == region_id) return Status::AlreadyExists("region already open");
+    }
+  }
+  AccessList acl;
+  COSMOS_RETURN_IF_ERROR(acl.Grant(client, kRightRead | kRightWrite | kRightAdmin));
+  auto region = std::make_shared<Region>();
+  region->region_id = region_id;
+  COSMOS_ASSIGN_OR_RETURN(region->counter, OpenCounter(region_id));
+  COSMOS_ASSIGN_OR_RETURN(region->sealer, Sealer::Create(ByteSpan(secrets_->data() + 32, 32)));
+  COSMOS_ASSIGN_OR_RETURN(
+      region->engine,
+      ProtectedRegion::Create(region_id, geometry, acl.Serialize(), store, region->counter.get(),
+                              region->sealer.get(), options_.region_policy));
+  std::lock_guard<std::mutex> l(mu_);
+  const RegionHandle h = next_handle_++;
+  regions_[h] = std::move(region);
+  return h;
+}
+
+Result<RegionHandle> SimulatedEnclave::OpenRegion(uint64_t region_id, UntrustedStore* store) {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    for (const auto& [h, r] : regions_) {
+      if (r->region_id == region_id) return Status::AlreadyExists("region already open");
+    }
+  }
+  auto region = std::make_shared<Region>();
+  region->region_id = region_id;
+  COSMOS_ASSIGN_OR_RETURN(region->counter, OpenCounter(region_id));
+  COSMOS_ASSIGN_OR_RETURN(region->sealer, Sealer::Create(ByteSpan(secrets_->data() + 32, 32)));
+  COSMOS_ASSIGN_OR_RETURN(region->engine,
+                          ProtectedRegion::Open(region_id, store, region->counter.get(),
+                                                region->sealer.get(), options_.region_policy));
+  std::lock_guard<std::mutex> l(mu_);
+  const RegionHandle h = next_handle_++;
+  regions_[h] = std::move(region);
+  return h;
+}
+
+Status SimulatedEnclave::CloseRegion(RegionHandle region) {
+  std::lock_guard<std::mutex> l(mu_);
+  if (regions_.erase(region) == 0) return Status::NotFound("unknown region handle");
+  return Status::Ok();
+}
+
+SimulatedCounter* SimulatedEnclave::CounterForTesting(uint64_t region_id) {
+  std::lock_guard<std::mutex> l(mu_);
+  for (const auto& [h, r] : regions_) {
+    if (r->region_id == region_id) return r->counter.get();
+  }
+  return nullptr;
+}
+
+Status SimulatedEnclave::Authorize(SessionHandle session, RegionHandle region, uint8_t right,
+                                   std::shared_ptr<Session>* s, std::shared_ptr<Region>* r) {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    auto si = sessions_.find(session);
+    if (si == sessions_.end()) return Status::PermissionDenied("unknown secure session");
+    auto ri = regions_.find(region);
+    if (ri == regions_.end()) return Status::NotFound("unknown region handle");
+    *s = si->second;
+    *r = ri->second;
+  }
+  auto acl = AccessList::Parse((*r)->engine->access_list());
+  if (!acl.ok()) return Status::IntegrityViolation("region access list is malformed");
+  return acl->Check((*s)->client, right);
+}
+
+Status SimulatedEnclave::RegionRead(SessionHandle session, RegionHandle region, uint64_t offset,
+                                    MutableByteSpan out) {
+  std::shared_ptr<Session> s;
+  std::shared_ptr<Region> r;
+  COSMOS_RETURN_IF_ERROR(Authorize(session, region, kRightRead, &s, &r));
+  return r->engine->Read(offset, out);
+}
+
+Status SimulatedEnclave::RegionWrite(SessionHandle session, RegionHandle region, uint64_t offset,
+                                     ByteSpan data) {
+  std::shared_ptr<Session> s;
+  std::shared_ptr<Region> r;
+  COSMOS_RETURN_IF_ERROR(Authorize(session, region, kRightWrite, &s, &r));
+  return r->engine->Write(offset, data);
+}
+
+Status SimulatedEnclave::RegionFlush(SessionHandle session, RegionHandle region) {
+  std::shared_ptr<Session> s;
+  std::shared_ptr<Region> r;
+  COSMOS_RETURN_IF_ERROR(Authorize(session, region, kRightWrite, &s, &r));
+  return r->engine->Flush();
+}
+
+Result<Digest> SimulatedEnclave::RegionVerify(SessionHandle session, RegionHandle region,
+                                              std::span<const ByteRange> ranges) {
+  std::shared_ptr<Session> s;
+  std::shared_ptr<Region> r;
+  COSMOS_RETURN_IF_ERROR(Authorize(session, region, kRightRead, &s, &r));
+  SecretArray<32> key;
+  {
+    std::lock_guard<std::mutex> l(s->mu);
+    std::memcpy(key.data(), s->channel->verify_key().data(), 32);
+  }
+  return r->engine->Verify(ranges, key.span());
+}
+
+Status SimulatedEnclave::RegionSetAccess(SessionHandle session, RegionHandle region,
+                                         ByteSpan access_list) {
+  std::shared_ptr<Session> s;
+  std::shared_ptr<Region> r;
+  COSMOS_RETURN_IF_ERROR(Authorize(session, region, kRightAdmin, &s, &r));
+  auto parsed = AccessList::Parse(access_list);
+  if (!parsed.ok())
+    return Status::InvalidArgument("access list blob: " + parsed.status().message());
+  return r->engine->SetAccessList(access_list);
+}
+
+Status SimulatedEnclave::RegionRotateKey(SessionHandle session, RegionHandle region) {
+  std::shared_ptr<Session> s;
+  std::shared_ptr<Region> r;
+  COSMOS_RETURN_IF_ERROR(Authorize(session, region, kRightAdmin, &s, &r));
+  return r->engine->RotateKey();
+}
+
+}  // namespace cosmos::sec

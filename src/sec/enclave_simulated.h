@@ -1,0 +1,112 @@
+// SimulatedEnclave: the Enclave backend for machines without SGX. Like the
+// SGX SDK's simulation mode it runs the trusted code in the host process and
+// gives NO hardware isolation: root or a debugger on the host can read its
+// secrets. It hardens what it can (mlock'ed, MADV_DONTDUMP secret memory,
+// optionally PR_SET_DUMPABLE 0) and says what it is in logs and Description().
+#pragma once
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+
+#include "sec/access_list.h"
+#include "sec/attestation.h"
+#include "sec/counter.h"
+#include "sec/enclave.h"
+#include "sec/handshake.h"
+#include "sec/sealing.h"
+#include "sec/secure_memory.h"
+
+namespace cosmos::sec {
+
+struct SimulatedEnclaveOptions {
+  std::string platform_key_path;    // KeyKind::kPlatformPrivate file
+  std::string sealing_secret_path;  // KeyKind::kSealingSecret file
+  std::string state_dir;            // counter files: counter-<region id>
+  std::string identity = std::string(kSimulatedEnclaveIdentity);  // measured string
+  // Counter model (see counter.h); manual = test twin without timing.
+  uint64_t counter_stabilisation_ns = 20'000'000;
+  bool counter_manual = false;
+  std::function<uint64_t()> counter_now_ns;
+  std::function<void(uint64_t)> counter_sleep_ns;
+  RegionPolicy region_policy;
+  ChannelOptions channel_options;
+  // Sets PR_SET_DUMPABLE 0 for the whole process (no core dumps, no ptrace
+  // by same-uid processes). Off by default: it affects the host process too.
+  bool make_process_undumpable = false;
+};
+
+class SimulatedEnclave final : public Enclave {
+ public:
+  // Loads the platform key and sealing secret into locked memory and logs a
+  // warning that the enclave is simulated. NotFound/Corruption for bad key
+  // files, IoError if state_dir cannot be created.
+  static Result<std::unique_ptr<SimulatedEnclave>> Create(SimulatedEnclaveOptions options);
+  ~SimulatedEnclave() override;
+
+  bool IsSimulated() const override { return true; }
+  std::string Description() const override;
+  Digest Measurement() const override { return measurement_; }
+  Ed25519PublicKey PlatformPublicKey() const override { return platform_public_; }
+  Result<Bytes> Seal(std::string_view purpose, ByteSpan plaintext) override;
+  Result<Bytes> Unseal(std::string_view purpose, ByteSpan blob) override;
+  Status SetClientAllowList(std::span<const Ed25519PublicKey> clients) override;
+  Result<AcceptedSession> AcceptClientHello(ByteSpan client_hello) override;
+  Status SealPacket(SessionHandle session, uint64_t seq, ByteSpan header, MutableByteSpan payload,
+                    MutableByteSpan tag) override;
+  Status OpenPacket(SessionHandle session, uint64_t seq, ByteSpan header, MutableByteSpan payload,
+                    ByteSpan tag) override;
+  Status CloseSession(SessionHandle session) override;
+  Result<RegionHandle> CreateRegion(SessionHandle creator, uint64_t region_id,
+                                    const RegionGeometry& geometry, UntrustedStore* store) override;
+  Result<RegionHandle> OpenRegion(uint64_t region_id, UntrustedStore* store) override;
+  Status CloseRegion(RegionHandle region) override;
+  Status RegionRead(SessionHandle session, RegionHandle region, uint64_t offset,
+                    MutableByteSpan out) override;
+  Status RegionWrite(SessionHandle session, RegionHandle region, uint64_t offset,
+                     ByteSpan data) override;
+  Status RegionFlush(SessionHandle session, RegionHandle region) override;
+  Result<Digest> RegionVerify(SessionHandle session, RegionHandle region,
+                              std::span<const ByteRange> ranges) override;
+  Status RegionSetAccess(SessionHandle session, RegionHandle region, ByteSpan access_list) override;
+  Status RegionRotateKey(SessionHandle session, RegionHandle region) override;
+
+  // Whether the secret memory could be locked / excluded from dumps.
+  bool secrets_locked() const { return secrets_->locked(); }
+  bool secrets_dont_dump() const { return secrets_->dont_dump(); }
+  // Test hook: the counter backing a region (nullptr if not open).
+  SimulatedCounter* CounterForTesting(uint64_t region_id);
+
+ private:
+  struct Session {
+    std::mutex mu;  // SecureChannel is single-owner; serialise concurrent callers
+    std::unique_ptr<SecureChannel> channel;
+    Ed25519PublicKey client{};
+  };
+  struct Region {
+    uint64_t region_id = 0;
+    std::unique_ptr<SimulatedCounter> counter;
+    std::unique_ptr<Sealer> sealer;  // per region: Sealer is single-threaded
+    std::unique_ptr<ProtectedRegion> engine;
+  };
+  explicit SimulatedEnclave(SimulatedEnclaveOptions o) : options_(std::move(o)) {}
+  Result<std::unique_ptr<SimulatedCounter>> OpenCounter(uint64_t region_id);
+  // Looks up session + region and checks `right` against the region ACL.
+  Status Authorize(SessionHandle session, RegionHandle region, uint8_t right,
+                   std::shared_ptr<Session>* s, std::shared_ptr<Region>* r);
+
+  SimulatedEnclaveOptions options_;
+  std::unique_ptr<LockedBuffer> secrets_;  // [0,32) platform seed, [32,64) sealing key
+  Ed25519PublicKey platform_public_{};
+  Digest measurement_{};
+  std::mutex mu_;  // guards the maps, allow list and sealer
+  std::unique_ptr<Sealer> sealer_;
+  std::set<Ed25519PublicKey> allowed_;
+  std::map<SessionHandle, std::shared_ptr<Session>> sessions_;
+  std::map<RegionHandle, std::shared_ptr<Region>> regions_;
+  uint64_t next_handle_ = 1;
+};
+
+}  // namespace cosmos::sec

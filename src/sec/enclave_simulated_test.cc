@@ -1,0 +1,209 @@
+// End-to-end tests of the simulated enclave boundary: attestation handshake,
+// packet protection through ecalls, region access control, keyed Verify,
+// restart with freshness check, and honesty about simulation.
+#include "sec/enclave_simulated.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "sec/key_files.h"
+
+namespace cosmos::sec {
+namespace {
+
+constexpr uint32_t kBlock = 512;
+
+class EnclaveTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = (std::filesystem::temp_directory_path() /
+            ("cosmos_enclave_" + std::to_string(::getpid()) + "_" +
+             ::testing::UnitTest::GetInstance()->current_test_info()->name()))
+               .string();
+    std::filesystem::remove_all(dir_);
+    ASSERT_TRUE(GeneratePlatformKeys(dir_ + "/node").ok());
+    ASSERT_TRUE(GenerateClientCredentials(dir_ + "/clients", "alice").ok());
+    ASSERT_TRUE(GenerateClientCredentials(dir_ + "/clients", "bob").ok());
+    ASSERT_TRUE(GenerateClientCredentials(dir_ + "/clients", "mallory").ok());
+    alice_ = std::move(*LoadSigningKey(dir_ + "/clients/alice.key", KeyKind::kClientPrivate));
+    bob_ = std::move(*LoadSigningKey(dir_ + "/clients/bob.key", KeyKind::kClientPrivate));
+    mallory_ = std::move(*LoadSigningKey(dir_ + "/clients/mallory.key", KeyKind::kClientPrivate));
+    policy_ = *LoadAttestationPolicy(dir_ + "/node/platform.pub", dir_ + "/node/measurement");
+    enclave_ = MakeEnclave(dir_ + "/node/sealing.secret");
+    geometry_.size = 32 * kBlock;
+    geometry_.block_size = kBlock;
+    store_ = std::make_unique<MemoryStore>(*ProtectedRegion::RequiredStoreSize(geometry_));
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  std::unique_ptr<SimulatedEnclave> MakeEnclave(const std::string& sealing_path) {
+    SimulatedEnclaveOptions o;
+    o.platform_key_path = dir_ + "/node/platform.key";
+    o.sealing_secret_path = sealing_path;
+    o.state_dir = dir_ + "/state";
+    o.counter_now_ns = [this] { return now_; };
+    o.counter_sleep_ns = [this](uint64_t ns) { now_ += ns; };
+    auto e = SimulatedEnclave::Create(o);
+    EXPECT_TRUE(e.ok()) << e.status();
+    std::vector<Ed25519PublicKey> allowed{alice_.public_key, bob_.public_key};
+    EXPECT_TRUE((*e)->SetClientAllowList(allowed).ok());
+    return std::move(*e);
+  }
+
+  struct Connected {
+    SessionHandle handle = 0;
+    std::unique_ptr<SecureChannel> channel;
+  };
+  Result<Connected> Connect(SimulatedEnclave* e, const Ed25519KeyPair& who) {
+    COSMOS_ASSIGN_OR_RETURN(auto hs, ClientHandshake::Start(who, policy_));
+    COSMOS_ASSIGN_OR_RETURN(AcceptedSession acc, e->AcceptClientHello(hs->hello()));
+    Connected c;
+    c.handle = acc.session;
+    COSMOS_ASSIGN_OR_RETURN(c.channel, hs->Finish(acc.server_hello));
+    return c;
+  }
+
+  std::string dir_;
+  uint64_t now_ = 1;
+  Ed25519KeyPair alice_, bob_, mallory_;
+  AttestationPolicy policy_;
+  std::unique_ptr<SimulatedEnclave> enclave_;
+  RegionGeometry geometry_;
+  std::unique_ptr<MemoryStore> store_;
+};
+
+TEST_F(EnclaveTest, SaysItIsSimulatedAndKeepsSecretsOutOfDumps) {
+  EXPECT_TRUE(enclave_->IsSimulated());
+  EXPECT_NE(enclave_->Description().find("SIMULATED"), std::string::npos);
+  EXPECT_NE(enclave_->Description().find("no hardware isolation"), std::string::npos);
+  EXPECT_TRUE(enclave_->secrets_dont_dump());
+  EXPECT_EQ(enclave_->Measurement(), SimulatedMeasurement(kSimulatedEnclaveIdentity));
+  EXPECT_EQ(enclave_->PlatformPublicKey(), policy_.platform_public_key);
+}
+
+TEST_F(EnclaveTest, HandshakeAndPacketProtectionThroughEcalls) {
+  auto c = Connect(enclave_.get(), alice_);
+  ASSERT_TRUE(c.ok()) << c.status();
+  Bytes payload = {'r', 'e', 'q'}, tag(16), header(40, 1);
+  ASSERT_TRUE(c->channel->Seal(0, header, payload, tag).ok());
+  ASSERT_TRUE(enclave_->OpenPacket(c->handle, 0, header, payload, tag).ok());
+  EXPECT_EQ(payload, Bytes({'r', 'e', 'q'}));
+  EXPECT_EQ(enclave_->OpenPacket(c->handle, 0, header, payload, tag).code(),
+            StatusCode::kIntegrityViolation);  // replay
+  Bytes resp = {'o', 'k'};
+  ASSERT_TRUE(enclave_->SealPacket(c->handle, 0, header, resp, tag).ok());
+  ASSERT_TRUE(c->channel->Open(0, header, resp, tag).ok());
+  EXPECT_EQ(resp, Bytes({'o', 'k'}));
+  ASSERT_TRUE(enclave_->CloseSession(c->handle).ok());
+  EXPECT_EQ(enclave_->SealPacket(c->handle, 1, header, resp, tag).code(), StatusCode::kNotFound);
+}
+
+TEST_F(EnclaveTest, UnlistedClientCannotConnect) {
+  EXPECT_EQ(Connect(enclave_.get(), mallory_).status().code(), StatusCode::kPermissionDenied);
+}
+
+TEST_F(EnclaveTest, RegionRightsAreEnforcedPerClient) {
+  auto alice = Connect(enclave_.get(), alice_);
+  auto bob = Connect(enclave_.get(), bob_);
+  ASSERT_TRUE(alice.ok() && bob.ok());
+  auto region = enclave_->CreateRegion(alice->handle, 5, geometry_, store_.get());
+  ASSERT_TRUE(region.ok()) << region.status();
+  const std::string secret = "alice's persistent secret";
+  ASSERT_TRUE(enclave_->RegionWrite(alice->handle, *region, 10, AsBytes(secret)).ok());
+  ASSERT_TRUE(enclave_->RegionFlush(alice->handle, *region).ok());
+  Bytes got(secret.size());
+  EXPECT_EQ(enclave_->RegionRead(bob->handle, *region, 10, got).code(),
+            StatusCode::kPermissionDenied);
+  EXPECT_EQ(enclave_->RegionWrite(bob->handle, *region, 0, got).code(),
+            StatusCode::kPermissionDenied);
+  EXPECT_EQ(enclave_->RegionRotateKey(bob->handle, *region).code(), StatusCode::kPermissionDenied);
+  AccessList acl;
+  ASSERT_TRUE(acl.Grant(alice_.public_key, kRightRead | kRightWrite | kRightAdmin).ok());
+  ASSERT_TRUE(acl.Grant(bob_.public_key, kRightRead).ok());
+  EXPECT_EQ(enclave_->RegionSetAccess(bob->handle, *region, acl.Serialize()).code(),
+            StatusCode::kPermissionDenied);
+  ASSERT_TRUE(enclave_->RegionSetAccess(alice->handle, *region, acl.Serialize()).ok());
+  ASSERT_TRUE(enclave_->RegionRead(bob->handle, *region, 10, got).ok());
+  EXPECT_EQ(std::string(got.begin(), got.end()), secret);
+  EXPECT_EQ(enclave_->RegionWrite(bob->handle, *region, 0, got).code(),
+            StatusCode::kPermissionDenied);
+  EXPECT_EQ(enclave_->RegionRead(999, *region, 10, got).code(), StatusCode::kPermissionDenied);
+  ASSERT_TRUE(enclave_->RegionRotateKey(alice->handle, *region).ok());
+  ASSERT_TRUE(enclave_->RegionRead(bob->handle, *region, 10, got).ok());
+  EXPECT_EQ(std::string(got.begin(), got.end()), secret);
+}
+
+TEST_F(EnclaveTest, VerifyDigestMatchesWhatTheClientComputesWithItsSessionKey) {
+  auto alice = Connect(enclave_.get(), alice_);
+  ASSERT_TRUE(alice.ok());
+  auto region = enclave_->CreateRegion(alice->handle, 6, geometry_, store_.get());
+  ASSERT_TRUE(region.ok());
+  Bytes data(1500, 0x5a);
+  ASSERT_TRUE(enclave_->RegionWrite(alice->handle, *region, 100, data).ok());
+  ASSERT_TRUE(enclave_->RegionFlush(alice->handle, *region).ok());
+  ByteRange range{100, 1500};
+  auto digest = enclave_->RegionVerify(alice->handle, *region, {&range, 1});
+  ASSERT_TRUE(digest.ok());
+  HmacSha256Hasher h(alice->channel->verify_key());
+  uint8_t hdr[16];
+  StoreLE<uint64_t>(hdr, 100);
+  StoreLE<uint64_t>(hdr + 8, 1500);
+  h.Update(ByteSpan(hdr, 16));
+  h.Update(data);
+  EXPECT_EQ(*digest, h.Final());
+}
+
+TEST_F(EnclaveTest, RestartReopensRegionAndRefusesARolledBackStore) {
+  Bytes snapshot;
+  {
+    auto alice = Connect(enclave_.get(), alice_);
+    auto region = enclave_->CreateRegion(alice->handle, 7, geometry_, store_.get());
+    ASSERT_TRUE(region.ok());
+    ASSERT_TRUE(enclave_->RegionWrite(alice->handle, *region, 0, Bytes(100, 1)).ok());
+    ASSERT_TRUE(enclave_->RegionFlush(alice->handle, *region).ok());
+    snapshot = store_->Snapshot();
+    ASSERT_TRUE(enclave_->RegionWrite(alice->handle, *region, 0, Bytes(100, 2)).ok());
+    ASSERT_TRUE(enclave_->RegionFlush(alice->handle, *region).ok());
+    ASSERT_TRUE(enclave_->CloseRegion(*region).ok());
+  }
+  enclave_ = MakeEnclave(dir_ + "/node/sealing.secret");  // "restart"
+  auto alice = Connect(enclave_.get(), alice_);
+  auto region = enclave_->OpenRegion(7, store_.get());
+  ASSERT_TRUE(region.ok()) << region.status();
+  Bytes got(100);
+  ASSERT_TRUE(enclave_->RegionRead(alice->handle, *region, 0, got).ok());
+  EXPECT_EQ(got, Bytes(100, 2));
+  ASSERT_TRUE(enclave_->CloseRegion(*region).ok());
+  store_->Restore(snapshot);
+  EXPECT_EQ(enclave_->OpenRegion(7, store_.get()).status().code(), StatusCode::kIntegrityViolation);
+}
+
+TEST_F(EnclaveTest, AnotherPlatformCannotOpenTheRegionOrUnsealBlobs) {
+  auto alice = Connect(enclave_.get(), alice_);
+  auto region = enclave_->CreateRegion(alice->handle, 8, geometry_, store_.get());
+  ASSERT_TRUE(region.ok());
+  ASSERT_TRUE(enclave_->CloseRegion(*region).ok());
+  auto blob = enclave_->Seal("config", AsBytes("node secret"));
+  ASSERT_TRUE(blob.ok());
+  auto back = enclave_->Unseal("config", *blob);
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(std::string(back->begin(), back->end()), "node secret");
+  EXPECT_EQ(enclave_->Unseal("other", *blob).status().code(), StatusCode::kIntegrityViolation);
+
+  ASSERT_TRUE(WriteKeyFile(dir_ + "/other.secret", KeyKind::kSealingSecret, Bytes(32, 9)).ok());
+  auto other = MakeEnclave(dir_ + "/other.secret");
+  EXPECT_EQ(other->OpenRegion(8, store_.get()).status().code(), StatusCode::kIntegrityViolation);
+  EXPECT_EQ(other->Unseal("config", *blob).status().code(), StatusCode::kIntegrityViolation);
+}
+
+TEST_F(EnclaveTest, MissingKeyFilesAreReported) {
+  SimulatedEnclaveOptions o;
+  o.platform_key_path = dir_ + "/missing.key";
+  o.sealing_secret_path = dir_ + "/node/sealing.secret";
+  o.state_dir = dir_ + "/state";
+  EXPECT_EQ(SimulatedEnclave::Create(o).status().code(), StatusCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace cosmos::sec
