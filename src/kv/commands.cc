@@ -1,0 +1,849 @@
+// Redis command implementations over the Store (strings only, db 0).
+#include "kv/commands.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <charconv>
+#include <chrono>
+#include <climits>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "common/check.h"
+#include "kv/resp.h"
+
+namespace cosmos::kv {
+
+struct Dispatcher::Ctx {
+  ClientSession& session;
+  std::span<const std::string_view> args;
+  std::string* out;
+  const CommandSpec* spec;
+};
+
+namespace {
+
+const int64_t kStartMs = std::chrono::duration_cast<std::chrono::milliseconds>(
+                             std::chrono::steady_clock::now().time_since_epoch())
+                             .count();
+
+bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    char x = a[i], y = b[i];
+    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
+    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
+    if (x != y) return false;
+  }
+  return true;
+}
+
+std::string Lower(std::string_view s) {
+  std::string r(s);
+  for (char& c : r) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return r;
+}
+
+// Redis string2ll: optional '-', digits, no leading zeros/spaces/'+'.
+bool ParseInt64(std::string_view s, int64_t* v) {
+  if (s.empty() || s.size() > 20) return false;
+  if (s[0] == '+' || (s.size() > 1 && s[0] == '0') || (s.size() > 2 && s[0] == '-' && s[1] == '0'))
+    return false;
+  if (s == "-0") return false;
+  auto r = std::from_chars(s.data(), s.data() + s.size(), *v);
+  return r.ec == std::errc() && r.ptr == s.data() + s.size();
+}
+
+bool ParseUint64(std::string_view s, uint64_t* v) {
+  if (s.empty() || s.size() > 20 || s[0] == '+' || s[0] == '-') return false;
+  auto r = std::from_chars(s.data(), s.data() + s.size(), *v);
+  return r.ec == std::errc() && r.ptr == s.data() + s.size();
+}
+
+constexpr std::string_view kNotInteger = "ERR value is not an integer or out of range";
+constexpr std::string_view kSyntax = "ERR syntax error";
+
+}  // namespace
+
+const Dispatcher::CommandSpec Dispatcher::kCommands[] = {
+    {"ping", -1, &Dispatcher::Ping, false},
+    {"echo", 2, &Dispatcher::Echo, false},
+    {"get", 2, &Dispatcher::Get, false},
+    {"set", -3, &Dispatcher::Set, true},
+    {"setnx", 3, &Dispatcher::SetNx, true},
+    {"setex", 4, &Dispatcher::SetEx, true},
+    {"psetex", 4, &Dispatcher::PSetEx, true},
+    {"del", -2, &Dispatcher::Del, true},
+    {"unlink", -2, &Dispatcher::Del, true},
+    {"exists", -2, &Dispatcher::Exists, false},
+    {"mget", -2, &Dispatcher::MGet, false},
+    {"mset", -3, &Dispatcher::MSet, true},
+    {"msetnx", -3, &Dispatcher::MSetNx, true},
+    {"incr", 2, &Dispatcher::Incr, true},
+    {"incrby", 3, &Dispatcher::IncrBy, true},
+    {"decr", 2, &Dispatcher::Decr, true},
+    {"decrby", 3, &Dispatcher::DecrBy, true},
+    {"append", 3, &Dispatcher::Append, true},
+    {"strlen", 2, &Dispatcher::StrLen, false},
+    {"getset", 3, &Dispatcher::GetSet, true},
+    {"getdel", 2, &Dispatcher::GetDel, true},
+    {"keys", 2, &Dispatcher::Keys, false},
+    {"scan", -2, &Dispatcher::Scan, false},
+    {"dbsize", 1, &Dispatcher::DbSize, false},
+    {"flushdb", -1, &Dispatcher::FlushDb, true},
+    {"flushall", -1, &Dispatcher::FlushDb, true},
+    {"type", 2, &Dispatcher::Type, false},
+    {"ttl", 2, &Dispatcher::Ttl, false},
+    {"pttl", 2, &Dispatcher::PTtl, false},
+    {"expire", -3, &Dispatcher::Expire, true},
+    {"pexpire", -3, &Dispatcher::PExpire, true},
+    {"persist", 2, &Dispatcher::Persist, true},
+    {"info", -1, &Dispatcher::Info, false},
+    {"command", -1, &Dispatcher::Command, false},
+    {"client", -2, &Dispatcher::Client, false},
+    {"config", -2, &Dispatcher::Info, false},  // CONFIG GET handled in Info()
+    {"select", 2, &Dispatcher::Select, false},
+    {"quit", -1, &Dispatcher::Quit, false},
+    {"hello", -1, &Dispatcher::Hello, false},
+    {"time", 1, &Dispatcher::Time, false},
+};
+
+size_t Dispatcher::CommandCount() { return std::size(kCommands); }
+
+const Dispatcher::CommandSpec* Dispatcher::Find(std::string_view name) {
+  static const auto* table = [] {
+    auto* t = new std::unordered_map<std::string, const CommandSpec*>();
+    for (const auto& c : kCommands) (*t)[c.name] = &c;
+    return t;
+  }();
+  if (name.size() > 16) return nullptr;
+  auto it = table->find(Lower(name));
+  return it == table->end() ? nullptr : it->second;
+}
+
+Dispatcher::Dispatcher(Store* store, DispatcherOptions options)
+    : store_(store), options_(std::move(options)) {}
+
+uint64_t Dispatcher::Execute(ClientSession& session, std::span<const std::string_view> args,
+                             std::string* out) {
+  COSMOS_CHECK(!args.empty());
+  ++commands_processed_;
+  const CommandSpec* spec = Find(args[0]);
+  if (spec == nullptr) {
+    std::string rest;
+    for (size_t i = 1; i < args.size() && rest.size() < 128; ++i) {
+      const size_t room = 128 - rest.size();
+      rest += "'" + std::string(args[i].substr(0, room)) + "' ";
+    }
+    AppendError(out, "ERR unknown command '" + std::string(args[0].substr(0, 128)) +
+                         "', with args beginning with: " + rest);
+    return 0;
+  }
+  const int n = static_cast<int>(std::min<size_t>(args.size(), INT_MAX));
+  if ((spec->arity > 0 && n != spec->arity) || (spec->arity < 0 && n < -spec->arity)) {
+    AppendError(out, std::string("ERR wrong number of arguments for '") + spec->name + "' command");
+    return 0;
+  }
+  Ctx c{session, args, out, spec};
+  return (this->*(spec->handler))(c);
+}
+
+uint64_t Dispatcher::ReadSeq() { return store_->last_sequence(); }
+
+uint64_t Dispatcher::StoreError(Ctx& c, const Status& s) {
+  switch (s.code()) {
+    case StatusCode::kResourceExhausted:
+      AppendError(c.out, "OOM command not allowed: cosmos-kv log full (" + s.message() + ")");
+      break;
+    case StatusCode::kFailedPrecondition:
+      AppendError(c.out,
+                  "MISCONF cosmos-kv storage failed; restart to recover the durable "
+                  "state (" +
+                      s.message() + ")");
+      break;
+    case StatusCode::kInvalidArgument:
+      AppendError(c.out, "ERR " + s.message());
+      break;
+    default:
+      AppendError(c.out, "ERR storage error: " + s.ToString());
+      break;
+  }
+  return 0;
+}
+
+uint64_t Dispatcher::Ping(Ctx& c) {
+  if (c.args.size() > 2) {
+    AppendError(c.out, "ERR wrong number of arguments for 'ping' command");
+  } else if (c.args.size() == 2) {
+    AppendBulk(c.out, c.args[1]);
+  } else {
+    AppendSimple(c.out, "PONG");
+  }
+  return 0;
+}
+
+uint64_t Dispatcher::Echo(Ctx& c) {
+  AppendBulk(c.out, c.args[1]);
+  return 0;
+}
+
+uint64_t Dispatcher::Get(Ctx& c) {
+  auto r = store_->Get(c.args[1], &value_);
+  if (!r.ok()) return StoreError(c, r.status());
+  if (*r) {
+    AppendBulk(c.out, value_);
+  } else {
+    AppendNull(c.out);
+  }
+  return ReadSeq();
+}
+
+uint64_t Dispatcher::Set(Ctx& c) {
+  bool nx = false, xx = false, get = false, keepttl = false;
+  int64_t expiry = 0;
+  bool has_expiry = false;
+  const int64_t now = store_->NowMs();
+  for (size_t i = 3; i < c.args.size(); ++i) {
+    std::string_view a = c.args[i];
+    const bool has_next = i + 1 < c.args.size();
+    if (EqualsIgnoreCase(a, "nx") && !xx) {
+      nx = true;
+    } else if (EqualsIgnoreCase(a, "xx") && !nx) {
+      xx = true;
+    } else if (EqualsIgnoreCase(a, "get")) {
+      get = true;
+    } else if (EqualsIgnoreCase(a, "keepttl") && !has_expiry) {
+      keepttl = true;
+    } else if ((EqualsIgnoreCase(a, "ex") || EqualsIgnoreCase(a, "px") ||
+                EqualsIgnoreCase(a, "exat") || EqualsIgnoreCase(a, "pxat")) &&
+               !keepttl && !has_expiry && has_next) {
+      int64_t v;
+      if (!ParseInt64(c.args[i + 1], &v)) {
+        AppendError(c.out, kNotInteger);
+        return 0;
+      }
+      const bool seconds = EqualsIgnoreCase(a, "ex") || EqualsIgnoreCase(a, "exat");
+      const bool relative = EqualsIgnoreCase(a, "ex") || EqualsIgnoreCase(a, "px");
+      if (v <= 0 || (seconds && v > INT64_MAX / 1000) ||
+          (relative && (seconds ? v * 1000 : v) > INT64_MAX - now)) {
+        AppendError(c.out, "ERR invalid expire time in 'set' command");
+        return 0;
+      }
+      const int64_t ms = seconds ? v * 1000 : v;
+      expiry = relative ? now + ms : ms;
+      has_expiry = true;
+      ++i;
+    } else {
+      AppendError(c.out, kSyntax);
+      return 0;
+    }
+  }
+  if (nx && get) {
+    AppendError(c.out, kSyntax);
+    return 0;
+  }
+  auto info = store_->Lookup(c.args[1]);
+  if (!info.ok()) return StoreError(c, info.status());
+  bool had_old = false;
+  if (get && info->has_value()) {
+    auto r = store_->Get(c.args[1], &value_);
+    if (!r.ok()) return StoreError(c, r.status());
+    had_old = *r;
+  }
+  const bool exists = info->has_value();
+  if ((nx && exists) || (xx && !exists)) {
+    if (get) {
+      if (had_old)
+        AppendBulk(c.out, value_);
+      else
+        AppendNull(c.out);
+    } else {
+      AppendNull(c.out);
+    }
+    return ReadSeq();
+  }
+  if (keepttl && exists) expiry = (*info)->expiry_ms;
+  WriteBatch b;
+  b.Put(c.args[1], c.args[2], expiry);
+  auto seq = store_->Apply(b);
+  if (!seq.ok()) return StoreError(c, seq.status());
+  if (get) {
+    if (had_old)
+      AppendBulk(c.out, value_);
+    else
+      AppendNull(c.out);
+  } else {
+    AppendSimple(c.out, "OK");
+  }
+  return *seq;
+}
+
+uint64_t Dispatcher::SetNx(Ctx& c) {
+  auto info = store_->Lookup(c.args[1]);
+  if (!info.ok()) return StoreError(c, info.status());
+  if (info->has_value()) {
+    AppendInteger(c.out, 0);
+    return ReadSeq();
+  }
+  WriteBatch b;
+  b.Put(c.args[1], c.args[2]);
+  auto seq = store_->Apply(b);
+  if (!seq.ok()) return StoreError(c, seq.status());
+  AppendInteger(c.out, 1);
+  return *seq;
+}
+
+uint64_t Dispatcher::SetEx(Ctx& c) {
+  std::string_view args[] = {"set", c.args[1], c.args[3], "ex", c.args[2]};
+  Ctx inner{c.session, args, c.out, c.spec};
+  return Set(inner);
+}
+
+uint64_t Dispatcher::PSetEx(Ctx& c) {
+  std::string_view args[] = {"set", c.args[1], c.args[3], "px", c.args[2]};
+  Ctx inner{c.session, args, c.out, c.spec};
+  return Set(inner);
+}
+
+uint64_t Dispatcher::Del(Ctx& c) {
+  WriteBatch b;
+  std::unordered_set<std::string_view> seen;
+  int64_t n = 0;
+  for (size_t i = 1; i < c.args.size(); ++i) {
+    if (!seen.insert(c.args[i]).second) continue;
+    auto info = store_->Lookup(c.args[i]);
+    if (!info.ok()) return StoreError(c, info.status());
+    if (info->has_value()) {
+      b.Delete(c.args[i]);
+      ++n;
+    }
+  }
+  uint64_t seq = ReadSeq();
+  if (!b.empty()) {
+    auto r = store_->Apply(b);
+    if (!r.ok()) return StoreError(c, r.status());
+    seq = *r;
+  }
+  AppendInteger(c.out, n);
+  return seq;
+}
+
+uint64_t Dispatcher::Exists(Ctx& c) {
+  int64_t n = 0;
+  for (size_t i = 1; i < c.args.size(); ++i) {
+    auto info = store_->Lookup(c.args[i]);
+    if (!info.ok()) return StoreError(c, info.status());
+    if (info->has_value()) ++n;
+  }
+  AppendInteger(c.out, n);
+  return ReadSeq();
+}
+
+uint64_t Dispatcher::MGet(Ctx& c) {
+  std::string reply;
+  AppendArrayHeader(&reply, static_cast<int64_t>(c.args.size() - 1));
+  for (size_t i = 1; i < c.args.size(); ++i) {
+    auto r = store_->Get(c.args[i], &value_);
+    if (!r.ok()) return StoreError(c, r.status());
+    if (*r)
+      AppendBulk(&reply, value_);
+    else
+      AppendNull(&reply);
+  }
+  c.out->append(reply);
+  return ReadSeq();
+}
+
+uint64_t Dispatcher::MSet(Ctx& c) {
+  if (c.args.size() % 2 != 1) {
+    AppendError(c.out,
+                std::string("ERR wrong number of arguments for '") + c.spec->name + "' command");
+    return 0;
+  }
+  WriteBatch b;
+  for (size_t i = 1; i < c.args.size(); i += 2) b.Put(c.args[i], c.args[i + 1]);
+  auto seq = store_->Apply(b);
+  if (!seq.ok()) return StoreError(c, seq.status());
+  AppendSimple(c.out, "OK");
+  return *seq;
+}
+
+uint64_t Dispatcher::MSetNx(Ctx& c) {
+  if (c.args.size() % 2 != 1) {
+    AppendError(c.out, "ERR wrong number of arguments for 'msetnx' command");
+    return 0;
+  }
+  for (size_t i = 1; i < c.args.size(); i += 2) {
+    auto info = store_->Lookup(c.args[i]);
+    if (!info.ok()) return StoreError(c, info.status());
+    if (info->has_value()) {
+      AppendInteger(c.out, 0);
+      return ReadSeq();
+    }
+  }
+  WriteBatch b;
+  for (size_t i = 1; i < c.args.size(); i += 2) b.Put(c.args[i], c.args[i + 1]);
+  auto seq = store_->Apply(b);
+  if (!seq.ok()) return StoreError(c, seq.status());
+  AppendInteger(c.out, 1);
+  return *seq;
+}
+
+uint64_t Dispatcher::IncrByImpl(Ctx& c, int64_t delta) {
+  auto info = store_->Lookup(c.args[1]);
+  if (!info.ok()) return StoreError(c, info.status());
+  int64_t cur = 0;
+  int64_t expiry = 0;
+  if (info->has_value()) {
+    expiry = (*info)->expiry_ms;
+    auto r = store_->Get(c.args[1], &value_);
+    if (!r.ok()) return StoreError(c, r.status());
+    if (*r && !ParseInt64(value_, &cur)) {
+      AppendError(c.out, kNotInteger);
+      return ReadSeq();
+    }
+  }
+  if ((delta < 0 && cur < 0 && delta < INT64_MIN - cur) ||
+      (delta > 0 && cur > 0 && delta > INT64_MAX - cur)) {
+    AppendError(c.out, "ERR increment or decrement would overflow");
+    return ReadSeq();
+  }
+  cur += delta;
+  const std::string v = std::to_string(cur);
+  WriteBatch b;
+  b.Put(c.args[1], v, expiry);
+  auto seq = store_->Apply(b);
+  if (!seq.ok()) return StoreError(c, seq.status());
+  AppendInteger(c.out, cur);
+  return *seq;
+}
+
+uint64_t Dispatcher::Incr(Ctx& c) { return IncrByImpl(c, 1); }
+uint64_t Dispatcher::Decr(Ctx& c) { return IncrByImpl(c, -1); }
+
+uint64_t Dispatcher::IncrBy(Ctx& c) {
+  int64_t d;
+  if (!ParseInt64(c.args[2], &d)) {
+    AppendError(c.out, kNotInteger);
+    return 0;
+  }
+  return IncrByImpl(c, d);
+}
+
+uint64_t Dispatcher::DecrBy(Ctx& c) {
+  int64_t d;
+  if (!ParseInt64(c.args[2], &d) || d == INT64_MIN) {
+    AppendError(c.out, d == INT64_MIN ? "ERR decrement would overflow" : kNotInteger);
+    return 0;
+  }
+  return IncrByImpl(c, -d);
+}
+
+uint64_t Dispatcher::Append(Ctx& c) {
+  auto info = store_->Lookup(c.args[1]);
+  if (!info.ok()) return StoreError(c, info.status());
+  int64_t expiry = 0;
+  value_.clear();
+  if (info->has_value()) {
+    expiry = (*info)->expiry_ms;
+    if ((*info)->value_len + c.args[2].size() > options_.max_bulk_len) {
+      AppendError(c.out, "ERR string exceeds maximum allowed size (proto-max-bulk-len)");
+      return ReadSeq();
+    }
+    auto r = store_->Get(c.args[1], &value_);
+    if (!r.ok()) return StoreError(c, r.status());
+  }
+  value_.append(c.args[2]);
+  WriteBatch b;
+  b.Put(c.args[1], value_, expiry);
+  auto seq = store_->Apply(b);
+  if (!seq.ok()) return StoreError(c, seq.status());
+  AppendInteger(c.out, static_cast<int64_t>(value_.size()));
+  return *seq;
+}
+
+uint64_t Dispatcher::StrLen(Ctx& c) {
+  auto info = store_->Lookup(c.args[1]);
+  if (!info.ok()) return StoreError(c, info.status());
+  AppendInteger(c.out, info->has_value() ? static_cast<int64_t>((*info)->value_len) : 0);
+  return ReadSeq();
+}
+
+uint64_t Dispatcher::GetSet(Ctx& c) {
+  auto r = store_->Get(c.args[1], &value_);
+  if (!r.ok()) return StoreError(c, r.status());
+  WriteBatch b;
+  b.Put(c.args[1], c.args[2]);
+  auto seq = store_->Apply(b);
+  if (!seq.ok()) return StoreError(c, seq.status());
+  if (*r)
+    AppendBulk(c.out, value_);
+  else
+    AppendNull(c.out);
+  return *seq;
+}
+
+uint64_t Dispatcher::GetDel(Ctx& c) {
+  auto r = store_->Get(c.args[1], &value_);
+  if (!r.ok()) return StoreError(c, r.status());
+  if (!*r) {
+    AppendNull(c.out);
+    return ReadSeq();
+  }
+  WriteBatch b;
+  b.Delete(c.args[1]);
+  auto seq = store_->Apply(b);
+  if (!seq.ok()) return StoreError(c, seq.status());
+  AppendBulk(c.out, value_);
+  return *seq;
+}
+
+uint64_t Dispatcher::Keys(Ctx& c) {
+  auto keys = store_->Keys(c.args[1]);
+  if (!keys.ok()) return StoreError(c, keys.status());
+  AppendArrayHeader(c.out, static_cast<int64_t>(keys->size()));
+  for (const auto& k : *keys) AppendBulk(c.out, k);
+  return ReadSeq();
+}
+
+uint64_t Dispatcher::Scan(Ctx& c) {
+  uint64_t cursor;
+  if (!ParseUint64(c.args[1], &cursor)) {
+    AppendError(c.out, "ERR invalid cursor");
+    return 0;
+  }
+  std::string_view pattern = "*";
+  uint64_t count = 10;
+  bool strings = true;
+  for (size_t i = 2; i < c.args.size(); i += 2) {
+    if (i + 1 >= c.args.size()) {
+      AppendError(c.out, kSyntax);
+      return 0;
+    }
+    if (EqualsIgnoreCase(c.args[i], "match")) {
+      pattern = c.args[i + 1];
+    } else if (EqualsIgnoreCase(c.args[i], "count")) {
+      int64_t n;
+      if (!ParseInt64(c.args[i + 1], &n)) {
+        AppendError(c.out, kNotInteger);
+        return 0;
+      }
+      if (n < 1) {
+        AppendError(c.out, kSyntax);
+        return 0;
+      }
+      count = static_cast<uint64_t>(n);
+    } else if (EqualsIgnoreCase(c.args[i], "type")) {
+      strings = EqualsIgnoreCase(c.args[i + 1], "string");
+    } else {
+      AppendError(c.out, kSyntax);
+      return 0;
+    }
+  }
+  std::vector<std::string> keys;
+  auto next = store_->Scan(cursor, pattern, count, &keys);
+  if (!next.ok()) return StoreError(c, next.status());
+  if (!strings) keys.clear();
+  AppendArrayHeader(c.out, 2);
+  AppendBulk(c.out, std::to_string(*next));
+  AppendArrayHeader(c.out, static_cast<int64_t>(keys.size()));
+  for (const auto& k : keys) AppendBulk(c.out, k);
+  return ReadSeq();
+}
+
+uint64_t Dispatcher::DbSize(Ctx& c) {
+  AppendInteger(c.out, static_cast<int64_t>(store_->KeyCount()));
+  return ReadSeq();
+}
+
+uint64_t Dispatcher::FlushDb(Ctx& c) {
+  if (c.args.size() > 2 || (c.args.size() == 2 && !EqualsIgnoreCase(c.args[1], "async") &&
+                            !EqualsIgnoreCase(c.args[1], "sync"))) {
+    AppendError(c.out, kSyntax);
+    return 0;
+  }
+  WriteBatch b;
+  b.Clear();
+  auto seq = store_->Apply(b);
+  if (!seq.ok()) return StoreError(c, seq.status());
+  AppendSimple(c.out, "OK");
+  return *seq;
+}
+
+uint64_t Dispatcher::Type(Ctx& c) {
+  auto info = store_->Lookup(c.args[1]);
+  if (!info.ok()) return StoreError(c, info.status());
+  AppendSimple(c.out, info->has_value() ? "string" : "none");
+  return ReadSeq();
+}
+
+uint64_t Dispatcher::TtlImpl(Ctx& c, bool millis) {
+  auto info = store_->Lookup(c.args[1]);
+  if (!info.ok()) return StoreError(c, info.status());
+  if (!info->has_value()) {
+    AppendInteger(c.out, -2);
+  } else if ((*info)->expiry_ms == 0) {
+    AppendInteger(c.out, -1);
+  } else {
+    int64_t left = std::max<int64_t>(0, (*info)->expiry_ms - store_->NowMs());
+    AppendInteger(c.out, millis ? left : (left + 500) / 1000);
+  }
+  return ReadSeq();
+}
+
+uint64_t Dispatcher::Ttl(Ctx& c) { return TtlImpl(c, false); }
+uint64_t Dispatcher::PTtl(Ctx& c) { return TtlImpl(c, true); }
+
+uint64_t Dispatcher::ExpireImpl(Ctx& c, bool millis) {
+  int64_t v;
+  if (!ParseInt64(c.args[2], &v)) {
+    AppendError(c.out, kNotInteger);
+    return 0;
+  }
+  bool nx = false, xx = false, gt = false, lt = false;
+  for (size_t i = 3; i < c.args.size(); ++i) {
+    if (EqualsIgnoreCase(c.args[i], "nx"))
+      nx = true;
+    else if (EqualsIgnoreCase(c.args[i], "xx"))
+      xx = true;
+    else if (EqualsIgnoreCase(c.args[i], "gt"))
+      gt = true;
+    else if (EqualsIgnoreCase(c.args[i], "lt"))
+      lt = true;
+    else {
+      AppendError(c.out, std::string("ERR Unsupported option ") + std::string(c.args[i]));
+      return 0;
+    }
+  }
+  if ((nx && (xx || gt || lt)) || (gt && lt)) {
+    AppendError(c.out, "ERR NX and XX, GT or LT options at the same time are not compatible");
+    return 0;
+  }
+  const int64_t now = store_->NowMs();
+  const int64_t ms_limit = INT64_MAX - now;
+  if ((!millis && (v > ms_limit / 1000 || v < INT64_MIN / 1000)) || (millis && v > ms_limit)) {
+    AppendError(c.out, std::string("ERR invalid expire time in '") + c.spec->name + "' command");
+    return 0;
+  }
+  const int64_t expiry = now + (millis ? v : v * 1000);
+  auto info = store_->Lookup(c.args[1]);
+  if (!info.ok()) return StoreError(c, info.status());
+  if (!info->has_value()) {
+    AppendInteger(c.out, 0);
+    return ReadSeq();
+  }
+  const int64_t cur = (*info)->expiry_ms;
+  if ((nx && cur != 0) || (xx && cur == 0) || (gt && (cur == 0 || expiry <= cur)) ||
+      (lt && cur != 0 && expiry >= cur)) {
+    AppendInteger(c.out, 0);
+    return ReadSeq();
+  }
+  WriteBatch b;
+  if (expiry <= now) {
+    b.Delete(c.args[1]);
+  } else {
+    b.Expire(c.args[1], expiry);
+  }
+  auto seq = store_->Apply(b);
+  if (!seq.ok()) return StoreError(c, seq.status());
+  AppendInteger(c.out, 1);
+  return *seq;
+}
+
+uint64_t Dispatcher::Expire(Ctx& c) { return ExpireImpl(c, false); }
+uint64_t Dispatcher::PExpire(Ctx& c) { return ExpireImpl(c, true); }
+
+uint64_t Dispatcher::Persist(Ctx& c) {
+  auto info = store_->Lookup(c.args[1]);
+  if (!info.ok()) return StoreError(c, info.status());
+  if (!info->has_value() || (*info)->expiry_ms == 0) {
+    AppendInteger(c.out, 0);
+    return ReadSeq();
+  }
+  WriteBatch b;
+  b.Expire(c.args[1], 0);
+  auto seq = store_->Apply(b);
+  if (!seq.ok()) return StoreError(c, seq.status());
+  AppendInteger(c.out, 1);
+  return *seq;
+}
+
+uint64_t Dispatcher::Info(Ctx& c) {
+  if (EqualsIgnoreCase(c.args[0], "config")) {
+    // CONFIG GET <param>: enough for tools such as redis-benchmark.
+    if (!EqualsIgnoreCase(c.args[1], "get") || c.args.size() != 3) {
+      AppendError(c.out, "ERR CONFIG supports only GET <parameter> in cosmos-kv");
+      return 0;
+    }
+    if (GlobMatch(c.args[2], "proto-max-bulk-len")) {
+      AppendArrayHeader(c.out, 2);
+      AppendBulk(c.out, "proto-max-bulk-len");
+      AppendBulk(c.out, std::to_string(options_.max_bulk_len));
+    } else {
+      AppendArrayHeader(c.out, 0);
+    }
+    return 0;
+  }
+  const StoreStats st = store_->Stats();
+  const int64_t uptime_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                std::chrono::steady_clock::now().time_since_epoch())
+                                .count() -
+                            kStartMs;
+  // INFO [section]: server, clients, persistence, stats, keyspace; default all.
+  std::string section = c.args.size() > 1 ? Lower(c.args[1]) : "all";
+  if (section == "default" || section == "everything") section = "all";
+  auto want = [&](const char* name) { return section == "all" || section == name; };
+  std::string s;
+  if (want("server")) {
+    s += "# Server\r\nredis_version:7.0.0\r\ncosmos_kv_version:0.1.0\r\nredis_mode:standalone\r\n";
+    s += "os:Linux\r\narch_bits:64\r\nprocess_id:" + std::to_string(getpid()) + "\r\n";
+    s += "tcp_port:" + std::to_string(options_.tcp_port) + "\r\n";
+    s += "uptime_in_seconds:" + std::to_string(uptime_ms / 1000) + "\r\n\r\n";
+  }
+  if (want("clients")) {
+    s += "# Clients\r\n";
+    if (options_.info_clients) s += options_.info_clients();
+    s += "\r\n";
+  }
+  if (want("persistence")) {
+    s += "# Persistence\r\n";
+    s += "cosmos_storage_backend:" + st.device_backend + "\r\n";
+    s += "cosmos_durability_level:" + st.durability + "\r\n";
+    s += "cosmos_security_mode:" + options_.security_mode + "\r\n";
+    s += "cosmos_log_generation:" + std::to_string(st.generation) + "\r\n";
+    s += "cosmos_log_capacity_bytes:" + std::to_string(st.log_capacity) + "\r\n";
+    s += "cosmos_log_used_bytes:" + std::to_string(st.log_used) + "\r\n";
+    s += "cosmos_log_live_bytes:" + std::to_string(st.live_bytes) + "\r\n";
+    s += "cosmos_last_sequence:" + std::to_string(st.last_sequence) + "\r\n";
+    s += "cosmos_durable_sequence:" + std::to_string(st.durable_sequence) + "\r\n";
+    s += "cosmos_group_commits:" + std::to_string(st.group_commits) + "\r\n";
+    s += "cosmos_records_committed:" + std::to_string(st.records_committed) + "\r\n";
+    s += "cosmos_compactions:" + std::to_string(st.compactions) + "\r\n\r\n";
+  }
+  if (want("stats")) {
+    s += "# Stats\r\ntotal_commands_processed:" + std::to_string(commands_processed_) + "\r\n\r\n";
+  }
+  if (want("keyspace")) {
+    s += "# Keyspace\r\n";
+    if (st.keys > 0) s += "db0:keys=" + std::to_string(st.keys) + ",expires=0,avg_ttl=0\r\n";
+  }
+  AppendBulk(c.out, s);
+  return 0;
+}
+
+uint64_t Dispatcher::Command(Ctx& c) {
+  if (c.args.size() == 1) {
+    AppendArrayHeader(c.out, 0);
+  } else if (EqualsIgnoreCase(c.args[1], "count")) {
+    AppendInteger(c.out, static_cast<int64_t>(CommandCount()));
+  } else if (EqualsIgnoreCase(c.args[1], "docs") || EqualsIgnoreCase(c.args[1], "info") ||
+             EqualsIgnoreCase(c.args[1], "list")) {
+    AppendArrayHeader(c.out, 0);
+  } else {
+    AppendError(c.out, "ERR unknown subcommand '" + std::string(c.args[1].substr(0, 128)) +
+                           "'. Try COMMAND HELP.");
+  }
+  return 0;
+}
+
+uint64_t Dispatcher::Client(Ctx& c) {
+  std::string_view sub = c.args[1];
+  if (EqualsIgnoreCase(sub, "setname") && c.args.size() == 3) {
+    for (char ch : c.args[2]) {
+      if (ch < '!' || ch > '~') {
+        AppendError(c.out,
+                    "ERR Client names cannot contain spaces, newlines or special characters.");
+        return 0;
+      }
+    }
+    c.session.name = std::string(c.args[2]);
+    AppendSimple(c.out, "OK");
+  } else if (EqualsIgnoreCase(sub, "getname") && c.args.size() == 2) {
+    if (c.session.name.empty())
+      AppendNull(c.out);
+    else
+      AppendBulk(c.out, c.session.name);
+  } else if (EqualsIgnoreCase(sub, "id") && c.args.size() == 2) {
+    AppendInteger(c.out, static_cast<int64_t>(c.session.id));
+  } else if (EqualsIgnoreCase(sub, "setinfo") && c.args.size() == 4) {
+    AppendSimple(c.out, "OK");
+  } else {
+    AppendError(c.out, "ERR unknown subcommand or wrong number of arguments for '" +
+                           std::string(sub.substr(0, 128)) + "'. Try CLIENT HELP.");
+  }
+  return 0;
+}
+
+uint64_t Dispatcher::Select(Ctx& c) {
+  int64_t db;
+  if (!ParseInt64(c.args[1], &db)) {
+    AppendError(c.out, kNotInteger);
+  } else if (db != 0) {
+    AppendError(c.out, "ERR DB index is out of range");
+  } else {
+    AppendSimple(c.out, "OK");
+  }
+  return 0;
+}
+
+uint64_t Dispatcher::Quit(Ctx& c) {
+  c.session.quit = true;
+  AppendSimple(c.out, "OK");
+  return 0;
+}
+
+uint64_t Dispatcher::Hello(Ctx& c) {
+  size_t i = 1;
+  if (c.args.size() >= 2) {
+    int64_t ver;
+    if (!ParseInt64(c.args[1], &ver)) {
+      AppendError(c.out, "ERR Protocol version is not an integer or out of range");
+      return 0;
+    }
+    if (ver != 2) {
+      AppendError(c.out, "NOPROTO sorry, this protocol version is not supported.");
+      return 0;
+    }
+    i = 2;
+  }
+  for (; i < c.args.size(); ++i) {
+    if (EqualsIgnoreCase(c.args[i], "setname") && i + 1 < c.args.size()) {
+      c.session.name = std::string(c.args[++i]);
+    } else {
+      AppendError(c.out, "ERR Syntax error in HELLO option '" +
+                             std::string(c.args[i].substr(0, 128)) + "'");
+      return 0;
+    }
+  }
+  AppendArrayHeader(c.out, 14);
+  AppendBulk(c.out, "server");
+  AppendBulk(c.out, "redis");
+  AppendBulk(c.out, "version");
+  AppendBulk(c.out, "7.0.0");
+  AppendBulk(c.out, "proto");
+  AppendInteger(c.out, 2);
+  AppendBulk(c.out, "id");
+  AppendInteger(c.out, static_cast<int64_t>(c.session.id));
+  AppendBulk(c.out, "mode");
+  AppendBulk(c.out, "standalone");
+  AppendBulk(c.out, "role");
+  AppendBulk(c.out, "master");
+  AppendBulk(c.out, "modules");
+  AppendArrayHeader(c.out, 0);
+  return 0;
+}
+
+uint64_t Dispatcher::Time(Ctx& c) {
+  const int64_t us = std::chrono::duration_cast<std::chrono::microseconds>(
+                         std::chrono::system_clock::now().time_since_epoch())
+                         .count();
+  AppendArrayHeader(c.out, 2);
+  AppendBulk(c.out, std::to_string(us / 1000000));
+  AppendBulk(c.out, std::to_string(us % 1000000));
+  return 0;
+}
+
+}  // namespace cosmos::kv

@@ -1,0 +1,112 @@
+// Dispatcher: executes Redis commands against a Store and encodes RESP2
+// replies. Each command reports the log sequence number that must be durable
+// before its reply may be released, so no client observes a write (its own or
+// another client's) before it is durable.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "kv/store.h"
+
+namespace cosmos::kv {
+
+// Per-connection state visible to commands.
+struct ClientSession {
+  uint64_t id = 0;
+  std::string name;
+  bool quit = false;  // set by QUIT: close after the reply is sent
+};
+
+struct DispatcherOptions {
+  uint64_t max_bulk_len = 512ull << 20;  // proto-max-bulk-len (APPEND/SET result cap)
+  std::string security_mode = "none";    // reported by INFO
+  int tcp_port = 0;                      // reported by INFO
+  // Extra "key:value\r\n" lines for INFO's # Clients / # Stats sections.
+  std::function<std::string()> info_clients;
+};
+
+// Thread-safety: Execute may be called from several threads only if the
+// caller serialises commands that must be atomic with respect to each other
+// (read-modify-write commands such as INCR read then Apply). The RESP server
+// calls it from its single event-loop thread.
+class Dispatcher {
+ public:
+  // `store` is not owned and must outlive the Dispatcher.
+  Dispatcher(Store* store, DispatcherOptions options);
+
+  // Runs the command `args` (args[0] is the name, any case) for `session`,
+  // appending exactly one RESP reply to `*out`. Returns the sequence number
+  // that must be durable before the reply is sent (0 = none). Never fails:
+  // errors become RESP error replies.
+  uint64_t Execute(ClientSession& session, std::span<const std::string_view> args,
+                   std::string* out);
+
+  // Number of commands the dispatcher knows (COMMAND COUNT).
+  static size_t CommandCount();
+
+ private:
+  struct Ctx;
+  using Handler = uint64_t (Dispatcher::*)(Ctx&);
+  struct CommandSpec {
+    const char* name;
+    int arity;  // Redis convention: >0 exact, <0 at least -arity
+    Handler handler;
+    bool write;
+  };
+  static const CommandSpec* Find(std::string_view name);
+  static const CommandSpec kCommands[];
+
+  uint64_t StoreError(Ctx& c, const Status& s);
+  uint64_t ReadSeq();
+  uint64_t Ping(Ctx&);
+  uint64_t Echo(Ctx&);
+  uint64_t Get(Ctx&);
+  uint64_t Set(Ctx&);
+  uint64_t Del(Ctx&);
+  uint64_t Exists(Ctx&);
+  uint64_t MGet(Ctx&);
+  uint64_t MSet(Ctx&);
+  uint64_t MSetNx(Ctx&);
+  uint64_t SetNx(Ctx&);
+  uint64_t SetEx(Ctx&);
+  uint64_t PSetEx(Ctx&);
+  uint64_t Incr(Ctx&);
+  uint64_t IncrBy(Ctx&);
+  uint64_t Decr(Ctx&);
+  uint64_t DecrBy(Ctx&);
+  uint64_t IncrByImpl(Ctx&, int64_t delta);
+  uint64_t Append(Ctx&);
+  uint64_t StrLen(Ctx&);
+  uint64_t GetSet(Ctx&);
+  uint64_t GetDel(Ctx&);
+  uint64_t Keys(Ctx&);
+  uint64_t Scan(Ctx&);
+  uint64_t DbSize(Ctx&);
+  uint64_t FlushDb(Ctx&);
+  uint64_t Type(Ctx&);
+  uint64_t Ttl(Ctx&);
+  uint64_t PTtl(Ctx&);
+  uint64_t TtlImpl(Ctx&, bool millis);
+  uint64_t Expire(Ctx&);
+  uint64_t PExpire(Ctx&);
+  uint64_t ExpireImpl(Ctx&, bool millis);
+  uint64_t Persist(Ctx&);
+  uint64_t Info(Ctx&);
+  uint64_t Command(Ctx&);
+  uint64_t Client(Ctx&);
+  uint64_t Select(Ctx&);
+  uint64_t Quit(Ctx&);
+  uint64_t Hello(Ctx&);
+  uint64_t Time(Ctx&);
+
+  Store* const store_;
+  DispatcherOptions options_;
+  uint64_t commands_processed_ = 0;
+  std::string value_;  // scratch buffer for reads
+};
+
+}  // namespace cosmos::kv

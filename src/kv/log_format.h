@@ -1,0 +1,110 @@
+// On-device layout of the cosmos-kv log, version 1 (spec: docs/kv.md).
+// Superblock, control words, two log halves each with a segment header,
+// and checksummed records. Offsets and sizes are pinned with static_assert.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "cosmos/result.h"
+
+namespace cosmos::kv {
+
+inline constexpr uint64_t kSuperblockMagic = 0x31564b534f4d534full;  // "OSMOSKV1" LE
+inline constexpr uint32_t kFormatVersion = 1;
+inline constexpr uint64_t kHeaderAreaSize = 4096;  // superblock + control words
+inline constexpr uint64_t kSuperblockSize = 64;
+// Control words (8-byte, updated only with WriteAfterFlush).
+inline constexpr uint64_t kActiveGenerationOffset = 512;
+inline constexpr uint64_t kTailOffset0 = 520;  // tail of half 0 (bytes of records)
+inline constexpr uint64_t kTailOffset1 = 528;  // tail of half 1
+inline constexpr uint64_t kSegmentHeaderSize = 64;
+inline constexpr uint64_t kSegmentMagic = 0x31474553564b4f43ull;  // "COKVSEG1" LE
+inline constexpr uint32_t kRecordMagic = 0x3152564bu;             // "KVR1" LE
+inline constexpr uint64_t kRecordHeaderSize = 48;
+inline constexpr uint64_t kMinDeviceSize = kHeaderAreaSize + 2 * (kSegmentHeaderSize + 4096);
+
+// Checksum seeds keep one structure's checksum invalid for another.
+inline constexpr uint64_t kSuperblockSeed = 0x6b76'7375'7065'7231ull;
+inline constexpr uint64_t kSegmentSeed = 0x6b76'7365'676d'6e74ull;
+inline constexpr uint64_t kRecordSeed = 0x6b76'7265'636f'7264ull;
+
+// Superblock field offsets (all little-endian).
+struct SuperblockLayout {
+  static constexpr size_t kMagic = 0;        // u64
+  static constexpr size_t kVersion = 8;      // u32
+  static constexpr size_t kHeaderSize = 12;  // u32 = kHeaderAreaSize
+  static constexpr size_t kDeviceSize = 16;  // u64
+  static constexpr size_t kHalfSize = 24;    // u64 bytes per half (segment header included)
+  static constexpr size_t kHalf0 = 32;       // u64 device offset of half 0
+  static constexpr size_t kHalf1 = 40;       // u64 device offset of half 1
+  static constexpr size_t kChecksum = 48;    // u64 over [0, 48)
+  static constexpr size_t kEnd = 56;
+};
+static_assert(SuperblockLayout::kEnd <= kSuperblockSize);
+static_assert(kActiveGenerationOffset >= kSuperblockSize && kTailOffset1 + 8 <= kHeaderAreaSize);
+
+// Segment header at the start of each half.
+struct SegmentLayout {
+  static constexpr size_t kMagic = 0;       // u64
+  static constexpr size_t kGeneration = 8;  // u64; the half is generation % 2
+  static constexpr size_t kChecksum = 16;   // u64 over [0, 16)
+  static constexpr size_t kEnd = 24;
+};
+static_assert(SegmentLayout::kEnd <= kSegmentHeaderSize);
+
+enum class RecordType : uint8_t {
+  kPut = 1,     // key -> value, with absolute expiry (0 = none)
+  kDelete = 2,  // key removed
+  kExpire = 3,  // key's absolute expiry set (value unchanged)
+  kClear = 4,   // every key removed (FLUSHDB)
+};
+
+// Record header; key bytes, value bytes and zero padding to 8 follow.
+struct RecordLayout {
+  static constexpr size_t kChecksum = 0;   // u64 over [8, 48 + key_len + value_len)
+  static constexpr size_t kMagic = 8;      // u32
+  static constexpr size_t kType = 12;      // u8, then 3 zero bytes
+  static constexpr size_t kSequence = 16;  // u64
+  static constexpr size_t kExpiry = 24;    // i64 unix ms, 0 = none
+  static constexpr size_t kKeyLen = 32;    // u32
+  static constexpr size_t kReserved = 36;  // u32 = 0
+  static constexpr size_t kValueLen = 40;  // u64
+};
+static_assert(RecordLayout::kValueLen + 8 == kRecordHeaderSize);
+
+// Total bytes a record with these lengths occupies (header + data, padded to 8).
+inline constexpr uint64_t RecordSize(uint64_t key_len, uint64_t value_len) {
+  return (kRecordHeaderSize + key_len + value_len + 7) & ~7ull;
+}
+
+// Appends the encoded record to `out`.
+void EncodeRecord(RecordType type, uint64_t sequence, int64_t expiry_ms, std::string_view key,
+                  std::string_view value, std::string* out);
+
+// A decoded record header (key/value are located by offsets).
+struct RecordHeader {
+  RecordType type;
+  uint64_t sequence;
+  int64_t expiry_ms;
+  uint32_t key_len;
+  uint64_t value_len;
+  uint64_t size;  // RecordSize(key_len, value_len)
+};
+
+// Validates the fixed header at `header` (kRecordHeaderSize bytes) against
+// `available` bytes remaining in the log. Corruption on bad magic, type or
+// lengths (message names `where`).
+Result<RecordHeader> DecodeRecordHeader(const char* header, uint64_t available,
+                                        std::string_view where);
+// True if the checksum of the complete record at `record` (h.size bytes) holds.
+bool RecordChecksumOk(const char* record, const RecordHeader& h);
+
+// Encodes a superblock into `out` (kSuperblockSize bytes).
+void EncodeSuperblock(uint64_t device_size, uint64_t half_size, char* out);
+// Encodes a segment header for `generation` into `out` (kSegmentHeaderSize bytes).
+void EncodeSegmentHeader(uint64_t generation, char* out);
+
+}  // namespace cosmos::kv

@@ -1,0 +1,372 @@
+// RespServer implementation: epoll (level-triggered) event loop, per
+// connection input buffer + incremental parser, and durability-gated replies.
+#include "kv/server.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "common/log.h"
+
+namespace cosmos::kv {
+
+Result<std::unique_ptr<Waker>> Waker::Create() {
+  int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (fd < 0) return Status::FromErrno(errno, "eventfd");
+  return std::unique_ptr<Waker>(new Waker(fd));
+}
+
+Waker::~Waker() { close(fd_); }
+
+void Waker::Wake() const {
+  uint64_t one = 1;
+  ssize_t r = write(fd_, &one, sizeof(one));
+  (void)r;  // EAGAIN means a wake-up is already pending
+}
+
+void Waker::Drain() const {
+  uint64_t v;
+  while (read(fd_, &v, sizeof(v)) > 0) {
+  }
+}
+
+struct RespServer::Conn {
+  int fd;
+  explicit Conn(int f, RespLimits limits) : fd(f), parser(limits) {}
+  std::string in;
+  size_t in_off = 0;
+  RespParser parser;
+  std::string out;  // replies ready to send
+  size_t out_off = 0;
+  std::string pending;  // replies waiting for pending_seq to be durable
+  uint64_t pending_seq = 0;
+  bool waiting = false;
+  bool close_after_write = false;
+  bool want_write = false;
+  bool reading = true;
+  bool reading_registered = true;
+  ClientSession session;
+  std::vector<std::string_view> args;
+};
+
+RespServer::RespServer(Store* store, Waker* durable_waker, ServerOptions options)
+    : store_(store), durable_waker_(durable_waker), options_(std::move(options)) {}
+
+RespServer::~RespServer() {
+  for (auto& [fd, c] : conns_) close(fd);
+  if (listen_fd_ >= 0) close(listen_fd_);
+  if (epoll_fd_ >= 0) close(epoll_fd_);
+}
+
+Result<std::unique_ptr<RespServer>> RespServer::Listen(Store* store, Waker* durable_waker,
+                                                       ServerOptions options) {
+  std::unique_ptr<RespServer> s(new RespServer(store, durable_waker, std::move(options)));
+  COSMOS_ASSIGN_OR_RETURN(s->stop_waker_, Waker::Create());
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(s->options_.port));
+  if (inet_pton(AF_INET, s->options_.bind.c_str(), &addr.sin_addr) != 1) {
+    return Status::InvalidArgument("bad bind address '" + s->options_.bind + "' (IPv4 expected)");
+  }
+  s->listen_fd_ = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (s->listen_fd_ < 0) return Status::FromErrno(errno, "socket");
+  int one = 1;
+  setsockopt(s->listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  if (bind(s->listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    return Status::FromErrno(errno,
+                             "bind " + s->options_.bind + ":" + std::to_string(s->options_.port));
+  }
+  if (listen(s->listen_fd_, 511) != 0) return Status::FromErrno(errno, "listen");
+  socklen_t len = sizeof(addr);
+  getsockname(s->listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+  s->port_ = ntohs(addr.sin_port);
+  s->epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
+  if (s->epoll_fd_ < 0) return Status::FromErrno(errno, "epoll_create1");
+  for (int fd : {s->listen_fd_, s->stop_waker_->fd(), durable_waker->fd()}) {
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = fd;
+    if (epoll_ctl(s->epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
+      return Status::FromErrno(errno, "epoll_ctl");
+    }
+  }
+  DispatcherOptions dopts;
+  dopts.max_bulk_len = s->options_.limits.max_bulk_len;
+  dopts.security_mode = s->options_.security_mode;
+  dopts.tcp_port = s->port_;
+  dopts.info_clients = [raw = s.get()] { return raw->ClientsInfo(); };
+  s->dispatcher_ = std::make_unique<Dispatcher>(store, std::move(dopts));
+  return s;
+}
+
+std::string RespServer::ClientsInfo() const {
+  return "connected_clients:" + std::to_string(conns_.size()) +
+         "\r\nrejected_connections:" + std::to_string(rejected_clients_) +
+         "\r\nprotocol_errors:" + std::to_string(protocol_errors_) + "\r\n";
+}
+
+void RespServer::Stop() {
+  stop_.store(true);
+  if (stop_waker_) stop_waker_->Wake();
+}
+
+Status RespServer::Run() {
+  std::vector<epoll_event> events(256);
+  while (!stop_.load()) {
+    int n = epoll_wait(epoll_fd_, events.data(), static_cast<int>(events.size()), -1);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Status::FromErrno(errno, "epoll_wait");
+    }
+    bool durable_event = false;
+    for (int i = 0; i < n; ++i) {
+      const int fd = events[i].data.fd;
+      if (fd == listen_fd_) {
+        Accept();
+        continue;
+      }
+      if (fd == stop_waker_->fd()) {
+        stop_waker_->Drain();
+        continue;
+      }
+      if (fd == durable_waker_->fd()) {
+        durable_waker_->Drain();
+        durable_event = true;
+        continue;
+      }
+      auto it = conns_.find(fd);
+      if (it == conns_.end()) continue;
+      Conn* c = it->second.get();
+      if (events[i].events & (EPOLLERR | EPOLLHUP)) {
+        if (!(events[i].events & EPOLLIN)) {
+          Close(c);
+          continue;
+        }
+      }
+      if (events[i].events & EPOLLOUT) {
+        if (!WriteOut(c)) continue;
+        if (c->reading && c->in.size() > c->in_off) ProcessInput(c);
+        if (conns_.count(fd) == 0) continue;
+      }
+      if (events[i].events & EPOLLIN) OnReadable(c);
+    }
+    // Group commit: everything applied in this loop iteration shares a flush.
+    if (wrote_since_flush_) {
+      wrote_since_flush_ = false;
+      store_->RequestFlush();
+    }
+    if (durable_event && !waiting_.empty()) {
+      const uint64_t durable = store_->durable_sequence();
+      std::vector<Conn*> still;
+      std::vector<Conn*> ready;
+      for (Conn* c : waiting_) {
+        if (c->pending_seq <= durable) {
+          ready.push_back(c);
+        } else {
+          still.push_back(c);
+        }
+      }
+      waiting_.swap(still);
+      for (Conn* c : ready) {
+        c->waiting = false;
+        Release(c, durable);
+        if (!WriteOut(c)) continue;
+        if (c->reading && c->in.size() > c->in_off) ProcessInput(c);
+      }
+      if (wrote_since_flush_) {
+        wrote_since_flush_ = false;
+        store_->RequestFlush();
+      }
+    }
+  }
+  COSMOS_LOG_INFO("cosmos-kv: stopping, closing {} connections", conns_.size());
+  for (auto& [fd, c] : conns_) close(fd);
+  conns_.clear();
+  waiting_.clear();
+  return Status::Ok();
+}
+
+void RespServer::Accept() {
+  for (;;) {
+    int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK) {
+        COSMOS_LOG_WARN("cosmos-kv: accept: {}", std::strerror(errno));
+      }
+      return;
+    }
+    if (conns_.size() >= options_.max_clients) {
+      static const char kMsg[] = "-ERR max number of clients reached\r\n";
+      ssize_t r = write(fd, kMsg, sizeof(kMsg) - 1);
+      (void)r;
+      close(fd);
+      ++rejected_clients_;
+      continue;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    auto c = std::make_unique<Conn>(fd, options_.limits);
+    c->session.id = next_client_id_++;
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = fd;
+    if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
+      close(fd);
+      continue;
+    }
+    conns_.emplace(fd, std::move(c));
+  }
+}
+
+void RespServer::OnReadable(Conn* c) {
+  if (!c->reading) return;
+  // Read at least 16 KB, more when a large bulk is known to be coming.
+  const uint64_t missing = c->parser.bulk_bytes_missing(c->in.size() - c->in_off);
+  const size_t want = static_cast<size_t>(std::clamp<uint64_t>(missing, 16 << 10, 4 << 20));
+  const size_t old = c->in.size();
+  c->in.resize(old + want);
+  ssize_t r = read(c->fd, c->in.data() + old, want);
+  if (r <= 0) {
+    c->in.resize(old);
+    if (r < 0 && (errno == EAGAIN || errno == EINTR)) return;
+    Close(c);
+    return;
+  }
+  c->in.resize(old + static_cast<size_t>(r));
+  ProcessInput(c);
+}
+
+void RespServer::ProcessInput(Conn* c) {
+  const int fd = c->fd;
+  while (c->in_off < c->in.size() && !c->close_after_write) {
+    if (c->out.size() - c->out_off + c->pending.size() > options_.output_backpressure_bytes) {
+      c->reading = false;  // resume when the client drains its replies
+      break;
+    }
+    size_t consumed = 0;
+    std::string_view input(c->in.data() + c->in_off, c->in.size() - c->in_off);
+    auto outcome = c->parser.Parse(input, &consumed, &c->args);
+    if (outcome == RespParser::Outcome::kNeedMore) break;
+    if (outcome == RespParser::Outcome::kError) {
+      ++protocol_errors_;
+      AppendError(&c->pending, "ERR " + c->parser.error());
+      c->close_after_write = true;
+      c->in.clear();
+      c->in_off = 0;
+      break;
+    }
+    if (!c->args.empty()) {
+      const uint64_t seq = dispatcher_->Execute(c->session, c->args, &c->pending);
+      c->pending_seq = std::max(c->pending_seq, seq);
+      if (c->session.quit) c->close_after_write = true;
+    }
+    c->in_off += consumed;
+  }
+  // Drop consumed input; keep the buffer when a partial request is pending.
+  if (c->in_off == c->in.size()) {
+    c->in.clear();
+    c->in_off = 0;
+    if (c->in.capacity() > (1u << 20)) c->in.shrink_to_fit();
+  } else if (c->in_off > (64u << 10) && c->in_off * 2 > c->in.size()) {
+    c->in.erase(0, c->in_off);
+    c->in_off = 0;
+  }
+  if (c->pending.empty()) {
+    if (c->close_after_write) WriteOut(c);
+    return;
+  }
+  const uint64_t durable = store_->durable_sequence();
+  if (c->pending_seq <= durable) {
+    Release(c, durable);
+    WriteOut(c);
+  } else {
+    // Start a group commit at once if none is running: the flusher then
+    // syncs while this loop keeps parsing other clients, whose writes share
+    // the next commit (pipelining across clients).
+    store_->RequestFlush();
+    if (!c->waiting) {
+      c->waiting = true;
+      waiting_.push_back(c);
+    }
+    UpdateEvents(c);
+  }
+  (void)fd;
+}
+
+void RespServer::Release(Conn* c, uint64_t durable) {
+  (void)durable;
+  if (c->out_off == c->out.size()) {
+    c->out.clear();
+    c->out_off = 0;
+    c->out.swap(c->pending);
+  } else {
+    c->out.append(c->pending);
+    c->pending.clear();
+  }
+  c->pending_seq = 0;
+}
+
+bool RespServer::WriteOut(Conn* c) {
+  while (c->out_off < c->out.size()) {
+    ssize_t w = write(c->fd, c->out.data() + c->out_off, c->out.size() - c->out_off);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+      Close(c);
+      return false;
+    }
+    c->out_off += static_cast<size_t>(w);
+  }
+  if (c->out_off == c->out.size()) {
+    c->out.clear();
+    c->out_off = 0;
+    if (c->out.capacity() > (4u << 20)) c->out.shrink_to_fit();
+    if (c->close_after_write && c->pending.empty()) {
+      Close(c);
+      return false;
+    }
+    if (!c->reading && c->pending.size() <= options_.output_backpressure_bytes) {
+      c->reading = true;
+    }
+  }
+  UpdateEvents(c);
+  return true;
+}
+
+void RespServer::UpdateEvents(Conn* c) {
+  const bool want_write = c->out_off < c->out.size();
+  // Stop polling input while the client is over its output budget or is
+  // being closed; level-triggered epoll re-reports unread bytes later.
+  const bool want_read = c->reading && !c->close_after_write;
+  uint32_t events = (want_read ? EPOLLIN : 0u) | (want_write ? EPOLLOUT : 0u);
+  const uint32_t current = (c->want_write ? EPOLLOUT : 0u) | (c->reading_registered ? EPOLLIN : 0u);
+  if (events == current) return;
+  epoll_event ev{};
+  ev.events = events;
+  ev.data.fd = c->fd;
+  epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, c->fd, &ev);
+  c->want_write = want_write;
+  c->reading_registered = want_read;
+}
+
+void RespServer::Close(Conn* c) {
+  const int fd = c->fd;
+  epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
+  close(fd);
+  if (c->waiting) {
+    waiting_.erase(std::remove(waiting_.begin(), waiting_.end(), c), waiting_.end());
+  }
+  conns_.erase(fd);
+}
+
+}  // namespace cosmos::kv

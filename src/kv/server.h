@@ -1,0 +1,94 @@
+// RespServer: the cosmos-kv TCP front end. One epoll event-loop thread
+// parses pipelined RESP requests from many non-blocking connections, runs
+// them through the Dispatcher, and releases each connection's replies only
+// once the log sequence they depend on is durable (group commit).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "cosmos/result.h"
+#include "kv/commands.h"
+#include "kv/resp.h"
+#include "kv/store.h"
+
+namespace cosmos::kv {
+
+// Wakes an event loop from other threads or signal handlers (an eventfd).
+class Waker {
+ public:
+  // Errors: IoError if the eventfd cannot be created.
+  static Result<std::unique_ptr<Waker>> Create();
+  ~Waker();
+  // Async-signal-safe and thread-safe.
+  void Wake() const;
+  // Consumes pending wake-ups (event-loop thread).
+  void Drain() const;
+  int fd() const { return fd_; }
+
+ private:
+  explicit Waker(int fd) : fd_(fd) {}
+  int fd_;
+};
+
+struct ServerOptions {
+  std::string bind = "127.0.0.1";
+  int port = 6379;  // 0 picks a free port (see RespServer::port())
+  RespLimits limits;
+  size_t max_clients = 10000;
+  std::string security_mode = "none";
+  // Stop reading from a client whose unsent replies exceed this many bytes.
+  size_t output_backpressure_bytes = 64u << 20;
+};
+
+// Thread-safety: Run() on one thread; Stop() from any thread or a signal handler.
+class RespServer {
+ public:
+  // Binds and listens. `store` and `durable_waker` are not owned; the Store
+  // must call durable_waker->Wake() from its on_durable callback. Errors:
+  // IoError (socket, bind, listen), InvalidArgument (bad bind address).
+  static Result<std::unique_ptr<RespServer>> Listen(Store* store, Waker* durable_waker,
+                                                    ServerOptions options);
+  ~RespServer();
+
+  // The bound TCP port.
+  int port() const { return port_; }
+  // Serves until Stop(); then closes every connection. Errors: IoError from epoll.
+  [[nodiscard]] Status Run();
+  // Requests Run() to return. Async-signal-safe.
+  void Stop();
+
+ private:
+  struct Conn;
+  RespServer(Store* store, Waker* durable_waker, ServerOptions options);
+  void Accept();
+  void OnReadable(Conn* c);
+  void ProcessInput(Conn* c);
+  void Release(Conn* c, uint64_t durable);
+  bool WriteOut(Conn* c);  // false if the connection was closed
+  void UpdateEvents(Conn* c);
+  void Close(Conn* c);
+  std::string ClientsInfo() const;
+
+  Store* const store_;
+  Waker* const durable_waker_;
+  ServerOptions options_;
+  std::unique_ptr<Waker> stop_waker_;
+  std::unique_ptr<Dispatcher> dispatcher_;
+  int listen_fd_ = -1;
+  int epoll_fd_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  uint64_t next_client_id_ = 1;
+  std::unordered_map<int, std::unique_ptr<Conn>> conns_;
+  std::vector<Conn*> waiting_;  // connections with replies waiting for durability
+  bool wrote_since_flush_ = false;
+  uint64_t rejected_clients_ = 0;
+  uint64_t protocol_errors_ = 0;
+};
+
+}  // namespace cosmos::kv

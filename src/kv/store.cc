@@ -1,0 +1,685 @@
+// Store implementation: format/recovery, group-committing flusher thread,
+// index maintenance with lazy expiry, and two-half background compaction.
+#include "kv/store.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+
+#include "common/check.h"
+#include "common/checksum.h"
+#include "common/endian.h"
+#include "common/log.h"
+
+namespace cosmos::kv {
+namespace {
+
+constexpr uint64_t kScanSeed = 0x7363616e'6b657973ull;
+
+int64_t WallClockMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+bool Expired(int64_t expiry_ms, int64_t now) { return expiry_ms != 0 && expiry_ms <= now; }
+
+}  // namespace
+
+Store::Store(LogDevice* device, StoreOptions options)
+    : device_(device), options_(std::move(options)) {
+  if (!options_.now_ms) options_.now_ms = WallClockMs;
+}
+
+Result<std::unique_ptr<Store>> Store::Open(LogDevice* device, StoreOptions options) {
+  COSMOS_CHECK(device != nullptr);
+  if (device->Size() < kMinDeviceSize) {
+    return Status::InvalidArgument("kv log device too small: " + std::to_string(device->Size()) +
+                                   " bytes, need at least " + std::to_string(kMinDeviceSize));
+  }
+  std::unique_ptr<Store> store(new Store(device, std::move(options)));
+  char sb[kSuperblockSize];
+  COSMOS_RETURN_IF_ERROR(device->Read(0, sb, sizeof(sb)));
+  bool blank = std::all_of(sb, sb + sizeof(sb), [](char c) { return c == 0; });
+  if (blank) {
+    COSMOS_RETURN_IF_ERROR(store->Format());
+  }
+  COSMOS_RETURN_IF_ERROR(store->Recover());
+  store->flusher_ = std::thread([s = store.get()] { s->FlusherLoop(); });
+  if (store->options_.background_compaction) {
+    store->compactor_ = std::thread([s = store.get()] { s->CompactorLoop(); });
+  }
+  return store;
+}
+
+Store::~Store() {
+  {
+    std::lock_guard l(mu_);
+    stopping_ = true;
+    flush_requested_ = true;
+  }
+  compact_cv_.notify_all();
+  if (compactor_.joinable()) compactor_.join();
+  flush_cv_.notify_all();
+  if (flusher_.joinable()) flusher_.join();
+}
+
+// Format order: segment header and control words first, superblock last, so a
+// valid superblock implies a complete format.
+Status Store::Format() {
+  const uint64_t size = device_->Size() & ~4095ull;
+  const uint64_t half = ((size - kHeaderAreaSize) / 2) & ~4095ull;
+  char seg[kSegmentHeaderSize];
+  EncodeSegmentHeader(0, seg);
+  COSMOS_RETURN_IF_ERROR(device_->Write(kHeaderAreaSize, seg, sizeof(seg)));
+  COSMOS_RETURN_IF_ERROR(device_->Flush(kHeaderAreaSize, sizeof(seg)));
+  COSMOS_RETURN_IF_ERROR(device_->WriteAfterFlush(kTailOffset0, 0));
+  COSMOS_RETURN_IF_ERROR(device_->WriteAfterFlush(kTailOffset1, 0));
+  COSMOS_RETURN_IF_ERROR(device_->WriteAfterFlush(kActiveGenerationOffset, 0));
+  char sb[kSuperblockSize];
+  EncodeSuperblock(size, half, sb);
+  COSMOS_RETURN_IF_ERROR(device_->Write(0, sb, sizeof(sb)));
+  COSMOS_RETURN_IF_ERROR(device_->Flush(0, sizeof(sb)));
+  COSMOS_LOG_INFO("kv: formatted log ({} bytes, two halves of {} bytes)", size, half);
+  return Status::Ok();
+}
+
+Status Store::Recover() {
+  char sb[kSuperblockSize];
+  COSMOS_RETURN_IF_ERROR(device_->Read(0, sb, sizeof(sb)));
+  if (LoadLE<uint64_t>(sb + SuperblockLayout::kMagic) != kSuperblockMagic) {
+    return Status::Corruption("kv log superblock: bad magic (not a cosmos-kv log)");
+  }
+  if (LoadLE<uint64_t>(sb + SuperblockLayout::kChecksum) !=
+      Checksum64(sb, SuperblockLayout::kChecksum, kSuperblockSeed)) {
+    return Status::Corruption("kv log superblock: checksum mismatch");
+  }
+  const uint32_t version = LoadLE<uint32_t>(sb + SuperblockLayout::kVersion);
+  if (version != kFormatVersion) {
+    return Status::Corruption("kv log superblock: unsupported format version " +
+                              std::to_string(version));
+  }
+  const uint64_t dev_size = LoadLE<uint64_t>(sb + SuperblockLayout::kDeviceSize);
+  const uint64_t half = LoadLE<uint64_t>(sb + SuperblockLayout::kHalfSize);
+  half_offset_[0] = LoadLE<uint64_t>(sb + SuperblockLayout::kHalf0);
+  half_offset_[1] = LoadLE<uint64_t>(sb + SuperblockLayout::kHalf1);
+  if (dev_size > device_->Size() || half <= kSegmentHeaderSize ||
+      half_offset_[0] != kHeaderAreaSize || half_offset_[1] != kHeaderAreaSize + half ||
+      half_offset_[1] + half > dev_size) {
+    return Status::Corruption("kv log superblock: inconsistent geometry");
+  }
+  capacity_ = half - kSegmentHeaderSize;
+
+  uint64_t words[3];
+  COSMOS_RETURN_IF_ERROR(device_->Read(kActiveGenerationOffset, words, sizeof(words)));
+  const uint64_t gen = words[0];
+  const int h = static_cast<int>(gen % 2);
+  const uint64_t tail = words[1 + h];
+  char seg[kSegmentHeaderSize];
+  COSMOS_RETURN_IF_ERROR(device_->Read(half_offset_[h], seg, sizeof(seg)));
+  if (LoadLE<uint64_t>(seg + SegmentLayout::kMagic) != kSegmentMagic ||
+      LoadLE<uint64_t>(seg + SegmentLayout::kChecksum) !=
+          Checksum64(seg, SegmentLayout::kChecksum, kSegmentSeed) ||
+      LoadLE<uint64_t>(seg + SegmentLayout::kGeneration) != gen) {
+    return Status::Corruption("kv log segment header of half " + std::to_string(h) +
+                              ": invalid or not generation " + std::to_string(gen));
+  }
+  if (tail > capacity_ || tail % 8 != 0) {
+    return Status::Corruption("kv log tail pointer " + std::to_string(tail) +
+                              " beyond half capacity " + std::to_string(capacity_));
+  }
+  std::lock_guard l(mu_);
+  generation_ = gen;
+  half_ = h;
+  COSMOS_RETURN_IF_ERROR(ReplayHalf(h, tail));
+  append_pos_ = durable_pos_ = staging_start_ = RecordBase(h) + tail;
+  durable_seq_ = last_seq_;
+  COSMOS_LOG_INFO("kv: recovered generation {} ({} keys, {} log bytes, last sequence {})", gen,
+                  index_.size(), tail, last_seq_);
+  return Status::Ok();
+}
+
+Status Store::ReplayHalf(int half, uint64_t tail) {
+  const uint64_t base = RecordBase(half);
+  const int64_t now = options_.now_ms();
+  std::string buf;
+  uint64_t off = 0;
+  while (off < tail) {
+    char hdr[kRecordHeaderSize];
+    const uint64_t avail = tail - off;
+    const std::string where = "half " + std::to_string(half) + " offset " + std::to_string(off);
+    if (avail < kRecordHeaderSize) {
+      return Status::Corruption("kv log record at " + where + ": truncated header");
+    }
+    COSMOS_RETURN_IF_ERROR(device_->Read(base + off, hdr, sizeof(hdr)));
+    COSMOS_ASSIGN_OR_RETURN(RecordHeader h, DecodeRecordHeader(hdr, avail, where));
+    buf.resize(h.size);
+    COSMOS_RETURN_IF_ERROR(device_->Read(base + off, buf.data(), h.size));
+    if (!RecordChecksumOk(buf.data(), h)) {
+      return Status::Corruption("kv log record at " + where + ": checksum mismatch");
+    }
+    last_seq_ = std::max(last_seq_, h.sequence);
+    std::string_view key(buf.data() + kRecordHeaderSize, h.key_len);
+    if (!(h.type == RecordType::kPut && Expired(h.expiry_ms, now))) {
+      ApplyRecord(h.type, key, base + off, h.value_len, h.expiry_ms, h.key_len);
+    } else {
+      auto it = index_.find(key);
+      if (it != index_.end()) EraseKey(it);
+    }
+    off += h.size;
+  }
+  return Status::Ok();
+}
+
+void Store::EraseKey(Index::iterator it) {
+  live_bytes_ -= RecordSize(it->second.key_len, it->second.value_len);
+  scan_order_.erase({it->second.scan_hash, std::string_view(it->first)});
+  index_.erase(it);
+}
+
+void Store::ApplyRecord(RecordType type, std::string_view key, uint64_t pos, uint64_t value_len,
+                        int64_t expiry_ms, uint32_t key_len) {
+  switch (type) {
+    case RecordType::kPut: {
+      auto it = index_.find(key);
+      if (it == index_.end()) {
+        it = index_.emplace(std::string(key), Entry{}).first;
+        it->second.scan_hash = Checksum64(key.data(), key.size(), kScanSeed);
+        scan_order_.insert({it->second.scan_hash, std::string_view(it->first)});
+      } else {
+        live_bytes_ -= RecordSize(it->second.key_len, it->second.value_len);
+      }
+      Entry& e = it->second;
+      e.pos = pos;
+      e.value_len = value_len;
+      e.expiry_ms = expiry_ms;
+      e.key_len = key_len;
+      live_bytes_ += RecordSize(key_len, value_len);
+      break;
+    }
+    case RecordType::kDelete: {
+      auto it = index_.find(key);
+      if (it != index_.end()) EraseKey(it);
+      break;
+    }
+    case RecordType::kExpire: {
+      auto it = index_.find(key);
+      if (it != index_.end()) it->second.expiry_ms = expiry_ms;
+      break;
+    }
+    case RecordType::kClear:
+      index_.clear();
+      scan_order_.clear();
+      live_bytes_ = 0;
+      break;
+  }
+}
+
+Store::Index::iterator Store::FindLive(std::string_view key) {
+  auto it = index_.find(key);
+  if (it == index_.end()) return it;
+  if (Expired(it->second.expiry_ms, options_.now_ms())) {
+    // Lazy expiry: the record's absolute expiry makes it expired after a
+    // restart too, so no log record is needed.
+    EraseKey(it);
+    return index_.end();
+  }
+  return it;
+}
+
+Status Store::ReadLog(uint64_t pos, void* out, uint64_t len) {
+  if (pos >= staging_start_) {
+    std::memcpy(out, staging_.data() + (pos - staging_start_), len);
+    return Status::Ok();
+  }
+  if (!inflight_.empty() && pos >= inflight_start_) {
+    std::memcpy(out, inflight_.data() + (pos - inflight_start_), len);
+    return Status::Ok();
+  }
+  return device_->Read(pos, out, len);
+}
+
+void Store::Fail(const Status& s) {
+  if (failed_.ok()) {
+    failed_ = Status::FailedPrecondition("kv store failed, restart to recover: " + s.ToString());
+    COSMOS_LOG_ERROR("kv: {}", failed_.message());
+  }
+  durable_cv_.notify_all();
+}
+
+Result<uint64_t> Store::Apply(const WriteBatch& batch) {
+  uint64_t need = 0;
+  for (const auto& op : batch.ops_) {
+    if (op.value.size() > options_.max_value_size) {
+      return Status::InvalidArgument("value of " + std::to_string(op.value.size()) +
+                                     " bytes exceeds proto-max-bulk-len " +
+                                     std::to_string(options_.max_value_size));
+    }
+    if (op.key.size() > UINT32_MAX) return Status::InvalidArgument("key too long");
+    need += RecordSize(op.key.size(), op.value.size());
+  }
+  for (int attempt = 0;; ++attempt) {
+    std::unique_lock l(mu_);
+    if (!failed_.ok()) return failed_;
+    if (batch.ops_.empty()) return last_seq_;
+    const uint64_t end = RecordBase(half_) + capacity_;
+    if (need > end - append_pos_) {
+      // Compaction helps only if live data plus this batch fits in a half.
+      if (attempt == 0 && live_bytes_ + need <= capacity_ &&
+          (append_pos_ - RecordBase(half_)) > live_bytes_) {
+        l.unlock();
+        COSMOS_RETURN_IF_ERROR(Compact());
+        continue;
+      }
+      return Status::ResourceExhausted("log full: " + std::to_string(need) + " bytes needed, " +
+                                       std::to_string(live_bytes_) + " bytes live of " +
+                                       std::to_string(capacity_));
+    }
+    for (const auto& op : batch.ops_) {
+      const uint64_t pos = append_pos_;
+      const uint64_t seq = ++last_seq_;
+      EncodeRecord(op.type, seq, op.expiry_ms, op.key, op.value, &staging_);
+      append_pos_ += RecordSize(op.key.size(), op.value.size());
+      ApplyRecord(op.type, op.key, pos, op.value.size(), op.expiry_ms,
+                  static_cast<uint32_t>(op.key.size()));
+      ++records_pending_;
+    }
+    MaybeTriggerCompaction();
+    return last_seq_;
+  }
+}
+
+void Store::MaybeTriggerCompaction() {
+  if (!options_.background_compaction || compact_requested_) return;
+  const uint64_t used = append_pos_ - RecordBase(half_);
+  if (used > options_.compaction_trigger * static_cast<double>(capacity_) &&
+      live_bytes_ * 2 < used) {
+    compact_requested_ = true;
+    compact_cv_.notify_one();
+  }
+}
+
+Result<bool> Store::Get(std::string_view key, std::string* value) {
+  std::lock_guard l(mu_);
+  if (!failed_.ok()) return failed_;
+  auto it = FindLive(key);
+  if (it == index_.end()) return false;
+  value->resize(it->second.value_len);
+  COSMOS_RETURN_IF_ERROR(ReadLog(it->second.pos + kRecordHeaderSize + it->second.key_len,
+                                 value->data(), it->second.value_len));
+  return true;
+}
+
+Result<std::optional<KeyInfo>> Store::Lookup(std::string_view key) {
+  std::lock_guard l(mu_);
+  if (!failed_.ok()) return failed_;
+  auto it = FindLive(key);
+  if (it == index_.end()) return std::optional<KeyInfo>();
+  return std::optional<KeyInfo>(KeyInfo{it->second.value_len, it->second.expiry_ms});
+}
+
+Result<std::vector<std::string>> Store::Keys(std::string_view pattern) {
+  std::lock_guard l(mu_);
+  if (!failed_.ok()) return failed_;
+  const int64_t now = options_.now_ms();
+  std::vector<std::string> out;
+  for (const auto& [k, e] : index_) {
+    if (!Expired(e.expiry_ms, now) && GlobMatch(pattern, k)) out.push_back(k);
+  }
+  return out;
+}
+
+Result<uint64_t> Store::Scan(uint64_t cursor, std::string_view pattern, uint64_t count,
+                             std::vector<std::string>* keys) {
+  std::lock_guard l(mu_);
+  if (!failed_.ok()) return failed_;
+  const int64_t now = options_.now_ms();
+  auto it = scan_order_.lower_bound({cursor, std::string_view()});
+  for (uint64_t n = 0; it != scan_order_.end() && n < std::max<uint64_t>(count, 1); ++it, ++n) {
+    auto e = index_.find(it->second);
+    if (e != index_.end() && !Expired(e->second.expiry_ms, now) && GlobMatch(pattern, e->first)) {
+      keys->emplace_back(e->first);
+    }
+  }
+  // The next cursor is the next key's hash; hash 0 would end the scan early
+  // (probability 2^-64 per key).
+  return it == scan_order_.end() ? 0 : it->first;
+}
+
+uint64_t Store::KeyCount() {
+  std::lock_guard l(mu_);
+  return index_.size();
+}
+
+uint64_t Store::last_sequence() {
+  std::lock_guard l(mu_);
+  return last_seq_;
+}
+
+uint64_t Store::durable_sequence() {
+  std::lock_guard l(mu_);
+  return durable_seq_;
+}
+
+void Store::RequestFlush() {
+  {
+    std::lock_guard l(mu_);
+    if (staging_.empty() || flush_requested_) return;
+    flush_requested_ = true;
+  }
+  flush_cv_.notify_one();
+}
+
+Status Store::WaitDurable(uint64_t sequence) {
+  RequestFlush();
+  std::unique_lock l(mu_);
+  durable_cv_.wait(l, [&] { return durable_seq_ >= sequence || !failed_.ok() || stopping_; });
+  if (durable_seq_ >= sequence) return Status::Ok();
+  if (!failed_.ok()) return failed_;
+  return Status::Cancelled("kv store shutting down");
+}
+
+// Group commit: everything staged when the flusher wakes is written, flushed
+// and published by one tail update; writes arriving meanwhile wait for the
+// next round.
+void Store::FlusherLoop() {
+  for (;;) {
+    {
+      std::unique_lock l(mu_);
+      flush_cv_.wait(l, [&] { return stopping_ || (flush_requested_ && !staging_.empty()); });
+      if (stopping_ && (staging_.empty() || !failed_.ok())) return;
+      if (!failed_.ok()) {
+        flush_requested_ = false;
+        continue;
+      }
+    }
+    std::unique_lock c(commit_mu_);  // lock order: commit_mu_ before mu_
+    std::unique_lock l(mu_);
+    flush_requested_ = false;
+    if (staging_.empty()) continue;  // a compaction committed it meanwhile
+    inflight_.swap(staging_);
+    staging_.clear();
+    inflight_start_ = staging_start_;
+    staging_start_ += inflight_.size();
+    const uint64_t end = staging_start_;
+    const uint64_t seq = last_seq_;
+    const uint64_t records = records_pending_;
+    records_pending_ = 0;
+    const int half = half_;
+    l.unlock();
+
+    Status s = device_->Write(inflight_start_, inflight_.data(), inflight_.size());
+    if (s.ok()) s = device_->Flush(inflight_start_, inflight_.size());
+    if (s.ok()) s = device_->WriteAfterFlush(TailWordOffset(half), end - RecordBase(half));
+
+    l.lock();
+    if (!s.ok()) {
+      Fail(s);
+    } else {
+      durable_seq_ = seq;
+      durable_pos_ = end;
+      ++group_commits_;
+      records_committed_ += records;
+      inflight_.clear();
+    }
+    l.unlock();
+    durable_cv_.notify_all();
+    if (s.ok() && options_.on_durable) options_.on_durable(seq);
+  }
+}
+
+void Store::CompactorLoop() {
+  for (;;) {
+    {
+      std::unique_lock l(mu_);
+      compact_cv_.wait(l, [&] { return stopping_ || compact_requested_; });
+      if (stopping_) return;
+    }
+    Status s = Compact();
+    if (!s.ok()) COSMOS_LOG_WARN("kv: background compaction failed: {}", s.ToString());
+    std::lock_guard l(mu_);
+    compact_requested_ = false;
+  }
+}
+
+Status Store::Compact() {
+  std::lock_guard cl(compact_mu_);
+  return CompactLocked();
+}
+
+// Compaction into the other half (generation g -> g + 1):
+//  1. snapshot the live entries below the durable tail T0 and copy them
+//     (no lock held: durable bytes of the active half never change);
+//  2. copy the raw records in [T0, T1) that became durable meanwhile;
+//  3. flush the new half; then, holding commit_mu_ and mu_ (clients wait for
+//     about one flush), copy the remaining records, flush, WriteAfterFlush
+//     the new half's tail and finally the active generation word. A crash
+//     before the generation word is durable leaves generation g intact.
+// Copying raw records after T0 keeps their order, so deletes and expiry
+// changes made during compaction replay correctly.
+Status Store::CompactLocked() {
+  struct Item {
+    std::string key;
+    uint64_t old_pos;
+    uint64_t new_pos;
+    uint64_t value_len;
+    int64_t expiry_ms;
+    uint32_t key_len;
+  };
+  std::vector<Item> items;
+  uint64_t t0, new_gen;
+  int old_half, new_half;
+  {
+    std::lock_guard l(mu_);
+    if (!failed_.ok()) return failed_;
+    const int64_t now = options_.now_ms();
+    t0 = durable_pos_;
+    old_half = half_;
+    new_gen = generation_ + 1;
+    new_half = static_cast<int>(new_gen % 2);
+    items.reserve(index_.size());
+    for (const auto& [k, e] : index_) {
+      if (e.pos < t0 && !Expired(e.expiry_ms, now)) {
+        items.push_back({k, e.pos, 0, e.value_len, e.expiry_ms, e.key_len});
+      }
+    }
+  }
+  const uint64_t base = RecordBase(new_half);
+  const uint64_t old_base = RecordBase(old_half);
+  char seg[kSegmentHeaderSize];
+  EncodeSegmentHeader(new_gen, seg);
+  COSMOS_RETURN_IF_ERROR(device_->Write(half_offset_[new_half], seg, sizeof(seg)));
+
+  uint64_t out = base;
+  std::string chunk, rec;
+  auto flush_chunk = [&]() -> Status {
+    if (chunk.empty()) return Status::Ok();
+    COSMOS_RETURN_IF_ERROR(device_->Write(out, chunk.data(), chunk.size()));
+    out += chunk.size();
+    chunk.clear();
+    return Status::Ok();
+  };
+  for (auto& it : items) {
+    const uint64_t size = RecordSize(it.key_len, it.value_len);
+    rec.resize(size);
+    COSMOS_RETURN_IF_ERROR(device_->Read(it.old_pos, rec.data(), size));
+    COSMOS_ASSIGN_OR_RETURN(RecordHeader h, DecodeRecordHeader(rec.data(), size, "compaction"));
+    // Rewrite with the index's expiry (an EXPIRE before T0 may have changed it).
+    if (h.expiry_ms != it.expiry_ms) {
+      std::string k = rec.substr(kRecordHeaderSize, h.key_len);
+      std::string v = rec.substr(kRecordHeaderSize + h.key_len, h.value_len);
+      rec.clear();
+      EncodeRecord(RecordType::kPut, h.sequence, it.expiry_ms, k, v, &rec);
+    }
+    it.new_pos = out + chunk.size();
+    chunk += rec;
+    if (chunk.size() >= (4u << 20)) COSMOS_RETURN_IF_ERROR(flush_chunk());
+  }
+  COSMOS_RETURN_IF_ERROR(flush_chunk());
+  const uint64_t copied_base = out;  // raw copies of [t0, ...) start here
+
+  // Raw copy of what became durable meanwhile.
+  auto copy_raw = [&](uint64_t from, uint64_t to) -> Status {
+    for (uint64_t p = from; p < to;) {
+      const uint64_t n = std::min<uint64_t>(to - p, 4u << 20);
+      chunk.resize(n);
+      COSMOS_RETURN_IF_ERROR(device_->Read(p, chunk.data(), n));
+      COSMOS_RETURN_IF_ERROR(flush_chunk());
+      p += n;
+    }
+    return Status::Ok();
+  };
+  uint64_t t1;
+  {
+    std::lock_guard l(mu_);
+    t1 = durable_pos_;
+  }
+  COSMOS_RETURN_IF_ERROR(copy_raw(t0, t1));
+  COSMOS_RETURN_IF_ERROR(device_->Flush(half_offset_[new_half], out - half_offset_[new_half]));
+  const uint64_t flushed_to = out;
+
+  // Switch: clients and the flusher wait from here.
+  std::lock_guard c(commit_mu_);
+  std::lock_guard l(mu_);
+  if (!failed_.ok()) return failed_;
+  Status s = copy_raw(t1, durable_pos_);
+  if (s.ok() && !staging_.empty()) {
+    chunk = staging_;
+    s = flush_chunk();
+  }
+  if (s.ok()) s = device_->Flush(flushed_to, out - flushed_to);
+  if (s.ok()) s = device_->WriteAfterFlush(TailWordOffset(new_half), out - base);
+  if (s.ok()) s = device_->WriteAfterFlush(kActiveGenerationOffset, new_gen);
+  if (!s.ok()) {
+    Fail(s);
+    return failed_;
+  }
+  // Remap the index: snapshot entries still at their old position move to
+  // their copy; entries at or after t0 shift with the raw copy; entries
+  // below t0 not in the snapshot were expired and are dropped.
+  const uint64_t old_end = old_base + capacity_;
+  for (const auto& it : items) {
+    auto e = index_.find(it.key);
+    if (e != index_.end() && e->second.pos == it.old_pos) e->second.pos = it.new_pos;
+  }
+  for (auto e = index_.begin(); e != index_.end();) {
+    uint64_t& pos = e->second.pos;
+    if (pos >= old_base && pos < old_end) {
+      if (pos >= t0) {
+        pos = pos - t0 + copied_base;
+      } else {
+        auto dead = e++;
+        EraseKey(dead);
+        continue;
+      }
+    }
+    ++e;
+  }
+  live_bytes_ = 0;
+  for (const auto& [k, e] : index_) live_bytes_ += RecordSize(e.key_len, e.value_len);
+  const uint64_t old_used = append_pos_ - old_base;
+  generation_ = new_gen;
+  half_ = new_half;
+  append_pos_ = durable_pos_ = staging_start_ = out;
+  staging_.clear();
+  durable_seq_ = last_seq_;
+  records_committed_ += records_pending_;
+  records_pending_ = 0;
+  flush_requested_ = false;
+  ++compactions_;
+  COSMOS_LOG_INFO("kv: compacted generation {} -> {}: {} -> {} log bytes, {} keys", new_gen - 1,
+                  new_gen, old_used, out - base, index_.size());
+  durable_cv_.notify_all();
+  if (options_.on_durable) options_.on_durable(durable_seq_);
+  return Status::Ok();
+}
+
+StoreStats Store::Stats() {
+  std::lock_guard l(mu_);
+  StoreStats s;
+  s.keys = index_.size();
+  s.generation = generation_;
+  s.log_capacity = capacity_;
+  s.log_used = append_pos_ - RecordBase(half_);
+  s.live_bytes = live_bytes_;
+  s.last_sequence = last_seq_;
+  s.durable_sequence = durable_seq_;
+  s.group_commits = group_commits_;
+  s.records_committed = records_committed_;
+  s.compactions = compactions_;
+  s.device_backend = std::string(device_->BackendName());
+  s.durability = std::string(device_->DurabilityLevel());
+  return s;
+}
+
+bool GlobMatch(std::string_view p, std::string_view s) {
+  size_t pi = 0, si = 0;
+  size_t star_p = std::string_view::npos, star_s = 0;
+  while (si < s.size()) {
+    if (pi < p.size()) {
+      const char c = p[pi];
+      if (c == '*') {
+        while (pi < p.size() && p[pi] == '*') ++pi;
+        if (pi == p.size()) return true;
+        star_p = pi;
+        star_s = si;
+        continue;
+      }
+      if (c == '?') {
+        ++pi;
+        ++si;
+        continue;
+      }
+      if (c == '[') {
+        size_t q = pi + 1;
+        bool negate = false;
+        if (q < p.size() && p[q] == '^') {
+          negate = true;
+          ++q;
+        }
+        bool match = false;
+        bool closed = false;
+        while (q < p.size()) {
+          if (p[q] == '\\' && q + 1 < p.size()) {
+            if (p[q + 1] == s[si]) match = true;
+            q += 2;
+          } else if (p[q] == ']') {
+            closed = true;
+            break;
+          } else if (q + 2 < p.size() && p[q + 1] == '-' && p[q + 2] != ']') {
+            char lo = p[q], hi = p[q + 2];
+            if (lo > hi) std::swap(lo, hi);
+            if (s[si] >= lo && s[si] <= hi) match = true;
+            q += 3;
+          } else {
+            if (p[q] == s[si]) match = true;
+            ++q;
+          }
+        }
+        if (negate) match = !match;
+        if (match) {
+          pi = closed ? q + 1 : q;
+          ++si;
+          continue;
+        }
+      } else if (c == '\\' && pi + 1 < p.size()) {
+        if (p[pi + 1] == s[si]) {
+          pi += 2;
+          ++si;
+          continue;
+        }
+      } else if (c == s[si]) {
+        ++pi;
+        ++si;
+        continue;
+      }
+    }
+    if (star_p == std::string_view::npos) return false;
+    pi = star_p;
+    si = ++star_s;
+  }
+  while (pi < p.size() && p[pi] == '*') ++pi;
+  return pi == p.size();
+}
+
+}  // namespace cosmos::kv

@@ -1,0 +1,220 @@
+// Store: the log-structured durable key-value store. Records are appended to
+// a LogDevice with the log-writer pattern (write, Flush, WriteAfterFlush of
+// the tail); a DRAM hash index maps keys to log positions and is rebuilt by
+// scanning the log on Open; a background thread compacts into the other log
+// half and switches atomically.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "cosmos/result.h"
+#include "kv/log_device.h"
+#include "kv/log_format.h"
+
+namespace cosmos::kv {
+
+struct StoreOptions {
+  // Largest accepted value (like Redis proto-max-bulk-len). Larger values are
+  // rejected with InvalidArgument.
+  uint64_t max_value_size = 512ull << 20;
+  // Background compaction is considered once the active half is this full
+  // and at least half of its bytes are garbage.
+  double compaction_trigger = 0.5;
+  bool background_compaction = true;
+  // Called from the store's flusher thread after each group commit with the
+  // highest durable sequence number. Must be cheap and must not call back
+  // into the Store.
+  std::function<void(uint64_t durable_sequence)> on_durable;
+  // Wall clock in unix milliseconds (injectable for TTL tests).
+  std::function<int64_t()> now_ms;
+};
+
+// An ordered set of mutations applied atomically by Store::Apply: they land
+// in the log contiguously and become durable in the same group commit.
+// Holds views: the referenced bytes must outlive the Apply call.
+class WriteBatch {
+ public:
+  // Sets key to value with absolute expiry (unix ms, 0 = none).
+  void Put(std::string_view key, std::string_view value, int64_t expiry_ms = 0) {
+    ops_.push_back({RecordType::kPut, key, value, expiry_ms});
+  }
+  // Removes key (a no-op record if absent).
+  void Delete(std::string_view key) { ops_.push_back({RecordType::kDelete, key, {}, 0}); }
+  // Sets an existing key's absolute expiry (0 removes the expiry).
+  void Expire(std::string_view key, int64_t expiry_ms) {
+    ops_.push_back({RecordType::kExpire, key, {}, expiry_ms});
+  }
+  // Removes every key.
+  void Clear() { ops_.push_back({RecordType::kClear, {}, {}, 0}); }
+  bool empty() const { return ops_.empty(); }
+
+ private:
+  friend class Store;
+  struct Op {
+    RecordType type;
+    std::string_view key, value;
+    int64_t expiry_ms;
+  };
+  std::vector<Op> ops_;
+};
+
+// Metadata of a live key.
+struct KeyInfo {
+  uint64_t value_len = 0;
+  int64_t expiry_ms = 0;  // 0 = no expiry
+};
+
+struct StoreStats {
+  uint64_t keys = 0;
+  uint64_t generation = 0;
+  uint64_t log_capacity = 0;  // bytes of records one half can hold
+  uint64_t log_used = 0;      // bytes appended to the active half
+  uint64_t live_bytes = 0;    // bytes of records the index points to
+  uint64_t last_sequence = 0;
+  uint64_t durable_sequence = 0;
+  uint64_t group_commits = 0;
+  uint64_t records_committed = 0;
+  uint64_t compactions = 0;
+  std::string device_backend;
+  std::string durability;
+};
+
+// Thread-safety: every method may be called from any thread. Apply calls are
+// serialised internally; reads see the latest applied state (which may not
+// be durable yet: callers that expose reads wait for last_sequence() to be
+// durable before replying, as the RESP server does).
+class Store {
+ public:
+  // Opens the log on `device` (not owned; must outlive the Store). A device
+  // whose superblock area is all zeros is formatted. Errors: Corruption (bad
+  // superblock, segment header, or a record before the durable tail failing
+  // its checksum), InvalidArgument (device too small), device errors.
+  static Result<std::unique_ptr<Store>> Open(LogDevice* device, StoreOptions options = {});
+  // Commits every applied write (best effort) and stops the threads.
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  // Appends the batch's records and updates the index. Returns the sequence
+  // number that must be durable for the batch to be durable (wait with
+  // WaitDurable). Errors: InvalidArgument (value larger than
+  // max_value_size), ResourceExhausted (log full even after compaction:
+  // nothing of the batch was applied), FailedPrecondition (the store failed
+  // earlier; restart to recover the durable state).
+  [[nodiscard]] Result<uint64_t> Apply(const WriteBatch& batch);
+
+  // Copies the live value of `key` into `*value`. Returns false if absent or
+  // expired (lazy expiry removes it from the index).
+  [[nodiscard]] Result<bool> Get(std::string_view key, std::string* value);
+  // Value length and expiry of a live key, nullopt if absent or expired.
+  [[nodiscard]] Result<std::optional<KeyInfo>> Lookup(std::string_view key);
+  // Live keys matching a Redis glob pattern.
+  [[nodiscard]] Result<std::vector<std::string>> Keys(std::string_view pattern);
+  // Redis SCAN: examines about `count` keys from `cursor` (0 starts), adds the
+  // live ones matching `pattern` to *keys, returns the next cursor (0 = done).
+  // Every key present for a whole iteration is returned at least once.
+  [[nodiscard]] Result<uint64_t> Scan(uint64_t cursor, std::string_view pattern, uint64_t count,
+                                      std::vector<std::string>* keys);
+  // Number of keys in the index (expired keys not yet touched included).
+  uint64_t KeyCount();
+
+  uint64_t last_sequence();
+  uint64_t durable_sequence();
+  // Asks the flusher to commit what has been applied so far (group commit:
+  // everything applied until the flusher picks it up shares one flush).
+  void RequestFlush();
+  // Blocks until `sequence` is durable. Error if the store failed first.
+  [[nodiscard]] Status WaitDurable(uint64_t sequence);
+  // Runs one compaction now (blocks the caller, not other clients).
+  [[nodiscard]] Status Compact();
+
+  StoreStats Stats();
+  int64_t NowMs() const { return options_.now_ms(); }
+  const StoreOptions& options() const { return options_; }
+  std::string_view backend_name() const { return device_->BackendName(); }
+  std::string_view durability_level() const { return device_->DurabilityLevel(); }
+
+ private:
+  struct Entry {
+    uint64_t pos;  // device offset of the record
+    uint64_t value_len;
+    int64_t expiry_ms;
+    uint64_t scan_hash;
+    uint32_t key_len;
+  };
+  struct KeyHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view k) const { return std::hash<std::string_view>()(k); }
+  };
+  using Index = std::unordered_map<std::string, Entry, KeyHash, std::equal_to<>>;
+
+  Store(LogDevice* device, StoreOptions options);
+  Status Format();
+  Status Recover();
+  Status ReplayHalf(int half, uint64_t tail);
+  void ApplyRecord(RecordType type, std::string_view key, uint64_t pos, uint64_t value_len,
+                   int64_t expiry_ms, uint32_t key_len);  // REQUIRES: mu_ held
+  void EraseKey(Index::iterator it);                      // REQUIRES: mu_ held
+  Index::iterator FindLive(std::string_view key);         // REQUIRES: mu_ held
+  Status ReadLog(uint64_t pos, void* out, uint64_t len);  // REQUIRES: mu_ held
+  uint64_t TailWordOffset(int half) const { return half == 0 ? kTailOffset0 : kTailOffset1; }
+  uint64_t RecordBase(int half) const { return half_offset_[half] + kSegmentHeaderSize; }
+  void MaybeTriggerCompaction();  // REQUIRES: mu_ held
+  void FlusherLoop();
+  void CompactorLoop();
+  Status CompactLocked();      // REQUIRES: compact_mu_ held
+  void Fail(const Status& s);  // REQUIRES: mu_ held
+
+  LogDevice* const device_;
+  StoreOptions options_;
+  uint64_t half_offset_[2] = {0, 0};
+  uint64_t capacity_ = 0;  // record bytes per half
+
+  std::mutex compact_mu_;  // one compaction at a time
+  std::mutex commit_mu_;   // held across a group commit or a half switch; before mu_
+  std::mutex mu_;
+  std::condition_variable flush_cv_;    // flusher waits for work
+  std::condition_variable durable_cv_;  // WaitDurable waiters
+  std::condition_variable compact_cv_;  // compactor waits for a trigger
+  Index index_;
+  std::set<std::pair<uint64_t, std::string_view>> scan_order_;  // views into index_ keys
+  uint64_t generation_ = 0;
+  int half_ = 0;
+  uint64_t append_pos_ = 0;   // next record offset in the active half
+  uint64_t durable_pos_ = 0;  // end of the durable records (the tail)
+  std::string staging_;       // records applied but not yet written to the device
+  uint64_t staging_start_ = 0;
+  std::string inflight_;  // records being committed by the flusher
+  uint64_t inflight_start_ = 0;
+  uint64_t last_seq_ = 0;
+  uint64_t durable_seq_ = 0;
+  uint64_t live_bytes_ = 0;
+  bool flush_requested_ = false;
+  bool compact_requested_ = false;
+  bool stopping_ = false;
+  Status failed_;
+  uint64_t group_commits_ = 0;
+  uint64_t records_committed_ = 0;
+  uint64_t records_pending_ = 0;
+  uint64_t compactions_ = 0;
+
+  std::thread flusher_;
+  std::thread compactor_;
+};
+
+// Redis-compatible glob match (*, ?, [abc], [^a], [a-z], \ escapes).
+bool GlobMatch(std::string_view pattern, std::string_view text);
+
+}  // namespace cosmos::kv
