@@ -1,0 +1,150 @@
+// The COSMOS remote persistent-memory client: connect to a memory node
+// (cosmosd), manage regions, and write, read, flush, drain, verify and update
+// them with the SNIA NVM programming model's remote-access semantics.
+// docs/semantics.md is the normative description of every call below.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "cosmos/result.h"
+#include "cosmos/status.h"
+
+namespace cosmos {
+
+// What a completed flush guarantees on the node holding the region, as
+// reported by the node's pool backend (never upgraded by the client).
+enum class Durability : uint8_t {
+  kNone = 0,       // DRAM or tmpfs: nothing survives a power loss or reboot
+  kPage = 1,       // regular file, msync/fdatasync: survives power loss
+  kCacheLine = 2,  // DAX persistent memory, cache-line flushes (CLWB/CLFLUSHOPT)
+  kByte = 3,       // DAX with eADR: stores are persistent once visible
+};
+
+// "none", "page", "cacheline", "byte".
+const char* DurabilityName(Durability d);
+
+// A byte range of a region.
+struct Range {
+  uint64_t offset = 0;
+  uint64_t length = 0;
+};
+
+// What the node reports about a region.
+struct RegionInfo {
+  std::string name;
+  uint64_t size = 0;
+  Durability durability = Durability::kNone;
+  bool secure = false;  // data protected at rest by the node's enclave (sec layer)
+};
+
+// Options for Client::Connect.
+struct ClientOptions {
+  std::string server = "127.0.0.1:7410";  // host:port of cosmosd
+  uint32_t timeout_ms = 5000;             // per call; Timeout / Unavailable after it
+  uint32_t max_inflight = 32;             // async operations outstanding per region
+  size_t batch_bytes = 8192;              // posted writes are coalesced up to this size
+};
+
+// Options for Client::CreateRegion.
+struct RegionOptions {
+  std::string pool;     // empty: the node's default pool
+  bool secure = false;  // request a protected region
+};
+
+// Completion callback of an asynchronous operation. Invoked exactly once, on
+// the thread that owns the Client, from inside Poll() or a synchronous call.
+using Completion = std::function<void(Status)>;
+
+class Region;
+
+// A connection to one memory node.
+// Thread-safety: a Client and its Regions belong to the thread that created
+// them (one RPC endpoint per thread, run to completion); calling them from
+// another thread is a checked programmer error. Use one Client per thread.
+class Client {
+ public:
+  // Connects to options.server. Errors: InvalidArgument (bad address),
+  // Unavailable (no answer / refused), PermissionDenied (rejected).
+  static Result<std::unique_ptr<Client>> Connect(const ClientOptions& options);
+  virtual ~Client() = default;
+
+  // Creates a region of `size` bytes (zero-filled). AlreadyExists,
+  // ResourceExhausted (pool full), InvalidArgument (name too long / empty).
+  virtual Result<RegionInfo> CreateRegion(const std::string& name, uint64_t size,
+                                          const RegionOptions& options = {}) = 0;
+  // Opens an existing region for I/O. NotFound if absent.
+  virtual Result<std::unique_ptr<Region>> OpenRegion(const std::string& name) = 0;
+  virtual Result<std::vector<RegionInfo>> ListRegions() = 0;
+  // Deletes a region and releases its space. NotFound if absent.
+  virtual Status DeleteRegion(const std::string& name) = 0;
+
+  // Drives network progress and runs completions of asynchronous operations.
+  // Returns the number of completions run. Never blocks longer than
+  // `max_wait_us`.
+  virtual size_t Poll(uint32_t max_wait_us = 0) = 0;
+
+  // Address of the node this client talks to.
+  virtual const std::string& server() const = 0;
+};
+
+// An open region. Offsets are bytes from the start of the region; every call
+// checks offset + length against the region size (OutOfRange, nothing
+// written). Semantics per docs/semantics.md; in short:
+//   Write         posted: visible to later reads, not durable
+//   Flush         durable on return (all ranges)
+//   AsyncFlush    starts a flush; Drain waits for all earlier AsyncFlushes
+//   WriteAfterFlush  ordered after every earlier flush of this Region, itself
+//                 durable on return (the talk's non-posted write)
+//   CompareAndSwap / FetchAdd  8-byte aligned, durable on return
+//   Verify        the node digests the durable bytes; compared with `expected`
+class Region {
+ public:
+  virtual ~Region() = default;
+  virtual const RegionInfo& info() const = 0;
+
+  // Posted write. May be buffered client-side and sent with the next
+  // operation; errors of a posted write surface at the next Flush/Drain.
+  virtual Status Write(uint64_t offset, std::span<const std::byte> data) = 0;
+  // Reads `out.size()` bytes at `offset`; reflects this Region's earlier writes.
+  virtual Status Read(uint64_t offset, std::span<std::byte> out) = 0;
+  // Makes `ranges` durable; returns once the node acknowledged durability at
+  // the region's Durability level. IoError if the node's sync failed (the
+  // ranges' durable contents are then indeterminate).
+  virtual Status Flush(std::span<const Range> ranges) = 0;
+  Status Flush(uint64_t offset, uint64_t length) {
+    Range r{offset, length};
+    return Flush(std::span<const Range>(&r, 1));
+  }
+  // Starts a flush of `ranges` without waiting.
+  virtual Status AsyncFlush(std::span<const Range> ranges) = 0;
+  // Waits until every earlier AsyncFlush of this Region is durable; returns
+  // the first error among them.
+  virtual Status Drain() = 0;
+  // Non-posted ordered 8-byte write. REQUIRES: offset % 8 == 0 (else
+  // InvalidArgument).
+  virtual Status WriteAfterFlush(uint64_t offset, uint64_t value) = 0;
+  // Atomically: if *offset == expected then *offset = desired. Returns the
+  // value seen before. REQUIRES: offset % 8 == 0.
+  virtual Result<uint64_t> CompareAndSwap(uint64_t offset, uint64_t expected,
+                                          uint64_t desired) = 0;
+  // Atomically adds `delta`; returns the value before. REQUIRES: offset % 8 == 0.
+  virtual Result<uint64_t> FetchAdd(uint64_t offset, uint64_t delta) = 0;
+  // Asks the node for a digest of the durable bytes of [offset, offset+len)
+  // and compares it with the digest of `expected`. IntegrityViolation on
+  // mismatch.
+  virtual Status Verify(uint64_t offset, std::span<const std::byte> expected) = 0;
+
+  // Asynchronous forms: return at once (or ResourceExhausted when
+  // max_inflight operations are outstanding); `done` runs from Client::Poll.
+  virtual void WriteAsync(uint64_t offset, std::span<const std::byte> data, Completion done) = 0;
+  virtual void ReadAsync(uint64_t offset, std::span<std::byte> out, Completion done) = 0;
+  virtual void FlushAsync(std::span<const Range> ranges, Completion done) = 0;
+};
+
+}  // namespace cosmos

@@ -1,0 +1,744 @@
+// The remote persistent-memory client: one RPC endpoint per Client, per-Region
+// batching of posted writes, and the ordering rules of docs/semantics.md
+// (barrier batches for flush / write-after-flush / atomics / verify).
+#include "cosmos/client.h"
+
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <deque>
+
+#include "common/check.h"
+#include "common/checksum.h"
+#include "common/clock.h"
+#include "protocol/rpm_protocol.h"
+#include "rpc/rpc.h"
+#include "rpc/transport_udp.h"
+
+namespace cosmos {
+
+const char* DurabilityName(Durability d) {
+  switch (d) {
+    case Durability::kNone:
+      return "none";
+    case Durability::kPage:
+      return "page";
+    case Durability::kCacheLine:
+      return "cacheline";
+    case Durability::kByte:
+      return "byte";
+  }
+  return "unknown";
+}
+
+namespace {
+
+using protocol::OpResult;
+using protocol::RequestBuilder;
+
+// Largest WRITE payload per op/batch; bigger writes are split.
+constexpr size_t kMaxWriteChunk = 1u << 20;
+
+int CurrentTid() { return static_cast<int>(::syscall(SYS_gettid)); }
+
+RegionInfo ToInfo(const protocol::RegionDesc& d) {
+  RegionInfo info;
+  info.name = d.name;
+  info.size = d.size;
+  info.durability = static_cast<Durability>(d.durability);
+  info.secure = d.secure;
+  return info;
+}
+
+Status CheckRange(uint64_t offset, uint64_t len, uint64_t size, const char* what) {
+  if (offset > size || len > size - offset) {
+    return Status::OutOfRange(std::string(what) + " [" + std::to_string(offset) + ", +" +
+                              std::to_string(len) + ") outside region of " + std::to_string(size) +
+                              " bytes");
+  }
+  return Status::Ok();
+}
+
+Status CheckAtomic(uint64_t offset, uint64_t size, const char* what) {
+  if (offset % 8 != 0) {
+    return Status::InvalidArgument(std::string(what) + ": offset " + std::to_string(offset) +
+                                   " is not 8-byte aligned");
+  }
+  return CheckRange(offset, 8, size, what);
+}
+
+// First non-ok result of a batch, or ok.
+Status FirstError(std::span<const OpResult> results) {
+  for (const auto& r : results) {
+    if (r.code != StatusCode::kOk) return protocol::ResultStatus(r);
+  }
+  return Status::Ok();
+}
+
+// Called with the transport status and the parsed results of one batch.
+using BatchDone = std::function<void(const Status& status, std::span<const OpResult> results)>;
+
+}  // namespace
+
+class ClientImpl;
+
+// A batch waiting to be sent or in flight.
+struct Outgoing {
+  std::vector<std::byte> bytes;
+  bool barrier = false;      // contains FLUSH / WAF / CAS / FAA / VERIFY
+  bool writes = false;       // contains WRITE ops
+  uint64_t lo = UINT64_MAX;  // bounding interval of the bytes it touches
+  uint64_t hi = 0;
+  BatchDone done;
+};
+
+// Mutable per-Region state, shared with in-flight continuations (which may
+// run after the Region object is gone).
+struct RegionState {
+  ClientImpl* client = nullptr;
+  uint64_t handle = 0;
+  RegionInfo info;
+  RequestBuilder pending;  // buffered posted writes, not yet sent
+  uint64_t pending_lo = UINT64_MAX, pending_hi = 0;
+  std::deque<Outgoing> queue;  // waiting for the ordering rules
+  struct InFlight {
+    uint64_t id;
+    bool barrier, writes;
+    uint64_t lo, hi;
+  };
+  std::vector<InFlight> inflight;
+  uint64_t next_id = 1;
+  uint64_t async_flushes = 0;  // outstanding AsyncFlush batches
+  Status posted_error;         // first failure of a posted write / AsyncFlush since last report
+};
+
+class ClientImpl final : public Client {
+ public:
+  ClientImpl(const ClientOptions& options) : options_(options), owner_tid_(CurrentTid()) {}
+
+  Status Init();
+
+  Result<RegionInfo> CreateRegion(const std::string& name, uint64_t size,
+                                  const RegionOptions& options) override;
+  Result<std::unique_ptr<Region>> OpenRegion(const std::string& name) override;
+  Result<std::vector<RegionInfo>> ListRegions() override;
+  Status DeleteRegion(const std::string& name) override;
+  size_t Poll(uint32_t max_wait_us) override;
+  const std::string& server() const override { return options_.server; }
+
+  void CheckThread() const {
+    COSMOS_CHECK_MSG(CurrentTid() == owner_tid_,
+                     "cosmos::Client used from a thread that does not own it");
+  }
+
+  // Sends one batch on the session; `done` runs exactly once inside the
+  // event loop (or at once if the send fails).
+  void SendBatch(std::span<const std::byte> bytes, BatchDone done);
+
+  // Runs the event loop until `done()` or the call timeout. Timeout otherwise.
+  Status WaitUntil(const std::function<bool()>& done);
+
+  // Queues a user completion to run after the current loop iteration.
+  void Defer(Completion done, Status status) {
+    ready_.push_back([d = std::move(done), s = std::move(status)] { d(s); });
+  }
+  size_t RunReady() {
+    size_t n = 0;
+    while (!ready_.empty()) {
+      std::vector<std::function<void()>> run;
+      run.swap(ready_);
+      for (auto& f : run) f();
+      n += run.size();
+    }
+    return n;
+  }
+
+  // One-op admin batch, synchronously; returns the result payload copy.
+  Result<std::vector<std::byte>> AdminCall(const RequestBuilder& b);
+
+  const ClientOptions& options() const { return options_; }
+
+ private:
+  Status ConnectTo(rpc::NetAddress addr, uint16_t flags, protocol::HelloReply* reply);
+
+  ClientOptions options_;
+  int owner_tid_;
+  rpc::Nexus nexus_;
+  std::unique_ptr<rpc::Rpc> rpc_;
+  rpc::SessionId session_ = 0;
+  bool session_up_ = false;
+  Status session_status_;
+  std::vector<std::function<void()>> ready_;
+};
+
+namespace {
+
+// Sends queued batches of `st` that the ordering rules allow (docs/semantics.md):
+// a barrier batch goes only when nothing of the Region is in flight and
+// holds back everything after it; a plain batch may pipeline unless it
+// overlaps an in-flight batch that writes.
+void Pump(const std::shared_ptr<RegionState>& st) {
+  while (!st->queue.empty()) {
+    Outgoing& o = st->queue.front();
+    if (st->inflight.size() >= st->client->options().max_inflight) return;
+    bool blocked = false;
+    for (const auto& f : st->inflight) {
+      if (f.barrier || o.barrier) blocked = true;
+      if ((f.writes || o.writes) && o.lo < f.hi && f.lo < o.hi) blocked = true;
+    }
+    if (blocked) return;
+    Outgoing out = std::move(o);
+    st->queue.pop_front();
+    uint64_t id = st->next_id++;
+    st->inflight.push_back({id, out.barrier, out.writes, out.lo, out.hi});
+    BatchDone done = std::move(out.done);
+    st->client->SendBatch(out.bytes, [st, id, done = std::move(done)](
+                                         const Status& s, std::span<const OpResult> results) {
+      auto it = std::find_if(st->inflight.begin(), st->inflight.end(),
+                             [id](const RegionState::InFlight& f) { return f.id == id; });
+      if (it != st->inflight.end()) st->inflight.erase(it);
+      done(s, results);
+      Pump(st);
+    });
+  }
+}
+
+}  // namespace
+
+Status ClientImpl::ConnectTo(rpc::NetAddress addr, uint16_t flags, protocol::HelloReply* reply) {
+  auto hello = protocol::EncodeHello(protocol::Hello{protocol::kVersion, flags});
+  // Shared with the session callback, which lives as long as the session.
+  struct Handshake {
+    bool finished = false;
+    Status outcome;
+    std::vector<std::byte> reply;
+  };
+  auto hs = std::make_shared<Handshake>();
+  auto id = rpc_->CreateSession(
+      addr, hello,
+      [this, hs](rpc::SessionId sid, rpc::SessionEvent ev, const Status& s,
+                 std::span<const std::byte> r) {
+        switch (ev) {
+          case rpc::SessionEvent::kConnected:
+            hs->reply.assign(r.begin(), r.end());
+            hs->outcome = Status::Ok();
+            hs->finished = true;
+            break;
+          case rpc::SessionEvent::kConnectFailed:
+            hs->outcome = s.ok() ? Status::Unavailable("connect failed") : s;
+            hs->finished = true;
+            break;
+          case rpc::SessionEvent::kEnded:
+            if (sid == session_) {
+              session_up_ = false;
+              session_status_ = s.ok() ? Status::Unavailable("session ended") : s;
+            }
+            break;
+        }
+      });
+  if (!id.ok()) return id.status();
+  session_ = *id;
+  uint64_t timeout_ns = static_cast<uint64_t>(options_.timeout_ms) * 1'000'000;
+  if (!rpc_->RunUntil([hs] { return hs->finished; }, timeout_ns)) {
+    (void)rpc_->DestroySession(*id);
+    return Status::Unavailable("no answer from cosmosd at " + addr.ToString());
+  }
+  if (!hs->outcome.ok()) {
+    (void)rpc_->DestroySession(*id);
+    return hs->outcome.WithContext("connect to " + addr.ToString());
+  }
+  std::vector<std::byte> reply_bytes = hs->reply;
+  auto r = protocol::DecodeHelloReply(reply_bytes);
+  if (!r.ok()) {
+    (void)rpc_->DestroySession(*id);
+    return r.status();
+  }
+  *reply = *r;
+  session_up_ = true;
+  session_status_ = Status::Ok();
+  return Status::Ok();
+}
+
+Status ClientImpl::Init() {
+  COSMOS_ASSIGN_OR_RETURN(rpc::NetAddress addr, rpc::NetAddress::Parse(options_.server));
+  rpc::UdpTransportOptions topts;
+  COSMOS_ASSIGN_OR_RETURN(auto transport, rpc::OpenUdpTransport(topts));
+  rpc::RpcOptions ropts;
+  ropts.poll_mode = rpc::PollMode::kBusyPoll;
+  COSMOS_ASSIGN_OR_RETURN(rpc_, rpc::Rpc::Create(&nexus_, std::move(transport), ropts));
+  protocol::HelloReply reply;
+  COSMOS_RETURN_IF_ERROR(ConnectTo(addr, protocol::kHelloWantsAssignment, &reply));
+  if (reply.worker_port != 0 && reply.worker_port != addr.port) {
+    // The node assigned another worker: move there (one endpoint per worker).
+    (void)rpc_->DestroySession(session_);
+    rpc::NetAddress worker = addr;
+    worker.port = reply.worker_port;
+    COSMOS_RETURN_IF_ERROR(ConnectTo(worker, 0, &reply));
+  }
+  return Status::Ok();
+}
+
+void ClientImpl::SendBatch(std::span<const std::byte> bytes, BatchDone done) {
+  if (!session_up_) {
+    done(session_status_.ok() ? Status::Unavailable("not connected") : session_status_, {});
+    return;
+  }
+  // The continuation may outlive `done`'s captures only through shared state
+  // they own, so moving `done` in is safe.
+  auto shared_done = std::make_shared<BatchDone>(std::move(done));
+  Status s = rpc_->EnqueueRequest(
+      session_, protocol::kRpmRequestType, bytes,
+      [shared_done](const Status& status, std::span<const std::byte> response) {
+        if (!status.ok()) {
+          (*shared_done)(status, {});
+          return;
+        }
+        std::vector<OpResult> results;
+        Status parsed = protocol::ParseResponse(response, &results);
+        if (!parsed.ok()) {
+          (*shared_done)(parsed, {});
+          return;
+        }
+        (*shared_done)(Status::Ok(), results);
+      });
+  if (!s.ok()) (*shared_done)(s, {});
+}
+
+Status ClientImpl::WaitUntil(const std::function<bool()>& done) {
+  const uint64_t deadline =
+      MonotonicNanos() + static_cast<uint64_t>(options_.timeout_ms) * 1'000'000;
+  while (!done()) {
+    if (MonotonicNanos() > deadline) {
+      return Status::Timeout("no answer from " + options_.server + " within " +
+                             std::to_string(options_.timeout_ms) + " ms");
+    }
+    rpc_->RunEventLoopOnce();
+  }
+  return Status::Ok();
+}
+
+Result<std::vector<std::byte>> ClientImpl::AdminCall(const RequestBuilder& b) {
+  CheckThread();
+  auto call = std::make_shared<std::pair<bool, Result<std::vector<std::byte>>>>(
+      false, Status::Internal("pending"));
+  SendBatch(b.bytes(), [call](const Status& s, std::span<const OpResult> results) {
+    call->first = true;
+    if (!s.ok()) {
+      call->second = s;
+    } else if (results.size() != 1) {
+      call->second = Status::Corruption("rpm response: expected one result");
+    } else if (results[0].code != StatusCode::kOk) {
+      call->second = protocol::ResultStatus(results[0]);
+    } else {
+      call->second = std::vector<std::byte>(results[0].payload.begin(), results[0].payload.end());
+    }
+  });
+  Status w = WaitUntil([&] { return call->first; });
+  RunReady();
+  if (!w.ok()) return w;
+  return std::move(call->second);
+}
+
+Result<RegionInfo> ClientImpl::CreateRegion(const std::string& name, uint64_t size,
+                                            const RegionOptions& options) {
+  if (name.empty() || name.size() > protocol::kMaxNameLength) {
+    return Status::InvalidArgument("region name must be 1..63 bytes");
+  }
+  if (options.pool.size() > protocol::kMaxNameLength)
+    return Status::InvalidArgument("pool name too long");
+  RequestBuilder b;
+  b.CreateRegion(name, size, options.secure, options.pool);
+  COSMOS_ASSIGN_OR_RETURN(auto payload, AdminCall(b));
+  COSMOS_ASSIGN_OR_RETURN(auto desc, protocol::DecodeRegionDesc(payload));
+  return ToInfo(desc);
+}
+
+Result<std::vector<RegionInfo>> ClientImpl::ListRegions() {
+  RequestBuilder b;
+  b.ListRegions();
+  COSMOS_ASSIGN_OR_RETURN(auto payload, AdminCall(b));
+  COSMOS_ASSIGN_OR_RETURN(auto descs, protocol::DecodeRegionList(payload));
+  std::vector<RegionInfo> out;
+  for (const auto& d : descs) out.push_back(ToInfo(d));
+  return out;
+}
+
+Status ClientImpl::DeleteRegion(const std::string& name) {
+  if (name.empty() || name.size() > protocol::kMaxNameLength) {
+    return Status::InvalidArgument("region name must be 1..63 bytes");
+  }
+  RequestBuilder b;
+  b.DeleteRegion(name);
+  return AdminCall(b).status();
+}
+
+size_t ClientImpl::Poll(uint32_t max_wait_us) {
+  CheckThread();
+  const uint64_t deadline = MonotonicNanos() + static_cast<uint64_t>(max_wait_us) * 1000;
+  size_t n = 0;
+  do {
+    rpc_->RunEventLoopOnce();
+    n += RunReady();
+  } while (n == 0 && MonotonicNanos() < deadline);
+  return n;
+}
+
+// An open region; see include/cosmos/client.h for the contracts.
+class RegionImpl final : public Region {
+ public:
+  RegionImpl(ClientImpl* client, const protocol::RegionDesc& d)
+      : st_(std::make_shared<RegionState>()) {
+    st_->client = client;
+    st_->handle = d.handle;
+    st_->info = ToInfo(d);
+  }
+  ~RegionImpl() override {
+    // Posted writes still buffered are sent, and in-flight batches given the
+    // call timeout to finish, so a dropped Region does not silently lose
+    // what the node could still apply.
+    SendPending();
+    (void)st_->client->WaitUntil([this] { return st_->queue.empty() && st_->inflight.empty(); });
+    st_->client->RunReady();
+  }
+
+  const RegionInfo& info() const override { return st_->info; }
+
+  Status Write(uint64_t offset, std::span<const std::byte> data) override {
+    Check();
+    COSMOS_RETURN_IF_ERROR(CheckRange(offset, data.size(), st_->info.size, "write"));
+    while (!data.empty()) {
+      size_t n = std::min(data.size(), kMaxWriteChunk);
+      if (st_->pending.size() + protocol::kOpHeaderSize + n > st_->client->options().batch_bytes ||
+          st_->pending.op_count() + 2 >= protocol::kMaxOpsPerBatch) {
+        SendPending();
+      }
+      st_->pending.Write(st_->handle, offset, data.first(n));
+      st_->pending_lo = std::min(st_->pending_lo, offset);
+      st_->pending_hi = std::max(st_->pending_hi, offset + n);
+      if (st_->pending.size() >= st_->client->options().batch_bytes) SendPending();
+      data = data.subspan(n);
+      offset += n;
+    }
+    st_->client->RunReady();
+    return Status::Ok();
+  }
+
+  Status Read(uint64_t offset, std::span<std::byte> out) override {
+    Check();
+    COSMOS_RETURN_IF_ERROR(CheckRange(offset, out.size(), st_->info.size, "read"));
+    if (out.size() > kMaxWriteChunk * 4) {
+      // Large reads go in pieces to stay under the node's response limit.
+      for (size_t done = 0; done < out.size(); done += kMaxWriteChunk * 4) {
+        size_t n = std::min(out.size() - done, kMaxWriteChunk * 4);
+        COSMOS_RETURN_IF_ERROR(Read(offset + done, out.subspan(done, n)));
+      }
+      return Status::Ok();
+    }
+    RequestBuilder b = TakePending();
+    b.Read(st_->handle, offset, out.size());
+    auto res = std::make_shared<std::vector<std::byte>>();
+    Status s = RunSync(std::move(b), false, offset, offset + out.size(),
+                       [res](std::span<const OpResult> r) {
+                         res->assign(r.back().payload.begin(), r.back().payload.end());
+                       });
+    if (!s.ok()) return s;
+    if (res->size() != out.size()) return Status::Corruption("rpm response: short read");
+    if (!out.empty()) std::memcpy(out.data(), res->data(), out.size());
+    return Status::Ok();
+  }
+
+  Status Flush(std::span<const Range> ranges) override {
+    Check();
+    COSMOS_RETURN_IF_ERROR(CheckRanges(ranges, "flush"));
+    RequestBuilder b = TakePending();
+    b.Flush(st_->handle, ToProto(ranges));
+    Status s = RunSync(std::move(b), true, 0, 0, nullptr);
+    return Combine(s);
+  }
+
+  Status AsyncFlush(std::span<const Range> ranges) override {
+    Check();
+    COSMOS_RETURN_IF_ERROR(CheckRanges(ranges, "flush"));
+    if (st_->queue.size() + st_->inflight.size() >= st_->client->options().max_inflight) {
+      // Make room by driving the network; fail only if nothing completes.
+      Status w = st_->client->WaitUntil([this] {
+        return st_->queue.size() + st_->inflight.size() < st_->client->options().max_inflight;
+      });
+      if (!w.ok()) return Status::ResourceExhausted("too many operations in flight on this region");
+    }
+    RequestBuilder b = TakePending();
+    b.Flush(st_->handle, ToProto(ranges));
+    ++st_->async_flushes;
+    auto st = st_;
+    Enqueue(std::move(b), true, 0, 0, [st](const Status& s, std::span<const OpResult> r) {
+      --st->async_flushes;
+      Status e = s.ok() ? FirstError(r) : s;
+      if (!e.ok() && st->posted_error.ok()) st->posted_error = e;
+    });
+    st_->client->RunReady();
+    return Status::Ok();
+  }
+
+  Status Drain() override {
+    Check();
+    SendPending();
+    auto st = st_;
+    Status w = st_->client->WaitUntil(
+        [st] { return st->async_flushes == 0 && st->queue.empty() && st->inflight.empty(); });
+    st_->client->RunReady();
+    if (!w.ok()) return w;
+    Status e = st_->posted_error;
+    st_->posted_error = Status::Ok();
+    return e;
+  }
+
+  Status WriteAfterFlush(uint64_t offset, uint64_t value) override {
+    Check();
+    COSMOS_RETURN_IF_ERROR(CheckAtomic(offset, st_->info.size, "write_after_flush"));
+    RequestBuilder b = TakePending();
+    b.WriteAfterFlush(st_->handle, offset, value);
+    return Combine(RunSync(std::move(b), true, 0, 0, nullptr));
+  }
+
+  Result<uint64_t> CompareAndSwap(uint64_t offset, uint64_t expected, uint64_t desired) override {
+    Check();
+    COSMOS_RETURN_IF_ERROR(CheckAtomic(offset, st_->info.size, "compare_and_swap"));
+    RequestBuilder b = TakePending();
+    b.CompareAndSwap(st_->handle, offset, expected, desired);
+    return AtomicCall(std::move(b));
+  }
+
+  Result<uint64_t> FetchAdd(uint64_t offset, uint64_t delta) override {
+    Check();
+    COSMOS_RETURN_IF_ERROR(CheckAtomic(offset, st_->info.size, "fetch_add"));
+    RequestBuilder b = TakePending();
+    b.FetchAdd(st_->handle, offset, delta);
+    return AtomicCall(std::move(b));
+  }
+
+  Status Verify(uint64_t offset, std::span<const std::byte> expected) override {
+    Check();
+    COSMOS_RETURN_IF_ERROR(CheckRange(offset, expected.size(), st_->info.size, "verify"));
+    RequestBuilder b = TakePending();
+    protocol::Range r{offset, expected.size()};
+    b.Verify(st_->handle, std::span<const protocol::Range>(&r, 1));
+    auto digest = std::make_shared<uint64_t>(0);
+    auto shape = std::make_shared<Status>();
+    Status s = RunSync(std::move(b), true, 0, 0, [digest, shape](std::span<const OpResult> res) {
+      auto d = protocol::DecodeU64(res.back().payload);
+      if (d.ok()) {
+        *digest = *d;
+      } else {
+        *shape = d.status();
+      }
+    });
+    COSMOS_RETURN_IF_ERROR(Combine(s));
+    COSMOS_RETURN_IF_ERROR(*shape);
+    Checksum64Builder local(protocol::kVerifySeed);
+    local.Update(expected.data(), expected.size());
+    if (local.Finish() != *digest) {
+      return Status::IntegrityViolation("verify: durable bytes of region '" + st_->info.name +
+                                        "' at [" + std::to_string(offset) + ", +" +
+                                        std::to_string(expected.size()) + ") differ from expected");
+    }
+    return Status::Ok();
+  }
+
+  void WriteAsync(uint64_t offset, std::span<const std::byte> data, Completion done) override {
+    Check();
+    Status c = CheckRange(offset, data.size(), st_->info.size, "write");
+    if (c.ok() && data.size() > kMaxWriteChunk) {
+      c = Status::InvalidArgument("WriteAsync takes at most 1 MiB; split it or use Write");
+    }
+    if (c.ok()) c = Room();
+    if (!c.ok()) {
+      st_->client->Defer(std::move(done), c);
+      return;
+    }
+    RequestBuilder b = TakePending();
+    b.Write(st_->handle, offset, data);
+    auto client = st_->client;
+    Enqueue(
+        std::move(b), false, offset, offset + data.size(),
+        [client, done = std::move(done)](const Status& s, std::span<const OpResult> r) {
+          client->Defer(done, s.ok() ? FirstError(r) : s);
+        },
+        true);
+  }
+
+  void ReadAsync(uint64_t offset, std::span<std::byte> out, Completion done) override {
+    Check();
+    Status c = CheckRange(offset, out.size(), st_->info.size, "read");
+    if (c.ok() && out.size() > kMaxWriteChunk * 4) {
+      c = Status::InvalidArgument("ReadAsync takes at most 4 MiB; split it or use Read");
+    }
+    if (c.ok()) c = Room();
+    if (!c.ok()) {
+      st_->client->Defer(std::move(done), c);
+      return;
+    }
+    RequestBuilder b = TakePending();
+    b.Read(st_->handle, offset, out.size());
+    auto client = st_->client;
+    Enqueue(std::move(b), false, offset, offset + out.size(),
+            [client, out, done = std::move(done)](const Status& s, std::span<const OpResult> r) {
+              Status e = s.ok() ? FirstError(r) : s;
+              if (e.ok()) {
+                if (r.back().payload.size() != out.size()) {
+                  e = Status::Corruption("rpm response: short read");
+                } else if (!out.empty()) {
+                  std::memcpy(out.data(), r.back().payload.data(), out.size());
+                }
+              }
+              client->Defer(done, e);
+            });
+  }
+
+  void FlushAsync(std::span<const Range> ranges, Completion done) override {
+    Check();
+    Status c = CheckRanges(ranges, "flush");
+    if (c.ok()) c = Room();
+    if (!c.ok()) {
+      st_->client->Defer(std::move(done), c);
+      return;
+    }
+    RequestBuilder b = TakePending();
+    b.Flush(st_->handle, ToProto(ranges));
+    auto client = st_->client;
+    Enqueue(std::move(b), true, 0, 0,
+            [client, done = std::move(done)](const Status& s, std::span<const OpResult> r) {
+              client->Defer(done, s.ok() ? FirstError(r) : s);
+            });
+  }
+
+ private:
+  void Check() const { st_->client->CheckThread(); }
+
+  Status Room() const {
+    if (st_->queue.size() + st_->inflight.size() >= st_->client->options().max_inflight) {
+      return Status::ResourceExhausted("max_inflight operations outstanding on region '" +
+                                       st_->info.name + "'");
+    }
+    return Status::Ok();
+  }
+
+  Status CheckRanges(std::span<const Range> ranges, const char* what) const {
+    if (ranges.size() > protocol::kMaxRangesPerOp) {
+      return Status::InvalidArgument("at most 256 ranges per call");
+    }
+    for (const auto& r : ranges)
+      COSMOS_RETURN_IF_ERROR(CheckRange(r.offset, r.length, st_->info.size, what));
+    return Status::Ok();
+  }
+
+  static std::vector<protocol::Range> ToProto(std::span<const Range> ranges) {
+    std::vector<protocol::Range> out;
+    for (const auto& r : ranges) out.push_back({r.offset, r.length});
+    return out;
+  }
+
+  // Takes the buffered posted writes as the start of the next batch.
+  RequestBuilder TakePending() {
+    RequestBuilder b = std::move(st_->pending);
+    st_->pending = RequestBuilder();
+    return b;
+  }
+
+  // Sends the buffered posted writes as their own pipelined batch; their
+  // failure is reported by the next Flush/Drain.
+  void SendPending() {
+    if (st_->pending.empty()) return;
+    uint64_t lo = st_->pending_lo, hi = st_->pending_hi;
+    RequestBuilder b = TakePending();
+    auto st = st_;
+    Enqueue(
+        std::move(b), false, lo, hi,
+        [st](const Status& s, std::span<const OpResult> r) {
+          Status e = s.ok() ? FirstError(r) : s;
+          if (!e.ok() && st->posted_error.ok()) st->posted_error = e;
+        },
+        true);
+  }
+
+  // Queues a batch. Writes in it (buffered ones included) widen the interval.
+  void Enqueue(RequestBuilder b, bool barrier, uint64_t lo, uint64_t hi, BatchDone done,
+               bool writes = false) {
+    Outgoing o;
+    o.bytes.assign(b.bytes().begin(), b.bytes().end());
+    o.barrier = barrier;
+    o.writes = writes || (st_->pending_lo != UINT64_MAX);
+    o.lo = std::min(lo, st_->pending_lo);
+    o.hi = std::max(hi, st_->pending_hi);
+    st_->pending_lo = UINT64_MAX;
+    st_->pending_hi = 0;
+    o.done = std::move(done);
+    st_->queue.push_back(std::move(o));
+    Pump(st_);
+  }
+
+  // Sends `b` and waits for it. `on_ok` sees the results when every op
+  // succeeded. Returns the transport error or the first failed op.
+  Status RunSync(RequestBuilder b, bool barrier, uint64_t lo, uint64_t hi,
+                 std::function<void(std::span<const OpResult>)> on_ok) {
+    struct Call {
+      bool done = false;
+      Status status;
+    };
+    auto call = std::make_shared<Call>();
+    Enqueue(std::move(b), barrier, lo, hi,
+            [call, on_ok = std::move(on_ok)](const Status& s, std::span<const OpResult> r) {
+              call->done = true;
+              call->status = s.ok() ? FirstError(r) : s;
+              if (call->status.ok() && r.empty())
+                call->status = Status::Corruption("rpm response: no results");
+              if (call->status.ok() && on_ok) on_ok(r);
+            });
+    Status w = st_->client->WaitUntil([call] { return call->done; });
+    st_->client->RunReady();
+    return w.ok() ? call->status : w;
+  }
+
+  // Reports `s`, or else an earlier posted-write failure (then clears it).
+  Status Combine(Status s) {
+    if (!s.ok()) return s;
+    Status e = st_->posted_error;
+    st_->posted_error = Status::Ok();
+    return e;
+  }
+
+  Result<uint64_t> AtomicCall(RequestBuilder b) {
+    auto value = std::make_shared<Result<uint64_t>>(Status::Internal("pending"));
+    Status s = RunSync(std::move(b), true, 0, 0, [value](std::span<const OpResult> r) {
+      *value = protocol::DecodeU64(r.back().payload);
+    });
+    COSMOS_RETURN_IF_ERROR(Combine(s));
+    return *value;
+  }
+
+  std::shared_ptr<RegionState> st_;
+};
+
+Result<std::unique_ptr<Region>> ClientImpl::OpenRegion(const std::string& name) {
+  if (name.empty() || name.size() > protocol::kMaxNameLength) {
+    return Status::InvalidArgument("region name must be 1..63 bytes");
+  }
+  RequestBuilder b;
+  b.OpenRegion(name);
+  COSMOS_ASSIGN_OR_RETURN(auto payload, AdminCall(b));
+  COSMOS_ASSIGN_OR_RETURN(auto desc, protocol::DecodeRegionDesc(payload));
+  return std::unique_ptr<Region>(std::make_unique<RegionImpl>(this, desc));
+}
+
+Result<std::unique_ptr<Client>> Client::Connect(const ClientOptions& options) {
+  if (options.max_inflight == 0) return Status::InvalidArgument("max_inflight must be > 0");
+  if (options.batch_bytes < 64 || options.batch_bytes > (4u << 20)) {
+    return Status::InvalidArgument("batch_bytes must be 64 B .. 4 MiB");
+  }
+  auto c = std::make_unique<ClientImpl>(options);
+  COSMOS_RETURN_IF_ERROR(c->Init());
+  return std::unique_ptr<Client>(std::move(c));
+}
+
+}  // namespace cosmos

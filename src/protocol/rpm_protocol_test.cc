@@ -1,0 +1,131 @@
+// Tests of the RPM batch protocol: round trips and rejection of malformed input.
+#include "protocol/rpm_protocol.h"
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+
+namespace cosmos::protocol {
+namespace {
+
+std::vector<std::byte> Bytes(std::string_view s) {
+  std::vector<std::byte> v(s.size());
+  std::memcpy(v.data(), s.data(), s.size());
+  return v;
+}
+
+TEST(RpmProtocol, RequestRoundTripsEveryOpInOrder) {
+  RequestBuilder b;
+  auto data = Bytes("hello");
+  Range ranges[2] = {{0, 5}, {64, 8}};
+  b.Write(7, 100, data);
+  b.Read(7, 100, 5);
+  b.Flush(7, ranges);
+  b.WriteAfterFlush(7, 64, 42);
+  b.CompareAndSwap(7, 8, 1, 2);
+  b.FetchAdd(7, 16, 3);
+  b.Verify(7, ranges);
+  b.CreateRegion("log", 4096, true, "p0");
+  b.OpenRegion("log");
+  b.ListRegions();
+  b.DeleteRegion("log");
+  b.Stat();
+  std::vector<Op> ops;
+  ASSERT_TRUE(ParseRequest(b.bytes(), &ops).ok());
+  ASSERT_EQ(ops.size(), 12u);
+  EXPECT_EQ(ops[0].opcode, Opcode::kWrite);
+  EXPECT_EQ(ops[0].offset, 100u);
+  EXPECT_EQ(ops[0].payload.size(), 5u);
+  EXPECT_EQ(PayloadU64(ops[1].payload, 0), 5u);
+  auto r = DecodeRanges(ops[2].payload);
+  ASSERT_EQ(r.size(), 2u);
+  EXPECT_EQ(r[1].offset, 64u);
+  EXPECT_EQ(PayloadU64(ops[4].payload, 1), 2u);
+  EXPECT_EQ(ops[7].flags, kCreateFlagSecure);
+  EXPECT_EQ(ops[7].offset, 4096u);
+  std::string_view name, pool;
+  ASSERT_TRUE(DecodeCreatePayload(ops[7].payload, &name, &pool).ok());
+  EXPECT_EQ(name, "log");
+  EXPECT_EQ(pool, "p0");
+  EXPECT_EQ(ops[11].opcode, Opcode::kStat);
+}
+
+TEST(RpmProtocol, RejectsTruncatedTrailingAndBadMagic) {
+  RequestBuilder b;
+  b.Write(1, 0, Bytes("abcdef"));
+  auto bytes = std::vector<std::byte>(b.bytes().begin(), b.bytes().end());
+  std::vector<Op> ops;
+  for (size_t cut = 0; cut < bytes.size(); ++cut) {
+    EXPECT_FALSE(ParseRequest(std::span(bytes.data(), cut), &ops).ok()) << cut;
+  }
+  bytes.push_back(std::byte{0});
+  EXPECT_EQ(ParseRequest(bytes, &ops).code(), StatusCode::kCorruption);
+  bytes.pop_back();
+  bytes[0] = std::byte{0};
+  EXPECT_EQ(ParseRequest(bytes, &ops).code(), StatusCode::kCorruption);
+}
+
+TEST(RpmProtocol, RejectsWrongVersionUnknownOpcodeAndBadShapes) {
+  RequestBuilder b;
+  b.Read(1, 0, 8);
+  auto bytes = std::vector<std::byte>(b.bytes().begin(), b.bytes().end());
+  std::vector<Op> ops;
+  auto v = bytes;
+  v[4] = std::byte{9};
+  EXPECT_EQ(ParseRequest(v, &ops).code(), StatusCode::kFailedPrecondition);
+  v = bytes;
+  v[kBatchHeaderSize] = std::byte{99};
+  EXPECT_EQ(ParseRequest(v, &ops).code(), StatusCode::kInvalidArgument);
+  // A READ whose payload is 9 bytes instead of 8.
+  v = bytes;
+  v[kBatchHeaderSize + 4] = std::byte{9};
+  v.push_back(std::byte{0});
+  EXPECT_EQ(ParseRequest(v, &ops).code(), StatusCode::kCorruption);
+  RequestBuilder empty;
+  EXPECT_EQ(ParseRequest(empty.bytes(), &ops).code(), StatusCode::kInvalidArgument);
+}
+
+TEST(RpmProtocol, ResponseRoundTripsResultsAndErrors) {
+  ResponseBuilder rb;
+  rb.AddOk();
+  rb.AddU64(99);
+  rb.AddError(Status::OutOfRange("beyond region"));
+  RegionDesc d{5, 4096, 1, true, "log"};
+  rb.AddRegionDesc(d);
+  std::vector<RegionDesc> list = {d, RegionDesc{6, 8192, 0, false, "x"}};
+  rb.AddRegionList(list);
+  rb.AddNodeStat(NodeStat{2, 1, 3, 4, 5, 6});
+  std::vector<OpResult> res;
+  ASSERT_TRUE(ParseResponse(rb.bytes(), &res).ok());
+  ASSERT_EQ(res.size(), 6u);
+  EXPECT_TRUE(ResultStatus(res[0]).ok());
+  EXPECT_EQ(*DecodeU64(res[1].payload), 99u);
+  Status e = ResultStatus(res[2]);
+  EXPECT_EQ(e.code(), StatusCode::kOutOfRange);
+  EXPECT_EQ(e.message(), "beyond region");
+  auto dd = DecodeRegionDesc(res[3].payload);
+  ASSERT_TRUE(dd.ok());
+  EXPECT_EQ(dd->name, "log");
+  EXPECT_TRUE(dd->secure);
+  auto l = DecodeRegionList(res[4].payload);
+  ASSERT_TRUE(l.ok());
+  ASSERT_EQ(l->size(), 2u);
+  EXPECT_EQ((*l)[1].size, 8192u);
+  EXPECT_EQ(DecodeNodeStat(res[5].payload)->bytes_written, 6u);
+}
+
+TEST(RpmProtocol, HelloRoundTripsAndRejectsOtherVersions) {
+  auto h = EncodeHello(Hello{kVersion, kHelloWantsAssignment});
+  auto d = DecodeHello(h);
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->flags, kHelloWantsAssignment);
+  h[4] = std::byte{2};
+  EXPECT_EQ(DecodeHello(h).status().code(), StatusCode::kFailedPrecondition);
+  auto r = DecodeHelloReply(EncodeHelloReply(HelloReply{kVersion, 7411, 2}));
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->worker_port, 7411);
+  EXPECT_FALSE(DecodeHelloReply(std::span<const std::byte>()).ok());
+}
+
+}  // namespace
+}  // namespace cosmos::protocol

@@ -1,0 +1,590 @@
+// Server implementation: workers, batch execution, deferral to flushers, QoS.
+#include "server/server.h"
+
+#include <atomic>
+#include <condition_variable>
+#include <cstring>
+#include <future>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+
+#include "common/check.h"
+#include "common/checksum.h"
+#include "common/clock.h"
+#include "common/endian.h"
+#include "common/log.h"
+#include "rpc/rpc.h"
+#include "rpc/transport_udp.h"
+#include "server/qos.h"
+
+namespace cosmos::server {
+
+using protocol::Op;
+using protocol::Opcode;
+
+namespace {
+
+// Handle of the first op of a (not yet validated) batch, for per-region QoS.
+uint64_t LoadFirstHandle(std::span<const std::byte> request) {
+  return LoadLE<uint64_t>(request.data() + protocol::kBatchHeaderSize + 8);
+}
+
+// Checks [offset, offset+len) against a region of `size` bytes without overflow.
+Status CheckRange(uint64_t offset, uint64_t len, uint64_t size, std::string_view what) {
+  if (offset > size || len > size - offset) {
+    return Status::OutOfRange(std::string(what) + " [" + std::to_string(offset) + ", +" +
+                              std::to_string(len) + ") outside region of " + std::to_string(size) +
+                              " bytes");
+  }
+  return Status::Ok();
+}
+
+Status CheckAtomic(uint64_t offset, uint64_t size, std::string_view what) {
+  if (offset % 8 != 0) {
+    return Status::InvalidArgument(std::string(what) + " offset " + std::to_string(offset) +
+                                   " is not 8-byte aligned");
+  }
+  return CheckRange(offset, 8, size, what);
+}
+
+// True if executing `op` may block the thread (sync on a page-cache pool, or
+// an admin change that formats/persists pool metadata).
+bool MayBlock(const Op& op, RegionTable& table) {
+  switch (op.opcode) {
+    case Opcode::kCreateRegion:
+    case Opcode::kDeleteRegion:
+      return true;
+    case Opcode::kFlush:
+    case Opcode::kWriteAfterFlush:
+    case Opcode::kCompareAndSwap:
+    case Opcode::kFetchAdd:
+    case Opcode::kVerify: {
+      auto ref = table.Lookup(op.handle);
+      return ref.ok() && (*ref)->durability() == Durability::kPage;
+    }
+    default:
+      return false;
+  }
+}
+
+}  // namespace
+
+// A batch moved off the worker: owns a copy of the request bytes.
+struct DeferredBatch {
+  uint32_t worker = 0;
+  rpc::RequestHandle handle;
+  std::vector<std::byte> request;
+  size_t resume_at = 0;  // index of the first op not executed yet
+  protocol::ResponseBuilder response;
+};
+
+struct QueuedBatch {  // a batch waiting for QoS tokens on its worker
+  rpc::RequestHandle handle;
+  std::vector<std::byte> request;
+  uint64_t first_handle = 0;
+  size_t ops = 0;
+};
+
+struct Worker {
+  uint32_t index = 0;
+  uint16_t port = 0;
+  rpc::Rpc* rpc = nullptr;  // valid while the worker thread runs
+  std::thread thread;
+  std::vector<Op> ops;                 // scratch
+  protocol::ResponseBuilder response;  // scratch
+  // QoS state, worker-local.
+  std::unordered_map<rpc::SessionId, std::pair<TokenBucket, TokenBucket>> session_buckets;
+  std::unordered_map<uint64_t, std::pair<TokenBucket, TokenBucket>> region_buckets;
+  FairQueue<rpc::SessionId, QueuedBatch> qos_queue;
+};
+
+struct Server::Impl {
+  ServerOptions options;
+  std::unique_ptr<RegionTable> table;
+  rpc::Nexus nexus;
+  std::vector<std::unique_ptr<Worker>> workers;
+  std::vector<std::thread> flushers;
+
+  std::atomic<bool> accepting{true};
+  std::atomic<bool> stop_workers{false};
+  std::atomic<uint32_t> next_assignment{0};
+  bool stopped = false;
+  std::mutex stop_mu;
+
+  std::mutex flush_mu;
+  std::condition_variable flush_cv;
+  FairQueue<uint64_t, std::unique_ptr<DeferredBatch>> flush_queue;  // key: worker<<32|session
+  bool flushers_stop = false;
+
+  std::atomic<uint64_t> batches{0}, ops{0}, bytes_written{0}, deferred{0}, rejected{0}, lost{0},
+      qos_delayed{0};
+
+  static thread_local Worker* current_worker;
+
+  // Executes ops[from..] into `out`. With `worker_thread`, stops before the
+  // first op that may block and returns its index; otherwise runs to the end.
+  size_t Execute(std::span<const Op> ops, size_t from, protocol::ResponseBuilder* out,
+                 bool worker_thread);
+  Status ExecuteOne(const Op& op, protocol::ResponseBuilder* out);
+  void HandleRequest(rpc::Rpc& rpc, const rpc::IncomingRequest& req);
+  void RunBatch(Worker& w, const rpc::RequestHandle& handle, std::span<const std::byte> bytes);
+  void PumpQos(Worker& w);
+  void Defer(Worker& w, const rpc::RequestHandle& handle, std::span<const std::byte> bytes,
+             size_t resume_at, protocol::ResponseBuilder&& partial);
+  void FlusherLoop();
+  void WorkerLoop(Worker* w, std::promise<Status>* ready);
+  rpc::ConnectDecision OnConnect(const rpc::ConnectRequestInfo& info);
+};
+
+thread_local Worker* Server::Impl::current_worker = nullptr;
+
+Status Server::Impl::ExecuteOne(const Op& op, protocol::ResponseBuilder* out) {
+  switch (op.opcode) {
+    case Opcode::kCreateRegion: {
+      std::string_view name, pool;
+      COSMOS_RETURN_IF_ERROR(protocol::DecodeCreatePayload(op.payload, &name, &pool));
+      COSMOS_ASSIGN_OR_RETURN(
+          auto desc,
+          table->Create(name, op.offset, (op.flags & protocol::kCreateFlagSecure) != 0, pool));
+      COSMOS_LOG_INFO("server: created region '{}' ({} bytes, {}) in pool", desc.name, desc.size,
+                      pmem::DurabilityName(static_cast<pmem::DurabilityLevel>(desc.durability)));
+      out->AddRegionDesc(desc);
+      return Status::Ok();
+    }
+    case Opcode::kOpenRegion: {
+      COSMOS_ASSIGN_OR_RETURN(
+          auto desc, table->Open(std::string_view(reinterpret_cast<const char*>(op.payload.data()),
+                                                  op.payload.size())));
+      out->AddRegionDesc(desc);
+      return Status::Ok();
+    }
+    case Opcode::kListRegions:
+      out->AddRegionList(table->List());
+      return Status::Ok();
+    case Opcode::kDeleteRegion: {
+      std::string_view name(reinterpret_cast<const char*>(op.payload.data()), op.payload.size());
+      COSMOS_RETURN_IF_ERROR(table->Delete(name));
+      COSMOS_LOG_INFO("server: deleted region '{}'", name);
+      out->AddOk();
+      return Status::Ok();
+    }
+    case Opcode::kStat: {
+      protocol::NodeStat s;
+      s.workers = static_cast<uint32_t>(workers.size());
+      s.pools = static_cast<uint32_t>(table->pool_count());
+      s.regions = table->region_count();
+      s.batches = batches.load();
+      s.ops = ops.load();
+      s.bytes_written = bytes_written.load();
+      out->AddNodeStat(s);
+      return Status::Ok();
+    }
+    default:
+      break;
+  }
+  COSMOS_ASSIGN_OR_RETURN(RegionRef ref, table->Lookup(op.handle));
+  const pmem::Region& region = ref->region;
+  const uint64_t size = region.size();
+  SecureRegionEngine* engine = ref->secure() ? table->secure_engine() : nullptr;
+  if (ref->secure() && engine == nullptr) {
+    return Status::FailedPrecondition("secure region without a security engine");
+  }
+  switch (op.opcode) {
+    case Opcode::kWrite: {
+      COSMOS_RETURN_IF_ERROR(CheckRange(op.offset, op.payload.size(), size, "write"));
+      if (engine != nullptr) {
+        COSMOS_RETURN_IF_ERROR(engine->Write(op.handle, op.offset, op.payload));
+      } else if (!op.payload.empty()) {
+        std::memcpy(region.data() + op.offset, op.payload.data(), op.payload.size());
+      }
+      bytes_written.fetch_add(op.payload.size(), std::memory_order_relaxed);
+      out->AddOk();
+      return Status::Ok();
+    }
+    case Opcode::kRead: {
+      uint64_t len = protocol::PayloadU64(op.payload, 0);
+      COSMOS_RETURN_IF_ERROR(CheckRange(op.offset, len, size, "read"));
+      if (len > options.max_read_bytes ||
+          out->bytes().size() + len > protocol::kMaxMessageLength - 1024) {
+        return Status::InvalidArgument("read of " + std::to_string(len) +
+                                       " bytes exceeds the node's response limit");
+      }
+      std::byte* dst = out->Add(StatusCode::kOk, len);
+      if (engine != nullptr) {
+        Status s = engine->Read(op.handle, op.offset, std::span<std::byte>(dst, len));
+        if (!s.ok()) {
+          // Drop the half-built result so the error replaces it.
+          out->buffer().resize(out->buffer().size() - len - protocol::kResultHeaderSize);
+          return s;
+        }
+      } else if (len > 0) {
+        std::memcpy(dst, region.data() + op.offset, len);
+      }
+      return Status::Ok();
+    }
+    case Opcode::kFlush:
+    case Opcode::kVerify: {
+      auto ranges = protocol::DecodeRanges(op.payload);
+      for (const auto& r : ranges) {
+        COSMOS_RETURN_IF_ERROR(
+            CheckRange(r.offset, r.length, size, op.opcode == Opcode::kFlush ? "flush" : "verify"));
+      }
+      if (engine != nullptr) {
+        COSMOS_RETURN_IF_ERROR(engine->Flush(op.handle));
+      } else {
+        bool any = false;
+        for (const auto& r : ranges) {
+          if (r.length == 0) continue;
+          COSMOS_RETURN_IF_ERROR(region.Flush(r.offset, r.length));
+          any = true;
+        }
+        if (any) COSMOS_RETURN_IF_ERROR(region.Drain());
+      }
+      if (op.opcode == Opcode::kFlush) {
+        out->AddOk();
+        return Status::Ok();
+      }
+      if (engine != nullptr) {
+        COSMOS_ASSIGN_OR_RETURN(uint64_t d, engine->Digest(op.handle, ranges));
+        out->AddU64(d);
+        return Status::Ok();
+      }
+      Checksum64Builder digest(protocol::kVerifySeed);
+      for (const auto& r : ranges) digest.Update(region.data() + r.offset, r.length);
+      out->AddU64(digest.Finish());
+      return Status::Ok();
+    }
+    case Opcode::kWriteAfterFlush: {
+      COSMOS_RETURN_IF_ERROR(CheckAtomic(op.offset, size, "write_after_flush"));
+      uint64_t value = protocol::PayloadU64(op.payload, 0);
+      if (engine != nullptr) {
+        std::byte b[8];
+        std::memcpy(b, &value, 8);
+        COSMOS_RETURN_IF_ERROR(engine->Write(op.handle, op.offset, b));
+        COSMOS_RETURN_IF_ERROR(engine->Flush(op.handle));
+      } else {
+        COSMOS_RETURN_IF_ERROR(region.AtomicStore64(op.offset, value));
+      }
+      out->AddOk();
+      return Status::Ok();
+    }
+    case Opcode::kCompareAndSwap:
+    case Opcode::kFetchAdd: {
+      COSMOS_RETURN_IF_ERROR(CheckAtomic(op.offset, size, OpcodeName(op.opcode)));
+      if (engine != nullptr) {
+        return Status::FailedPrecondition("atomics on secure regions are not supported");
+      }
+      std::atomic_ref<uint64_t> word(*reinterpret_cast<uint64_t*>(region.data() + op.offset));
+      uint64_t before;
+      if (op.opcode == Opcode::kCompareAndSwap) {
+        before = protocol::PayloadU64(op.payload, 0);
+        word.compare_exchange_strong(before, protocol::PayloadU64(op.payload, 1));
+      } else {
+        before = word.fetch_add(protocol::PayloadU64(op.payload, 0));
+      }
+      COSMOS_RETURN_IF_ERROR(region.Persist(op.offset, 8));
+      out->AddU64(before);
+      return Status::Ok();
+    }
+    default:
+      return Status::InvalidArgument("unexpected opcode");
+  }
+}
+
+size_t Server::Impl::Execute(std::span<const Op> list, size_t from, protocol::ResponseBuilder* out,
+                             bool worker_thread) {
+  for (size_t i = from; i < list.size(); ++i) {
+    if (worker_thread && MayBlock(list[i], *table)) return i;
+    Status s = ExecuteOne(list[i], out);
+    ops.fetch_add(1, std::memory_order_relaxed);
+    if (!s.ok()) {
+      out->AddError(s);
+      for (size_t j = i + 1; j < list.size(); ++j) {
+        out->AddError(
+            Status::Cancelled("not executed: op " + std::to_string(i) + " of the batch failed"));
+      }
+      return list.size();
+    }
+  }
+  return list.size();
+}
+
+void Server::Impl::RunBatch(Worker& w, const rpc::RequestHandle& handle,
+                            std::span<const std::byte> bytes) {
+  batches.fetch_add(1, std::memory_order_relaxed);
+  Status parsed = protocol::ParseRequest(bytes, &w.ops);
+  w.response.Clear();
+  if (!parsed.ok()) {
+    // A malformed batch executes nothing; the client gets the parse error.
+    rejected.fetch_add(1, std::memory_order_relaxed);
+    w.response.AddError(parsed);
+    (void)w.rpc->EnqueueResponse(handle, w.response.bytes());
+    return;
+  }
+  size_t stop = Execute(w.ops, 0, &w.response, /*worker_thread=*/true);
+  if (stop < w.ops.size()) {
+    Defer(w, handle, bytes, stop, std::move(w.response));
+    w.response = protocol::ResponseBuilder();
+    return;
+  }
+  Status s = w.rpc->EnqueueResponse(handle, w.response.bytes());
+  if (!s.ok()) lost.fetch_add(1, std::memory_order_relaxed);
+}
+
+void Server::Impl::Defer(Worker& w, const rpc::RequestHandle& handle,
+                         std::span<const std::byte> bytes, size_t resume_at,
+                         protocol::ResponseBuilder&& partial) {
+  auto d = std::make_unique<DeferredBatch>();
+  d->worker = w.index;
+  d->handle = handle;
+  d->request.assign(bytes.begin(), bytes.end());
+  d->resume_at = resume_at;
+  d->response = std::move(partial);
+  deferred.fetch_add(1, std::memory_order_relaxed);
+  uint64_t key = (static_cast<uint64_t>(w.index) << 32) | handle.session;
+  {
+    std::lock_guard lock(flush_mu);
+    flush_queue.Push(key, std::move(d));
+  }
+  flush_cv.notify_one();
+}
+
+void Server::Impl::FlusherLoop() {
+  std::vector<Op> list;
+  for (;;) {
+    std::unique_ptr<DeferredBatch> d;
+    {
+      std::unique_lock lock(flush_mu);
+      flush_cv.wait(lock, [&] { return flushers_stop || !flush_queue.empty(); });
+      if (flush_queue.empty()) return;  // stopping and drained
+      d = std::move(flush_queue.Pop()->second);
+    }
+    Status parsed = protocol::ParseRequest(d->request, &list);
+    COSMOS_CHECK(parsed.ok());  // parsed once already on the worker
+    Execute(list, d->resume_at, &d->response, /*worker_thread=*/false);
+    Worker& w = *workers[d->worker];
+    auto* raw = d.release();
+    w.rpc->Post([this, raw, &w] {
+      std::unique_ptr<DeferredBatch> owned(raw);
+      Status s = w.rpc->EnqueueResponse(owned->handle, owned->response.bytes());
+      if (!s.ok()) lost.fetch_add(1, std::memory_order_relaxed);
+    });
+  }
+}
+
+void Server::Impl::PumpQos(Worker& w) {
+  const QosLimits& q = options.qos;
+  const uint64_t now = MonotonicNanos();
+  auto make = [&](double rate) {
+    double burst = rate * q.burst_seconds;
+    return TokenBucket(rate, burst < 1 ? 1 : burst);
+  };
+  while (auto item = w.qos_queue.Pop([&](const rpc::SessionId& sid, const QueuedBatch& b) {
+    auto [sit, snew] = w.session_buckets.try_emplace(sid);
+    if (snew) sit->second = {make(q.client_bytes_per_sec), make(q.client_ops_per_sec)};
+    auto [rit, rnew] = w.region_buckets.try_emplace(b.first_handle);
+    if (rnew) rit->second = {make(q.region_bytes_per_sec), make(q.region_ops_per_sec)};
+    double bytes = static_cast<double>(b.request.size());
+    double n = static_cast<double>(b.ops);
+    // Check all four before taking any, so a refusal takes nothing.
+    if (!sit->second.first.CanTake(bytes, now) || !sit->second.second.CanTake(n, now) ||
+        !rit->second.first.CanTake(bytes, now) || !rit->second.second.CanTake(n, now)) {
+      return false;
+    }
+    sit->second.first.Take(bytes);
+    sit->second.second.Take(n);
+    rit->second.first.Take(bytes);
+    rit->second.second.Take(n);
+    return true;
+  })) {
+    RunBatch(w, item->second.handle, item->second.request);
+  }
+}
+
+void Server::Impl::HandleRequest(rpc::Rpc& rpc, const rpc::IncomingRequest& req) {
+  Worker* w = current_worker;
+  COSMOS_CHECK(w != nullptr && w->rpc == &rpc);
+  if (!accepting.load(std::memory_order_acquire)) {
+    protocol::ResponseBuilder rb;
+    rb.AddError(Status::Unavailable("node is shutting down"));
+    (void)rpc.EnqueueResponse(req.handle, rb.bytes());
+    return;
+  }
+  if (options.qos.enabled()) {
+    QueuedBatch b;
+    b.handle = req.handle;
+    b.request.assign(req.payload.begin(), req.payload.end());
+    if (req.payload.size() >= protocol::kBatchHeaderSize + protocol::kOpHeaderSize) {
+      b.first_handle = LoadFirstHandle(req.payload);
+      b.ops = LoadLE<uint16_t>(req.payload.data() + 6);
+    }
+    w->qos_queue.Push(req.handle.session, std::move(b));
+    size_t before = w->qos_queue.size();
+    PumpQos(*w);
+    if (w->qos_queue.size() >= before) qos_delayed.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  RunBatch(*w, req.handle, req.payload);
+}
+
+rpc::ConnectDecision Server::Impl::OnConnect(const rpc::ConnectRequestInfo& info) {
+  rpc::ConnectDecision d;
+  auto hello = protocol::DecodeHello(info.payload);
+  if (!hello.ok()) {
+    d.status = hello.status();
+    return d;
+  }
+  if (!accepting.load(std::memory_order_acquire)) {
+    d.status = Status::Unavailable("node is shutting down");
+    return d;
+  }
+  protocol::HelloReply reply;
+  reply.workers = static_cast<uint32_t>(workers.size());
+  Worker* here = current_worker;
+  if ((hello->flags & protocol::kHelloWantsAssignment) != 0 && here != nullptr) {
+    uint32_t pick = next_assignment.fetch_add(1, std::memory_order_relaxed) %
+                    static_cast<uint32_t>(workers.size());
+    if (pick != here->index) reply.worker_port = workers[pick]->port;
+  }
+  d.reply = protocol::EncodeHelloReply(reply);
+  return d;
+}
+
+void Server::Impl::WorkerLoop(Worker* w, std::promise<Status>* ready) {
+  current_worker = w;
+  rpc::UdpTransportOptions topts;
+  auto ip = rpc::NetAddress::Parse(options.listen_ip + ":" +
+                                   std::to_string(options.port == 0 ? 0 : options.port + w->index));
+  if (!ip.ok()) {
+    ready->set_value(ip.status());
+    return;
+  }
+  topts.bind = *ip;
+  auto transport = rpc::OpenUdpTransport(topts);
+  if (!transport.ok()) {
+    ready->set_value(transport.status().WithContext("worker " + std::to_string(w->index)));
+    return;
+  }
+  rpc::RpcOptions ropts;
+  ropts.poll_mode = options.busy_poll ? rpc::PollMode::kBusyPoll : rpc::PollMode::kAdaptive;
+  auto endpoint = rpc::Rpc::Create(&nexus, std::move(*transport), ropts);
+  if (!endpoint.ok()) {
+    ready->set_value(endpoint.status());
+    return;
+  }
+  std::unique_ptr<rpc::Rpc> rpc = std::move(*endpoint);
+  w->rpc = rpc.get();
+  w->port = rpc->local_address().port;
+  ready->set_value(Status::Ok());
+  const bool qos = options.qos.enabled();
+  while (!stop_workers.load(std::memory_order_acquire)) {
+    rpc->RunEventLoopOnce();
+    if (qos && !w->qos_queue.empty()) PumpQos(*w);
+  }
+  // Deliver the answers flushers posted last, then close.
+  rpc->RunEventLoopFor(2'000'000);
+  w->rpc = nullptr;
+}
+
+Result<std::unique_ptr<Server>> Server::Start(const ServerOptions& options,
+                                              std::vector<ServedPool> pools) {
+  if (pools.empty()) return Status::InvalidArgument("cosmosd needs at least one pool");
+  if (options.workers == 0 || options.workers > 64)
+    return Status::InvalidArgument("workers must be 1..64");
+  if (options.flushers == 0 || options.flushers > 64)
+    return Status::InvalidArgument("flushers must be 1..64");
+  if (options.port != 0 && options.port + options.workers > 65536) {
+    return Status::InvalidArgument("port range of the workers exceeds 65535");
+  }
+  auto impl = std::make_unique<Impl>();
+  Impl* self = impl.get();
+  impl->options = options;
+  impl->table = std::make_unique<RegionTable>(std::move(pools));
+  impl->nexus.RegisterHandler(
+      protocol::kRpmRequestType,
+      [self](rpc::Rpc& rpc, const rpc::IncomingRequest& req) { self->HandleRequest(rpc, req); });
+  impl->nexus.SetConnectHook(
+      [self](const rpc::ConnectRequestInfo& info) { return self->OnConnect(info); });
+  for (uint32_t i = 0; i < options.workers; ++i) {
+    auto w = std::make_unique<Worker>();
+    w->index = i;
+    impl->workers.push_back(std::move(w));
+  }
+  std::unique_ptr<Server> server(new Server(std::move(impl)));
+  Status first_error;
+  for (auto& w : self->workers) {
+    std::promise<Status> ready;
+    auto fut = ready.get_future();
+    w->thread = std::thread([self, wp = w.get(), &ready] { self->WorkerLoop(wp, &ready); });
+    Status s = fut.get();
+    if (!s.ok()) {
+      first_error = s;
+      break;
+    }
+  }
+  for (uint32_t i = 0; i < options.flushers; ++i) {
+    self->flushers.emplace_back([self] { self->FlusherLoop(); });
+  }
+  if (!first_error.ok()) {
+    server->Stop();
+    return first_error;
+  }
+  for (const auto& [name, info] : self->table->PoolInfos()) {
+    COSMOS_LOG_INFO("cosmosd: serving pool '{}' ({}, backend {}, durability {}{}), {} regions",
+                    name, info.path, info.backend, pmem::DurabilityName(info.durability),
+                    info.durability == pmem::DurabilityLevel::kNone ? ": NOT durable" : "",
+                    info.region_count);
+  }
+  COSMOS_LOG_INFO("cosmosd: {} workers on {}:{}..{}, {} flushers{}", options.workers,
+                  options.listen_ip, self->workers.front()->port, self->workers.back()->port,
+                  options.flushers, options.qos.enabled() ? ", QoS on" : "");
+  return server;
+}
+
+Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Server::~Server() { Stop(); }
+
+void Server::Stop() {
+  std::lock_guard stop_lock(impl_->stop_mu);
+  if (impl_->stopped) return;
+  impl_->stopped = true;
+  impl_->accepting.store(false, std::memory_order_release);
+  {
+    std::lock_guard lock(impl_->flush_mu);
+    impl_->flushers_stop = true;
+  }
+  impl_->flush_cv.notify_all();
+  for (auto& t : impl_->flushers) t.join();
+  impl_->stop_workers.store(true, std::memory_order_release);
+  for (auto& w : impl_->workers) {
+    if (w->thread.joinable()) w->thread.join();
+  }
+  COSMOS_LOG_INFO("cosmosd: stopped after {} batches, {} ops", impl_->batches.load(),
+                  impl_->ops.load());
+}
+
+uint16_t Server::port() const { return impl_->workers.front()->port; }
+
+std::vector<uint16_t> Server::worker_ports() const {
+  std::vector<uint16_t> out;
+  for (const auto& w : impl_->workers) out.push_back(w->port);
+  return out;
+}
+
+RegionTable& Server::table() { return *impl_->table; }
+
+ServerStats Server::stats() const {
+  ServerStats s;
+  s.batches = impl_->batches.load();
+  s.ops = impl_->ops.load();
+  s.bytes_written = impl_->bytes_written.load();
+  s.deferred_batches = impl_->deferred.load();
+  s.rejected_batches = impl_->rejected.load();
+  s.lost_responses = impl_->lost.load();
+  s.qos_delayed = impl_->qos_delayed.load();
+  return s;
+}
+
+}  // namespace cosmos::server

@@ -1,0 +1,81 @@
+// Server: the memory-node service behind cosmosd. Worker threads (one RPC
+// endpoint and UDP port each) execute RPM batches against the region table;
+// batches that must wait for a page-cache sync (or an admin change) move to
+// flusher threads, served round-robin across sessions, and are answered
+// later through the worker endpoint's Post queue.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cosmos/result.h"
+#include "server/region_table.h"
+
+namespace cosmos::server {
+
+// QoS limits; 0 = unlimited. Per client = per session; per region = per
+// region handle on each worker.
+struct QosLimits {
+  double client_bytes_per_sec = 0;
+  double client_ops_per_sec = 0;
+  double region_bytes_per_sec = 0;
+  double region_ops_per_sec = 0;
+  double burst_seconds = 0.05;  // bucket size = rate x this (at least one max message)
+  bool enabled() const {
+    return client_bytes_per_sec > 0 || client_ops_per_sec > 0 || region_bytes_per_sec > 0 ||
+           region_ops_per_sec > 0;
+  }
+};
+
+struct ServerOptions {
+  std::string listen_ip = "0.0.0.0";
+  uint16_t port = 7410;    // worker i listens on port + i; 0 = ephemeral ports
+  uint32_t workers = 2;    // RPC endpoints (threads)
+  uint32_t flushers = 2;   // threads that run batches waiting for a sync
+  bool busy_poll = false;  // workers spin instead of blocking when idle
+  QosLimits qos;
+  size_t max_read_bytes = 4u << 20;  // largest READ (and response) served
+};
+
+struct ServerStats {
+  uint64_t batches = 0;
+  uint64_t ops = 0;
+  uint64_t bytes_written = 0;
+  uint64_t deferred_batches = 0;
+  uint64_t rejected_batches = 0;  // unparseable
+  uint64_t lost_responses = 0;    // session ended before a deferred answer
+  uint64_t qos_delayed = 0;       // batches that waited for tokens
+};
+
+// Thread-safety: Stop, stats and accessors may be called from any thread.
+class Server {
+ public:
+  // Starts workers and flushers serving `pools` (the first is the default
+  // pool). Errors: InvalidArgument (options, no pools), IoError (bind).
+  static Result<std::unique_ptr<Server>> Start(const ServerOptions& options,
+                                               std::vector<ServedPool> pools);
+  // Stops (see Stop) and releases the pools.
+  ~Server();
+
+  // Clean shutdown: new batches are refused with Unavailable, queued and
+  // running deferred batches (flushes) finish and are answered, then the
+  // endpoints close. Idempotent.
+  void Stop();
+
+  // UDP port of worker 0 (the one clients connect to) and of every worker.
+  uint16_t port() const;
+  std::vector<uint16_t> worker_ports() const;
+  RegionTable& table();
+  ServerStats stats() const;
+
+  struct Impl;
+
+ private:
+  explicit Server(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace cosmos::server
