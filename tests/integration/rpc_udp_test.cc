@@ -1,0 +1,434 @@
+// Integration tests of the RPC layer over real kernel UDP: loopback echo of
+// many sizes with exactly-once checks, garbage sprayed at a live server, a
+// server restart, the rpc_echo example as two processes, and (as root) a
+// network-namespace pair joined by veth with tc netem loss.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <netinet/ip.h>
+#include <netinet/udp.h>
+#include <sched.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <random>
+#include <string>
+#include <thread>
+
+#include "common/clock.h"
+#include "rpc/rpc.h"
+#include "rpc/transport_udp.h"
+
+extern char** environ;
+
+namespace cosmos::rpc {
+namespace {
+
+constexpr uint16_t kEcho = 1;
+constexpr uint64_t kSecond = 1'000'000'000;
+constexpr uint32_t kLoopback = 0x7f000001;
+
+RpcOptions TestOptions() {
+  RpcOptions o;
+  // The shared 2-core test machine is oversubscribed: block when idle so the
+  // peer thread gets the CPU, and keep timeouts generous.
+  o.poll_mode = PollMode::kAdaptive;
+  o.adaptive_spin_ns = 20'000;
+  o.max_message_size = 4u << 20;
+  o.heartbeat_interval_ns = 200'000'000;
+  o.max_missed_heartbeats = 25;
+  return o;
+}
+
+std::vector<std::byte> Pattern(size_t n, uint64_t id) {
+  std::vector<std::byte> v(std::max<size_t>(n, 8));
+  for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<std::byte>((i * 31 + id) & 0xff);
+  std::memcpy(v.data(), &id, 8);
+  v.resize(n);
+  return v;
+}
+
+// Joins the calling thread to the named network namespace ("" = stay).
+bool EnterNetns(const std::string& name) {
+  if (name.empty()) return true;
+  int fd = ::open(("/var/run/netns/" + name).c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  const bool ok = ::setns(fd, CLONE_NEWNET) == 0;
+  ::close(fd);
+  return ok;
+}
+
+// An echo server endpoint on its own thread. Handler executions are counted
+// per request id (first 8 bytes) on the server thread.
+class EchoServer {
+ public:
+  explicit EchoServer(NetAddress bind, std::string netns = "") {
+    nexus_.RegisterHandler(kEcho, [this](Rpc& rpc, const IncomingRequest& req) {
+      uint64_t id = 0;
+      if (req.payload.size() >= 8) std::memcpy(&id, req.payload.data(), 8);
+      ++runs_[id];
+      rpc.EnqueueResponse(req.handle, req.payload).IgnoreError();  // handle is live here
+    });
+    thread_ = std::thread([this, bind, netns] {
+      if (!EnterNetns(netns)) {
+        failed_ = true;
+        ready_ = true;
+        return;
+      }
+      auto t = OpenUdpTransport({.bind = bind});
+      if (!t.ok()) {
+        failed_ = true;
+        ready_ = true;
+        return;
+      }
+      auto rpc = Rpc::Create(&nexus_, std::move(*t), TestOptions());
+      if (!rpc.ok()) {
+        failed_ = true;
+        ready_ = true;
+        return;
+      }
+      rpc_ = rpc->get();
+      address_ = (*rpc)->local_address();
+      ready_ = true;
+      (*rpc)->RunUntilStopped(stop_);
+      final_counters_ = (*rpc)->counters();
+      rpc_ = nullptr;
+    });
+    while (!ready_.load()) std::this_thread::yield();
+  }
+  ~EchoServer() { Stop(); }
+
+  void Stop() {
+    if (!thread_.joinable()) return;
+    stop_ = true;
+    if (Rpc* r = rpc_.load()) r->Post([] {});  // wake a blocked loop
+    thread_.join();
+  }
+
+  bool failed() const { return failed_; }
+  NetAddress address() const { return address_; }
+  // Valid after Stop().
+  const std::map<uint64_t, int>& runs() const { return runs_; }
+  const EndpointCounters& counters() const { return final_counters_; }
+
+ private:
+  Nexus nexus_;
+  std::thread thread_;
+  std::atomic<bool> ready_{false};
+  std::atomic<bool> failed_{false};
+  std::atomic<bool> stop_{false};
+  std::atomic<Rpc*> rpc_{nullptr};
+  NetAddress address_;
+  std::map<uint64_t, int> runs_;
+  EndpointCounters final_counters_;
+};
+
+struct ClientResult {
+  size_t ok = 0;
+  size_t done = 0;
+  uint64_t retransmissions = 0;
+  Status connect_status;
+};
+
+// Runs a client on the calling thread: connects to `server`, sends `count`
+// echo requests cycling through `sizes`, verifies every reply.
+ClientResult RunClient(NetAddress server, size_t count, const std::vector<size_t>& sizes,
+                       uint64_t first_id = 1, NetAddress bind = {kLoopback, 0}) {
+  ClientResult r;
+  Nexus nexus;
+  auto t = OpenUdpTransport({.bind = bind});
+  if (!t.ok()) {
+    r.connect_status = t.status();
+    return r;
+  }
+  auto rpc = Rpc::Create(&nexus, std::move(*t), TestOptions());
+  if (!rpc.ok()) {
+    r.connect_status = rpc.status();
+    return r;
+  }
+  auto sid = (*rpc)->Connect(server, {}, 10 * kSecond);
+  if (!sid.ok()) {
+    r.connect_status = sid.status();
+    return r;
+  }
+  for (size_t i = 0; i < count; ++i) {
+    auto req = Pattern(std::max<size_t>(8, sizes[i % sizes.size()]), first_id + i);
+    Status s = (*rpc)->EnqueueRequest(*sid, kEcho, req,
+                                      [&r, req](const Status& st, std::span<const std::byte> resp) {
+                                        ++r.done;
+                                        if (st.ok() && resp.size() == req.size() &&
+                                            std::memcmp(resp.data(), req.data(), req.size()) == 0) {
+                                          ++r.ok;
+                                        }
+                                      });
+    if (!s.ok()) break;
+  }
+  (*rpc)->RunUntil([&] { return r.done == count; }, 120 * kSecond);
+  r.retransmissions = (*rpc)->counters().retransmissions;
+  (*rpc)->DestroySession(*sid).IgnoreError();  // exists: connected above
+  return r;
+}
+
+TEST(RpcUdp, LoopbackEchoesMessagesOfManySizesExactlyOnce) {
+  EchoServer server({kLoopback, 0});
+  ASSERT_FALSE(server.failed());
+  const std::vector<size_t> sizes = {8, 32, 1399, 1400, 1401, 9000, 65536, 300000, 4u << 20};
+  const size_t n = 90;
+  ClientResult r = RunClient(server.address(), n, sizes);
+  ASSERT_TRUE(r.connect_status.ok()) << r.connect_status;
+  EXPECT_EQ(r.ok, n);
+  server.Stop();
+  EXPECT_EQ(server.runs().size(), n);
+  for (auto& [id, runs] : server.runs()) EXPECT_EQ(runs, 1) << "request " << id;
+}
+
+TEST(RpcUdp, TwoClientsShareOneServer) {
+  EchoServer server({kLoopback, 0});
+  ClientResult a, b;
+  std::thread ta([&] { a = RunClient(server.address(), 500, {32, 5000}, 1); });
+  std::thread tb([&] { b = RunClient(server.address(), 500, {64, 20000}, 100000); });
+  ta.join();
+  tb.join();
+  EXPECT_EQ(a.ok, 500u);
+  EXPECT_EQ(b.ok, 500u);
+  server.Stop();
+  for (auto& [id, runs] : server.runs()) EXPECT_EQ(runs, 1);
+}
+
+// Sends random and half-plausible datagrams at `target` until `stop`. As root
+// it uses a raw socket (crafted UDP headers, several source ports);
+// otherwise an ordinary UDP socket.
+void Spray(NetAddress target, const std::atomic<bool>& stop, uint64_t* sent) {
+  std::mt19937_64 rng(77);
+  const bool raw = ::geteuid() == 0;
+  int fd = raw ? ::socket(AF_INET, SOCK_RAW, IPPROTO_UDP) : ::socket(AF_INET, SOCK_DGRAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in to = target.ToSockaddr();
+  std::vector<std::byte> buf(2000);
+  while (!stop.load()) {
+    size_t len = rng() % 1500;
+    for (size_t i = 0; i < len; ++i) buf[8 + i] = static_cast<std::byte>(rng());
+    std::byte* pkt = buf.data() + 8;
+    if (len >= kHeaderSize && rng() % 2) {
+      pkt[kOffVersion] = std::byte{kWireVersion};
+      pkt[kOffType] = static_cast<std::byte>(1 + rng() % kMaxPacketType);
+      pkt[kOffTagLen] = std::byte{0};
+      uint32_t session = (1u << 20) | static_cast<uint32_t>(rng() % 4);
+      std::memcpy(pkt + kOffDestSession, &session, 4);
+      uint16_t plen = static_cast<uint16_t>(len - kHeaderSize);
+      std::memcpy(pkt + kOffPayloadLen, &plen, 2);
+    }
+    ssize_t w;
+    if (raw) {
+      udphdr h{};
+      h.source = htons(static_cast<uint16_t>(1024 + rng() % 60000));
+      h.dest = htons(target.port);
+      h.len = htons(static_cast<uint16_t>(8 + len));
+      h.check = 0;  // optional for IPv4
+      std::memcpy(buf.data(), &h, 8);
+      w = ::sendto(fd, buf.data(), 8 + len, 0, reinterpret_cast<sockaddr*>(&to), sizeof(to));
+    } else {
+      w = ::sendto(fd, pkt, len, 0, reinterpret_cast<sockaddr*>(&to), sizeof(to));
+    }
+    if (w > 0) ++*sent;
+    if (*sent % 64 == 0) std::this_thread::yield();
+  }
+  ::close(fd);
+}
+
+TEST(RpcUdp, SprayedGarbageAtALiveServerDoesNotDisturbClients) {
+  EchoServer server({kLoopback, 0});
+  std::atomic<bool> stop{false};
+  uint64_t sprayed = 0;
+  std::thread sprayer([&] { Spray(server.address(), stop, &sprayed); });
+  ClientResult r = RunClient(server.address(), 3000, {32, 3000});
+  stop = true;
+  sprayer.join();
+  ASSERT_TRUE(r.connect_status.ok()) << r.connect_status;
+  EXPECT_EQ(r.ok, 3000u);
+  server.Stop();
+  const EndpointCounters& c = server.counters();
+  const uint64_t dropped = c.truncated + c.wrong_version + c.bad_packets + c.wrong_session +
+                           c.out_of_window + c.oversized;
+  EXPECT_GT(sprayed, 0u);
+  EXPECT_GT(dropped, 0u) << "sprayed " << sprayed;
+  EXPECT_EQ(c.handlers_run, 3000u);
+  for (auto& [id, runs] : server.runs()) EXPECT_EQ(runs, 1);
+}
+
+TEST(RpcUdp, ClientDetectsServerRestartAndReconnects) {
+  auto server = std::make_unique<EchoServer>(NetAddress{kLoopback, 0});
+  const NetAddress addr = server->address();
+  Nexus nexus;
+  auto t = OpenUdpTransport({.bind = {kLoopback, 0}});
+  ASSERT_TRUE(t.ok());
+  auto rpc = Rpc::Create(&nexus, std::move(*t), TestOptions());
+  ASSERT_TRUE(rpc.ok());
+  auto sid = (*rpc)->Connect(addr, {}, 10 * kSecond);
+  ASSERT_TRUE(sid.ok()) << sid.status();
+  auto echo_once = [&](SessionId s) {
+    Status result = Status::Internal("no reply");
+    bool done = false;
+    auto req = Pattern(64, 5);
+    if (!(*rpc)
+             ->EnqueueRequest(s, kEcho, req,
+                              [&](const Status& st, auto) {
+                                result = st;
+                                done = true;
+                              })
+             .ok()) {
+      return Status::Internal("enqueue failed");
+    }
+    (*rpc)->RunUntil([&] { return done; }, 30 * kSecond);
+    return result;
+  };
+  ASSERT_TRUE(echo_once(*sid).ok());
+  server.reset();                               // server process "crashes"
+  server = std::make_unique<EchoServer>(addr);  // and comes back on the same port
+  ASSERT_FALSE(server->failed());
+  Status st = echo_once(*sid);
+  EXPECT_EQ(st.code(), StatusCode::kUnavailable) << st;
+  ASSERT_TRUE((*rpc)->DestroySession(*sid).ok());
+  auto again = (*rpc)->Connect(addr, {}, 10 * kSecond);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_TRUE(echo_once(*again).ok());
+}
+
+uint16_t FreeUdpPort() {
+  int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
+  sockaddr_in sa = NetAddress{kLoopback, 0}.ToSockaddr();
+  ::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa));
+  socklen_t len = sizeof(sa);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len);
+  ::close(fd);
+  return ntohs(sa.sin_port);
+}
+
+pid_t Spawn(const std::vector<std::string>& args) {
+  std::vector<char*> argv;
+  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  pid_t pid = -1;
+  if (::posix_spawn(&pid, argv[0], nullptr, nullptr, argv.data(), environ) != 0) return -1;
+  return pid;
+}
+
+int WaitExit(pid_t pid) {
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+TEST(RpcUdp, ExampleServerAndClientProcessesExchangeRequests) {
+  const std::string bin = std::string(COSMOS_BINARY_DIR) + "/examples/rpc_echo/rpc_echo";
+  if (::access(bin.c_str(), X_OK) != 0) GTEST_SKIP() << "rpc_echo example not built: " << bin;
+  const std::string addr = "127.0.0.1:" + std::to_string(FreeUdpPort());
+  pid_t server = Spawn({bin, "server", "--listen", addr, "--adaptive", "--seconds", "60"});
+  ASSERT_GT(server, 0);
+  pid_t client = Spawn(
+      {bin, "client", "--server", addr, "--count", "2000", "--size", "100", "--timeout", "30"});
+  ASSERT_GT(client, 0);
+  EXPECT_EQ(WaitExit(client), 0);
+  ::kill(server, SIGTERM);
+  EXPECT_EQ(WaitExit(server), 0);
+}
+
+// Creates two namespaces joined by a veth pair, optionally with netem loss on
+// both ends; deletes them in the destructor (also when the test fails).
+// Names carry the pid so concurrent runs do not collide.
+class NetnsPair {
+ public:
+  explicit NetnsPair(double loss_percent) {
+    const std::string tag = std::to_string(::getpid() % 100000);
+    a_ = "cosrpcA" + tag;
+    b_ = "cosrpcB" + tag;
+    const std::string va = "vrpa" + tag, vb = "vrpb" + tag;
+    Cleanup();
+    created_ = Sh("ip netns add " + a_) && Sh("ip netns add " + b_) &&
+               Sh("ip link add " + va + " type veth peer name " + vb) &&
+               Sh("ip link set " + va + " netns " + a_) &&
+               Sh("ip link set " + vb + " netns " + b_) &&
+               Sh("ip -n " + a_ + " addr add 10.77.0.1/24 dev " + va) &&
+               Sh("ip -n " + b_ + " addr add 10.77.0.2/24 dev " + vb) &&
+               Sh("ip -n " + a_ + " link set " + va + " up") &&
+               Sh("ip -n " + b_ + " link set " + vb + " up") &&
+               Sh("ip -n " + a_ + " link set lo up") && Sh("ip -n " + b_ + " link set lo up");
+    if (created_ && loss_percent > 0) {
+      const std::string loss = std::to_string(loss_percent) + "%";
+      netem_ = Sh("tc -n " + a_ + " qdisc add dev " + va + " root netem loss " + loss) &&
+               Sh("tc -n " + b_ + " qdisc add dev " + vb + " root netem loss " + loss);
+    }
+  }
+  ~NetnsPair() { Cleanup(); }
+  bool created() const { return created_; }
+  bool netem() const { return netem_; }
+  const std::string& a() const { return a_; }
+  const std::string& b() const { return b_; }
+
+ private:
+  static bool Sh(const std::string& cmd) {
+    return std::system((cmd + " >/dev/null 2>&1").c_str()) == 0;
+  }
+  void Cleanup() {
+    Sh("ip netns del " + a_);  // deleting a namespace also removes its veth end
+    Sh("ip netns del " + b_);
+  }
+  std::string a_, b_;
+  bool created_ = false;
+  bool netem_ = false;
+};
+
+// Runs 400 echo requests from namespace b to a server in namespace a and
+// checks exactly-once execution; returns the client's result.
+ClientResult RunAcrossNamespaces(const NetnsPair& ns, size_t n, std::map<uint64_t, int>* runs) {
+  EchoServer server({0x0a4d0001, 9100}, ns.a());  // 10.77.0.1:9100
+  EXPECT_FALSE(server.failed());
+  ClientResult r;
+  std::thread client([&] {
+    if (!EnterNetns(ns.b())) return;
+    r = RunClient({0x0a4d0001, 9100}, n, {32, 1000, 6000, 100000}, 1, {0x0a4d0002, 0});
+  });
+  client.join();
+  server.Stop();
+  *runs = server.runs();
+  return r;
+}
+
+TEST(RpcUdp, NetnsVethPairCarriesRequestsExactlyOnce) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root for ip netns; skipped";
+  NetnsPair ns(0);
+  if (!ns.created()) GTEST_SKIP() << "could not create network namespaces + veth (no permission?)";
+  std::map<uint64_t, int> runs;
+  ClientResult r = RunAcrossNamespaces(ns, 400, &runs);
+  ASSERT_TRUE(r.connect_status.ok()) << r.connect_status;
+  EXPECT_EQ(r.ok, 400u);
+  EXPECT_EQ(runs.size(), 400u);
+  for (auto& [id, count] : runs) EXPECT_EQ(count, 1) << "request " << id;
+}
+
+TEST(RpcUdp, NetnsPairWithNetemLossRunsEveryHandlerExactlyOnce) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root for ip netns and tc netem; skipped";
+  NetnsPair ns(5.0);
+  if (!ns.created()) GTEST_SKIP() << "could not create network namespaces + veth (no permission?)";
+  if (!ns.netem()) {
+    GTEST_SKIP() << "tc netem is not available in this kernel (sch_netem missing); the "
+                    "loss-free veth test and the in-memory loss tests still ran";
+  }
+  std::map<uint64_t, int> runs;
+  ClientResult r = RunAcrossNamespaces(ns, 400, &runs);
+  ASSERT_TRUE(r.connect_status.ok()) << r.connect_status;
+  EXPECT_EQ(r.ok, 400u);
+  EXPECT_GT(r.retransmissions, 0u) << "5% netem loss should force retransmissions";
+  EXPECT_EQ(runs.size(), 400u);
+  for (auto& [id, count] : runs) EXPECT_EQ(count, 1) << "request " << id;
+}
+
+}  // namespace
+}  // namespace cosmos::rpc
