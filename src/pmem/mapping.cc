@@ -39,7 +39,7 @@ void Mapping::CheckRange(size_t offset, size_t len) const {
 Status Mapping::MemcpyPersist(size_t offset, const void* src, size_t len) {
   CheckRange(offset, len);
   if (!writable_) return Status::FailedPrecondition("mapping is read-only");
-  std::memcpy(base_ + offset, src, len);
+  if (len > 0) std::memcpy(base_ + offset, src, len);
   return Persist(offset, len);
 }
 

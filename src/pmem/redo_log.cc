@@ -52,7 +52,9 @@ Status RedoLog::Commit(uint64_t sequence, const std::vector<RedoWrite>& writes) 
     const size_t at = payload.size();
     payload.resize(at + sizeof(eh) + layout::AlignUp(w.bytes.size(), 8));
     std::memcpy(payload.data() + at, &eh, sizeof(eh));
-    std::memcpy(payload.data() + at + sizeof(eh), w.bytes.data(), w.bytes.size());
+    if (!w.bytes.empty()) {
+      std::memcpy(payload.data() + at + sizeof(eh), w.bytes.data(), w.bytes.size());
+    }
   }
   if (payload.size() > log_size_ - sizeof(RedoRecordHeader)) {
     return Status::InvalidArgument("pool " + pool_name_ + ": redo record of " +
@@ -69,13 +71,15 @@ Status RedoLog::Commit(uint64_t sequence, const std::vector<RedoWrite>& writes) 
   h.payload_checksum = Checksum64(payload.data(), payload.size(), layout::kRedoPayloadSeed);
   h.header_checksum = layout::RedoHeaderChecksum(h);
   std::byte* log = mapping_->base() + log_offset_;
-  std::memcpy(log + sizeof(h), payload.data(), payload.size());
+  if (!payload.empty()) std::memcpy(log + sizeof(h), payload.data(), payload.size());
   std::memcpy(log, &h, sizeof(h));
   COSMOS_RETURN_IF_ERROR(mapping_->Persist(log_offset_, sizeof(h) + payload.size()));
 
   // 2. Apply to the targets and make them durable.
   for (const RedoWrite& w : writes) {
-    std::memcpy(mapping_->base() + w.target_offset, w.bytes.data(), w.bytes.size());
+    if (!w.bytes.empty()) {
+      std::memcpy(mapping_->base() + w.target_offset, w.bytes.data(), w.bytes.size());
+    }
     COSMOS_RETURN_IF_ERROR(mapping_->Flush(w.target_offset, w.bytes.size()));
   }
   COSMOS_RETURN_IF_ERROR(mapping_->Drain());

@@ -99,8 +99,9 @@ std::string Diff(Pool& pool, const Model& model, const std::string& skip_data_of
     if (!r.ok()) return r.status().ToString();
     auto meta = r->ReadMetadata();
     if (!meta.ok()) return meta.status().ToString();
-    if (meta->size() != it->second.metadata.size() ||
-        std::memcmp(meta->data(), it->second.metadata.data(), meta->size()) != 0) {
+    const std::vector<uint8_t> got(reinterpret_cast<const uint8_t*>(meta->data()),
+                                   reinterpret_cast<const uint8_t*>(meta->data()) + meta->size());
+    if (got != it->second.metadata) {
       return "metadata of " + info.name;
     }
     if (info.name != skip_data_of &&
