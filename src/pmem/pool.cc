@@ -428,7 +428,13 @@ Result<std::unique_ptr<Pool>> Pool::Create(const std::string& path, uint64_t siz
     return Status::AlreadyExists("pool " + path + " already exists");
   const std::string temp = path + ".creating";
   const int fd = open(temp.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return OpenError(errno, temp, false);
+  if (fd < 0) {
+    const int err = errno;
+    if (err == ENOENT) {
+      return Status::NotFound("pool " + path + ": the directory does not exist");
+    }
+    return OpenError(err, path, false);
+  }
   auto fail = [&](Status s) -> Status {
     unlink(temp.c_str());
     return s;

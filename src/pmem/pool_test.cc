@@ -4,7 +4,9 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -88,7 +90,11 @@ TEST_F(PoolTest, CreatedPoolReopensWithItsRegionsAndData) {
   const PoolInfo info = (*pool)->Info();
   EXPECT_EQ(info.format_version, 1u);
   EXPECT_EQ(info.region_count, 1u);
-  EXPECT_EQ(info.durability, DurabilityLevel::kPage);  // /tmp is a disk file system here or tmpfs
+  // Honest: page on a disk file system, none where /tmp is tmpfs.
+  struct statfs fs {};
+  ASSERT_EQ(statfs(dir_.c_str(), &fs), 0);
+  EXPECT_EQ(info.durability,
+            fs.f_type == TMPFS_MAGIC ? DurabilityLevel::kNone : DurabilityLevel::kPage);
   EXPECT_EQ(info.recovery, RecoveryOutcome::kClean);
   EXPECT_EQ(info.uuid.size(), 36u);
 }
@@ -98,6 +104,13 @@ TEST_F(PoolTest, CreateRefusesAnExistingPath) {
   auto again = Pool::Create(path_, kPoolSize);
   ASSERT_FALSE(again.ok());
   EXPECT_EQ(again.status().code(), StatusCode::kAlreadyExists);
+}
+
+TEST_F(PoolTest, CreateInAMissingDirectoryIsNotFound) {
+  auto pool = Pool::Create(dir_ + "/no/such/dir/p.pool", kPoolSize);
+  ASSERT_FALSE(pool.ok());
+  EXPECT_EQ(pool.status().code(), StatusCode::kNotFound);
+  EXPECT_NE(pool.status().message().find("directory"), std::string::npos) << pool.status();
 }
 
 TEST_F(PoolTest, CreateRejectsATooSmallSize) {
