@@ -327,6 +327,7 @@ int main(int argc, char** argv) {
   bool page_durable = false, emu_durable = false;
   const std::string page_fs = FsDescription(o.page_dir, &page_durable);
   const std::string emu_fs = FsDescription(o.emu_dir, &emu_durable);
+  report.Note(std::string("driver: ") + argv[0]);
   report.Note("page backend files in " + o.page_dir + ": " + page_fs);
   report.Note("pmem2-emulated files in " + o.emu_dir + ": " + emu_fs +
               "; the cache-line path runs on the page cache, durability none (no real PMEM)");
