@@ -295,10 +295,9 @@ Result<std::unique_ptr<Mapping>> MapWithBackend(int fd, size_t size, const PoolO
         close(fd);
         return dax;
       }
-      if (dax.status().code() != StatusCode::kFailedPrecondition) {
-        close(fd);
-        return dax.status();
-      }
+      // Not DAX (the usual case), or libpmem2 cannot use this file at all:
+      // the page backend works on any mappable file.
+      COSMOS_LOG_DEBUG("pool {}: using the page backend: {}", path, dax.status().ToString());
       return MapFile(fd, size, true, path);
     }
     case BackendKind::kDram:
