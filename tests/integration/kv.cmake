@@ -1,0 +1,12 @@
+# cosmos-kv integration tests: the real cosmos-kv binary driven by redis-cli
+# and by a minimal RESP client, including a SIGKILL crash test.
+cosmos_integration_test(kv_cli_test
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/kv_cli_test.cc
+  DEPS cosmos::common
+  LABELS kv)
+add_dependencies(kv_cli_test cosmos-kv)
+cosmos_integration_test(kv_crash_test
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/kv_crash_test.cc
+  DEPS cosmos::common Threads::Threads
+  LABELS kv)
+add_dependencies(kv_crash_test cosmos-kv)
