@@ -3,6 +3,7 @@
 #include "cli.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -98,6 +99,30 @@ TEST_F(CliTest, ErrorsExitNonZeroWithTheStatusMessage) {
   CliRun json_err = Cosmos("--json region delete " + pool_ + " nope");
   EXPECT_EQ(json_err.exit_code, 1);
   EXPECT_NE(json_err.out.find("\"code\": \"not_found\""), std::string::npos) << json_err.out;
+}
+
+TEST_F(CliTest, CorruptAndReadOnlyPoolsFailWithTheirStatus) {
+  ASSERT_EQ(Cosmos("pool create " + pool_ + " --size 4M").exit_code, 0);
+  ASSERT_EQ(Cosmos("region create " + pool_ + " a --size 4K").exit_code, 0);
+  // A read-only file: writes are refused, inspection works.
+  ASSERT_EQ(chmod(pool_.c_str(), 0444), 0);
+  CliRun ro = Cosmos("region create " + pool_ + " b --size 4K");
+  EXPECT_EQ(ro.exit_code, 1);
+  EXPECT_NE(ro.out.find("permission_denied"), std::string::npos) << ro.out;
+  EXPECT_EQ(Cosmos("pool check " + pool_).exit_code, 0);
+  EXPECT_EQ(Cosmos("pool info --read-only " + pool_).exit_code, 0);
+  ASSERT_EQ(chmod(pool_.c_str(), 0644), 0);
+  // Flip one byte of the region table entry: check names the structure.
+  FILE* f = std::fopen(pool_.c_str(), "r+b");
+  ASSERT_NE(f, nullptr);
+  std::fseek(f, 4096 + 60, SEEK_SET);
+  const int c = std::fgetc(f);
+  std::fseek(f, 4096 + 60, SEEK_SET);
+  std::fputc(c ^ 0x40, f);
+  std::fclose(f);
+  CliRun bad = Cosmos("pool check " + pool_);
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_NE(bad.out.find("region table entry 0: checksum mismatch"), std::string::npos) << bad.out;
 }
 
 TEST(CliHelp, EveryVerbHasHelp) {

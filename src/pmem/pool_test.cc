@@ -243,6 +243,46 @@ TEST_F(PoolTest, CloseWithOpenHandlesFails) {
   EXPECT_EQ((*pool)->CreateRegion("x", 1).status().code(), StatusCode::kFailedPrecondition);
 }
 
+TEST_F(PoolTest, RegionHandleOutlivesThePoolObject) {
+  auto pool = Pool::Create(path_, kPoolSize);
+  ASSERT_TRUE(pool.ok());
+  auto r = (*pool)->CreateRegion("keep", 4096);
+  ASSERT_TRUE(r.ok());
+  pool = Status::Cancelled("destroy the Pool object; the handle keeps the mapping");
+  std::memcpy(r->data(), "still mapped", 12);
+  EXPECT_TRUE(r->Persist(0, 12).ok());
+}
+
+TEST_F(PoolTest, ConcurrentMetadataOperationsKeepThePoolConsistent) {
+  auto pool = Pool::Create(path_, 4 << 20, {.max_regions = 32});
+  ASSERT_TRUE(pool.ok());
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 20; ++i) {
+        const std::string name = "t" + std::to_string(t) + "-" + std::to_string(i % 3);
+        if (i % 2 == 0) {
+          auto r = (*pool)->CreateRegion(name, 4096 * static_cast<uint64_t>(1 + i % 4));
+          if (r.ok()) {
+            const std::byte meta[4] = {std::byte{1}, std::byte{2}, std::byte{3}, std::byte{4}};
+            EXPECT_TRUE(r->WriteMetadata(meta).ok());
+          }
+        } else {
+          (*pool)->DeleteRegion(name).IgnoreError();  // may not exist: that is the point
+        }
+        (*pool)->ListRegions();
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_TRUE((*pool)->Check().ok());
+  const auto before = (*pool)->ListRegions();
+  ASSERT_TRUE((*pool)->Close().ok());
+  auto reopened = Pool::Open(path_);
+  ASSERT_TRUE(reopened.ok()) << reopened.status();
+  EXPECT_EQ((*reopened)->ListRegions().size(), before.size());
+}
+
 TEST_F(PoolTest, SecondReadWriteOpenIsUnavailable) {
   MakeSamplePool();
   auto first = Pool::Open(path_);
