@@ -504,7 +504,7 @@ Result<std::unique_ptr<Pool>> Pool::Open(const std::string& path, const PoolOpti
     const int err = errno;
     close(fd);
     if (err == EWOULDBLOCK) {
-      return Status::Unavailable("pool " + path + " is open " + (ro ? "read-write" : "") +
+      return Status::Unavailable("pool " + path + (ro ? " is open read-write" : " is open") +
                                  " in another process");
     }
     return Status::FromErrno(err, "pool " + path + ": lock");

@@ -178,6 +178,11 @@ class Region {
   // pool, concurrent Drain/Persist calls share one msync (group commit).
   Status Drain() const;
   // Flush + Drain of one range: durable at durability() on success.
+  // Errors (Flush, Drain, Persist, MemcpyPersist, AtomicStore64): OutOfRange,
+  // FailedPrecondition (read-only pool), IoError. On a `page` pool a failed
+  // msync is sticky: every later call fails too (the kernel may have dropped
+  // the dirty pages), so the caller must treat unpersisted data as lost and
+  // reopen the pool.
   Status Persist(uint64_t offset, uint64_t len) const;
   // Copies `len` bytes from `src` and persists them.
   Status MemcpyPersist(uint64_t offset, const void* src, uint64_t len) const;
