@@ -109,6 +109,7 @@ struct ServerSlot {
   uint32_t request_size = 0;
   uint32_t request_pkts = 0;
   uint32_t received_pkts = 0;
+  bool credit_return_pending = false;
   std::vector<std::byte> response;  // kept for resends until the slot's next request
   uint32_t response_size = 0;
   uint32_t response_pkts = 0;
@@ -934,7 +935,7 @@ void Rpc::HandleRequestPacket(Session* s, const ParsedPacket& p) {
     ++counters_.duplicates;
     ++s->counters.duplicates;
     if (h.pkt_num + 1 < slot.request_pkts) {
-      SendControl(s, PacketType::kCreditReturn, h.req_num, h.pkt_num);
+      QueueCreditReturn(s, slot_index);
     } else if (slot.state == ServerSlot::State::kResponded) {
       SendResponsePacket(s, slot_index, 0);
     }
@@ -951,10 +952,33 @@ void Rpc::HandleRequestPacket(Session* s, const ParsedPacket& p) {
   }
   ++slot.received_pkts;
   if (slot.received_pkts < slot.request_pkts) {
-    SendControl(s, PacketType::kCreditReturn, h.req_num, h.pkt_num);
+    QueueCreditReturn(s, slot_index);
     return;
   }
   RunHandler(s, slot_index);
+}
+
+// Credit returns are cumulative and coalesced: one per slot per received
+// burst, acknowledging every in-order request packet but the last (whose
+// acknowledgement is response packet 0).
+void Rpc::QueueCreditReturn(Session* s, uint32_t slot_index) {
+  ServerSlot& slot = s->server_slots[slot_index];
+  if (slot.credit_return_pending) return;
+  slot.credit_return_pending = true;
+  pending_credit_returns_.push_back({s->id, slot_index, slot.req_num});
+}
+
+void Rpc::SendPendingCreditReturns() {
+  for (const PendingCreditReturn& p : pending_credit_returns_) {
+    Session* s = Lookup(p.session);
+    if (s == nullptr || s->is_client) continue;
+    ServerSlot& slot = s->server_slots[p.slot];
+    if (!slot.credit_return_pending || slot.req_num != p.req_num) continue;
+    slot.credit_return_pending = false;
+    const uint32_t acked = std::min(slot.received_pkts, slot.request_pkts - 1);
+    if (acked > 0) SendControl(s, PacketType::kCreditReturn, slot.req_num, acked - 1);
+  }
+  pending_credit_returns_.clear();
 }
 
 void Rpc::RunHandler(Session* s, uint32_t slot_index) {
@@ -1033,13 +1057,17 @@ void Rpc::HandleClientPacket(Session* s, const ParsedPacket& p, uint64_t now) {
     ++s->counters.duplicates;
     return;
   }
-  if (index != slot.num_rx || index >= slot.num_tx) {
+  // Credit returns and response packet 0 acknowledge cumulatively; later
+  // response packets answer one request-for-response each, in order.
+  const bool cumulative = h.type == PacketType::kCreditReturn || h.pkt_num == 0;
+  if (index >= slot.num_tx || (!cumulative && index != slot.num_rx)) {
     ++counters_.out_of_order;
     ++s->counters.out_of_order;
     return;
   }
-  ++slot.num_rx;
-  if (s->credits < s->max_credits) ++s->credits;
+  const uint32_t advanced = index + 1 - slot.num_rx;
+  slot.num_rx = index + 1;
+  s->credits = static_cast<uint16_t>(std::min<uint32_t>(s->credits + advanced, s->max_credits));
   slot.last_progress_ns = now;
   slot.rto_ns = s->rto_ns;  // progress ends the back-off
   if (h.type == PacketType::kResponse) {
@@ -1240,6 +1268,7 @@ void Rpc::RunEventLoopOnce() {
   const size_t n = transport_->RecvBurst(rx_batch_);
   uint64_t now = MonotonicNanos();
   for (size_t i = 0; i < n; ++i) HandleDatagram(rx_batch_[i], now);
+  if (!pending_credit_returns_.empty()) SendPendingCreditReturns();
   if (n > 0) now = MonotonicNanos();
   if (now >= next_timer_ns_) RunTimers(now);
   const bool posted = has_posted_.load(std::memory_order_acquire);

@@ -293,6 +293,8 @@ class Rpc {
   void HandleRequestPacket(Session* s, const ParsedPacket& p);
   void HandleRequestForResponse(Session* s, const ParsedPacket& p);
   void RunHandler(Session* s, uint32_t slot_index);
+  void QueueCreditReturn(Session* s, uint32_t slot_index);
+  void SendPendingCreditReturns();
   void StartRequest(Session* s, uint32_t slot_index, uint16_t type,
                     std::span<const std::byte> request, Continuation&& continuation);
   void PumpSession(Session* s);
@@ -330,6 +332,12 @@ class Rpc {
   std::vector<std::byte> tx_buffers_;
   std::vector<TxDatagram> tx_queue_;
   std::vector<RxDatagram> rx_batch_;
+  struct PendingCreditReturn {
+    SessionId session;
+    uint32_t slot;
+    uint64_t req_num;
+  };
+  std::vector<PendingCreditReturn> pending_credit_returns_;
   uint64_t next_timer_ns_ = 0;
   uint64_t last_activity_ns_ = 0;
 

@@ -141,26 +141,32 @@ class UdpTransport final : public Transport {
   std::string_view name() const override { return name_; }
 
  private:
-  void Receive() {
-    mmsghdr msgs[kRecvBatch];
-    iovec iov[kRecvBatch];
-    sockaddr_in addrs[kRecvBatch];
-    alignas(cmsghdr) static thread_local char cmsgs[kRecvBatch][CMSG_SPACE(sizeof(int))];
-    std::memset(msgs, 0, sizeof(msgs));
-    for (size_t k = 0; k < kRecvBatch; ++k) {
-      iov[k].iov_base = rx_storage_.data() + k * rx_buf_size_;
-      iov[k].iov_len = rx_buf_size_;
-      msgs[k].msg_hdr.msg_name = &addrs[k];
-      msgs[k].msg_hdr.msg_namelen = sizeof(sockaddr_in);
-      msgs[k].msg_hdr.msg_iov = &iov[k];
-      msgs[k].msg_hdr.msg_iovlen = 1;
-      if (gro_) {
-        msgs[k].msg_hdr.msg_control = cmsgs[k];
-        msgs[k].msg_hdr.msg_controllen = sizeof(cmsgs[k]);
-      }
+  // Points the prebuilt receive headers back at their buffers (recvmmsg
+  // overwrites lengths). Only the entries the last call used need it.
+  void ResetRxHeaders(size_t count) {
+    for (size_t k = 0; k < count; ++k) {
+      rx_iov_[k].iov_base = rx_storage_.data() + k * rx_buf_size_;
+      rx_iov_[k].iov_len = rx_buf_size_;
+      msghdr& h = rx_msgs_[k].msg_hdr;
+      h.msg_name = &rx_addrs_[k];
+      h.msg_namelen = sizeof(sockaddr_in);
+      h.msg_iov = &rx_iov_[k];
+      h.msg_iovlen = 1;
+      h.msg_control = gro_ ? rx_cmsgs_[k] : nullptr;
+      h.msg_controllen = gro_ ? sizeof(rx_cmsgs_[k]) : 0;
+      h.msg_flags = 0;
     }
+  }
+
+  void Receive() {
+    ResetRxHeaders(rx_dirty_);
+    rx_dirty_ = 0;
+    mmsghdr* msgs = rx_msgs_;
+    iovec* iov = rx_iov_;
+    sockaddr_in* addrs = rx_addrs_;
     int r = ::recvmmsg(fd_, msgs, kRecvBatch, MSG_DONTWAIT, nullptr);
     if (r <= 0) return;
+    rx_dirty_ = static_cast<size_t>(r);
     for (int k = 0; k < r; ++k) {
       const mmsghdr& m = msgs[k];
       if (m.msg_hdr.msg_flags & MSG_TRUNC) continue;  // larger than any valid packet
@@ -201,6 +207,11 @@ class UdpTransport final : public Transport {
   size_t pending_pos_ = 0;
   std::vector<iovec> iov_ = std::vector<iovec>(kSendBatch * 4);
   alignas(cmsghdr) char cmsg_[kSendBatch][CMSG_SPACE(sizeof(uint16_t))];
+  mmsghdr rx_msgs_[kRecvBatch] = {};
+  iovec rx_iov_[kRecvBatch] = {};
+  sockaddr_in rx_addrs_[kRecvBatch] = {};
+  alignas(cmsghdr) char rx_cmsgs_[kRecvBatch][CMSG_SPACE(sizeof(int))] = {};
+  size_t rx_dirty_ = kRecvBatch;  // headers to reset before the next recvmmsg
   TransportStats stats_;
   std::string name_;
 };
