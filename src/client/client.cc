@@ -91,7 +91,9 @@ struct Outgoing {
   bool writes = false;       // contains WRITE ops
   uint64_t lo = UINT64_MAX;  // bounding interval of the bytes it touches
   uint64_t hi = 0;
-  BatchDone done;
+  size_t pending_ops = 0;      // leading ops that were buffered posted writes / AsyncFlushes
+  size_t pending_flushes = 0;  // AsyncFlush ops among them
+  BatchDone done;              // sees the results after the leading buffered ops
 };
 
 // Mutable per-Region state, shared with in-flight continuations (which may
@@ -100,8 +102,14 @@ struct RegionState {
   ClientImpl* client = nullptr;
   uint64_t handle = 0;
   RegionInfo info;
-  RequestBuilder pending;  // buffered posted writes, not yet sent
+  RequestBuilder pending;  // buffered posted writes and AsyncFlushes, not yet sent
   uint64_t pending_lo = UINT64_MAX, pending_hi = 0;
+  size_t pending_flushes = 0;  // AsyncFlush ops in `pending`
+  // What TakePending() took, consumed by the Enqueue that follows it.
+  struct Taken {
+    size_t ops = 0, flushes = 0;
+    uint64_t lo = UINT64_MAX, hi = 0;
+  } taken;
   std::deque<Outgoing> queue;  // waiting for the ordering rules
   struct InFlight {
     uint64_t id;
@@ -160,6 +168,12 @@ class ClientImpl final : public Client {
 
   const ClientOptions& options() const { return options_; }
 
+  // Open Regions, so Poll can send their buffered ops.
+  void Remember(std::shared_ptr<RegionState> st) { regions_.push_back(std::move(st)); }
+  void Forget(RegionState* st) {
+    std::erase_if(regions_, [st](const std::shared_ptr<RegionState>& r) { return r.get() == st; });
+  }
+
  private:
   Status ConnectTo(rpc::NetAddress addr, uint16_t flags, protocol::HelloReply* reply);
 
@@ -171,6 +185,7 @@ class ClientImpl final : public Client {
   bool session_up_ = false;
   Status session_status_;
   std::vector<std::function<void()>> ready_;
+  std::vector<std::shared_ptr<RegionState>> regions_;
 };
 
 namespace {
@@ -194,15 +209,60 @@ void Pump(const std::shared_ptr<RegionState>& st) {
     uint64_t id = st->next_id++;
     st->inflight.push_back({id, out.barrier, out.writes, out.lo, out.hi});
     BatchDone done = std::move(out.done);
-    st->client->SendBatch(out.bytes, [st, id, done = std::move(done)](
+    const size_t pending_ops = out.pending_ops, pending_flushes = out.pending_flushes;
+    st->client->SendBatch(out.bytes, [st, id, pending_ops, pending_flushes, done = std::move(done)](
                                          const Status& s, std::span<const OpResult> results) {
       auto it = std::find_if(st->inflight.begin(), st->inflight.end(),
                              [id](const RegionState::InFlight& f) { return f.id == id; });
       if (it != st->inflight.end()) st->inflight.erase(it);
-      done(s, results);
+      // The leading buffered ops (posted writes, AsyncFlushes) report to the
+      // Region's posted error; the caller's own ops go to `done`.
+      size_t k = std::min(pending_ops, results.size());
+      Status posted = s.ok() ? FirstError(results.first(k)) : (pending_ops > 0 ? s : Status::Ok());
+      if (!posted.ok() && st->posted_error.ok()) st->posted_error = posted;
+      st->async_flushes -= pending_flushes;
+      if (done) done(s, s.ok() ? results.subspan(k) : results);
       Pump(st);
     });
   }
+}
+
+// Moves the buffered ops out as the start of the next batch (recorded in
+// st->taken for the Enqueue that follows).
+RequestBuilder TakePending(RegionState* st) {
+  RequestBuilder b = std::move(st->pending);
+  st->pending = RequestBuilder();
+  st->taken = RegionState::Taken{b.op_count(), st->pending_flushes, st->pending_lo, st->pending_hi};
+  st->pending_flushes = 0;
+  st->pending_lo = UINT64_MAX;
+  st->pending_hi = 0;
+  return b;
+}
+
+// Queues a batch whose leading ops came from TakePending; `writes` says the
+// caller's own ops write [lo, hi).
+void Enqueue(const std::shared_ptr<RegionState>& st, RequestBuilder b, bool barrier, uint64_t lo,
+             uint64_t hi, BatchDone done, bool writes = false) {
+  Outgoing o;
+  o.bytes.assign(b.bytes().begin(), b.bytes().end());
+  o.pending_ops = st->taken.ops;
+  o.pending_flushes = st->taken.flushes;
+  o.barrier = barrier || st->taken.flushes > 0;
+  o.writes = writes || st->taken.lo != UINT64_MAX;
+  o.lo = std::min(lo, st->taken.lo);
+  o.hi = std::max(hi, st->taken.hi);
+  st->taken = RegionState::Taken{};
+  o.done = std::move(done);
+  st->queue.push_back(std::move(o));
+  Pump(st);
+}
+
+// Sends the buffered ops as their own batch; their failure is reported by
+// the next Flush/Drain (posted error).
+void SendPending(const std::shared_ptr<RegionState>& st) {
+  if (st->pending.empty()) return;
+  RequestBuilder b = TakePending(st.get());
+  Enqueue(st, std::move(b), false, UINT64_MAX, 0, nullptr);
 }
 
 }  // namespace
@@ -378,6 +438,7 @@ size_t ClientImpl::Poll(uint32_t max_wait_us) {
   CheckThread();
   const uint64_t deadline = MonotonicNanos() + static_cast<uint64_t>(max_wait_us) * 1000;
   size_t n = 0;
+  for (const auto& st : regions_) SendPending(st);
   do {
     rpc_->RunEventLoopOnce();
     n += RunReady();
@@ -400,10 +461,12 @@ class RegionImpl final : public Region {
     // what the node could still apply.
     SendPending();
     (void)st_->client->WaitUntil([this] { return st_->queue.empty() && st_->inflight.empty(); });
+    st_->client->Forget(st_.get());
     st_->client->RunReady();
   }
 
   const RegionInfo& info() const override { return st_->info; }
+  const std::shared_ptr<RegionState>& state() const { return st_; }
 
   Status Write(uint64_t offset, std::span<const std::byte> data) override {
     Check();
@@ -461,22 +524,14 @@ class RegionImpl final : public Region {
   Status AsyncFlush(std::span<const Range> ranges) override {
     Check();
     COSMOS_RETURN_IF_ERROR(CheckRanges(ranges, "flush"));
-    if (st_->queue.size() + st_->inflight.size() >= st_->client->options().max_inflight) {
-      // Make room by driving the network; fail only if nothing completes.
-      Status w = st_->client->WaitUntil([this] {
-        return st_->queue.size() + st_->inflight.size() < st_->client->options().max_inflight;
-      });
-      if (!w.ok()) return Status::ResourceExhausted("too many operations in flight on this region");
-    }
-    RequestBuilder b = TakePending();
-    b.Flush(st_->handle, ToProto(ranges));
+    // Buffered like a posted write: it leaves with the next operation of this
+    // Region (so write + AsyncFlush + WriteAfterFlush is one round trip), or
+    // at Drain / Client::Poll / when the buffer is full.
+    if (st_->pending.op_count() + 2 >= protocol::kMaxOpsPerBatch) SendPending();
+    st_->pending.Flush(st_->handle, ToProto(ranges));
+    ++st_->pending_flushes;
     ++st_->async_flushes;
-    auto st = st_;
-    Enqueue(std::move(b), true, 0, 0, [st](const Status& s, std::span<const OpResult> r) {
-      --st->async_flushes;
-      Status e = s.ok() ? FirstError(r) : s;
-      if (!e.ok() && st->posted_error.ok()) st->posted_error = e;
-    });
+    if (st_->pending.size() >= st_->client->options().batch_bytes) SendPending();
     st_->client->RunReady();
     return Status::Ok();
   }
@@ -639,43 +694,11 @@ class RegionImpl final : public Region {
     return out;
   }
 
-  // Takes the buffered posted writes as the start of the next batch.
-  RequestBuilder TakePending() {
-    RequestBuilder b = std::move(st_->pending);
-    st_->pending = RequestBuilder();
-    return b;
-  }
-
-  // Sends the buffered posted writes as their own pipelined batch; their
-  // failure is reported by the next Flush/Drain.
-  void SendPending() {
-    if (st_->pending.empty()) return;
-    uint64_t lo = st_->pending_lo, hi = st_->pending_hi;
-    RequestBuilder b = TakePending();
-    auto st = st_;
-    Enqueue(
-        std::move(b), false, lo, hi,
-        [st](const Status& s, std::span<const OpResult> r) {
-          Status e = s.ok() ? FirstError(r) : s;
-          if (!e.ok() && st->posted_error.ok()) st->posted_error = e;
-        },
-        true);
-  }
-
-  // Queues a batch. Writes in it (buffered ones included) widen the interval.
+  RequestBuilder TakePending() { return cosmos::TakePending(st_.get()); }
+  void SendPending() { cosmos::SendPending(st_); }
   void Enqueue(RequestBuilder b, bool barrier, uint64_t lo, uint64_t hi, BatchDone done,
                bool writes = false) {
-    Outgoing o;
-    o.bytes.assign(b.bytes().begin(), b.bytes().end());
-    o.barrier = barrier;
-    o.writes = writes || (st_->pending_lo != UINT64_MAX);
-    o.lo = std::min(lo, st_->pending_lo);
-    o.hi = std::max(hi, st_->pending_hi);
-    st_->pending_lo = UINT64_MAX;
-    st_->pending_hi = 0;
-    o.done = std::move(done);
-    st_->queue.push_back(std::move(o));
-    Pump(st_);
+    cosmos::Enqueue(st_, std::move(b), barrier, lo, hi, std::move(done), writes);
   }
 
   // Sends `b` and waits for it. `on_ok` sees the results when every op
@@ -702,8 +725,8 @@ class RegionImpl final : public Region {
 
   // Reports `s`, or else an earlier posted-write failure (then clears it).
   Status Combine(Status s) {
-    if (!s.ok()) return s;
-    Status e = st_->posted_error;
+    if (st_->posted_error.ok()) return s;
+    Status e = st_->posted_error;  // the root cause: later ops were cancelled by it
     st_->posted_error = Status::Ok();
     return e;
   }
@@ -728,7 +751,9 @@ Result<std::unique_ptr<Region>> ClientImpl::OpenRegion(const std::string& name) 
   b.OpenRegion(name);
   COSMOS_ASSIGN_OR_RETURN(auto payload, AdminCall(b));
   COSMOS_ASSIGN_OR_RETURN(auto desc, protocol::DecodeRegionDesc(payload));
-  return std::unique_ptr<Region>(std::make_unique<RegionImpl>(this, desc));
+  auto region = std::make_unique<RegionImpl>(this, desc);
+  Remember(region->state());
+  return std::unique_ptr<Region>(std::move(region));
 }
 
 Result<std::unique_ptr<Client>> Client::Connect(const ClientOptions& options) {

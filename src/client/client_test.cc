@@ -242,6 +242,36 @@ TEST(Client, ClientsSpreadOverWorkersAndShareRegions) {
   EXPECT_EQ(out, Pattern(32, 3));
 }
 
+TEST(Client, LogAppendOfWriteFlushAndWriteAfterFlushIsOneBatch) {
+  auto node = StartNode("fault");
+  auto c = ConnectTo(*node);
+  ASSERT_TRUE(c->CreateRegion("log", 65536).ok());
+  auto r = std::move(*c->OpenRegion("log"));
+  uint64_t before = node->server->stats().batches;
+  auto rec = Pattern(100, 5);
+  ASSERT_TRUE(r->Write(64, rec).ok());
+  Range rg{64, rec.size()};
+  ASSERT_TRUE(r->AsyncFlush(std::span<const Range>(&rg, 1)).ok());
+  ASSERT_TRUE(r->WriteAfterFlush(0, 164).ok());
+  EXPECT_EQ(node->server->stats().batches - before, 1u);
+  EXPECT_TRUE(r->Drain().ok());
+  std::vector<std::byte> out(100);
+  ASSERT_TRUE(r->Read(64, out).ok());
+  EXPECT_EQ(out, rec);
+}
+
+TEST(Client, PostedWriteErrorSurfacesAtNextFlush) {
+  auto node = StartNode("dram");
+  auto c = ConnectTo(*node);
+  ASSERT_TRUE(c->CreateRegion("r", 4096).ok());
+  auto r = std::move(*c->OpenRegion("r"));
+  auto other = ConnectTo(*node);
+  ASSERT_TRUE(other->DeleteRegion("r").ok());
+  ASSERT_TRUE(r->Write(0, Pattern(8, 1)).ok());  // posted: accepted locally
+  EXPECT_EQ(r->Flush(0, 8).code(), StatusCode::kNotFound);
+  EXPECT_TRUE(r->Drain().ok());  // reported once
+}
+
 TEST(Client, DeletedRegionHandleFailsWithNotFound) {
   auto node = StartNode("dram");
   auto c = ConnectTo(*node);

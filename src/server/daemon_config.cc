@@ -1,0 +1,134 @@
+// cosmosd configuration: TOML keys, --pool flag syntax, opening pools.
+#include "server/daemon_config.h"
+
+#include <sys/stat.h>
+
+#include <set>
+
+#include "common/log.h"
+
+namespace cosmos::server {
+namespace {
+
+std::string BaseName(const std::string& path) {
+  size_t slash = path.find_last_of('/');
+  std::string base = slash == std::string::npos ? path : path.substr(slash + 1);
+  size_t dot = base.find('.');
+  if (dot != std::string::npos && dot > 0) base = base.substr(0, dot);
+  return base.empty() ? "pool" : base;
+}
+
+}  // namespace
+
+Result<DaemonConfig> LoadDaemonConfig(const ConfigFile& f, DaemonConfig c) {
+  COSMOS_ASSIGN_OR_RETURN(c.server.listen_ip, f.GetString("server.listen", c.server.listen_ip));
+  COSMOS_ASSIGN_OR_RETURN(int64_t port, f.GetInt("server.port", c.server.port, 0, 65535));
+  c.server.port = static_cast<uint16_t>(port);
+  COSMOS_ASSIGN_OR_RETURN(int64_t workers, f.GetInt("server.workers", c.server.workers, 1, 64));
+  c.server.workers = static_cast<uint32_t>(workers);
+  COSMOS_ASSIGN_OR_RETURN(int64_t flushers, f.GetInt("server.flushers", c.server.flushers, 1, 64));
+  c.server.flushers = static_cast<uint32_t>(flushers);
+  COSMOS_ASSIGN_OR_RETURN(c.server.busy_poll, f.GetBool("server.busy_poll", c.server.busy_poll));
+  COSMOS_ASSIGN_OR_RETURN(c.log_level, f.GetString("server.log_level", c.log_level));
+  auto& q = c.server.qos;
+  COSMOS_ASSIGN_OR_RETURN(q.client_bytes_per_sec,
+                          f.GetDouble("qos.client_bytes_per_sec", q.client_bytes_per_sec));
+  COSMOS_ASSIGN_OR_RETURN(q.client_ops_per_sec,
+                          f.GetDouble("qos.client_ops_per_sec", q.client_ops_per_sec));
+  COSMOS_ASSIGN_OR_RETURN(q.region_bytes_per_sec,
+                          f.GetDouble("qos.region_bytes_per_sec", q.region_bytes_per_sec));
+  COSMOS_ASSIGN_OR_RETURN(q.region_ops_per_sec,
+                          f.GetDouble("qos.region_ops_per_sec", q.region_ops_per_sec));
+  COSMOS_ASSIGN_OR_RETURN(q.burst_seconds, f.GetDouble("qos.burst_seconds", q.burst_seconds));
+  if (q.client_bytes_per_sec < 0 || q.client_ops_per_sec < 0 || q.region_bytes_per_sec < 0 ||
+      q.region_ops_per_sec < 0 || q.burst_seconds <= 0) {
+    return Status::InvalidArgument(f.origin() + ": qos limits must be >= 0 and burst_seconds > 0");
+  }
+  COSMOS_ASSIGN_OR_RETURN(size_t n, f.TableArraySize("pool"));
+  for (size_t i = 0; i < n; ++i) {
+    COSMOS_ASSIGN_OR_RETURN(ConfigFile p, f.TableArrayElement("pool", i));
+    PoolSpec s;
+    COSMOS_ASSIGN_OR_RETURN(s.path, p.GetString("path", ""));
+    if (s.path.empty())
+      return Status::InvalidArgument(f.origin() + ": [[pool]] #" + std::to_string(i) +
+                                     " needs path");
+    COSMOS_ASSIGN_OR_RETURN(s.name, p.GetString("name", BaseName(s.path)));
+    COSMOS_ASSIGN_OR_RETURN(int64_t mb, p.GetInt("size_mb", 64, 1, 1 << 24));
+    s.size_bytes = static_cast<uint64_t>(mb) << 20;
+    COSMOS_ASSIGN_OR_RETURN(s.backend, p.GetString("backend", "auto"));
+    COSMOS_ASSIGN_OR_RETURN(s.create, p.GetBool("create", false));
+    c.pools.push_back(std::move(s));
+  }
+  return c;
+}
+
+Result<PoolSpec> ParsePoolFlag(const std::string& text) {
+  PoolSpec s;
+  std::vector<std::string> parts;
+  size_t start = 0;
+  while (true) {
+    size_t comma = text.find(',', start);
+    parts.push_back(
+        text.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  const std::string& head = parts[0];
+  size_t eq = head.find('=');
+  if (eq == std::string::npos) {
+    s.path = head;
+    s.name = BaseName(head);
+  } else {
+    s.name = head.substr(0, eq);
+    s.path = head.substr(eq + 1);
+  }
+  if (s.path.empty() || s.name.empty())
+    return Status::InvalidArgument("--pool '" + text + "': empty name or path");
+  for (size_t i = 1; i < parts.size(); ++i) {
+    const std::string& p = parts[i];
+    if (p == "create") {
+      s.create = true;
+    } else if (p.rfind("size=", 0) == 0) {
+      char* end = nullptr;
+      unsigned long long mb = std::strtoull(p.c_str() + 5, &end, 10);
+      if (end == p.c_str() + 5 || *end != '\0' || mb == 0 || mb > (1ull << 24)) {
+        return Status::InvalidArgument("--pool '" + text + "': size must be 1..16777216 (MiB)");
+      }
+      s.size_bytes = mb << 20;
+    } else if (p.rfind("backend=", 0) == 0) {
+      s.backend = p.substr(8);
+    } else {
+      return Status::InvalidArgument("--pool '" + text + "': unknown option '" + p + "'");
+    }
+  }
+  return s;
+}
+
+Result<std::vector<ServedPool>> OpenPools(const std::vector<PoolSpec>& specs) {
+  std::vector<ServedPool> out;
+  std::set<std::string> names;
+  for (const auto& s : specs) {
+    if (!names.insert(s.name).second)
+      return Status::InvalidArgument("pool name '" + s.name + "' used twice");
+    pmem::PoolOptions o;
+    COSMOS_ASSIGN_OR_RETURN(o.backend, pmem::BackendFromName(s.backend));
+    struct stat st;
+    bool exists = ::stat(s.path.c_str(), &st) == 0;
+    Result<std::unique_ptr<pmem::Pool>> pool = Status::Internal("unset");
+    if (o.backend == pmem::BackendKind::kDram) {
+      pool = pmem::Pool::Create(s.path, s.size_bytes, o);
+    } else if (!exists && s.create) {
+      COSMOS_LOG_INFO("cosmosd: creating pool '{}' at {} ({} MiB)", s.name, s.path,
+                      s.size_bytes >> 20);
+      pool = pmem::Pool::Create(s.path, s.size_bytes, o);
+    } else {
+      pool = pmem::Pool::Open(s.path, o);
+    }
+    if (!pool.ok()) return pool.status().WithContext("pool '" + s.name + "'");
+    out.push_back(ServedPool{s.name, std::move(*pool)});
+  }
+  if (out.empty()) return Status::InvalidArgument("no pools configured (use --pool or [[pool]])");
+  return out;
+}
+
+}  // namespace cosmos::server

@@ -1,0 +1,14 @@
+# Remote persistent memory (issue 4): cosmosd as a process, bad input, crashes.
+if(TARGET cosmos_server AND TARGET cosmos_client)
+  cosmos_integration_test(rpm_daemon_test
+    SOURCES ${CMAKE_CURRENT_LIST_DIR}/rpm_daemon_test.cc
+    DEPS cosmos::client cosmos::protocol cosmos::rpc)
+  add_dependencies(rpm_daemon_test cosmosd)
+  if(TARGET remote_log_lib)
+    cosmos_integration_test(rpm_crash_test
+      SOURCES ${CMAKE_CURRENT_LIST_DIR}/rpm_crash_test.cc
+      DEPS cosmos::client remote_log_lib
+      TIMEOUT 600)
+    add_dependencies(rpm_crash_test cosmosd)
+  endif()
+endif()
