@@ -740,6 +740,8 @@ Status Pool::Check() const {
 
 Region::Region(std::shared_ptr<internal::PoolCore> core, uint32_t index, const RegionInfo& info)
     : core_(std::move(core)),
+      mapping_(core_->mapping.get()),
+      read_only_(core_->read_only),
       index_(index),
       id_(info.id),
       pool_offset_(info.offset),
@@ -750,6 +752,8 @@ Region::Region(std::shared_ptr<internal::PoolCore> core, uint32_t index, const R
 
 Region::Region(Region&& other) noexcept
     : core_(std::move(other.core_)),
+      mapping_(other.mapping_),
+      read_only_(other.read_only_),
       index_(other.index_),
       id_(other.id_),
       pool_offset_(other.pool_offset_),
@@ -765,6 +769,8 @@ Region& Region::operator=(Region&& other) noexcept {
     Release();
     core_ = std::move(other.core_);
     other.core_.reset();
+    mapping_ = other.mapping_;
+    read_only_ = other.read_only_;
     index_ = other.index_;
     id_ = other.id_;
     pool_offset_ = other.pool_offset_;
@@ -791,7 +797,7 @@ void Region::Release() {
 
 DurabilityLevel Region::durability() const {
   COSMOS_CHECK_MSG(core_ != nullptr, "use of a moved-from Region");
-  return core_->mapping->durability();
+  return mapping_->durability();
 }
 
 Status Region::CheckRange(uint64_t offset, uint64_t len) const {
@@ -805,7 +811,7 @@ Status Region::CheckRange(uint64_t offset, uint64_t len) const {
 }
 
 Status Region::CheckWritable() const {
-  if (core_->read_only) {
+  if (read_only_) {
     return Status::FailedPrecondition(core_->Where() + " is open read-only");
   }
   return Status::Ok();
@@ -814,25 +820,25 @@ Status Region::CheckWritable() const {
 Status Region::Flush(uint64_t offset, uint64_t len) const {
   COSMOS_RETURN_IF_ERROR(CheckRange(offset, len));
   COSMOS_RETURN_IF_ERROR(CheckWritable());
-  return core_->mapping->Flush(pool_offset_ + offset, len);
+  return mapping_->Flush(pool_offset_ + offset, len);
 }
 
 Status Region::Drain() const {
   COSMOS_CHECK_MSG(core_ != nullptr, "use of a moved-from Region");
   COSMOS_RETURN_IF_ERROR(CheckWritable());
-  return core_->mapping->Drain();
+  return mapping_->Drain();
 }
 
 Status Region::Persist(uint64_t offset, uint64_t len) const {
   COSMOS_RETURN_IF_ERROR(CheckRange(offset, len));
   COSMOS_RETURN_IF_ERROR(CheckWritable());
-  return core_->mapping->Persist(pool_offset_ + offset, len);
+  return mapping_->Persist(pool_offset_ + offset, len);
 }
 
 Status Region::MemcpyPersist(uint64_t offset, const void* src, uint64_t len) const {
   COSMOS_RETURN_IF_ERROR(CheckRange(offset, len));
   COSMOS_RETURN_IF_ERROR(CheckWritable());
-  return core_->mapping->MemcpyPersist(pool_offset_ + offset, src, len);
+  return mapping_->MemcpyPersist(pool_offset_ + offset, src, len);
 }
 
 Status Region::AtomicStore64(uint64_t offset, uint64_t value) const {
@@ -847,7 +853,7 @@ Status Region::AtomicStore64(uint64_t offset, uint64_t value) const {
   }
   std::atomic_ref<uint64_t>(*reinterpret_cast<uint64_t*>(data_ + offset))
       .store(value, std::memory_order_release);
-  return core_->mapping->Persist(pool_offset_ + offset, sizeof(uint64_t));
+  return mapping_->Persist(pool_offset_ + offset, sizeof(uint64_t));
 }
 
 Result<std::vector<std::byte>> Region::ReadMetadata() const {

@@ -207,6 +207,8 @@ class Region {
   void Release();
 
   std::shared_ptr<internal::PoolCore> core_;
+  Mapping* mapping_ = nullptr;  // core_->mapping, cached for the data path
+  bool read_only_ = false;
   uint32_t index_ = 0;  // region table slot
   uint64_t id_ = 0;
   uint64_t pool_offset_ = 0;
