@@ -44,6 +44,9 @@ void SecureChannel::Nonce(uint8_t direction, uint64_t seq, GcmNonce* nonce) cons
 }
 
 Status SecureChannel::RatchetSend(uint64_t epoch) {
+  if (epoch - send_epoch_ > kMaxEpochSkip) {
+    return Status::InvalidArgument("secure channel: sequence number jumps too many key epochs");
+  }
   while (send_epoch_ < epoch) {
     SecretArray<32> next;
     COSMOS_RETURN_IF_ERROR(RatchetKey(send_key_.span(), next.mutable_span()));

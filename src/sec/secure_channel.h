@@ -61,7 +61,8 @@ class SecureChannel {
   // Encrypts `payload` in place and writes the 16-byte tag. `seq` is the
   // packet's sequence number (carried in the authenticated header by the
   // caller) and must be strictly greater than every earlier sealed seq:
-  // FailedPrecondition otherwise (that would repeat a nonce).
+  // FailedPrecondition otherwise (that would repeat a nonce). InvalidArgument
+  // if seq skips more than kMaxEpochSkip key epochs at once.
   [[nodiscard]] Status Seal(uint64_t seq, ByteSpan header, MutableByteSpan payload,
                             MutableByteSpan tag);
   // Seals with the next internal sequence number and returns it.

@@ -183,6 +183,8 @@ TEST(SecureChannel, ForgedFarFutureSequenceIsRejectedCheaply) {
   a.seq = 1ull << 62;
   EXPECT_EQ(OpenOne(p.server.get(), a).code(), StatusCode::kIntegrityViolation);
   EXPECT_EQ(p.server->receive_epoch(), 0u);
+  Bytes payload(1), tag(16);
+  EXPECT_EQ(p.client->Seal(1ull << 62, {}, payload, tag).code(), StatusCode::kInvalidArgument);
 }
 
 }  // namespace
