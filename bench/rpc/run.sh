@@ -18,4 +18,6 @@ for b in "$BENCH" "$PEER"; do
   fi
 done
 mkdir -p "$RESULTS_DIR"
-exec "$BENCH" $QUICK --out "$RESULTS_DIR" --grpc-peer "$PEER"
+BUILD_TYPE=$(grep -m1 '^CMAKE_BUILD_TYPE:' "$BUILD_DIR/CMakeCache.txt" 2>/dev/null | cut -d= -f2 || true)
+exec "$BENCH" $QUICK --out "$RESULTS_DIR" --grpc-peer "$PEER" \
+  --build-note "binaries from $(basename "$BUILD_DIR") (CMAKE_BUILD_TYPE=${BUILD_TYPE:-unknown})"

@@ -29,6 +29,8 @@ constexpr uint16_t kMaxWindow = 64;
 // The kernel charges a queued datagram its buffer truesize, roughly twice the
 // payload for MTU-sized packets; the credit budget check accounts for that.
 constexpr size_t kReceiveOverheadFactor = 2;
+// Payloads at least this large are sent without copying them next to the header.
+constexpr size_t kZeroCopyMin = 512;
 
 int CurrentTid() {
   static thread_local int tid = static_cast<int>(::syscall(SYS_gettid));
@@ -247,7 +249,12 @@ Result<Rpc::Session*> Rpc::NewSession(bool is_client, NetAddress peer) {
   return sessions_[index].get();
 }
 
+void Rpc::FlushIfReferenced() {
+  if (tx_references_slots_) FlushTx();
+}
+
 void Rpc::FreeSession(Session* s) {
+  FlushIfReferenced();  // queued packets may point into this session's buffers
   const uint32_t index = s->id & kIndexMask;
   credits_in_use_ -= s->max_credits;
   if (!s->is_client) {
@@ -416,6 +423,7 @@ Status Rpc::EnqueueRequest(SessionId session, uint16_t type, std::span<const std
 
 void Rpc::StartRequest(Session* s, uint32_t slot_index, uint16_t type,
                        std::span<const std::byte> request, Continuation&& continuation) {
+  FlushIfReferenced();  // queued packets may point into this slot's old request
   ClientSlot& slot = s->client_slots[slot_index];
   slot.busy = true;
   slot.type = type;
@@ -500,6 +508,7 @@ Status Rpc::EnqueueResponse(const RequestHandle& handle, std::span<const std::by
     return Status::InvalidArgument("rpc: response of " + std::to_string(response.size()) +
                                    " bytes exceeds the client's maximum " + std::to_string(limit));
   }
+  FlushIfReferenced();  // queued packets may point into this slot's old response
   slot.response.assign(response.begin(), response.end());
   slot.response_size = static_cast<uint32_t>(response.size());
   slot.response_pkts = PacketsFor(response.size(), s->chunk);
@@ -536,6 +545,15 @@ void Rpc::QueuePacket(Session* s, PacketHeader& h, std::span<const std::byte> pa
   h.seq = ++s->tx_seq;
   h.tag_len = s->protector ? static_cast<uint8_t>(s->protector->tag_size()) : 0;
   EncodeHeader(h, std::span<std::byte>(buf, kHeaderSize));
+  if (!s->protector && payload.size() >= kZeroCopyMin) {
+    // Large unprotected payloads are sent from the slot buffer in place; the
+    // buffer must stay unchanged until FlushTx (see FlushIfReferenced).
+    tx_queue_.push_back({s->peer, buf, static_cast<uint32_t>(kHeaderSize), payload.data(),
+                         static_cast<uint32_t>(payload.size())});
+    tx_references_slots_ = true;
+    ++s->counters.packets_sent;
+    return;
+  }
   if (!payload.empty()) std::memcpy(buf + kHeaderSize, payload.data(), payload.size());
   if (s->protector) {
     s->protector->Seal(std::span<const std::byte>(buf, kHeaderSize),
@@ -605,9 +623,10 @@ void Rpc::FlushTx() {
   if (tx_queue_.empty()) return;
   const size_t n = transport_->SendBurst(tx_queue_);
   (void)n;  // refused datagrams are counted by the transport and recovered by retransmission
-  for (const TxDatagram& d : tx_queue_) counters_.bytes_sent += d.len;
+  for (const TxDatagram& d : tx_queue_) counters_.bytes_sent += d.size();
   counters_.packets_sent += tx_queue_.size();
   tx_queue_.clear();
+  tx_references_slots_ = false;
   last_activity_ns_ = MonotonicNanos();
 }
 

@@ -307,6 +307,7 @@ class Rpc {
                std::span<const std::byte> payload);
   void QueuePacket(Session* s, PacketHeader& h, std::span<const std::byte> payload);
   void FlushTx();
+  void FlushIfReferenced();
   void RunTimers(uint64_t now);
   void FailSession(Session* s, const Status& status, SessionEvent event);
   void RunPosted();
@@ -331,6 +332,7 @@ class Rpc {
 
   std::vector<std::byte> tx_buffers_;
   std::vector<TxDatagram> tx_queue_;
+  bool tx_references_slots_ = false;  // some queued datagram points into a slot buffer
   std::vector<RxDatagram> rx_batch_;
   struct PendingCreditReturn {
     SessionId session;

@@ -30,12 +30,16 @@ struct NetAddress {
   static NetAddress FromSockaddr(const sockaddr_in& sa);
 };
 
-// One datagram to send. `data` is owned by the caller and only read during
-// SendBurst.
+// One datagram to send: `data` followed by the optional `tail` (so a header
+// and a payload living elsewhere go out without being copied together). The
+// bytes are owned by the caller and only read during SendBurst.
 struct TxDatagram {
   NetAddress to;
   const std::byte* data = nullptr;
   uint32_t len = 0;
+  const std::byte* tail = nullptr;
+  uint32_t tail_len = 0;
+  uint32_t size() const { return len + tail_len; }
 };
 
 // One received datagram. `data` points into transport-owned memory that stays

@@ -134,13 +134,19 @@ class MemoryTransport final : public Transport {
   void SendOne(const TxDatagram& d) {
     const FaultConfig& f = options_.faults;
     std::span<const std::byte> bytes(d.data, d.len);
+    std::vector<std::byte> joined;
+    if (d.tail_len > 0) {
+      joined.assign(d.data, d.data + d.len);
+      joined.insert(joined.end(), d.tail, d.tail + d.tail_len);
+      bytes = joined;
+    }
     if (Chance(f.drop)) {
       ++stats_.injected_drops;
       ReleaseHeld();
       return;
     }
     std::vector<std::byte> copy;
-    if (Chance(f.corrupt) && d.len > 0) {
+    if (Chance(f.corrupt) && !bytes.empty()) {
       copy.assign(bytes.begin(), bytes.end());
       const size_t pos = rng_() % copy.size();
       copy[pos] ^= static_cast<std::byte>(1u << (rng_() % 8));

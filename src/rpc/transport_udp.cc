@@ -50,33 +50,41 @@ class UdpTransport final : public Transport {
       mmsghdr msgs[kSendBatch];
       sockaddr_in addrs[kSendBatch];
       size_t counts[kSendBatch];
+      size_t iov_counts[kSendBatch];
       size_t nmsg = 0;
       size_t iov_used = 0;
       while (i < batch.size() && nmsg < kSendBatch) {
         const TxDatagram& first = batch[i];
         size_t run = 1;
-        size_t bytes = first.len;
+        size_t bytes = first.size();
+        size_t iovs = first.tail_len ? 2 : 1;
         if (gso_) {
           while (i + run < batch.size() && run < kMaxGsoSegments) {
             const TxDatagram& d = batch[i + run];
-            if (!(d.to == first.to) || d.len > first.len || bytes + d.len > kMaxGsoBytes) break;
-            bytes += d.len;
+            if (!(d.to == first.to) || d.size() > first.size() || bytes + d.size() > kMaxGsoBytes) {
+              break;
+            }
+            bytes += d.size();
+            iovs += d.tail_len ? 2 : 1;
             ++run;
-            if (d.len < first.len) break;  // a shorter segment must be the last
+            if (d.size() < first.size()) break;  // a shorter segment must be the last
           }
         }
-        if (iov_used + run > iov_.size()) iov_.resize(std::max(iov_.size() * 2, iov_used + run));
+        if (iov_used + iovs > iov_.size()) iov_.resize(std::max(iov_.size() * 2, iov_used + iovs));
+        size_t v = iov_used;
         for (size_t k = 0; k < run; ++k) {
-          iov_[iov_used + k].iov_base = const_cast<std::byte*>(batch[i + k].data);
-          iov_[iov_used + k].iov_len = batch[i + k].len;
+          const TxDatagram& d = batch[i + k];
+          iov_[v++] = {const_cast<std::byte*>(d.data), d.len};
+          if (d.tail_len) iov_[v++] = {const_cast<std::byte*>(d.tail), d.tail_len};
         }
         addrs[nmsg] = first.to.ToSockaddr();
         mmsghdr& m = msgs[nmsg];
         std::memset(&m, 0, sizeof(m));
         m.msg_hdr.msg_name = &addrs[nmsg];
         m.msg_hdr.msg_namelen = sizeof(sockaddr_in);
-        m.msg_hdr.msg_iovlen = run;
+        m.msg_hdr.msg_iovlen = iovs;
         counts[nmsg] = run;
+        iov_counts[nmsg] = iovs;
         if (run > 1) {
           char* c = cmsg_[nmsg];
           std::memset(c, 0, sizeof(cmsg_[nmsg]));
@@ -86,10 +94,10 @@ class UdpTransport final : public Transport {
           cm->cmsg_level = SOL_UDP;
           cm->cmsg_type = UDP_SEGMENT;
           cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
-          const uint16_t seg = static_cast<uint16_t>(first.len);
+          const uint16_t seg = static_cast<uint16_t>(first.size());
           std::memcpy(CMSG_DATA(cm), &seg, sizeof(seg));
         }
-        iov_used += run;
+        iov_used += iovs;
         i += run;
         ++nmsg;
       }
@@ -97,7 +105,7 @@ class UdpTransport final : public Transport {
       size_t off = 0;
       for (size_t k = 0; k < nmsg; ++k) {
         msgs[k].msg_hdr.msg_iov = &iov_[off];
-        off += counts[k];
+        off += iov_counts[k];
       }
       size_t done = 0;
       while (done < nmsg) {
