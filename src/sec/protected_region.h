@@ -23,11 +23,10 @@
 
 namespace cosmos::sec {
 
-// Default block size. Chosen from the micro-measurement recorded in
-// docs/security.md ("Block size"): 4 KiB keeps the per-block fixed costs
-// (tree path, metadata, GCM setup) under ~10% of a 4 KiB access and the
-// metadata overhead under 2%, while a 64 B write pays one 4 KiB re-encryption
-// (about 1-2 us on AES-NI), small next to a network round trip.
+// Default block size, chosen from bench/secure/sec_block_size_bench (table in
+// docs/security.md "Block size"): a 64 B write+flush costs the same from 512 B
+// to 4 KiB blocks (the commit's fixed costs dominate), 4 KiB writes and reads
+// are fastest at 4 KiB, and metadata plus tree stay near 1% of the data.
 inline constexpr uint32_t kDefaultBlockSize = 4096;
 // Largest access-list blob a root record carries.
 inline constexpr size_t kMaxAccessListBlob = 256;
