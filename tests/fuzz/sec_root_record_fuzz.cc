@@ -33,7 +33,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
               ("cosmos_fuzz_counter_" + std::to_string(::getpid())))
                  .string();
     o.stabilisation_delay_ns = 0;
-    return SimulatedCounter::Open(o)->release();
+    SimulatedCounter* c = SimulatedCounter::Open(o)->release();
+    // The counter never moves here (no region ever opens), so its file is
+    // not needed after creation.
+    std::filesystem::remove(o.path);
+    return c;
   }();
   MemoryStore store(0);
   store.bytes().assign(in.begin(), in.end());
