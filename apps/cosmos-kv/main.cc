@@ -59,6 +59,7 @@ int main(int argc, char** argv) {
   std::string max_bulk_text = "512mb";
   std::string log_level = "info";
   size_t max_clients = 10000;
+  size_t early_commit = 0;
   app.add_option("--bind", bind, "IPv4 address to listen on")->capture_default_str();
   app.add_option("--port", port, "TCP port (0 picks a free port)")
       ->check(CLI::Range(0, 65535))
@@ -74,6 +75,10 @@ int main(int argc, char** argv) {
                  "Largest accepted bulk string / value (like Redis proto-max-bulk-len)")
       ->capture_default_str();
   app.add_option("--maxclients", max_clients, "Maximum concurrent clients")->capture_default_str();
+  app.add_option("--group-commit-early", early_commit,
+                 "Start a group commit once this many clients wait within one event-loop "
+                 "pass (0: at the end of each pass)")
+      ->capture_default_str();
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error, off")
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
@@ -112,6 +117,7 @@ int main(int argc, char** argv) {
   opts.port = port;
   opts.limits.max_bulk_len = max_bulk;
   opts.max_clients = max_clients;
+  opts.early_commit_clients = early_commit;
   opts.security_mode = "none (plain local file; secure remote regions come with the client layer)";
   auto server = cosmos::kv::RespServer::Listen(store->get(), waker->get(), opts);
   if (!server.ok()) {

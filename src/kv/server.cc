@@ -162,6 +162,7 @@ Status RespServer::Run() {
     // Group commit: everything applied in this loop iteration shares a flush.
     if (wrote_since_flush_) {
       wrote_since_flush_ = false;
+      writes_since_kick_ = 0;
       store_->RequestFlush();
     }
     if (durable_event && !waiting_.empty()) {
@@ -233,16 +234,15 @@ void RespServer::OnReadable(Conn* c) {
   // Read at least 16 KB, more when a large bulk is known to be coming.
   const uint64_t missing = c->parser.bulk_bytes_missing(c->in.size() - c->in_off);
   const size_t want = static_cast<size_t>(std::clamp<uint64_t>(missing, 16 << 10, 4 << 20));
-  const size_t old = c->in.size();
-  c->in.resize(old + want);
-  ssize_t r = read(c->fd, c->in.data() + old, want);
+  // Read into a reused scratch buffer (no zero-fill of the connection buffer).
+  if (read_buffer_.size() < want) read_buffer_.resize(want);
+  ssize_t r = read(c->fd, read_buffer_.data(), want);
   if (r <= 0) {
-    c->in.resize(old);
     if (r < 0 && (errno == EAGAIN || errno == EINTR)) return;
     Close(c);
     return;
   }
-  c->in.resize(old + static_cast<size_t>(r));
+  c->in.append(read_buffer_.data(), static_cast<size_t>(r));
   ProcessInput(c);
 }
 
@@ -290,10 +290,15 @@ void RespServer::ProcessInput(Conn* c) {
     Release(c, durable);
     WriteOut(c);
   } else {
-    // Start a group commit at once if none is running: the flusher then
-    // syncs while this loop keeps parsing other clients, whose writes share
-    // the next commit (pipelining across clients).
-    store_->RequestFlush();
+    // Group commit: the flusher is kicked at the end of this loop iteration,
+    // or earlier once enough writes wait, so it syncs one group while this
+    // loop keeps parsing the next (pipelining across clients).
+    wrote_since_flush_ = true;
+    if (options_.early_commit_clients > 0 &&
+        ++writes_since_kick_ >= options_.early_commit_clients) {
+      writes_since_kick_ = 0;
+      store_->RequestFlush();
+    }
     if (!c->waiting) {
       c->waiting = true;
       waiting_.push_back(c);

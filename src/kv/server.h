@@ -43,6 +43,9 @@ struct ServerOptions {
   std::string security_mode = "none";
   // Stop reading from a client whose unsent replies exceed this many bytes.
   size_t output_backpressure_bytes = 64u << 20;
+  // Kick a group commit as soon as this many connections' requests wait for
+  // durability within one event-loop pass (0: only at the end of the pass).
+  size_t early_commit_clients = 0;
 };
 
 // Thread-safety: Run() on one thread; Stop() from any thread or a signal handler.
@@ -87,6 +90,8 @@ class RespServer {
   std::unordered_map<int, std::unique_ptr<Conn>> conns_;
   std::vector<Conn*> waiting_;  // connections with replies waiting for durability
   bool wrote_since_flush_ = false;
+  size_t writes_since_kick_ = 0;
+  std::string read_buffer_;
   uint64_t rejected_clients_ = 0;
   uint64_t protocol_errors_ = 0;
 };

@@ -165,8 +165,9 @@ TEST(StoreCrash, ConcurrentWritersKeepAcknowledgedWrites) {
             WriteBatch b;
             const std::string key = "t" + std::to_string(t);
             const std::string v = std::to_string(i);
+            const std::string copy_key = key + "-copy";
             b.Put(key, v);
-            b.Put(key + "-copy", v);  // same batch: must never be half-present
+            b.Put(copy_key, v);  // same batch: must never be half-present
             auto seq = (*s)->Apply(b);
             attempted[t] = i;
             if (!seq.ok() || !(*s)->WaitDurable(*seq).ok()) return;
