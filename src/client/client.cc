@@ -38,8 +38,12 @@ namespace {
 using protocol::OpResult;
 using protocol::RequestBuilder;
 
-// Largest WRITE payload per op/batch; bigger writes are split.
-constexpr size_t kMaxWriteChunk = 1u << 20;
+// Largest WRITE/READ payload per batch; bigger transfers are split. Kept at
+// 32 KiB (23 packets at the default MTU, under the rpc layer's 32 packet
+// credits): messages larger than the credit window stalled in the rpc layer
+// once a session had carried many smaller multi-packet requests (reported).
+constexpr size_t kMaxWriteChunk = 32u << 10;
+constexpr size_t kMaxReadChunk = 32u << 10;
 
 int CurrentTid() { return static_cast<int>(::syscall(SYS_gettid)); }
 
@@ -480,7 +484,6 @@ class RegionImpl final : public Region {
       st_->pending.Write(st_->handle, offset, data.first(n));
       st_->pending_lo = std::min(st_->pending_lo, offset);
       st_->pending_hi = std::max(st_->pending_hi, offset + n);
-      if (st_->pending.size() >= st_->client->options().batch_bytes) SendPending();
       data = data.subspan(n);
       offset += n;
     }
@@ -491,10 +494,10 @@ class RegionImpl final : public Region {
   Status Read(uint64_t offset, std::span<std::byte> out) override {
     Check();
     COSMOS_RETURN_IF_ERROR(CheckRange(offset, out.size(), st_->info.size, "read"));
-    if (out.size() > kMaxWriteChunk * 4) {
-      // Large reads go in pieces to stay under the node's response limit.
-      for (size_t done = 0; done < out.size(); done += kMaxWriteChunk * 4) {
-        size_t n = std::min(out.size() - done, kMaxWriteChunk * 4);
+    if (out.size() > kMaxReadChunk) {
+      // Large reads go in pieces (see kMaxReadChunk).
+      for (size_t done = 0; done < out.size(); done += kMaxReadChunk) {
+        size_t n = std::min(out.size() - done, kMaxReadChunk);
         COSMOS_RETURN_IF_ERROR(Read(offset + done, out.subspan(done, n)));
       }
       return Status::Ok();
@@ -605,7 +608,11 @@ class RegionImpl final : public Region {
     Check();
     Status c = CheckRange(offset, data.size(), st_->info.size, "write");
     if (c.ok() && data.size() > kMaxWriteChunk) {
-      c = Status::InvalidArgument("WriteAsync takes at most 1 MiB; split it or use Write");
+      Completion part = Split(data.size(), kMaxWriteChunk, std::move(done));
+      for (size_t at = 0; at < data.size(); at += kMaxWriteChunk) {
+        WriteAsync(offset + at, data.subspan(at, std::min(kMaxWriteChunk, data.size() - at)), part);
+      }
+      return;
     }
     if (c.ok()) c = Room();
     if (!c.ok()) {
@@ -626,8 +633,12 @@ class RegionImpl final : public Region {
   void ReadAsync(uint64_t offset, std::span<std::byte> out, Completion done) override {
     Check();
     Status c = CheckRange(offset, out.size(), st_->info.size, "read");
-    if (c.ok() && out.size() > kMaxWriteChunk * 4) {
-      c = Status::InvalidArgument("ReadAsync takes at most 4 MiB; split it or use Read");
+    if (c.ok() && out.size() > kMaxReadChunk) {
+      Completion part = Split(out.size(), kMaxReadChunk, std::move(done));
+      for (size_t at = 0; at < out.size(); at += kMaxReadChunk) {
+        ReadAsync(offset + at, out.subspan(at, std::min(kMaxReadChunk, out.size() - at)), part);
+      }
+      return;
     }
     if (c.ok()) c = Room();
     if (!c.ok()) {
@@ -670,6 +681,22 @@ class RegionImpl final : public Region {
 
  private:
   void Check() const { st_->client->CheckThread(); }
+
+  // A completion for the pieces of a split transfer: runs `done` once, after
+  // the last piece, with the first error.
+  static Completion Split(size_t total, size_t chunk, Completion done) {
+    struct Join {
+      size_t left;
+      Status first;
+      Completion done;
+    };
+    auto j =
+        std::make_shared<Join>(Join{(total + chunk - 1) / chunk, Status::Ok(), std::move(done)});
+    return [j](Status s) {
+      if (!s.ok() && j->first.ok()) j->first = s;
+      if (--j->left == 0) j->done(j->first);
+    };
+  }
 
   Status Room() const {
     if (st_->queue.size() + st_->inflight.size() >= st_->client->options().max_inflight) {

@@ -197,6 +197,15 @@ TEST(Client, AsyncOperationsCompleteFromPollInOrder) {
   for (int i = 0; i < 20; ++i) {
     EXPECT_EQ(0, std::memcmp(back.data() + i * 512, data[i].data(), 512)) << i;
   }
+  // Transfers larger than one batch are split and complete once.
+  auto big = Pattern(200000, 77);
+  std::vector<std::byte> big_back(big.size());
+  int big_done = 0;
+  r->WriteAsync(300000, big, [&](Status s) { big_done += s.ok(); });
+  r->ReadAsync(300000, big_back, [&](Status s) { big_done += s.ok() ? 10 : 0; });
+  for (int i = 0; i < 100000 && big_done < 11; ++i) c->Poll(1000);
+  EXPECT_EQ(big_done, 11);
+  EXPECT_EQ(big_back, big);
   // AsyncFlush + Drain.
   for (int i = 0; i < 10; ++i) {
     ASSERT_TRUE(r->Write(i * 64, Pattern(64, 50)).ok());

@@ -29,6 +29,9 @@ Result<DaemonConfig> LoadDaemonConfig(const ConfigFile& f, DaemonConfig c) {
   COSMOS_ASSIGN_OR_RETURN(int64_t flushers, f.GetInt("server.flushers", c.server.flushers, 1, 64));
   c.server.flushers = static_cast<uint32_t>(flushers);
   COSMOS_ASSIGN_OR_RETURN(c.server.busy_poll, f.GetBool("server.busy_poll", c.server.busy_poll));
+  COSMOS_ASSIGN_OR_RETURN(int64_t spin,
+                          f.GetInt("server.idle_spin_us", c.server.idle_spin_us, 0, 10'000'000));
+  c.server.idle_spin_us = static_cast<uint32_t>(spin);
   COSMOS_ASSIGN_OR_RETURN(c.log_level, f.GetString("server.log_level", c.log_level));
   auto& q = c.server.qos;
   COSMOS_ASSIGN_OR_RETURN(q.client_bytes_per_sec,

@@ -468,6 +468,7 @@ void Server::Impl::WorkerLoop(Worker* w, std::promise<Status>* ready) {
   }
   rpc::RpcOptions ropts;
   ropts.poll_mode = options.busy_poll ? rpc::PollMode::kBusyPoll : rpc::PollMode::kAdaptive;
+  ropts.adaptive_spin_ns = static_cast<uint64_t>(options.idle_spin_us) * 1000;
   auto endpoint = rpc::Rpc::Create(&nexus, std::move(*transport), ropts);
   if (!endpoint.ok()) {
     ready->set_value(endpoint.status());

@@ -32,10 +32,11 @@ struct QosLimits {
 
 struct ServerOptions {
   std::string listen_ip = "0.0.0.0";
-  uint16_t port = 7410;    // worker i listens on port + i; 0 = ephemeral ports
-  uint32_t workers = 2;    // RPC endpoints (threads)
-  uint32_t flushers = 2;   // threads that run batches waiting for a sync
-  bool busy_poll = false;  // workers spin instead of blocking when idle
+  uint16_t port = 7410;         // worker i listens on port + i; 0 = ephemeral ports
+  uint32_t workers = 2;         // RPC endpoints (threads)
+  uint32_t flushers = 2;        // threads that run batches waiting for a sync
+  bool busy_poll = false;       // workers spin instead of blocking when idle
+  uint32_t idle_spin_us = 100;  // adaptive mode: spin this long without traffic before blocking
   QosLimits qos;
   size_t max_read_bytes = 4u << 20;  // largest READ (and response) served
 };

@@ -1,0 +1,394 @@
+// rpm benchmark driver: COSMOS remote write+flush and read latency and
+// write+flush throughput against baselines measured in the same run: a raw
+// UDP busy-poll round trip of the same sizes (own echo thread, datagrams of
+// at most 1472 bytes) plus a local persist of the same size on the same kind
+// of pool. Runs A/B alternately in rounds and reports medians of the rounds.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "bench_report.h"
+#include "common/check.h"
+#include "common/clock.h"
+#include "common/log.h"
+#include "cosmos/client.h"
+#include "pmem/pool.h"
+#include "server/server.h"
+
+namespace {
+
+using cosmos::bench::BenchReport;
+using cosmos::bench::Median;
+
+constexpr size_t kChunk = 1472;
+constexpr size_t kHeader = 16;  // u64 total request bytes, u64 reply bytes (first chunk)
+
+double P50(std::vector<double> v) { return Median(std::move(v)); }
+
+// Raw UDP echo peer: receives a message split into datagrams, replies with
+// the requested number of bytes. Blocks in recvfrom when idle, like a
+// COSMOS worker in its default adaptive mode (2 cores: no spinning peers).
+class RawEcho {
+ public:
+  RawEcho() {
+    fd_ = socket(AF_INET, SOCK_DGRAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    COSMOS_CHECK(bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0);
+    socklen_t len = sizeof(a);
+    getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+    int buf = 8 << 20;
+    setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf));
+    setsockopt(fd_, SOL_SOCKET, SO_SNDBUF, &buf, sizeof(buf));
+    timeval tv{0, 100000};  // wake up to check the stop flag
+    setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    thread_ = std::thread([this] { Run(); });
+  }
+  ~RawEcho() {
+    stop_ = true;
+    thread_.join();
+    close(fd_);
+  }
+  uint16_t port() const { return port_; }
+  // While active the peer busy-polls (as the COSMOS worker does under load);
+  // otherwise it blocks, so it never competes with the COSMOS phase for CPU.
+  void SetActive(bool on) { active_ = on; }
+
+ private:
+  void Run() {
+    std::vector<char> buf(65536), reply(65536, 'r');
+    uint64_t need = 0, got = 0, reply_len = 0;
+    while (!stop_.load(std::memory_order_relaxed)) {
+      sockaddr_in from{};
+      socklen_t fl = sizeof(from);
+      ssize_t n = recvfrom(fd_, buf.data(), buf.size(),
+                           active_.load(std::memory_order_relaxed) ? MSG_DONTWAIT : 0,
+                           reinterpret_cast<sockaddr*>(&from), &fl);
+      if (n <= 0) continue;
+      if (got == 0) {
+        std::memcpy(&need, buf.data(), 8);
+        std::memcpy(&reply_len, buf.data() + 8, 8);
+      }
+      got += static_cast<uint64_t>(n);
+      if (got >= need) {
+        got = 0;
+        uint64_t left = reply_len;
+        do {
+          size_t c = std::min<uint64_t>(left, kChunk);
+          sendto(fd_, reply.data(), c, 0, reinterpret_cast<sockaddr*>(&from), fl);
+          left -= c;
+        } while (left > 0);
+      }
+    }
+  }
+  int fd_;
+  uint16_t port_;
+  std::atomic<bool> stop_{false};
+  std::atomic<bool> active_{false};
+  std::thread thread_;
+};
+
+// Client side of the raw baseline.
+class RawClient {
+ public:
+  explicit RawClient(uint16_t port) {
+    fd_ = socket(AF_INET, SOCK_DGRAM, 0);
+    peer_.sin_family = AF_INET;
+    peer_.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    peer_.sin_port = htons(port);
+    int buf = 8 << 20;
+    setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf));
+    connect(fd_, reinterpret_cast<sockaddr*>(&peer_), sizeof(peer_));
+    msg_.assign(65536 + kHeader, 'q');
+    rx_.resize(65536);
+  }
+  ~RawClient() { close(fd_); }
+  // One round trip: `req` bytes out (at least the header), `reply` bytes back.
+  void RoundTrip(uint64_t req, uint64_t reply) {
+    Send(req, reply);
+    Receive(reply);
+  }
+  void Send(uint64_t req, uint64_t reply) {
+    req = std::max<uint64_t>(req, kHeader);
+    std::memcpy(msg_.data(), &req, 8);
+    std::memcpy(msg_.data() + 8, &reply, 8);
+    uint64_t off = 0;
+    while (off < req) {
+      size_t c = std::min<uint64_t>(req - off, kChunk);
+      send(fd_, msg_.data() + off, c, 0);
+      off += c;
+    }
+  }
+  void Receive(uint64_t reply) {
+    uint64_t got = 0;
+    const uint64_t deadline = cosmos::MonotonicNanos() + 1'000'000'000;
+    while (got < std::max<uint64_t>(reply, 1)) {
+      ssize_t n = recv(fd_, rx_.data(), rx_.size(), MSG_DONTWAIT);
+      if (n > 0) got += static_cast<uint64_t>(n);
+      if (cosmos::MonotonicNanos() > deadline) return;  // lost datagram: counted as 1 s
+    }
+  }
+
+ private:
+  int fd_;
+  sockaddr_in peer_{};
+  std::vector<char> msg_, rx_;
+};
+
+struct Options {
+  bool quick = false;
+  std::string results = "bench/results";
+  std::string shm_dir = "/dev/shm";
+  std::string disk_dir = "/tmp";
+};
+
+std::vector<std::byte> Data(size_t n) { return std::vector<std::byte>(n, std::byte{0x5c}); }
+
+template <typename F>
+double TimeUs(F&& f) {
+  uint64_t t0 = cosmos::MonotonicNanos();
+  f();
+  return static_cast<double>(cosmos::MonotonicNanos() - t0) / 1000.0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--quick")
+      o.quick = true;
+    else if (a == "--results" && i + 1 < argc)
+      o.results = argv[++i];
+    else if (a == "--shm-dir" && i + 1 < argc)
+      o.shm_dir = argv[++i];
+    else if (a == "--disk-dir" && i + 1 < argc)
+      o.disk_dir = argv[++i];
+    else {
+      std::fprintf(stderr,
+                   "usage: rpm_bench [--quick] [--results DIR] [--shm-dir DIR] [--disk-dir DIR]\n");
+      return 2;
+    }
+  }
+  cosmos::log::Init("warn");
+  const int rounds = o.quick ? 4 : 10;
+  const int iters = o.quick ? 300 : 2000;
+
+  // Remote pool (served by an in-process cosmosd) and a local pool of the
+  // same kind for the persist baseline, both on tmpfs (durability none: this
+  // measures the service overhead, not a device), plus a page pool on disk.
+  std::string shm = o.shm_dir + "/cosmos_rpm_bench_" + std::to_string(getpid());
+  std::string disk = o.disk_dir + "/cosmos_rpm_bench_" + std::to_string(getpid());
+  std::filesystem::create_directories(shm);
+  std::filesystem::create_directories(disk);
+  cosmos::pmem::PoolOptions fo;
+  fo.backend = cosmos::pmem::BackendKind::kFile;
+  auto remote_pool = cosmos::pmem::Pool::Create(shm + "/remote.pool", 64 << 20, fo);
+  auto local_pool = cosmos::pmem::Pool::Create(shm + "/local.pool", 16 << 20, fo);
+  auto remote_disk = cosmos::pmem::Pool::Create(disk + "/remote.pool", 16 << 20, fo);
+  auto local_disk = cosmos::pmem::Pool::Create(disk + "/local.pool", 16 << 20, fo);
+  COSMOS_CHECK(remote_pool.ok() && local_pool.ok() && remote_disk.ok() && local_disk.ok());
+  auto local = (*local_pool)->CreateRegion("l", 1 << 20);
+  auto local_d = (*local_disk)->CreateRegion("l", 1 << 20);
+  COSMOS_CHECK(local.ok() && local_d.ok());
+  std::vector<cosmos::server::ServedPool> pools;
+  pools.push_back({"shm", std::move(*remote_pool)});
+  pools.push_back({"disk", std::move(*remote_disk)});
+  cosmos::server::ServerOptions so;
+  so.listen_ip = "127.0.0.1";
+  so.port = 0;
+  so.workers = 1;
+  so.idle_spin_us = 20000;  // spins while a phase sends to it, blocks between phases
+  auto server = cosmos::server::Server::Start(so, std::move(pools));
+  COSMOS_CHECK(server.ok());
+  cosmos::ClientOptions co;
+  co.server = "127.0.0.1:" + std::to_string((*server)->port());
+  co.max_inflight = 64;
+  auto client = cosmos::Client::Connect(co);
+  COSMOS_CHECK(client.ok());
+  cosmos::RegionOptions disk_opts;
+  disk_opts.pool = "disk";
+  COSMOS_CHECK((*client)->CreateRegion("r", 4 << 20).ok());
+  COSMOS_CHECK((*client)->CreateRegion("d", 1 << 20, disk_opts).ok());
+  auto region = std::move(*(*client)->OpenRegion("r"));
+  auto region_d = std::move(*(*client)->OpenRegion("d"));
+  RawEcho echo;
+  RawClient raw(echo.port());
+
+  // A baseline phase: the COSMOS worker is left to go idle (it blocks after
+  // idle_spin_us), then the raw peer spins for the phase.
+  // The client endpoint is polled every 20 ms so its session
+  // heartbeats keep flowing during long baseline phases on a loaded host.
+  uint64_t last_poll = 0;
+  auto keepalive = [&] {
+    uint64_t now = cosmos::MonotonicNanos();
+    if (now - last_poll > 20'000'000) {
+      (*client)->Poll(0);
+      last_poll = now;
+    }
+  };
+  auto raw_phase = [&](auto&& body) {
+    (*client)->Poll(0);
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    echo.SetActive(true);
+    body();
+    echo.SetActive(false);
+    (*client)->Poll(0);
+  };
+  BenchReport report("rpm", o.quick);
+  report.Note(
+      "remote and local pools on tmpfs (file backend, durability none): the figures measure "
+      "the remote service against raw UDP + a local persist, not a durable device");
+  report.Note(
+      "loopback UDP on one host, 2 shared cores; clients busy-poll; the cosmosd worker and the raw "
+      "echo peer each spin during their own phase and block otherwise");
+
+  struct Sizes {
+    const char* name;
+    size_t n;
+  };
+  for (Sizes s : {Sizes{"64B", 64}, Sizes{"4KB", 4096}, Sizes{"64KB", 65536}}) {
+    auto data = Data(s.n);
+    std::vector<double> cosmos_p50, raw_p50, persist_p50;
+    for (int r = 0; r < rounds; ++r) {
+      std::vector<double> a, b, c;
+      for (int i = 0; i < iters; ++i) {
+        a.push_back(TimeUs([&] {
+          COSMOS_CHECK_OK(region->Write(0, data));
+          COSMOS_CHECK_OK(region->Flush(0, s.n));
+        }));
+      }
+      raw_phase([&] {
+        for (int i = 0; i < iters; ++i) {
+          b.push_back(TimeUs([&] { raw.RoundTrip(s.n + 56, 24); }));
+          keepalive();
+        }
+      });
+      for (int i = 0; i < iters; ++i) {
+        c.push_back(TimeUs([&] { COSMOS_CHECK_OK(local->MemcpyPersist(0, data.data(), s.n)); }));
+      }
+      cosmos_p50.push_back(P50(a));
+      raw_p50.push_back(P50(b));
+      persist_p50.push_back(P50(c));
+    }
+    double base = Median(raw_p50) + Median(persist_p50);
+    report.AddWithBaseline(
+        std::string("write_flush_") + s.name + "_p50_us", Median(cosmos_p50), "us", "lower",
+        std::string("raw_udp_rtt_plus_local_persist_") + s.name + "_p50_us", base);
+    std::fprintf(stderr, "rpm bench: write_flush %s done\n", s.name);
+  }
+  {
+    std::vector<std::byte> out(4096);
+    std::vector<double> cosmos_p50, raw_p50;
+    for (int r = 0; r < rounds; ++r) {
+      std::vector<double> a, b;
+      for (int i = 0; i < iters; ++i)
+        a.push_back(TimeUs([&] { COSMOS_CHECK_OK(region->Read(0, out)); }));
+      raw_phase([&] {
+        for (int i = 0; i < iters; ++i) {
+          b.push_back(TimeUs([&] { raw.RoundTrip(40, 4096 + 16); }));
+          keepalive();
+        }
+      });
+      cosmos_p50.push_back(P50(a));
+      raw_p50.push_back(P50(b));
+    }
+    report.AddWithBaseline("read_4KB_p50_us", Median(cosmos_p50), "us", "lower",
+                           "raw_udp_rtt_4KB_reply_p50_us", Median(raw_p50));
+  }
+  {
+    // Throughput: 8 regions' worth of write+flush in flight (one per region,
+    // flush batches are barriers per Region) vs raw UDP with 8 in flight.
+    constexpr int kDepth = 8;
+    std::vector<std::unique_ptr<cosmos::Region>> regions;
+    for (int i = 0; i < kDepth; ++i) {
+      std::string name = "t" + std::to_string(i);
+      COSMOS_CHECK((*client)->CreateRegion(name, 65536).ok());
+      regions.push_back(std::move(*(*client)->OpenRegion(name)));
+    }
+    auto data = Data(4096);
+    const int ops = o.quick ? 4000 : 40000;
+    std::vector<double> cosmos_ops, raw_ops;
+    for (int r = 0; r < rounds; ++r) {
+      int done = 0, issued = 0;
+      uint64_t t0 = cosmos::MonotonicNanos();
+      std::vector<bool> busy(kDepth, false);
+      while (done < ops) {
+        for (int i = 0; i < kDepth && issued < ops; ++i) {
+          if (busy[i]) continue;
+          busy[i] = true;
+          ++issued;
+          COSMOS_CHECK_OK(regions[i]->Write(0, data));
+          cosmos::Range rg{0, 4096};
+          regions[i]->FlushAsync(std::span<const cosmos::Range>(&rg, 1), [&, i](cosmos::Status s) {
+            COSMOS_CHECK_OK(s);
+            busy[i] = false;
+            ++done;
+          });
+        }
+        (*client)->Poll(0);
+      }
+      cosmos_ops.push_back(ops / (static_cast<double>(cosmos::MonotonicNanos() - t0) / 1e9));
+      raw_phase([&] {
+        t0 = cosmos::MonotonicNanos();
+        for (int i = 0; i < ops / kDepth; ++i) {
+          for (int k = 0; k < kDepth; ++k) raw.Send(4096 + 56, 24);
+          for (int k = 0; k < kDepth; ++k) raw.Receive(24);
+          keepalive();
+        }
+        raw_ops.push_back(ops / (static_cast<double>(cosmos::MonotonicNanos() - t0) / 1e9));
+      });
+    }
+    report.AddWithBaseline("write_flush_4KB_ops", Median(cosmos_ops), "ops/s", "higher",
+                           "raw_udp_4KB_round_trips_per_s", Median(raw_ops));
+  }
+  {
+    // Page-level pool on the build disk: write+flush includes a real msync.
+    auto data = Data(4096);
+    std::vector<double> cosmos_p50, base_p50;
+    const int n = o.quick ? 100 : 500;
+    for (int r = 0; r < rounds; ++r) {
+      std::vector<double> a, b, c;
+      for (int i = 0; i < n; ++i) {
+        a.push_back(TimeUs([&] {
+          COSMOS_CHECK_OK(region_d->Write(0, data));
+          COSMOS_CHECK_OK(region_d->Flush(0, 4096));
+        }));
+      }
+      raw_phase([&] {
+        for (int i = 0; i < n; ++i) {
+          b.push_back(TimeUs([&] { raw.RoundTrip(4096 + 56, 24); }));
+          keepalive();
+        }
+      });
+      for (int i = 0; i < n; ++i) {
+        c.push_back(TimeUs([&] { COSMOS_CHECK_OK(local_d->MemcpyPersist(0, data.data(), 4096)); }));
+      }
+      cosmos_p50.push_back(P50(a));
+      base_p50.push_back(P50(b) + P50(c));
+    }
+    report.AddWithBaseline("write_flush_4KB_page_p50_us", Median(cosmos_p50), "us", "lower",
+                           "raw_udp_rtt_plus_local_msync_4KB_p50_us", Median(base_p50));
+  }
+  region.reset();
+  region_d.reset();
+  client->reset();
+  (*server)->Stop();
+  std::filesystem::remove_all(shm);
+  std::filesystem::remove_all(disk);
+  return report.Write(o.results) ? 0 : 1;
+}

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# rpm benchmark suite, called by scripts/bench.sh with BUILD_DIR and
+# RESULTS_DIR set; optional --quick. Runs an in-process cosmosd (one busy-poll
+# worker) and a raw UDP echo peer, alternating A/B rounds; writes
+# $RESULTS_DIR/rpm.json.
+set -euo pipefail
+: "${BUILD_DIR:?BUILD_DIR must be set (scripts/bench.sh sets it)}"
+: "${RESULTS_DIR:?RESULTS_DIR must be set (scripts/bench.sh sets it)}"
+BIN="$BUILD_DIR/bench/rpm/rpm_bench"
+[ -x "$BIN" ] || { echo "rpm bench: $BIN not built" >&2; exit 1; }
+SHM=/dev/shm
+[ -d "$SHM" ] || SHM=/tmp
+DISK="$BUILD_DIR/bench_rpm_files"
+mkdir -p "$DISK" "$RESULTS_DIR"
+exec "$BIN" --results "$RESULTS_DIR" --shm-dir "$SHM" --disk-dir "$DISK" "$@"
