@@ -2,11 +2,9 @@
 # and by a minimal RESP client, including a SIGKILL crash test.
 cosmos_integration_test(kv_cli_test
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/kv_cli_test.cc
-  DEPS cosmos::common
-  LABELS kv)
+  DEPS cosmos::common)
 add_dependencies(kv_cli_test cosmos-kv)
 cosmos_integration_test(kv_crash_test
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/kv_crash_test.cc
-  DEPS cosmos::common Threads::Threads
-  LABELS kv)
+  DEPS cosmos::common Threads::Threads)
 add_dependencies(kv_crash_test cosmos-kv)
