@@ -34,5 +34,6 @@ std::string HumanBytes(uint64_t bytes);
 // commands store their outcome in `ctx` from their callbacks.
 void RegisterPoolCommands(CLI::App& app, Context& ctx);
 void RegisterRegionCommands(CLI::App& app, Context& ctx);
+void RegisterKeysCommands(CLI::App& app, Context& ctx);
 
 }  // namespace cosmos::cli
