@@ -5,7 +5,6 @@
 #include <iostream>
 
 #include "cli.h"
-#include "remote_cmd.h"
 #include "common/log.h"
 
 int main(int argc, char** argv) {
@@ -23,8 +22,6 @@ int main(int argc, char** argv) {
 
   cosmos::cli::RegisterPoolCommands(app, ctx);
   cosmos::cli::RegisterRegionCommands(app, ctx);
-  cosmos::cli::RegisterRemoteCommands(app, ctx);
-  cosmos::cli::RegisterBenchCommands(app, ctx);
   cosmos::cli::RegisterKeysCommands(app, ctx);
 
   CLI11_PARSE(app, argc, argv);
