@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "cli.h"
+#include "remote_cmd.h"
 #include "common/log.h"
 
 int main(int argc, char** argv) {
@@ -22,6 +23,8 @@ int main(int argc, char** argv) {
 
   cosmos::cli::RegisterPoolCommands(app, ctx);
   cosmos::cli::RegisterRegionCommands(app, ctx);
+  cosmos::cli::RegisterRemoteCommands(app, ctx);
+  cosmos::cli::RegisterBenchCommands(app, ctx);
   cosmos::cli::RegisterKeysCommands(app, ctx);
 
   CLI11_PARSE(app, argc, argv);

@@ -233,13 +233,20 @@ Status Server::Impl::ExecuteOne(const Op& op, protocol::ResponseBuilder* out) {
       if (engine != nullptr) {
         COSMOS_RETURN_IF_ERROR(engine->Flush(op.handle));
       } else {
-        bool any = false;
-        for (const auto& r : ranges) {
-          if (r.length == 0) continue;
-          COSMOS_RETURN_IF_ERROR(region.Flush(r.offset, r.length));
-          any = true;
+        if (ranges.size() == 1) {
+          // One range: Persist lets the backend sync just that range.
+          if (ranges[0].length > 0) {
+            COSMOS_RETURN_IF_ERROR(region.Persist(ranges[0].offset, ranges[0].length));
+          }
+        } else {
+          bool any = false;
+          for (const auto& r : ranges) {
+            if (r.length == 0) continue;
+            COSMOS_RETURN_IF_ERROR(region.Flush(r.offset, r.length));
+            any = true;
+          }
+          if (any) COSMOS_RETURN_IF_ERROR(region.Drain());
         }
-        if (any) COSMOS_RETURN_IF_ERROR(region.Drain());
       }
       if (op.opcode == Opcode::kFlush) {
         out->AddOk();

@@ -1,0 +1,209 @@
+// `cosmos remote region create|list|delete|write|read|verify --server H:P`:
+// regions on a cosmosd node, through the client library.
+#include "remote_cmd.h"
+
+#include <cctype>
+#include <fstream>
+#include <iterator>
+#include <memory>
+
+#include "cosmos/client.h"
+
+namespace cosmos::cli {
+namespace {
+
+nlohmann::ordered_json InfoJson(const RegionInfo& r) {
+  return {{"name", r.name},
+          {"size", r.size},
+          {"durability", DurabilityName(r.durability)},
+          {"secure", r.secure}};
+}
+
+Result<std::unique_ptr<Client>> ConnectTo(const std::string& server) {
+  ClientOptions o;
+  o.server = server;
+  return Client::Connect(o);
+}
+
+std::string Printable(const std::vector<std::byte>& bytes) {
+  bool text = true;
+  for (auto b : bytes) {
+    unsigned char c = static_cast<unsigned char>(b);
+    if (!std::isprint(c) && c != '\n' && c != '\t') text = false;
+  }
+  std::string out;
+  if (text) {
+    for (auto b : bytes) out.push_back(static_cast<char>(b));
+    return out;
+  }
+  static const char* kHex = "0123456789abcdef";
+  for (size_t i = 0; i < bytes.size(); ++i) {
+    unsigned char c = static_cast<unsigned char>(bytes[i]);
+    out.push_back(kHex[c >> 4]);
+    out.push_back(kHex[c & 15]);
+    if (i % 32 == 31) out.push_back('\n');
+  }
+  return out;
+}
+
+// Reads --data or --file into bytes.
+Result<std::vector<std::byte>> Payload(const std::string& data, const std::string& file,
+                                       bool have_file) {
+  if (!have_file) {
+    std::vector<std::byte> v(data.size());
+    for (size_t i = 0; i < data.size(); ++i) v[i] = std::byte(static_cast<unsigned char>(data[i]));
+    return v;
+  }
+  std::ifstream in(file, std::ios::binary);
+  if (!in) return Status::NotFound("cannot read " + file);
+  std::vector<char> raw((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::vector<std::byte> v(raw.size());
+  for (size_t i = 0; i < raw.size(); ++i) v[i] = std::byte(static_cast<unsigned char>(raw[i]));
+  return v;
+}
+
+}  // namespace
+
+void RegisterRemoteCommands(CLI::App& app, Context& ctx) {
+  CLI::App* remote =
+      app.add_subcommand("remote", "Regions on a cosmosd memory node (--server HOST:PORT)");
+  remote->require_subcommand(1);
+  CLI::App* region =
+      remote->add_subcommand("region", "Create, list, delete, write, read, verify remote regions");
+  region->require_subcommand(1);
+  auto server = std::make_shared<std::string>("127.0.0.1:7410");
+  region->add_option("--server", *server, "cosmosd address HOST:PORT")->capture_default_str();
+
+  {
+    auto* cmd = region->add_subcommand("create", "Create a zero-filled region on the node");
+    auto name = std::make_shared<std::string>();
+    auto size = std::make_shared<std::string>();
+    auto pool = std::make_shared<std::string>();
+    cmd->add_option("name", *name, "Region name")->required();
+    cmd->add_option("--size", *size, "Region size, e.g. 4K or 16M")->required();
+    cmd->add_option("--pool", *pool, "Pool on the node (default: its first)");
+    cmd->callback([&ctx, server, name, size, pool] {
+      auto bytes = ParseSize(*size);
+      if (!bytes.ok()) return void(ctx.status = bytes.status());
+      auto c = ConnectTo(*server);
+      if (!c.ok()) return void(ctx.status = c.status());
+      RegionOptions o;
+      o.pool = *pool;
+      auto info = (*c)->CreateRegion(*name, *bytes, o);
+      if (!info.ok()) return void(ctx.status = info.status());
+      ctx.Emit("created region " + info->name + " (" + HumanBytes(info->size) + ", durability " +
+                   DurabilityName(info->durability) + ") on " + *server + "\n",
+               InfoJson(*info));
+    });
+  }
+  {
+    auto* cmd = region->add_subcommand("list", "List the node's regions");
+    cmd->callback([&ctx, server] {
+      auto c = ConnectTo(*server);
+      if (!c.ok()) return void(ctx.status = c.status());
+      auto list = (*c)->ListRegions();
+      if (!list.ok()) return void(ctx.status = list.status());
+      std::string text;
+      nlohmann::ordered_json arr = nlohmann::ordered_json::array();
+      for (const auto& r : *list) {
+        text += r.name + "\t" + HumanBytes(r.size) + "\t" + DurabilityName(r.durability) +
+                (r.secure ? "\tsecure" : "") + "\n";
+        arr.push_back(InfoJson(r));
+      }
+      if (list->empty()) text = "no regions\n";
+      ctx.Emit(text, {{"server", *server}, {"regions", arr}});
+    });
+  }
+  {
+    auto* cmd = region->add_subcommand("delete", "Delete a region on the node");
+    auto name = std::make_shared<std::string>();
+    cmd->add_option("name", *name, "Region name")->required();
+    cmd->callback([&ctx, server, name] {
+      auto c = ConnectTo(*server);
+      if (!c.ok()) return void(ctx.status = c.status());
+      ctx.status = (*c)->DeleteRegion(*name);
+      if (ctx.status.ok()) ctx.Emit("deleted region " + *name + "\n", {{"deleted", *name}});
+    });
+  }
+  {
+    auto* cmd = region->add_subcommand("write", "Write bytes and flush them (durable on success)");
+    auto name = std::make_shared<std::string>();
+    auto offset = std::make_shared<uint64_t>(0);
+    auto data = std::make_shared<std::string>();
+    auto file = std::make_shared<std::string>();
+    cmd->add_option("name", *name, "Region name")->required();
+    cmd->add_option("--offset", *offset, "Byte offset")->capture_default_str();
+    auto* d = cmd->add_option("--data", *data, "Bytes to write (as given)");
+    auto* f = cmd->add_option("--file", *file, "Write the contents of this file");
+    d->excludes(f);
+    cmd->callback([&ctx, server, name, offset, data, file, f] {
+      auto bytes = Payload(*data, *file, f->count() > 0);
+      if (!bytes.ok()) return void(ctx.status = bytes.status());
+      auto c = ConnectTo(*server);
+      if (!c.ok()) return void(ctx.status = c.status());
+      auto r = (*c)->OpenRegion(*name);
+      if (!r.ok()) return void(ctx.status = r.status());
+      Status s = (*r)->Write(*offset, *bytes);
+      if (s.ok()) s = (*r)->Flush(*offset, bytes->size());
+      if (!s.ok()) return void(ctx.status = s);
+      ctx.Emit("wrote and flushed " + std::to_string(bytes->size()) + " bytes at " +
+                   std::to_string(*offset) + " (durability " +
+                   DurabilityName((*r)->info().durability) + ")\n",
+               {{"region", *name},
+                {"offset", *offset},
+                {"length", bytes->size()},
+                {"durability", DurabilityName((*r)->info().durability)}});
+    });
+  }
+  {
+    auto* cmd = region->add_subcommand("read", "Print bytes of a remote region (text, or hex)");
+    auto name = std::make_shared<std::string>();
+    auto offset = std::make_shared<uint64_t>(0);
+    auto length = std::make_shared<uint64_t>(64);
+    cmd->add_option("name", *name, "Region name")->required();
+    cmd->add_option("--offset", *offset, "Byte offset")->capture_default_str();
+    cmd->add_option("--length", *length, "Number of bytes")->capture_default_str();
+    cmd->callback([&ctx, server, name, offset, length] {
+      if (*length > (64u << 20))
+        return void(ctx.status = Status::InvalidArgument("--length at most 64M"));
+      auto c = ConnectTo(*server);
+      if (!c.ok()) return void(ctx.status = c.status());
+      auto r = (*c)->OpenRegion(*name);
+      if (!r.ok()) return void(ctx.status = r.status());
+      std::vector<std::byte> out(*length);
+      Status s = (*r)->Read(*offset, out);
+      if (!s.ok()) return void(ctx.status = s);
+      std::string shown = Printable(out);
+      ctx.Emit(shown + "\n", {{"region", *name}, {"offset", *offset}, {"data", shown}});
+    });
+  }
+  {
+    auto* cmd =
+        region->add_subcommand("verify", "Check that the durable bytes equal --data/--file");
+    auto name = std::make_shared<std::string>();
+    auto offset = std::make_shared<uint64_t>(0);
+    auto data = std::make_shared<std::string>();
+    auto file = std::make_shared<std::string>();
+    cmd->add_option("name", *name, "Region name")->required();
+    cmd->add_option("--offset", *offset, "Byte offset")->capture_default_str();
+    auto* d = cmd->add_option("--data", *data, "Expected bytes");
+    auto* f = cmd->add_option("--file", *file, "Expected contents of this file");
+    d->excludes(f);
+    cmd->callback([&ctx, server, name, offset, data, file, f] {
+      auto bytes = Payload(*data, *file, f->count() > 0);
+      if (!bytes.ok()) return void(ctx.status = bytes.status());
+      auto c = ConnectTo(*server);
+      if (!c.ok()) return void(ctx.status = c.status());
+      auto r = (*c)->OpenRegion(*name);
+      if (!r.ok()) return void(ctx.status = r.status());
+      ctx.status = (*r)->Verify(*offset, *bytes);
+      if (ctx.status.ok()) {
+        ctx.Emit("verified " + std::to_string(bytes->size()) + " durable bytes at " +
+                     std::to_string(*offset) + "\n",
+                 {{"region", *name}, {"verified", true}});
+      }
+    });
+  }
+}
+
+}  // namespace cosmos::cli
