@@ -80,6 +80,7 @@ for p in "$KV_PORT" "$MEM_PORT"; do redis-cli -p "$p" set key:__rand_int__ xxx >
 # Warm-up (connections, page cache, log file pages).
 rps "$KV_PORT" set 5000 >/dev/null; rps "$AOF_PORT" set 5000 >/dev/null
 
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 declare -A R
 for r in $(seq "$ROUNDS"); do
   R[kv_set]+=" $(rps "$KV_PORT" set "$N_SET")"
@@ -94,12 +95,14 @@ for r in $(seq "$ROUNDS"); do
        "SET -P16 ${R[kv_set_p]##* } vs ${R[aof_set_p]##* }," \
        "GET ${R[kv_get]##* } vs ${R[mem_get]##* }, GET -P16 ${R[kv_get_p]##* } vs ${R[mem_get_p]##* }"
 done
+LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 KV_INFO=$(redis-cli -p "$KV_PORT" info persistence | tr -d '\r' | grep -E 'cosmos_(group_commits|records_committed|compactions)' | tr '\n' ' ')
 
 mkdir -p "$RESULTS_DIR"
-python3 - "$RESULTS_DIR/kv.json" "$QUICK" "$FSTYPE" "$KV_INFO" <<PY
+python3 - "$RESULTS_DIR/kv.json" "$QUICK" "$FSTYPE" "$KV_INFO" "$LOAD_START" "$LOAD_END" <<PY
 import json, os, statistics, sys, datetime, platform
 out, quick, fstype, kvinfo = sys.argv[1], sys.argv[2] == "1", sys.argv[3], sys.argv[4]
+load_start, load_end = sys.argv[5], sys.argv[6]
 R = {k: [float(x) for x in v.split()] for k, v in {
   "kv_set": "${R[kv_set]}", "aof_set": "${R[aof_set]}",
   "kv_set_p": "${R[kv_set_p]}", "aof_set_p": "${R[aof_set_p]}",
@@ -126,6 +129,7 @@ doc = {
     "redis-benchmark -c 50 (-P 16 for *_p16), default 3-byte values, single key; %d alternating rounds, medians" % len(R["kv_set"]),
     "raw samples (rps): " + json.dumps(R),
     "cosmos-kv counters after the run: " + kvinfo.strip(),
+    "host load average (1/5/15 min) at start %s, at end %s: the machine is shared, so fsync-bound SET figures vary a lot between rounds" % (load_start, load_end),
     "remote (cosmosd) and secure-region backends are not measured yet: those layers are not integrated into cosmos-kv",
   ],
 }

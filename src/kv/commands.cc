@@ -136,10 +136,15 @@ uint64_t Dispatcher::Execute(ClientSession& session, std::span<const std::string
     std::string rest;
     for (size_t i = 1; i < args.size() && rest.size() < 128; ++i) {
       const size_t room = 128 - rest.size();
-      rest += "'" + std::string(args[i].substr(0, room)) + "' ";
+      rest.push_back('\'');
+      rest.append(args[i].substr(0, room));
+      rest.append("' ");
     }
-    AppendError(out, "ERR unknown command '" + std::string(args[0].substr(0, 128)) +
-                         "', with args beginning with: " + rest);
+    std::string msg = "ERR unknown command '";
+    msg.append(args[0].substr(0, 128));
+    msg.append("', with args beginning with: ");
+    msg.append(rest);
+    AppendError(out, msg);
     return 0;
   }
   const int n = static_cast<int>(std::min<size_t>(args.size(), INT_MAX));
