@@ -1,0 +1,83 @@
+// Server side of secure connections: handshake in the connect hook and packet
+// protection through the enclave.
+#include "server/secure_channel_adapter.h"
+
+#include <cstring>
+#include <memory>
+
+#include "common/log.h"
+#include "rpc/wire.h"
+#include "sec/secure_channel.h"
+
+namespace cosmos::server {
+namespace {
+
+sec::ByteSpan AsBytes(std::span<const std::byte> s) {
+  return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
+}
+sec::MutableByteSpan AsMutableBytes(std::span<std::byte> s) {
+  return {reinterpret_cast<uint8_t*>(s.data()), s.size()};
+}
+
+uint64_t HeaderSeq(std::span<const std::byte> header) {
+  uint64_t seq = 0;
+  for (int i = 7; i >= 0; --i) {
+    seq = (seq << 8) | static_cast<uint8_t>(header[rpc::kOffSeq + static_cast<size_t>(i)]);
+  }
+  return seq;
+}
+
+}  // namespace
+
+EnclavePacketProtector::~EnclavePacketProtector() {
+  // NotFound only if the server closed it first; nothing else to do then.
+  (void)enclave_->CloseSession(session_);
+}
+
+size_t EnclavePacketProtector::tag_size() const { return sec::SecureChannel::kTagSize; }
+
+void EnclavePacketProtector::Seal(std::span<const std::byte> header, std::span<std::byte> payload,
+                                  std::span<std::byte> tag) {
+  Status s;
+  if (header.size() != rpc::kHeaderSize || tag.size() != tag_size()) {
+    s = Status::InvalidArgument("bad header or tag size");
+  } else {
+    s = enclave_->SealPacket(session_, HeaderSeq(header), AsBytes(header), AsMutableBytes(payload),
+                             AsMutableBytes(tag));
+  }
+  if (!s.ok()) {
+    COSMOS_LOG_ERROR("secure session {}: packet not sealed ({}); sending it unreadable", session_,
+                     s.ToString());
+    if (!payload.empty()) std::memset(payload.data(), 0, payload.size());
+    if (!tag.empty()) std::memset(tag.data(), 0, tag.size());
+  }
+}
+
+Status EnclavePacketProtector::Open(std::span<const std::byte> header, std::span<std::byte> payload,
+                                    std::span<const std::byte> tag) {
+  if (header.size() != rpc::kHeaderSize || tag.size() != tag_size()) {
+    return Status::IntegrityViolation("secure packet: bad header or tag size");
+  }
+  Status s = enclave_->OpenPacket(session_, HeaderSeq(header), AsBytes(header),
+                                  AsMutableBytes(payload), AsBytes(tag));
+  if (s.ok() || s.code() == StatusCode::kIntegrityViolation) return s;
+  return Status::IntegrityViolation("secure packet rejected: " + s.ToString());
+}
+
+SecureConnectOutcome AcceptSecureConnect(sec::Enclave* enclave,
+                                         std::span<const std::byte> connect_payload) {
+  SecureConnectOutcome out;
+  Result<sec::AcceptedSession> accepted = enclave->AcceptClientHello(AsBytes(connect_payload));
+  if (!accepted.ok()) {
+    out.decision.status = accepted.status();
+    return out;
+  }
+  out.session = accepted->session;
+  out.client_identity = accepted->client_identity;
+  const auto* hello = reinterpret_cast<const std::byte*>(accepted->server_hello.data());
+  out.decision.reply.assign(hello, hello + accepted->server_hello.size());
+  out.decision.protector = std::make_unique<EnclavePacketProtector>(enclave, accepted->session);
+  return out;
+}
+
+}  // namespace cosmos::server
