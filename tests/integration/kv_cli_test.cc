@@ -149,7 +149,12 @@ TEST_F(KvCliTest, HostileStreamsGetErrorsOrCloseWithoutHurtingOthers) {
     ASSERT_TRUE(bad.connected());
     bad.SendRaw(a.bytes);
     auto r = bad.ReadReply();
-    ASSERT_TRUE(r.has_value());
+    if (!r.has_value()) {
+      // The server may reset the connection before the error reply is read
+      // (it closes with unread input): a closed connection is acceptable.
+      EXPECT_TRUE(a.protocol_error);
+      continue;
+    }
     EXPECT_EQ(r->type, '-') << "attack reply: " << r->text;
     if (a.protocol_error) {
       EXPECT_EQ(r->text.rfind("ERR Protocol error", 0), 0u) << r->text;
