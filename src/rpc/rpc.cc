@@ -142,6 +142,7 @@ struct Rpc::Session {
   uint64_t tx_seq = 0;
   uint64_t last_rx_ns = 0;
   uint64_t last_ping_ns = 0;
+  uint32_t unanswered_pings = 0;  // pings sent since the last packet from the peer
   SessionCounters counters;
   // Client side.
   SessionCallback callback;
@@ -694,6 +695,7 @@ void Rpc::HandleDatagram(const RxDatagram& d, uint64_t now) {
     return;
   }
   s->last_rx_ns = now;
+  s->unanswered_pings = 0;
   ++s->counters.packets_received;
   if (to_server) {
     HandleServerPacket(s, p);
@@ -1195,16 +1197,22 @@ void Rpc::RunTimers(uint64_t now) {
       continue;
     }
     if (s->state != SessionState::kConnected) continue;
-    if (now - s->last_rx_ns > dead_after) {
-      FailSession(s,
-                  Status::Unavailable("rpc: peer " + s->peer.ToString() + " silent for " +
-                                      std::to_string((now - s->last_rx_ns) / 1000000) + " ms"),
-                  SessionEvent::kEnded);
+    // Dead only after enough silence AND enough unanswered pings: if this
+    // thread itself was descheduled it sent no pings, so it does not blame
+    // the peer for its own stall.
+    if (now - s->last_rx_ns > dead_after && s->unanswered_pings >= options_.max_missed_heartbeats) {
+      FailSession(
+          s,
+          Status::Unavailable("rpc: peer " + s->peer.ToString() + " silent for " +
+                              std::to_string((now - s->last_rx_ns) / 1000000) + " ms (" +
+                              std::to_string(s->unanswered_pings) + " heartbeats unanswered)"),
+          SessionEvent::kEnded);
       continue;
     }
     if (now - s->last_rx_ns >= options_.heartbeat_interval_ns &&
         now - s->last_ping_ns >= options_.heartbeat_interval_ns) {
       s->last_ping_ns = now;
+      ++s->unanswered_pings;
       SendControl(s, PacketType::kPing, 0, 0);
     }
     bool resent = false;
