@@ -4,6 +4,14 @@ if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU")
   # -Werror for the primary (g++) build; clang builds (sanitizers, fuzzing)
   # keep warnings visible without failing on clang-only diagnostics.
   set(COSMOS_WARNINGS -Wall -Wextra -Werror -Wno-missing-field-initializers)
+  # g++ 12 at -O3 (Release, used by scripts/bench.sh) reports false
+  # -Wstringop-overflow / -Wrestrict / -Warray-bounds on inlined
+  # std::vector growth (GCC bug 105329 family). They stay visible as
+  # warnings there; the -O2 test build keeps them as errors.
+  if(CMAKE_BUILD_TYPE STREQUAL "Release")
+    list(APPEND COSMOS_WARNINGS -Wno-error=stringop-overflow -Wno-error=restrict
+         -Wno-error=array-bounds)
+  endif()
 else()
   set(COSMOS_WARNINGS -Wall -Wextra -Wno-missing-field-initializers -Wno-unused-parameter)
 endif()
