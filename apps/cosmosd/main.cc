@@ -8,7 +8,10 @@
 #include <fstream>
 
 #include "common/log.h"
+#include "sec/enclave_simulated.h"
+#include "sec/key_files.h"
 #include "server/daemon_config.h"
+#include "server/enclave_region_engine.h"
 
 int main(int argc, char** argv) {
   cosmos::log::Init("info");
@@ -30,6 +33,18 @@ int main(int argc, char** argv) {
                  "[NAME=]PATH[,size=MiB][,create][,backend=auto|file|pmem2|pmem2-emulated|dram]");
   app.add_option("--port-file", port_file, "write the bound port of worker 0 here once ready");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off");
+  std::string platform_keys, enclave_state;
+  std::vector<std::string> allow;
+  uint32_t secure_block_size = cosmos::sec::kDefaultBlockSize;
+  app.add_option("--platform-keys", platform_keys,
+                 "enable secure mode: directory of `cosmos keys platform` (platform.key, "
+                 "sealing.secret); the enclave is SIMULATED (no hardware isolation)");
+  app.add_option("--allow", allow, "client public key file (NAME.pub) allowed to connect securely");
+  app.add_option("--enclave-state", enclave_state,
+                 "directory of the enclave's trusted counters (default PLATFORM_KEYS/state)");
+  app.add_option("--secure-block-size", secure_block_size,
+                 "protected-region block size for new secure regions (power of two, 512..65536)")
+      ->check(CLI::IsMember({512u, 1024u, 2048u, 4096u, 8192u, 16384u, 32768u, 65536u}));
   CLI11_PARSE(app, argc, argv);
 
   if (!config_path.empty()) {
@@ -94,6 +109,42 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "cosmosd: %s\n", pools.status().ToString().c_str());
     return 1;
   }
+  std::unique_ptr<cosmos::sec::SimulatedEnclave> enclave;
+  std::unique_ptr<cosmos::server::EnclaveRegionEngine> engine;
+  if (!platform_keys.empty()) {
+    cosmos::sec::SimulatedEnclaveOptions eo;
+    eo.platform_key_path = platform_keys + "/platform.key";
+    eo.sealing_secret_path = platform_keys + "/sealing.secret";
+    eo.state_dir = enclave_state.empty() ? platform_keys + "/state" : enclave_state;
+    auto created = cosmos::sec::SimulatedEnclave::Create(std::move(eo));
+    if (!created.ok()) {
+      std::fprintf(stderr, "cosmosd: enclave: %s\n", created.status().ToString().c_str());
+      return 1;
+    }
+    enclave = std::move(*created);
+    std::vector<cosmos::sec::Ed25519PublicKey> clients;
+    for (const auto& path : allow) {
+      auto key = cosmos::sec::LoadPublicKey(path, cosmos::sec::KeyKind::kClientPublic);
+      if (!key.ok()) {
+        std::fprintf(stderr, "cosmosd: --allow %s: %s\n", path.c_str(),
+                     key.status().ToString().c_str());
+        return 2;
+      }
+      clients.push_back(*key);
+    }
+    if (auto s = enclave->SetClientAllowList(clients); !s.ok()) {
+      std::fprintf(stderr, "cosmosd: %s\n", s.ToString().c_str());
+      return 1;
+    }
+    engine =
+        std::make_unique<cosmos::server::EnclaveRegionEngine>(enclave.get(), secure_block_size);
+    cfg.server.secure_engine = engine.get();
+    COSMOS_LOG_INFO("cosmosd: secure mode, {}; {} allowed clients", enclave->Description(),
+                    clients.size());
+  } else if (!allow.empty()) {
+    std::fprintf(stderr, "cosmosd: --allow needs --platform-keys\n");
+    return 2;
+  }
   auto server = cosmos::server::Server::Start(cfg.server, std::move(*pools));
   if (!server.ok()) {
     std::fprintf(stderr, "cosmosd: %s\n", server.status().ToString().c_str());
@@ -115,6 +166,7 @@ int main(int argc, char** argv) {
   sigwait(&stop_signals, &sig);
   COSMOS_LOG_INFO("cosmosd: {} received, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
   (*server)->Stop();
+  engine.reset();  // close protected regions while their pmem regions are still mapped
   server->reset();
   return 0;
 }

@@ -49,6 +49,18 @@ struct ClientOptions {
   uint32_t timeout_ms = 5000;             // per call; Timeout / Unavailable after it
   uint32_t max_inflight = 32;             // async operations outstanding per region
   size_t batch_bytes = 8192;              // posted writes are coalesced up to this size
+  // Secure connection (docs/security.md): set all three to connect through
+  // the node's enclave. The node's quote must be signed by the platform key
+  // and carry the pinned measurement, else Connect fails (IntegrityViolation);
+  // a client the node does not allow gets PermissionDenied. Secure regions
+  // are reachable only over a secure connection.
+  std::string platform_public_key_file;  // platform.pub from `cosmos keys platform`
+  std::string measurement_file;          // measurement from `cosmos keys platform`
+  std::string client_key_file;           // NAME.key from `cosmos keys client`
+  bool secure() const {
+    return !platform_public_key_file.empty() || !measurement_file.empty() ||
+           !client_key_file.empty();
+  }
 };
 
 // Options for Client::CreateRegion.

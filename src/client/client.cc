@@ -9,13 +9,16 @@
 #include <algorithm>
 #include <cstring>
 #include <deque>
+#include <optional>
 
+#include "client/secure_session.h"
 #include "common/check.h"
 #include "common/checksum.h"
 #include "common/clock.h"
 #include "protocol/rpm_protocol.h"
 #include "rpc/rpc.h"
 #include "rpc/transport_udp.h"
+#include "sec/crypto.h"
 
 namespace cosmos {
 
@@ -171,6 +174,23 @@ class ClientImpl final : public Client {
   Result<std::vector<std::byte>> AdminCall(const RequestBuilder& b);
 
   const ClientOptions& options() const { return options_; }
+  // Secure mode: the digest a secure region's Verify returns for `expected`
+  // at `offset` (first 8 bytes, LE, of the enclave's keyed digest).
+  uint64_t SecureDigest(uint64_t offset, std::span<const std::byte> expected) const {
+    sec::HmacSha256Hasher mac(verify_key_.span());
+    uint8_t le[16];
+    const uint64_t len = expected.size();
+    for (int i = 0; i < 8; ++i) {
+      le[i] = static_cast<uint8_t>(offset >> (8 * i));
+      le[8 + i] = static_cast<uint8_t>(len >> (8 * i));
+    }
+    mac.Update(le);
+    mac.Update({reinterpret_cast<const uint8_t*>(expected.data()), expected.size()});
+    const sec::Digest d = mac.Final();
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; --i) v = (v << 8) | d[static_cast<size_t>(i)];
+    return v;
+  }
 
   // Open Regions, so Poll can send their buffered ops.
   void Remember(std::shared_ptr<RegionState> st) { regions_.push_back(std::move(st)); }
@@ -187,6 +207,8 @@ class ClientImpl final : public Client {
   std::unique_ptr<rpc::Rpc> rpc_;
   rpc::SessionId session_ = 0;
   bool session_up_ = false;
+  std::optional<client::SecureClientConfig> secure_;  // set in secure mode
+  sec::SecretArray<32> verify_key_;                   // of the current secure session
   Status session_status_;
   std::vector<std::function<void()>> ready_;
   std::vector<std::shared_ptr<RegionState>> regions_;
@@ -273,6 +295,13 @@ void SendPending(const std::shared_ptr<RegionState>& st) {
 
 Status ClientImpl::ConnectTo(rpc::NetAddress addr, uint16_t flags, protocol::HelloReply* reply) {
   auto hello = protocol::EncodeHello(protocol::Hello{protocol::kVersion, flags});
+  std::unique_ptr<client::SecureConnector> connector;
+  if (secure_) {
+    // Secure: the sec ClientHello rides after the rpm hello.
+    COSMOS_ASSIGN_OR_RETURN(connector, client::SecureConnector::Start(*secure_));
+    auto ch = connector->connect_payload();
+    hello.insert(hello.end(), ch.begin(), ch.end());
+  }
   // Shared with the session callback, which lives as long as the session.
   struct Handshake {
     bool finished = false;
@@ -314,6 +343,17 @@ Status ClientImpl::ConnectTo(rpc::NetAddress addr, uint16_t flags, protocol::Hel
     return hs->outcome.WithContext("connect to " + addr.ToString());
   }
   std::vector<std::byte> reply_bytes = hs->reply;
+  if (connector != nullptr) {
+    const size_t n = std::min(reply_bytes.size(), protocol::kHelloReplySize);
+    auto keys = connector->Finish(std::span<const std::byte>(reply_bytes).subspan(n));
+    if (!keys.ok()) {
+      (void)rpc_->DestroySession(*id);
+      return keys.status().WithContext("secure connect to " + addr.ToString());
+    }
+    verify_key_ = keys->verify_key;
+    COSMOS_RETURN_IF_ERROR(rpc_->SetSessionProtector(*id, std::move(keys->protector)));
+    reply_bytes.resize(n);
+  }
   auto r = protocol::DecodeHelloReply(reply_bytes);
   if (!r.ok()) {
     (void)rpc_->DestroySession(*id);
@@ -327,6 +367,11 @@ Status ClientImpl::ConnectTo(rpc::NetAddress addr, uint16_t flags, protocol::Hel
 
 Status ClientImpl::Init() {
   COSMOS_ASSIGN_OR_RETURN(rpc::NetAddress addr, rpc::NetAddress::Parse(options_.server));
+  if (options_.secure()) {
+    COSMOS_ASSIGN_OR_RETURN(secure_, client::SecureClientConfig::Load(
+                                         options_.platform_public_key_file,
+                                         options_.measurement_file, options_.client_key_file));
+  }
   rpc::UdpTransportOptions topts;
   COSMOS_ASSIGN_OR_RETURN(auto transport, rpc::OpenUdpTransport(topts));
   rpc::RpcOptions ropts;
@@ -596,7 +641,9 @@ class RegionImpl final : public Region {
     COSMOS_RETURN_IF_ERROR(*shape);
     Checksum64Builder local(protocol::kVerifySeed);
     local.Update(expected.data(), expected.size());
-    if (local.Finish() != *digest) {
+    const uint64_t want =
+        st_->info.secure ? st_->client->SecureDigest(offset, expected) : local.Finish();
+    if (want != *digest) {
       return Status::IntegrityViolation("verify: durable bytes of region '" + st_->info.name +
                                         "' at [" + std::to_string(offset) + ", +" +
                                         std::to_string(expected.size()) + ") differ from expected");

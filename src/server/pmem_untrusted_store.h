@@ -4,6 +4,7 @@
 // read or tamper with all of it (the engine detects that).
 #pragma once
 
+#include <optional>
 #include <span>
 
 #include "pmem/pool.h"
@@ -11,16 +12,21 @@
 
 namespace cosmos::server {
 
-// Owns the region handle (the pool must outlive the store and cannot Close
-// while it lives). Writes are plain stores into the mapping; Persist flushes
+// Owns the region handle, or borrows one that outlives it (the server's
+// region table keeps every handle until shutdown); the pool must outlive the
+// store. Writes are plain stores into the mapping; Persist flushes
 // every range and then drains once, so a multi-range persist costs one fence
 // (one msync on a page-durable pool). Not thread-safe (the engine serialises).
 class PmemUntrustedStore final : public sec::UntrustedStore {
  public:
   // REQUIRES: `region` belongs to a pool opened read-write.
-  explicit PmemUntrustedStore(pmem::Region region) : region_(std::move(region)) {}
+  explicit PmemUntrustedStore(pmem::Region region) : owned_(std::move(region)), region_(&*owned_) {}
+  // REQUIRES: as above; `region` outlives the store.
+  explicit PmemUntrustedStore(const pmem::Region* region) : region_(region) {}
+  PmemUntrustedStore(const PmemUntrustedStore&) = delete;
+  PmemUntrustedStore& operator=(const PmemUntrustedStore&) = delete;
 
-  uint64_t Size() const override { return region_.size(); }
+  uint64_t Size() const override { return region_->size(); }
   // OutOfRange past the end of the region.
   [[nodiscard]] Status Read(uint64_t offset, sec::MutableByteSpan out) override;
   // OutOfRange past the end of the region. Not durable until Persist.
@@ -29,11 +35,12 @@ class PmemUntrustedStore final : public sec::UntrustedStore {
   // past the end; IoError (sticky on page pools) from the pool.
   [[nodiscard]] Status Persist(std::span<const sec::ByteRange> ranges) override;
 
-  const pmem::Region& region() const { return region_; }
+  const pmem::Region& region() const { return *region_; }
 
  private:
   Status CheckRange(uint64_t offset, uint64_t length) const;
-  pmem::Region region_;
+  std::optional<pmem::Region> owned_;
+  const pmem::Region* region_;
 };
 
 }  // namespace cosmos::server

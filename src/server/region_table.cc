@@ -43,7 +43,8 @@ RegionTable::~RegionTable() {
 protocol::RegionDesc RegionTable::Describe(const RegionEntry& e) const {
   protocol::RegionDesc d;
   d.handle = e.handle;
-  d.size = e.region.size();
+  d.size =
+      e.secure() && secure_engine_ != nullptr ? secure_engine_->LogicalSize(e) : e.region.size();
   d.durability = static_cast<uint8_t>(e.durability());
   d.secure = e.secure();
   d.name = e.region.name();
@@ -89,8 +90,13 @@ Result<protocol::RegionDesc> RegionTable::Create(std::string_view name, uint64_t
     }
     if (target == nullptr) return Status::NotFound("no pool named '" + std::string(pool) + "'");
   }
-  COSMOS_ASSIGN_OR_RETURN(pmem::Region r,
-                          target->pool->CreateRegion(name, size, secure ? kRegionFlagSecure : 0));
+  uint64_t pool_bytes = size;
+  uint32_t flags = 0;
+  if (secure) {
+    COSMOS_ASSIGN_OR_RETURN(pool_bytes, secure_engine_->StoreSize(size));
+    flags = secure_engine_->RegionFlags();
+  }
+  COSMOS_ASSIGN_OR_RETURN(pmem::Region r, target->pool->CreateRegion(name, pool_bytes, flags));
   COSMOS_ASSIGN_OR_RETURN(RegionEntry * e, Publish(std::move(r), target->name));
   return Describe(*e);
 }

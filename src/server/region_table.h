@@ -16,23 +16,54 @@
 #include "cosmos/result.h"
 #include "pmem/pool.h"
 #include "protocol/rpm_protocol.h"
+#include "rpc/rpc.h"
 
 namespace cosmos::server {
 
 // Region flag bits stored in the pool's region table (pmem RegionInfo.flags).
 inline constexpr uint32_t kRegionFlagSecure = 1;
 
-// Where a protected-region engine (the security layer) plugs in: when a
-// region is secure, every data-path access goes through this interface
-// instead of touching the mapping directly. The plain node has none and
-// refuses secure regions.
+struct RegionEntry;
+
+// Who sent an op: (worker index << 32) | the worker endpoint's RPC session.
+using Requester = uint64_t;
+
+// Where a protected-region engine (the security layer, enclave_region_engine.h)
+// plugs in: when a region is secure, every data-path access goes through this
+// interface instead of touching the mapping directly, on behalf of the
+// requesting session (whose client identity the region's access list checks).
+// The plain node has none and refuses secure regions. Thread-safe.
 class SecureRegionEngine {
  public:
   virtual ~SecureRegionEngine() = default;
-  virtual Status Write(uint64_t handle, uint64_t offset, std::span<const std::byte> data) = 0;
-  virtual Status Read(uint64_t handle, uint64_t offset, std::span<std::byte> out) = 0;
-  virtual Status Flush(uint64_t handle) = 0;
-  virtual Result<uint64_t> Digest(uint64_t handle, std::span<const protocol::Range> ranges) = 0;
+  // Runs the secure handshake of a connect whose payload carried a
+  // ClientHello after the rpm hello; binds the session to `requester`.
+  virtual rpc::ConnectDecision AcceptConnect(Requester requester,
+                                             std::span<const std::byte> client_hello) = 0;
+  // Pool bytes and region flags for a new secure region of `size` plaintext
+  // bytes. InvalidArgument if `size` is 0 or not a multiple of block_size().
+  virtual Result<uint64_t> StoreSize(uint64_t size) const = 0;
+  virtual uint32_t RegionFlags() const = 0;
+  virtual uint32_t block_size() const = 0;
+  // Plaintext bytes of a secure region (from its pool size and flags).
+  virtual uint64_t LogicalSize(const RegionEntry& e) const = 0;
+  // Formats a freshly created secure region; the requester's client becomes
+  // its admin (read, write, admin).
+  virtual Status Format(Requester requester, RegionEntry& e) = 0;
+  // The region was deleted: close it inside the enclave.
+  virtual void Forget(const RegionEntry& e) = 0;
+  // Data path; PermissionDenied if the requester has no secure session or
+  // its client lacks the right; IntegrityViolation if the pool bytes were
+  // tampered with.
+  virtual Status Write(Requester requester, RegionEntry& e, uint64_t offset,
+                       std::span<const std::byte> data) = 0;
+  virtual Status Read(Requester requester, RegionEntry& e, uint64_t offset,
+                      std::span<std::byte> out) = 0;
+  virtual Status Flush(Requester requester, RegionEntry& e) = 0;
+  // The first 8 bytes (LE) of the enclave's keyed digest over the durable
+  // plaintext of `ranges`, under the session's verify key.
+  virtual Result<uint64_t> Digest(Requester requester, RegionEntry& e,
+                                  std::span<const protocol::Range> ranges) = 0;
 };
 
 // One served region. Lives until the table is destroyed (entries are never
@@ -91,7 +122,8 @@ class RegionTable {
   ~RegionTable();
 
   // Creates a zero-filled region in `pool` (empty: the default pool) and
-  // returns its descriptor. Errors: AlreadyExists (name used in any pool),
+  // returns its descriptor. A secure region gets StoreSize(size) pool bytes
+  // (the caller then formats it through the engine). Errors: AlreadyExists (name used in any pool),
   // NotFound (unknown pool), FailedPrecondition (secure without an engine),
   // the pool's errors (InvalidArgument, ResourceExhausted, IoError).
   Result<protocol::RegionDesc> Create(std::string_view name, uint64_t size, bool secure,

@@ -1,6 +1,7 @@
 // Server implementation: workers, batch execution, deferral to flushers, QoS.
 #include "server/server.h"
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstring>
@@ -124,9 +125,9 @@ struct Server::Impl {
 
   // Executes ops[from..] into `out`. With `worker_thread`, stops before the
   // first op that may block and returns its index; otherwise runs to the end.
-  size_t Execute(std::span<const Op> ops, size_t from, protocol::ResponseBuilder* out,
-                 bool worker_thread);
-  Status ExecuteOne(const Op& op, protocol::ResponseBuilder* out);
+  size_t Execute(Requester requester, std::span<const Op> ops, size_t from,
+                 protocol::ResponseBuilder* out, bool worker_thread);
+  Status ExecuteOne(Requester requester, const Op& op, protocol::ResponseBuilder* out);
   void HandleRequest(rpc::Rpc& rpc, const rpc::IncomingRequest& req);
   void RunBatch(Worker& w, const rpc::RequestHandle& handle, std::span<const std::byte> bytes);
   void PumpQos(Worker& w);
@@ -139,7 +140,7 @@ struct Server::Impl {
 
 thread_local Worker* Server::Impl::current_worker = nullptr;
 
-Status Server::Impl::ExecuteOne(const Op& op, protocol::ResponseBuilder* out) {
+Status Server::Impl::ExecuteOne(Requester requester, const Op& op, protocol::ResponseBuilder* out) {
   switch (op.opcode) {
     case Opcode::kCreateRegion: {
       std::string_view name, pool;
@@ -147,6 +148,15 @@ Status Server::Impl::ExecuteOne(const Op& op, protocol::ResponseBuilder* out) {
       COSMOS_ASSIGN_OR_RETURN(
           auto desc,
           table->Create(name, op.offset, (op.flags & protocol::kCreateFlagSecure) != 0, pool));
+      if (desc.secure) {
+        COSMOS_ASSIGN_OR_RETURN(RegionRef created, table->Lookup(desc.handle));
+        Status formatted = table->secure_engine()->Format(requester, *created.get());
+        if (!formatted.ok()) {
+          created = RegionRef();
+          (void)table->Delete(desc.name);
+          return formatted;
+        }
+      }
       COSMOS_LOG_INFO("server: created region '{}' ({} bytes, {}) in pool", desc.name, desc.size,
                       pmem::DurabilityName(static_cast<pmem::DurabilityLevel>(desc.durability)));
       out->AddRegionDesc(desc);
@@ -164,7 +174,16 @@ Status Server::Impl::ExecuteOne(const Op& op, protocol::ResponseBuilder* out) {
       return Status::Ok();
     case Opcode::kDeleteRegion: {
       std::string_view name(reinterpret_cast<const char*>(op.payload.data()), op.payload.size());
+      RegionEntry* secure_entry = nullptr;
+      if (table->secure_engine() != nullptr) {
+        auto desc = table->Open(name);
+        if (desc.ok() && desc->secure) {
+          auto ref = table->Lookup(desc->handle);
+          if (ref.ok()) secure_entry = ref->get();
+        }
+      }
       COSMOS_RETURN_IF_ERROR(table->Delete(name));
+      if (secure_entry != nullptr) table->secure_engine()->Forget(*secure_entry);
       COSMOS_LOG_INFO("server: deleted region '{}'", name);
       out->AddOk();
       return Status::Ok();
@@ -185,16 +204,16 @@ Status Server::Impl::ExecuteOne(const Op& op, protocol::ResponseBuilder* out) {
   }
   COSMOS_ASSIGN_OR_RETURN(RegionRef ref, table->Lookup(op.handle));
   const pmem::Region& region = ref->region;
-  const uint64_t size = region.size();
   SecureRegionEngine* engine = ref->secure() ? table->secure_engine() : nullptr;
   if (ref->secure() && engine == nullptr) {
     return Status::FailedPrecondition("secure region without a security engine");
   }
+  const uint64_t size = engine != nullptr ? engine->LogicalSize(*ref.get()) : region.size();
   switch (op.opcode) {
     case Opcode::kWrite: {
       COSMOS_RETURN_IF_ERROR(CheckRange(op.offset, op.payload.size(), size, "write"));
       if (engine != nullptr) {
-        COSMOS_RETURN_IF_ERROR(engine->Write(op.handle, op.offset, op.payload));
+        COSMOS_RETURN_IF_ERROR(engine->Write(requester, *ref.get(), op.offset, op.payload));
       } else if (!op.payload.empty()) {
         std::memcpy(region.data() + op.offset, op.payload.data(), op.payload.size());
       }
@@ -210,17 +229,18 @@ Status Server::Impl::ExecuteOne(const Op& op, protocol::ResponseBuilder* out) {
         return Status::InvalidArgument("read of " + std::to_string(len) +
                                        " bytes exceeds the node's response limit");
       }
-      std::byte* dst = out->Add(StatusCode::kOk, len);
       if (engine != nullptr) {
-        Status s = engine->Read(op.handle, op.offset, std::span<std::byte>(dst, len));
-        if (!s.ok()) {
-          // Drop the half-built result so the error replaces it.
-          out->buffer().resize(out->buffer().size() - len - protocol::kResultHeaderSize);
-          return s;
-        }
-      } else if (len > 0) {
-        std::memcpy(dst, region.data() + op.offset, len);
+        // Decrypt into per-thread scratch first: a refused or tampered read
+        // must leave no half-built result behind.
+        thread_local std::vector<std::byte> plain;
+        plain.resize(len);
+        COSMOS_RETURN_IF_ERROR(engine->Read(requester, *ref.get(), op.offset, plain));
+        std::byte* dst = out->Add(StatusCode::kOk, len);
+        if (len > 0) std::memcpy(dst, plain.data(), len);
+        return Status::Ok();
       }
+      std::byte* dst = out->Add(StatusCode::kOk, len);
+      if (len > 0) std::memcpy(dst, region.data() + op.offset, len);
       return Status::Ok();
     }
     case Opcode::kFlush:
@@ -231,7 +251,7 @@ Status Server::Impl::ExecuteOne(const Op& op, protocol::ResponseBuilder* out) {
             CheckRange(r.offset, r.length, size, op.opcode == Opcode::kFlush ? "flush" : "verify"));
       }
       if (engine != nullptr) {
-        COSMOS_RETURN_IF_ERROR(engine->Flush(op.handle));
+        COSMOS_RETURN_IF_ERROR(engine->Flush(requester, *ref.get()));
       } else {
         if (ranges.size() == 1) {
           // One range: Persist lets the backend sync just that range.
@@ -253,7 +273,7 @@ Status Server::Impl::ExecuteOne(const Op& op, protocol::ResponseBuilder* out) {
         return Status::Ok();
       }
       if (engine != nullptr) {
-        COSMOS_ASSIGN_OR_RETURN(uint64_t d, engine->Digest(op.handle, ranges));
+        COSMOS_ASSIGN_OR_RETURN(uint64_t d, engine->Digest(requester, *ref.get(), ranges));
         out->AddU64(d);
         return Status::Ok();
       }
@@ -268,8 +288,8 @@ Status Server::Impl::ExecuteOne(const Op& op, protocol::ResponseBuilder* out) {
       if (engine != nullptr) {
         std::byte b[8];
         std::memcpy(b, &value, 8);
-        COSMOS_RETURN_IF_ERROR(engine->Write(op.handle, op.offset, b));
-        COSMOS_RETURN_IF_ERROR(engine->Flush(op.handle));
+        COSMOS_RETURN_IF_ERROR(engine->Write(requester, *ref.get(), op.offset, b));
+        COSMOS_RETURN_IF_ERROR(engine->Flush(requester, *ref.get()));
       } else {
         COSMOS_RETURN_IF_ERROR(region.AtomicStore64(op.offset, value));
       }
@@ -299,11 +319,11 @@ Status Server::Impl::ExecuteOne(const Op& op, protocol::ResponseBuilder* out) {
   }
 }
 
-size_t Server::Impl::Execute(std::span<const Op> list, size_t from, protocol::ResponseBuilder* out,
-                             bool worker_thread) {
+size_t Server::Impl::Execute(Requester requester, std::span<const Op> list, size_t from,
+                             protocol::ResponseBuilder* out, bool worker_thread) {
   for (size_t i = from; i < list.size(); ++i) {
     if (worker_thread && MayBlock(list[i], *table)) return i;
-    Status s = ExecuteOne(list[i], out);
+    Status s = ExecuteOne(requester, list[i], out);
     ops.fetch_add(1, std::memory_order_relaxed);
     if (!s.ok()) {
       out->AddError(s);
@@ -329,7 +349,8 @@ void Server::Impl::RunBatch(Worker& w, const rpc::RequestHandle& handle,
     (void)w.rpc->EnqueueResponse(handle, w.response.bytes());
     return;
   }
-  size_t stop = Execute(w.ops, 0, &w.response, /*worker_thread=*/true);
+  const Requester requester = (static_cast<uint64_t>(w.index) << 32) | handle.session;
+  size_t stop = Execute(requester, w.ops, 0, &w.response, /*worker_thread=*/true);
   if (stop < w.ops.size()) {
     Defer(w, handle, bytes, stop, std::move(w.response));
     w.response = protocol::ResponseBuilder();
@@ -369,7 +390,8 @@ void Server::Impl::FlusherLoop() {
     }
     Status parsed = protocol::ParseRequest(d->request, &list);
     COSMOS_CHECK(parsed.ok());  // parsed once already on the worker
-    Execute(list, d->resume_at, &d->response, /*worker_thread=*/false);
+    const Requester requester = (static_cast<uint64_t>(d->worker) << 32) | d->handle.session;
+    Execute(requester, list, d->resume_at, &d->response, /*worker_thread=*/false);
     Worker& w = *workers[d->worker];
     auto* raw = d.release();
     w.rpc->Post([this, raw, &w] {
@@ -437,7 +459,9 @@ void Server::Impl::HandleRequest(rpc::Rpc& rpc, const rpc::IncomingRequest& req)
 
 rpc::ConnectDecision Server::Impl::OnConnect(const rpc::ConnectRequestInfo& info) {
   rpc::ConnectDecision d;
-  auto hello = protocol::DecodeHello(info.payload);
+  // A secure connect appends the sec ClientHello to the rpm hello.
+  const size_t hello_size = std::min(info.payload.size(), protocol::kHelloSize);
+  auto hello = protocol::DecodeHello(info.payload.first(hello_size));
   if (!hello.ok()) {
     d.status = hello.status();
     return d;
@@ -454,7 +478,21 @@ rpc::ConnectDecision Server::Impl::OnConnect(const rpc::ConnectRequestInfo& info
                     static_cast<uint32_t>(workers.size());
     if (pick != here->index) reply.worker_port = workers[pick]->port;
   }
-  d.reply = protocol::EncodeHelloReply(reply);
+  std::vector<std::byte> hello_reply = protocol::EncodeHelloReply(reply);
+  if (info.payload.size() > protocol::kHelloSize) {
+    SecureRegionEngine* engine = table->secure_engine();
+    if (engine == nullptr || here == nullptr) {
+      d.status = Status::FailedPrecondition("this node does not run the security layer");
+      return d;
+    }
+    const Requester requester = (static_cast<uint64_t>(here->index) << 32) | info.session;
+    d = engine->AcceptConnect(requester, info.payload.subspan(protocol::kHelloSize));
+    if (!d.status.ok()) return d;
+    // Reply: the rpm hello reply, then the ServerHello.
+    d.reply.insert(d.reply.begin(), hello_reply.begin(), hello_reply.end());
+    return d;
+  }
+  d.reply = std::move(hello_reply);
   return d;
 }
 
@@ -509,6 +547,7 @@ Result<std::unique_ptr<Server>> Server::Start(const ServerOptions& options,
   Impl* self = impl.get();
   impl->options = options;
   impl->table = std::make_unique<RegionTable>(std::move(pools));
+  impl->table->set_secure_engine(options.secure_engine);
   impl->nexus.RegisterHandler(
       protocol::kRpmRequestType,
       [self](rpc::Rpc& rpc, const rpc::IncomingRequest& req) { self->HandleRequest(rpc, req); });

@@ -39,6 +39,9 @@ struct ServerOptions {
   uint32_t idle_spin_us = 100;  // adaptive mode: spin this long without traffic before blocking
   QosLimits qos;
   size_t max_read_bytes = 4u << 20;  // largest READ (and response) served
+  // Secure connections and regions (not owned; must outlive the server).
+  // nullptr: a plain node that refuses both.
+  SecureRegionEngine* secure_engine = nullptr;
 };
 
 struct ServerStats {

@@ -1,0 +1,155 @@
+// EnclaveRegionEngine: secure sessions and protected regions through the enclave.
+#include "server/enclave_region_engine.h"
+
+#include <bit>
+#include <cstring>
+
+#include "common/check.h"
+#include "common/log.h"
+#include "server/secure_channel_adapter.h"
+
+namespace cosmos::server {
+namespace {
+
+// Region flags: bit 0 secure; bits 8..15 log2 of the block size.
+constexpr uint32_t kBlockShiftBit = 8;
+
+uint32_t BlockSizeOf(uint32_t flags) { return 1u << ((flags >> kBlockShiftBit) & 0xff); }
+
+sec::RegionGeometry GeometryFor(uint64_t size, uint32_t block_size) {
+  sec::RegionGeometry g;
+  g.size = size;
+  g.block_size = block_size;
+  return g;
+}
+
+}  // namespace
+
+EnclaveRegionEngine::EnclaveRegionEngine(sec::Enclave* enclave, uint32_t block_size)
+    : enclave_(enclave), block_size_(block_size) {
+  COSMOS_CHECK(std::has_single_bit(block_size) && block_size >= 512 && block_size <= 65536);
+}
+
+EnclaveRegionEngine::~EnclaveRegionEngine() {
+  std::lock_guard lock(mu_);
+  for (auto& [id, open] : regions_) (void)enclave_->CloseRegion(open.handle);
+}
+
+rpc::ConnectDecision EnclaveRegionEngine::AcceptConnect(Requester requester,
+                                                        std::span<const std::byte> client_hello) {
+  SecureConnectOutcome out = AcceptSecureConnect(enclave_, client_hello);
+  if (out.decision.status.ok()) {
+    std::lock_guard lock(mu_);
+    sessions_[requester] = out.session;  // replaces a stale binding of a reused session id
+  } else {
+    COSMOS_LOG_WARN("secure connect refused: {}", out.decision.status.ToString());
+  }
+  return std::move(out.decision);
+}
+
+Result<uint64_t> EnclaveRegionEngine::StoreSize(uint64_t size) const {
+  if (size == 0 || size % block_size_ != 0) {
+    return Status::InvalidArgument("secure region size must be a positive multiple of " +
+                                   std::to_string(block_size_) + " bytes");
+  }
+  return sec::ProtectedRegion::RequiredStoreSize(GeometryFor(size, block_size_));
+}
+
+uint32_t EnclaveRegionEngine::RegionFlags() const {
+  return kRegionFlagSecure |
+         (static_cast<uint32_t>(std::countr_zero(block_size_)) << kBlockShiftBit);
+}
+
+uint64_t EnclaveRegionEngine::LogicalSize(const RegionEntry& e) const {
+  // The largest whole number of blocks whose store fits the pool region
+  // (RequiredStoreSize grows with the block count).
+  const uint32_t b = BlockSizeOf(e.region.flags());
+  const uint64_t store = e.region.size();
+  uint64_t lo = 0, hi = store / b;
+  while (lo < hi) {
+    const uint64_t mid = lo + (hi - lo + 1) / 2;
+    auto need = sec::ProtectedRegion::RequiredStoreSize(GeometryFor(mid * b, b));
+    if (need.ok() && *need <= store) {
+      lo = mid;
+    } else {
+      hi = mid - 1;
+    }
+  }
+  return lo * b;
+}
+
+Result<sec::SessionHandle> EnclaveRegionEngine::SessionOf(Requester requester) {
+  std::lock_guard lock(mu_);
+  auto it = sessions_.find(requester);
+  if (it == sessions_.end()) {
+    return Status::PermissionDenied("secure regions need a secure connection");
+  }
+  return it->second;
+}
+
+Result<sec::RegionHandle> EnclaveRegionEngine::RegionOf(RegionEntry& e) {
+  std::lock_guard lock(mu_);
+  auto it = regions_.find(e.region.id());
+  if (it != regions_.end()) return it->second.handle;
+  auto store = std::make_unique<PmemUntrustedStore>(&e.region);
+  COSMOS_ASSIGN_OR_RETURN(sec::RegionHandle h, enclave_->OpenRegion(e.region.id(), store.get()));
+  regions_[e.region.id()] = Open{std::move(store), h};
+  return h;
+}
+
+Status EnclaveRegionEngine::Format(Requester requester, RegionEntry& e) {
+  COSMOS_ASSIGN_OR_RETURN(sec::SessionHandle session, SessionOf(requester));
+  const uint32_t b = BlockSizeOf(e.region.flags());
+  std::lock_guard lock(mu_);
+  auto store = std::make_unique<PmemUntrustedStore>(&e.region);
+  COSMOS_ASSIGN_OR_RETURN(
+      sec::RegionHandle h,
+      enclave_->CreateRegion(session, e.region.id(), GeometryFor(LogicalSize(e), b), store.get()));
+  regions_[e.region.id()] = Open{std::move(store), h};
+  return Status::Ok();
+}
+
+void EnclaveRegionEngine::Forget(const RegionEntry& e) {
+  std::lock_guard lock(mu_);
+  auto it = regions_.find(e.region.id());
+  if (it == regions_.end()) return;
+  (void)enclave_->CloseRegion(it->second.handle);
+  regions_.erase(it);
+}
+
+Status EnclaveRegionEngine::Write(Requester requester, RegionEntry& e, uint64_t offset,
+                                  std::span<const std::byte> data) {
+  COSMOS_ASSIGN_OR_RETURN(sec::SessionHandle session, SessionOf(requester));
+  COSMOS_ASSIGN_OR_RETURN(sec::RegionHandle region, RegionOf(e));
+  return enclave_->RegionWrite(session, region, offset,
+                               {reinterpret_cast<const uint8_t*>(data.data()), data.size()});
+}
+
+Status EnclaveRegionEngine::Read(Requester requester, RegionEntry& e, uint64_t offset,
+                                 std::span<std::byte> out) {
+  COSMOS_ASSIGN_OR_RETURN(sec::SessionHandle session, SessionOf(requester));
+  COSMOS_ASSIGN_OR_RETURN(sec::RegionHandle region, RegionOf(e));
+  return enclave_->RegionRead(session, region, offset,
+                              {reinterpret_cast<uint8_t*>(out.data()), out.size()});
+}
+
+Status EnclaveRegionEngine::Flush(Requester requester, RegionEntry& e) {
+  COSMOS_ASSIGN_OR_RETURN(sec::SessionHandle session, SessionOf(requester));
+  COSMOS_ASSIGN_OR_RETURN(sec::RegionHandle region, RegionOf(e));
+  return enclave_->RegionFlush(session, region);
+}
+
+Result<uint64_t> EnclaveRegionEngine::Digest(Requester requester, RegionEntry& e,
+                                             std::span<const protocol::Range> ranges) {
+  COSMOS_ASSIGN_OR_RETURN(sec::SessionHandle session, SessionOf(requester));
+  COSMOS_ASSIGN_OR_RETURN(sec::RegionHandle region, RegionOf(e));
+  std::vector<sec::ByteRange> r;
+  r.reserve(ranges.size());
+  for (const auto& x : ranges) r.push_back({x.offset, x.length});
+  COSMOS_ASSIGN_OR_RETURN(sec::Digest d, enclave_->RegionVerify(session, region, r));
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; --i) v = (v << 8) | d[static_cast<size_t>(i)];
+  return v;
+}
+
+}  // namespace cosmos::server

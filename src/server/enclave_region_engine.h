@@ -1,0 +1,59 @@
+// EnclaveRegionEngine: the server's SecureRegionEngine backed by a sec::Enclave.
+// Secure connects run the handshake in the enclave and install its packet
+// protector; secure regions are ProtectedRegions (inside the enclave) over
+// their pmem region (PmemUntrustedStore), opened lazily on first use after a
+// restart so recovery and freshness checks run then.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <mutex>
+
+#include "sec/enclave.h"
+#include "server/pmem_untrusted_store.h"
+#include "server/region_table.h"
+
+namespace cosmos::server {
+
+class EnclaveRegionEngine final : public SecureRegionEngine {
+ public:
+  // `enclave` must outlive the engine. `block_size`: protected-region block
+  // size for new regions (power of two in [512, 65536]; stored in the
+  // region's flags so existing regions keep theirs).
+  EnclaveRegionEngine(sec::Enclave* enclave, uint32_t block_size);
+  ~EnclaveRegionEngine() override;
+
+  rpc::ConnectDecision AcceptConnect(Requester requester,
+                                     std::span<const std::byte> client_hello) override;
+  Result<uint64_t> StoreSize(uint64_t size) const override;
+  uint32_t RegionFlags() const override;
+  uint32_t block_size() const override { return block_size_; }
+  uint64_t LogicalSize(const RegionEntry& e) const override;
+  Status Format(Requester requester, RegionEntry& e) override;
+  void Forget(const RegionEntry& e) override;
+  Status Write(Requester requester, RegionEntry& e, uint64_t offset,
+               std::span<const std::byte> data) override;
+  Status Read(Requester requester, RegionEntry& e, uint64_t offset,
+              std::span<std::byte> out) override;
+  Status Flush(Requester requester, RegionEntry& e) override;
+  Result<uint64_t> Digest(Requester requester, RegionEntry& e,
+                          std::span<const protocol::Range> ranges) override;
+
+ private:
+  struct Open {
+    std::unique_ptr<PmemUntrustedStore> store;
+    sec::RegionHandle handle = 0;
+  };
+  // The enclave session bound to `requester`; PermissionDenied if none.
+  Result<sec::SessionHandle> SessionOf(Requester requester);
+  // The enclave handle of `e`, opening (recovering) it on first use.
+  Result<sec::RegionHandle> RegionOf(RegionEntry& e);
+
+  sec::Enclave* enclave_;
+  uint32_t block_size_;
+  std::mutex mu_;
+  std::map<Requester, sec::SessionHandle> sessions_;
+  std::map<uint64_t, Open> regions_;  // by pmem region id
+};
+
+}  // namespace cosmos::server
