@@ -5,8 +5,8 @@
 #include <iostream>
 
 #include "cli.h"
-#include "remote_cmd.h"
 #include "common/log.h"
+#include "remote_cmd.h"
 
 int main(int argc, char** argv) {
   cosmos::log::Init("warn");

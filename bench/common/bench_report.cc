@@ -50,8 +50,8 @@ bool BenchReport::Write(const std::string& dir) const {
       e["baseline"] = x.baseline_name;
       e["baseline_value"] = x.baseline_value;
       e["ratio"] = x.baseline_value != 0 ? x.value / x.baseline_value : 0.0;
-      std::printf("%-34s %14.3f %-6s %-36s %14.3f %8.3f\n", x.name.c_str(), x.value,
-                  x.unit.c_str(), x.baseline_name.c_str(), x.baseline_value,
+      std::printf("%-34s %14.3f %-6s %-36s %14.3f %8.3f\n", x.name.c_str(), x.value, x.unit.c_str(),
+                  x.baseline_name.c_str(), x.baseline_value,
                   x.baseline_value != 0 ? x.value / x.baseline_value : 0.0);
     } else {
       std::printf("%-34s %14.3f %-6s\n", x.name.c_str(), x.value, x.unit.c_str());

@@ -143,8 +143,7 @@ class Region {
   virtual Status WriteAfterFlush(uint64_t offset, uint64_t value) = 0;
   // Atomically: if *offset == expected then *offset = desired. Returns the
   // value seen before. REQUIRES: offset % 8 == 0.
-  virtual Result<uint64_t> CompareAndSwap(uint64_t offset, uint64_t expected,
-                                          uint64_t desired) = 0;
+  virtual Result<uint64_t> CompareAndSwap(uint64_t offset, uint64_t expected, uint64_t desired) = 0;
   // Atomically adds `delta`; returns the value before. REQUIRES: offset % 8 == 0.
   virtual Result<uint64_t> FetchAdd(uint64_t offset, uint64_t delta) = 0;
   // Asks the node for a digest of the durable bytes of [offset, offset+len)

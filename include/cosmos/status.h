@@ -17,12 +17,12 @@ enum class StatusCode : uint8_t {
   kNotFound = 1,
   kInvalidArgument = 2,
   kIoError = 3,
-  kCorruption = 4,           // on-media or on-wire structure is malformed
-  kIntegrityViolation = 5,   // authentication/freshness check failed (security)
+  kCorruption = 4,          // on-media or on-wire structure is malformed
+  kIntegrityViolation = 5,  // authentication/freshness check failed (security)
   kPermissionDenied = 6,
-  kUnavailable = 7,          // peer down, session ended, retry later
+  kUnavailable = 7,  // peer down, session ended, retry later
   kTimeout = 8,
-  kResourceExhausted = 9,    // pool full, quota, window full
+  kResourceExhausted = 9,  // pool full, quota, window full
   kInternal = 10,
   kAlreadyExists = 11,
   kFailedPrecondition = 12,  // object in the wrong state for the call
@@ -64,9 +64,7 @@ class [[nodiscard]] Status {
     return {StatusCode::kResourceExhausted, std::move(m)};
   }
   static Status Internal(std::string m) { return {StatusCode::kInternal, std::move(m)}; }
-  static Status AlreadyExists(std::string m) {
-    return {StatusCode::kAlreadyExists, std::move(m)};
-  }
+  static Status AlreadyExists(std::string m) { return {StatusCode::kAlreadyExists, std::move(m)}; }
   static Status FailedPrecondition(std::string m) {
     return {StatusCode::kFailedPrecondition, std::move(m)};
   }
@@ -104,11 +102,11 @@ std::ostream& operator<<(std::ostream& os, const Status& s);
 
 // Evaluates `expr` (a Status or Result) and returns its Status from the
 // enclosing function if it is not ok.
-#define COSMOS_RETURN_IF_ERROR(expr)                               \
-  do {                                                             \
-    const auto& cosmos_status_tmp_ = (expr);                       \
-    if (!::cosmos::internal::StatusOf(cosmos_status_tmp_).ok())    \
-      return ::cosmos::internal::StatusOf(cosmos_status_tmp_);     \
+#define COSMOS_RETURN_IF_ERROR(expr)                            \
+  do {                                                          \
+    const auto& cosmos_status_tmp_ = (expr);                    \
+    if (!::cosmos::internal::StatusOf(cosmos_status_tmp_).ok()) \
+      return ::cosmos::internal::StatusOf(cosmos_status_tmp_);  \
   } while (0)
 
 namespace cosmos::internal {

@@ -10,17 +10,17 @@ namespace cosmos::internal {
 }  // namespace cosmos::internal
 
 // Aborts with a diagnostic if `cond` is false. Enabled in every build type.
-#define COSMOS_CHECK(cond)                                                      \
-  do {                                                                          \
-    if (__builtin_expect(!(cond), 0))                                           \
-      ::cosmos::internal::CheckFailed(__FILE__, __LINE__, #cond, nullptr);      \
+#define COSMOS_CHECK(cond)                                                 \
+  do {                                                                     \
+    if (__builtin_expect(!(cond), 0))                                      \
+      ::cosmos::internal::CheckFailed(__FILE__, __LINE__, #cond, nullptr); \
   } while (0)
 
 // As COSMOS_CHECK, with an explanatory message (a C string).
-#define COSMOS_CHECK_MSG(cond, msg)                                             \
-  do {                                                                          \
-    if (__builtin_expect(!(cond), 0))                                           \
-      ::cosmos::internal::CheckFailed(__FILE__, __LINE__, #cond, (msg));        \
+#define COSMOS_CHECK_MSG(cond, msg)                                      \
+  do {                                                                   \
+    if (__builtin_expect(!(cond), 0))                                    \
+      ::cosmos::internal::CheckFailed(__FILE__, __LINE__, #cond, (msg)); \
   } while (0)
 
 // Aborts if a Status-returning expression fails (for tests, tools and places

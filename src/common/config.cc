@@ -42,8 +42,8 @@ Result<ConfigFile> ConfigFile::Parse(std::string_view text, std::string origin) 
 
 namespace {
 Status WrongType(const std::string& origin, std::string_view key, const char* want) {
-  return Status::InvalidArgument("config " + origin + ": key '" + std::string(key) +
-                                 "' must be " + want);
+  return Status::InvalidArgument("config " + origin + ": key '" + std::string(key) + "' must be " +
+                                 want);
 }
 }  // namespace
 
@@ -66,8 +66,8 @@ Result<int64_t> ConfigFile::GetInt(std::string_view key, int64_t fallback, int64
   int64_t v = *node.value<int64_t>();
   if (v < min || v > max) {
     return Status::InvalidArgument("config " + origin_ + ": key '" + std::string(key) +
-                                   "' = " + std::to_string(v) + " outside [" +
-                                   std::to_string(min) + ", " + std::to_string(max) + "]");
+                                   "' = " + std::to_string(v) + " outside [" + std::to_string(min) +
+                                   ", " + std::to_string(max) + "]");
   }
   return v;
 }

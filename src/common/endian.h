@@ -2,8 +2,8 @@
 // COSMOS formats are little-endian; these compile to plain moves on x86-64.
 #pragma once
 
-#include <cstdint>
 #include <bit>
+#include <cstdint>
 #include <cstring>
 #include <type_traits>
 

@@ -13,8 +13,8 @@ int LatencyHistogram::BucketOf(uint64_t value) {
   const uint64_t max_value = (uint64_t{1} << kMaxBits) - 1;
   if (value > max_value) value = max_value;
   if (value < kSubBuckets) return static_cast<int>(value);
-  const int msb = 63 - std::countl_zero(value);       // >= kSubBucketBits
-  const int shift = msb - kSubBucketBits;              // >= 0
+  const int msb = 63 - std::countl_zero(value);                    // >= kSubBucketBits
+  const int shift = msb - kSubBucketBits;                          // >= 0
   const int sub = static_cast<int>(value >> shift) - kSubBuckets;  // [0, 64)
   return (shift + 1) * kSubBuckets + sub;
 }
@@ -65,8 +65,7 @@ uint64_t LatencyHistogram::Percentile(double q) const {
 
 std::string LatencyHistogram::Summary(double scale, const char* unit) const {
   char buf[256];
-  std::snprintf(buf, sizeof(buf),
-                "n=%llu min=%.2f%s p50=%.2f%s p99=%.2f%s p999=%.2f%s max=%.2f%s",
+  std::snprintf(buf, sizeof(buf), "n=%llu min=%.2f%s p50=%.2f%s p99=%.2f%s p999=%.2f%s max=%.2f%s",
                 static_cast<unsigned long long>(count_), min() / scale, unit,
                 Percentile(0.5) / scale, unit, Percentile(0.99) / scale, unit,
                 Percentile(0.999) / scale, unit, max() / scale, unit);

@@ -1,11 +1,12 @@
 // Tests for Status, Result and the propagation macros.
-#include "cosmos/result.h"
 #include "cosmos/status.h"
 
 #include <gtest/gtest.h>
 
 #include <cerrno>
 #include <memory>
+
+#include "cosmos/result.h"
 
 namespace cosmos {
 namespace {

@@ -19,10 +19,18 @@ void CheckRequestReencodes(std::span<const std::byte> bytes, const std::vector<O
   RequestBuilder b;
   for (const auto& op : ops) {
     switch (op.opcode) {
-      case Opcode::kWrite: b.Write(op.handle, op.offset, op.payload); break;
-      case Opcode::kRead: b.Read(op.handle, op.offset, PayloadU64(op.payload, 0)); break;
-      case Opcode::kFlush: b.Flush(op.handle, DecodeRanges(op.payload)); break;
-      case Opcode::kVerify: b.Verify(op.handle, DecodeRanges(op.payload)); break;
+      case Opcode::kWrite:
+        b.Write(op.handle, op.offset, op.payload);
+        break;
+      case Opcode::kRead:
+        b.Read(op.handle, op.offset, PayloadU64(op.payload, 0));
+        break;
+      case Opcode::kFlush:
+        b.Flush(op.handle, DecodeRanges(op.payload));
+        break;
+      case Opcode::kVerify:
+        b.Verify(op.handle, DecodeRanges(op.payload));
+        break;
       case Opcode::kWriteAfterFlush:
       case Opcode::kFetchAdd:
       case Opcode::kCompareAndSwap:
@@ -39,9 +47,12 @@ void CheckRequestReencodes(std::span<const std::byte> bytes, const std::vector<O
   }
   // Ops with nonzero flags or fields the builder zeroes are not byte-identical.
   for (const auto& op : ops) {
-    if (op.flags != 0 || ((op.opcode == Opcode::kFlush || op.opcode == Opcode::kVerify) && op.offset != 0)) return;
+    if (op.flags != 0 ||
+        ((op.opcode == Opcode::kFlush || op.opcode == Opcode::kVerify) && op.offset != 0))
+      return;
   }
-  if (b.bytes().size() != bytes.size() || std::memcmp(b.bytes().data(), bytes.data(), bytes.size()) != 0) {
+  if (b.bytes().size() != bytes.size() ||
+      std::memcmp(b.bytes().data(), bytes.data(), bytes.size()) != 0) {
     std::abort();
   }
 }
@@ -57,7 +68,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     buf.resize(kBatchHeaderSize);
     cosmos::StoreLE<uint32_t>(buf.data(), kBatchMagic);
     cosmos::StoreLE<uint16_t>(buf.data() + 4, kVersion);
-    cosmos::StoreLE<uint16_t>(buf.data() + 6, static_cast<uint16_t>(rest.empty() ? 1 : (static_cast<uint8_t>(rest[0]) % 8) + 1));
+    cosmos::StoreLE<uint16_t>(
+        buf.data() + 6,
+        static_cast<uint16_t>(rest.empty() ? 1 : (static_cast<uint8_t>(rest[0]) % 8) + 1));
     if (!rest.empty()) buf.insert(buf.end(), rest.begin() + 1, rest.end());
   } else {
     buf.assign(rest.begin(), rest.end());

@@ -98,7 +98,10 @@ TEST_F(SecDaemonTest, SecureRegionRoundTripsRefusesOthersAndDetectsTampering) {
     ASSERT_TRUE(bob.ok()) << bob.status();
     auto rb = (*bob)->OpenRegion("vault");
     ASSERT_TRUE(rb.ok());
-    { auto s = (*rb)->Read(0, out); EXPECT_EQ(s.code(), cosmos::StatusCode::kPermissionDenied) << s; }
+    {
+      auto s = (*rb)->Read(0, out);
+      EXPECT_EQ(s.code(), cosmos::StatusCode::kPermissionDenied) << s;
+    }
     // A plain connection cannot reach a secure region at all.
     auto plain = ConnectAs(d, "");
     ASSERT_TRUE(plain.ok()) << plain.status();
