@@ -114,3 +114,24 @@ function(cosmos_fuzz_target name)
   set_tests_properties(${name} PROPERTIES LABELS "fuzz" TIMEOUT 600)
   set_property(GLOBAL APPEND PROPERTY COSMOS_FUZZ_TARGETS ${name})
 endfunction()
+
+# cosmos_add_components(): in a shared folder (apps/, examples/,
+# tests/integration/, tests/fuzz/), adds every subfolder with a
+# CMakeLists.txt and includes every <component>.cmake fragment, so each
+# component registers itself without editing the folder's CMakeLists.txt.
+macro(cosmos_add_components)
+  file(GLOB _cosmos_children LIST_DIRECTORIES true RELATIVE ${CMAKE_CURRENT_SOURCE_DIR}
+       ${CMAKE_CURRENT_SOURCE_DIR}/*)
+  list(SORT _cosmos_children)
+  foreach(_cosmos_child ${_cosmos_children})
+    if(IS_DIRECTORY ${CMAKE_CURRENT_SOURCE_DIR}/${_cosmos_child} AND
+       EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/${_cosmos_child}/CMakeLists.txt)
+      add_subdirectory(${_cosmos_child})
+    endif()
+  endforeach()
+  file(GLOB _cosmos_fragments ${CMAKE_CURRENT_SOURCE_DIR}/*.cmake)
+  list(SORT _cosmos_fragments)
+  foreach(_cosmos_fragment ${_cosmos_fragments})
+    include(${_cosmos_fragment})
+  endforeach()
+endmacro()
