@@ -36,6 +36,7 @@ int main(int argc, char** argv) {
   std::string platform_keys, enclave_state;
   std::vector<std::string> allow;
   uint32_t secure_block_size = cosmos::sec::kDefaultBlockSize;
+  bool require_secure = false;
   app.add_option("--platform-keys", platform_keys,
                  "enable secure mode: directory of `cosmos keys platform` (platform.key, "
                  "sealing.secret); the enclave is SIMULATED (no hardware isolation)");
@@ -45,6 +46,8 @@ int main(int argc, char** argv) {
   app.add_option("--secure-block-size", secure_block_size,
                  "protected-region block size for new secure regions (power of two, 512..65536)")
       ->check(CLI::IsMember({512u, 1024u, 2048u, 4096u, 8192u, 16384u, 32768u, 65536u}));
+  app.add_flag("--require-secure", require_secure,
+               "refuse plain connections (PermissionDenied); needs --platform-keys");
   CLI11_PARSE(app, argc, argv);
 
   if (!config_path.empty()) {
@@ -92,6 +95,18 @@ int main(int argc, char** argv) {
     }
     cfg.pools.push_back(*spec);
   }
+  // Secure settings: flags override the file's keys; --allow adds to
+  // server.allow.
+  cosmos::server::SecureConfig& sec_cfg = cfg.secure;
+  if (!platform_keys.empty()) sec_cfg.platform_keys = platform_keys;
+  if (!enclave_state.empty()) sec_cfg.enclave_state = enclave_state;
+  sec_cfg.allow.insert(sec_cfg.allow.end(), allow.begin(), allow.end());
+  if (app.count("--secure-block-size") > 0) sec_cfg.block_size = secure_block_size;
+  if (require_secure) sec_cfg.require_secure = true;
+  if (auto s = cosmos::server::ValidateSecureConfig(sec_cfg); !s.ok()) {
+    std::fprintf(stderr, "cosmosd: %s\n", s.message().c_str());
+    return 2;
+  }
   if (!cosmos::log::SetLevel(cfg.log_level)) {
     std::fprintf(stderr, "cosmosd: unknown log level '%s'\n", cfg.log_level.c_str());
     return 2;
@@ -111,11 +126,12 @@ int main(int argc, char** argv) {
   }
   std::unique_ptr<cosmos::sec::SimulatedEnclave> enclave;
   std::unique_ptr<cosmos::server::EnclaveRegionEngine> engine;
-  if (!platform_keys.empty()) {
+  if (!sec_cfg.platform_keys.empty()) {
     cosmos::sec::SimulatedEnclaveOptions eo;
-    eo.platform_key_path = platform_keys + "/platform.key";
-    eo.sealing_secret_path = platform_keys + "/sealing.secret";
-    eo.state_dir = enclave_state.empty() ? platform_keys + "/state" : enclave_state;
+    eo.platform_key_path = sec_cfg.platform_keys + "/platform.key";
+    eo.sealing_secret_path = sec_cfg.platform_keys + "/sealing.secret";
+    eo.state_dir =
+        sec_cfg.enclave_state.empty() ? sec_cfg.platform_keys + "/state" : sec_cfg.enclave_state;
     auto created = cosmos::sec::SimulatedEnclave::Create(std::move(eo));
     if (!created.ok()) {
       std::fprintf(stderr, "cosmosd: enclave: %s\n", created.status().ToString().c_str());
@@ -123,10 +139,10 @@ int main(int argc, char** argv) {
     }
     enclave = std::move(*created);
     std::vector<cosmos::sec::Ed25519PublicKey> clients;
-    for (const auto& path : allow) {
+    for (const auto& path : sec_cfg.allow) {
       auto key = cosmos::sec::LoadPublicKey(path, cosmos::sec::KeyKind::kClientPublic);
       if (!key.ok()) {
-        std::fprintf(stderr, "cosmosd: --allow %s: %s\n", path.c_str(),
+        std::fprintf(stderr, "cosmosd: allow %s: %s\n", path.c_str(),
                      key.status().ToString().c_str());
         return 2;
       }
@@ -137,13 +153,19 @@ int main(int argc, char** argv) {
       return 1;
     }
     engine =
-        std::make_unique<cosmos::server::EnclaveRegionEngine>(enclave.get(), secure_block_size);
+        std::make_unique<cosmos::server::EnclaveRegionEngine>(enclave.get(), sec_cfg.block_size);
     cfg.server.secure_engine = engine.get();
-    COSMOS_LOG_INFO("cosmosd: secure mode, {}; {} allowed clients", enclave->Description(),
-                    clients.size());
-  } else if (!allow.empty()) {
-    std::fprintf(stderr, "cosmosd: --allow needs --platform-keys\n");
-    return 2;
+    cfg.server.require_secure = sec_cfg.require_secure;
+    COSMOS_LOG_INFO("cosmosd: secure mode, {}; {} allowed clients; block size {}",
+                    enclave->Description(), clients.size(), sec_cfg.block_size);
+    if (sec_cfg.require_secure) {
+      COSMOS_LOG_INFO(
+          "cosmosd: --require-secure: plain connections are refused (PermissionDenied)");
+    } else {
+      COSMOS_LOG_INFO(
+          "cosmosd: plain connections are accepted too (plain regions only; "
+          "--require-secure refuses them)");
+    }
   }
   auto server = cosmos::server::Server::Start(cfg.server, std::move(*pools));
   if (!server.ok()) {

@@ -6,6 +6,7 @@
 #include <set>
 
 #include "common/log.h"
+#include "sec/protected_region.h"
 
 namespace cosmos::server {
 namespace {
@@ -18,7 +19,56 @@ std::string BaseName(const std::string& path) {
   return base.empty() ? "pool" : base;
 }
 
+static_assert(SecureConfig{}.block_size == sec::kDefaultBlockSize,
+              "SecureConfig's default block size follows the protected region's");
+
+// `key` as a string or an array of strings; `present` tells whether the key
+// is in the file at all. An empty array is an empty list.
+Result<std::vector<std::string>> GetStringList(const ConfigFile& f, const std::string& key,
+                                               bool* present) {
+  *present = f.Has(key);
+  std::vector<std::string> out;
+  if (!*present) return out;
+  const Status wrong = Status::InvalidArgument("config " + f.origin() + ": key '" + key +
+                                               "' must be a string or an array of strings");
+  if (!f.Has(key + "[0]")) {
+    // A string, an empty array (toml++ paths index arrays) or a wrong type.
+    if (auto one = f.GetString(key, ""); one.ok()) {
+      out.push_back(*one);
+      return out;
+    }
+    if (f.GetInt(key, 0).ok() || f.GetBool(key, false).ok() || f.GetDouble(key, 0).ok()) {
+      return wrong;
+    }
+    return out;
+  }
+  for (size_t i = 0;; ++i) {
+    const std::string element = key + "[" + std::to_string(i) + "]";
+    if (!f.Has(element)) break;
+    auto v = f.GetString(element, "");
+    if (!v.ok()) return wrong;
+    out.push_back(*v);
+  }
+  return out;
+}
+
 }  // namespace
+
+Status ValidateSecureConfig(const SecureConfig& s) {
+  const uint32_t b = s.block_size;
+  if (b < 512 || b > 65536 || (b & (b - 1)) != 0) {
+    return Status::InvalidArgument("secure_block_size " + std::to_string(b) +
+                                   ": must be a power of two in [512, 65536]");
+  }
+  if (s.platform_keys.empty()) {
+    if (!s.allow.empty()) return Status::InvalidArgument("allow needs platform_keys");
+    if (!s.enclave_state.empty())
+      return Status::InvalidArgument("enclave_state needs platform_keys");
+    if (s.require_secure)
+      return Status::InvalidArgument("require_secure needs platform_keys (secure mode)");
+  }
+  return Status::Ok();
+}
 
 Result<DaemonConfig> LoadDaemonConfig(const ConfigFile& f, DaemonConfig c) {
   COSMOS_ASSIGN_OR_RETURN(c.server.listen_ip, f.GetString("server.listen", c.server.listen_ip));
@@ -33,6 +83,26 @@ Result<DaemonConfig> LoadDaemonConfig(const ConfigFile& f, DaemonConfig c) {
                           f.GetInt("server.idle_spin_us", c.server.idle_spin_us, 0, 10'000'000));
   c.server.idle_spin_us = static_cast<uint32_t>(spin);
   COSMOS_ASSIGN_OR_RETURN(c.log_level, f.GetString("server.log_level", c.log_level));
+  SecureConfig& sc = c.secure;
+  COSMOS_ASSIGN_OR_RETURN(sc.platform_keys, f.GetString("server.platform_keys", sc.platform_keys));
+  COSMOS_ASSIGN_OR_RETURN(sc.enclave_state, f.GetString("server.enclave_state", sc.enclave_state));
+  bool allow_present = false;
+  COSMOS_ASSIGN_OR_RETURN(std::vector<std::string> allow,
+                          GetStringList(f, "server.allow", &allow_present));
+  if (allow_present) sc.allow = std::move(allow);
+  for (const auto& a : sc.allow) {
+    if (a.empty())
+      return Status::InvalidArgument("config " + f.origin() +
+                                     ": key 'server.allow' has an empty path");
+  }
+  COSMOS_ASSIGN_OR_RETURN(int64_t block,
+                          f.GetInt("server.secure_block_size", sc.block_size, 512, 65536));
+  sc.block_size = static_cast<uint32_t>(block);
+  COSMOS_ASSIGN_OR_RETURN(sc.require_secure, f.GetBool("server.require_secure", sc.require_secure));
+  if ((sc.block_size & (sc.block_size - 1)) != 0) {
+    return Status::InvalidArgument("config " + f.origin() +
+                                   ": key 'server.secure_block_size' must be a power of two");
+  }
   auto& q = c.server.qos;
   COSMOS_ASSIGN_OR_RETURN(q.client_bytes_per_sec,
                           f.GetDouble("qos.client_bytes_per_sec", q.client_bytes_per_sec));

@@ -20,15 +20,35 @@ struct PoolSpec {
   bool create = false;              // create the pool if the file does not exist
 };
 
+// Secure mode (docs/security.md "Secure mode of cosmosd"). Keys of the
+// [server] table and flags of the same names.
+struct SecureConfig {
+  std::string platform_keys;       // `cosmos keys platform` directory; empty: plain node
+  std::vector<std::string> allow;  // client public key files (NAME.pub) allowed to connect
+  std::string enclave_state;       // trusted-counter directory; empty: platform_keys/state
+  uint32_t block_size = 4096;      // new secure regions; power of two in [512, 65536]
+  bool require_secure = false;     // refuse plain connections (PermissionDenied)
+};
+
 struct DaemonConfig {
   ServerOptions server;
   std::vector<PoolSpec> pools;
   std::string log_level = "info";
+  SecureConfig secure;
 };
 
-// Reads `[server]`, `[qos]` and `[[pool]]` from `file` on top of `base`
-// (docs/operations.md lists every key). InvalidArgument names the bad key.
+// Reads `[server]` (including the secure-mode keys), `[qos]` and `[[pool]]`
+// from `file` on top of `base` (docs/operations.md lists every key).
+// `server.allow` is a string or an array of strings; it replaces base's list.
+// InvalidArgument names the bad key. Settings that depend on each other are
+// checked by ValidateSecureConfig once flags are applied.
 Result<DaemonConfig> LoadDaemonConfig(const ConfigFile& file, DaemonConfig base = {});
+
+// Checks the secure settings once flags are layered on the file:
+// InvalidArgument (naming the setting) for a block size that is not a power
+// of two in [512, 65536], or for allow / enclave_state / require_secure
+// without platform_keys.
+[[nodiscard]] Status ValidateSecureConfig(const SecureConfig& secure);
 
 // Parses a --pool flag: "PATH" or "NAME=PATH", with optional ",size=MB",
 // ",backend=NAME" and ",create" suffixes. InvalidArgument on bad text.

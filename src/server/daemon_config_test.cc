@@ -60,5 +60,97 @@ TEST(DaemonConfig, ParsesPoolFlags) {
   EXPECT_FALSE(ParsePoolFlag("=").ok());
 }
 
+TEST(DaemonConfig, ReadsSecureModeKeys) {
+  auto f = ConfigFile::Parse(R"(
+[server]
+platform_keys = "/etc/cosmos/node"
+allow = ["/etc/cosmos/alice.pub", "/etc/cosmos/bob.pub"]
+enclave_state = "/var/lib/cosmos/state"
+secure_block_size = 8192
+require_secure = true
+)");
+  ASSERT_TRUE(f.ok());
+  auto c = LoadDaemonConfig(*f);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->secure.platform_keys, "/etc/cosmos/node");
+  EXPECT_EQ(c->secure.allow,
+            (std::vector<std::string>{"/etc/cosmos/alice.pub", "/etc/cosmos/bob.pub"}));
+  EXPECT_EQ(c->secure.enclave_state, "/var/lib/cosmos/state");
+  EXPECT_EQ(c->secure.block_size, 8192u);
+  EXPECT_TRUE(c->secure.require_secure);
+  EXPECT_TRUE(ValidateSecureConfig(c->secure).ok());
+
+  // A single string is a one-element list; an empty array is no clients.
+  auto g = ConfigFile::Parse("[server]\nplatform_keys = \"k\"\nallow = \"a.pub\"\n");
+  ASSERT_TRUE(g.ok());
+  auto d = LoadDaemonConfig(*g);
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_EQ(d->secure.allow, std::vector<std::string>{"a.pub"});
+  auto h = ConfigFile::Parse("[server]\nallow = []\n");
+  ASSERT_TRUE(h.ok());
+  auto e = LoadDaemonConfig(*h);
+  ASSERT_TRUE(e.ok()) << e.status();
+  EXPECT_TRUE(e->secure.allow.empty());
+}
+
+TEST(DaemonConfig, SecureModeDefaultsArePlain) {
+  auto f = ConfigFile::Parse("[server]\nport = 7000\n");
+  ASSERT_TRUE(f.ok());
+  auto c = LoadDaemonConfig(*f);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_TRUE(c->secure.platform_keys.empty());
+  EXPECT_TRUE(c->secure.allow.empty());
+  EXPECT_EQ(c->secure.block_size, 4096u);
+  EXPECT_FALSE(c->secure.require_secure);
+  EXPECT_TRUE(ValidateSecureConfig(c->secure).ok());
+}
+
+TEST(DaemonConfig, RejectsBadSecureValuesNamingTheKey) {
+  const std::pair<const char*, const char*> cases[] = {
+      {"secure_block_size = 3000", "secure_block_size"},  // not a power of two
+      {"secure_block_size = 256", "secure_block_size"},   // below 512
+      {"secure_block_size = 131072", "secure_block_size"},
+      {"secure_block_size = \"4096\"", "secure_block_size"},
+      {"require_secure = \"yes\"", "require_secure"},
+      {"platform_keys = 5", "platform_keys"},
+      {"enclave_state = false", "enclave_state"},
+      {"allow = 7", "allow"},
+      {"allow = [\"a.pub\", 3]", "allow"},
+      {"allow = [\"\"]", "allow"},
+  };
+  for (const auto& [line, key] : cases) {
+    auto f = ConfigFile::Parse(std::string("[server]\n") + line + "\n");
+    ASSERT_TRUE(f.ok()) << line;
+    auto c = LoadDaemonConfig(*f);
+    ASSERT_FALSE(c.ok()) << line;
+    EXPECT_EQ(c.status().code(), StatusCode::kInvalidArgument) << line;
+    EXPECT_NE(c.status().message().find(key), std::string::npos) << line << ": " << c.status();
+  }
+}
+
+TEST(DaemonConfig, SecureSettingsNeedPlatformKeys) {
+  SecureConfig s;
+  s.allow = {"a.pub"};
+  EXPECT_EQ(ValidateSecureConfig(s).code(), StatusCode::kInvalidArgument);
+  s = {};
+  s.require_secure = true;
+  Status st = ValidateSecureConfig(s);
+  EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(st.message().find("require_secure"), std::string::npos);
+  s = {};
+  s.enclave_state = "/x";
+  EXPECT_FALSE(ValidateSecureConfig(s).ok());
+  s = {};
+  s.block_size = 1000;
+  EXPECT_FALSE(ValidateSecureConfig(s).ok());
+  s = {};
+  s.platform_keys = "/k";
+  s.allow = {"a.pub"};
+  s.enclave_state = "/x";
+  s.require_secure = true;
+  s.block_size = 65536;
+  EXPECT_TRUE(ValidateSecureConfig(s).ok());
+}
+
 }  // namespace
 }  // namespace cosmos::server

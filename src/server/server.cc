@@ -492,6 +492,10 @@ rpc::ConnectDecision Server::Impl::OnConnect(const rpc::ConnectRequestInfo& info
     d.reply.insert(d.reply.begin(), hello_reply.begin(), hello_reply.end());
     return d;
   }
+  if (options.require_secure) {
+    d.status = Status::PermissionDenied("this node accepts secure connections only");
+    return d;
+  }
   d.reply = std::move(hello_reply);
   return d;
 }
@@ -542,6 +546,9 @@ Result<std::unique_ptr<Server>> Server::Start(const ServerOptions& options,
     return Status::InvalidArgument("flushers must be 1..64");
   if (options.port != 0 && options.port + options.workers > 65536) {
     return Status::InvalidArgument("port range of the workers exceeds 65535");
+  }
+  if (options.require_secure && options.secure_engine == nullptr) {
+    return Status::InvalidArgument("require_secure needs the security layer (secure_engine)");
   }
   auto impl = std::make_unique<Impl>();
   Impl* self = impl.get();

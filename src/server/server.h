@@ -42,6 +42,9 @@ struct ServerOptions {
   // Secure connections and regions (not owned; must outlive the server).
   // nullptr: a plain node that refuses both.
   SecureRegionEngine* secure_engine = nullptr;
+  // Refuse plain (unprotected) connects with PermissionDenied; only secure
+  // connects are accepted. REQUIRES: secure_engine (else Start fails).
+  bool require_secure = false;
 };
 
 struct ServerStats {

@@ -12,4 +12,10 @@ if(TARGET cosmos_server AND TARGET cosmos_client)
     SOURCES ${CMAKE_CURRENT_LIST_DIR}/sec_daemon_test.cc
     DEPS cosmos::client cosmos::sec cosmos::pmem)
   add_dependencies(sec_daemon_test cosmosd)
+
+  # cosmosd secure-mode options (--require-secure, TOML keys) as a process.
+  cosmos_integration_test(sec_options_test
+    SOURCES ${CMAKE_CURRENT_LIST_DIR}/sec_options_test.cc
+    DEPS cosmos::client cosmos::sec)
+  add_dependencies(sec_options_test cosmosd)
 endif()
