@@ -18,4 +18,11 @@ if(TARGET cosmos_server AND TARGET cosmos_client)
     SOURCES ${CMAKE_CURRENT_LIST_DIR}/sec_options_test.cc
     DEPS cosmos::client cosmos::sec)
   add_dependencies(sec_options_test cosmosd)
+
+  # Secure regions under repeated SIGKILL (the rpm crash test's shape).
+  cosmos_integration_test(sec_crash_test
+    SOURCES ${CMAKE_CURRENT_LIST_DIR}/sec_crash_test.cc
+    DEPS cosmos::client cosmos::sec
+    TIMEOUT 600)
+  add_dependencies(sec_crash_test cosmosd)
 endif()
