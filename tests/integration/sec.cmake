@@ -25,4 +25,10 @@ if(TARGET cosmos_server AND TARGET cosmos_client)
     DEPS cosmos::client cosmos::sec
     TIMEOUT 600)
   add_dependencies(sec_crash_test cosmosd)
+
+  # Packet capture and man in the middle (UDP relay) of the secure channel.
+  cosmos_integration_test(sec_capture_test
+    SOURCES ${CMAKE_CURRENT_LIST_DIR}/sec_capture_test.cc
+    DEPS cosmos::client cosmos::sec)
+  add_dependencies(sec_capture_test cosmosd)
 endif()
