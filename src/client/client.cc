@@ -41,12 +41,16 @@ namespace {
 using protocol::OpResult;
 using protocol::RequestBuilder;
 
-// Largest WRITE/READ payload per batch; bigger transfers are split. Kept at
-// 32 KiB (23 packets at the default MTU, under the rpc layer's 32 packet
-// credits): messages larger than the credit window stalled in the rpc layer
-// once a session had carried many smaller multi-packet requests (reported).
-constexpr size_t kMaxWriteChunk = 32u << 10;
-constexpr size_t kMaxReadChunk = 32u << 10;
+// Largest WRITE payload per op; bigger writes are split. What the protocol
+// requires: a batch (its buffered posted writes, up to batch_bytes, plus this
+// op) must fit one rpc message of protocol::kMaxMessageLength (8 MiB); 1 MiB
+// leaves ample room. (A 32 KiB cap used to work around an rpc stall of
+// messages above the 32-packet credit window; fixed in the rpc layer.)
+constexpr size_t kMaxWriteChunk = 1u << 20;
+// Largest READ per op: the node's default response limit
+// (ServerOptions::max_read_bytes, 4 MiB; the response must also fit one
+// 8 MiB message). Bigger reads are split.
+constexpr size_t kMaxReadChunk = 4u << 20;
 
 int CurrentTid() { return static_cast<int>(::syscall(SYS_gettid)); }
 

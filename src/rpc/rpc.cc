@@ -111,7 +111,13 @@ struct ServerSlot {
   uint32_t request_size = 0;
   uint32_t request_pkts = 0;
   uint32_t received_pkts = 0;
+  // A credit return for this slot is queued in pending_credit_returns_ (set
+  // exactly while an entry for the slot is there). It is computed at send
+  // time for whatever request the slot then holds.
   bool credit_return_pending = false;
+  // The queued credit return answers a duplicate (the client is going back
+  // N), so it is sent even if the slot has responded meanwhile.
+  bool credit_return_for_duplicate = false;
   std::vector<std::byte> response;  // kept for resends until the slot's next request
   uint32_t response_size = 0;
   uint32_t response_pkts = 0;
@@ -956,7 +962,7 @@ void Rpc::HandleRequestPacket(Session* s, const ParsedPacket& p) {
     ++counters_.duplicates;
     ++s->counters.duplicates;
     if (h.pkt_num + 1 < slot.request_pkts) {
-      QueueCreditReturn(s, slot_index);
+      QueueCreditReturn(s, slot_index, /*duplicate=*/true);
     } else if (slot.state == ServerSlot::State::kResponded) {
       SendResponsePacket(s, slot_index, 0);
     }
@@ -973,7 +979,7 @@ void Rpc::HandleRequestPacket(Session* s, const ParsedPacket& p) {
   }
   ++slot.received_pkts;
   if (slot.received_pkts < slot.request_pkts) {
-    QueueCreditReturn(s, slot_index);
+    QueueCreditReturn(s, slot_index, /*duplicate=*/false);
     return;
   }
   RunHandler(s, slot_index);
@@ -982,20 +988,35 @@ void Rpc::HandleRequestPacket(Session* s, const ParsedPacket& p) {
 // Credit returns are cumulative and coalesced: one per slot per received
 // burst, acknowledging every in-order request packet but the last (whose
 // acknowledgement is response packet 0).
-void Rpc::QueueCreditReturn(Session* s, uint32_t slot_index) {
+//
+// The pending flag belongs to the slot, not to one request: a burst may
+// carry a late duplicate of the slot's previous request followed by the
+// first packets of its next one. The queued return is therefore computed
+// for the slot's current request when it is sent, and the flag is cleared
+// whatever that request is. (Clearing it only when the request number
+// matched left it set forever after such a burst: no credit return was
+// sent for the slot again, and every later message of more than `credits`
+// packets on it stalled until a retransmission timeout.)
+void Rpc::QueueCreditReturn(Session* s, uint32_t slot_index, bool duplicate) {
   ServerSlot& slot = s->server_slots[slot_index];
+  slot.credit_return_for_duplicate |= duplicate;
   if (slot.credit_return_pending) return;
   slot.credit_return_pending = true;
-  pending_credit_returns_.push_back({s->id, slot_index, slot.req_num});
+  pending_credit_returns_.push_back({s->id, slot_index});
 }
 
 void Rpc::SendPendingCreditReturns() {
   for (const PendingCreditReturn& p : pending_credit_returns_) {
     Session* s = Lookup(p.session);
-    if (s == nullptr || s->is_client) continue;
+    if (s == nullptr || s->is_client) continue;  // freed meanwhile, flags with it
     ServerSlot& slot = s->server_slots[p.slot];
-    if (!slot.credit_return_pending || slot.req_num != p.req_num) continue;
+    const bool duplicate = slot.credit_return_for_duplicate;
     slot.credit_return_pending = false;
+    slot.credit_return_for_duplicate = false;
+    if (slot.state == ServerSlot::State::kIdle) continue;
+    // A response sent in this burst acknowledges every request packet
+    // cumulatively; only a client going back N needs the return as well.
+    if (slot.state == ServerSlot::State::kResponded && !duplicate) continue;
     const uint32_t acked = std::min(slot.received_pkts, slot.request_pkts - 1);
     if (acked > 0) SendControl(s, PacketType::kCreditReturn, slot.req_num, acked - 1);
   }

@@ -293,7 +293,7 @@ class Rpc {
   void HandleRequestPacket(Session* s, const ParsedPacket& p);
   void HandleRequestForResponse(Session* s, const ParsedPacket& p);
   void RunHandler(Session* s, uint32_t slot_index);
-  void QueueCreditReturn(Session* s, uint32_t slot_index);
+  void QueueCreditReturn(Session* s, uint32_t slot_index, bool duplicate);
   void SendPendingCreditReturns();
   void StartRequest(Session* s, uint32_t slot_index, uint16_t type,
                     std::span<const std::byte> request, Continuation&& continuation);
@@ -334,10 +334,9 @@ class Rpc {
   std::vector<TxDatagram> tx_queue_;
   bool tx_references_slots_ = false;  // some queued datagram points into a slot buffer
   std::vector<RxDatagram> rx_batch_;
-  struct PendingCreditReturn {
+  struct PendingCreditReturn {  // one per (session, slot) with credit_return_pending
     SessionId session;
     uint32_t slot;
-    uint64_t req_num;
   };
   std::vector<PendingCreditReturn> pending_credit_returns_;
   uint64_t next_timer_ns_ = 0;

@@ -1,7 +1,7 @@
 // Protocol tests for Rpc on the in-memory transport: exactly-once execution
 // under loss/duplication/reordering, multi-packet messages, async responses,
-// connect hooks, credit budget, failure detection, reconnect, protection and
-// bad input.
+// connect hooks, credit budget, failure detection, reconnect, protection,
+// bad input, and messages beyond the credit window with no timeout firing.
 #include "rpc/rpc.h"
 
 #include <gtest/gtest.h>
@@ -21,6 +21,7 @@ namespace {
 constexpr uint16_t kEcho = 1;
 constexpr uint16_t kFail = 2;
 constexpr uint16_t kAsync = 3;
+constexpr uint16_t kSized = 4;  // [id:8][response size:8]... -> Pattern(size, id)
 constexpr NetAddress kServerAddr{0x0a000001, 1000};
 constexpr NetAddress kClientAddr{0x0a000002, 2000};
 constexpr uint64_t kSecond = 1'000'000'000;
@@ -64,6 +65,14 @@ class RpcPair {
                                       {reinterpret_cast<const std::byte*>(msg.data()), msg.size()},
                                       StatusCode::kNotFound)
                       .ok());
+    });
+    nexus_.RegisterHandler(kSized, [this](Rpc& rpc, const IncomingRequest& req) {
+      uint64_t id = 0, size = 0;
+      ASSERT_GE(req.payload.size(), 16u);
+      std::memcpy(&id, req.payload.data(), 8);
+      std::memcpy(&size, req.payload.data() + 8, 8);
+      ++runs_[id];
+      ASSERT_TRUE(rpc.EnqueueResponse(req.handle, Pattern(size, id)).ok());
     });
     nexus_.RegisterHandler(kAsync, [this](Rpc&, const IncomingRequest& req) {
       held_.push_back(req.handle);
@@ -594,6 +603,227 @@ TEST(Rpc, AdaptiveModeServesFromItsOwnThreadAndWakesOnPost) {
   server_ptr.load()->Post([] {});  // wake it to see `stop`
   server.join();
 }
+
+// ---------------------------------------------------------------- credit window
+
+// Options for the credit-window tests: retransmission timers far longer than
+// any scheduling hiccup, so a nonzero `timeouts` counter means the protocol
+// itself stalled (a lost credit return or a pull that was never re-issued),
+// not that the test thread was descheduled.
+RpcOptions NoSpuriousTimeoutOptions() {
+  RpcOptions o = TestOptions();
+  o.initial_rto_ns = 2 * kSecond;
+  o.min_rto_ns = 2 * kSecond;
+  o.max_rto_ns = 4 * kSecond;
+  o.heartbeat_interval_ns = 10 * kSecond;
+  o.max_message_size = 8u << 20;
+  return o;
+}
+
+// A client transport that models late duplicates (what a spurious
+// retransmission timeout or a duplicating network produces): it keeps a copy
+// of the last non-final request packet sent on each slot and delivers it
+// again right before the first packet of that slot's next request.
+// Deterministic: no randomness, no timers.
+class LateDuplicateTransport final : public Transport {
+ public:
+  // `window` and `chunk` must match the client endpoint's options.
+  LateDuplicateTransport(std::unique_ptr<Transport> inner, uint16_t window, size_t chunk)
+      : inner_(std::move(inner)), window_(window), chunk_(chunk), stash_(window) {}
+
+  size_t SendBurst(std::span<const TxDatagram> batch) override {
+    std::vector<std::vector<std::byte>> replays;
+    std::vector<size_t> replay_before;  // index into `batch`
+    for (size_t i = 0; i < batch.size(); ++i) {
+      std::vector<std::byte> bytes(batch[i].data, batch[i].data + batch[i].len);
+      if (batch[i].tail_len > 0) {
+        bytes.insert(bytes.end(), batch[i].tail, batch[i].tail + batch[i].tail_len);
+      }
+      ParsedPacket p;
+      if (ParsePacket(bytes, 65535, &p) != ParseError::kNone ||
+          p.header.type != PacketType::kRequest) {
+        continue;
+      }
+      Stash& st = stash_[p.header.req_num % window_];
+      if (p.header.pkt_num == 0 && !st.bytes.empty() && st.req_num < p.header.req_num) {
+        replays.push_back(std::move(st.bytes));
+        replay_before.push_back(i);
+        st.bytes.clear();
+        ++replayed_;
+      }
+      if (p.header.pkt_num + 1 < PacketsFor(p.header.msg_size, chunk_)) {
+        st.req_num = p.header.req_num;
+        st.bytes = std::move(bytes);
+      }
+    }
+    std::vector<TxDatagram> out;
+    out.reserve(batch.size() + replays.size());
+    size_t r = 0;
+    for (size_t i = 0; i < batch.size(); ++i) {
+      while (r < replays.size() && replay_before[r] == i) {
+        out.push_back({batch[i].to, replays[r].data(), static_cast<uint32_t>(replays[r].size())});
+        ++r;
+      }
+      out.push_back(batch[i]);
+    }
+    inner_->SendBurst(out);
+    return batch.size();
+  }
+  size_t RecvBurst(std::span<RxDatagram> out) override { return inner_->RecvBurst(out); }
+  int readable_fd() const override { return inner_->readable_fd(); }
+  NetAddress local_address() const override { return inner_->local_address(); }
+  size_t receive_buffer_bytes() const override { return inner_->receive_buffer_bytes(); }
+  size_t max_datagram_size() const override { return inner_->max_datagram_size(); }
+  const TransportStats& stats() const override { return inner_->stats(); }
+  std::string_view name() const override { return "late-duplicate"; }
+
+  uint64_t replayed() const { return replayed_; }
+
+ private:
+  struct Stash {
+    uint64_t req_num = 0;
+    std::vector<std::byte> bytes;
+  };
+  std::unique_ptr<Transport> inner_;
+  uint16_t window_;
+  size_t chunk_;
+  std::vector<Stash> stash_;
+  uint64_t replayed_ = 0;
+};
+
+// A kSized request: [id:8][response size:8][filler]; the answer is
+// Pattern(response size, id).
+std::vector<std::byte> SizedRequest(uint64_t id, size_t request_size, uint64_t response_size) {
+  auto req = Pattern(std::max<size_t>(request_size, 16), id);
+  std::memcpy(req.data() + 8, &response_size, 8);
+  return req;
+}
+
+// Runs a server and a client (optionally behind LateDuplicateTransport) with
+// NoSpuriousTimeoutOptions and exchanges sized requests.
+class CreditWindowTest : public ::testing::TestWithParam<bool> {
+ protected:
+  CreditWindowTest() : p_({}, {}, NoSpuriousTimeoutOptions()) {
+    if (GetParam()) {
+      // Swap the client for one whose datagrams pass through the replayer.
+      p_.client_.reset();
+      auto ct = OpenMemoryTransport(p_.net_, {.address = kClientAddr});
+      EXPECT_TRUE(ct.ok());
+      auto wrapped = std::make_unique<LateDuplicateTransport>(
+          std::move(*ct), p_.options_.window, p_.options_.mtu - kHeaderSize - kMaxTagSize);
+      late_ = wrapped.get();
+      auto c = Rpc::Create(&p_.nexus_, std::move(wrapped), p_.options_);
+      EXPECT_TRUE(c.ok()) << c.status();
+      p_.client_ = std::move(*c);
+    }
+  }
+
+  // Sends one kSized request per entry of `shapes` (request bytes, response
+  // bytes) at once and runs until all complete or a retransmission timeout
+  // fires (which these tests treat as failure, so they fail fast instead of
+  // waiting for recovery). Returns how many came back intact.
+  size_t Exchange(SessionId sid, const std::vector<std::pair<size_t, size_t>>& shapes) {
+    size_t ok = 0, done = 0;
+    const uint64_t timeouts_before = p_.client_->counters().timeouts;
+    for (const auto& [req_size, resp_size] : shapes) {
+      const uint64_t id = p_.next_id_++;
+      auto req = SizedRequest(id, req_size, resp_size);
+      auto want = Pattern(resp_size, id);
+      Status s = p_.client_->EnqueueRequest(
+          sid, kSized, req,
+          [want = std::move(want), &ok, &done](const Status& st, std::span<const std::byte> r) {
+            ++done;
+            if (st.ok() && r.size() == want.size() &&
+                (want.empty() || std::memcmp(r.data(), want.data(), want.size()) == 0)) {
+              ++ok;
+            }
+          });
+      EXPECT_TRUE(s.ok()) << s;
+    }
+    EXPECT_TRUE(p_.RunUntil(
+        [&] { return done == shapes.size() || p_.client_->counters().timeouts > timeouts_before; },
+        120 * kSecond));
+    EXPECT_EQ(done, shapes.size()) << "stalled until a retransmission timeout fired";
+    return ok;
+  }
+
+  void ExpectNoTimeouts(SessionId sid) {
+    auto sc = p_.client_->session_counters(sid);
+    ASSERT_TRUE(sc.ok());
+    EXPECT_EQ(sc->timeouts, 0u);
+    EXPECT_EQ(sc->retransmissions, 0u);
+    EXPECT_EQ(p_.client_->counters().timeouts, 0u);
+    if (late_ == nullptr) {
+      EXPECT_EQ(p_.server_->counters().duplicates, 0u);
+    }
+  }
+
+  RpcPair p_;
+  LateDuplicateTransport* late_ = nullptr;
+};
+
+// Regression (issue 3): messages larger than the credit window (32 packets)
+// stalled until a timeout once a slot had seen a late duplicate of an older
+// request's packet: the server's "credit return pending" flag for the slot
+// stayed set and no credit return was ever sent for that slot again.
+TEST_P(CreditWindowTest, LargeMessagesAfterManyThreePacketRequestsNeedNoTimeout) {
+  auto sid = p_.Connect();
+  ASSERT_TRUE(sid.ok()) << sid.status();
+  const size_t chunk = p_.options_.mtu - kHeaderSize - kMaxTagSize;
+  // Many 3-packet requests with 3-packet responses, a full window at a time.
+  std::vector<std::pair<size_t, size_t>> small(2000, {3 * chunk, 3 * chunk});
+  ASSERT_EQ(Exchange(*sid, small), small.size());
+  ExpectNoTimeouts(*sid);
+  for (size_t big : {size_t{64} << 10, size_t{256} << 10, size_t{1} << 20}) {
+    SCOPED_TRACE("big = " + std::to_string(big));
+    ASSERT_GT(PacketsFor(big, chunk), p_.options_.session_credits);
+    // One at a time, then a full window of each shape at once.
+    ASSERT_EQ(Exchange(*sid, {{big, 8}}), 1u);    // large request
+    ASSERT_EQ(Exchange(*sid, {{16, big}}), 1u);   // large response
+    ASSERT_EQ(Exchange(*sid, {{big, big}}), 1u);  // both
+    ASSERT_EQ(Exchange(*sid, std::vector<std::pair<size_t, size_t>>(8, {big, 8})), 8u);
+    ASSERT_EQ(Exchange(*sid, std::vector<std::pair<size_t, size_t>>(8, {16, big})), 8u);
+    ExpectNoTimeouts(*sid);
+  }
+  if (late_ != nullptr) {
+    EXPECT_GT(late_->replayed(), 100u);
+    EXPECT_GT(p_.server_->counters().duplicates, 100u);
+  }
+  for (auto& [id, n] : p_.runs_) ASSERT_EQ(n, 1) << "request " << id;
+}
+
+TEST_P(CreditWindowTest, InterleavesLargeAndSmallMessagesOnAllSlots) {
+  auto sid = p_.Connect();
+  ASSERT_TRUE(sid.ok()) << sid.status();
+  const size_t chunk = p_.options_.mtu - kHeaderSize - kMaxTagSize;
+  std::vector<std::pair<size_t, size_t>> shapes;
+  std::mt19937_64 rng(42);  // fixed seed: the same interleaving every run
+  const size_t bigs[] = {size_t{64} << 10, size_t{100} << 10, size_t{256} << 10};
+  for (int i = 0; i < 400; ++i) {
+    switch (rng() % 6) {
+      case 0:
+        shapes.push_back({bigs[rng() % 3], 16});
+        break;
+      case 1:
+        shapes.push_back({16, bigs[rng() % 3]});
+        break;
+      case 2:
+        shapes.push_back({bigs[rng() % 3], bigs[rng() % 3]});
+        break;
+      default:
+        shapes.push_back({3 * chunk, 3 * chunk});
+        break;
+    }
+  }
+  EXPECT_EQ(Exchange(*sid, shapes), shapes.size());
+  ExpectNoTimeouts(*sid);
+  for (auto& [id, n] : p_.runs_) ASSERT_EQ(n, 1) << "request " << id;
+}
+
+INSTANTIATE_TEST_SUITE_P(Network, CreditWindowTest, ::testing::Values(false, true),
+                         [](const auto& info) {
+                           return info.param ? std::string("LateDuplicates") : std::string("Clean");
+                         });
 
 TEST(RpcDeathTest, UseFromANonOwnerThreadIsACheckFailure) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
