@@ -48,32 +48,95 @@ step "bad input gets a clear error, nothing altered"
 run "$COSMOS" region write "$POOL" journal --offset $((4 * 1024 * 1024 - 2)) --data "too long" 2>&1 ||
   echo "(exit status $?: as expected)"
 
-# --- 2. Remote persistent memory (issue 4) -----------------------------------
+# --- 2. Remote persistent memory, secure by default (issues 4 and 5) --------
+# COSMOS_DEMO_PLAIN=1 runs this step over a plain connection and plain regions.
 if [ -x build/apps/cosmosd/cosmosd ] && [ -x build/examples/remote_log/remote_log ]; then
-  step "start cosmosd (the memory node) on a pool under $DEMO_DIR"
+  KEYS="$DEMO_DIR/keys"
+  SECURE_FLAGS=()
+  DAEMON_SECURE_FLAGS=()
+  CREATE_SECURE=()
+  if [ "${COSMOS_DEMO_PLAIN:-0}" != 1 ]; then
+    step "secure mode: platform keys for the node's (SIMULATED) enclave and credentials for a client"
+    run "$COSMOS" keys platform "$KEYS/node"
+    run "$COSMOS" keys client "$KEYS/clients" alice
+    SECURE_FLAGS=(--platform-pub "$KEYS/node/platform.pub" --measurement "$KEYS/node/measurement"
+      --client-key "$KEYS/clients/alice.key")
+    DAEMON_SECURE_FLAGS=(--platform-keys "$KEYS/node" --allow "$KEYS/clients/alice.pub" --require-secure)
+    CREATE_SECURE=(--secure)
+  fi
+  RPM_POOL="$DEMO_DIR/remote.pool"
   RPM_PORT_FILE="$DEMO_DIR/cosmosd.port"
-  build/apps/cosmosd/cosmosd --pool "main=$DEMO_DIR/remote.pool,size=64,create" \
-    --listen 127.0.0.1 --port 0 --port-file "$RPM_PORT_FILE" --log-level info &
-  COSMOSD_PID=$!
+  COSMOSD_PID=""
+  start_cosmosd() {
+    rm -f "$RPM_PORT_FILE"
+    build/apps/cosmosd/cosmosd --pool "main=$RPM_POOL,size=64,create" \
+      --listen 127.0.0.1 --port "${1:-0}" --port-file "$RPM_PORT_FILE" --log-level info \
+      "${DAEMON_SECURE_FLAGS[@]}" &
+    COSMOSD_PID=$!
+    for _ in $(seq 200); do [ -s "$RPM_PORT_FILE" ] && break; sleep 0.05; done
+    [ -s "$RPM_PORT_FILE" ] || { echo "demo: cosmosd did not start" >&2; exit 1; }
+    SERVER="127.0.0.1:$(cat "$RPM_PORT_FILE")"
+  }
+  stop_cosmosd() {
+    kill -TERM "$COSMOSD_PID"
+    wait "$COSMOSD_PID" || true
+  }
   trap 'kill "$COSMOSD_PID" 2>/dev/null || true' EXIT
-  for _ in $(seq 100); do [ -s "$RPM_PORT_FILE" ] && break; sleep 0.05; done
-  SERVER="127.0.0.1:$(cat "$RPM_PORT_FILE")"
-  step "remote regions through the CLI (--server $SERVER)"
-  run "$COSMOS" remote region --server "$SERVER" create notes --size 1M
-  run "$COSMOS" remote region --server "$SERVER" write notes --offset 0 --data "hello, remote persistent memory"
-  run "$COSMOS" remote region --server "$SERVER" read notes --offset 0 --length 31
-  run "$COSMOS" remote region --server "$SERVER" verify notes --offset 0 --data "hello, remote persistent memory"
-  run "$COSMOS" remote region --server "$SERVER" list
+  step "start cosmosd (the memory node) on a pool under $DEMO_DIR"
+  start_cosmosd 0
+  remote() { run "$COSMOS" remote region --server "$SERVER" "${SECURE_FLAGS[@]}" "$@"; }
+  step "remote regions through the CLI (--server $SERVER${SECURE_FLAGS:+, secure connection})"
+  remote create notes --size 1M "${CREATE_SECURE[@]}"
+  remote write notes --offset 0 --data "hello, remote persistent memory"
+  remote read notes --offset 0 --length 31
+  remote verify notes --offset 0 --data "hello, remote persistent memory"
+  remote list
   step "the talk's log writer: write + flush + write_after_flush per record (one round trip)"
-  run build/examples/remote_log/remote_log --server "$SERVER" --region log append --count 200 --size 100 | tail -1
+  run build/examples/remote_log/remote_log --server "$SERVER" "${SECURE_FLAGS[@]}" --region log \
+    append --count 200 --size 100 | tail -1
   step "recovery finds the durable prefix"
-  run build/examples/remote_log/remote_log --server "$SERVER" --region log recover
+  run build/examples/remote_log/remote_log --server "$SERVER" "${SECURE_FLAGS[@]}" --region log recover
   step "a short benchmark against the node"
-  run "$COSMOS" bench rpm --server "$SERVER" --op write_flush --size 4K --ops 2000 --concurrency 4
-  run "$COSMOS" bench rpm --server "$SERVER" --op read --size 4K --ops 2000 --concurrency 1
+  run "$COSMOS" bench rpm --server "$SERVER" "${SECURE_FLAGS[@]}" "${CREATE_SECURE[@]}" \
+    --op write_flush --size 4K --ops 2000 --concurrency 4
+  run "$COSMOS" bench rpm --server "$SERVER" "${SECURE_FLAGS[@]}" "${CREATE_SECURE[@]}" \
+    --op read --size 4K --ops 2000 --concurrency 1
   step "stop cosmosd (SIGTERM: in-flight flushes finish, then it exits)"
-  kill -TERM "$COSMOSD_PID"
-  wait "$COSMOSD_PID"
+  stop_cosmosd
+  if [ "${COSMOS_DEMO_PLAIN:-0}" != 1 ]; then
+    step "the node's host is untrusted: the pool file holds no plaintext of what was written"
+    if grep -q "hello, remote persistent memory" "$RPM_POOL"; then
+      echo "demo: PLAINTEXT FOUND in $RPM_POOL: secure mode is broken" >&2
+      exit 1
+    fi
+    echo "grep -c 'hello, remote persistent memory' $RPM_POOL: 0 matches"
+    step "tamper with the pool while the node is down: flip one bit of region 'notes' ciphertext"
+    # The protected region's ciphertext area ends its pool region
+    # (docs/pool_layout.md); flip a bit in its first block (offset 5).
+    NOTES_JSON="$("$COSMOS" --json region list "$RPM_POOL")"
+    python3 - "$RPM_POOL" "$NOTES_JSON" <<'PY'
+import json, sys
+pool, listing = sys.argv[1], json.loads(sys.argv[2])
+regions = listing["regions"] if isinstance(listing, dict) else listing
+r = next(r for r in regions if r["name"] == "notes")
+at = r["offset"] + r["size"] - (1 << 20) + 5
+with open(pool, "r+b") as f:
+    f.seek(at)
+    b = f.read(1)
+    f.seek(at)
+    f.write(bytes([b[0] ^ 0x10]))
+print(f"flipped bit 4 of pool byte {at} (region 'notes', ciphertext block 0)")
+PY
+    start_cosmosd 0
+    step "the enclave detects it: an integrity error, never wrong data"
+    if remote read notes --offset 0 --length 31; then
+      echo "demo: the tampered block was served: secure mode is broken" >&2
+      exit 1
+    else
+      echo "(exit status $?: IntegrityViolation, as expected)"
+    fi
+    stop_cosmosd
+  fi
   trap - EXIT
 else
   echo "demo: cosmosd / remote_log not built; skipping the remote step" >&2

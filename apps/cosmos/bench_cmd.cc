@@ -15,7 +15,8 @@ namespace cosmos::cli {
 namespace {
 
 struct BenchArgs {
-  std::string server = "127.0.0.1:7410";
+  ClientOptions client;  // --server and the secure-connection files
+  bool secure = false;   // scratch regions are protected regions
   std::string op = "write_flush";
   std::string size = "4K";
   uint64_t ops = 10000;
@@ -31,9 +32,7 @@ Status RunRpmBench(const BenchArgs& a, Context& ctx) {
     return Status::InvalidArgument("--concurrency must be 1..256");
   COSMOS_ASSIGN_OR_RETURN(uint64_t size, ParseSize(a.size));
   if (size == 0 || size > (4u << 20)) return Status::InvalidArgument("--size must be 1 B .. 4M");
-  ClientOptions co;
-  co.server = a.server;
-  COSMOS_ASSIGN_OR_RETURN(auto client, Client::Connect(co));
+  COSMOS_ASSIGN_OR_RETURN(auto client, Client::Connect(a.client));
   // One region per concurrent stream (flushes order per region), deleted at the end.
   const uint64_t region_size = std::max<uint64_t>(size * 16, 1 << 20);
   std::vector<std::unique_ptr<Region>> regions;
@@ -41,6 +40,7 @@ Status RunRpmBench(const BenchArgs& a, Context& ctx) {
   Status status;
   RegionOptions ro;
   ro.pool = a.pool;
+  ro.secure = a.secure;
   for (uint32_t i = 0; i < a.concurrency && status.ok(); ++i) {
     std::string name = "bench." + std::to_string(getpid()) + "." + std::to_string(i);
     auto info = client->CreateRegion(name, region_size, ro);
@@ -109,7 +109,7 @@ Status RunRpmBench(const BenchArgs& a, Context& ctx) {
     }
     double secs = (MonotonicNanos() - t0) / 1e9;
     double ops_s = done / secs;
-    nlohmann::ordered_json j = {{"server", a.server},
+    nlohmann::ordered_json j = {{"server", a.client.server},
                                 {"op", a.op},
                                 {"size", size},
                                 {"concurrency", a.concurrency},
@@ -119,6 +119,7 @@ Status RunRpmBench(const BenchArgs& a, Context& ctx) {
                                 {"ops_per_s", ops_s},
                                 {"mb_per_s", ops_s * size / 1e6},
                                 {"durability", DurabilityName(regions[0]->info().durability)},
+                                {"secure", regions[0]->info().secure},
                                 {"p50_us", hist.Percentile(0.5) / 1000.0},
                                 {"p99_us", hist.Percentile(0.99) / 1000.0},
                                 {"p999_us", hist.Percentile(0.999) / 1000.0},
@@ -127,7 +128,7 @@ Status RunRpmBench(const BenchArgs& a, Context& ctx) {
     std::snprintf(line, sizeof(line),
                   "%s %s x%u on %s (durability %s): %llu ops in %.2f s, %.0f ops/s, %.1f MB/s\n"
                   "latency p50 %.1f us, p99 %.1f us, p999 %.1f us, max %.1f us; %llu errors\n",
-                  a.op.c_str(), a.size.c_str(), a.concurrency, a.server.c_str(),
+                  a.op.c_str(), a.size.c_str(), a.concurrency, a.client.server.c_str(),
                   DurabilityName(regions[0]->info().durability),
                   static_cast<unsigned long long>(done), secs, ops_s, ops_s * size / 1e6,
                   hist.Percentile(0.5) / 1000.0, hist.Percentile(0.99) / 1000.0,
@@ -148,7 +149,9 @@ void RegisterBenchCommands(CLI::App& app, Context& ctx) {
   bench->require_subcommand(1);
   auto args = std::make_shared<BenchArgs>();
   auto* rpm = bench->add_subcommand("rpm", "Load a cosmosd node: ops/s and p50/p99/p999 latency");
-  rpm->add_option("--server", args->server, "cosmosd address HOST:PORT")->capture_default_str();
+  AddConnectOptions(*rpm, args->client);
+  rpm->add_flag("--secure", args->secure,
+                "use protected (secure) scratch regions; needs a secure connection");
   rpm->add_option("--op", args->op, "write_flush | write | read")->capture_default_str();
   rpm->add_option("--size", args->size, "bytes per op, e.g. 64, 4K, 64K")->capture_default_str();
   rpm->add_option("-n,--ops", args->ops, "total operations")->capture_default_str();

@@ -3,13 +3,52 @@
 // and turns the command's Status into output and an exit code.
 #include <cstdio>
 #include <iostream>
+#include <string>
+#include <string_view>
+#include <vector>
 
 #include "cli.h"
 #include "common/log.h"
 #include "remote_cmd.h"
 
+namespace {
+
+// `cosmos region VERB ... --server HOST:PORT` is the remote form of the local
+// `cosmos region VERB POOL ...`: rewrite it to `cosmos remote region ...` so
+// both spellings reach the same code. Only the `region` verb is rewritten,
+// and only when --server is present.
+std::vector<char*> RouteRemoteRegion(int argc, char** argv) {
+  std::vector<char*> args(argv, argv + argc);
+  int verb = 1;  // skip the global options that may precede the verb
+  while (verb < argc) {
+    const std::string_view a(argv[verb]);
+    if (a == "--json" || a.starts_with("--log-level=")) {
+      ++verb;
+    } else if (a == "--log-level") {
+      verb += 2;
+    } else {
+      break;
+    }
+  }
+  if (verb >= argc || std::string_view(argv[verb]) != "region") return args;
+  for (int i = verb + 1; i < argc; ++i) {
+    const std::string_view a(argv[i]);
+    if (a == "--server" || a.starts_with("--server=")) {
+      static char kRemote[] = "remote";
+      args.insert(args.begin() + verb, kRemote);
+      break;
+    }
+  }
+  return args;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   cosmos::log::Init("warn");
+  std::vector<char*> routed = RouteRemoteRegion(argc, argv);
+  argc = static_cast<int>(routed.size());
+  argv = routed.data();
   CLI::App app{"cosmos: administer COSMOS persistent-memory pools and regions"};
   app.require_subcommand(1);
   app.fallthrough();  // global options are accepted after the verb too

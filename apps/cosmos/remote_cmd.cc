@@ -1,5 +1,7 @@
-// `cosmos remote region create|list|delete|write|read|verify --server H:P`:
-// regions on a cosmosd node, through the client library.
+// `cosmos remote region create|list|delete|write|read|verify --server H:P`
+// (also spelled `cosmos region VERB ... --server H:P`, see main.cc): regions
+// on a cosmosd node, through the client library, over a plain or a secure
+// connection.
 #include "remote_cmd.h"
 
 #include <cctype>
@@ -19,10 +21,8 @@ nlohmann::ordered_json InfoJson(const RegionInfo& r) {
           {"secure", r.secure}};
 }
 
-Result<std::unique_ptr<Client>> ConnectTo(const std::string& server) {
-  ClientOptions o;
-  o.server = server;
-  return Client::Connect(o);
+Result<std::unique_ptr<Client>> ConnectTo(const ClientOptions& options) {
+  return Client::Connect(options);
 }
 
 std::string Printable(const std::vector<std::byte>& bytes) {
@@ -64,6 +64,19 @@ Result<std::vector<std::byte>> Payload(const std::string& data, const std::strin
 
 }  // namespace
 
+void AddConnectOptions(CLI::App& cmd, ClientOptions& options) {
+  cmd.add_option("--server", options.server, "cosmosd address HOST:PORT")->capture_default_str();
+  cmd.add_option("--platform-pub", options.platform_public_key_file,
+                 "Secure connection: the node's platform public key (platform.pub from "
+                 "`cosmos keys platform`)");
+  cmd.add_option("--measurement", options.measurement_file,
+                 "Secure connection: the enclave measurement the node must attest to");
+  cmd.add_option("--client-key", options.client_key_file,
+                 "Secure connection: this client's credentials (NAME.key from `cosmos keys "
+                 "client`)");
+  cmd.add_option("--timeout-ms", options.timeout_ms, "Per-call timeout")->capture_default_str();
+}
+
 void RegisterRemoteCommands(CLI::App& app, Context& ctx) {
   CLI::App* remote =
       app.add_subcommand("remote", "Regions on a cosmosd memory node (--server HOST:PORT)");
@@ -71,8 +84,8 @@ void RegisterRemoteCommands(CLI::App& app, Context& ctx) {
   CLI::App* region =
       remote->add_subcommand("region", "Create, list, delete, write, read, verify remote regions");
   region->require_subcommand(1);
-  auto server = std::make_shared<std::string>("127.0.0.1:7410");
-  region->add_option("--server", *server, "cosmosd address HOST:PORT")->capture_default_str();
+  auto copts = std::make_shared<ClientOptions>();
+  AddConnectOptions(*region, *copts);
 
   {
     auto* cmd = region->add_subcommand("create", "Create a zero-filled region on the node");
@@ -81,25 +94,32 @@ void RegisterRemoteCommands(CLI::App& app, Context& ctx) {
     auto pool = std::make_shared<std::string>();
     cmd->add_option("name", *name, "Region name")->required();
     cmd->add_option("--size", *size, "Region size, e.g. 4K or 16M")->required();
+    auto secure = std::make_shared<bool>(false);
     cmd->add_option("--pool", *pool, "Pool on the node (default: its first)");
-    cmd->callback([&ctx, server, name, size, pool] {
+    cmd->add_flag("--secure", *secure,
+                  "Protected region: encrypted, integrity- and freshness-checked by the node's "
+                  "enclave; needs a secure connection (--platform-pub, --measurement, "
+                  "--client-key)");
+    cmd->callback([&ctx, copts, name, size, pool, secure] {
       auto bytes = ParseSize(*size);
       if (!bytes.ok()) return void(ctx.status = bytes.status());
-      auto c = ConnectTo(*server);
+      auto c = ConnectTo(*copts);
       if (!c.ok()) return void(ctx.status = c.status());
       RegionOptions o;
       o.pool = *pool;
+      o.secure = *secure;
       auto info = (*c)->CreateRegion(*name, *bytes, o);
       if (!info.ok()) return void(ctx.status = info.status());
-      ctx.Emit("created region " + info->name + " (" + HumanBytes(info->size) + ", durability " +
-                   DurabilityName(info->durability) + ") on " + *server + "\n",
+      ctx.Emit("created " + std::string(info->secure ? "secure " : "") + "region " + info->name +
+                   " (" + HumanBytes(info->size) + ", durability " +
+                   DurabilityName(info->durability) + ") on " + copts->server + "\n",
                InfoJson(*info));
     });
   }
   {
     auto* cmd = region->add_subcommand("list", "List the node's regions");
-    cmd->callback([&ctx, server] {
-      auto c = ConnectTo(*server);
+    cmd->callback([&ctx, copts] {
+      auto c = ConnectTo(*copts);
       if (!c.ok()) return void(ctx.status = c.status());
       auto list = (*c)->ListRegions();
       if (!list.ok()) return void(ctx.status = list.status());
@@ -111,15 +131,15 @@ void RegisterRemoteCommands(CLI::App& app, Context& ctx) {
         arr.push_back(InfoJson(r));
       }
       if (list->empty()) text = "no regions\n";
-      ctx.Emit(text, {{"server", *server}, {"regions", arr}});
+      ctx.Emit(text, {{"server", copts->server}, {"regions", arr}});
     });
   }
   {
     auto* cmd = region->add_subcommand("delete", "Delete a region on the node");
     auto name = std::make_shared<std::string>();
     cmd->add_option("name", *name, "Region name")->required();
-    cmd->callback([&ctx, server, name] {
-      auto c = ConnectTo(*server);
+    cmd->callback([&ctx, copts, name] {
+      auto c = ConnectTo(*copts);
       if (!c.ok()) return void(ctx.status = c.status());
       ctx.status = (*c)->DeleteRegion(*name);
       if (ctx.status.ok()) ctx.Emit("deleted region " + *name + "\n", {{"deleted", *name}});
@@ -136,10 +156,10 @@ void RegisterRemoteCommands(CLI::App& app, Context& ctx) {
     auto* d = cmd->add_option("--data", *data, "Bytes to write (as given)");
     auto* f = cmd->add_option("--file", *file, "Write the contents of this file");
     d->excludes(f);
-    cmd->callback([&ctx, server, name, offset, data, file, f] {
+    cmd->callback([&ctx, copts, name, offset, data, file, f] {
       auto bytes = Payload(*data, *file, f->count() > 0);
       if (!bytes.ok()) return void(ctx.status = bytes.status());
-      auto c = ConnectTo(*server);
+      auto c = ConnectTo(*copts);
       if (!c.ok()) return void(ctx.status = c.status());
       auto r = (*c)->OpenRegion(*name);
       if (!r.ok()) return void(ctx.status = r.status());
@@ -163,10 +183,10 @@ void RegisterRemoteCommands(CLI::App& app, Context& ctx) {
     cmd->add_option("name", *name, "Region name")->required();
     cmd->add_option("--offset", *offset, "Byte offset")->capture_default_str();
     cmd->add_option("--length", *length, "Number of bytes")->capture_default_str();
-    cmd->callback([&ctx, server, name, offset, length] {
+    cmd->callback([&ctx, copts, name, offset, length] {
       if (*length > (64u << 20))
         return void(ctx.status = Status::InvalidArgument("--length at most 64M"));
-      auto c = ConnectTo(*server);
+      auto c = ConnectTo(*copts);
       if (!c.ok()) return void(ctx.status = c.status());
       auto r = (*c)->OpenRegion(*name);
       if (!r.ok()) return void(ctx.status = r.status());
@@ -189,10 +209,10 @@ void RegisterRemoteCommands(CLI::App& app, Context& ctx) {
     auto* d = cmd->add_option("--data", *data, "Expected bytes");
     auto* f = cmd->add_option("--file", *file, "Expected contents of this file");
     d->excludes(f);
-    cmd->callback([&ctx, server, name, offset, data, file, f] {
+    cmd->callback([&ctx, copts, name, offset, data, file, f] {
       auto bytes = Payload(*data, *file, f->count() > 0);
       if (!bytes.ok()) return void(ctx.status = bytes.status());
-      auto c = ConnectTo(*server);
+      auto c = ConnectTo(*copts);
       if (!c.ok()) return void(ctx.status = c.status());
       auto r = (*c)->OpenRegion(*name);
       if (!r.ok()) return void(ctx.status = r.status());
@@ -204,6 +224,8 @@ void RegisterRemoteCommands(CLI::App& app, Context& ctx) {
       }
     });
   }
+  // Connection flags may follow the verb: `region create NAME --server H:P`.
+  for (CLI::App* verb : region->get_subcommands({})) verb->fallthrough();
 }
 
 }  // namespace cosmos::cli

@@ -1,6 +1,8 @@
 // remote_log: example log writer and recovery over a cosmosd region.
 //   remote_log append  --server H:P --region NAME [--count N] [--size B] [--create-size BYTES]
 //   remote_log recover --server H:P --region NAME
+// Secure connection: add --platform-pub, --measurement and --client-key; a
+// region created then is a protected (secure) region.
 // `append` prints "acked SEQ" for every record once it is durable; `recover`
 // prints the durable prefix it finds ("recovered N records, last SEQ").
 #include <CLI/CLI.hpp>
@@ -21,9 +23,15 @@ int Fail(const cosmos::Status& s) {
 int main(int argc, char** argv) {
   CLI::App app{"remote_log: append to and recover a log kept in a remote COSMOS region"};
   app.require_subcommand(1);
-  std::string server = "127.0.0.1:7410", region_name = "remote_log";
+  std::string region_name = "remote_log";
   uint64_t count = 1000, size = 100, create_size = 4 << 20;
-  app.add_option("--server", server, "cosmosd address HOST:PORT")->capture_default_str();
+  cosmos::ClientOptions opts;
+  app.add_option("--server", opts.server, "cosmosd address HOST:PORT")->capture_default_str();
+  app.add_option("--platform-pub", opts.platform_public_key_file,
+                 "secure connection: the node's platform.pub");
+  app.add_option("--measurement", opts.measurement_file,
+                 "secure connection: the expected enclave measurement file");
+  app.add_option("--client-key", opts.client_key_file, "secure connection: NAME.key");
   app.add_option("--region", region_name, "region holding the log")->capture_default_str();
   auto* append = app.add_subcommand("append", "append records (write + flush + write_after_flush)");
   append->add_option("--count", count, "records to append")->capture_default_str();
@@ -34,20 +42,20 @@ int main(int argc, char** argv) {
   app.fallthrough();
   CLI11_PARSE(app, argc, argv);
 
-  cosmos::ClientOptions opts;
-  opts.server = server;
   auto client = cosmos::Client::Connect(opts);
   if (!client.ok()) return Fail(client.status());
   auto region = (*client)->OpenRegion(region_name);
   if (!region.ok() && region.status().code() == cosmos::StatusCode::kNotFound && append->parsed()) {
-    auto created = (*client)->CreateRegion(region_name, create_size);
+    auto created = (*client)->CreateRegion(region_name, create_size,
+                                          {.pool = "", .secure = opts.secure()});
     if (!created.ok()) return Fail(created.status());
     region = (*client)->OpenRegion(region_name);
   }
   if (!region.ok()) return Fail(region.status());
-  std::printf("region %s: %llu bytes, durability %s\n", region_name.c_str(),
+  std::printf("region %s: %llu bytes, durability %s%s\n", region_name.c_str(),
               static_cast<unsigned long long>((*region)->info().size),
-              cosmos::DurabilityName((*region)->info().durability));
+              cosmos::DurabilityName((*region)->info().durability),
+              (*region)->info().secure ? ", secure" : "");
   auto log = remote_log::RemoteLog::Open(region->get());
   if (!log.ok()) return Fail(log.status());
 

@@ -12,3 +12,11 @@ if(TARGET cosmos_server AND TARGET cosmos_client)
     add_dependencies(rpm_crash_test cosmosd)
   endif()
 endif()
+
+# The admin CLI's remote verbs against a real cosmosd (plain and secure).
+if(TARGET cosmos_server AND TARGET cosmos)
+  cosmos_integration_test(cli_remote_test
+    SOURCES ${CMAKE_CURRENT_LIST_DIR}/cli_remote_test.cc
+    DEPS cosmos::common nlohmann_json::nlohmann_json)
+  add_dependencies(cli_remote_test cosmosd cosmos)
+endif()
