@@ -150,7 +150,7 @@ class Relay {
           // associated data).
           size_t at = b.find(kMarker.substr(0, 8));
           if (at == std::string::npos) at = kRpcHeader + (b.size() - kRpcHeader) / 2;
-          const bool protected_session = b[2] != 0;                  // tag_len
+          const bool protected_session = b[2] != 0;                   // tag_len
           if (protected_session && data_packets_ % 15 == 0) at = 16;  // req_num
           b[at] = static_cast<char>(b[at] ^ 0x20);
           ++tampered_;
@@ -462,6 +462,31 @@ TEST_F(SecCapture, ReplayedAndReorderedPacketsNeverYieldWrongData) {
     }
     std::printf("%s: %zu packets replayed/reordered, %d ops failed with an error\n", name,
                 relay.tampered(), failed);
+  }
+}
+
+}  // namespace
+
+namespace {
+
+TEST_F(SecCapture, IdleSecureSessionStaysAliveOnHeartbeats) {
+  for (bool secure : {false, true}) {
+    SCOPED_TRACE(secure ? "secure" : "plain");
+    auto c = Connect(daemon_.address(), secure);
+    ASSERT_TRUE(c);
+    const std::string name = secure ? "idle_s" : "idle_p";
+    ASSERT_TRUE(c->CreateRegion(name, 64 * 1024, {.secure = secure}).ok());
+    auto r = c->OpenRegion(name);
+    ASSERT_TRUE(r.ok());
+    // Idle (but polled) for longer than the RPC layer's dead-peer silence
+    // (10 heartbeats of 100 ms): heartbeats must keep the session alive.
+    for (int i = 0; i < 100; ++i) {
+      c->Poll(0);
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    std::vector<std::byte> out(16);
+    Status s = (*r)->Read(0, out);
+    EXPECT_TRUE(s.ok()) << s;
   }
 }
 
