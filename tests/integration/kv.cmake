@@ -8,3 +8,12 @@ cosmos_integration_test(kv_crash_test
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/kv_crash_test.cc
   DEPS cosmos::common Threads::Threads)
 add_dependencies(kv_crash_test cosmos-kv)
+# cosmos-kv on a region of a real cosmosd (secure and plain): redis-cli,
+# restarts, no plaintext on the node, RESP errors on node loss, and a SIGKILL
+# crash test that also kills cosmosd.
+if(TARGET cosmos_sec)
+  cosmos_integration_test(kv_remote_test
+    SOURCES ${CMAKE_CURRENT_LIST_DIR}/kv_remote_test.cc
+    DEPS cosmos::sec cosmos::common Threads::Threads)
+  add_dependencies(kv_remote_test cosmos-kv cosmosd)
+endif()

@@ -1,7 +1,8 @@
 // SIGKILL crash test: cosmos-kv is killed repeatedly under concurrent write
 // load; after each restart every acknowledged write must be present with its
 // exact value, and an unacknowledged write is either absent or whole (an
-// MSET pair is never half-present).
+// MSET pair is never half-present). Run on the local-file backend (50 kills)
+// and on the default backend, a region of a local pmem pool file.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -10,105 +11,27 @@
 #include <mutex>
 #include <random>
 
-#include "kv_test_util.h"
+#include "kv_crash_util.h"
 
 namespace cosmos::kv::testing {
 namespace {
 
-// Deterministic value for (writer, index): length varies so records straddle
-// pages; content names its key so a torn or misplaced value is detected.
-std::string ValueFor(int writer, int64_t index) {
-  std::string v = "w" + std::to_string(writer) + "#" + std::to_string(index) + ":";
-  const size_t len = 40 + static_cast<size_t>((index * 7919 + writer * 131) % 3000);
-  while (v.size() < len) v += static_cast<char>('a' + (v.size() + index) % 26);
-  return v;
+int KillsFromEnv(int fallback) {
+  const char* v = std::getenv("COSMOS_KV_CRASH_KILLS");
+  return v != nullptr ? std::atoi(v) : fallback;
 }
 
-std::string KeyFor(int writer, int64_t index, char pair) {
-  return "w" + std::to_string(writer) + ":" + std::to_string(index) + pair;
-}
-
-struct WriterState {
-  int64_t next = 0;         // next index to write
-  int64_t acked_below = 0;  // every index < acked_below was acknowledged
-  int64_t in_flight = -1;   // index sent but not acknowledged when killed
-};
-
-// Writes MSET pairs (key 'a' and 'b', same value) until the connection dies.
-void Writer(int port, int id, WriterState* st, std::atomic<bool>* stop) {
-  RespClient c(port);
-  if (!c.connected()) return;
-  while (!stop->load()) {
-    const int64_t i = st->next;
-    const std::string v = ValueFor(id, i);
-    st->in_flight = i;
-    auto r = c.Call({"MSET", KeyFor(id, i, 'a'), v, KeyFor(id, i, 'b'), v});
-    if (!r.has_value() || r->text != "OK") return;
-    st->acked_below = i + 1;
-    st->in_flight = -1;
-    st->next = i + 1;
-  }
-}
-
-// Checks every acknowledged pair and the in-flight one; advances `next` past
-// an in-flight write that did survive.
-void Verify(int port, int id, WriterState* st, int kill_no) {
-  RespClient c(port);
-  ASSERT_TRUE(c.connected());
-  constexpr int64_t kBatch = 200;
-  for (int64_t from = 0; from < st->acked_below; from += kBatch) {
-    std::vector<std::string> args = {"MGET"};
-    const int64_t to = std::min(st->acked_below, from + kBatch);
-    for (int64_t i = from; i < to; ++i) {
-      args.push_back(KeyFor(id, i, 'a'));
-      args.push_back(KeyFor(id, i, 'b'));
-    }
-    auto r = c.Call(args);
-    ASSERT_TRUE(r.has_value());
-    ASSERT_EQ(r->elements.size(), args.size() - 1);
-    for (int64_t i = from; i < to; ++i) {
-      const auto& a = r->elements[static_cast<size_t>(2 * (i - from))];
-      const auto& b = r->elements[static_cast<size_t>(2 * (i - from) + 1)];
-      ASSERT_FALSE(a.null) << "kill " << kill_no << ": acknowledged " << KeyFor(id, i, 'a')
-                           << " lost";
-      ASSERT_EQ(a.text, ValueFor(id, i)) << "kill " << kill_no;
-      ASSERT_FALSE(b.null);
-      ASSERT_EQ(b.text, ValueFor(id, i));
-    }
-  }
-  if (st->in_flight >= 0) {
-    const int64_t i = st->in_flight;
-    auto r = c.Call({"MGET", KeyFor(id, i, 'a'), KeyFor(id, i, 'b')});
-    ASSERT_TRUE(r.has_value());
-    ASSERT_EQ(r->elements.size(), 2u);
-    ASSERT_EQ(r->elements[0].null, r->elements[1].null)
-        << "kill " << kill_no << ": MSET half-present for index " << i;
-    if (!r->elements[0].null) {
-      ASSERT_EQ(r->elements[0].text, ValueFor(id, i));
-      ASSERT_EQ(r->elements[1].text, ValueFor(id, i));
-      st->acked_below = i + 1;  // it survived: now it must stay
-    } else {
-      // Absent: it will be written again under the same index, same value.
-    }
-    st->next = st->acked_below;
-    st->in_flight = -1;
-  }
-  st->next = st->acked_below;
-}
-
-TEST(KvCrash, SigkillUnderConcurrentWritesLosesNoAcknowledgedWrite) {
-  const int kills =
-      std::getenv("COSMOS_KV_CRASH_KILLS") ? std::atoi(std::getenv("COSMOS_KV_CRASH_KILLS")) : 50;
+// Kills `server` `kills` times under load from kWriters writers; verifies
+// after each restart and once more at the end.
+void RunCrashLoop(KvServer& server, int kills, const char* label) {
   constexpr int kWriters = 3;
-  const auto dir = TestDir("crash");
-  KvServer server((dir / "kv.log").string(), {"--log-size", "64mb"});
   std::vector<WriterState> states(kWriters);
   std::mt19937 rng(42);
   int64_t total_acked = 0;
   for (int k = 0; k < kills; ++k) {
     ASSERT_TRUE(server.Start()) << "restart " << k << " failed";
     for (int w = 0; w < kWriters; ++w) Verify(server.port(), w, &states[w], k);
-    if (::testing::Test::HasFatalFailure()) break;
+    if (::testing::Test::HasFatalFailure()) return;
     std::atomic<bool> stop{false};
     std::vector<std::thread> writers;
     for (int w = 0; w < kWriters; ++w) {
@@ -125,9 +48,26 @@ TEST(KvCrash, SigkillUnderConcurrentWritesLosesNoAcknowledgedWrite) {
     total_acked += states[w].acked_below;
   }
   EXPECT_GT(total_acked, kills);  // the load really ran between kills
-  std::printf("kv crash test: %d kills, %lld acknowledged MSET pairs verified\n", kills,
-              static_cast<long long>(total_acked));
+  std::printf("kv crash test (%s): %d kills, %lld acknowledged MSET pairs verified\n", label,
+              kills, static_cast<long long>(total_acked));
   server.Kill(SIGTERM);
+}
+
+TEST(KvCrash, SigkillUnderConcurrentWritesLosesNoAcknowledgedWrite) {
+  const auto dir = TestDir("crash");
+  KvServer server((dir / "kv.log").string(), {"--log-size", "64mb"});
+  RunCrashLoop(server, KillsFromEnv(50), "local-file backend");
+  std::filesystem::remove_all(dir);
+}
+
+// The same on the default backend: no --backend, no --log, only the pool
+// file (a region of a local COSMOS pmem pool; durability "page" on a regular
+// file system).
+TEST(KvCrash, DefaultPoolBackendSigkillLosesNoAcknowledgedWrite) {
+  const auto dir = TestDir("crash_pool");
+  KvServer server("", {"--pool", (dir / "kv.pool").string(), "--pool-size", "72mb",
+                       "--region-size", "64mb"});
+  RunCrashLoop(server, KillsFromEnv(50), "default pool backend");
   std::filesystem::remove_all(dir);
 }
 

@@ -57,6 +57,8 @@ inline int Connect(int port) {
 // A cosmos-kv child process.
 class KvServer {
  public:
+  // `log_path` non-empty: passes --log PATH (local-file backend); empty:
+  // only `extra` (e.g. the default pool backend or --backend remote).
   KvServer(std::string log_path, std::vector<std::string> extra = {})
       : log_path_(std::move(log_path)), extra_(std::move(extra)) {}
   ~KvServer() { Kill(SIGKILL); }
@@ -66,9 +68,12 @@ class KvServer {
     port_ = FreePort();
     pid_ = fork();
     if (pid_ == 0) {
-      std::vector<std::string> args = {
-          CosmosKvBinary(), "--port", std::to_string(port_), "--log", log_path_,
-          "--log-level",    "warn"};
+      std::vector<std::string> args = {CosmosKvBinary(), "--port", std::to_string(port_),
+                                       "--log-level", "warn"};
+      if (!log_path_.empty()) {
+        args.push_back("--log");
+        args.push_back(log_path_);
+      }
       args.insert(args.end(), extra_.begin(), extra_.end());
       std::vector<char*> argv;
       for (auto& a : args) argv.push_back(a.data());
@@ -103,6 +108,9 @@ class KvServer {
   }
 
   int port() const { return port_; }
+  pid_t pid() const { return pid_; }
+  // Replaces the extra arguments used by the next Start().
+  void set_extra(std::vector<std::string> extra) { extra_ = std::move(extra); }
 
  private:
   std::string log_path_;
@@ -184,6 +192,15 @@ class RespClient {
       default:
         return std::nullopt;
     }
+  }
+
+  // As ReadReply, but gives up (nullopt) when no byte arrives for `tv`.
+  std::optional<Reply> ReadReplyWithTimeout(timeval tv) {
+    setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    auto r = ReadReply();
+    timeval none{0, 0};
+    setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof(none));
+    return r;
   }
 
   // True if the server closed the connection (reads EOF within ~2 s).
