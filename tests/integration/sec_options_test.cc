@@ -58,6 +58,9 @@ TEST_F(SecOptions, RequireSecureRefusesPlainConnectionsOnly) {
   // Plain regions are still served, over the secure connection.
   EXPECT_TRUE((*secure)->CreateRegion("p", 64 * 1024).ok());
   EXPECT_TRUE((*secure)->CreateRegion("s", 64 * 1024, {.secure = true}).ok());
+  // Default block size 4 KiB: a 3 KiB secure region is refused (the config
+  // test below creates one with secure_block_size = 1024).
+  EXPECT_FALSE((*secure)->CreateRegion("s3k", 3 * 1024, {.secure = true}).ok());
 }
 
 TEST_F(SecOptions, WithoutRequireSecurePlainConnectionsAreAccepted) {
