@@ -147,9 +147,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "cosmos-kv: --pool-size must be >= 2mb\n");
     return 2;
   }
-  if (!region_size_text.empty() &&
-      (!ParseSize(region_size_text, &region_size) || region_size < (1u << 20) ||
-       region_size % 4096 != 0)) {
+  if (!region_size_text.empty() && (!ParseSize(region_size_text, &region_size) ||
+                                    region_size < (1u << 20) || region_size % 4096 != 0)) {
     std::fprintf(stderr, "cosmos-kv: --region-size must be >= 1mb and a multiple of 4096\n");
     return 2;
   }
@@ -256,8 +255,7 @@ int main(int argc, char** argv) {
   if (backend.location.empty()) {
     COSMOS_LOG_INFO("cosmos-kv: storage backend: {}", stats.device_backend);
   } else {
-    COSMOS_LOG_INFO("cosmos-kv: storage backend: {} ({})", stats.device_backend,
-                    backend.location);
+    COSMOS_LOG_INFO("cosmos-kv: storage backend: {} ({})", stats.device_backend, backend.location);
   }
   COSMOS_LOG_INFO("cosmos-kv: durability level: {}{}; security mode: {}", stats.durability,
                   stats.durability == "none" ? " (NOT durable)" : "", backend.security_mode);

@@ -79,8 +79,8 @@ Result<std::unique_ptr<PoolLogDevice>> PoolLogDevice::Open(const PoolLogDeviceOp
 Status PoolLogDevice::CheckRange(uint64_t offset, uint64_t len) const {
   if (offset > region_.size() || len > region_.size() - offset) {
     return Status::OutOfRange("pool log device: range [" + std::to_string(offset) + ", +" +
-                              std::to_string(len) + ") outside " +
-                              std::to_string(region_.size()) + " bytes");
+                              std::to_string(len) + ") outside " + std::to_string(region_.size()) +
+                              " bytes");
   }
   return Status::Ok();
 }

@@ -16,10 +16,10 @@
 namespace cosmos::kv {
 
 struct PoolLogDeviceOptions {
-  std::string path;              // pool file
-  std::string region = "kv";     // region name inside the pool
-  uint64_t pool_size = 0;        // size of a new pool file (ignored when it exists)
-  uint64_t region_size = 0;      // size of a new region; 0: the largest free extent
+  std::string path;           // pool file
+  std::string region = "kv";  // region name inside the pool
+  uint64_t pool_size = 0;     // size of a new pool file (ignored when it exists)
+  uint64_t region_size = 0;   // size of a new region; 0: the largest free extent
   pmem::BackendKind backend = pmem::BackendKind::kAuto;  // how the pool is mapped
 };
 
@@ -36,8 +36,8 @@ class PoolLogDevice final : public LogDevice {
   static Result<std::unique_ptr<PoolLogDevice>> Open(const PoolLogDeviceOptions& options);
   // Wraps an already open region (tests: DRAM or fault-injection pools).
   // `pool` must be the pool `region` belongs to; both are owned.
-  static std::unique_ptr<PoolLogDevice> Wrap(std::unique_ptr<pmem::Pool> pool,
-                                             pmem::Region region, std::string label);
+  static std::unique_ptr<PoolLogDevice> Wrap(std::unique_ptr<pmem::Pool> pool, pmem::Region region,
+                                             std::string label);
   // Releases the region and closes the pool (data already persisted stays).
   ~PoolLogDevice() override;
 

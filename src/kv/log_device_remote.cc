@@ -84,14 +84,13 @@ void RemoteLogDevice::IoLoop(std::shared_ptr<OpenState> open_state) {
   // Everything the Client touches lives on this thread.
   auto client = Client::Connect(options_.client);
   if (!client.ok()) {
-    open_state->ready.set_value(Status(client.status().code(),
-                                       "connect to cosmosd " + options_.client.server + ": " +
-                                           client.status().message()));
+    open_state->ready.set_value(
+        Status(client.status().code(),
+               "connect to cosmosd " + options_.client.server + ": " + client.status().message()));
     return;
   }
   auto region = (*client)->OpenRegion(options_.region);
-  if (!region.ok() && region.status().code() == StatusCode::kNotFound &&
-      options_.region_size > 0) {
+  if (!region.ok() && region.status().code() == StatusCode::kNotFound && options_.region_size > 0) {
     RegionOptions ropts;
     ropts.secure = options_.secure;
     auto info = (*client)->CreateRegion(options_.region, options_.region_size, ropts);
@@ -104,10 +103,9 @@ void RemoteLogDevice::IoLoop(std::shared_ptr<OpenState> open_state) {
     region = (*client)->OpenRegion(options_.region);
   }
   if (!region.ok()) {
-    open_state->ready.set_value(Status(region.status().code(),
-                                       "region '" + options_.region + "' on " +
-                                           options_.client.server + ": " +
-                                           region.status().message()));
+    open_state->ready.set_value(Status(
+        region.status().code(), "region '" + options_.region + "' on " + options_.client.server +
+                                    ": " + region.status().message()));
     return;
   }
   const RegionInfo& info = (*region)->info();
@@ -118,8 +116,8 @@ void RemoteLogDevice::IoLoop(std::shared_ptr<OpenState> open_state) {
     return;
   }
   if (info.size < kMinRegionSize) {
-    open_state->ready.set_value(Status::InvalidArgument(
-        "region '" + options_.region + "' is smaller than 1 MiB"));
+    open_state->ready.set_value(
+        Status::InvalidArgument("region '" + options_.region + "' is smaller than 1 MiB"));
     return;
   }
   size_ = info.size;

@@ -48,8 +48,8 @@ void RunCrashLoop(KvServer& server, int kills, const char* label) {
     total_acked += states[w].acked_below;
   }
   EXPECT_GT(total_acked, kills);  // the load really ran between kills
-  std::printf("kv crash test (%s): %d kills, %lld acknowledged MSET pairs verified\n", label,
-              kills, static_cast<long long>(total_acked));
+  std::printf("kv crash test (%s): %d kills, %lld acknowledged MSET pairs verified\n", label, kills,
+              static_cast<long long>(total_acked));
   server.Kill(SIGTERM);
 }
 
@@ -65,8 +65,8 @@ TEST(KvCrash, SigkillUnderConcurrentWritesLosesNoAcknowledgedWrite) {
 // file system).
 TEST(KvCrash, DefaultPoolBackendSigkillLosesNoAcknowledgedWrite) {
   const auto dir = TestDir("crash_pool");
-  KvServer server("", {"--pool", (dir / "kv.pool").string(), "--pool-size", "72mb",
-                       "--region-size", "64mb"});
+  KvServer server(
+      "", {"--pool", (dir / "kv.pool").string(), "--pool-size", "72mb", "--region-size", "64mb"});
   RunCrashLoop(server, KillsFromEnv(50), "default pool backend");
   std::filesystem::remove_all(dir);
 }

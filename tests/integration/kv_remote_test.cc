@@ -40,14 +40,13 @@ class KvRemote : public ::testing::Test {
   // cosmos-kv flags for a region on `d`; secure unless `plain`.
   std::vector<std::string> KvArgs(const rpm_test::Daemon& d, const std::string& region,
                                   bool plain = false) {
-    std::vector<std::string> a = {"--backend", "remote",        "--server", d.address(),
-                                  "--region",  region,          "--region-size", "16mb",
-                                  "--remote-timeout-ms", "3000"};
+    std::vector<std::string> a = {
+        "--backend", "remote",        "--server", d.address(),           "--region",
+        region,      "--region-size", "16mb",     "--remote-timeout-ms", "3000"};
     if (!plain) {
-      for (const std::string& s :
-           {std::string("--platform-pub"), dir_.path + "/node/platform.pub",
-            std::string("--measurement"), dir_.path + "/node/measurement",
-            std::string("--client-key"), dir_.path + "/clients/kv.key"}) {
+      for (const std::string& s : {std::string("--platform-pub"), dir_.path + "/node/platform.pub",
+                                   std::string("--measurement"), dir_.path + "/node/measurement",
+                                   std::string("--client-key"), dir_.path + "/clients/kv.key"}) {
         a.push_back(s);
       }
     }
@@ -247,9 +246,10 @@ TEST_F(KvRemote, SigkillOfKvAndNodeUnderLoadLosesNoAcknowledgedWrite) {
     total_acked += states[w].acked_below;
   }
   EXPECT_GT(total_acked, kills);
-  std::printf("kv remote crash test: %d kills (%d with cosmosd), %lld acknowledged MSET pairs "
-              "verified\n",
-              kills, node_kills, static_cast<long long>(total_acked));
+  std::printf(
+      "kv remote crash test: %d kills (%d with cosmosd), %lld acknowledged MSET pairs "
+      "verified\n",
+      kills, node_kills, static_cast<long long>(total_acked));
   kv.Kill(SIGTERM);
   d->Stop(SIGTERM);
 }
