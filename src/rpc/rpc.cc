@@ -216,6 +216,11 @@ Rpc::Rpc(Nexus* nexus, std::unique_ptr<Transport> transport, const RpcOptions& o
 Rpc::~Rpc() {
   CheckThread();
   FlushTx();
+  {
+    // A Post() that queued the task which ended this endpoint's loop may
+    // still be inside its critical section (see Post).
+    std::lock_guard<std::mutex> l(post_mu_);
+  }
   ::close(wake_fd_);
 }
 
@@ -455,6 +460,13 @@ void Rpc::StartRequest(Session* s, uint32_t slot_index, uint16_t type,
 void Rpc::SendSlotPackets(Session* s, uint32_t slot_index) {
   ClientSlot& slot = s->client_slots[slot_index];
   const uint32_t total = slot.request_pkts + (slot.response_pkts > 0 ? slot.response_pkts - 1 : 0);
+  if (s->credits > 0 && slot.num_tx < total && slot.num_tx == slot.num_rx) {
+    // Nothing of this slot was in flight: it waited for credits (or for the
+    // response to start). Its retransmission timer runs from now; measured
+    // from the last progress it would expire at once after a long wait and
+    // go back N on packets that were just sent.
+    slot.last_progress_ns = MonotonicNanos();
+  }
   while (s->credits > 0 && slot.num_tx < total) {
     const uint32_t i = slot.num_tx;
     PacketHeader h;
@@ -1265,10 +1277,11 @@ void Rpc::RunTimers(uint64_t now) {
 // ---------------------------------------------------------------- event loop
 
 void Rpc::Post(std::function<void()> task) {
-  {
-    std::lock_guard<std::mutex> l(post_mu_);
-    posted_.push_back(std::move(task));
-  }
+  // Everything happens under the lock: the task cannot run (RunPosted takes
+  // the lock) before this call is done with the endpoint, so a task may end
+  // the loop and let the owner destroy the endpoint.
+  std::lock_guard<std::mutex> l(post_mu_);
+  posted_.push_back(std::move(task));
   has_posted_.store(true, std::memory_order_release);
   uint64_t one = 1;
   ssize_t w = ::write(wake_fd_, &one, sizeof(one));

@@ -261,7 +261,11 @@ class Rpc {
 
   // Thread-safe: queues `task` to run inside this endpoint's event loop (on
   // its thread), in FIFO order, waking a blocked loop. The only way for other
-  // threads to act on the endpoint.
+  // threads to act on the endpoint. The endpoint must exist for the whole
+  // call; the task runs only after Post has returned, so the safe way to stop
+  // another thread's loop and destroy its endpoint is a posted task that sets
+  // the stop flag (setting the flag first and then posting races with the
+  // destruction).
   void Post(std::function<void()> task);
 
   const EndpointCounters& counters() const;

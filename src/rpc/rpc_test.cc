@@ -599,8 +599,9 @@ TEST(Rpc, AdaptiveModeServesFromItsOwnThreadAndWakesOnPost) {
   std::atomic<bool> ran{false};
   server_ptr.load()->Post([&] { ran = true; });
   while (!ran.load()) std::this_thread::yield();
-  stop = true;
-  server_ptr.load()->Post([] {});  // wake it to see `stop`
+  // Stop from inside the loop: the endpoint is destroyed once the loop sees
+  // `stop`, so setting it from here before posting would race with Post.
+  server_ptr.load()->Post([&] { stop = true; });
   server.join();
 }
 
@@ -818,6 +819,58 @@ TEST_P(CreditWindowTest, InterleavesLargeAndSmallMessagesOnAllSlots) {
   EXPECT_EQ(Exchange(*sid, shapes), shapes.size());
   ExpectNoTimeouts(*sid);
   for (auto& [id, n] : p_.runs_) ASSERT_EQ(n, 1) << "request " << id;
+}
+
+// Regression: a slot that waited for credits behind a large message on a
+// lower slot kept the retransmission clock of its start (or of its last
+// progress), so the first packets it sent after the wait "timed out" at once
+// and went back N. Both phases: a request waiting to be sent, and a
+// response whose pull (request-for-response packets) waits.
+TEST(Rpc, SlotWaitingForCreditsStartsItsTimerWhenItSends) {
+  RpcOptions o = NoSpuriousTimeoutOptions();
+  o.initial_rto_ns = 100'000'000;
+  o.min_rto_ns = 100'000'000;
+  o.max_rto_ns = 400'000'000;
+  RpcPair p({}, {}, o);
+  auto sid = p.Connect();
+  ASSERT_TRUE(sid.ok()) << sid.status();
+  const size_t chunk = o.mtu - kHeaderSize - kMaxTagSize;
+  const size_t big = 2u << 20;  // ~1500 packets: ~47 credit round trips
+  struct Phase {
+    const char* name;
+    size_t a_req, a_resp, b_req, b_resp;
+  };
+  for (const Phase& ph :
+       {Phase{"request", big, 8, 16, 8}, Phase{"response", 16, big, 16, 3 * chunk}}) {
+    SCOPED_TRACE(ph.name);
+    int done = 0;
+    for (const auto& shape : {std::pair{ph.a_req, ph.a_resp}, std::pair{ph.b_req, ph.b_resp}}) {
+      const uint64_t id = p.next_id_++;
+      const size_t want = shape.second;
+      ASSERT_TRUE(p.client_
+                      ->EnqueueRequest(*sid, kSized, SizedRequest(id, shape.first, want),
+                                       [&done, want](const Status& st, auto r) {
+                                         EXPECT_TRUE(st.ok()) << st;
+                                         EXPECT_EQ(r.size(), want);
+                                         ++done;
+                                       })
+                      .ok());
+    }
+    // Slot 0 (the large message) takes every credit that comes back until it
+    // has sent all its packets; slot 1 waits. The sleeps stretch that wait
+    // past the RTO (checked below) while slot 0 progresses every few ms.
+    const uint64_t start = MonotonicNanos();
+    while (done < 2 && p.client_->counters().timeouts == 0) {
+      p.server_->RunEventLoopOnce();
+      p.client_->RunEventLoopOnce();
+      std::this_thread::sleep_for(std::chrono::milliseconds(3));
+    }
+    EXPECT_EQ(done, 2);
+    EXPECT_EQ(p.client_->counters().timeouts, 0u);
+    EXPECT_EQ(p.client_->counters().retransmissions, 0u);
+    // Precondition, so the test can fail: the wait was longer than an RTO.
+    EXPECT_GT(MonotonicNanos() - start, o.min_rto_ns);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Network, CreditWindowTest, ::testing::Values(false, true),

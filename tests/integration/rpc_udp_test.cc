@@ -107,8 +107,14 @@ class EchoServer {
 
   void Stop() {
     if (!thread_.joinable()) return;
-    stop_ = true;
-    if (Rpc* r = rpc_.load()) r->Post([] {});  // wake a blocked loop
+    // Stop from inside the loop (which wakes it, too): once the loop sees
+    // stop_ the endpoint is destroyed, so setting stop_ here first and then
+    // posting raced with that destruction (ThreadSanitizer).
+    if (Rpc* r = rpc_.load()) {
+      r->Post([this] { stop_ = true; });
+    } else {
+      stop_ = true;
+    }
     thread_.join();
   }
 
