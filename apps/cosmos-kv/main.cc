@@ -274,6 +274,12 @@ int main(int argc, char** argv) {
   cosmos::Status s = (*server)->Run();
   g_server = nullptr;
   server->reset();
+  // A store that failed (e.g. the remote node was lost) served only errors
+  // since; exit non-zero so a supervisor sees it and restarts us.
+  if (s.ok()) {
+    auto probe = (*store)->Lookup("");
+    if (!probe.ok()) s = probe.status();
+  }
   store->reset();  // commits applied writes, stops the flusher and compactor
   backend.device.reset();
   if (!s.ok()) {
