@@ -590,9 +590,15 @@ Result<std::unique_ptr<Server>> Server::Start(const ServerOptions& options,
                     info.durability == pmem::DurabilityLevel::kNone ? ": NOT durable" : "",
                     info.region_count);
   }
-  COSMOS_LOG_INFO("cosmosd: {} workers on {}:{}..{}, {} flushers{}", options.workers,
-                  options.listen_ip, self->workers.front()->port, self->workers.back()->port,
-                  options.flushers, options.qos.enabled() ? ", QoS on" : "");
+  // Ports are contiguous (port+i) when --port is given; with --port 0 each
+  // worker has its own ephemeral port, so list them.
+  std::string ports;
+  for (const auto& w : self->workers) {
+    ports += (ports.empty() ? "" : ",") + std::to_string(w->port);
+  }
+  COSMOS_LOG_INFO("cosmosd: {} workers on {} port(s) {}, {} flushers{}", options.workers,
+                  options.listen_ip, ports, options.flushers,
+                  options.qos.enabled() ? ", QoS on" : "");
   return server;
 }
 
