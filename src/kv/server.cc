@@ -166,6 +166,10 @@ Status RespServer::Run() {
       store_->RequestFlush();
     }
     if (durable_event && !waiting_.empty()) {
+      const Status failure = store_->failure();
+      if (!failure.ok()) FailWaiting(failure);
+    }
+    if (durable_event && !waiting_.empty()) {
       const uint64_t durable = store_->durable_sequence();
       std::vector<Conn*> still;
       std::vector<Conn*> ready;
@@ -306,6 +310,24 @@ void RespServer::ProcessInput(Conn* c) {
     UpdateEvents(c);
   }
   (void)fd;
+}
+
+// The store failed: replies held back for writes that will never be durable
+// are dropped. Each such client gets one MISCONF error (its pipelined replies
+// cannot be told apart any more) and the connection is closed after it, so no
+// client ever sees +OK for a write that is not durable.
+void RespServer::FailWaiting(const Status& failure) {
+  std::vector<Conn*> failed;
+  failed.swap(waiting_);
+  for (Conn* c : failed) {
+    c->waiting = false;
+    c->pending.clear();
+    c->pending_seq = 0;
+    AppendError(&c->out, "MISCONF cosmos-kv storage failed; restart to recover the durable "
+                         "state: " + failure.message());
+    c->close_after_write = true;
+    WriteOut(c);
+  }
 }
 
 void RespServer::Release(Conn* c, uint64_t durable) {

@@ -243,6 +243,10 @@ void Store::Fail(const Status& s) {
   if (failed_.ok()) {
     failed_ = Status::FailedPrecondition("kv store failed, restart to recover: " + s.ToString());
     COSMOS_LOG_ERROR("kv: {}", failed_.message());
+    // Wake the front end so writes waiting on a commit that will never come
+    // get an error instead of hanging (on_durable is cheap and never calls
+    // back into the Store, so calling it with mu_ held is safe).
+    if (options_.on_durable) options_.on_durable(durable_seq_);
   }
   durable_cv_.notify_all();
 }
@@ -359,6 +363,11 @@ uint64_t Store::last_sequence() {
 uint64_t Store::durable_sequence() {
   std::lock_guard l(mu_);
   return durable_seq_;
+}
+
+Status Store::failure() {
+  std::lock_guard l(mu_);
+  return failed_;
 }
 
 void Store::RequestFlush() {

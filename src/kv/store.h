@@ -34,8 +34,9 @@ struct StoreOptions {
   double compaction_trigger = 0.5;
   bool background_compaction = true;
   // Called from the store's flusher thread after each group commit with the
-  // highest durable sequence number. Must be cheap and must not call back
-  // into the Store.
+  // highest durable sequence number, and once when the store fails (see
+  // failure()). Must be cheap and must not call back into the Store (it may
+  // run with the store's lock held).
   std::function<void(uint64_t durable_sequence)> on_durable;
   // Wall clock in unix milliseconds (injectable for TTL tests).
   std::function<int64_t()> now_ms;
@@ -132,6 +133,10 @@ class Store {
 
   uint64_t last_sequence();
   uint64_t durable_sequence();
+  // Ok while the store works; after a failed commit or compaction the error
+  // every later write gets (FailedPrecondition): writes applied but not
+  // durable will never become durable in this process.
+  Status failure();
   // Asks the flusher to commit what has been applied so far (group commit:
   // everything applied until the flusher picks it up shares one flush).
   void RequestFlush();
