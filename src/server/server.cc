@@ -49,8 +49,11 @@ Status CheckAtomic(uint64_t offset, uint64_t size, std::string_view what) {
   return CheckRange(offset, 8, size, what);
 }
 
-// True if executing `op` may block the thread (sync on a page-cache pool, or
-// an admin change that formats/persists pool metadata).
+// True if executing `op` may block the thread (sync on a page-cache pool, a
+// secure region's commit, which waits for the trusted counter in strict mode,
+// or an admin change that formats/persists pool metadata). Such ops run on a
+// flusher; the rest of their batch runs there too, in order, so per-region
+// ordering (docs/semantics.md section 3) holds.
 bool MayBlock(const Op& op, RegionTable& table) {
   switch (op.opcode) {
     case Opcode::kCreateRegion:
@@ -58,9 +61,12 @@ bool MayBlock(const Op& op, RegionTable& table) {
       return true;
     case Opcode::kFlush:
     case Opcode::kWriteAfterFlush:
-    case Opcode::kCompareAndSwap:
-    case Opcode::kFetchAdd:
     case Opcode::kVerify: {
+      auto ref = table.Lookup(op.handle);
+      return ref.ok() && ((*ref)->durability() == Durability::kPage || (*ref)->secure());
+    }
+    case Opcode::kCompareAndSwap:
+    case Opcode::kFetchAdd: {
       auto ref = table.Lookup(op.handle);
       return ref.ok() && (*ref)->durability() == Durability::kPage;
     }

@@ -1,8 +1,9 @@
 // Server: the memory-node service behind cosmosd. Worker threads (one RPC
 // endpoint and UDP port each) execute RPM batches against the region table;
-// batches that must wait for a page-cache sync (or an admin change) move to
-// flusher threads, served round-robin across sessions, and are answered
-// later through the worker endpoint's Post queue.
+// batches that must wait for a page-cache sync, a secure-region commit (which
+// may wait for the trusted counter) or an admin change move to flusher
+// threads, served round-robin across sessions, and are answered later through
+// the worker endpoint's Post queue.
 #pragma once
 
 #include <atomic>
