@@ -418,8 +418,10 @@ void Store::FlusherLoop() {
     l.unlock();
 
     Status s = device_->Write(inflight_start_, inflight_.data(), inflight_.size());
-    if (s.ok()) s = device_->Flush(inflight_start_, inflight_.size());
-    if (s.ok()) s = device_->WriteAfterFlush(TailWordOffset(half), end - RecordBase(half));
+    if (s.ok()) {
+      s = device_->FlushThenWriteAfterFlush(inflight_start_, inflight_.size(),
+                                            TailWordOffset(half), end - RecordBase(half));
+    }
 
     l.lock();
     if (!s.ok()) {
