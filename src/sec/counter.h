@@ -4,11 +4,13 @@
 // Counter modes and the rollback window: docs/security.md.
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "cosmos/result.h"
@@ -18,7 +20,9 @@ namespace cosmos::sec {
 
 // How a protected region uses its counter on Flush.
 //  kStrict: a flush is acknowledged only once its counter value is stable, so
-//           no acknowledged state can ever be rolled back.
+//           no acknowledged state can ever be rolled back. At most one
+//           increment is unstable at a time; flushes arriving meanwhile wait
+//           and then share the next value (group commit).
 //  kRelaxed: a flush is acknowledged after Increment(); at most
 //           `relaxed_window` increments may be unstable at once, so a crash
 //           plus a host rollback can lose at most that many acknowledged
@@ -48,10 +52,23 @@ class MonotonicCounter {
 };
 
 // Simulated counter: the value lives in a small file (magic, version, value,
-// checksum) rewritten atomically (write temp, fsync, rename) when a value
-// becomes stable, `stabilisation_delay_ns` after its increment. This models
-// the latency of a real trusted counter but NOT its trust: the host can edit
-// or roll back the file. Replace with a hardware or replicated counter.
+// checksum) rewritten atomically (write temp, fsync, rename). This models the
+// latency of a real (hardware or remote) trusted counter but NOT its trust:
+// the host can edit, delete or roll back the file. Replace with a hardware or
+// replicated counter.
+//
+// Two ways to stabilise (chosen by the options):
+//  - background (real clock, not manual; what cosmosd uses): a stabiliser
+//    thread runs rounds. A round takes the highest value incremented so far,
+//    persists it and ends `stabilisation_delay_ns` after it began (or when the
+//    persist ends, if later); then that value is stable. Increments made
+//    during a round are covered by the next round, so one file write and one
+//    delay serve every increment since the last round. Increment never
+//    touches the file.
+//  - caller-driven (an injected clock or sleep; tests): a value is due
+//    `stabilisation_delay_ns` after its increment and is persisted by the
+//    first Stable/IsStable/WaitStable call after that (no thread, no timing in
+//    tests). With delay 0, Increment persists at once.
 class SimulatedCounter final : public MonotonicCounter {
  public:
   struct Options {
@@ -60,12 +77,19 @@ class SimulatedCounter final : public MonotonicCounter {
     // Values stabilise only via StabiliseAll() (test twin; no timing).
     bool manual = false;
     // Injectable clock and sleep (default: CLOCK_MONOTONIC and nanosleep).
+    // Injecting either selects caller-driven stabilisation.
     std::function<uint64_t()> now_ns;
     std::function<void(uint64_t)> sleep_ns;
+    // Open fails with NotFound instead of creating a missing file (a region
+    // whose sealed state exists must find its counter).
+    bool must_exist = false;
   };
   // Opens or creates the counter file. Corruption if the file is malformed,
-  // IoError on I/O failure.
+  // NotFound if it is missing and `must_exist`, IoError on I/O failure.
   static Result<std::unique_ptr<SimulatedCounter>> Open(Options options);
+  // Background mode: waits for the running round and persists any value
+  // still unstable (clean shutdown leaves nothing unstable), then stops.
+  ~SimulatedCounter() override;
 
   uint64_t Current() override;
   uint64_t Stable() override;
@@ -80,20 +104,35 @@ class SimulatedCounter final : public MonotonicCounter {
   // Reads the stable value stored in a counter file (tests, tools).
   static Result<uint64_t> ReadFile(const std::string& path);
 
+  // True when a stabiliser thread runs the rounds (see the class comment).
+  bool background() const { return background_; }
+  // Background mode: rounds completed (file writes); tests and `info`.
+  uint64_t rounds();
+
  private:
   explicit SimulatedCounter(Options o) : options_(std::move(o)) {}
-  Status PromoteLocked();  // stabilises due values
-  Status PersistLocked(uint64_t value);
+  Status PromoteLocked();  // caller-driven: stabilises due values
+  Status PersistLocked(uint64_t value);  // writes the file; sets stable_
+  Status WriteFile(uint64_t value);      // the file write alone (no lock needed)
+  void StabiliserLoop();
 
   Options options_;
+  bool background_ = false;
   std::mutex mu_;
+  std::condition_variable cv_;  // background: a round ended / work arrived
   uint64_t current_ = 0;
   uint64_t stable_ = 0;
+  uint64_t rounds_ = 0;
+  bool stop_ = false;
+  Status round_error_;  // background: the last round's failure (cleared by a success)
   struct Pending {
     uint64_t value;
     uint64_t due_ns;
   };
-  std::vector<Pending> pending_;
+  std::vector<Pending> pending_;  // caller-driven mode only
+  std::thread stabiliser_;
+  std::mutex file_mu_;       // serialises file writes (taken after mu_, never before)
+  uint64_t file_value_ = 0;  // highest value written to the file
 };
 
 }  // namespace cosmos::sec

@@ -3,6 +3,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -50,6 +51,7 @@ Result<uint64_t> SimulatedCounter::ReadFile(const std::string& path) {
 }
 
 Result<std::unique_ptr<SimulatedCounter>> SimulatedCounter::Open(Options options) {
+  const bool background = !options.manual && !options.now_ns && !options.sleep_ns;
   if (!options.now_ns) options.now_ns = [] { return MonotonicNanos(); };
   if (!options.sleep_ns) {
     options.sleep_ns = [](uint64_t ns) {
@@ -62,14 +64,75 @@ Result<std::unique_ptr<SimulatedCounter>> SimulatedCounter::Open(Options options
   std::error_code ec;
   if (std::filesystem::exists(c->options_.path, ec)) {
     COSMOS_ASSIGN_OR_RETURN(c->stable_, ReadFile(c->options_.path));
+    c->file_value_ = c->stable_;
+  } else if (c->options_.must_exist) {
+    return Status::NotFound("trusted counter file " + c->options_.path + " is missing");
   } else {
     COSMOS_RETURN_IF_ERROR(c->PersistLocked(0));
   }
   c->current_ = c->stable_;
+  if (background) {
+    c->background_ = true;
+    c->stabiliser_ = std::thread([p = c.get()] { p->StabiliserLoop(); });
+  }
   return c;
 }
 
+SimulatedCounter::~SimulatedCounter() {
+  if (!background_) return;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  stabiliser_.join();
+}
+
+void SimulatedCounter::StabiliserLoop() {
+  std::unique_lock<std::mutex> l(mu_);
+  for (;;) {
+    cv_.wait(l, [&] { return stop_ || current_ > stable_; });
+    if (current_ <= stable_) return;  // stopping, nothing unstable
+    // One round: every value incremented so far.
+    const uint64_t v = current_;
+    const uint64_t start = options_.now_ns();
+    l.unlock();
+    Status s = WriteFile(v);
+    const uint64_t end = start + options_.stabilisation_delay_ns;
+    const uint64_t now = options_.now_ns();
+    if (now < end) options_.sleep_ns(end - now);
+    l.lock();
+    ++rounds_;
+    if (s.ok()) {
+      stable_ = std::max(stable_, v);
+      round_error_ = Status::Ok();
+    } else {
+      round_error_ = s;  // waiters see it; the next round retries
+    }
+    cv_.notify_all();
+    if (!s.ok()) {
+      if (stop_) return;
+      l.unlock();
+      options_.sleep_ns(1'000'000);  // do not spin on a failing file system
+      l.lock();
+    }
+  }
+}
+
+uint64_t SimulatedCounter::rounds() {
+  std::lock_guard<std::mutex> l(mu_);
+  return rounds_;
+}
+
 Status SimulatedCounter::PersistLocked(uint64_t value) {
+  COSMOS_RETURN_IF_ERROR(WriteFile(value));
+  stable_ = value;
+  return Status::Ok();
+}
+
+Status SimulatedCounter::WriteFile(uint64_t value) {
+  std::lock_guard<std::mutex> fl(file_mu_);
+  if (value != 0 && value <= file_value_) return Status::Ok();  // never move the file back
   uint8_t buf[kCounterFileSize];
   StoreLE<uint32_t>(buf, kCounterMagic);
   StoreLE<uint32_t>(buf + 4, kCounterVersion);
@@ -93,12 +156,12 @@ Status SimulatedCounter::PersistLocked(uint64_t value) {
     ::close(dfd);
     if (rc != 0) return Status::FromErrno(errno, "fsync dir of " + options_.path);
   }
-  stable_ = value;
+  file_value_ = value;
   return Status::Ok();
 }
 
 Status SimulatedCounter::PromoteLocked() {
-  if (pending_.empty() || options_.manual) return Status::Ok();
+  if (background_ || pending_.empty() || options_.manual) return Status::Ok();
   const uint64_t now = options_.now_ns();
   uint64_t best = 0;
   size_t done = 0;
@@ -127,6 +190,10 @@ uint64_t SimulatedCounter::Stable() {
 Result<uint64_t> SimulatedCounter::Increment() {
   std::lock_guard<std::mutex> l(mu_);
   const uint64_t v = ++current_;
+  if (background_) {
+    cv_.notify_all();  // the stabiliser starts a round if idle
+    return v;
+  }
   if (!options_.manual && options_.stabilisation_delay_ns == 0) {
     COSMOS_RETURN_IF_ERROR(PersistLocked(v));
     pending_.clear();
@@ -140,6 +207,10 @@ Status SimulatedCounter::AdvanceTo(uint64_t value) {
   std::lock_guard<std::mutex> l(mu_);
   if (value <= current_) return Status::Ok();
   current_ = value;
+  if (background_) {
+    cv_.notify_all();
+    return Status::Ok();
+  }
   if (!options_.manual && options_.stabilisation_delay_ns == 0) {
     pending_.clear();
     return PersistLocked(value);
@@ -157,6 +228,15 @@ bool SimulatedCounter::IsStable(uint64_t value) {
 Status SimulatedCounter::WaitStable(uint64_t value) {
   std::unique_lock<std::mutex> l(mu_);
   if (value > current_) return Status::InvalidArgument("WaitStable beyond current value");
+  if (background_) {
+    uint64_t seen = rounds_;
+    while (value > stable_) {
+      cv_.wait(l, [&] { return value <= stable_ || rounds_ != seen; });
+      if (value > stable_ && !round_error_.ok()) return round_error_;
+      seen = rounds_;
+    }
+    return Status::Ok();
+  }
   while (true) {
     COSMOS_RETURN_IF_ERROR(PromoteLocked());
     if (value <= stable_) return Status::Ok();
@@ -177,6 +257,14 @@ Status SimulatedCounter::WaitStable(uint64_t value) {
 
 Status SimulatedCounter::StabiliseAll() {
   std::lock_guard<std::mutex> l(mu_);
+  if (background_) {
+    if (current_ <= stable_) return Status::Ok();
+    // Only this thread and the stabiliser write the file; both write values
+    // that are stable from then on, so a racing round is harmless.
+    COSMOS_RETURN_IF_ERROR(PersistLocked(current_));
+    cv_.notify_all();
+    return Status::Ok();
+  }
   if (pending_.empty()) return Status::Ok();
   COSMOS_RETURN_IF_ERROR(PersistLocked(current_));
   pending_.clear();

@@ -100,5 +100,52 @@ TEST_F(CounterTest, CorruptFileIsReported) {
   EXPECT_EQ(SimulatedCounter::Open(Opts(0)).status().code(), StatusCode::kCorruption);
 }
 
+TEST_F(CounterTest, MustExistRefusesAMissingFile) {
+  auto o = Opts(0);
+  o.must_exist = true;
+  EXPECT_EQ(SimulatedCounter::Open(o).status().code(), StatusCode::kNotFound);
+  EXPECT_FALSE(std::filesystem::exists(o.path));
+  ASSERT_TRUE(SimulatedCounter::Open(Opts(0)).ok());  // creates it
+  EXPECT_TRUE(SimulatedCounter::Open(o).ok());
+}
+
+// Background mode (real clock, as in cosmosd): rounds in a stabiliser thread.
+SimulatedCounter::Options RealClock(const std::filesystem::path& dir, uint64_t delay_ns) {
+  SimulatedCounter::Options o;
+  o.path = (dir / "bg").string();
+  o.stabilisation_delay_ns = delay_ns;
+  return o;
+}
+
+TEST_F(CounterTest, BackgroundRoundsShareOneStabilisationAmongManyIncrements) {
+  auto c = SimulatedCounter::Open(RealClock(dir_, 50'000'000));
+  ASSERT_TRUE(c.ok());
+  ASSERT_TRUE((*c)->background());
+  // Increment never waits for the file: 100 increments are made while at
+  // most a couple of 50 ms rounds can run.
+  for (int i = 0; i < 100; ++i) ASSERT_TRUE((*c)->Increment().ok());
+  EXPECT_EQ((*c)->Current(), 100u);
+  ASSERT_TRUE((*c)->WaitStable(100).ok());
+  EXPECT_TRUE((*c)->IsStable(100));
+  EXPECT_EQ(*SimulatedCounter::ReadFile(RealClock(dir_, 0).path), 100u);
+  EXPECT_LT((*c)->rounds(), 100u);
+  EXPECT_GE((*c)->rounds(), 1u);
+  EXPECT_EQ((*c)->WaitStable(101).code(), StatusCode::kInvalidArgument);
+}
+
+TEST_F(CounterTest, BackgroundCloseStabilisesPendingValues) {
+  {
+    auto c = SimulatedCounter::Open(RealClock(dir_, 10'000'000));
+    ASSERT_TRUE(c.ok());
+    ASSERT_TRUE((*c)->Increment().ok());
+    ASSERT_TRUE((*c)->AdvanceTo(5).ok());
+  }  // clean close: nothing stays unstable
+  EXPECT_EQ(*SimulatedCounter::ReadFile(RealClock(dir_, 0).path), 5u);
+  auto c = SimulatedCounter::Open(RealClock(dir_, 10'000'000));
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ((*c)->Current(), 5u);
+  EXPECT_EQ((*c)->Stable(), 5u);
+}
+
 }  // namespace
 }  // namespace cosmos::sec

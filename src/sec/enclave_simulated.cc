@@ -131,14 +131,32 @@ Status SimulatedEnclave::CloseSession(SessionHandle session) {
   return Status::Ok();
 }
 
-Result<std::unique_ptr<SimulatedCounter>> SimulatedEnclave::OpenCounter(uint64_t region_id) {
+Result<std::unique_ptr<SimulatedCounter>> SimulatedEnclave::OpenCounter(uint64_t region_id,
+                                                                         bool existing) {
   SimulatedCounter::Options co;
   co.path = options_.state_dir + "/counter-" + std::to_string(region_id);
+  co.must_exist = existing && !options_.region_policy.accept_counter_reset;
   co.stabilisation_delay_ns = options_.counter_stabilisation_ns;
   co.manual = options_.counter_manual;
   co.now_ns = options_.counter_now_ns;
   co.sleep_ns = options_.counter_sleep_ns;
-  return SimulatedCounter::Open(std::move(co));
+  auto c = SimulatedCounter::Open(std::move(co));
+  if (!c.ok() && c.status().code() == StatusCode::kNotFound) {
+    // Sealed state exists (the region is being reopened) but its counter does
+    // not: a fresh counter at 0 would accept any old state of the region.
+    return Status::IntegrityViolation(
+        "region " + std::to_string(region_id) + ": " + c.status().message() +
+        " while the region's sealed state exists (deleted or lost enclave state: rollback "
+        "detection would be void); refusing to open. If the counter state is known lost and "
+        "the pool is current, restart once with --accept-counter-reset (docs/operations.md)");
+  }
+  if (c.ok() && existing && options_.region_policy.accept_counter_reset &&
+      (*c)->Current() == 0) {
+    COSMOS_LOG_WARN("region {}: opening with --accept-counter-reset; its trusted counter starts "
+                    "from the sealed record",
+                    region_id);
+  }
+  return c;
 }
 
 Result<RegionHandle> SimulatedEnclave::CreateRegion(SessionHandle creator, uint64_t region_id,
@@ -158,7 +176,7 @@ Result<RegionHandle> SimulatedEnclave::CreateRegion(SessionHandle creator, uint6
   COSMOS_RETURN_IF_ERROR(acl.Grant(client, kRightRead | kRightWrite | kRightAdmin));
   auto region = std::make_shared<Region>();
   region->region_id = region_id;
-  COSMOS_ASSIGN_OR_RETURN(region->counter, OpenCounter(region_id));
+  COSMOS_ASSIGN_OR_RETURN(region->counter, OpenCounter(region_id, /*existing=*/false));
   COSMOS_ASSIGN_OR_RETURN(region->sealer, Sealer::Create(ByteSpan(secrets_->data() + 32, 32)));
   COSMOS_ASSIGN_OR_RETURN(
       region->engine,
@@ -179,7 +197,7 @@ Result<RegionHandle> SimulatedEnclave::OpenRegion(uint64_t region_id, UntrustedS
   }
   auto region = std::make_shared<Region>();
   region->region_id = region_id;
-  COSMOS_ASSIGN_OR_RETURN(region->counter, OpenCounter(region_id));
+  COSMOS_ASSIGN_OR_RETURN(region->counter, OpenCounter(region_id, /*existing=*/true));
   COSMOS_ASSIGN_OR_RETURN(region->sealer, Sealer::Create(ByteSpan(secrets_->data() + 32, 32)));
   COSMOS_ASSIGN_OR_RETURN(region->engine,
                           ProtectedRegion::Open(region_id, store, region->counter.get(),

@@ -25,6 +25,8 @@ struct SimulatedEnclaveOptions {
   std::string platform_key_path;    // KeyKind::kPlatformPrivate file
   std::string sealing_secret_path;  // KeyKind::kSealingSecret file
   std::string state_dir;            // counter files: counter-<region id>
+  // (a region reopened without its counter file is refused unless
+  // region_policy.accept_counter_reset)
   std::string identity = std::string(kSimulatedEnclaveIdentity);  // measured string
   // Counter model (see counter.h); manual = test twin without timing.
   uint64_t counter_stabilisation_ns = 20'000'000;
@@ -92,7 +94,10 @@ class SimulatedEnclave final : public Enclave {
     std::unique_ptr<ProtectedRegion> engine;
   };
   explicit SimulatedEnclave(SimulatedEnclaveOptions o) : options_(std::move(o)) {}
-  Result<std::unique_ptr<SimulatedCounter>> OpenCounter(uint64_t region_id);
+  // Opens region_id's counter. `existing`: the region's sealed state exists
+  // (OpenRegion), so a missing counter file is IntegrityViolation unless
+  // region_policy.accept_counter_reset.
+  Result<std::unique_ptr<SimulatedCounter>> OpenCounter(uint64_t region_id, bool existing);
   // Looks up session + region and checks `right` against the region ACL.
   Status Authorize(SessionHandle session, RegionHandle region, uint8_t right,
                    std::shared_ptr<Session>* s, std::shared_ptr<Region>* r);

@@ -37,8 +37,10 @@ class EnclaveTest : public ::testing::Test {
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
 
-  std::unique_ptr<SimulatedEnclave> MakeEnclave(const std::string& sealing_path) {
+  std::unique_ptr<SimulatedEnclave> MakeEnclave(const std::string& sealing_path,
+                                                bool accept_counter_reset = false) {
     SimulatedEnclaveOptions o;
+    o.region_policy.accept_counter_reset = accept_counter_reset;
     o.platform_key_path = dir_ + "/node/platform.key";
     o.sealing_secret_path = sealing_path;
     o.state_dir = dir_ + "/state";
@@ -177,6 +179,39 @@ TEST_F(EnclaveTest, RestartReopensRegionAndRefusesARolledBackStore) {
   ASSERT_TRUE(enclave_->CloseRegion(*region).ok());
   store_->Restore(snapshot);
   EXPECT_EQ(enclave_->OpenRegion(7, store_.get()).status().code(), StatusCode::kIntegrityViolation);
+}
+
+TEST_F(EnclaveTest, MissingCounterFileOfAnExistingRegionIsRefusedUnlessOverridden) {
+  {
+    auto alice = Connect(enclave_.get(), alice_);
+    auto region = enclave_->CreateRegion(alice->handle, 7, geometry_, store_.get());
+    ASSERT_TRUE(region.ok());
+    ASSERT_TRUE(enclave_->RegionWrite(alice->handle, *region, 0, Bytes(100, 3)).ok());
+    ASSERT_TRUE(enclave_->RegionFlush(alice->handle, *region).ok());
+    ASSERT_TRUE(enclave_->CloseRegion(*region).ok());
+  }
+  // The host deletes the enclave state: a fresh counter at 0 would accept
+  // any older copy of the region.
+  ASSERT_TRUE(std::filesystem::remove(dir_ + "/state/counter-7"));
+  enclave_ = MakeEnclave(dir_ + "/node/sealing.secret");
+  auto refused = enclave_->OpenRegion(7, store_.get());
+  ASSERT_EQ(refused.status().code(), StatusCode::kIntegrityViolation);
+  EXPECT_NE(refused.status().message().find("missing"), std::string::npos) << refused.status();
+  EXPECT_NE(refused.status().message().find("--accept-counter-reset"), std::string::npos);
+  EXPECT_FALSE(std::filesystem::exists(dir_ + "/state/counter-7"));  // refusing creates nothing
+
+  // The operator override re-anchors the counter at the sealed record.
+  enclave_ = MakeEnclave(dir_ + "/node/sealing.secret", /*accept_counter_reset=*/true);
+  auto alice = Connect(enclave_.get(), alice_);
+  auto region = enclave_->OpenRegion(7, store_.get());
+  ASSERT_TRUE(region.ok()) << region.status();
+  Bytes got(100);
+  ASSERT_TRUE(enclave_->RegionRead(alice->handle, *region, 0, got).ok());
+  EXPECT_EQ(got, Bytes(100, 3));
+  ASSERT_TRUE(enclave_->CloseRegion(*region).ok());
+  // From then on the counter file exists again and protects the region.
+  enclave_ = MakeEnclave(dir_ + "/node/sealing.secret");
+  EXPECT_TRUE(enclave_->OpenRegion(7, store_.get()).ok());
 }
 
 TEST_F(EnclaveTest, AnotherPlatformCannotOpenTheRegionOrUnsealBlobs) {

@@ -439,6 +439,12 @@ class ProtectedRegion::Impl {
     } else {
       next.root = cache.back()[0];
     }
+    // Keep the unstable increments within the mode's bound (strict: this one
+    // only; relaxed: the window). Flush waits for this outside the mutex
+    // first, so only early or multi-batch commits wait here.
+    if (const uint64_t need = StableNeededBeforeIncrement(); need > 0) {
+      COSMOS_RETURN_IF_ERROR(counter->WaitStable(need));
+    }
     next.counter = counter->Current() + 1;
 
     // From here on a failure leaves the in-enclave state behind the store.
@@ -589,14 +595,36 @@ class ProtectedRegion::Impl {
     }
   }
 
-  Status WaitForCounter() {
-    if (policy.counter_mode == CounterMode::kStrict) return counter->WaitStable(rec.counter);
-    const uint64_t stable = counter->Stable();
-    if (rec.counter > stable + policy.relaxed_window) {
-      return counter->WaitStable(rec.counter - policy.relaxed_window);
+  // Most increments the mode lets be unstable at once (and so how far a
+  // sealed record may be ahead of the trusted counter after a crash).
+  uint64_t UnstableBound() const {
+    return policy.counter_mode == CounterMode::kStrict
+               ? 1
+               : std::max<uint64_t>(1, policy.relaxed_window);
+  }
+
+  // The counter value that must be stable before the next Increment keeps
+  // the unstable increments within UnstableBound(); 0 if none (or already).
+  uint64_t StableNeededBeforeIncrement() {
+    const uint64_t next = counter->Current() + 1;
+    const uint64_t bound = UnstableBound();
+    if (next <= bound) return 0;
+    const uint64_t need = next - bound;
+    return counter->IsStable(need) ? 0 : need;
+  }
+
+  // Acknowledgement rule for a flush whose state carries counter `value`:
+  // strict waits until it is stable; relaxed until at most `relaxed_window`
+  // values are unstable. Needs no region mutex (the counter is thread-safe).
+  Status WaitForCounter(uint64_t value) {
+    if (policy.counter_mode == CounterMode::kStrict) return counter->WaitStable(value);
+    const uint64_t bound = UnstableBound();
+    if (value > bound && !counter->IsStable(value - bound)) {
+      return counter->WaitStable(value - bound);
     }
     return Status::Ok();
   }
+  Status WaitForCounter() { return WaitForCounter(rec.counter); }
 
   // Builds the cached tree levels from the store and checks them against the
   // sealed root hash.
@@ -872,7 +900,30 @@ Result<std::unique_ptr<ProtectedRegion>> ProtectedRegion::Open(uint64_t region_i
         " older than trusted counter " + std::to_string(trusted) + ")");
   }
   if (impl->rec.counter > trusted) {
-    // The last commit's increment never stabilised before the crash.
+    // The last commits' increments never stabilised before the crash: at most
+    // as many as the mode lets be unstable. More means the counter was reset,
+    // lost or rolled back, which would let the host roll the region back to
+    // any state between the counter and the record.
+    const uint64_t ahead = impl->rec.counter - trusted;
+    const uint64_t bound = impl->UnstableBound();
+    if (ahead > bound) {
+      const std::string what =
+          name + ": root record counter " + std::to_string(impl->rec.counter) + " is " +
+          std::to_string(ahead) + " ahead of the trusted counter " + std::to_string(trusted) +
+          "; " +
+          (policy.counter_mode == CounterMode::kStrict ? "strict" : "relaxed") +
+          " mode allows at most " + std::to_string(bound) +
+          " unstable increments (trusted counter reset, lost or rolled back?)";
+      if (!policy.accept_counter_reset) {
+        return Status::IntegrityViolation(
+            what + "; refusing to open. If the counter state was lost and the pool is known "
+                   "to be current, restart once with --accept-counter-reset "
+                   "(docs/operations.md)");
+      }
+      COSMOS_LOG_WARN("{}; accepted because of --accept-counter-reset: rollback protection of "
+                      "this region restarts from counter {}",
+                      what, impl->rec.counter);
+    }
     COSMOS_RETURN_IF_ERROR(counter->AdvanceTo(impl->rec.counter));
     COSMOS_RETURN_IF_ERROR(impl->WaitForCounter());
   }
@@ -928,10 +979,32 @@ Status ProtectedRegion::Write(uint64_t offset, ByteSpan data) {
 }
 
 Status ProtectedRegion::Flush() {
-  std::lock_guard<std::mutex> l(impl_->mu);
-  COSMOS_RETURN_IF_ERROR(impl_->CheckUsable());
-  COSMOS_RETURN_IF_ERROR(impl_->CommitDirty());
-  return impl_->WaitForCounter();
+  std::unique_lock<std::mutex> l(impl_->mu);
+  uint64_t target = 0;
+  for (;;) {
+    COSMOS_RETURN_IF_ERROR(impl_->CheckUsable());
+    if (impl_->dirty.empty()) {
+      // Nothing of ours is pending: our writes are in a commit <= rec.counter
+      // (maybe one another flush made while we waited: group commit).
+      target = impl_->rec.counter;
+      break;
+    }
+    const uint64_t need = impl_->StableNeededBeforeIncrement();
+    if (need == 0) {
+      COSMOS_RETURN_IF_ERROR(impl_->CommitDirty());
+      target = impl_->rec.counter;
+      break;
+    }
+    // An increment is pending (strict) or the window is full (relaxed): wait
+    // for the counter without the mutex, so reads, writes and other flushes
+    // of the region go on; flushes that wait together then share one commit.
+    l.unlock();
+    Status s = impl_->counter->WaitStable(need);
+    l.lock();
+    COSMOS_RETURN_IF_ERROR(s);
+  }
+  l.unlock();
+  return impl_->WaitForCounter(target);
 }
 
 Result<Digest> ProtectedRegion::Verify(std::span<const ByteRange> ranges, ByteSpan mac_key) {

@@ -44,7 +44,13 @@ struct RegionGeometry {
 // Run-time policy (not persisted).
 struct RegionPolicy {
   CounterMode counter_mode = CounterMode::kStrict;
-  uint32_t relaxed_window = 8;  // unstable counter increments allowed in relaxed mode
+  uint32_t relaxed_window = 8;  // unstable counter increments allowed in relaxed mode (>= 1)
+  // Open accepts a root record further ahead of the trusted counter than the
+  // mode allows (strict 1, relaxed `relaxed_window`), and the enclave opens a
+  // region whose counter file is missing, re-anchoring the counter at the
+  // record (logged). Operator override after a known loss of counter state:
+  // it gives up rollback detection for that restart (docs/operations.md).
+  bool accept_counter_reset = false;
   // A block version reaching this starts a key rotation (re-encryption under a
   // fresh key) before any nonce could repeat. Versions are 64-bit; the
   // default leaves a 2^16 margin. Tests force it low.
@@ -85,7 +91,9 @@ class ProtectedRegion {
   // replays a committed redo log, rebuilds the cached tree levels and checks
   // them against the sealed root hash, and checks freshness against the
   // trusted counter. IntegrityViolation for a missing/forged/foreign root
-  // record, a rolled-back state (record older than the counter), a truncated
+  // record, a rolled-back state (record older than the counter), a record
+  // further ahead of the counter than the mode's unstable bound (strict 1,
+  // relaxed the window; unless policy.accept_counter_reset), a truncated
   // store or a tree that does not match the root.
   static Result<std::unique_ptr<ProtectedRegion>> Open(uint64_t region_id, UntrustedStore* store,
                                                        MonotonicCounter* counter, Sealer* sealer,
@@ -104,6 +112,11 @@ class ProtectedRegion {
   [[nodiscard]] Status Write(uint64_t offset, ByteSpan data);
   // Makes every earlier write durable and fresh: atomic commit(s) through the
   // redo log, then (strict mode) waits until the counter value is stable.
+  // Waits for the counter without holding the region's mutex. Strict: if an
+  // earlier increment is still unstable, waits for it first; flushes waiting
+  // together are then served by one commit and one counter value (group
+  // commit), so latency is between one and two stabilisation delays.
+  // Relaxed: waits only while `relaxed_window` increments are unstable.
   [[nodiscard]] Status Flush();
   // Keyed digest over the durable plaintext of `ranges`:
   // HMAC-SHA256(mac_key, for each range: LE64 offset || LE64 length || bytes).

@@ -5,9 +5,13 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <condition_variable>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <random>
+#include <thread>
 
 namespace cosmos::sec {
 namespace {
@@ -512,6 +516,165 @@ TEST_F(RegionTest, RecordAheadOfALostCounterIncrementIsAccepted) {
   ASSERT_TRUE((*r)->Read(0, got).ok());
   EXPECT_EQ(got, Bytes(10, 4));
   EXPECT_EQ(manual->Current(), (*r)->committed_counter());
+}
+
+TEST_F(RegionTest, StrictFlushesArrivingWhileAnIncrementIsPendingShareTheNextValue) {
+  // A counter whose waits block on a gate (fake clock, no timing): while the
+  // gate is closed no value can become stable.
+  std::mutex mu;
+  std::condition_variable cv;
+  bool open = true;
+  int sleeping = 0;
+  std::atomic<uint64_t> now{1};
+  SimulatedCounter::Options o;
+  o.path = (dir_ / "gated").string();
+  o.stabilisation_delay_ns = 1000;
+  o.now_ns = [&] { return now.load(); };
+  o.sleep_ns = [&](uint64_t ns) {
+    std::unique_lock l(mu);
+    ++sleeping;
+    cv.notify_all();
+    cv.wait(l, [&] { return open; });
+    --sleeping;
+    now += ns;
+  };
+  auto gated = std::move(*SimulatedCounter::Open(o));
+  auto created =
+      ProtectedRegion::Create(7, geometry_, {}, store_.get(), gated.get(), sealer_.get(), {});
+  ASSERT_TRUE(created.ok()) << created.status();
+  auto& r = *created;
+  const uint64_t c0 = r->committed_counter();
+  const uint64_t commits0 = r->stats().commits;
+  auto wait_sleeping = [&](int n) {
+    std::unique_lock l(mu);
+    return cv.wait_for(l, std::chrono::seconds(30), [&] { return sleeping == n; });
+  };
+  {
+    std::lock_guard l(mu);
+    open = false;
+  }
+  constexpr int kFlushers = 6;
+  std::vector<Status> results(kFlushers);
+  std::vector<std::thread> threads;
+  auto flusher = [&](int k) {
+    Status s = r->Write(static_cast<uint64_t>(k) * kBlock, Bytes(kBlock, static_cast<uint8_t>(k + 1)));
+    results[k] = s.ok() ? r->Flush() : s;
+  };
+  // The first flush commits c0+1 and waits for it to stabilise...
+  threads.emplace_back(flusher, 0);
+  ASSERT_TRUE(wait_sleeping(1));
+  EXPECT_EQ(r->committed_counter(), c0 + 1);
+  // ...the others arrive while that increment is pending: they wait for it
+  // without holding the region (reads go on) and commit nothing yet.
+  for (int k = 1; k < kFlushers; ++k) threads.emplace_back(flusher, k);
+  ASSERT_TRUE(wait_sleeping(kFlushers));
+  Bytes got(kBlock);
+  ASSERT_TRUE(r->Read(0, got).ok());
+  EXPECT_EQ(got, Bytes(kBlock, 1));
+  EXPECT_EQ(r->committed_counter(), c0 + 1);
+  EXPECT_FALSE(gated->IsStable(c0 + 1));
+  {
+    std::lock_guard l(mu);
+    open = true;
+  }
+  cv.notify_all();
+  for (auto& t : threads) t.join();
+  for (int k = 0; k < kFlushers; ++k) EXPECT_TRUE(results[k].ok()) << k << ": " << results[k];
+  // One more commit and counter value served the five late flushes.
+  EXPECT_EQ(r->committed_counter(), c0 + 2);
+  EXPECT_EQ(r->stats().commits, commits0 + 2);
+  EXPECT_TRUE(gated->IsStable(c0 + 2));
+  for (int k = 0; k < kFlushers; ++k) {
+    ASSERT_TRUE(r->Read(static_cast<uint64_t>(k) * kBlock, got).ok());
+    EXPECT_EQ(got, Bytes(kBlock, static_cast<uint8_t>(k + 1)));
+  }
+}
+
+TEST_F(RegionTest, RecordFurtherAheadOfTheCounterThanTheModeAllowsIsRefused) {
+  SimulatedCounter::Options o;
+  o.path = (dir_ / "manual").string();
+  o.manual = true;
+  RegionPolicy relaxed;
+  relaxed.counter_mode = CounterMode::kRelaxed;
+  relaxed.relaxed_window = 8;
+  {
+    auto manual = std::move(*SimulatedCounter::Open(o));
+    auto r = ProtectedRegion::Create(7, geometry_, {}, store_.get(), manual.get(), sealer_.get(),
+                                     relaxed);
+    ASSERT_TRUE(r.ok()) << r.status();
+    ASSERT_TRUE(manual->StabiliseAll().ok());
+    for (int k = 0; k < 3; ++k) {  // three acknowledged, never stabilised: "crash"
+      ASSERT_TRUE((*r)->Write(0, Bytes(10, static_cast<uint8_t>(k + 1))).ok());
+      ASSERT_TRUE((*r)->Flush().ok());
+    }
+  }
+  RegionPolicy strict;
+  {
+    auto manual = std::move(*SimulatedCounter::Open(o));
+    auto r = ProtectedRegion::Open(7, store_.get(), manual.get(), sealer_.get(), strict);
+    ASSERT_EQ(r.status().code(), StatusCode::kIntegrityViolation);
+    EXPECT_NE(r.status().message().find("3 ahead"), std::string::npos) << r.status();
+    RegionPolicy tight = relaxed;
+    tight.relaxed_window = 2;
+    EXPECT_EQ(ProtectedRegion::Open(7, store_.get(), manual.get(), sealer_.get(), tight)
+                  .status()
+                  .code(),
+              StatusCode::kIntegrityViolation);
+    EXPECT_EQ(manual->Current(), 1u);  // a refused open does not advance the counter
+  }
+  {
+    // Within the window the record is accepted (lost unstable increments).
+    auto manual = std::move(*SimulatedCounter::Open(o));
+    auto r = ProtectedRegion::Open(7, store_.get(), manual.get(), sealer_.get(), relaxed);
+    ASSERT_TRUE(r.ok()) << r.status();
+    Bytes got(10);
+    ASSERT_TRUE((*r)->Read(0, got).ok());
+    EXPECT_EQ(got, Bytes(10, 3));
+  }
+  {
+    // The operator override accepts it in strict mode too.
+    strict.accept_counter_reset = true;
+    auto manual = std::move(*SimulatedCounter::Open(o));
+    auto r = ProtectedRegion::Open(7, store_.get(), manual.get(), sealer_.get(), strict);
+    EXPECT_EQ(r.status().code(), StatusCode::kUnavailable);  // manual counter: accepted, then waits
+    ASSERT_TRUE(manual->StabiliseAll().ok());
+    EXPECT_EQ(manual->Current(), 4u);
+  }
+}
+
+TEST_F(RegionTest, StrictModeKeepsAtMostOneIncrementUnstable) {
+  SimulatedCounter::Options o;
+  o.path = (dir_ / "manual").string();
+  o.manual = true;
+  auto manual = std::move(*SimulatedCounter::Open(o));
+  RegionPolicy relaxed;
+  relaxed.counter_mode = CounterMode::kRelaxed;
+  auto created = ProtectedRegion::Create(7, geometry_, {}, store_.get(), manual.get(),
+                                         sealer_.get(), relaxed);
+  ASSERT_TRUE(created.ok());
+  ASSERT_TRUE(manual->StabiliseAll().ok());
+  created->reset();
+  auto r = ProtectedRegion::Open(7, store_.get(), manual.get(), sealer_.get(), RegionPolicy{});
+  ASSERT_TRUE(r.ok());
+  ASSERT_TRUE((*r)->Write(0, Bytes(10, 1)).ok());
+  EXPECT_EQ((*r)->Flush().code(), StatusCode::kUnavailable);  // committed; its value not stable
+  EXPECT_EQ(manual->Current(), 2u);
+  // A second flush may not add a second unstable increment: it waits (here:
+  // the manual counter cannot) before committing anything.
+  ASSERT_TRUE((*r)->Write(0, Bytes(10, 2)).ok());
+  EXPECT_EQ((*r)->Flush().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(manual->Current(), 2u);
+  ASSERT_TRUE(manual->StabiliseAll().ok());
+  EXPECT_EQ((*r)->Flush().code(), StatusCode::kUnavailable);  // commits 3, cannot stabilise it
+  EXPECT_EQ(manual->Current(), 3u);
+  // A crash now leaves the record 1 ahead of the counter: strict accepts that.
+  r->reset();
+  auto after = std::move(*SimulatedCounter::Open(o));
+  auto again = ProtectedRegion::Open(7, store_.get(), after.get(), sealer_.get(), relaxed);
+  ASSERT_TRUE(again.ok()) << again.status();
+  Bytes got(10);
+  ASSERT_TRUE((*again)->Read(0, got).ok());
+  EXPECT_EQ(got, Bytes(10, 2));
 }
 
 // --- crash consistency ------------------------------------------------------

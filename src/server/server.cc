@@ -93,6 +93,15 @@ struct QueuedBatch {  // a batch waiting for QoS tokens on its worker
   size_t ops = 0;
 };
 
+// Deferred batches waiting for a thread, and the threads serving them.
+struct DeferQueue {
+  std::mutex mu;
+  std::condition_variable cv;
+  FairQueue<uint64_t, std::unique_ptr<DeferredBatch>> queue;  // key: worker<<32|session
+  bool stop = false;
+  std::vector<std::thread> threads;
+};
+
 struct Worker {
   uint32_t index = 0;
   uint16_t port = 0;
@@ -111,7 +120,6 @@ struct Server::Impl {
   std::unique_ptr<RegionTable> table;
   rpc::Nexus nexus;
   std::vector<std::unique_ptr<Worker>> workers;
-  std::vector<std::thread> flushers;
 
   std::atomic<bool> accepting{true};
   std::atomic<bool> stop_workers{false};
@@ -119,10 +127,11 @@ struct Server::Impl {
   bool stopped = false;
   std::mutex stop_mu;
 
-  std::mutex flush_mu;
-  std::condition_variable flush_cv;
-  FairQueue<uint64_t, std::unique_ptr<DeferredBatch>> flush_queue;  // key: worker<<32|session
-  bool flushers_stop = false;
+  // Page syncs and admin changes go to `flush`; batches whose first blocking
+  // op is on a secure region go to `secure` (its threads mostly sleep in the
+  // trusted counter's wait, so there are more of them: concurrent flushes of
+  // a region can then share one counter value).
+  DeferQueue flush, secure;
 
   std::atomic<uint64_t> batches{0}, ops{0}, bytes_written{0}, deferred{0}, rejected{0}, lost{0},
       qos_delayed{0};
@@ -138,8 +147,8 @@ struct Server::Impl {
   void RunBatch(Worker& w, const rpc::RequestHandle& handle, std::span<const std::byte> bytes);
   void PumpQos(Worker& w);
   void Defer(Worker& w, const rpc::RequestHandle& handle, std::span<const std::byte> bytes,
-             size_t resume_at, protocol::ResponseBuilder&& partial);
-  void FlusherLoop();
+             size_t resume_at, protocol::ResponseBuilder&& partial, bool secure);
+  void FlusherLoop(DeferQueue* q);
   void WorkerLoop(Worker* w, std::promise<Status>* ready);
   rpc::ConnectDecision OnConnect(const rpc::ConnectRequestInfo& info);
 };
@@ -358,7 +367,9 @@ void Server::Impl::RunBatch(Worker& w, const rpc::RequestHandle& handle,
   const Requester requester = (static_cast<uint64_t>(w.index) << 32) | handle.session;
   size_t stop = Execute(requester, w.ops, 0, &w.response, /*worker_thread=*/true);
   if (stop < w.ops.size()) {
-    Defer(w, handle, bytes, stop, std::move(w.response));
+    auto ref = table->Lookup(w.ops[stop].handle);
+    const bool secure = ref.ok() && (*ref)->secure();
+    Defer(w, handle, bytes, stop, std::move(w.response), secure);
     w.response = protocol::ResponseBuilder();
     return;
   }
@@ -368,7 +379,7 @@ void Server::Impl::RunBatch(Worker& w, const rpc::RequestHandle& handle,
 
 void Server::Impl::Defer(Worker& w, const rpc::RequestHandle& handle,
                          std::span<const std::byte> bytes, size_t resume_at,
-                         protocol::ResponseBuilder&& partial) {
+                         protocol::ResponseBuilder&& partial, bool secure) {
   auto d = std::make_unique<DeferredBatch>();
   d->worker = w.index;
   d->handle = handle;
@@ -377,22 +388,23 @@ void Server::Impl::Defer(Worker& w, const rpc::RequestHandle& handle,
   d->response = std::move(partial);
   deferred.fetch_add(1, std::memory_order_relaxed);
   uint64_t key = (static_cast<uint64_t>(w.index) << 32) | handle.session;
+  DeferQueue& q = secure ? this->secure : flush;
   {
-    std::lock_guard lock(flush_mu);
-    flush_queue.Push(key, std::move(d));
+    std::lock_guard lock(q.mu);
+    q.queue.Push(key, std::move(d));
   }
-  flush_cv.notify_one();
+  q.cv.notify_one();
 }
 
-void Server::Impl::FlusherLoop() {
+void Server::Impl::FlusherLoop(DeferQueue* q) {
   std::vector<Op> list;
   for (;;) {
     std::unique_ptr<DeferredBatch> d;
     {
-      std::unique_lock lock(flush_mu);
-      flush_cv.wait(lock, [&] { return flushers_stop || !flush_queue.empty(); });
-      if (flush_queue.empty()) return;  // stopping and drained
-      d = std::move(flush_queue.Pop()->second);
+      std::unique_lock lock(q->mu);
+      q->cv.wait(lock, [&] { return q->stop || !q->queue.empty(); });
+      if (q->queue.empty()) return;  // stopping and drained
+      d = std::move(q->queue.Pop()->second);
     }
     Status parsed = protocol::ParseRequest(d->request, &list);
     COSMOS_CHECK(parsed.ok());  // parsed once already on the worker
@@ -550,6 +562,8 @@ Result<std::unique_ptr<Server>> Server::Start(const ServerOptions& options,
     return Status::InvalidArgument("workers must be 1..64");
   if (options.flushers == 0 || options.flushers > 64)
     return Status::InvalidArgument("flushers must be 1..64");
+  if (options.secure_flushers == 0 || options.secure_flushers > 256)
+    return Status::InvalidArgument("secure_flushers must be 1..256");
   if (options.port != 0 && options.port + options.workers > 65536) {
     return Status::InvalidArgument("port range of the workers exceeds 65535");
   }
@@ -584,7 +598,11 @@ Result<std::unique_ptr<Server>> Server::Start(const ServerOptions& options,
     }
   }
   for (uint32_t i = 0; i < options.flushers; ++i) {
-    self->flushers.emplace_back([self] { self->FlusherLoop(); });
+    self->flush.threads.emplace_back([self] { self->FlusherLoop(&self->flush); });
+  }
+  const uint32_t secure_threads = options.secure_engine != nullptr ? options.secure_flushers : 0;
+  for (uint32_t i = 0; i < secure_threads; ++i) {
+    self->secure.threads.emplace_back([self] { self->FlusherLoop(&self->secure); });
   }
   if (!first_error.ok()) {
     server->Stop();
@@ -602,8 +620,10 @@ Result<std::unique_ptr<Server>> Server::Start(const ServerOptions& options,
   for (const auto& w : self->workers) {
     ports += (ports.empty() ? "" : ",") + std::to_string(w->port);
   }
-  COSMOS_LOG_INFO("cosmosd: {} workers on {} port(s) {}, {} flushers{}", options.workers,
+  COSMOS_LOG_INFO("cosmosd: {} workers on {} port(s) {}, {} flushers{}{}", options.workers,
                   options.listen_ip, ports, options.flushers,
+                  secure_threads > 0 ? ", " + std::to_string(secure_threads) + " secure flushers"
+                                     : std::string(),
                   options.qos.enabled() ? ", QoS on" : "");
   return server;
 }
@@ -617,12 +637,16 @@ void Server::Stop() {
   if (impl_->stopped) return;
   impl_->stopped = true;
   impl_->accepting.store(false, std::memory_order_release);
-  {
-    std::lock_guard lock(impl_->flush_mu);
-    impl_->flushers_stop = true;
+  for (DeferQueue* q : {&impl_->flush, &impl_->secure}) {
+    {
+      std::lock_guard lock(q->mu);
+      q->stop = true;
+    }
+    q->cv.notify_all();
   }
-  impl_->flush_cv.notify_all();
-  for (auto& t : impl_->flushers) t.join();
+  for (DeferQueue* q : {&impl_->flush, &impl_->secure}) {
+    for (auto& t : q->threads) t.join();
+  }
   impl_->stop_workers.store(true, std::memory_order_release);
   for (auto& w : impl_->workers) {
     if (w->thread.joinable()) w->thread.join();

@@ -36,6 +36,11 @@ struct ServerOptions {
   uint16_t port = 7410;         // worker i listens on port + i; 0 = ephemeral ports
   uint32_t workers = 2;         // RPC endpoints (threads)
   uint32_t flushers = 2;        // threads that run batches waiting for a sync
+  // Threads that run secure-region commits (with secure_engine only; 1..256).
+  // A strict-mode flush holds one for the trusted counter's stabilisation
+  // delay (sleeping); flushes of a region that wait together share one
+  // counter value, so this bounds how many flushes one counter round serves.
+  uint32_t secure_flushers = 16;
   bool busy_poll = false;       // workers spin instead of blocking when idle
   uint32_t idle_spin_us = 100;  // adaptive mode: spin this long without traffic before blocking
   QosLimits qos;
