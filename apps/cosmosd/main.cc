@@ -37,6 +37,9 @@ int main(int argc, char** argv) {
   std::vector<std::string> allow;
   uint32_t secure_block_size = cosmos::sec::kDefaultBlockSize;
   bool require_secure = false;
+  std::string freshness;
+  uint32_t relaxed_window = 0, counter_delay_ms = 0, secure_flushers = 0;
+  bool accept_counter_reset = false;
   app.add_option("--platform-keys", platform_keys,
                  "enable secure mode: directory of `cosmos keys platform` (platform.key, "
                  "sealing.secret); the enclave is SIMULATED (no hardware isolation)");
@@ -48,6 +51,28 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({512u, 1024u, 2048u, 4096u, 8192u, 16384u, 32768u, 65536u}));
   app.add_flag("--require-secure", require_secure,
                "refuse plain connections (PermissionDenied); needs --platform-keys");
+  app.add_option("--freshness", freshness,
+                 "secure regions: strict (default; a flush is acknowledged once its trusted "
+                 "counter value is stable, nothing acknowledged can be rolled back) or relaxed "
+                 "(acknowledged at once; a crash plus a host rollback can undo at most the "
+                 "last --relaxed-window flushes of a region)")
+      ->check(CLI::IsMember({"strict", "relaxed"}));
+  app.add_option("--relaxed-window", relaxed_window,
+                 "relaxed freshness: unstable counter increments (= rollback window in "
+                 "flushes) per region (default 8)")
+      ->check(CLI::Range(1u, 1'000'000u));
+  app.add_option("--counter-delay-ms", counter_delay_ms,
+                 "stabilisation delay of the SIMULATED trusted counter, modelling a hardware or "
+                 "remote trusted counter (default 20)")
+      ->check(CLI::Range(0u, 60'000u));
+  app.add_option("--secure-flushers", secure_flushers,
+                 "threads running secure-region commits (they sleep in the counter wait; "
+                 "default 16)")
+      ->check(CLI::Range(1u, 256u));
+  app.add_flag("--accept-counter-reset", accept_counter_reset,
+               "ONE-OFF OVERRIDE: open secure regions whose trusted counter file is missing or "
+               "further behind their sealed state than the freshness mode allows; gives up "
+               "rollback detection for them (docs/operations.md)");
   CLI11_PARSE(app, argc, argv);
 
   if (!config_path.empty()) {
@@ -103,6 +128,11 @@ int main(int argc, char** argv) {
   sec_cfg.allow.insert(sec_cfg.allow.end(), allow.begin(), allow.end());
   if (app.count("--secure-block-size") > 0) sec_cfg.block_size = secure_block_size;
   if (require_secure) sec_cfg.require_secure = true;
+  if (!freshness.empty()) sec_cfg.freshness = freshness;
+  if (app.count("--relaxed-window") > 0) sec_cfg.relaxed_window = relaxed_window;
+  if (app.count("--counter-delay-ms") > 0) sec_cfg.counter_delay_ms = counter_delay_ms;
+  if (app.count("--secure-flushers") > 0) cfg.server.secure_flushers = secure_flushers;
+  if (accept_counter_reset) sec_cfg.accept_counter_reset = true;
   if (auto s = cosmos::server::ValidateSecureConfig(sec_cfg); !s.ok()) {
     std::fprintf(stderr, "cosmosd: %s\n", s.message().c_str());
     return 2;
@@ -132,6 +162,8 @@ int main(int argc, char** argv) {
     eo.sealing_secret_path = sec_cfg.platform_keys + "/sealing.secret";
     eo.state_dir =
         sec_cfg.enclave_state.empty() ? sec_cfg.platform_keys + "/state" : sec_cfg.enclave_state;
+    eo.counter_stabilisation_ns = uint64_t{sec_cfg.counter_delay_ms} * 1'000'000;
+    eo.region_policy = cosmos::server::RegionPolicyFor(sec_cfg);
     auto created = cosmos::sec::SimulatedEnclave::Create(std::move(eo));
     if (!created.ok()) {
       std::fprintf(stderr, "cosmosd: enclave: %s\n", created.status().ToString().c_str());
@@ -158,6 +190,13 @@ int main(int argc, char** argv) {
     cfg.server.require_secure = sec_cfg.require_secure;
     COSMOS_LOG_INFO("cosmosd: secure mode, {}; {} allowed clients; block size {}",
                     enclave->Description(), clients.size(), sec_cfg.block_size);
+    COSMOS_LOG_INFO("cosmosd: {}", cosmos::server::DescribeFreshness(sec_cfg));
+    if (sec_cfg.accept_counter_reset) {
+      COSMOS_LOG_WARN(
+          "cosmosd: --accept-counter-reset: secure regions whose trusted counter is missing or "
+          "too far behind are opened anyway; rollback detection restarts from their sealed "
+          "state. Remove the flag after this start.");
+    }
     if (sec_cfg.require_secure) {
       COSMOS_LOG_INFO(
           "cosmosd: --require-secure: plain connections are refused (PermissionDenied)");

@@ -60,6 +60,17 @@ Status ValidateSecureConfig(const SecureConfig& s) {
     return Status::InvalidArgument("secure_block_size " + std::to_string(b) +
                                    ": must be a power of two in [512, 65536]");
   }
+  if (s.freshness != "strict" && s.freshness != "relaxed") {
+    return Status::InvalidArgument("freshness '" + s.freshness + "': must be strict or relaxed");
+  }
+  if (s.relaxed_window < 1 || s.relaxed_window > 1'000'000) {
+    return Status::InvalidArgument("relaxed_window " + std::to_string(s.relaxed_window) +
+                                   ": must be 1..1000000");
+  }
+  if (s.counter_delay_ms > 60'000) {
+    return Status::InvalidArgument("counter_delay_ms " + std::to_string(s.counter_delay_ms) +
+                                   ": must be 0..60000");
+  }
   if (s.platform_keys.empty()) {
     if (!s.allow.empty()) return Status::InvalidArgument("allow needs platform_keys");
     if (!s.enclave_state.empty())
@@ -68,6 +79,31 @@ Status ValidateSecureConfig(const SecureConfig& s) {
       return Status::InvalidArgument("require_secure needs platform_keys (secure mode)");
   }
   return Status::Ok();
+}
+
+sec::RegionPolicy RegionPolicyFor(const SecureConfig& s) {
+  sec::RegionPolicy p;
+  p.counter_mode = s.freshness == "relaxed" ? sec::CounterMode::kRelaxed : sec::CounterMode::kStrict;
+  p.relaxed_window = s.relaxed_window;
+  p.accept_counter_reset = s.accept_counter_reset;
+  return p;
+}
+
+std::string DescribeFreshness(const SecureConfig& s) {
+  const std::string counter = "simulated trusted counter (models a hardware/remote counter) "
+                              "with a " +
+                              std::to_string(s.counter_delay_ms) + " ms stabilisation delay";
+  if (s.freshness == "relaxed") {
+    return "freshness relaxed: a flush is acknowledged before its counter value is stable; "
+           "rollback window " +
+           std::to_string(s.relaxed_window) +
+           " flushes per region (a crash plus a host rollback can undo at most the last " +
+           std::to_string(s.relaxed_window) + " acknowledged flushes); " + counter;
+  }
+  return "freshness strict: a flush is acknowledged only once its counter value is stable "
+         "(flushes waiting together share one value); rollback window 0 flushes; "
+         "flush latency >= the delay; " +
+         counter;
 }
 
 Result<DaemonConfig> LoadDaemonConfig(const ConfigFile& f, DaemonConfig c) {
@@ -99,6 +135,26 @@ Result<DaemonConfig> LoadDaemonConfig(const ConfigFile& f, DaemonConfig c) {
                           f.GetInt("server.secure_block_size", sc.block_size, 512, 65536));
   sc.block_size = static_cast<uint32_t>(block);
   COSMOS_ASSIGN_OR_RETURN(sc.require_secure, f.GetBool("server.require_secure", sc.require_secure));
+  COSMOS_ASSIGN_OR_RETURN(sc.freshness, f.GetString("server.freshness", sc.freshness));
+  if (sc.freshness != "strict" && sc.freshness != "relaxed") {
+    return Status::InvalidArgument("config " + f.origin() +
+                                   ": key 'server.freshness' must be \"strict\" or \"relaxed\"");
+  }
+  COSMOS_ASSIGN_OR_RETURN(int64_t window,
+                          f.GetInt("server.relaxed_window", sc.relaxed_window, 1, 1'000'000));
+  sc.relaxed_window = static_cast<uint32_t>(window);
+  COSMOS_ASSIGN_OR_RETURN(int64_t delay,
+                          f.GetInt("server.counter_delay_ms", sc.counter_delay_ms, 0, 60'000));
+  sc.counter_delay_ms = static_cast<uint32_t>(delay);
+  if (f.Has("server.accept_counter_reset")) {
+    return Status::InvalidArgument(
+        "config " + f.origin() +
+        ": key 'server.accept_counter_reset' is not a file key: the override is the one-off "
+        "flag --accept-counter-reset (docs/operations.md)");
+  }
+  COSMOS_ASSIGN_OR_RETURN(int64_t sflushers, f.GetInt("server.secure_flushers",
+                                                      c.server.secure_flushers, 1, 256));
+  c.server.secure_flushers = static_cast<uint32_t>(sflushers);
   if ((sc.block_size & (sc.block_size - 1)) != 0) {
     return Status::InvalidArgument("config " + f.origin() +
                                    ": key 'server.secure_block_size' must be a power of two");

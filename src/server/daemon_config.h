@@ -7,6 +7,7 @@
 
 #include "common/config.h"
 #include "cosmos/result.h"
+#include "sec/protected_region.h"
 #include "server/server.h"
 
 namespace cosmos::server {
@@ -28,6 +29,19 @@ struct SecureConfig {
   std::string enclave_state;       // trusted-counter directory; empty: platform_keys/state
   uint32_t block_size = 4096;      // new secure regions; power of two in [512, 65536]
   bool require_secure = false;     // refuse plain connections (PermissionDenied)
+  // Freshness of secure regions (docs/security.md "Trusted counters"):
+  // "strict" (a flush is acknowledged once its trusted-counter value is
+  // stable) or "relaxed" (acknowledged at once; at most relaxed_window
+  // acknowledged flushes per region can be rolled back after a crash).
+  std::string freshness = "strict";
+  uint32_t relaxed_window = 8;     // 1..1000000; relaxed mode only
+  // Stabilisation delay of the SIMULATED trusted counter (it models a
+  // hardware or remote counter's latency); 0..60000 ms.
+  uint32_t counter_delay_ms = 20;
+  // Operator override, flag only (--accept-counter-reset; never in a file):
+  // open regions whose counter file is missing or behind their sealed state
+  // by more than the mode allows (docs/operations.md).
+  bool accept_counter_reset = false;
 };
 
 struct DaemonConfig {
@@ -46,9 +60,18 @@ Result<DaemonConfig> LoadDaemonConfig(const ConfigFile& file, DaemonConfig base 
 
 // Checks the secure settings once flags are layered on the file:
 // InvalidArgument (naming the setting) for a block size that is not a power
-// of two in [512, 65536], or for allow / enclave_state / require_secure
-// without platform_keys.
+// of two in [512, 65536], a freshness other than strict|relaxed, a
+// relaxed_window outside 1..1000000, a counter_delay_ms above 60000, or for
+// allow / enclave_state / require_secure without platform_keys.
 [[nodiscard]] Status ValidateSecureConfig(const SecureConfig& secure);
+
+// The protected-region policy the secure settings select. REQUIRES:
+// ValidateSecureConfig(secure).ok().
+sec::RegionPolicy RegionPolicyFor(const SecureConfig& secure);
+
+// One line for logs and `info`: the freshness mode, what it guarantees and
+// the rollback window (e.g. "freshness strict: ... rollback window 0 flushes").
+std::string DescribeFreshness(const SecureConfig& secure);
 
 // Parses a --pool flag: "PATH" or "NAME=PATH", with optional ",size=MB",
 // ",backend=NAME" and ",create" suffixes. InvalidArgument on bad text.

@@ -128,6 +128,79 @@ TEST(DaemonConfig, RejectsBadSecureValuesNamingTheKey) {
   }
 }
 
+TEST(DaemonConfig, ReadsFreshnessKeysAndSelectsTheRegionPolicy) {
+  auto f = ConfigFile::Parse(R"(
+[server]
+platform_keys = "/k"
+freshness = "relaxed"
+relaxed_window = 32
+counter_delay_ms = 5
+secure_flushers = 40
+)");
+  ASSERT_TRUE(f.ok());
+  auto c = LoadDaemonConfig(*f);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->secure.freshness, "relaxed");
+  EXPECT_EQ(c->secure.relaxed_window, 32u);
+  EXPECT_EQ(c->secure.counter_delay_ms, 5u);
+  EXPECT_EQ(c->server.secure_flushers, 40u);
+  EXPECT_FALSE(c->secure.accept_counter_reset);
+  ASSERT_TRUE(ValidateSecureConfig(c->secure).ok());
+  sec::RegionPolicy p = RegionPolicyFor(c->secure);
+  EXPECT_EQ(p.counter_mode, sec::CounterMode::kRelaxed);
+  EXPECT_EQ(p.relaxed_window, 32u);
+  EXPECT_FALSE(p.accept_counter_reset);
+  const std::string d = DescribeFreshness(c->secure);
+  EXPECT_NE(d.find("relaxed"), std::string::npos) << d;
+  EXPECT_NE(d.find("rollback window 32"), std::string::npos) << d;
+  EXPECT_NE(d.find("5 ms"), std::string::npos) << d;
+  EXPECT_NE(d.find("simulated"), std::string::npos) << d;
+
+  // Defaults: strict, window 8 (unused), 20 ms, 16 secure flushers.
+  auto g = ConfigFile::Parse("[server]\nplatform_keys = \"/k\"\n");
+  ASSERT_TRUE(g.ok());
+  auto e = LoadDaemonConfig(*g);
+  ASSERT_TRUE(e.ok()) << e.status();
+  EXPECT_EQ(e->secure.freshness, "strict");
+  EXPECT_EQ(e->secure.counter_delay_ms, 20u);
+  EXPECT_EQ(e->server.secure_flushers, 16u);
+  EXPECT_EQ(RegionPolicyFor(e->secure).counter_mode, sec::CounterMode::kStrict);
+  EXPECT_NE(DescribeFreshness(e->secure).find("rollback window 0"), std::string::npos);
+  SecureConfig over = e->secure;
+  over.accept_counter_reset = true;  // the flag; not a file key
+  EXPECT_TRUE(RegionPolicyFor(over).accept_counter_reset);
+}
+
+TEST(DaemonConfig, RejectsBadFreshnessValuesNamingTheKey) {
+  const std::pair<const char*, const char*> cases[] = {
+      {"freshness = \"eventual\"", "freshness"},
+      {"freshness = 1", "freshness"},
+      {"relaxed_window = 0", "relaxed_window"},
+      {"relaxed_window = 2000000", "relaxed_window"},
+      {"counter_delay_ms = -1", "counter_delay_ms"},
+      {"counter_delay_ms = 60001", "counter_delay_ms"},
+      {"secure_flushers = 0", "secure_flushers"},
+      {"accept_counter_reset = true", "accept_counter_reset"},
+  };
+  for (const auto& [line, key] : cases) {
+    auto f = ConfigFile::Parse(std::string("[server]\n") + line + "\n");
+    ASSERT_TRUE(f.ok()) << line;
+    auto c = LoadDaemonConfig(*f);
+    ASSERT_FALSE(c.ok()) << line;
+    EXPECT_EQ(c.status().code(), StatusCode::kInvalidArgument) << line;
+    EXPECT_NE(c.status().message().find(key), std::string::npos) << line << ": " << c.status();
+  }
+  SecureConfig s;
+  s.freshness = "lazy";
+  EXPECT_EQ(ValidateSecureConfig(s).code(), StatusCode::kInvalidArgument);
+  s = {};
+  s.relaxed_window = 0;
+  EXPECT_EQ(ValidateSecureConfig(s).code(), StatusCode::kInvalidArgument);
+  s = {};
+  s.counter_delay_ms = 70'000;
+  EXPECT_EQ(ValidateSecureConfig(s).code(), StatusCode::kInvalidArgument);
+}
+
 TEST(DaemonConfig, SecureSettingsNeedPlatformKeys) {
   SecureConfig s;
   s.allow = {"a.pub"};
