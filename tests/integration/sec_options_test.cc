@@ -2,7 +2,8 @@
 // plain connections with PermissionDenied and still serves secure ones; the
 // same settings from the TOML config file ([server] platform_keys, allow,
 // enclave_state, secure_block_size, require_secure); bad combinations make
-// cosmosd exit with status 2 before serving.
+// cosmosd exit with status 2 before serving; freshness options; a deleted
+// trusted counter makes the region unusable until --accept-counter-reset.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -138,6 +139,101 @@ TEST_F(SecOptions, BadSecureSettingsStopCosmosdWithStatus2) {
   rpm_test::Daemon d;
   EXPECT_TRUE(d.Start(dir_.path, {"--listen", "127.0.0.1", "--pool", pool_flag, "--config", config,
                                   "--platform-keys", dir_.path + "/node"}));
+}
+
+TEST_F(SecOptions, FreshnessOptionsAreCheckedAndRelaxedModeServes) {
+  const std::string pool_flag = pool_ + ",size=16,create";
+  const std::string keys = dir_.path + "/node";
+  for (const std::vector<std::string>& bad :
+       {std::vector<std::string>{"--freshness", "eventual"},
+        std::vector<std::string>{"--relaxed-window", "0"},
+        std::vector<std::string>{"--counter-delay-ms", "70000"}}) {
+    std::vector<std::string> args = {"--pool", pool_flag, "--platform-keys", keys};
+    args.insert(args.end(), bad.begin(), bad.end());
+    const int st = RunToExit(args);
+    ASSERT_TRUE(WIFEXITED(st));
+    EXPECT_NE(WEXITSTATUS(st), 0) << bad[0] << " " << bad[1];
+  }
+  rpm_test::Daemon d;
+  ASSERT_TRUE(d.Start(dir_.path, {"--listen", "127.0.0.1", "--pool", pool_flag, "--platform-keys",
+                                  keys, "--allow", dir_.path + "/clients/alice.pub",
+                                  "--freshness", "relaxed", "--relaxed-window", "4",
+                                  "--counter-delay-ms", "1", "--secure-flushers", "4"}));
+  auto secure = Connect(d, true);
+  ASSERT_TRUE(secure.ok()) << secure.status();
+  ASSERT_TRUE((*secure)->CreateRegion("s", 64 * 1024, {.secure = true}).ok());
+  auto r = (*secure)->OpenRegion("s");
+  ASSERT_TRUE(r.ok());
+  std::vector<std::byte> data(100, std::byte{0x17}), out(100);
+  for (int i = 0; i < 20; ++i) {  // more flushes than the window
+    ASSERT_TRUE((*r)->Write(static_cast<uint64_t>(i) * 100, data).ok());
+    ASSERT_TRUE((*r)->Flush(static_cast<uint64_t>(i) * 100, 100).ok());
+  }
+  ASSERT_TRUE((*r)->Read(1900, out).ok());
+  EXPECT_EQ(out, data);
+}
+
+TEST_F(SecOptions, DeletedTrustedCounterRefusesTheRegionUntilTheOverride) {
+  const std::vector<std::string> args = {
+      "--listen", "127.0.0.1", "--pool", pool_ + ",size=16,create", "--platform-keys",
+      dir_.path + "/node", "--allow", dir_.path + "/clients/alice.pub", "--counter-delay-ms", "1"};
+  std::vector<std::byte> data(100, std::byte{0x66}), out(100);
+  {
+    rpm_test::Daemon d;
+    ASSERT_TRUE(d.Start(dir_.path, args));
+    auto secure = Connect(d, true);
+    ASSERT_TRUE(secure.ok()) << secure.status();
+    ASSERT_TRUE((*secure)->CreateRegion("s", 64 * 1024, {.secure = true}).ok());
+    auto r = (*secure)->OpenRegion("s");
+    ASSERT_TRUE(r.ok());
+    ASSERT_TRUE((*r)->Write(0, data).ok());
+    ASSERT_TRUE((*r)->Flush(0, 100).ok());
+    r->reset();
+    secure->reset();
+    EXPECT_EQ(d.Stop(SIGTERM), 0);
+  }
+  // The host deletes the enclave's counter files.
+  int removed = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir_.path + "/node/state")) {
+    if (e.path().filename().string().rfind("counter-", 0) == 0) {
+      std::filesystem::remove(e.path());
+      ++removed;
+    }
+  }
+  ASSERT_GT(removed, 0);
+  {
+    rpm_test::Daemon d;
+    ASSERT_TRUE(d.Start(dir_.path, args));
+    auto secure = Connect(d, true);
+    ASSERT_TRUE(secure.ok()) << secure.status();
+    auto r = (*secure)->OpenRegion("s");
+    cosmos::Status st = r.ok() ? (*r)->Read(0, out) : r.status();
+    EXPECT_EQ(st.code(), cosmos::StatusCode::kIntegrityViolation) << st;
+    EXPECT_NE(st.message().find("missing"), std::string::npos) << st;
+  }
+  {
+    std::vector<std::string> over = args;
+    over.push_back("--accept-counter-reset");
+    rpm_test::Daemon d;
+    ASSERT_TRUE(d.Start(dir_.path, over));
+    auto secure = Connect(d, true);
+    ASSERT_TRUE(secure.ok()) << secure.status();
+    auto r = (*secure)->OpenRegion("s");
+    ASSERT_TRUE(r.ok()) << r.status();
+    ASSERT_TRUE((*r)->Read(0, out).ok());
+    EXPECT_EQ(out, data);
+  }
+  {
+    // The counter exists again: no override needed from now on.
+    rpm_test::Daemon d;
+    ASSERT_TRUE(d.Start(dir_.path, args));
+    auto secure = Connect(d, true);
+    ASSERT_TRUE(secure.ok()) << secure.status();
+    auto r = (*secure)->OpenRegion("s");
+    ASSERT_TRUE(r.ok()) << r.status();
+    ASSERT_TRUE((*r)->Read(0, out).ok());
+    EXPECT_EQ(out, data);
+  }
 }
 
 }  // namespace
