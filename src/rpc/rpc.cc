@@ -12,6 +12,7 @@
 #include <deque>
 #include <random>
 #include <string>
+#include <utility>
 
 #include "common/check.h"
 #include "common/clock.h"
@@ -53,6 +54,28 @@ std::span<const std::byte> AsBytes(const std::string& s) {
   return {reinterpret_cast<const std::byte*>(s.data()), s.size()};
 }
 
+// Allocator that leaves new elements uninitialized on resize: reassembly
+// buffers are overwritten packet by packet, so zero-filling them first (what
+// std::vector<std::byte>::resize does) was an extra pass over every message
+// that outgrew the slot's previous one.
+template <typename T>
+struct DefaultInitAllocator : std::allocator<T> {
+  template <typename U>
+  struct rebind {
+    using other = DefaultInitAllocator<U>;
+  };
+  using std::allocator<T>::allocator;
+  template <typename U>
+  void construct(U* p) noexcept {
+    ::new (static_cast<void*>(p)) U;
+  }
+  template <typename U, typename... Args>
+  void construct(U* p, Args&&... args) {
+    ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
+  }
+};
+using ReassemblyBuffer = std::vector<std::byte, DefaultInitAllocator<std::byte>>;
+
 }  // namespace
 
 // ---------------------------------------------------------------- Nexus
@@ -86,7 +109,7 @@ struct ClientSlot {
   uint32_t request_size = 0;
   uint32_t request_pkts = 0;
   Continuation continuation;
-  std::vector<std::byte> response;
+  ReassemblyBuffer response;
   uint32_t response_size = 0;
   uint32_t response_pkts = 0;  // 0 until the first response packet arrives
   uint8_t response_status = 0;
@@ -107,7 +130,7 @@ struct ServerSlot {
     kResponded
   } state = State::kIdle;
   uint16_t type = 0;
-  std::vector<std::byte> request;
+  ReassemblyBuffer request;
   uint32_t request_size = 0;
   uint32_t request_pkts = 0;
   uint32_t received_pkts = 0;
@@ -434,12 +457,19 @@ Status Rpc::EnqueueRequest(SessionId session, uint16_t type, std::span<const std
 }
 
 void Rpc::StartRequest(Session* s, uint32_t slot_index, uint16_t type,
-                       std::span<const std::byte> request, Continuation&& continuation) {
+                       std::span<const std::byte> request, Continuation&& continuation,
+                       std::vector<std::byte>* take) {
   FlushIfReferenced();  // queued packets may point into this slot's old request
   ClientSlot& slot = s->client_slots[slot_index];
   slot.busy = true;
   slot.type = type;
-  slot.request.assign(request.begin(), request.end());
+  if (take != nullptr && take->capacity() >= slot.request.capacity()) {
+    // A backlogged request: its bytes were copied once already; adopt the
+    // buffer (the slot's smaller one goes away with the backlog entry).
+    slot.request.swap(*take);
+  } else {
+    slot.request.assign(request.begin(), request.end());
+  }
   slot.request_size = static_cast<uint32_t>(request.size());
   slot.request_pkts = PacketsFor(request.size(), s->chunk);
   slot.continuation = std::move(continuation);
@@ -503,7 +533,7 @@ void Rpc::PumpSession(Session* s) {
     while (s->client_slots[i].busy) ++i;
     Backlogged b = std::move(s->backlog.front());
     s->backlog.pop_front();
-    StartRequest(s, i, b.type, b.request, std::move(b.continuation));
+    StartRequest(s, i, b.type, b.request, std::move(b.continuation), &b.request);
   }
 }
 
@@ -1262,6 +1292,12 @@ void Rpc::RunTimers(uint64_t now) {
       slot.retransmitted = true;
       slot.last_progress_ns = now;
       slot.rto_ns = std::min(slot.rto_ns * 2, options_.max_rto_ns);
+      // Karn: the backed-off RTO stays the session's until a clean RTT
+      // sample replaces it. (Resetting it on the next progress kept the RTO
+      // at its initial value forever once every request was retransmitted,
+      // since retransmitted requests give no sample: with many credits in
+      // flight, e.g. 1 MB messages, every request then went back N again.)
+      s->rto_ns = std::max(s->rto_ns, slot.rto_ns);
       ++s->counters.timeouts;
       ++counters_.timeouts;
       const uint64_t before = s->counters.packets_sent;

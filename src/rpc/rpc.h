@@ -299,8 +299,11 @@ class Rpc {
   void RunHandler(Session* s, uint32_t slot_index);
   void QueueCreditReturn(Session* s, uint32_t slot_index, bool duplicate);
   void SendPendingCreditReturns();
+  // Starts `request` on a free slot. `take` (optional): a buffer holding the
+  // same bytes that the slot may adopt instead of copying them.
   void StartRequest(Session* s, uint32_t slot_index, uint16_t type,
-                    std::span<const std::byte> request, Continuation&& continuation);
+                    std::span<const std::byte> request, Continuation&& continuation,
+                    std::vector<std::byte>* take = nullptr);
   void PumpSession(Session* s);
   void SendSlotPackets(Session* s, uint32_t slot_index);
   void SendResponsePacket(Session* s, uint32_t slot_index, uint32_t pkt_num);
