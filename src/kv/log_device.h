@@ -46,17 +46,6 @@ class LogDevice {
   // REQUIRES: offset % 8 == 0. Stores `value` ordered after all earlier
   // flushes; durable on return.
   [[nodiscard]] virtual Status WriteAfterFlush(uint64_t offset, uint64_t value) = 0;
-  // Flush(offset, len) followed by WriteAfterFlush(word_offset, value), with
-  // the same guarantees (the word is stored only once the range is durable;
-  // on error the word may or may not have been stored only if the flush
-  // succeeded). Devices that can pipeline the two override it: a remote
-  // region sends both in one round trip.
-  [[nodiscard]] virtual Status FlushThenWriteAfterFlush(uint64_t offset, uint64_t len,
-                                                        uint64_t word_offset, uint64_t value) {
-    Status s = Flush(offset, len);
-    if (!s.ok()) return s;
-    return WriteAfterFlush(word_offset, value);
-  }
 };
 
 }  // namespace cosmos::kv

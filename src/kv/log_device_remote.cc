@@ -29,9 +29,8 @@ bool IsCallerError(const Status& s) {
 }  // namespace
 
 struct RemoteLogDevice::Op {
-  enum class Kind { kRead, kWrite, kFlush, kWriteAfterFlush, kFlushThenWriteAfterFlush } kind;
+  enum class Kind { kRead, kWrite, kFlush, kWriteAfterFlush } kind;
   uint64_t offset = 0;
-  uint64_t word_offset = 0;  // kFlushThenWriteAfterFlush
   uint64_t len = 0;
   void* out = nullptr;
   const void* in = nullptr;
@@ -174,16 +173,6 @@ Status RemoteLogDevice::RunOp(Region* region, Op* op) {
       return region->Flush(op->offset, op->len);
     case Op::Kind::kWriteAfterFlush:
       return region->WriteAfterFlush(op->offset, op->value);
-    case Op::Kind::kFlushThenWriteAfterFlush: {
-      // AsyncFlush is buffered and sent with the WriteAfterFlush (one batch,
-      // one round trip); Drain then only collects the flush's own status.
-      const Range range{op->offset, op->len};
-      Status s = region->AsyncFlush(std::span<const Range>(&range, 1));
-      if (!s.ok()) return s;
-      s = region->WriteAfterFlush(op->word_offset, op->value);
-      Status d = region->Drain();
-      return !d.ok() ? d : s;
-    }
   }
   return Status::Internal("remote log device: unknown operation");
 }
@@ -234,22 +223,6 @@ Status RemoteLogDevice::WriteAfterFlush(uint64_t offset, uint64_t value) {
   }
   COSMOS_RETURN_IF_ERROR(CheckRange(offset, 8));
   Op op{.kind = Op::Kind::kWriteAfterFlush, .offset = offset, .value = value};
-  return Submit(&op);
-}
-
-Status RemoteLogDevice::FlushThenWriteAfterFlush(uint64_t offset, uint64_t len,
-                                                 uint64_t word_offset, uint64_t value) {
-  COSMOS_RETURN_IF_ERROR(CheckRange(offset, len));
-  if (word_offset % 8 != 0) {
-    return Status::InvalidArgument("remote log device: WriteAfterFlush offset " +
-                                   std::to_string(word_offset) + " is not 8-byte aligned");
-  }
-  COSMOS_RETURN_IF_ERROR(CheckRange(word_offset, 8));
-  Op op{.kind = Op::Kind::kFlushThenWriteAfterFlush,
-        .offset = offset,
-        .word_offset = word_offset,
-        .len = len,
-        .value = value};
   return Submit(&op);
 }
 

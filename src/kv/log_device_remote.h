@@ -71,11 +71,6 @@ class RemoteLogDevice final : public LogDevice {
   Status Write(uint64_t offset, const void* data, size_t len) override;
   Status Flush(uint64_t offset, uint64_t len) override;
   Status WriteAfterFlush(uint64_t offset, uint64_t value) override;
-  // One round trip: the posted writes, an AsyncFlush of the range and the
-  // WriteAfterFlush travel in one batch; the node applies the word only after
-  // the flush is durable (docs/semantics.md).
-  Status FlushThenWriteAfterFlush(uint64_t offset, uint64_t len, uint64_t word_offset,
-                                  uint64_t value) override;
 
  private:
   struct Op;

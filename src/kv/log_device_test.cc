@@ -212,32 +212,6 @@ TEST_P(LogDeviceConformance, FlushAndWriteAfterFlushSucceedAndAreReadable) {
   EXPECT_EQ(v, 0x1122334455667788ull);
 }
 
-TEST_P(LogDeviceConformance, FlushThenWriteAfterFlushStoresRangeAndWord) {
-  std::string rec(70000, 'r');
-  for (size_t i = 0; i < rec.size(); ++i) rec[i] = static_cast<char>('A' + i % 19);
-  ASSERT_TRUE(dev_->Write(65536, rec.data(), rec.size()).ok());
-  ASSERT_TRUE(dev_->FlushThenWriteAfterFlush(65536, rec.size(), 32, rec.size()).ok());
-  std::string back(rec.size(), '\0');
-  ASSERT_TRUE(dev_->Read(65536, back.data(), back.size()).ok());
-  EXPECT_EQ(back, rec);
-  uint64_t v = 0;
-  ASSERT_TRUE(dev_->Read(32, &v, 8).ok());
-  EXPECT_EQ(v, rec.size());
-  EXPECT_EQ(dev_->FlushThenWriteAfterFlush(65536, 8, 36, 1).code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(dev_->FlushThenWriteAfterFlush(kDeviceSize - 4, 8, 32, 1).code(),
-            StatusCode::kOutOfRange);
-  ASSERT_TRUE(dev_->Read(32, &v, 8).ok());
-  EXPECT_EQ(v, rec.size());  // rejected calls stored nothing
-  if (!backend_->persistent()) return;
-  dev_.reset();
-  auto d = backend_->Open();
-  ASSERT_TRUE(d.ok()) << d.status();
-  ASSERT_TRUE((*d)->Read(65536, back.data(), back.size()).ok());
-  EXPECT_EQ(back, rec);
-  ASSERT_TRUE((*d)->Read(32, &v, 8).ok());
-  EXPECT_EQ(v, rec.size());
-}
-
 TEST_P(LogDeviceConformance, RejectsMisalignedWriteAfterFlush) {
   EXPECT_EQ(dev_->WriteAfterFlush(12, 1).code(), StatusCode::kInvalidArgument);
   // The device stays usable.

@@ -9,7 +9,7 @@
 namespace cosmos::kv {
 
 void EncodeRecord(RecordType type, uint64_t sequence, int64_t expiry_ms, std::string_view key,
-                  std::string_view value, std::string* out) {
+                  std::string_view value, uint8_t flags, uint32_t epoch, std::string* out) {
   const uint64_t size = RecordSize(key.size(), value.size());
   const size_t start = out->size();
   out->resize(start + size);
@@ -17,6 +17,8 @@ void EncodeRecord(RecordType type, uint64_t sequence, int64_t expiry_ms, std::st
   std::memset(p, 0, kRecordHeaderSize);
   StoreLE<uint32_t>(p + RecordLayout::kMagic, kRecordMagic);
   p[RecordLayout::kType] = static_cast<char>(type);
+  p[RecordLayout::kFlags] = static_cast<char>(flags);
+  StoreLE<uint32_t>(p + RecordLayout::kEpoch, epoch);
   StoreLE<uint64_t>(p + RecordLayout::kSequence, sequence);
   StoreLE<int64_t>(p + RecordLayout::kExpiry, expiry_ms);
   StoreLE<uint32_t>(p + RecordLayout::kKeyLen, static_cast<uint32_t>(key.size()));
@@ -39,6 +41,9 @@ Result<RecordHeader> DecodeRecordHeader(const char* header, uint64_t available,
   const uint8_t type = static_cast<uint8_t>(header[RecordLayout::kType]);
   if (type < 1 || type > 4) return bad("unknown record type");
   h.type = static_cast<RecordType>(type);
+  h.flags = static_cast<uint8_t>(header[RecordLayout::kFlags]);
+  if ((h.flags & ~kRecordFlagBatchEnd) != 0) return bad("unknown record flags");
+  h.epoch = LoadLE<uint32_t>(header + RecordLayout::kEpoch);
   h.sequence = LoadLE<uint64_t>(header + RecordLayout::kSequence);
   h.expiry_ms = LoadLE<int64_t>(header + RecordLayout::kExpiry);
   h.key_len = LoadLE<uint32_t>(header + RecordLayout::kKeyLen);

@@ -1,4 +1,4 @@
-// On-device layout of the cosmos-kv log, version 1 (spec: docs/kv.md).
+// On-device layout of the cosmos-kv log, version 2 (spec: docs/kv.md).
 // Superblock, control words, two log halves each with a segment header,
 // and checksummed records. Offsets and sizes are pinned with static_assert.
 #pragma once
@@ -13,13 +13,25 @@
 namespace cosmos::kv {
 
 inline constexpr uint64_t kSuperblockMagic = 0x31564b534f4d534full;  // "OSMOSKV1" LE
-inline constexpr uint32_t kFormatVersion = 1;
+// v2 adds commit-group flags and the open epoch to records, the open-epoch and
+// per-half base-sequence control words, and recovery past the tail word (one
+// flush per commit). A v1 log is a valid v2 log (those fields are zero) and
+// is upgraded in place on open.
+inline constexpr uint32_t kFormatVersion = 2;
+inline constexpr uint32_t kOldestReadableFormatVersion = 1;
 inline constexpr uint64_t kHeaderAreaSize = 4096;  // superblock + control words
 inline constexpr uint64_t kSuperblockSize = 64;
 // Control words (8-byte, updated only with WriteAfterFlush).
 inline constexpr uint64_t kActiveGenerationOffset = 512;
 inline constexpr uint64_t kTailOffset0 = 520;  // tail of half 0 (bytes of records)
 inline constexpr uint64_t kTailOffset1 = 528;  // tail of half 1
+// v2: incremented (WriteAfterFlush) by every open before its first append;
+// records carry the low 32 bits of the epoch that wrote them.
+inline constexpr uint64_t kOpenEpochOffset = 536;
+// v2: per half, a sequence number >= every sequence assigned before the
+// compaction that started the half's current generation.
+inline constexpr uint64_t kBaseSequenceOffset0 = 544;
+inline constexpr uint64_t kBaseSequenceOffset1 = 552;
 inline constexpr uint64_t kSegmentHeaderSize = 64;
 inline constexpr uint64_t kSegmentMagic = 0x31474553564b4f43ull;  // "COKVSEG1" LE
 inline constexpr uint32_t kRecordMagic = 0x3152564bu;             // "KVR1" LE
@@ -45,6 +57,7 @@ struct SuperblockLayout {
 };
 static_assert(SuperblockLayout::kEnd <= kSuperblockSize);
 static_assert(kActiveGenerationOffset >= kSuperblockSize && kTailOffset1 + 8 <= kHeaderAreaSize);
+static_assert(kOpenEpochOffset == kTailOffset1 + 8 && kBaseSequenceOffset1 + 8 <= kHeaderAreaSize);
 
 // Segment header at the start of each half.
 struct SegmentLayout {
@@ -66,23 +79,29 @@ enum class RecordType : uint8_t {
 struct RecordLayout {
   static constexpr size_t kChecksum = 0;   // u64 over [8, 48 + key_len + value_len)
   static constexpr size_t kMagic = 8;      // u32
-  static constexpr size_t kType = 12;      // u8, then 3 zero bytes
+  static constexpr size_t kType = 12;      // u8
+  static constexpr size_t kFlags = 13;     // u8 (v2; v1: 0), then 2 zero bytes
   static constexpr size_t kSequence = 16;  // u64
   static constexpr size_t kExpiry = 24;    // i64 unix ms, 0 = none
   static constexpr size_t kKeyLen = 32;    // u32
-  static constexpr size_t kReserved = 36;  // u32 = 0
+  static constexpr size_t kEpoch = 36;     // u32: open epoch of the writer (v2; v1: 0)
   static constexpr size_t kValueLen = 40;  // u64
 };
 static_assert(RecordLayout::kValueLen + 8 == kRecordHeaderSize);
+
+// Record flag: the last record of an atomic WriteBatch. Recovery applies
+// records past the durable tail word only in complete groups.
+inline constexpr uint8_t kRecordFlagBatchEnd = 0x01;
 
 // Total bytes a record with these lengths occupies (header + data, padded to 8).
 inline constexpr uint64_t RecordSize(uint64_t key_len, uint64_t value_len) {
   return (kRecordHeaderSize + key_len + value_len + 7) & ~7ull;
 }
 
-// Appends the encoded record to `out`.
+// Appends the encoded record to `out`. `flags`: kRecordFlagBatchEnd or 0;
+// `epoch`: the writer's open epoch (low 32 bits).
 void EncodeRecord(RecordType type, uint64_t sequence, int64_t expiry_ms, std::string_view key,
-                  std::string_view value, std::string* out);
+                  std::string_view value, uint8_t flags, uint32_t epoch, std::string* out);
 
 // A decoded record header (key/value are located by offsets).
 struct RecordHeader {
@@ -91,12 +110,14 @@ struct RecordHeader {
   int64_t expiry_ms;
   uint32_t key_len;
   uint64_t value_len;
-  uint64_t size;  // RecordSize(key_len, value_len)
+  uint8_t flags;   // kRecordFlagBatchEnd or 0
+  uint32_t epoch;  // open epoch of the writer (0 in v1 logs)
+  uint64_t size;   // RecordSize(key_len, value_len)
 };
 
 // Validates the fixed header at `header` (kRecordHeaderSize bytes) against
-// `available` bytes remaining in the log. Corruption on bad magic, type or
-// lengths (message names `where`).
+// `available` bytes remaining in the log. Corruption on bad magic, type,
+// flags or lengths (message names `where`).
 Result<RecordHeader> DecodeRecordHeader(const char* header, uint64_t available,
                                         std::string_view where);
 // True if the checksum of the complete record at `record` (h.size bytes) holds.

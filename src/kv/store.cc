@@ -76,6 +76,9 @@ Status Store::Format() {
   COSMOS_RETURN_IF_ERROR(device_->WriteAfterFlush(kTailOffset0, 0));
   COSMOS_RETURN_IF_ERROR(device_->WriteAfterFlush(kTailOffset1, 0));
   COSMOS_RETURN_IF_ERROR(device_->WriteAfterFlush(kActiveGenerationOffset, 0));
+  COSMOS_RETURN_IF_ERROR(device_->WriteAfterFlush(kOpenEpochOffset, 0));
+  COSMOS_RETURN_IF_ERROR(device_->WriteAfterFlush(kBaseSequenceOffset0, 0));
+  COSMOS_RETURN_IF_ERROR(device_->WriteAfterFlush(kBaseSequenceOffset1, 0));
   char sb[kSuperblockSize];
   EncodeSuperblock(size, half, sb);
   COSMOS_RETURN_IF_ERROR(device_->Write(0, sb, sizeof(sb)));
@@ -95,9 +98,11 @@ Status Store::Recover() {
     return Status::Corruption("kv log superblock: checksum mismatch");
   }
   const uint32_t version = LoadLE<uint32_t>(sb + SuperblockLayout::kVersion);
-  if (version != kFormatVersion) {
+  if (version < kOldestReadableFormatVersion || version > kFormatVersion) {
     return Status::Corruption("kv log superblock: unsupported format version " +
-                              std::to_string(version));
+                              std::to_string(version) + " (this build reads " +
+                              std::to_string(kOldestReadableFormatVersion) + " to " +
+                              std::to_string(kFormatVersion) + ")");
   }
   const uint64_t dev_size = LoadLE<uint64_t>(sb + SuperblockLayout::kDeviceSize);
   const uint64_t half = LoadLE<uint64_t>(sb + SuperblockLayout::kHalfSize);
@@ -110,11 +115,15 @@ Status Store::Recover() {
   }
   capacity_ = half - kSegmentHeaderSize;
 
-  uint64_t words[3];
+  // Control words: generation, tail 0, tail 1, open epoch, base sequence 0, 1.
+  uint64_t words[6];
+  static_assert(kBaseSequenceOffset1 == kActiveGenerationOffset + 5 * 8);
   COSMOS_RETURN_IF_ERROR(device_->Read(kActiveGenerationOffset, words, sizeof(words)));
   const uint64_t gen = words[0];
   const int h = static_cast<int>(gen % 2);
   const uint64_t tail = words[1 + h];
+  const uint64_t last_epoch = words[3];
+  const uint64_t base_seq = words[4 + h];
   char seg[kSegmentHeaderSize];
   COSMOS_RETURN_IF_ERROR(device_->Read(half_offset_[h], seg, sizeof(seg)));
   if (LoadLE<uint64_t>(seg + SegmentLayout::kMagic) != kSegmentMagic ||
@@ -128,20 +137,38 @@ Status Store::Recover() {
     return Status::Corruption("kv log tail pointer " + std::to_string(tail) +
                               " beyond half capacity " + std::to_string(capacity_));
   }
-  std::lock_guard l(mu_);
-  generation_ = gen;
-  half_ = h;
-  COSMOS_RETURN_IF_ERROR(ReplayHalf(h, tail));
-  append_pos_ = durable_pos_ = staging_start_ = RecordBase(h) + tail;
-  durable_seq_ = last_seq_;
-  COSMOS_LOG_INFO("kv: recovered generation {} ({} keys, {} log bytes, last sequence {})", gen,
-                  index_.size(), tail, last_seq_);
+  uint64_t end = tail;
+  {
+    std::lock_guard l(mu_);
+    generation_ = gen;
+    half_ = h;
+    last_seq_ = base_seq;
+    COSMOS_RETURN_IF_ERROR(ReplayHalf(h, tail));
+    COSMOS_ASSIGN_OR_RETURN(end, ReplayPastTail(h, tail, last_epoch));
+    append_pos_ = durable_pos_ = staging_start_ = RecordBase(h) + end;
+    durable_seq_ = last_seq_;
+    epoch_ = last_epoch + 1;
+  }
+  // Before the first append: the tail word covers everything recovered (so a
+  // later recovery checks it strictly), and the new epoch is durable (so
+  // stale records of this or earlier opens past the tail never validate).
+  if (end != tail) COSMOS_RETURN_IF_ERROR(device_->WriteAfterFlush(TailWordOffset(h), end));
+  COSMOS_RETURN_IF_ERROR(device_->WriteAfterFlush(kOpenEpochOffset, epoch_));
+  if (version < kFormatVersion) {
+    EncodeSuperblock(dev_size, half, sb);
+    COSMOS_RETURN_IF_ERROR(device_->Write(0, sb, sizeof(sb)));
+    COSMOS_RETURN_IF_ERROR(device_->Flush(0, sizeof(sb)));
+    COSMOS_LOG_INFO("kv: upgraded log format v{} -> v{}", version, kFormatVersion);
+  }
+  COSMOS_LOG_INFO(
+      "kv: recovered generation {} ({} keys, {} log bytes, last sequence {}, {} records past the "
+      "tail word), open epoch {}",
+      gen, index_.size(), end, last_seq_, recovered_past_tail_, epoch_);
   return Status::Ok();
 }
 
 Status Store::ReplayHalf(int half, uint64_t tail) {
   const uint64_t base = RecordBase(half);
-  const int64_t now = options_.now_ms();
   std::string buf;
   uint64_t off = 0;
   while (off < tail) {
@@ -159,16 +186,63 @@ Status Store::ReplayHalf(int half, uint64_t tail) {
       return Status::Corruption("kv log record at " + where + ": checksum mismatch");
     }
     last_seq_ = std::max(last_seq_, h.sequence);
-    std::string_view key(buf.data() + kRecordHeaderSize, h.key_len);
-    if (!(h.type == RecordType::kPut && Expired(h.expiry_ms, now))) {
-      ApplyRecord(h.type, key, base + off, h.value_len, h.expiry_ms, h.key_len);
-    } else {
-      auto it = index_.find(key);
-      if (it != index_.end()) EraseKey(it);
-    }
+    ReplayRecord(h, std::string_view(buf.data() + kRecordHeaderSize, h.key_len), base + off);
     off += h.size;
   }
   return Status::Ok();
+}
+
+void Store::ReplayRecord(const RecordHeader& h, std::string_view key, uint64_t pos) {
+  if (!(h.type == RecordType::kPut && Expired(h.expiry_ms, options_.now_ms()))) {
+    ApplyRecord(h.type, key, pos, h.value_len, h.expiry_ms, h.key_len);
+  } else {
+    auto it = index_.find(key);
+    if (it != index_.end()) EraseKey(it);
+  }
+}
+
+// Commits flush only their records (one durability point per commit), so
+// acknowledged records may lie past the durable tail word. They are found
+// here: a record past the tail counts only if it decodes, its checksum holds,
+// it was written by the last open (epoch) and its sequence follows the
+// previous one; records apply only in complete commit groups (batch-end
+// flag). The first record failing any check ends the log: it and what
+// follows were never acknowledged (a commit is acknowledged only after its
+// flush returned, and every earlier commit's flush returned before it).
+// Stale bytes cannot pass: records of earlier opens fail the epoch check,
+// and records of an earlier generation of this half carry sequences at or
+// below the half's base sequence.
+Result<uint64_t> Store::ReplayPastTail(int half, uint64_t tail, uint64_t epoch) {
+  const uint64_t base = RecordBase(half);
+  const uint32_t want_epoch = static_cast<uint32_t>(epoch);
+  struct Pending {
+    RecordHeader h;
+    uint64_t pos;
+    std::string key;
+  };
+  std::vector<Pending> group;
+  uint64_t off = tail, end = tail, seq = last_seq_;
+  std::string buf;
+  while (capacity_ - off >= kRecordHeaderSize) {
+    char hdr[kRecordHeaderSize];
+    COSMOS_RETURN_IF_ERROR(device_->Read(base + off, hdr, sizeof(hdr)));
+    Result<RecordHeader> h = DecodeRecordHeader(hdr, capacity_ - off, "past the tail");
+    if (!h.ok() || h->epoch != want_epoch || h->sequence != seq + 1) break;
+    buf.resize(h->size);
+    COSMOS_RETURN_IF_ERROR(device_->Read(base + off, buf.data(), h->size));
+    if (!RecordChecksumOk(buf.data(), *h)) break;
+    group.push_back({*h, base + off, buf.substr(kRecordHeaderSize, h->key_len)});
+    seq = h->sequence;
+    off += h->size;
+    if ((h->flags & kRecordFlagBatchEnd) != 0) {
+      for (const Pending& p : group) ReplayRecord(p.h, p.key, p.pos);
+      recovered_past_tail_ += group.size();
+      group.clear();
+      last_seq_ = seq;
+      end = off;
+    }
+  }
+  return end;
 }
 
 void Store::EraseKey(Index::iterator it) {
@@ -279,10 +353,13 @@ Result<uint64_t> Store::Apply(const WriteBatch& batch) {
                                        std::to_string(live_bytes_) + " bytes live of " +
                                        std::to_string(capacity_));
     }
-    for (const auto& op : batch.ops_) {
+    for (size_t i = 0; i < batch.ops_.size(); ++i) {
+      const auto& op = batch.ops_[i];
       const uint64_t pos = append_pos_;
       const uint64_t seq = ++last_seq_;
-      EncodeRecord(op.type, seq, op.expiry_ms, op.key, op.value, &staging_);
+      const uint8_t flags = i + 1 == batch.ops_.size() ? kRecordFlagBatchEnd : 0;
+      EncodeRecord(op.type, seq, op.expiry_ms, op.key, op.value, flags,
+                   static_cast<uint32_t>(epoch_), &staging_);
       append_pos_ += RecordSize(op.key.size(), op.value.size());
       ApplyRecord(op.type, op.key, pos, op.value.size(), op.expiry_ms,
                   static_cast<uint32_t>(op.key.size()));
@@ -388,15 +465,58 @@ Status Store::WaitDurable(uint64_t sequence) {
   return Status::Cancelled("kv store shutting down");
 }
 
-// Group commit: everything staged when the flusher wakes is written, flushed
-// and published by one tail update; writes arriving meanwhile wait for the
-// next round.
+// Group commit: everything staged when the flusher wakes is written and
+// flushed as one group; writes arriving meanwhile wait for the next round.
+// One flush per commit: the records are self-validating (checksum, sequence,
+// open epoch, batch-end flag), so recovery finds acknowledged records past a
+// stale tail word (ReplayPastTail). The tail word is a posted write here and
+// is made durable every kTailPersistCommits commits, when the flusher has
+// been idle for kTailIdlePersist, at compaction and at shutdown; it bounds
+// how much of the log recovery checks leniently.
+namespace {
+constexpr uint64_t kTailPersistCommits = 256;
+constexpr std::chrono::milliseconds kTailIdlePersist{50};
+}  // namespace
+
+Status Store::PersistTail() {
+  uint64_t value = 0;
+  int half = 0;
+  {
+    std::lock_guard l(mu_);
+    if (!tail_dirty_ || !failed_.ok()) return Status::Ok();
+    half = half_;
+    value = durable_pos_ - RecordBase(half_);
+  }
+  Status s = device_->WriteAfterFlush(TailWordOffset(half), value);
+  std::lock_guard l(mu_);
+  if (!s.ok()) {
+    Fail(s);
+    return failed_;
+  }
+  tail_dirty_ = false;  // commit_mu_ held: no commit or switch ran meanwhile
+  commits_since_tail_persist_ = 0;
+  return Status::Ok();
+}
+
 void Store::FlusherLoop() {
   for (;;) {
     {
       std::unique_lock l(mu_);
-      flush_cv_.wait(l, [&] { return stopping_ || (flush_requested_ && !staging_.empty()); });
-      if (stopping_ && (staging_.empty() || !failed_.ok())) return;
+      const bool woken = flush_cv_.wait_for(l, kTailIdlePersist, [&] {
+        return stopping_ || (flush_requested_ && !staging_.empty());
+      });
+      if (!woken || (stopping_ && (staging_.empty() || !failed_.ok()))) {
+        const bool exiting = stopping_;
+        const bool dirty = tail_dirty_ && failed_.ok();
+        l.unlock();
+        if (dirty) {
+          std::lock_guard c(commit_mu_);
+          Status p = PersistTail();
+          if (!p.ok()) COSMOS_LOG_WARN("kv: cannot persist the log tail word: {}", p.ToString());
+        }
+        if (exiting) return;
+        continue;
+      }
       if (!failed_.ok()) {
         flush_requested_ = false;
         continue;
@@ -418,12 +538,12 @@ void Store::FlusherLoop() {
     l.unlock();
 
     Status s = device_->Write(inflight_start_, inflight_.data(), inflight_.size());
-    if (s.ok()) {
-      s = device_->FlushThenWriteAfterFlush(inflight_start_, inflight_.size(),
-                                            TailWordOffset(half), end - RecordBase(half));
-    }
+    if (s.ok()) s = device_->Flush(inflight_start_, inflight_.size());
+    const uint64_t tail_value = end - RecordBase(half);
+    if (s.ok()) s = device_->Write(TailWordOffset(half), &tail_value, sizeof(tail_value));
 
     l.lock();
+    bool persist_tail = false;
     if (!s.ok()) {
       Fail(s);
     } else {
@@ -432,10 +552,16 @@ void Store::FlusherLoop() {
       ++group_commits_;
       records_committed_ += records;
       inflight_.clear();
+      tail_dirty_ = true;
+      persist_tail = ++commits_since_tail_persist_ >= kTailPersistCommits;
     }
     l.unlock();
     durable_cv_.notify_all();
     if (s.ok() && options_.on_durable) options_.on_durable(seq);
+    if (persist_tail) {
+      Status p = PersistTail();  // after the acknowledgement, still under commit_mu_
+      if (!p.ok()) COSMOS_LOG_WARN("kv: cannot persist the log tail word: {}", p.ToString());
+    }
   }
 }
 
@@ -478,13 +604,17 @@ Status Store::CompactLocked() {
     uint32_t key_len;
   };
   std::vector<Item> items;
-  uint64_t t0, new_gen;
+  uint64_t t0, new_gen, base_seq;
   int old_half, new_half;
   {
     std::lock_guard l(mu_);
     if (!failed_.ok()) return failed_;
     const int64_t now = options_.now_ms();
     t0 = durable_pos_;
+    // Every sequence assigned so far is <= base_seq or lands in the new
+    // half's records below its tail (the raw copies): recovery of the new
+    // generation starts its sequence check from here.
+    base_seq = last_seq_;
     old_half = half_;
     new_gen = generation_ + 1;
     new_half = static_cast<int>(new_gen % 2);
@@ -520,7 +650,7 @@ Status Store::CompactLocked() {
       std::string k = rec.substr(kRecordHeaderSize, h.key_len);
       std::string v = rec.substr(kRecordHeaderSize + h.key_len, h.value_len);
       rec.clear();
-      EncodeRecord(RecordType::kPut, h.sequence, it.expiry_ms, k, v, &rec);
+      EncodeRecord(RecordType::kPut, h.sequence, it.expiry_ms, k, v, h.flags, h.epoch, &rec);
     }
     it.new_pos = out + chunk.size();
     chunk += rec;
@@ -560,6 +690,7 @@ Status Store::CompactLocked() {
   }
   if (s.ok()) s = device_->Flush(flushed_to, out - flushed_to);
   if (s.ok()) s = device_->WriteAfterFlush(TailWordOffset(new_half), out - base);
+  if (s.ok()) s = device_->WriteAfterFlush(BaseSequenceOffset(new_half), base_seq);
   if (s.ok()) s = device_->WriteAfterFlush(kActiveGenerationOffset, new_gen);
   if (!s.ok()) {
     Fail(s);
@@ -597,6 +728,8 @@ Status Store::CompactLocked() {
   records_committed_ += records_pending_;
   records_pending_ = 0;
   flush_requested_ = false;
+  tail_dirty_ = false;  // the new half's tail word was written durably above
+  commits_since_tail_persist_ = 0;
   ++compactions_;
   COSMOS_LOG_INFO("kv: compacted generation {} -> {}: {} -> {} log bytes, {} keys", new_gen - 1,
                   new_gen, old_used, out - base, index_.size());

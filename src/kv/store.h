@@ -169,6 +169,12 @@ class Store {
   Status Format();
   Status Recover();
   Status ReplayHalf(int half, uint64_t tail);
+  // Applies the complete commit groups written past the durable tail word by
+  // open epoch `epoch`; returns the half offset where they end.
+  Result<uint64_t> ReplayPastTail(int half, uint64_t tail, uint64_t epoch);  // REQUIRES: mu_
+  void ReplayRecord(const RecordHeader& h, std::string_view key, uint64_t pos);  // REQUIRES: mu_
+  // Makes the active half's tail word durable at the durable position.
+  Status PersistTail();  // REQUIRES: commit_mu_ held, mu_ not held
   void ApplyRecord(RecordType type, std::string_view key, uint64_t pos, uint64_t value_len,
                    int64_t expiry_ms, uint32_t key_len);  // REQUIRES: mu_ held
   void EraseKey(Index::iterator it);                      // REQUIRES: mu_ held
@@ -176,6 +182,9 @@ class Store {
   Status ReadLog(uint64_t pos, void* out, uint64_t len);  // REQUIRES: mu_ held
   uint64_t TailWordOffset(int half) const { return half == 0 ? kTailOffset0 : kTailOffset1; }
   uint64_t RecordBase(int half) const { return half_offset_[half] + kSegmentHeaderSize; }
+  uint64_t BaseSequenceOffset(int half) const {
+    return half == 0 ? kBaseSequenceOffset0 : kBaseSequenceOffset1;
+  }
   void MaybeTriggerCompaction();  // REQUIRES: mu_ held
   void FlusherLoop();
   void CompactorLoop();
@@ -214,6 +223,10 @@ class Store {
   uint64_t records_committed_ = 0;
   uint64_t records_pending_ = 0;
   uint64_t compactions_ = 0;
+  uint64_t epoch_ = 0;        // this open's epoch (records carry its low 32 bits)
+  bool tail_dirty_ = false;   // the tail word on the device lags durable_pos_
+  uint64_t commits_since_tail_persist_ = 0;
+  uint64_t recovered_past_tail_ = 0;  // records applied from past the tail word at open
 
   std::thread flusher_;
   std::thread compactor_;

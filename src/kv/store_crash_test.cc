@@ -140,7 +140,8 @@ TEST(StoreCrash, RecoversAckedStateAtEveryPersistPoint) {
     if (!RunCrashAt(k, 0)) break;
     ++points;
   }
-  EXPECT_GT(points, 40u);  // appends and two compactions were covered
+  // One flush per append (22) and five persist points per compaction (2).
+  EXPECT_GE(points, 32u);
 }
 
 TEST(StoreCrash, RecoversAtEveryPersistPointWithTornUnflushedWords) {

@@ -8,6 +8,8 @@
 #include <set>
 #include <thread>
 
+#include "common/checksum.h"
+#include "common/endian.h"
 #include "kv/log_device_memory.h"
 
 namespace cosmos::kv {
@@ -380,6 +382,113 @@ TEST(GlobMatch, MatchesRedisPatterns) {
   EXPECT_FALSE(GlobMatch("a*b", "acd"));
   EXPECT_TRUE(GlobMatch("", ""));
   EXPECT_FALSE(GlobMatch("[", "x"));
+}
+
+// Format v2: a commit flushes only its records; the tail word lags. A
+// commit group past the tail word is recovered when it is complete and was
+// written by the last open.
+TEST(Store, AcknowledgedGroupsPastAStaleTailWordAreRecoveredWhole) {
+  MemoryLogDevice dev(1 << 20);
+  uint64_t used_before = 0;
+  {
+    auto s = OpenOrDie(&dev);
+    PutSync(s.get(), "base", "0");
+    used_before = s->Stats().log_used;
+    WriteBatch b;
+    b.Put("m1", "one");
+    b.Put("m2", "two");
+    b.Put("m3", "three");
+    ASSERT_TRUE(s->WaitDurable(*s->Apply(b)).ok());
+  }
+  // As if power failed before the tail word caught up.
+  ASSERT_TRUE(dev.WriteAfterFlush(kTailOffset0, used_before).ok());
+  {
+    auto s = OpenOrDie(&dev);
+    EXPECT_EQ(GetOrNull(s.get(), "m1"), "one");
+    EXPECT_EQ(GetOrNull(s.get(), "m3"), "three");
+  }
+  // Now tear the group's last record: none of the group may appear.
+  uint64_t tail_word = 0;
+  ASSERT_TRUE(dev.Read(kTailOffset0, &tail_word, 8).ok());
+  ASSERT_TRUE(dev.WriteAfterFlush(kTailOffset0, used_before).ok());
+  const uint64_t last_byte = kHeaderAreaSize + kSegmentHeaderSize + tail_word - 9;
+  char c = 0;
+  ASSERT_TRUE(dev.Read(last_byte, &c, 1).ok());
+  c ^= 0x20;
+  ASSERT_TRUE(dev.Write(last_byte, &c, 1).ok());
+  ASSERT_TRUE(dev.Flush(last_byte, 1).ok());
+  auto s = OpenOrDie(&dev);
+  EXPECT_EQ(GetOrNull(s.get(), "base"), "0");
+  EXPECT_EQ(GetOrNull(s.get(), "m1"), std::nullopt);
+  EXPECT_EQ(GetOrNull(s.get(), "m2"), std::nullopt);
+  EXPECT_EQ(GetOrNull(s.get(), "m3"), std::nullopt);
+}
+
+// A record left past the tail by an earlier open must never join a later
+// open's commit group, even when its sequence number happens to follow.
+TEST(Store, StaleRecordOfAnEarlierOpenIsNotResurrected) {
+  MemoryLogDevice dev(1 << 20);
+  uint64_t used_before = 0;
+  const uint64_t records = kHeaderAreaSize + kSegmentHeaderSize;
+  {
+    auto s = OpenOrDie(&dev);
+    PutSync(s.get(), "base", "0");
+    used_before = s->Stats().log_used;
+    WriteBatch x;  // X = {a, b}: a will be torn, b survives intact
+    x.Put("a", "AAAAAAAA");
+    x.Put("b", "BBBBBBBB");
+    ASSERT_TRUE(s->WaitDurable(*s->Apply(x)).ok());
+  }
+  ASSERT_TRUE(dev.WriteAfterFlush(kTailOffset0, used_before).ok());
+  const uint64_t a_value = records + used_before + kRecordHeaderSize + 1;
+  char c = 0;
+  ASSERT_TRUE(dev.Read(a_value, &c, 1).ok());
+  c ^= 0x01;
+  ASSERT_TRUE(dev.Write(a_value, &c, 1).ok());
+  ASSERT_TRUE(dev.Flush(a_value, 1).ok());
+  {
+    auto s = OpenOrDie(&dev);  // X is incomplete: dropped
+    EXPECT_EQ(GetOrNull(s.get(), "a"), std::nullopt);
+    EXPECT_EQ(GetOrNull(s.get(), "b"), std::nullopt);
+    // Y = {c} takes a's place: same size, same sequence number, so b's stale
+    // record directly follows it with the next sequence number.
+    PutSync(s.get(), "c", "CCCCCCCC");
+  }
+  ASSERT_TRUE(dev.WriteAfterFlush(kTailOffset0, used_before).ok());
+  auto s = OpenOrDie(&dev);
+  EXPECT_EQ(GetOrNull(s.get(), "c"), "CCCCCCCC");
+  EXPECT_EQ(GetOrNull(s.get(), "b"), std::nullopt);  // rejected by its open epoch
+}
+
+TEST(Store, FormatV1LogIsUpgradedInPlace) {
+  MemoryLogDevice dev(1 << 20);
+  {
+    auto s = OpenOrDie(&dev);
+    PutSync(s.get(), "old", "format");
+  }
+  // Rewrite the superblock as version 1 (v1 had no open epoch word).
+  char sb[kSuperblockSize];
+  ASSERT_TRUE(dev.Read(0, sb, sizeof(sb)).ok());
+  StoreLE<uint32_t>(sb + SuperblockLayout::kVersion, 1);
+  StoreLE<uint64_t>(sb + SuperblockLayout::kChecksum,
+                    Checksum64(sb, SuperblockLayout::kChecksum, kSuperblockSeed));
+  ASSERT_TRUE(dev.Write(0, sb, sizeof(sb)).ok());
+  ASSERT_TRUE(dev.Flush(0, sizeof(sb)).ok());
+  ASSERT_TRUE(dev.WriteAfterFlush(kOpenEpochOffset, 0).ok());
+  {
+    auto s = OpenOrDie(&dev);
+    EXPECT_EQ(GetOrNull(s.get(), "old"), "format");
+  }
+  ASSERT_TRUE(dev.Read(0, sb, sizeof(sb)).ok());
+  EXPECT_EQ(LoadLE<uint32_t>(sb + SuperblockLayout::kVersion), kFormatVersion);
+  // Version 3 is refused with a clear error.
+  StoreLE<uint32_t>(sb + SuperblockLayout::kVersion, 3);
+  StoreLE<uint64_t>(sb + SuperblockLayout::kChecksum,
+                    Checksum64(sb, SuperblockLayout::kChecksum, kSuperblockSeed));
+  ASSERT_TRUE(dev.Write(0, sb, sizeof(sb)).ok());
+  ASSERT_TRUE(dev.Flush(0, sizeof(sb)).ok());
+  auto bad = Store::Open(&dev);
+  EXPECT_EQ(bad.status().code(), StatusCode::kCorruption);
 }
 
 }  // namespace
