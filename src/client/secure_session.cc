@@ -10,24 +10,9 @@
 #include "sec/key_files.h"
 
 namespace cosmos::client {
-namespace {
-
-sec::ByteSpan AsBytes(std::span<const std::byte> s) {
-  return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
-}
-sec::MutableByteSpan AsMutableBytes(std::span<std::byte> s) {
-  return {reinterpret_cast<uint8_t*>(s.data()), s.size()};
-}
-
-uint64_t HeaderSeq(std::span<const std::byte> header) {
-  uint64_t seq = 0;
-  for (int i = 7; i >= 0; --i) {
-    seq = (seq << 8) | static_cast<uint8_t>(header[rpc::kOffSeq + static_cast<size_t>(i)]);
-  }
-  return seq;
-}
-
-}  // namespace
+using rpc::HeaderSequence;
+using sec::AsBytes;
+using sec::AsMutableBytes;
 
 Result<SecureClientConfig> SecureClientConfig::Load(const std::string& platform_public_path,
                                                     const std::string& measurement_path,
@@ -48,7 +33,7 @@ void ChannelPacketProtector::Seal(std::span<const std::byte> header, std::span<s
   if (header.size() != rpc::kHeaderSize || tag.size() != tag_size()) {
     s = Status::InvalidArgument("bad header or tag size");
   } else {
-    s = channel_->Seal(HeaderSeq(header), AsBytes(header), AsMutableBytes(payload),
+    s = channel_->Seal(HeaderSequence(header), AsBytes(header), AsMutableBytes(payload),
                        AsMutableBytes(tag));
   }
   if (!s.ok()) {
@@ -64,7 +49,7 @@ Status ChannelPacketProtector::Open(std::span<const std::byte> header, std::span
   if (header.size() != rpc::kHeaderSize || tag.size() != tag_size()) {
     return Status::IntegrityViolation("secure packet: bad header or tag size");
   }
-  return channel_->Open(HeaderSeq(header), AsBytes(header), AsMutableBytes(payload), AsBytes(tag));
+  return channel_->Open(HeaderSequence(header), AsBytes(header), AsMutableBytes(payload), AsBytes(tag));
 }
 
 Result<std::unique_ptr<SecureConnector>> SecureConnector::Start(const SecureClientConfig& config) {

@@ -4,9 +4,12 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <span>
 
+#include "common/endian.h"
 #include "cosmos/status.h"
+#include "rpc/wire.h"
 
 namespace cosmos::rpc {
 
@@ -38,5 +41,11 @@ class PacketProtector {
   [[nodiscard]] virtual Status Open(std::span<const std::byte> header, std::span<std::byte> payload,
                                     std::span<const std::byte> tag) = 0;
 };
+
+// The `seq` field of an encoded header, from which AEAD protectors derive
+// their nonce. REQUIRES: header.size() == kHeaderSize.
+inline uint64_t HeaderSequence(std::span<const std::byte> header) {
+  return LoadLE<uint64_t>(header.data() + kOffSeq);
+}
 
 }  // namespace cosmos::rpc

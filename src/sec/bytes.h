@@ -23,6 +23,15 @@ inline ByteSpan AsBytes(std::string_view s) {
   return ByteSpan(reinterpret_cast<const uint8_t*>(s.data()), s.size());
 }
 
+// Views std::byte buffers (the RPC and client APIs) as the uint8_t spans of
+// this layer (no copy).
+inline ByteSpan AsBytes(std::span<const std::byte> s) {
+  return ByteSpan(reinterpret_cast<const uint8_t*>(s.data()), s.size());
+}
+inline MutableByteSpan AsMutableBytes(std::span<std::byte> s) {
+  return MutableByteSpan(reinterpret_cast<uint8_t*>(s.data()), s.size());
+}
+
 // Compares two byte ranges in time independent of their contents (not of
 // their lengths). Returns false for different lengths.
 bool ConstantTimeEqual(ByteSpan a, ByteSpan b);

@@ -10,24 +10,9 @@
 #include "sec/secure_channel.h"
 
 namespace cosmos::server {
-namespace {
-
-sec::ByteSpan AsBytes(std::span<const std::byte> s) {
-  return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
-}
-sec::MutableByteSpan AsMutableBytes(std::span<std::byte> s) {
-  return {reinterpret_cast<uint8_t*>(s.data()), s.size()};
-}
-
-uint64_t HeaderSeq(std::span<const std::byte> header) {
-  uint64_t seq = 0;
-  for (int i = 7; i >= 0; --i) {
-    seq = (seq << 8) | static_cast<uint8_t>(header[rpc::kOffSeq + static_cast<size_t>(i)]);
-  }
-  return seq;
-}
-
-}  // namespace
+using rpc::HeaderSequence;
+using sec::AsBytes;
+using sec::AsMutableBytes;
 
 EnclavePacketProtector::~EnclavePacketProtector() {
   // NotFound only if the server closed it first; nothing else to do then.
@@ -42,7 +27,7 @@ void EnclavePacketProtector::Seal(std::span<const std::byte> header, std::span<s
   if (header.size() != rpc::kHeaderSize || tag.size() != tag_size()) {
     s = Status::InvalidArgument("bad header or tag size");
   } else {
-    s = enclave_->SealPacket(session_, HeaderSeq(header), AsBytes(header), AsMutableBytes(payload),
+    s = enclave_->SealPacket(session_, HeaderSequence(header), AsBytes(header), AsMutableBytes(payload),
                              AsMutableBytes(tag));
   }
   if (!s.ok()) {
@@ -58,7 +43,7 @@ Status EnclavePacketProtector::Open(std::span<const std::byte> header, std::span
   if (header.size() != rpc::kHeaderSize || tag.size() != tag_size()) {
     return Status::IntegrityViolation("secure packet: bad header or tag size");
   }
-  Status s = enclave_->OpenPacket(session_, HeaderSeq(header), AsBytes(header),
+  Status s = enclave_->OpenPacket(session_, HeaderSequence(header), AsBytes(header),
                                   AsMutableBytes(payload), AsBytes(tag));
   if (s.ok() || s.code() == StatusCode::kIntegrityViolation) return s;
   return Status::IntegrityViolation("secure packet rejected: " + s.ToString());
