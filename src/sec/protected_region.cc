@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <string_view>
 #include <unordered_map>
 
 #include "common/check.h"
@@ -226,7 +227,27 @@ Result<LogView> ParseLog(ByteSpan log) {
 
 uint64_t NodeKey(uint32_t level, uint64_t index) { return (uint64_t{level} << 40) | index; }
 
+thread_local int no_counter_wait_depth = 0;
+constexpr std::string_view kCounterWaitNeeded =
+    "call would wait for the trusted counter (no-wait scope)";
+
+Status CounterWaitNeeded() { return Status::ResourceExhausted(std::string(kCounterWaitNeeded)); }
+
+// WaitStable, or CounterWaitNeeded() under a NoCounterWaitScope.
+Status WaitStableOrRefuse(MonotonicCounter* counter, uint64_t value) {
+  if (no_counter_wait_depth > 0 && !counter->IsStable(value)) return CounterWaitNeeded();
+  return counter->WaitStable(value);
+}
+
 }  // namespace
+
+NoCounterWaitScope::NoCounterWaitScope() { ++no_counter_wait_depth; }
+NoCounterWaitScope::~NoCounterWaitScope() { --no_counter_wait_depth; }
+bool NoCounterWaitScope::active() { return no_counter_wait_depth > 0; }
+
+bool IsCounterWaitNeeded(const Status& s) {
+  return s.code() == StatusCode::kResourceExhausted && s.message() == kCounterWaitNeeded;
+}
 
 class ProtectedRegion::Impl {
  public:
@@ -443,7 +464,7 @@ class ProtectedRegion::Impl {
     // only; relaxed: the window). Flush waits for this outside the mutex
     // first, so only early or multi-batch commits wait here.
     if (const uint64_t need = StableNeededBeforeIncrement(); need > 0) {
-      COSMOS_RETURN_IF_ERROR(counter->WaitStable(need));
+      COSMOS_RETURN_IF_ERROR(WaitStableOrRefuse(counter, need));
     }
     next.counter = counter->Current() + 1;
 
@@ -541,6 +562,10 @@ class ProtectedRegion::Impl {
 
   Status StartRotationLocked() {
     if (rec.rotating) return Status::FailedPrecondition("key rotation already in progress");
+    // Wait for room for the commit's increment before changing any state.
+    if (const uint64_t need = StableNeededBeforeIncrement(); need > 0) {
+      COSMOS_RETURN_IF_ERROR(WaitStableOrRefuse(counter, need));
+    }
     std::memcpy(keys->data() + 32, keys->data(), 32);
     COSMOS_RETURN_IF_ERROR(RandomBytes(MutableByteSpan(keys->data(), 32)));
     COSMOS_RETURN_IF_ERROR(gcm_prev->Rekey(ByteSpan(keys->data() + 32, 32)));
@@ -617,10 +642,10 @@ class ProtectedRegion::Impl {
   // strict waits until it is stable; relaxed until at most `relaxed_window`
   // values are unstable. Needs no region mutex (the counter is thread-safe).
   Status WaitForCounter(uint64_t value) {
-    if (policy.counter_mode == CounterMode::kStrict) return counter->WaitStable(value);
+    if (policy.counter_mode == CounterMode::kStrict) return WaitStableOrRefuse(counter, value);
     const uint64_t bound = UnstableBound();
     if (value > bound && !counter->IsStable(value - bound)) {
-      return counter->WaitStable(value - bound);
+      return WaitStableOrRefuse(counter, value - bound);
     }
     return Status::Ok();
   }
@@ -998,6 +1023,7 @@ Status ProtectedRegion::Flush() {
     // An increment is pending (strict) or the window is full (relaxed): wait
     // for the counter without the mutex, so reads, writes and other flushes
     // of the region go on; flushes that wait together then share one commit.
+    if (NoCounterWaitScope::active()) return CounterWaitNeeded();
     l.unlock();
     Status s = impl_->counter->WaitStable(need);
     l.lock();

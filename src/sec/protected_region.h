@@ -154,6 +154,29 @@ class ProtectedRegion {
   RegionGeometry geometry_;
 };
 
+// While an instance lives, ProtectedRegion calls on this thread never wait for
+// the trusted counter: a Flush (or a Write's early commit) that would have to
+// wait (strict mode: for its own value or a pending one; relaxed: for a full
+// window) returns a status for which IsCounterWaitNeeded() is true instead.
+// Work done before that point stays done (a commit already made stays
+// committed; bytes already written stay written), so repeating the call
+// without the scope completes it. For callers that must not block (cosmosd's
+// workers hand such calls to a flusher thread). In-process (simulated)
+// enclave only: a hardware backend would carry this as an ecall argument.
+class NoCounterWaitScope {
+ public:
+  NoCounterWaitScope();
+  ~NoCounterWaitScope();
+  NoCounterWaitScope(const NoCounterWaitScope&) = delete;
+  NoCounterWaitScope& operator=(const NoCounterWaitScope&) = delete;
+  // True on a thread inside a scope.
+  static bool active();
+};
+
+// True for the status a call under NoCounterWaitScope returns instead of
+// waiting for the trusted counter (ResourceExhausted with a fixed message).
+bool IsCounterWaitNeeded(const Status& s);
+
 // Parses a root-record plaintext (v1) strictly; exposed for fuzzing.
 // Corruption on any malformation.
 [[nodiscard]] Status ParseRootRecordForFuzzing(ByteSpan plaintext);

@@ -677,6 +677,60 @@ TEST_F(RegionTest, StrictModeKeepsAtMostOneIncrementUnstable) {
   EXPECT_EQ(got, Bytes(10, 2));
 }
 
+TEST_F(RegionTest, NoCounterWaitScopeStopsInsteadOfWaitingAndARepeatCompletes) {
+  SimulatedCounter::Options o;
+  o.path = (dir_ / "manual").string();
+  o.manual = true;
+  auto manual = std::move(*SimulatedCounter::Open(o));
+  RegionPolicy relaxed;
+  relaxed.counter_mode = CounterMode::kRelaxed;
+  relaxed.relaxed_window = 2;
+  auto created = ProtectedRegion::Create(7, geometry_, {}, store_.get(), manual.get(),
+                                         sealer_.get(), relaxed);
+  ASSERT_TRUE(created.ok());
+  auto& r = *created;
+  ASSERT_TRUE(manual->StabiliseAll().ok());
+  {
+    NoCounterWaitScope no_wait;
+    // Relaxed with room in the window: completes without any wait.
+    ASSERT_TRUE(r->Write(0, Bytes(10, 1)).ok());
+    ASSERT_TRUE(r->Flush().ok());
+    ASSERT_TRUE(r->Write(0, Bytes(10, 2)).ok());
+    ASSERT_TRUE(r->Flush().ok());
+    EXPECT_EQ(manual->Current(), 3u);
+    // Window full: stops before committing anything.
+    ASSERT_TRUE(r->Write(0, Bytes(10, 3)).ok());
+    Status s = r->Flush();
+    EXPECT_TRUE(IsCounterWaitNeeded(s)) << s;
+    EXPECT_EQ(manual->Current(), 3u);
+  }
+  EXPECT_FALSE(NoCounterWaitScope::active());
+  ASSERT_TRUE(manual->StabiliseAll().ok());
+  ASSERT_TRUE(r->Flush().ok());  // the repeat, without the scope
+  EXPECT_EQ(manual->Current(), 4u);
+  Bytes got(10);
+  ASSERT_TRUE(r->Read(0, got).ok());
+  EXPECT_EQ(got, Bytes(10, 3));
+  EXPECT_FALSE(IsCounterWaitNeeded(Status::ResourceExhausted("pool full")));
+}
+
+TEST_F(RegionTest, NoCounterWaitScopeInStrictModeCommitsThenLeavesTheWait) {
+  auto r = Create(store_.get());
+  ASSERT_TRUE(r->Write(0, Bytes(10, 5)).ok());
+  const uint64_t before = r->committed_counter();
+  {
+    NoCounterWaitScope no_wait;
+    Status s = r->Flush();
+    EXPECT_TRUE(IsCounterWaitNeeded(s)) << s;
+  }
+  EXPECT_EQ(r->committed_counter(), before + 1);  // committed on the no-wait call
+  EXPECT_FALSE(counter_->IsStable(before + 1));
+  const uint64_t commits = r->stats().commits;
+  ASSERT_TRUE(r->Flush().ok());  // waits (fake clock) without committing again
+  EXPECT_EQ(r->stats().commits, commits);
+  EXPECT_TRUE(counter_->IsStable(before + 1));
+}
+
 // --- crash consistency ------------------------------------------------------
 
 // One step of the crash workload: apply to the region, and to the model.

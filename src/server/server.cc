@@ -17,6 +17,7 @@
 #include "common/log.h"
 #include "rpc/rpc.h"
 #include "rpc/transport_udp.h"
+#include "sec/protected_region.h"
 #include "server/qos.h"
 
 namespace cosmos::server {
@@ -49,11 +50,11 @@ Status CheckAtomic(uint64_t offset, uint64_t size, std::string_view what) {
   return CheckRange(offset, 8, size, what);
 }
 
-// True if executing `op` may block the thread (sync on a page-cache pool, a
-// secure region's commit, which waits for the trusted counter in strict mode,
-// or an admin change that formats/persists pool metadata). Such ops run on a
+// True if executing `op` may block the thread (sync on a page-cache pool, or
+// an admin change that formats/persists pool metadata). Such ops run on a
 // flusher; the rest of their batch runs there too, in order, so per-region
-// ordering (docs/semantics.md section 3) holds.
+// ordering (docs/semantics.md section 3) holds. Secure-region ops that may
+// wait for the trusted counter: see TriedWithoutCounterWait.
 bool MayBlock(const Op& op, RegionTable& table) {
   switch (op.opcode) {
     case Opcode::kCreateRegion:
@@ -61,14 +62,31 @@ bool MayBlock(const Op& op, RegionTable& table) {
       return true;
     case Opcode::kFlush:
     case Opcode::kWriteAfterFlush:
-    case Opcode::kVerify: {
-      auto ref = table.Lookup(op.handle);
-      return ref.ok() && ((*ref)->durability() == Durability::kPage || (*ref)->secure());
-    }
+    case Opcode::kVerify:
     case Opcode::kCompareAndSwap:
     case Opcode::kFetchAdd: {
       auto ref = table.Lookup(op.handle);
       return ref.ok() && (*ref)->durability() == Durability::kPage;
+    }
+    default:
+      return false;
+  }
+}
+
+// True for ops on a secure region that can wait for the trusted counter
+// (a flush, or a write whose early commit finds the counter busy). The worker
+// runs them under sec::NoCounterWaitScope: if they would wait they stop
+// without waiting and the batch moves to a secure flusher at that op, which
+// repeats it (repeating is safe: a commit already made stays, and a write
+// re-applies the same bytes).
+bool TriedWithoutCounterWait(const Op& op, RegionTable& table) {
+  switch (op.opcode) {
+    case Opcode::kWrite:
+    case Opcode::kFlush:
+    case Opcode::kWriteAfterFlush:
+    case Opcode::kVerify: {
+      auto ref = table.Lookup(op.handle);
+      return ref.ok() && (*ref)->secure();
     }
     default:
       return false;
@@ -338,7 +356,14 @@ size_t Server::Impl::Execute(Requester requester, std::span<const Op> list, size
                              protocol::ResponseBuilder* out, bool worker_thread) {
   for (size_t i = from; i < list.size(); ++i) {
     if (worker_thread && MayBlock(list[i], *table)) return i;
-    Status s = ExecuteOne(requester, list[i], out);
+    Status s;
+    if (worker_thread && TriedWithoutCounterWait(list[i], *table)) {
+      sec::NoCounterWaitScope no_wait;
+      s = ExecuteOne(requester, list[i], out);
+      if (sec::IsCounterWaitNeeded(s)) return i;  // nothing was added to `out`
+    } else {
+      s = ExecuteOne(requester, list[i], out);
+    }
     ops.fetch_add(1, std::memory_order_relaxed);
     if (!s.ok()) {
       out->AddError(s);
