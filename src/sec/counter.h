@@ -58,12 +58,11 @@ class MonotonicCounter {
 // replicated counter.
 //
 // Two ways to stabilise (chosen by the options):
-//  - background (real clock, not manual; what cosmosd uses): a stabiliser
-//    thread runs rounds. A round takes the highest value incremented so far,
-//    persists it and ends `stabilisation_delay_ns` after it began (or when the
-//    persist ends, if later); then that value is stable. Increments made
-//    during a round are covered by the next round, so one file write and one
-//    delay serve every increment since the last round. Increment never
+//  - background (real clock, not manual; what cosmosd uses): a value is due
+//    `stabilisation_delay_ns` after its increment (increments pipeline, as
+//    in asynchronous trusted counters); a stabiliser thread wakes when the
+//    oldest value is due and persists the highest due value in one file
+//    write (a "round"), making every value up to it stable. Increment never
 //    touches the file.
 //  - caller-driven (an injected clock or sleep; tests): a value is due
 //    `stabilisation_delay_ns` after its increment and is persisted by the
@@ -106,7 +105,8 @@ class SimulatedCounter final : public MonotonicCounter {
 
   // True when a stabiliser thread runs the rounds (see the class comment).
   bool background() const { return background_; }
-  // Background mode: rounds completed (file writes); tests and `info`.
+  // Background mode: rounds completed (file writes, each covering every value
+  // due by then); tests and `info`.
   uint64_t rounds();
 
  private:
@@ -129,7 +129,7 @@ class SimulatedCounter final : public MonotonicCounter {
     uint64_t value;
     uint64_t due_ns;
   };
-  std::vector<Pending> pending_;  // caller-driven mode only
+  std::vector<Pending> pending_;  // unstable values in increment order
   std::thread stabiliser_;
   std::mutex file_mu_;       // serialises file writes (taken after mu_, never before)
   uint64_t file_value_ = 0;  // highest value written to the file

@@ -91,20 +91,31 @@ SimulatedCounter::~SimulatedCounter() {
 void SimulatedCounter::StabiliserLoop() {
   std::unique_lock<std::mutex> l(mu_);
   for (;;) {
-    cv_.wait(l, [&] { return stop_ || current_ > stable_; });
-    if (current_ <= stable_) return;  // stopping, nothing unstable
-    // One round: every value incremented so far.
-    const uint64_t v = current_;
-    const uint64_t start = options_.now_ns();
-    l.unlock();
-    Status s = WriteFile(v);
-    const uint64_t end = start + options_.stabilisation_delay_ns;
+    cv_.wait(l, [&] { return stop_ || !pending_.empty(); });
+    if (pending_.empty()) return;  // stopping, nothing unstable
     const uint64_t now = options_.now_ns();
-    if (now < end) options_.sleep_ns(end - now);
+    if (pending_.front().due_ns > now) {
+      const uint64_t wait = pending_.front().due_ns - now;
+      l.unlock();
+      options_.sleep_ns(wait);  // bounded by the delay, also when stopping
+      l.lock();
+      continue;
+    }
+    // One round: every value due by now, in one file write.
+    uint64_t best = 0;
+    for (const Pending& p : pending_) {
+      if (p.due_ns > now) break;
+      best = p.value;
+    }
+    l.unlock();
+    Status s = WriteFile(best);
     l.lock();
     ++rounds_;
     if (s.ok()) {
-      stable_ = std::max(stable_, v);
+      stable_ = std::max(stable_, best);
+      size_t n = 0;
+      while (n < pending_.size() && pending_[n].value <= best) ++n;
+      pending_.erase(pending_.begin(), pending_.begin() + static_cast<ptrdiff_t>(n));
       round_error_ = Status::Ok();
     } else {
       round_error_ = s;  // waiters see it; the next round retries
@@ -191,7 +202,8 @@ Result<uint64_t> SimulatedCounter::Increment() {
   std::lock_guard<std::mutex> l(mu_);
   const uint64_t v = ++current_;
   if (background_) {
-    cv_.notify_all();  // the stabiliser starts a round if idle
+    pending_.push_back({v, options_.now_ns() + options_.stabilisation_delay_ns});
+    cv_.notify_all();
     return v;
   }
   if (!options_.manual && options_.stabilisation_delay_ns == 0) {
@@ -208,6 +220,7 @@ Status SimulatedCounter::AdvanceTo(uint64_t value) {
   if (value <= current_) return Status::Ok();
   current_ = value;
   if (background_) {
+    pending_.push_back({value, options_.now_ns() + options_.stabilisation_delay_ns});
     cv_.notify_all();
     return Status::Ok();
   }
@@ -262,6 +275,7 @@ Status SimulatedCounter::StabiliseAll() {
     // Only this thread and the stabiliser write the file; both write values
     // that are stable from then on, so a racing round is harmless.
     COSMOS_RETURN_IF_ERROR(PersistLocked(current_));
+    pending_.clear();
     cv_.notify_all();
     return Status::Ok();
   }

@@ -117,12 +117,12 @@ SimulatedCounter::Options RealClock(const std::filesystem::path& dir, uint64_t d
   return o;
 }
 
-TEST_F(CounterTest, BackgroundRoundsShareOneStabilisationAmongManyIncrements) {
+TEST_F(CounterTest, BackgroundRoundsCoalesceManyIncrementsIntoFewFileWrites) {
   auto c = SimulatedCounter::Open(RealClock(dir_, 50'000'000));
   ASSERT_TRUE(c.ok());
   ASSERT_TRUE((*c)->background());
-  // Increment never waits for the file: 100 increments are made while at
-  // most a couple of 50 ms rounds can run.
+  // Increment never waits for the file: 100 increments are made long before
+  // the first is due (50 ms), so rounds cover many values each.
   for (int i = 0; i < 100; ++i) ASSERT_TRUE((*c)->Increment().ok());
   EXPECT_EQ((*c)->Current(), 100u);
   ASSERT_TRUE((*c)->WaitStable(100).ok());
