@@ -1024,8 +1024,16 @@ Status ProtectedRegion::Flush() {
     // for the counter without the mutex, so reads, writes and other flushes
     // of the region go on; flushes that wait together then share one commit.
     if (NoCounterWaitScope::active()) return CounterWaitNeeded();
+    uint64_t wait_for = need;
+    if (impl_->policy.counter_mode == CounterMode::kRelaxed) {
+      // Window full: wait until half of it is free, so the following flushes
+      // pass without waiting (one wait per half window, instead of a short
+      // wait on nearly every flush while a client runs at the rate limit).
+      const uint64_t next = impl_->counter->Current() + 1;
+      wait_for = std::max(need, next - std::max<uint64_t>(1, impl_->UnstableBound() / 2));
+    }
     l.unlock();
-    Status s = impl_->counter->WaitStable(need);
+    Status s = impl_->counter->WaitStable(wait_for);
     l.lock();
     COSMOS_RETURN_IF_ERROR(s);
   }

@@ -116,7 +116,8 @@ class ProtectedRegion {
   // earlier increment is still unstable, waits for it first; flushes waiting
   // together are then served by one commit and one counter value (group
   // commit), so latency is between one and two stabilisation delays.
-  // Relaxed: waits only while `relaxed_window` increments are unstable.
+  // Relaxed: waits only when `relaxed_window` increments are unstable, and
+  // then until at most half of them are.
   [[nodiscard]] Status Flush();
   // Keyed digest over the durable plaintext of `ranges`:
   // HMAC-SHA256(mac_key, for each range: LE64 offset || LE64 length || bytes).

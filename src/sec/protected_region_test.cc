@@ -714,6 +714,45 @@ TEST_F(RegionTest, NoCounterWaitScopeStopsInsteadOfWaitingAndARepeatCompletes) {
   EXPECT_FALSE(IsCounterWaitNeeded(Status::ResourceExhausted("pool full")));
 }
 
+TEST_F(RegionTest, RelaxedFlushAtAFullWindowWaitsUntilHalfOfItIsFree) {
+  // Fake clock: each flush happens 100 ns after the previous one; a value
+  // is stable 1000 ns after its increment; every sleep is counted.
+  uint64_t now = 1;
+  int sleeps = 0;
+  SimulatedCounter::Options o;
+  o.path = (dir_ / "hyst").string();
+  o.stabilisation_delay_ns = 1000;
+  o.now_ns = [&] { return now; };
+  o.sleep_ns = [&](uint64_t ns) {
+    ++sleeps;
+    now += ns;
+  };
+  auto c = std::move(*SimulatedCounter::Open(o));
+  RegionPolicy relaxed;
+  relaxed.counter_mode = CounterMode::kRelaxed;
+  relaxed.relaxed_window = 4;
+  auto created =
+      ProtectedRegion::Create(7, geometry_, {}, store_.get(), c.get(), sealer_.get(), relaxed);
+  ASSERT_TRUE(created.ok());
+  auto& r = *created;
+  now += 5000;  // the create's value is stable
+  auto flush = [&](int k) {
+    now += 100;
+    ASSERT_TRUE(r->Write(0, Bytes(10, static_cast<uint8_t>(k))).ok());
+    ASSERT_TRUE(r->Flush().ok());
+  };
+  for (int k = 0; k < 4; ++k) flush(k);  // fills the window of 4
+  EXPECT_EQ(sleeps, 0);
+  EXPECT_EQ(c->Current() - c->Stable(), 4u);
+  flush(4);  // window full: waits once, until only 2 values are unstable
+  EXPECT_EQ(sleeps, 1);
+  // At most half the window unstable, this flush's own increment included
+  // (waiting only for the oldest value would leave 4).
+  EXPECT_EQ(c->Current() - c->Stable(), 2u);
+  for (int k = 5; k < 12; ++k) flush(k);
+  EXPECT_LE(c->Current() - c->Stable(), 4u);
+}
+
 TEST_F(RegionTest, NoCounterWaitScopeInStrictModeCommitsThenLeavesTheWait) {
   auto r = Create(store_.get());
   ASSERT_TRUE(r->Write(0, Bytes(10, 5)).ok());
