@@ -19,9 +19,6 @@ std::string BaseName(const std::string& path) {
   return base.empty() ? "pool" : base;
 }
 
-static_assert(SecureConfig{}.block_size == sec::kDefaultBlockSize,
-              "SecureConfig's default block size follows the protected region's");
-
 // `key` as a string or an array of strings; `present` tells whether the key
 // is in the file at all. An empty array is an empty list.
 Result<std::vector<std::string>> GetStringList(const ConfigFile& f, const std::string& key,
@@ -83,16 +80,18 @@ Status ValidateSecureConfig(const SecureConfig& s) {
 
 sec::RegionPolicy RegionPolicyFor(const SecureConfig& s) {
   sec::RegionPolicy p;
-  p.counter_mode = s.freshness == "relaxed" ? sec::CounterMode::kRelaxed : sec::CounterMode::kStrict;
+  p.counter_mode =
+      s.freshness == "relaxed" ? sec::CounterMode::kRelaxed : sec::CounterMode::kStrict;
   p.relaxed_window = s.relaxed_window;
   p.accept_counter_reset = s.accept_counter_reset;
   return p;
 }
 
 std::string DescribeFreshness(const SecureConfig& s) {
-  const std::string counter = "simulated trusted counter (models a hardware/remote counter) "
-                              "with a " +
-                              std::to_string(s.counter_delay_ms) + " ms stabilisation delay";
+  const std::string counter =
+      "simulated trusted counter (models a hardware/remote counter) "
+      "with a " +
+      std::to_string(s.counter_delay_ms) + " ms stabilisation delay";
   if (s.freshness == "relaxed") {
     return "freshness relaxed: a flush is acknowledged before its counter value is stable; "
            "rollback window " +
@@ -152,8 +151,8 @@ Result<DaemonConfig> LoadDaemonConfig(const ConfigFile& f, DaemonConfig c) {
         ": key 'server.accept_counter_reset' is not a file key: the override is the one-off "
         "flag --accept-counter-reset (docs/operations.md)");
   }
-  COSMOS_ASSIGN_OR_RETURN(int64_t sflushers, f.GetInt("server.secure_flushers",
-                                                      c.server.secure_flushers, 1, 256));
+  COSMOS_ASSIGN_OR_RETURN(int64_t sflushers,
+                          f.GetInt("server.secure_flushers", c.server.secure_flushers, 1, 256));
   c.server.secure_flushers = static_cast<uint32_t>(sflushers);
   if ((sc.block_size & (sc.block_size - 1)) != 0) {
     return Status::InvalidArgument("config " + f.origin() +

@@ -27,14 +27,14 @@ struct SecureConfig {
   std::string platform_keys;       // `cosmos keys platform` directory; empty: plain node
   std::vector<std::string> allow;  // client public key files (NAME.pub) allowed to connect
   std::string enclave_state;       // trusted-counter directory; empty: platform_keys/state
-  uint32_t block_size = 4096;      // new secure regions; power of two in [512, 65536]
+  uint32_t block_size = sec::kDefaultBlockSize;  // new secure regions; power of two, 512..65536
   bool require_secure = false;     // refuse plain connections (PermissionDenied)
   // Freshness of secure regions (docs/security.md "Trusted counters"):
   // "strict" (a flush is acknowledged once its trusted-counter value is
   // stable) or "relaxed" (acknowledged at once; at most relaxed_window
   // acknowledged flushes per region can be rolled back after a crash).
   std::string freshness = "strict";
-  uint32_t relaxed_window = 8;     // 1..1000000; relaxed mode only
+  uint32_t relaxed_window = 8;  // 1..1000000; relaxed mode only
   // Stabilisation delay of the SIMULATED trusted counter (it models a
   // hardware or remote counter's latency); 0..60000 ms.
   uint32_t counter_delay_ms = 20;
