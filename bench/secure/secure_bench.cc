@@ -333,9 +333,8 @@ void RunConfig(const Options& o, const std::string& base_dir, const std::string&
             if (busy[static_cast<size_t>(i)]) continue;
             busy[static_cast<size_t>(i)] = true;
             ++issued;
-            cosmos::Region& region = one_region
-                                         ? node.shared(secure, static_cast<size_t>(i))
-                                         : node.region(secure, static_cast<size_t>(i) + 1);
+            cosmos::Region& region = one_region ? node.shared(secure, static_cast<size_t>(i))
+                                                : node.region(secure, static_cast<size_t>(i) + 1);
             const uint64_t off = one_region ? static_cast<uint64_t>(i) * 4096 : 0;
             COSMOS_CHECK_OK(region.Write(off, data));
             cosmos::Range rg{off, 4096};
@@ -355,8 +354,7 @@ void RunConfig(const Options& o, const std::string& base_dir, const std::string&
       }
     }
     const std::string m = one_region ? "write_flush_4KB_one_region_ops" : "write_flush_4KB_ops";
-    AddRatioMetrics(report, p + m, "ops/s", "higher", sides[1].ops, sides[0].ops,
-                    plain_prefix + m);
+    AddRatioMetrics(report, p + m, "ops/s", "higher", sides[1].ops, sides[0].ops, plain_prefix + m);
     std::fprintf(stderr, "secure bench [%s]: %s secure %.0f ops/s, plain %.0f ops/s\n", cfg.prefix,
                  m.c_str(), Median(sides[1].ops), Median(sides[0].ops));
   }

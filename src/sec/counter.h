@@ -111,7 +111,7 @@ class SimulatedCounter final : public MonotonicCounter {
 
  private:
   explicit SimulatedCounter(Options o) : options_(std::move(o)) {}
-  Status PromoteLocked();  // caller-driven: stabilises due values
+  Status PromoteLocked();                // caller-driven: stabilises due values
   Status PersistLocked(uint64_t value);  // writes the file; sets stable_
   Status WriteFile(uint64_t value);      // the file write alone (no lock needed)
   void StabiliserLoop();

@@ -132,7 +132,7 @@ Status SimulatedEnclave::CloseSession(SessionHandle session) {
 }
 
 Result<std::unique_ptr<SimulatedCounter>> SimulatedEnclave::OpenCounter(uint64_t region_id,
-                                                                         bool existing) {
+                                                                        bool existing) {
   SimulatedCounter::Options co;
   co.path = options_.state_dir + "/counter-" + std::to_string(region_id);
   co.must_exist = existing && !options_.region_policy.accept_counter_reset;
@@ -150,11 +150,11 @@ Result<std::unique_ptr<SimulatedCounter>> SimulatedEnclave::OpenCounter(uint64_t
         "detection would be void); refusing to open. If the counter state is known lost and "
         "the pool is current, restart once with --accept-counter-reset (docs/operations.md)");
   }
-  if (c.ok() && existing && options_.region_policy.accept_counter_reset &&
-      (*c)->Current() == 0) {
-    COSMOS_LOG_WARN("region {}: opening with --accept-counter-reset; its trusted counter starts "
-                    "from the sealed record",
-                    region_id);
+  if (c.ok() && existing && options_.region_policy.accept_counter_reset && (*c)->Current() == 0) {
+    COSMOS_LOG_WARN(
+        "region {}: opening with --accept-counter-reset; its trusted counter starts "
+        "from the sealed record",
+        region_id);
   }
   return c;
 }

@@ -935,19 +935,20 @@ Result<std::unique_ptr<ProtectedRegion>> ProtectedRegion::Open(uint64_t region_i
       const std::string what =
           name + ": root record counter " + std::to_string(impl->rec.counter) + " is " +
           std::to_string(ahead) + " ahead of the trusted counter " + std::to_string(trusted) +
-          "; " +
-          (policy.counter_mode == CounterMode::kStrict ? "strict" : "relaxed") +
+          "; " + (policy.counter_mode == CounterMode::kStrict ? "strict" : "relaxed") +
           " mode allows at most " + std::to_string(bound) +
           " unstable increments (trusted counter reset, lost or rolled back?)";
       if (!policy.accept_counter_reset) {
         return Status::IntegrityViolation(
-            what + "; refusing to open. If the counter state was lost and the pool is known "
-                   "to be current, restart once with --accept-counter-reset "
-                   "(docs/operations.md)");
+            what +
+            "; refusing to open. If the counter state was lost and the pool is known "
+            "to be current, restart once with --accept-counter-reset "
+            "(docs/operations.md)");
       }
-      COSMOS_LOG_WARN("{}; accepted because of --accept-counter-reset: rollback protection of "
-                      "this region restarts from counter {}",
-                      what, impl->rec.counter);
+      COSMOS_LOG_WARN(
+          "{}; accepted because of --accept-counter-reset: rollback protection of "
+          "this region restarts from counter {}",
+          what, impl->rec.counter);
     }
     COSMOS_RETURN_IF_ERROR(counter->AdvanceTo(impl->rec.counter));
     COSMOS_RETURN_IF_ERROR(impl->WaitForCounter());

@@ -557,7 +557,8 @@ TEST_F(RegionTest, StrictFlushesArrivingWhileAnIncrementIsPendingShareTheNextVal
   std::vector<Status> results(kFlushers);
   std::vector<std::thread> threads;
   auto flusher = [&](int k) {
-    Status s = r->Write(static_cast<uint64_t>(k) * kBlock, Bytes(kBlock, static_cast<uint8_t>(k + 1)));
+    Status s =
+        r->Write(static_cast<uint64_t>(k) * kBlock, Bytes(kBlock, static_cast<uint8_t>(k + 1)));
     results[k] = s.ok() ? r->Flush() : s;
   };
   // The first flush commits c0+1 and waits for it to stabilise...
@@ -616,10 +617,9 @@ TEST_F(RegionTest, RecordFurtherAheadOfTheCounterThanTheModeAllowsIsRefused) {
     EXPECT_NE(r.status().message().find("3 ahead"), std::string::npos) << r.status();
     RegionPolicy tight = relaxed;
     tight.relaxed_window = 2;
-    EXPECT_EQ(ProtectedRegion::Open(7, store_.get(), manual.get(), sealer_.get(), tight)
-                  .status()
-                  .code(),
-              StatusCode::kIntegrityViolation);
+    EXPECT_EQ(
+        ProtectedRegion::Open(7, store_.get(), manual.get(), sealer_.get(), tight).status().code(),
+        StatusCode::kIntegrityViolation);
     EXPECT_EQ(manual->Current(), 1u);  // a refused open does not advance the counter
   }
   {
@@ -649,8 +649,8 @@ TEST_F(RegionTest, StrictModeKeepsAtMostOneIncrementUnstable) {
   auto manual = std::move(*SimulatedCounter::Open(o));
   RegionPolicy relaxed;
   relaxed.counter_mode = CounterMode::kRelaxed;
-  auto created = ProtectedRegion::Create(7, geometry_, {}, store_.get(), manual.get(),
-                                         sealer_.get(), relaxed);
+  auto created =
+      ProtectedRegion::Create(7, geometry_, {}, store_.get(), manual.get(), sealer_.get(), relaxed);
   ASSERT_TRUE(created.ok());
   ASSERT_TRUE(manual->StabiliseAll().ok());
   created->reset();
@@ -685,8 +685,8 @@ TEST_F(RegionTest, NoCounterWaitScopeStopsInsteadOfWaitingAndARepeatCompletes) {
   RegionPolicy relaxed;
   relaxed.counter_mode = CounterMode::kRelaxed;
   relaxed.relaxed_window = 2;
-  auto created = ProtectedRegion::Create(7, geometry_, {}, store_.get(), manual.get(),
-                                         sealer_.get(), relaxed);
+  auto created =
+      ProtectedRegion::Create(7, geometry_, {}, store_.get(), manual.get(), sealer_.get(), relaxed);
   ASSERT_TRUE(created.ok());
   auto& r = *created;
   ASSERT_TRUE(manual->StabiliseAll().ok());

@@ -155,10 +155,10 @@ TEST_F(SecOptions, FreshnessOptionsAreCheckedAndRelaxedModeServes) {
     EXPECT_NE(WEXITSTATUS(st), 0) << bad[0] << " " << bad[1];
   }
   rpm_test::Daemon d;
-  ASSERT_TRUE(d.Start(dir_.path, {"--listen", "127.0.0.1", "--pool", pool_flag, "--platform-keys",
-                                  keys, "--allow", dir_.path + "/clients/alice.pub",
-                                  "--freshness", "relaxed", "--relaxed-window", "4",
-                                  "--counter-delay-ms", "1", "--secure-flushers", "4"}));
+  ASSERT_TRUE(d.Start(
+      dir_.path, {"--listen", "127.0.0.1", "--pool", pool_flag, "--platform-keys", keys, "--allow",
+                  dir_.path + "/clients/alice.pub", "--freshness", "relaxed", "--relaxed-window",
+                  "4", "--counter-delay-ms", "1", "--secure-flushers", "4"}));
   auto secure = Connect(d, true);
   ASSERT_TRUE(secure.ok()) << secure.status();
   ASSERT_TRUE((*secure)->CreateRegion("s", 64 * 1024, {.secure = true}).ok());
@@ -174,9 +174,16 @@ TEST_F(SecOptions, FreshnessOptionsAreCheckedAndRelaxedModeServes) {
 }
 
 TEST_F(SecOptions, DeletedTrustedCounterRefusesTheRegionUntilTheOverride) {
-  const std::vector<std::string> args = {
-      "--listen", "127.0.0.1", "--pool", pool_ + ",size=16,create", "--platform-keys",
-      dir_.path + "/node", "--allow", dir_.path + "/clients/alice.pub", "--counter-delay-ms", "1"};
+  const std::vector<std::string> args = {"--listen",
+                                         "127.0.0.1",
+                                         "--pool",
+                                         pool_ + ",size=16,create",
+                                         "--platform-keys",
+                                         dir_.path + "/node",
+                                         "--allow",
+                                         dir_.path + "/clients/alice.pub",
+                                         "--counter-delay-ms",
+                                         "1"};
   std::vector<std::byte> data(100, std::byte{0x66}), out(100);
   {
     rpm_test::Daemon d;
