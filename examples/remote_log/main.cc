@@ -46,8 +46,8 @@ int main(int argc, char** argv) {
   if (!client.ok()) return Fail(client.status());
   auto region = (*client)->OpenRegion(region_name);
   if (!region.ok() && region.status().code() == cosmos::StatusCode::kNotFound && append->parsed()) {
-    auto created = (*client)->CreateRegion(region_name, create_size,
-                                          {.pool = "", .secure = opts.secure()});
+    auto created =
+        (*client)->CreateRegion(region_name, create_size, {.pool = "", .secure = opts.secure()});
     if (!created.ok()) return Fail(created.status());
     region = (*client)->OpenRegion(region_name);
   }

@@ -49,7 +49,8 @@ Status ChannelPacketProtector::Open(std::span<const std::byte> header, std::span
   if (header.size() != rpc::kHeaderSize || tag.size() != tag_size()) {
     return Status::IntegrityViolation("secure packet: bad header or tag size");
   }
-  return channel_->Open(HeaderSequence(header), AsBytes(header), AsMutableBytes(payload), AsBytes(tag));
+  return channel_->Open(HeaderSequence(header), AsBytes(header), AsMutableBytes(payload),
+                        AsBytes(tag));
 }
 
 Result<std::unique_ptr<SecureConnector>> SecureConnector::Start(const SecureClientConfig& config) {

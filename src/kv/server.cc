@@ -323,8 +323,10 @@ void RespServer::FailWaiting(const Status& failure) {
     c->waiting = false;
     c->pending.clear();
     c->pending_seq = 0;
-    AppendError(&c->out, "MISCONF cosmos-kv storage failed; restart to recover the durable "
-                         "state: " + failure.message());
+    AppendError(&c->out,
+                "MISCONF cosmos-kv storage failed; restart to recover the durable "
+                "state: " +
+                    failure.message());
     c->close_after_write = true;
     WriteOut(c);
   }

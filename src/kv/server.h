@@ -73,7 +73,7 @@ class RespServer {
   void ProcessInput(Conn* c);
   void Release(Conn* c, uint64_t durable);
   void FailWaiting(const Status& failure);  // store failed: error + close waiters
-  bool WriteOut(Conn* c);  // false if the connection was closed
+  bool WriteOut(Conn* c);                   // false if the connection was closed
   void UpdateEvents(Conn* c);
   void Close(Conn* c);
   std::string ClientsInfo() const;

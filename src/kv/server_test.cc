@@ -95,11 +95,10 @@ TEST_F(ServerFixture, FailedCommitAnswersMisconfAndClosesInsteadOfHanging) {
   dev_.FailNextPersists(1);
   // Two pipelined writes wait on the failing commit: the client gets one
   // error and then EOF (Exchange returns at EOF), never +OK.
-  const std::string reply =
-      Exchange(fd,
-               "*3\r\n$3\r\nSET\r\n$1\r\nb\r\n$1\r\n2\r\n"
-               "*3\r\n$3\r\nSET\r\n$1\r\nc\r\n$1\r\n3\r\n",
-               1 << 20);
+  const std::string reply = Exchange(fd,
+                                     "*3\r\n$3\r\nSET\r\n$1\r\nb\r\n$1\r\n2\r\n"
+                                     "*3\r\n$3\r\nSET\r\n$1\r\nc\r\n$1\r\n3\r\n",
+                                     1 << 20);
   EXPECT_EQ(reply.rfind("-MISCONF", 0), 0u) << reply;
   EXPECT_EQ(reply.find("+OK"), std::string::npos) << reply;
   close(fd);

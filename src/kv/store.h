@@ -171,7 +171,7 @@ class Store {
   Status ReplayHalf(int half, uint64_t tail);
   // Applies the complete commit groups written past the durable tail word by
   // open epoch `epoch`; returns the half offset where they end.
-  Result<uint64_t> ReplayPastTail(int half, uint64_t tail, uint64_t epoch);  // REQUIRES: mu_
+  Result<uint64_t> ReplayPastTail(int half, uint64_t tail, uint64_t epoch);      // REQUIRES: mu_
   void ReplayRecord(const RecordHeader& h, std::string_view key, uint64_t pos);  // REQUIRES: mu_
   // Makes the active half's tail word durable at the durable position.
   Status PersistTail();  // REQUIRES: commit_mu_ held, mu_ not held
@@ -223,8 +223,8 @@ class Store {
   uint64_t records_committed_ = 0;
   uint64_t records_pending_ = 0;
   uint64_t compactions_ = 0;
-  uint64_t epoch_ = 0;        // this open's epoch (records carry its low 32 bits)
-  bool tail_dirty_ = false;   // the tail word on the device lags durable_pos_
+  uint64_t epoch_ = 0;       // this open's epoch (records carry its low 32 bits)
+  bool tail_dirty_ = false;  // the tail word on the device lags durable_pos_
   uint64_t commits_since_tail_persist_ = 0;
   uint64_t recovered_past_tail_ = 0;  // records applied from past the tail word at open
 

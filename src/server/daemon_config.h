@@ -28,7 +28,7 @@ struct SecureConfig {
   std::vector<std::string> allow;  // client public key files (NAME.pub) allowed to connect
   std::string enclave_state;       // trusted-counter directory; empty: platform_keys/state
   uint32_t block_size = sec::kDefaultBlockSize;  // new secure regions; power of two, 512..65536
-  bool require_secure = false;     // refuse plain connections (PermissionDenied)
+  bool require_secure = false;                   // refuse plain connections (PermissionDenied)
   // Freshness of secure regions (docs/security.md "Trusted counters"):
   // "strict" (a flush is acknowledged once its trusted-counter value is
   // stable) or "relaxed" (acknowledged at once; at most relaxed_window

@@ -27,8 +27,8 @@ void EnclavePacketProtector::Seal(std::span<const std::byte> header, std::span<s
   if (header.size() != rpc::kHeaderSize || tag.size() != tag_size()) {
     s = Status::InvalidArgument("bad header or tag size");
   } else {
-    s = enclave_->SealPacket(session_, HeaderSequence(header), AsBytes(header), AsMutableBytes(payload),
-                             AsMutableBytes(tag));
+    s = enclave_->SealPacket(session_, HeaderSequence(header), AsBytes(header),
+                             AsMutableBytes(payload), AsMutableBytes(tag));
   }
   if (!s.ok()) {
     COSMOS_LOG_ERROR("secure session {}: packet not sealed ({}); sending it unreadable", session_,

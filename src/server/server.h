@@ -33,9 +33,9 @@ struct QosLimits {
 
 struct ServerOptions {
   std::string listen_ip = "0.0.0.0";
-  uint16_t port = 7410;         // worker i listens on port + i; 0 = ephemeral ports
-  uint32_t workers = 2;         // RPC endpoints (threads)
-  uint32_t flushers = 2;        // threads that run batches waiting for a sync
+  uint16_t port = 7410;   // worker i listens on port + i; 0 = ephemeral ports
+  uint32_t workers = 2;   // RPC endpoints (threads)
+  uint32_t flushers = 2;  // threads that run batches waiting for a sync
   // Threads that run secure-region commits (with secure_engine only; 1..256).
   // A strict-mode flush holds one for the trusted counter's stabilisation
   // delay (sleeping); flushes of a region that wait together share one

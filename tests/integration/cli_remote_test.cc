@@ -81,20 +81,21 @@ TEST(CliRemoteTest, SecureRegionThroughTheCliWithKeysFromCosmosKeys) {
   ASSERT_EQ(Cosmos({"keys", "client", dir.path + "/clients", "alice"}).exit_code, 0);
   ASSERT_EQ(Cosmos({"keys", "client", dir.path + "/clients", "eve"}).exit_code, 0);
   rpm_test::Daemon d;
-  ASSERT_TRUE(d.Start(dir.path, {"--listen", "127.0.0.1", "--pool",
-                                 "main=" + dir.path + "/secure.pool,size=16,create",
-                                 "--platform-keys", dir.path + "/node", "--allow",
-                                 dir.path + "/clients/alice.pub"}));
+  ASSERT_TRUE(d.Start(
+      dir.path,
+      {"--listen", "127.0.0.1", "--pool", "main=" + dir.path + "/secure.pool,size=16,create",
+       "--platform-keys", dir.path + "/node", "--allow", dir.path + "/clients/alice.pub"}));
   const auto as = [&](const std::string& who) {
-    return std::vector<std::string>{"--server",        d.address(),
-                                    "--platform-pub",  dir.path + "/node/platform.pub",
-                                    "--measurement",   dir.path + "/node/measurement",
-                                    "--client-key",    dir.path + "/clients/" + who + ".key"};
+    return std::vector<std::string>{"--server",       d.address(),
+                                    "--platform-pub", dir.path + "/node/platform.pub",
+                                    "--measurement",  dir.path + "/node/measurement",
+                                    "--client-key",   dir.path + "/clients/" + who + ".key"};
   };
   auto r = Cosmos(Cat({"region", "create", "vault", "--size", "256K", "--secure"}, as("alice")));
   ASSERT_EQ(r.exit_code, 0) << r.out;
   EXPECT_NE(r.out.find("created secure region vault"), std::string::npos) << r.out;
-  r = Cosmos(Cat({"remote", "region", "write", "vault", "--data", "CLI-SECRET-MARKER"}, as("alice")));
+  r = Cosmos(
+      Cat({"remote", "region", "write", "vault", "--data", "CLI-SECRET-MARKER"}, as("alice")));
   ASSERT_EQ(r.exit_code, 0) << r.out;
   r = Cosmos(Cat({"region", "read", "vault", "--length", "17"}, as("alice")));
   ASSERT_EQ(r.exit_code, 0) << r.out;
