@@ -502,9 +502,14 @@ void Store::FlusherLoop() {
   for (;;) {
     {
       std::unique_lock l(mu_);
-      const bool woken = flush_cv_.wait_for(l, kTailIdlePersist, [&] {
-        return stopping_ || (flush_requested_ && !staging_.empty());
-      });
+      const auto ready = [&] { return stopping_ || (flush_requested_ && !staging_.empty()); };
+      // Only a lagging tail word needs the idle timer; otherwise sleep until work.
+      bool woken = true;
+      if (tail_dirty_) {
+        woken = flush_cv_.wait_for(l, kTailIdlePersist, ready);
+      } else {
+        flush_cv_.wait(l, ready);
+      }
       if (!woken || (stopping_ && (staging_.empty() || !failed_.ok()))) {
         const bool exiting = stopping_;
         const bool dirty = tail_dirty_ && failed_.ok();
