@@ -314,7 +314,9 @@ class Rpc {
                std::span<const std::byte> payload);
   void QueuePacket(Session* s, PacketHeader& h, std::span<const std::byte> payload);
   void FlushTx();
-  void FlushIfReferenced();
+  // Room for one packet (up to the MTU) at the end of the tx buffer, after
+  // flushing if the batch is full.
+  std::byte* TxSpace();
   void RunTimers(uint64_t now);
   void FailSession(Session* s, const Status& status, SessionEvent event);
   void RunPosted();
@@ -327,7 +329,6 @@ class Rpc {
   int wake_fd_;
   uint32_t epoch_;
   size_t max_chunk_;  // payload bytes per packet at options_.mtu
-  size_t tx_stride_;  // bytes per tx buffer
   bool in_loop_ = false;
 
   std::vector<std::unique_ptr<Session>> sessions_;
@@ -339,13 +340,14 @@ class Rpc {
 
   std::vector<std::byte> tx_buffers_;
   std::vector<TxDatagram> tx_queue_;
-  bool tx_references_slots_ = false;  // some queued datagram points into a slot buffer
+  size_t tx_used_ = 0;  // bytes of tx_buffers_ the queued datagrams occupy
   std::vector<RxDatagram> rx_batch_;
   struct PendingCreditReturn {  // one per (session, slot) with credit_return_pending
     SessionId session;
     uint32_t slot;
   };
   std::vector<PendingCreditReturn> pending_credit_returns_;
+  bool credit_returns_due_ = false;  // send pending_credit_returns_ after this burst
   uint64_t next_timer_ns_ = 0;
   uint64_t last_activity_ns_ = 0;
 

@@ -174,6 +174,52 @@ TEST(UdpTransport, SplitsGsoRunsIntoOriginalDatagrams) {
   }
 }
 
+// Datagrams packed back to back in one buffer (as the Rpc endpoint queues
+// them) and two-part datagrams whose tail directly follows or lives apart
+// from the head: the transport may merge contiguous pieces into one iovec,
+// and every datagram must still arrive with exactly its own bytes.
+TEST(UdpTransport, PackedAndTwoPartDatagramsKeepTheirBoundaries) {
+  auto a = OpenUdpTransport({.bind = {0x7f000001, 0}});
+  auto b = OpenUdpTransport({.bind = {0x7f000001, 0}});
+  ASSERT_TRUE(a.ok() && b.ok());
+  const NetAddress to = (*b)->local_address();
+  constexpr size_t kSize = 1200;
+  constexpr size_t kPacked = 30;
+  std::vector<std::byte> packed(kPacked * kSize);
+  for (size_t i = 0; i < packed.size(); ++i)
+    packed[i] = std::byte(static_cast<uint8_t>(i * 7 + i / kSize));
+  std::vector<std::byte> apart = Bytes(kSize - 40, 0xab);
+  std::vector<TxDatagram> batch;
+  std::vector<std::vector<std::byte>> expect;
+  for (size_t i = 0; i < kPacked; ++i) {
+    const std::byte* p = packed.data() + i * kSize;
+    if (i % 3 == 1) {
+      // Head and a tail that is contiguous with it.
+      batch.push_back({to, p, 40, p + 40, static_cast<uint32_t>(kSize - 40)});
+      expect.emplace_back(p, p + kSize);
+    } else if (i % 3 == 2) {
+      // Head here, tail elsewhere.
+      batch.push_back({to, p, 40, apart.data(), static_cast<uint32_t>(apart.size())});
+      std::vector<std::byte> e(kSize);
+      std::memcpy(e.data(), p, 40);
+      std::memcpy(e.data() + 40, apart.data(), apart.size());
+      expect.push_back(std::move(e));
+    } else {
+      batch.push_back({to, p, static_cast<uint32_t>(kSize)});
+      expect.emplace_back(p, p + kSize);
+    }
+  }
+  // A shorter last datagram, packed right after the others.
+  batch.push_back({to, packed.data(), 500});
+  expect.emplace_back(packed.data(), packed.data() + 500);
+  EXPECT_EQ((*a)->SendBurst(batch), batch.size());
+  std::vector<std::vector<std::byte>> got;
+  const uint64_t end = MonotonicNanos() + 2'000'000'000;
+  while (got.size() < expect.size() && MonotonicNanos() < end) Drain(**b, &got);
+  ASSERT_EQ(got.size(), expect.size()) << (*a)->name();
+  for (size_t i = 0; i < expect.size(); ++i) EXPECT_EQ(got[i], expect[i]) << "datagram " << i;
+}
+
 TEST(NetAddress, ParsesAndPrints) {
   auto a = NetAddress::Parse("10.1.2.3:4567");
   ASSERT_TRUE(a.ok());

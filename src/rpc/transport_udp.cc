@@ -86,12 +86,24 @@ class UdpTransport final : public Transport {
           }
         }
         if (iov_used + iovs > iov_.size()) iov_.resize(std::max(iov_.size() * 2, iov_used + iovs));
+        // Pieces that are contiguous in memory share one iovec: the kernel's
+        // copy costs per iovec as well as per byte, and a caller packing a
+        // run of packets back to back gets one iovec for the whole run.
         size_t v = iov_used;
+        auto add = [&](const std::byte* p, size_t n) {
+          if (v > iov_used &&
+              static_cast<const std::byte*>(iov_[v - 1].iov_base) + iov_[v - 1].iov_len == p) {
+            iov_[v - 1].iov_len += n;
+          } else {
+            iov_[v++] = {const_cast<std::byte*>(p), n};
+          }
+        };
         for (size_t k = 0; k < run; ++k) {
           const TxDatagram& d = batch[i + k];
-          iov_[v++] = {const_cast<std::byte*>(d.data), d.len};
-          if (d.tail_len) iov_[v++] = {const_cast<std::byte*>(d.tail), d.tail_len};
+          add(d.data, d.len);
+          if (d.tail_len) add(d.tail, d.tail_len);
         }
+        iovs = v - iov_used;
         addrs[nmsg] = first.to.ToSockaddr();
         mmsghdr& m = msgs[nmsg];
         std::memset(&m, 0, sizeof(m));
