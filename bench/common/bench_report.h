@@ -2,6 +2,7 @@
 // JSON shape of ../shared/BENCHMARKS.md plus a readable table on stdout.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -38,5 +39,10 @@ class BenchReport {
 
 // Median of a sample (copied); 0 for empty input.
 double Median(std::vector<double> v);
+
+// Exact nearest-rank quantile (q in [0, 1]) of a sample (copied); 0 for
+// empty input. For latency ratios that must not carry LatencyHistogram's
+// bucket rounding (up to one ~1.6-3% bucket, in either direction per side).
+double Quantile(std::vector<double> v, double q);
 
 }  // namespace cosmos::bench

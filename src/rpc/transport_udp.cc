@@ -199,7 +199,21 @@ class UdpTransport final : public Transport {
     mmsghdr* msgs = rx_msgs_;
     iovec* iov = rx_iov_;
     sockaddr_in* addrs = rx_addrs_;
-    int r = ::recvmmsg(fd_, msgs, kRecvBatch, MSG_DONTWAIT, nullptr);
+    // recvmmsg returning one datagram has already tried for a second and
+    // found the queue empty: on a request/response path that extra attempt
+    // is paid on every packet by both peers. After an empty or single
+    // receive, poll with plain recvmsg (one datagram, no second attempt);
+    // after a datagram or a full batch, expect more and use recvmmsg.
+    int r;
+    if (expect_more_) {
+      r = ::recvmmsg(fd_, msgs, kRecvBatch, MSG_DONTWAIT, nullptr);
+      expect_more_ = r > 1;
+    } else {
+      const ssize_t n = ::recvmsg(fd_, &msgs[0].msg_hdr, MSG_DONTWAIT);
+      r = n < 0 ? -1 : 1;
+      if (n >= 0) msgs[0].msg_len = static_cast<unsigned>(n);
+      expect_more_ = n >= 0;
+    }
     if (r <= 0) return;
     rx_dirty_ = static_cast<size_t>(r);
     for (int k = 0; k < r; ++k) {
@@ -247,6 +261,7 @@ class UdpTransport final : public Transport {
   sockaddr_in rx_addrs_[kRecvBatch] = {};
   alignas(cmsghdr) char rx_cmsgs_[kRecvBatch][CMSG_SPACE(sizeof(int))] = {};
   size_t rx_dirty_ = kRecvBatch;  // headers to reset before the next recvmmsg
+  bool expect_more_ = false;      // the last receive suggests a backlog: use recvmmsg
   TransportStats stats_;
   std::string name_;
 };
