@@ -317,6 +317,13 @@ Result<SessionCounters> Rpc::session_counters(SessionId session) const {
   return s->counters;
 }
 
+Result<size_t> Rpc::session_mtu(SessionId session) const {
+  CheckThread();
+  const Session* s = Lookup(session);
+  if (s == nullptr) return Status::NotFound("rpc: no session " + std::to_string(session));
+  return s->mtu;
+}
+
 bool Rpc::IsConnected(SessionId session) const {
   CheckThread();
   const Session* s = Lookup(session);
@@ -351,11 +358,24 @@ Result<SessionId> Rpc::CreateSession(NetAddress server, std::span<const std::byt
         std::to_string(transport_->receive_buffer_bytes()) +
         " (raise net.core.rmem_max or lower session_credits)");
   }
+  // Packets are sized to the path: never larger than the route to the
+  // server carries (the transport sends with DF set, so no IP fragments).
+  const size_t mtu = std::min(options_.mtu, transport_->PathMtu(server));
+  if (mtu < kMinMtu) {
+    return Status::InvalidArgument("rpc: path MTU to " + server.ToString() + " leaves " +
+                                   std::to_string(mtu) + " bytes per datagram, below the minimum " +
+                                   std::to_string(kMinMtu));
+  }
+  if (payload.size() > mtu - kHeaderSize - kMaxTagSize - kConnectRequestBodySize) {
+    return Status::InvalidArgument("rpc: connect payload of " + std::to_string(payload.size()) +
+                                   " bytes does not fit one packet on the path to " +
+                                   server.ToString() + " (MTU " + std::to_string(mtu) + ")");
+  }
   COSMOS_ASSIGN_OR_RETURN(Session * s, NewSession(true, server));
   s->callback = std::move(callback);
   s->connect_payload.assign(payload.begin(), payload.end());
-  s->mtu = options_.mtu;
-  s->chunk = max_chunk_;
+  s->mtu = mtu;
+  s->chunk = mtu - kHeaderSize - kMaxTagSize;
   s->window = options_.window;
   s->max_credits = options_.session_credits;
   s->credits = s->max_credits;
@@ -644,7 +664,7 @@ void Rpc::SendConnectRequest(Session* s) {
   ConnectRequestBody b;
   b.client_session = s->id;
   b.client_epoch = epoch_;
-  b.mtu = static_cast<uint32_t>(options_.mtu);
+  b.mtu = static_cast<uint32_t>(s->mtu);
   b.max_msg_size = options_.max_message_size;
   b.credits = options_.session_credits;
   b.window = options_.window;
@@ -788,7 +808,12 @@ void Rpc::HandleConnectRequest(const RxDatagram& d, const ParsedPacket& p) {
     refuse(Status::InvalidArgument("connect parameters out of range"));
     return;
   }
-  const size_t mtu = std::min<size_t>(b.mtu, options_.mtu);
+  const size_t mtu =
+      std::min({static_cast<size_t>(b.mtu), options_.mtu, transport_->PathMtu(d.from)});
+  if (mtu < kMinMtu) {
+    refuse(Status::InvalidArgument("path MTU to the client is below the minimum"));
+    return;
+  }
   const uint16_t credits = std::min(b.credits, options_.session_credits);
   const size_t need = (credits_in_use_ + credits) * options_.mtu * kReceiveOverheadFactor;
   if (need > transport_->receive_buffer_bytes()) {
@@ -828,7 +853,7 @@ void Rpc::HandleConnectRequest(const RxDatagram& d, const ParsedPacket& p) {
     refuse(decision.status);
     return;
   }
-  if (decision.reply.size() > max_connect_payload()) {
+  if (decision.reply.size() > s->chunk - kConnectReplyBodySize) {  // fits one packet at `mtu`
     FreeSession(s);
     refuse(Status::Internal("server connect reply too large"));
     return;

@@ -113,7 +113,7 @@ enum class PollMode : uint8_t {
 
 // Tuning knobs (docs/rpc.md explains each).
 struct RpcOptions {
-  size_t mtu = 1472;                     // UDP payload bytes per datagram (path MTU - 28)
+  size_t mtu = 1472;  // largest UDP payload per datagram; sessions use min(this, path MTU - 28)
   uint32_t max_message_size = 8u << 20;  // largest request/response accepted
   uint16_t window = 8;                   // outstanding requests per session (<= 64)
   uint16_t session_credits = 32;         // packets in flight per session
@@ -271,6 +271,10 @@ class Rpc {
   const EndpointCounters& counters() const;
   // A copy of one session's counters. NotFound for an unknown session.
   Result<SessionCounters> session_counters(SessionId session) const;
+  // The datagram size a session uses: the smaller of both endpoints'
+  // `mtu` options and the path MTU each side saw at connect (final once
+  // connected). NotFound for an unknown session.
+  Result<size_t> session_mtu(SessionId session) const;
   // Largest connect payload (one packet's worth).
   size_t max_connect_payload() const;
   NetAddress local_address() const;

@@ -93,6 +93,13 @@ class Transport {
   // Largest datagram this transport can carry.
   virtual size_t max_datagram_size() const = 0;
 
+  // Largest datagram that reaches `peer` without IP fragmentation as far as
+  // this host knows now (for UDP over IPv4: the route's MTU, including a
+  // path MTU learned from ICMP, minus 28 header bytes), capped at
+  // max_datagram_size(). Backends without a path notion return
+  // max_datagram_size(). May cost a few syscalls: call per session, not per packet.
+  virtual size_t PathMtu(NetAddress /*peer*/) const { return max_datagram_size(); }
+
   virtual const TransportStats& stats() const = 0;
   // "udp", "udp+gso+gro", "memory", ...
   virtual std::string_view name() const = 0;

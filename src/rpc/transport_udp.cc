@@ -28,6 +28,7 @@ constexpr size_t kSendBatch = 64;
 constexpr size_t kMaxGsoSegments = 64;
 constexpr size_t kMaxGsoBytes = 65000;
 constexpr size_t kGroBufferBytes = 65536;
+constexpr int kUdpIpv4Overhead = 28;  // IPv4 header (no options) + UDP header
 
 class UdpTransport final : public Transport {
  public:
@@ -172,6 +173,21 @@ class UdpTransport final : public Transport {
   NetAddress local_address() const override { return local_; }
   size_t receive_buffer_bytes() const override { return rcvbuf_; }
   size_t max_datagram_size() const override { return max_dgram_; }
+
+  size_t PathMtu(NetAddress peer) const override {
+    // The kernel reports the route MTU only for a connected socket; a
+    // throwaway one asks without touching the endpoint's socket.
+    int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return max_dgram_;
+    int mtu = 0;
+    socklen_t len = sizeof(mtu);
+    const sockaddr_in sa = peer.ToSockaddr();
+    const bool ok = ::connect(fd, reinterpret_cast<const sockaddr*>(&sa), sizeof(sa)) == 0 &&
+                    ::getsockopt(fd, IPPROTO_IP, IP_MTU, &mtu, &len) == 0 && mtu > kUdpIpv4Overhead;
+    ::close(fd);
+    if (!ok) return max_dgram_;  // no route now: the send itself will report it
+    return std::min(max_dgram_, static_cast<size_t>(mtu - kUdpIpv4Overhead));
+  }
   const TransportStats& stats() const override { return stats_; }
   std::string_view name() const override { return name_; }
 
@@ -288,6 +304,13 @@ Result<std::unique_ptr<Transport>> OpenUdpTransport(const UdpTransportOptions& o
     if (::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &snd, sizeof(snd)) != 0) {
       return fail("udp transport: SO_SNDBUF");
     }
+  }
+  // Never fragment: datagrams go out with DF set, and one larger than the
+  // known path MTU fails to send instead of being split into IP fragments.
+  // Sessions size their packets to PathMtu() so this does not happen.
+  int pmtu = IP_PMTUDISC_DO;
+  if (::setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &pmtu, sizeof(pmtu)) != 0) {
+    return fail("udp transport: IP_MTU_DISCOVER");
   }
   sockaddr_in sa = options.bind.ToSockaddr();
   if (::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0) {

@@ -15,12 +15,14 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdio>
 #include <cstring>
 #include <map>
 #include <mutex>
 #include <random>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "common/clock.h"
 #include "rpc/rpc.h"
@@ -140,6 +142,7 @@ struct ClientResult {
   size_t ok = 0;
   size_t done = 0;
   uint64_t retransmissions = 0;
+  size_t session_mtu = 0;
   Status connect_status;
 };
 
@@ -164,6 +167,7 @@ ClientResult RunClient(NetAddress server, size_t count, const std::vector<size_t
     r.connect_status = sid.status();
     return r;
   }
+  r.session_mtu = (*rpc)->session_mtu(*sid).value_or(0);
   for (size_t i = 0; i < count; ++i) {
     auto req = Pattern(std::max<size_t>(8, sizes[i % sizes.size()]), first_id + i);
     Status s = (*rpc)->EnqueueRequest(*sid, kEcho, req,
@@ -351,7 +355,8 @@ TEST(RpcUdp, ExampleServerAndClientProcessesExchangeRequests) {
 // Names carry the pid so concurrent runs do not collide.
 class NetnsPair {
  public:
-  explicit NetnsPair(double loss_percent) {
+  // `mtu` (optional): the veth pair's link MTU.
+  explicit NetnsPair(double loss_percent, int mtu = 0) {
     const std::string tag = std::to_string(::getpid() % 100000);
     a_ = "cosrpcA" + tag;
     b_ = "cosrpcB" + tag;
@@ -366,6 +371,11 @@ class NetnsPair {
                Sh("ip -n " + a_ + " link set " + va + " up") &&
                Sh("ip -n " + b_ + " link set " + vb + " up") &&
                Sh("ip -n " + a_ + " link set lo up") && Sh("ip -n " + b_ + " link set lo up");
+    if (created_ && mtu > 0) {
+      const std::string m = std::to_string(mtu);
+      created_ = Sh("ip -n " + a_ + " link set " + va + " mtu " + m) &&
+                 Sh("ip -n " + b_ + " link set " + vb + " mtu " + m);
+    }
     if (created_ && loss_percent > 0) {
       const std::string loss = std::to_string(loss_percent) + "%";
       netem_ = Sh("tc -n " + a_ + " qdisc add dev " + va + " root netem loss " + loss) &&
@@ -417,6 +427,59 @@ TEST(RpcUdp, NetnsVethPairCarriesRequestsExactlyOnce) {
   EXPECT_EQ(r.ok, 400u);
   EXPECT_EQ(runs.size(), 400u);
   for (auto& [id, count] : runs) EXPECT_EQ(count, 1) << "request " << id;
+}
+
+// IP fragments this namespace has created (Ip: FragCreates of /proc/net/snmp);
+// -1 if it cannot be read.
+long FragmentsCreated(const std::string& netns) {
+  FILE* f = ::popen(("ip netns exec " + netns + " cat /proc/net/snmp 2>/dev/null").c_str(), "r");
+  if (f == nullptr) return -1;
+  char line[4096];
+  std::vector<std::string> names, values;
+  while (std::fgets(line, sizeof(line), f) != nullptr) {
+    if (std::strncmp(line, "Ip: ", 4) != 0) continue;
+    (names.empty() ? names : values).push_back(line);
+  }
+  ::pclose(f);
+  if (names.empty() || values.empty()) return -1;
+  auto split = [](const std::string& s) {
+    std::vector<std::string> out;
+    size_t i = 0;
+    while (i < s.size()) {
+      size_t j = s.find_first_of(" \n", i);
+      if (j == std::string::npos) j = s.size();
+      if (j > i) out.push_back(s.substr(i, j - i));
+      i = j + 1;
+    }
+    return out;
+  };
+  const auto n = split(names[0]), v = split(values[0]);
+  for (size_t i = 0; i < n.size() && i < v.size(); ++i) {
+    if (n[i] == "FragCreates") return std::stol(v[i]);
+  }
+  return -1;
+}
+
+// A link MTU of 1200 on the veth pair: both endpoints keep their default
+// 1472-byte option, but the session must use the path's 1172 bytes, so that
+// multi-packet messages cross without a single IP fragment.
+TEST(RpcUdp, SessionsUseThePathMtuAndNeverFragment) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root for ip netns; skipped";
+  NetnsPair ns(0, 1200);
+  if (!ns.created()) GTEST_SKIP() << "could not create network namespaces + veth (no permission?)";
+  const long frags_before =
+      FragmentsCreated(ns.a()) + FragmentsCreated(ns.b());  // 0: new namespaces
+  std::map<uint64_t, int> runs;
+  ClientResult r = RunAcrossNamespaces(ns, 200, &runs);
+  ASSERT_TRUE(r.connect_status.ok()) << r.connect_status;
+  EXPECT_EQ(r.session_mtu, 1200u - 28u);
+  EXPECT_EQ(r.ok, 200u);
+  EXPECT_EQ(runs.size(), 200u);
+  for (auto& [id, count] : runs) EXPECT_EQ(count, 1) << "request " << id;
+  const long frags_a = FragmentsCreated(ns.a());
+  const long frags_b = FragmentsCreated(ns.b());
+  ASSERT_TRUE(frags_a >= 0 && frags_b >= 0) << "cannot read Ip: FragCreates in the namespaces";
+  EXPECT_EQ(frags_a + frags_b, frags_before) << "IP fragments were created";
 }
 
 TEST(RpcUdp, NetnsPairWithNetemLossRunsEveryHandlerExactlyOnce) {
