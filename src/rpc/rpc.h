@@ -321,7 +321,9 @@ class Rpc {
   // Room for one packet (up to the MTU) at the end of the tx buffer, after
   // flushing if the batch is full.
   std::byte* TxSpace();
-  void RunTimers(uint64_t now);
+  // `rx_backlog`: the last receive burst was full, so more packets may be
+  // waiting (see the deferral rule in RunTimers).
+  void RunTimers(uint64_t now, bool rx_backlog);
   void FailSession(Session* s, const Status& status, SessionEvent event);
   void RunPosted();
   void MaybeBlock(bool idle, uint64_t now);
@@ -353,6 +355,7 @@ class Rpc {
   std::vector<PendingCreditReturn> pending_credit_returns_;
   bool credit_returns_due_ = false;  // send pending_credit_returns_ after this burst
   uint64_t next_timer_ns_ = 0;
+  uint64_t timeouts_deferred_since_ = 0;  // 0: retransmission timeouts not deferred
   uint64_t last_activity_ns_ = 0;
 
   std::mutex post_mu_;

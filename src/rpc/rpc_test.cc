@@ -873,6 +873,42 @@ TEST(Rpc, SlotWaitingForCreditsStartsItsTimerWhenItSends) {
   }
 }
 
+// A client descheduled for longer than its RTO finds the acknowledgements in
+// its receive queue: it must read them before timing anything out. Here the
+// queue holds 89 response packets of request A ahead of request B's reply,
+// so the first receive burst (32 datagrams) does not reach B's; a timeout
+// check after that burst would go back N on B although its answer is queued.
+TEST(Rpc, ReadsQueuedAcknowledgementsBeforeTimingOut) {
+  RpcOptions o = TestOptions();
+  o.initial_rto_ns = 1'000'000;
+  o.min_rto_ns = 1'000'000;
+  o.session_credits = 128;
+  RpcPair p({}, {}, o);
+  auto sid = p.Connect();
+  ASSERT_TRUE(sid.ok()) << sid.status();
+  const size_t chunk = o.mtu - kHeaderSize - kMaxTagSize;
+  int done = 0;
+  auto expect_ok = [&done](const Status& st, auto) {
+    EXPECT_TRUE(st.ok()) << st;
+    ++done;
+  };
+  // A: one request packet, a 90-packet response the client pulls with RFRs.
+  ASSERT_TRUE(
+      p.client_->EnqueueRequest(*sid, kSized, SizedRequest(p.next_id_++, 16, 90 * chunk), expect_ok)
+          .ok());
+  p.server_->RunEventLoopOnce();  // runs the handler, sends response packet 0
+  p.client_->RunEventLoopOnce();  // reads it, sends 89 RFRs
+  // B: one small echo, sent after A's RFRs.
+  ASSERT_TRUE(p.client_->EnqueueRequest(*sid, kEcho, Pattern(8, p.next_id_++), expect_ok).ok());
+  for (int i = 0; i < 10; ++i) p.server_->RunEventLoopOnce();  // answers all 90 in order
+  ASSERT_GE(p.server_->counters().packets_sent, 90u) << "precondition: a full queue at the client";
+  // The "deschedule": longer than the RTO, without running the client.
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  ASSERT_TRUE(p.RunUntil([&] { return done == 2; }));
+  EXPECT_EQ(p.client_->counters().timeouts, 0u);
+  EXPECT_EQ(p.client_->counters().retransmissions, 0u);
+}
+
 INSTANTIATE_TEST_SUITE_P(Network, CreditWindowTest, ::testing::Values(false, true),
                          [](const auto& info) {
                            return info.param ? std::string("LateDuplicates") : std::string("Clean");
