@@ -33,6 +33,11 @@ constexpr uint16_t kMaxWindow = 64;
 // payload for MTU-sized packets; the credit budget check accounts for that.
 constexpr size_t kReceiveOverheadFactor = 2;
 
+// Receive-buffer bytes `credits` queued packets of `mtu` bytes may occupy.
+size_t ReceiveBudgetFor(size_t credits, size_t mtu) {
+  return credits * mtu * kReceiveOverheadFactor;
+}
+
 int CurrentTid() {
   static thread_local int tid = static_cast<int>(::syscall(SYS_gettid));
   return tid;
@@ -172,6 +177,7 @@ struct Rpc::Session {
   uint64_t last_rx_ns = 0;
   uint64_t last_ping_ns = 0;
   uint32_t unanswered_pings = 0;  // pings sent since the last packet from the peer
+  size_t receive_budget = 0;      // bytes of receive_budget_in_use_ charged to this session
   SessionCounters counters;
   // Client side.
   SessionCallback callback;
@@ -286,9 +292,15 @@ Result<Rpc::Session*> Rpc::NewSession(bool is_client, NetAddress peer) {
   return sessions_[index].get();
 }
 
+void Rpc::ChargeReceiveBudget(Session* s, size_t credits, size_t mtu) {
+  receive_budget_in_use_ -= s->receive_budget;
+  s->receive_budget = ReceiveBudgetFor(credits, mtu);
+  receive_budget_in_use_ += s->receive_budget;
+}
+
 void Rpc::FreeSession(Session* s) {
   const uint32_t index = s->id & kIndexMask;
-  credits_in_use_ -= s->max_credits;
+  receive_budget_in_use_ -= s->receive_budget;
   if (!s->is_client) {
     auto it = server_by_client_.find(s->connect_key);
     if (it != server_by_client_.end() && it->second == s->id) server_by_client_.erase(it);
@@ -348,16 +360,6 @@ Result<SessionId> Rpc::CreateSession(NetAddress server, std::span<const std::byt
     return Status::InvalidArgument("rpc: connect payload of " + std::to_string(payload.size()) +
                                    " bytes exceeds " + std::to_string(max_connect_payload()));
   }
-  const size_t need =
-      (credits_in_use_ + options_.session_credits) * options_.mtu * kReceiveOverheadFactor;
-  if (need > transport_->receive_buffer_bytes()) {
-    return Status::ResourceExhausted(
-        "rpc: " + std::to_string(credits_in_use_ + options_.session_credits) +
-        " packet credits x mtu " + std::to_string(options_.mtu) + " need a receive buffer of " +
-        std::to_string(need) + " bytes, the socket has " +
-        std::to_string(transport_->receive_buffer_bytes()) +
-        " (raise net.core.rmem_max or lower session_credits)");
-  }
   // Packets are sized to the path: never larger than the route to the
   // server carries (the transport sends with DF set, so no IP fragments).
   const size_t mtu = std::min(options_.mtu, transport_->PathMtu(server));
@@ -371,6 +373,15 @@ Result<SessionId> Rpc::CreateSession(NetAddress server, std::span<const std::byt
                                    " bytes does not fit one packet on the path to " +
                                    server.ToString() + " (MTU " + std::to_string(mtu) + ")");
   }
+  const size_t need = receive_budget_in_use_ + ReceiveBudgetFor(options_.session_credits, mtu);
+  if (need > transport_->receive_buffer_bytes()) {
+    return Status::ResourceExhausted("rpc: " + std::to_string(options_.session_credits) +
+                                     " packet credits x mtu " + std::to_string(mtu) +
+                                     " on top of the existing sessions need a receive buffer of " +
+                                     std::to_string(need) + " bytes, the socket has " +
+                                     std::to_string(transport_->receive_buffer_bytes()) +
+                                     " (raise net.core.rmem_max or lower session_credits)");
+  }
   COSMOS_ASSIGN_OR_RETURN(Session * s, NewSession(true, server));
   s->callback = std::move(callback);
   s->connect_payload.assign(payload.begin(), payload.end());
@@ -379,7 +390,7 @@ Result<SessionId> Rpc::CreateSession(NetAddress server, std::span<const std::byt
   s->window = options_.window;
   s->max_credits = options_.session_credits;
   s->credits = s->max_credits;
-  credits_in_use_ += s->max_credits;
+  ChargeReceiveBudget(s, s->max_credits, s->mtu);
   s->peer_max_msg = options_.max_message_size;
   s->rto_ns = options_.initial_rto_ns;
   s->client_slots.resize(s->window);
@@ -815,13 +826,14 @@ void Rpc::HandleConnectRequest(const RxDatagram& d, const ParsedPacket& p) {
     return;
   }
   const uint16_t credits = std::min(b.credits, options_.session_credits);
-  const size_t need = (credits_in_use_ + credits) * options_.mtu * kReceiveOverheadFactor;
+  const size_t need = receive_budget_in_use_ + ReceiveBudgetFor(credits, mtu);
   if (need > transport_->receive_buffer_bytes()) {
     refuse(Status::ResourceExhausted(
         "server receive buffer of " + std::to_string(transport_->receive_buffer_bytes()) +
-        " bytes cannot hold " + std::to_string(credits_in_use_ + credits) +
-        " packet credits x mtu " + std::to_string(options_.mtu) +
-        " (raise the server's receive buffer or lower session_credits)"));
+        " bytes cannot hold " + std::to_string(credits) + " more packet credits x mtu " +
+        std::to_string(mtu) + " (" + std::to_string(need) +
+        " bytes with the existing sessions; raise the server's receive buffer or lower "
+        "session_credits)"));
     return;
   }
   Result<Session*> created = NewSession(false, d.from);
@@ -839,7 +851,7 @@ void Rpc::HandleConnectRequest(const RxDatagram& d, const ParsedPacket& p) {
   s->window = b.window;
   s->max_credits = credits;
   s->credits = credits;
-  credits_in_use_ += credits;
+  ChargeReceiveBudget(s, credits, mtu);
   s->peer_max_msg = b.max_msg_size;
   s->last_rx_ns = MonotonicNanos();
   s->connect_key = key;
@@ -913,7 +925,7 @@ void Rpc::HandleConnectReply(const RxDatagram& d, const ParsedPacket& p, uint64_
   s->server_epoch = p.header.epoch;
   s->mtu = b.mtu;
   s->chunk = b.mtu - kHeaderSize - kMaxTagSize;
-  credits_in_use_ -= s->max_credits - b.credits;
+  ChargeReceiveBudget(s, b.credits, b.mtu);
   s->max_credits = b.credits;
   s->credits = b.credits;
   s->peer_max_msg = b.max_msg_size;

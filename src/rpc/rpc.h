@@ -292,6 +292,9 @@ class Rpc {
   Session* Lookup(SessionId id) const;
   Result<Session*> NewSession(bool is_client, NetAddress peer);
   void FreeSession(Session* s);
+  // Sets the receive-buffer bytes charged to `s` to what `credits` packets
+  // of `mtu` bytes may occupy, adjusting receive_budget_in_use_.
+  void ChargeReceiveBudget(Session* s, size_t credits, size_t mtu);
   void HandleDatagram(const RxDatagram& d, uint64_t now);
   void HandleConnectRequest(const RxDatagram& d, const ParsedPacket& p);
   void HandleConnectReply(const RxDatagram& d, const ParsedPacket& p, uint64_t now);
@@ -342,7 +345,11 @@ class Rpc {
   std::vector<uint32_t> free_indexes_;
   std::vector<uint32_t> live_indexes_;                        // compact list for timer scans
   std::unordered_map<uint64_t, SessionId> server_by_client_;  // connect dedup
-  size_t credits_in_use_ = 0;
+  // Socket receive-buffer bytes the sessions may fill: the sum over sessions
+  // of credits x session MTU x the kernel's overhead factor (see Sessions in
+  // docs/rpc.md). Counted at the negotiated MTU, so a session on a narrower
+  // path or with a peer of smaller MTU costs less.
+  size_t receive_budget_in_use_ = 0;
 
   std::vector<std::byte> tx_buffers_;
   std::vector<TxDatagram> tx_queue_;

@@ -362,6 +362,35 @@ TEST(Rpc, RefusesConnectWhenCreditsExceedServerReceiveBuffer) {
   EXPECT_NE(second.status().message().find("receive buffer"), std::string::npos);
 }
 
+// The receive-buffer budget counts each session at its negotiated MTU: a
+// server whose own limit is 8972 bytes serving clients of 1472-byte MTU fits
+// as many of them as a 1472-byte server would.
+TEST(Rpc, ReceiveBudgetCountsTheNegotiatedMtu) {
+  RpcOptions server_options = TestOptions();
+  server_options.mtu = 8972;
+  // Room for two sessions of 32 credits x 1472 bytes x 2, not one at 8972.
+  RpcPair p({}, {}, server_options, 2 * 32 * 1472 * 2);
+  p.client_.reset();  // replace the client with one of the default 1472-byte MTU
+  auto ct = OpenMemoryTransport(p.net_, {.address = kClientAddr});
+  ASSERT_TRUE(ct.ok()) << ct.status();
+  auto c = Rpc::Create(&p.nexus_, std::move(*ct), TestOptions());
+  ASSERT_TRUE(c.ok()) << c.status();
+  p.client_ = std::move(*c);
+  auto first = p.Connect();
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(p.client_->session_mtu(*first).value_or(0), 1472u);
+  auto second = p.Connect();
+  ASSERT_TRUE(second.ok()) << second.status();
+  auto third = p.Connect();
+  ASSERT_FALSE(third.ok());
+  EXPECT_EQ(third.status().code(), StatusCode::kResourceExhausted);
+  // Ending a session gives its share back.
+  ASSERT_TRUE(p.client_->DestroySession(*first).ok());
+  for (int i = 0; i < 10; ++i) p.server_->RunEventLoopOnce();  // receives the disconnect
+  auto fourth = p.Connect();
+  EXPECT_TRUE(fourth.ok()) << fourth.status();
+}
+
 TEST(Rpc, RefusesSessionLocallyWhenCreditsExceedOwnReceiveBuffer) {
   auto net = std::make_shared<MemoryNetwork>();
   Nexus nexus;
