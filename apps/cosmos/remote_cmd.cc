@@ -75,6 +75,11 @@ void AddConnectOptions(CLI::App& cmd, ClientOptions& options) {
                  "Secure connection: this client's credentials (NAME.key from `cosmos keys "
                  "client`)");
   cmd.add_option("--timeout-ms", options.timeout_ms, "Per-call timeout")->capture_default_str();
+  cmd.add_option("--mtu", options.mtu,
+                 "Largest UDP payload per datagram; the session uses the smaller of this, the "
+                 "node's and the path MTU - 28 (8972 suits jumbo frames and loopback)")
+      ->check(CLI::Range(256, 9000))
+      ->capture_default_str();
 }
 
 void RegisterRemoteCommands(CLI::App& app, Context& ctx) {

@@ -20,7 +20,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> pool_flags;
   cosmos::server::DaemonConfig cfg;
   std::string listen;
-  int port = -1, workers = -1, flushers = -1;
+  int port = -1, workers = -1, flushers = -1, mtu = -1;
   bool busy_poll = false;
   app.add_option("-c,--config", config_path, "TOML config file (docs/operations.md)");
   app.add_option("--listen", listen, "IPv4 address to bind (default 0.0.0.0)");
@@ -28,6 +28,10 @@ int main(int argc, char** argv) {
   app.add_option("--workers", workers, "worker threads, one RPC endpoint each (default 2)");
   app.add_option("--flushers", flushers, "threads that run batches waiting for a sync (default 2)");
   app.add_flag("--busy-poll", busy_poll, "workers spin instead of blocking when idle");
+  app.add_option("--mtu", mtu,
+                 "largest UDP payload per datagram, 256..9000 (default 1472); each session uses "
+                 "the smaller of this, the client's and the path MTU - 28, so datagrams are "
+                 "never IP-fragmented. 8972 suits jumbo frames and loopback");
   app.add_option("--pool", pool_flags,
                  "pool to serve: "
                  "[NAME=]PATH[,size=MiB][,create][,backend=auto|file|pmem2|pmem2-emulated|dram]");
@@ -109,6 +113,13 @@ int main(int argc, char** argv) {
       return 2;
     }
     cfg.server.flushers = static_cast<uint32_t>(flushers);
+  }
+  if (mtu != -1) {
+    if (mtu < 256 || mtu > 9000) {
+      std::fprintf(stderr, "cosmosd: --mtu must be 256..9000\n");
+      return 2;
+    }
+    cfg.server.mtu = static_cast<size_t>(mtu);
   }
   if (busy_poll) cfg.server.busy_poll = true;
   if (!log_level.empty()) cfg.log_level = log_level;

@@ -12,4 +12,8 @@ SHM=/dev/shm
 [ -d "$SHM" ] || SHM=/tmp
 DISK="$BUILD_DIR/bench_rpm_files"
 mkdir -p "$DISK" "$RESULTS_DIR"
-exec "$BIN" --results "$RESULTS_DIR" --shm-dir "$SHM" --disk-dir "$DISK" "$@"
+# Datagram size: the raw UDP baseline sends each message (e.g. a 4 KB reply)
+# as one loopback datagram; COSMOS gets datagrams as large too, up to a
+# jumbo frame (node and client --mtu 8972; sessions never exceed the path
+# MTU). Pass --mtu 1472 to measure Ethernet-sized packets instead.
+exec "$BIN" --results "$RESULTS_DIR" --shm-dir "$SHM" --disk-dir "$DISK" --mtu 8972 "$@"

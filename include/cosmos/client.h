@@ -49,6 +49,10 @@ struct ClientOptions {
   uint32_t timeout_ms = 5000;             // per call; Timeout / Unavailable after it
   uint32_t max_inflight = 32;             // async operations outstanding per region
   size_t batch_bytes = 8192;              // posted writes are coalesced up to this size
+  // Largest UDP payload per datagram (256..9000); the session runs at the
+  // smaller of this, the node's and the path MTU - 28, so a large value is
+  // safe on any network. 8972 suits jumbo frames and loopback.
+  size_t mtu = 1472;
   // Secure connection (docs/security.md): set all three to connect through
   // the node's enclave. The node's quote must be signed by the platform key
   // and carry the pinned measurement, else Connect fails (IntegrityViolation);

@@ -380,6 +380,7 @@ Status ClientImpl::Init() {
   COSMOS_ASSIGN_OR_RETURN(auto transport, rpc::OpenUdpTransport(topts));
   rpc::RpcOptions ropts;
   ropts.poll_mode = rpc::PollMode::kBusyPoll;
+  ropts.mtu = options_.mtu;
   COSMOS_ASSIGN_OR_RETURN(rpc_, rpc::Rpc::Create(&nexus_, std::move(transport), ropts));
   protocol::HelloReply reply;
   COSMOS_RETURN_IF_ERROR(ConnectTo(addr, protocol::kHelloWantsAssignment, &reply));

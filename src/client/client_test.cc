@@ -36,7 +36,7 @@ struct Node {
 // kind: "dram" (none), "fault" (fault-injection medium, reports cacheline),
 // "file" (page pool in a temp dir: flushes take the flusher path).
 std::unique_ptr<Node> StartNode(const std::string& kind, uint32_t workers = 2,
-                                server::QosLimits qos = {}) {
+                                server::QosLimits qos = {}, size_t mtu = 1472) {
   auto node = std::make_unique<Node>();
   std::vector<server::ServedPool> pools;
   std::unique_ptr<pmem::Pool> pool;
@@ -62,16 +62,18 @@ std::unique_ptr<Node> StartNode(const std::string& kind, uint32_t workers = 2,
   opts.port = 0;
   opts.workers = workers;
   opts.qos = qos;
+  opts.mtu = mtu;
   auto s = server::Server::Start(opts, std::move(pools));
   EXPECT_TRUE(s.ok()) << s.status();
   node->server = std::move(*s);
   return node;
 }
 
-std::unique_ptr<Client> ConnectTo(const Node& node, size_t batch_bytes = 8192) {
+std::unique_ptr<Client> ConnectTo(const Node& node, size_t batch_bytes = 8192, size_t mtu = 1472) {
   ClientOptions o;
   o.server = node.address();
   o.batch_bytes = batch_bytes;
+  o.mtu = mtu;
   auto c = Client::Connect(o);
   EXPECT_TRUE(c.ok()) << c.status();
   return std::move(*c);
@@ -130,6 +132,30 @@ TEST(Client, WriteFlushReadRoundTripsAndReadSeesBufferedWrites) {
     auto wrong = b;
     wrong[17] ^= std::byte{1};
     EXPECT_EQ(r->Verify(4096, wrong).code(), StatusCode::kIntegrityViolation);
+  }
+}
+
+// Node and client MTU options (server.mtu / ClientOptions::mtu) in every
+// combination: the session settles on the smaller one (and never more than
+// loopback's path MTU allows), and large writes and reads arrive intact.
+TEST(Client, MtuOptionsOnEitherSideCarryLargeIo) {
+  for (auto [server_mtu, client_mtu] :
+       {std::pair<size_t, size_t>{8972, 8972}, {8972, 1472}, {1472, 8972}, {576, 8972}}) {
+    SCOPED_TRACE("server " + std::to_string(server_mtu) + " client " + std::to_string(client_mtu));
+    auto node = StartNode("dram", 1, {}, server_mtu);
+    auto c = ConnectTo(*node, 8192, client_mtu);
+    ASSERT_TRUE(c->CreateRegion("r", 1 << 20).ok());
+    auto r = std::move(*c->OpenRegion("r"));
+    auto big = Pattern(300000, 9), page = Pattern(4096, 10);
+    ASSERT_TRUE(r->Write(0, big).ok());
+    ASSERT_TRUE(r->Write(500000, page).ok());
+    Range ranges[] = {{0, big.size()}, {500000, page.size()}};
+    ASSERT_TRUE(r->Flush(ranges).ok());
+    std::vector<std::byte> out_big(big.size()), out_page(page.size());
+    ASSERT_TRUE(r->Read(0, out_big).ok());
+    ASSERT_TRUE(r->Read(500000, out_page).ok());
+    EXPECT_EQ(out_big, big);
+    EXPECT_EQ(out_page, page);
   }
 }
 

@@ -11,6 +11,11 @@
 namespace cosmos::server {
 namespace {
 
+// server.mtu / --mtu: the RPC layer's minimum datagram and the UDP
+// transport's largest (9000-byte datagrams; 8972 fills a jumbo frame).
+constexpr int64_t kMinConfigMtu = 256;
+constexpr int64_t kMaxConfigMtu = 9000;
+
 std::string BaseName(const std::string& path) {
   size_t slash = path.find_last_of('/');
   std::string base = slash == std::string::npos ? path : path.substr(slash + 1);
@@ -113,6 +118,9 @@ Result<DaemonConfig> LoadDaemonConfig(const ConfigFile& f, DaemonConfig c) {
   c.server.workers = static_cast<uint32_t>(workers);
   COSMOS_ASSIGN_OR_RETURN(int64_t flushers, f.GetInt("server.flushers", c.server.flushers, 1, 64));
   c.server.flushers = static_cast<uint32_t>(flushers);
+  COSMOS_ASSIGN_OR_RETURN(int64_t mtu, f.GetInt("server.mtu", static_cast<int64_t>(c.server.mtu),
+                                                kMinConfigMtu, kMaxConfigMtu));
+  c.server.mtu = static_cast<size_t>(mtu);
   COSMOS_ASSIGN_OR_RETURN(c.server.busy_poll, f.GetBool("server.busy_poll", c.server.busy_poll));
   COSMOS_ASSIGN_OR_RETURN(int64_t spin,
                           f.GetInt("server.idle_spin_us", c.server.idle_spin_us, 0, 10'000'000));

@@ -45,6 +45,26 @@ TEST(DaemonConfig, RejectsBadValuesNamingTheKey) {
   EXPECT_FALSE(LoadDaemonConfig(*g).ok());
 }
 
+TEST(DaemonConfig, ReadsAndBoundsTheMtu) {
+  auto dflt = ConfigFile::Parse("[server]\nport = 7500\n");
+  ASSERT_TRUE(dflt.ok());
+  auto d = LoadDaemonConfig(*dflt);
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_EQ(d->server.mtu, 1472u);
+  auto jumbo = ConfigFile::Parse("[server]\nmtu = 8972\n");
+  ASSERT_TRUE(jumbo.ok());
+  auto j = LoadDaemonConfig(*jumbo);
+  ASSERT_TRUE(j.ok()) << j.status();
+  EXPECT_EQ(j->server.mtu, 8972u);
+  for (const char* bad : {"[server]\nmtu = 100\n", "[server]\nmtu = 9001\n"}) {
+    auto f = ConfigFile::Parse(bad);
+    ASSERT_TRUE(f.ok());
+    auto c = LoadDaemonConfig(*f);
+    ASSERT_FALSE(c.ok()) << bad;
+    EXPECT_NE(c.status().message().find("server.mtu"), std::string::npos) << c.status();
+  }
+}
+
 TEST(DaemonConfig, ParsesPoolFlags) {
   auto a = ParsePoolFlag("/var/lib/p0.pool");
   ASSERT_TRUE(a.ok());

@@ -559,6 +559,7 @@ void Server::Impl::WorkerLoop(Worker* w, std::promise<Status>* ready) {
     return;
   }
   rpc::RpcOptions ropts;
+  ropts.mtu = options.mtu;
   ropts.poll_mode = options.busy_poll ? rpc::PollMode::kBusyPoll : rpc::PollMode::kAdaptive;
   ropts.adaptive_spin_ns = static_cast<uint64_t>(options.idle_spin_us) * 1000;
   auto endpoint = rpc::Rpc::Create(&nexus, std::move(*transport), ropts);

@@ -41,6 +41,10 @@ struct ServerOptions {
   // delay (sleeping); flushes of a region that wait together share one
   // counter value, so this bounds how many flushes one counter round serves.
   uint32_t secure_flushers = 16;
+  // Largest UDP payload per datagram the workers use; each session runs at
+  // the smaller of this, the client's and the path MTU - 28 (never IP
+  // fragments). Raise it (up to 8972) on jumbo-frame networks or loopback.
+  size_t mtu = 1472;
   bool busy_poll = false;       // workers spin instead of blocking when idle
   uint32_t idle_spin_us = 100;  // adaptive mode: spin this long without traffic before blocking
   QosLimits qos;
