@@ -238,7 +238,9 @@ Rpc::Rpc(Nexus* nexus, std::unique_ptr<Transport> transport, const RpcOptions& o
     epoch_ = static_cast<uint32_t>(rd()) ^ static_cast<uint32_t>(MonotonicNanos());
   } while (epoch_ == 0);
   max_chunk_ = options_.mtu - kHeaderSize - kMaxTagSize;
-  tx_buffers_.resize(kTxBatch * options_.mtu);
+  // kTxBatch Ethernet-sized packets, or 8 of the largest: jumbo MTUs need no
+  // 1 MB buffer (a GSO send carries at most 65000 bytes anyway).
+  tx_buffers_.resize(std::max(kTxBatch * std::min<size_t>(options_.mtu, 1472), 8 * options_.mtu));
   tx_queue_.reserve(kTxBatch);
   rx_batch_.resize(kRxBatch);
   last_activity_ns_ = MonotonicNanos();
