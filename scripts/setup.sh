@@ -14,7 +14,7 @@ PACKAGES=(
   clang libclang-rt-14-dev clang-format
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   redis-server redis-tools
-  iproute2 python3 procps ccache
+  iproute2 python3 procps ccache valgrind
 )
 
 missing=()

@@ -439,9 +439,13 @@ uint64_t Dispatcher::IncrBy(Ctx& c) {
 }
 
 uint64_t Dispatcher::DecrBy(Ctx& c) {
-  int64_t d;
-  if (!ParseInt64(c.args[2], &d) || d == INT64_MIN) {
-    AppendError(c.out, d == INT64_MIN ? "ERR decrement would overflow" : kNotInteger);
+  int64_t d = 0;
+  if (!ParseInt64(c.args[2], &d)) {
+    AppendError(c.out, kNotInteger);
+    return 0;
+  }
+  if (d == INT64_MIN) {  // -d does not exist
+    AppendError(c.out, "ERR decrement would overflow");
     return 0;
   }
   return IncrByImpl(c, -d);

@@ -113,6 +113,19 @@ TEST_F(CommandsTest, IncrDecrFamily) {
   EXPECT_EQ(Run("TTL t"), ":100\r\n");  // INCR keeps the TTL, like Redis
 }
 
+// DECRBY used to test its argument against INT64_MIN even when it did not
+// parse (an uninitialised read): the overflow case primes the same stack slot
+// so the old code replied "decrement would overflow" to "DECRBY n x".
+TEST_F(CommandsTest, DecrByRejectsAnArgumentThatDoesNotParse) {
+  const std::string not_integer = "-ERR value is not an integer or out of range\r\n";
+  for (const char* arg : {"x", "+1", "1.5", "\"\"", "-0", "99999999999999999999", "012"}) {
+    EXPECT_EQ(Run("DECRBY n -9223372036854775808"), "-ERR decrement would overflow\r\n");
+    EXPECT_EQ(Run(std::string("DECRBY n ") + arg), not_integer) << arg;
+  }
+  EXPECT_EQ(Run("GET n"), "$-1\r\n");
+  EXPECT_EQ(Run("DECRBY n 9223372036854775807"), ":-9223372036854775807\r\n");
+}
+
 TEST_F(CommandsTest, AppendStrlenGetsetType) {
   EXPECT_EQ(Run("APPEND s hello"), ":5\r\n");
   EXPECT_EQ(Run("APPEND s \" world\""), ":11\r\n");
