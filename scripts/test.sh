@@ -2,7 +2,8 @@
 # The whole COSMOS test suite: setup, a RelWithDebInfo build (g++) running
 # every ctest test (unit, integration, crash, fuzz replay), then an
 # ASan+UBSan build (clang) running the unit tests and every libFuzzer target
-# for a bounded time. Ends with one "N passed, N failed" line.
+# for a bounded time. Names every skipped test, then ends with one
+# "N passed, N failed, N skipped" line (a skipped test is never a pass).
 #
 #   COSMOS_JOBS=N               parallel build/test jobs (default: nproc)
 #   COSMOS_SKIP_SANITIZERS=1    skip the sanitizer + libFuzzer stage
@@ -14,30 +15,41 @@ JOBS=${COSMOS_JOBS:-$(nproc)}
 FILTER=()
 [ -n "${COSMOS_TEST_FILTER:-}" ] && FILTER=(-R "$COSMOS_TEST_FILTER")
 
-scripts/setup.sh || { echo "test: setup failed"; echo "0 passed, 1 failed"; exit 1; }
+scripts/setup.sh || { echo "test: setup failed"; echo "0 passed, 1 failed, 0 skipped"; exit 1; }
 
 passed=0
 failed=0
+skipped=0
+skipped_names=()
 start=$(date +%s)
 
-# run_ctest DIR ARGS...: runs ctest, adds its totals to passed/failed.
+# run_ctest DIR ARGS...: runs ctest, adds its outcomes to passed/failed/skipped.
+# The counts come from ctest's JUnit report (scripts/ctest_summary.py): a test
+# that skipped itself (GTEST_SKIP, e.g. "needs root") or is disabled counts as
+# skipped, never as passed (ctest's own "N% tests passed" line counts skips as
+# passes).
 run_ctest() {
   local dir=$1; shift
-  local log
-  log=$(mktemp)
-  ctest --test-dir "$dir" -j"$JOBS" --output-on-failure --no-tests=error "$@" 2>&1 | tee "$log"
-  local line total nfail
-  line=$(grep -E 'tests passed, [0-9]+ tests? failed out of [0-9]+' "$log" | tail -n 1)
-  if [ -z "$line" ]; then
-    echo "test: ctest in $dir printed no summary"
+  local report summary counts
+  report=$(mktemp --suffix=.xml)
+  ctest --test-dir "$dir" -j"$JOBS" --output-on-failure --no-tests=error \
+    --output-junit "$report" "$@" 2>&1
+  if ! summary=$(python3 scripts/ctest_summary.py "$report"); then
+    echo "test: ctest in $dir wrote no readable report"
     failed=$((failed + 1))
-  else
-    nfail=$(sed -E 's/.* ([0-9]+) tests? failed out of ([0-9]+).*/\1/' <<<"$line")
-    total=$(sed -E 's/.* failed out of ([0-9]+).*/\1/' <<<"$line")
-    passed=$((passed + total - nfail))
-    failed=$((failed + nfail))
+    rm -f "$report"
+    return
   fi
-  rm -f "$log"
+  rm -f "$report"
+  counts=$(tail -n 1 <<<"$summary")
+  read -r _ p f s <<<"$counts"
+  echo "test: $dir: ${p} passed, ${f} failed, ${s} skipped"
+  passed=$((passed + p))
+  failed=$((failed + f))
+  skipped=$((skipped + s))
+  while IFS= read -r line; do
+    [ -n "$line" ] && skipped_names+=("$dir: ${line#skipped: }")
+  done < <(grep '^skipped: ' <<<"$summary")
 }
 
 echo "=== stage 1: RelWithDebInfo build (g++), all tests ==="
@@ -65,5 +77,9 @@ else
 fi
 
 echo "test: finished in $(( $(date +%s) - start ))s"
-echo "${passed} passed, ${failed} failed"
+if [ "$skipped" -gt 0 ]; then
+  echo "test: skipped tests (not counted as passed):"
+  printf '  %s\n' "${skipped_names[@]}"
+fi
+echo "${passed} passed, ${failed} failed, ${skipped} skipped"
 [ "$failed" -eq 0 ]
