@@ -3,8 +3,12 @@
 
 #include <toml++/toml.h>
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
+#include <vector>
+
+#include "common/edit_distance.h"
 
 namespace cosmos {
 
@@ -102,6 +106,83 @@ Result<ConfigFile> ConfigFile::TableArrayElement(std::string_view key, size_t in
   impl->table = *arr[index].as_table();
   return ConfigFile(std::move(impl),
                     origin_ + ":" + std::string(key) + "[" + std::to_string(index) + "]");
+}
+
+namespace {
+
+// Walks a table against the known dotted keys (see CheckKnownKeys).
+class KeyChecker {
+ public:
+  KeyChecker(const std::string& origin, std::span<const std::string_view> known)
+      : origin_(origin), known_(known) {
+    for (std::string_view k : known_) {
+      for (size_t dot = k.find('.'); dot != std::string_view::npos; dot = k.find('.', dot + 1)) {
+        sections_.push_back(k.substr(0, dot));
+      }
+    }
+  }
+
+  Status Check(const toml::table& table, const std::string& prefix) const {
+    for (const auto& [key, node] : table) {
+      const std::string name = prefix + std::string(key.str());
+      if (const toml::table* sub = node.as_table()) {
+        if (!IsSection(name)) return Unknown(key, true, name, sections_);
+        COSMOS_RETURN_IF_ERROR(Check(*sub, name + "."));
+      } else if (node.is_array_of_tables()) {
+        const std::string array = name + "[]";
+        if (!IsSection(array)) {
+          return Unknown(key, true, array, sections_);
+        }
+        for (const toml::node& element : *node.as_array()) {
+          COSMOS_RETURN_IF_ERROR(Check(*element.as_table(), array + "."));
+        }
+      } else if (std::find(known_.begin(), known_.end(), name) == known_.end()) {
+        return Unknown(key, false, name, known_);
+      }
+    }
+    return Status::Ok();
+  }
+
+ private:
+  bool IsSection(std::string_view name) const {
+    return std::find(sections_.begin(), sections_.end(), name) != sections_.end();
+  }
+
+  // "[name]" / "[[name]]" for a section ("name[]" is an array of tables),
+  // "'name'" for a key.
+  static std::string Shown(std::string_view name, bool section) {
+    if (!section) return "'" + std::string(name) + "'";
+    if (name.ends_with("[]")) return "[[" + std::string(name.substr(0, name.size() - 2)) + "]]";
+    return "[" + std::string(name) + "]";
+  }
+
+  Status Unknown(const toml::key& key, bool section, const std::string& name,
+                 std::span<const std::string_view> candidates) const {
+    std::string m = "config " + origin_ + " line " + std::to_string(key.source().begin.line) +
+                    ": unknown " + (section ? "section " : "key ") + Shown(name, section);
+    // A valid key in the wrong section ("port" under [qos]) is best named
+    // where it belongs; otherwise the nearest name by edit distance.
+    std::string_view nearest;
+    if (!section) {
+      const std::string leaf = "." + std::string(key.str());
+      for (std::string_view c : candidates) {
+        if (c.ends_with(leaf) && nearest.empty()) nearest = c;
+      }
+    }
+    if (nearest.empty()) nearest = NearestName(name, candidates);
+    if (!nearest.empty()) m += " (did you mean " + Shown(nearest, section) + "?)";
+    return Status::InvalidArgument(m);
+  }
+
+  const std::string& origin_;
+  std::span<const std::string_view> known_;
+  std::vector<std::string_view> sections_;
+};
+
+}  // namespace
+
+Status ConfigFile::CheckKnownKeys(std::span<const std::string_view> known) const {
+  return KeyChecker(origin_, known).Check(impl_->table, "");
 }
 
 }  // namespace cosmos

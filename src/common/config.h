@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -38,6 +39,16 @@ class ConfigFile {
   // and a sub-config view of element `index`. Missing key -> 0 elements.
   Result<size_t> TableArraySize(std::string_view key) const;
   Result<ConfigFile> TableArrayElement(std::string_view key, size_t index) const;
+
+  // Refuses keys and sections the caller does not know, so a typo is an
+  // error rather than a silently ignored setting. `known` lists every valid
+  // key as a dotted path ("server.port"); keys of an array of tables use
+  // "[]" ("pool[].path"). A section is valid when some known key lies under
+  // it. Returns InvalidArgument for an unknown key or section (the first in
+  // key order), naming the origin, its line and the nearest known name, e.g.
+  // "config /etc/cosmosd.toml line 4: unknown key 'server.workrs' (did you
+  // mean 'server.workers'?)"; Ok when every key is known.
+  [[nodiscard]] Status CheckKnownKeys(std::span<const std::string_view> known) const;
 
   const std::string& origin() const { return origin_; }
 

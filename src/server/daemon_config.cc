@@ -6,6 +6,7 @@
 #include <set>
 
 #include "common/log.h"
+#include "common/size.h"
 #include "sec/protected_region.h"
 
 namespace cosmos::server {
@@ -15,6 +16,90 @@ namespace {
 // transport's largest (9000-byte datagrams; 8972 fills a jumbo frame).
 constexpr int64_t kMinConfigMtu = 256;
 constexpr int64_t kMaxConfigMtu = 9000;
+
+// Pool sizes: at least 1 MiB (a size written as a bare MiB count, the old
+// `size_mb` habit, is caught here), at most 16 TiB.
+constexpr uint64_t kMinPoolBytes = uint64_t{1} << 20;
+constexpr uint64_t kMaxPoolBytes = uint64_t{1} << 44;
+
+// Every key cosmosd reads (docs/operations.md "Configuration file"); any
+// other key or section in the file is a typo and refused.
+constexpr std::string_view kKnownKeys[] = {
+    "server.listen",
+    "server.port",
+    "server.workers",
+    "server.flushers",
+    "server.mtu",
+    "server.busy_poll",
+    "server.idle_spin_us",
+    "server.log_level",
+    "server.log_file",
+    "server.log_format",
+    "server.platform_keys",
+    "server.enclave_state",
+    "server.allow",
+    "server.secure_block_size",
+    "server.require_secure",
+    "server.freshness",
+    "server.relaxed_window",
+    "server.counter_delay_ms",
+    "server.accept_counter_reset",  // refused below with its own explanation
+    "server.secure_flushers",
+    "qos.client_bytes_per_sec",
+    "qos.client_ops_per_sec",
+    "qos.region_bytes_per_sec",
+    "qos.region_ops_per_sec",
+    "qos.burst_seconds",
+    "pool[].name",
+    "pool[].path",
+    "pool[].size",
+    "pool[].size_mb",
+    "pool[].backend",
+    "pool[].create",
+};
+
+// A pool size from ParseSize or a config integer: 1 MiB .. 16 TiB. `what`
+// names the setting in the error.
+Result<uint64_t> CheckPoolSize(uint64_t bytes, const std::string& what) {
+  if (bytes < kMinPoolBytes) {
+    return Status::InvalidArgument(what + " = " + std::to_string(bytes) +
+                                   " bytes: a pool needs at least 1M (sizes without a unit are "
+                                   "bytes; write e.g. 64M)");
+  }
+  if (bytes > kMaxPoolBytes) {
+    return Status::InvalidArgument(what + " = " + std::to_string(bytes) +
+                                   " bytes: a pool is at most 16T");
+  }
+  return bytes;
+}
+
+// [[pool]] size: `size` (an integer byte count or a size string such as
+// "64M") or the deprecated `size_mb` (an integer MiB count); 64M when absent.
+Result<uint64_t> PoolSizeFromConfig(const ConfigFile& p, const std::string& origin) {
+  const bool has_size = p.Has("size"), has_mb = p.Has("size_mb");
+  if (has_size && has_mb) {
+    return Status::InvalidArgument("config " + origin +
+                                   ": give 'size' or the deprecated 'size_mb', not both");
+  }
+  if (has_mb) {
+    COSMOS_ASSIGN_OR_RETURN(int64_t mb, p.GetInt("size_mb", 64, 1, 1 << 24));
+    COSMOS_LOG_WARN("cosmosd: config {}: 'size_mb = {}' is deprecated; write size = \"{}M\"",
+                    origin, mb, mb);
+    return static_cast<uint64_t>(mb) << 20;
+  }
+  if (!has_size) return uint64_t{64} << 20;
+  const std::string what = "config " + origin + ": key 'size'";
+  if (auto text = p.GetString("size", ""); text.ok()) {
+    auto bytes = ParseSize(*text);
+    if (!bytes.ok()) return bytes.status().WithContext(what);
+    return CheckPoolSize(*bytes, what);
+  }
+  auto n = p.GetInt("size", 0, 0);
+  if (!n.ok()) {
+    return Status::InvalidArgument(what + " must be a size string (\"64M\") or a byte count");
+  }
+  return CheckPoolSize(static_cast<uint64_t>(*n), what);
+}
 
 std::string BaseName(const std::string& path) {
   size_t slash = path.find_last_of('/');
@@ -111,6 +196,7 @@ std::string DescribeFreshness(const SecureConfig& s) {
 }
 
 Result<DaemonConfig> LoadDaemonConfig(const ConfigFile& f, DaemonConfig c) {
+  COSMOS_RETURN_IF_ERROR(f.CheckKnownKeys(kKnownKeys));
   COSMOS_ASSIGN_OR_RETURN(c.server.listen_ip, f.GetString("server.listen", c.server.listen_ip));
   COSMOS_ASSIGN_OR_RETURN(int64_t port, f.GetInt("server.port", c.server.port, 0, 65535));
   c.server.port = static_cast<uint16_t>(port);
@@ -126,6 +212,8 @@ Result<DaemonConfig> LoadDaemonConfig(const ConfigFile& f, DaemonConfig c) {
                           f.GetInt("server.idle_spin_us", c.server.idle_spin_us, 0, 10'000'000));
   c.server.idle_spin_us = static_cast<uint32_t>(spin);
   COSMOS_ASSIGN_OR_RETURN(c.log_level, f.GetString("server.log_level", c.log_level));
+  COSMOS_ASSIGN_OR_RETURN(c.log_file, f.GetString("server.log_file", c.log_file));
+  COSMOS_ASSIGN_OR_RETURN(c.log_format, f.GetString("server.log_format", c.log_format));
   SecureConfig& sc = c.secure;
   COSMOS_ASSIGN_OR_RETURN(sc.platform_keys, f.GetString("server.platform_keys", sc.platform_keys));
   COSMOS_ASSIGN_OR_RETURN(sc.enclave_state, f.GetString("server.enclave_state", sc.enclave_state));
@@ -189,8 +277,7 @@ Result<DaemonConfig> LoadDaemonConfig(const ConfigFile& f, DaemonConfig c) {
       return Status::InvalidArgument(f.origin() + ": [[pool]] #" + std::to_string(i) +
                                      " needs path");
     COSMOS_ASSIGN_OR_RETURN(s.name, p.GetString("name", BaseName(s.path)));
-    COSMOS_ASSIGN_OR_RETURN(int64_t mb, p.GetInt("size_mb", 64, 1, 1 << 24));
-    s.size_bytes = static_cast<uint64_t>(mb) << 20;
+    COSMOS_ASSIGN_OR_RETURN(s.size_bytes, PoolSizeFromConfig(p, p.origin()));
     COSMOS_ASSIGN_OR_RETURN(s.backend, p.GetString("backend", "auto"));
     COSMOS_ASSIGN_OR_RETURN(s.create, p.GetBool("create", false));
     c.pools.push_back(std::move(s));
@@ -225,12 +312,19 @@ Result<PoolSpec> ParsePoolFlag(const std::string& text) {
     if (p == "create") {
       s.create = true;
     } else if (p.rfind("size=", 0) == 0) {
-      char* end = nullptr;
-      unsigned long long mb = std::strtoull(p.c_str() + 5, &end, 10);
-      if (end == p.c_str() + 5 || *end != '\0' || mb == 0 || mb > (1ull << 24)) {
-        return Status::InvalidArgument("--pool '" + text + "': size must be 1..16777216 (MiB)");
+      const std::string what = "--pool '" + text + "': size";
+      auto bytes = ParseSize(p.substr(5));
+      if (!bytes.ok()) return bytes.status().WithContext(what);
+      const bool bare = p.find_first_not_of("0123456789", 5) == std::string::npos;
+      if (bare && *bytes > 0 && *bytes < kMinPoolBytes) {
+        // Before the one size grammar, --pool size= was a bare MiB count. No
+        // pool is below 1M, so such a number can only mean MiB: keep old
+        // command lines working, and say how to write it now.
+        COSMOS_LOG_WARN("cosmosd: --pool size={} as MiB is deprecated; write size={}M", *bytes,
+                        *bytes);
+        *bytes <<= 20;
       }
-      s.size_bytes = mb << 20;
+      COSMOS_ASSIGN_OR_RETURN(s.size_bytes, CheckPoolSize(*bytes, what));
     } else if (p.rfind("backend=", 0) == 0) {
       s.backend = p.substr(8);
     } else {

@@ -48,14 +48,19 @@ struct DaemonConfig {
   ServerOptions server;
   std::vector<PoolSpec> pools;
   std::string log_level = "info";
+  std::string log_file;             // empty: stderr (server.log_file / --log-file)
+  std::string log_format = "text";  // text | json (server.log_format / --log-format)
   SecureConfig secure;
 };
 
 // Reads `[server]` (including the secure-mode keys), `[qos]` and `[[pool]]`
 // from `file` on top of `base` (docs/operations.md lists every key).
 // `server.allow` is a string or an array of strings; it replaces base's list.
-// InvalidArgument names the bad key. Settings that depend on each other are
-// checked by ValidateSecureConfig once flags are applied.
+// A pool's `size` is a byte count or a size string ("64M", common/size.h);
+// the deprecated `size_mb` (MiB) still works, with a warning in the log.
+// InvalidArgument names the bad key; an unknown key or section is refused
+// with its line and the nearest valid key (a typo is never ignored). Settings that depend on each
+// other are checked by ValidateSecureConfig once flags are applied.
 Result<DaemonConfig> LoadDaemonConfig(const ConfigFile& file, DaemonConfig base = {});
 
 // Checks the secure settings once flags are layered on the file:
@@ -73,7 +78,9 @@ sec::RegionPolicy RegionPolicyFor(const SecureConfig& secure);
 // the rollback window (e.g. "freshness strict: ... rollback window 0 flushes").
 std::string DescribeFreshness(const SecureConfig& secure);
 
-// Parses a --pool flag: "PATH" or "NAME=PATH", with optional ",size=MB",
+// Parses a --pool flag: "PATH" or "NAME=PATH", with optional ",size=SIZE"
+// (the size grammar of common/size.h: 64M, 64MiB, 64mb or bytes; 1M..16T;
+// a bare number below 1M is the deprecated MiB count, with a warning),
 // ",backend=NAME" and ",create" suffixes. InvalidArgument on bad text.
 Result<PoolSpec> ParsePoolFlag(const std::string& text);
 

@@ -80,6 +80,133 @@ TEST(DaemonConfig, ParsesPoolFlags) {
   EXPECT_FALSE(ParsePoolFlag("=").ok());
 }
 
+TEST(DaemonConfig, PoolFlagTakesTheCommonSizeGrammar) {
+  for (const char* size : {"64M", "64MiB", "64mb", "67108864"}) {
+    auto p = ParsePoolFlag(std::string("/x/p.pool,size=") + size);
+    ASSERT_TRUE(p.ok()) << size << ": " << p.status();
+    EXPECT_EQ(p->size_bytes, 64u << 20) << size;
+  }
+  EXPECT_EQ(ParsePoolFlag("/x/p.pool,size=2G")->size_bytes, 2ull << 30);
+  // The old bare MiB count still works (deprecated): no pool is below 1M.
+  EXPECT_EQ(ParsePoolFlag("/x/p.pool,size=16")->size_bytes, 16u << 20);
+  auto bad = ParsePoolFlag("/x/p.pool,size=64Q");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("unknown unit 'Q'"), std::string::npos) << bad.status();
+  EXPECT_NE(bad.status().message().find("--pool"), std::string::npos) << bad.status();
+  EXPECT_FALSE(ParsePoolFlag("/x/p.pool,size=512K").ok());  // below 1M
+  EXPECT_FALSE(ParsePoolFlag("/x/p.pool,size=-1").ok());
+}
+
+TEST(DaemonConfig, PoolSizeKeyTakesSizeStringsBytesAndTheOldMiBKey) {
+  auto f = ConfigFile::Parse(R"(
+[[pool]]
+path = "/a.pool"
+size = "128M"
+[[pool]]
+path = "/b.pool"
+size = 2097152
+[[pool]]
+path = "/c.pool"
+size_mb = 32
+[[pool]]
+path = "/d.pool"
+)");
+  ASSERT_TRUE(f.ok()) << f.status();
+  auto c = LoadDaemonConfig(*f);
+  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_EQ(c->pools.size(), 4u);
+  EXPECT_EQ(c->pools[0].size_bytes, 128u << 20);
+  EXPECT_EQ(c->pools[1].size_bytes, 2u << 20);
+  EXPECT_EQ(c->pools[2].size_bytes, 32u << 20);
+  EXPECT_EQ(c->pools[3].size_bytes, 64u << 20);
+  const std::pair<const char*, const char*> bad[] = {
+      {"size = 16", "at least 1M"},  // bytes, not MiB: refused, not a 16-byte pool
+      {"size = \"16Q\"", "unknown unit"},
+      {"size = \"64M\"\nsize_mb = 64", "not both"},
+      {"size = true", "size"},
+  };
+  for (const auto& [line, want] : bad) {
+    auto g = ConfigFile::Parse(std::string("[[pool]]\npath = \"/p\"\n") + line + "\n");
+    ASSERT_TRUE(g.ok()) << line;
+    auto d = LoadDaemonConfig(*g);
+    ASSERT_FALSE(d.ok()) << line;
+    EXPECT_NE(d.status().message().find(want), std::string::npos) << line << ": " << d.status();
+  }
+}
+
+// The typos of issue 17: each used to start cosmosd with defaults, silently.
+TEST(DaemonConfig, RefusesUnknownKeysAndSectionsNamingLineAndNearestKey) {
+  const struct {
+    const char* text;
+    const char* want;
+  } cases[] = {
+      {"[server]\nport = 7500\nworkrs = 4\n",
+       "line 3: unknown key 'server.workrs' (did you mean 'server.workers'?)"},
+      {"[server]\nport = 7500\n\n[qoss]\nclient_ops_per_sec = 1.0\n",
+       "line 4: unknown section [qoss] (did you mean [qos]?)"},
+      {"[qos]\nburst_second = 2.0\n",
+       "line 2: unknown key 'qos.burst_second' (did you mean 'qos.burst_seconds'?)"},
+      {"[[pool]]\npath = \"/p\"\ncreat = true\n",
+       "line 3: unknown key 'pool[].creat' (did you mean 'pool[].create'?)"},
+      {"[[pools]]\npath = \"/p\"\n", "line 1: unknown section [[pools]] (did you mean [[pool]]?)"},
+      {"log_level = \"debug\"\n",
+       "line 1: unknown key 'log_level' (did you mean 'server.log_level'?)"},
+      {"[qos]\nport = 7000\n", "line 2: unknown key 'qos.port' (did you mean 'server.port'?)"},
+  };
+  for (const auto& c : cases) {
+    auto f = ConfigFile::Parse(c.text, "/etc/cosmosd.toml");
+    ASSERT_TRUE(f.ok()) << c.text;
+    auto d = LoadDaemonConfig(*f);
+    ASSERT_FALSE(d.ok()) << c.text;
+    EXPECT_EQ(d.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(d.status().message().find("config /etc/cosmosd.toml " + std::string(c.want)),
+              std::string::npos)
+        << d.status();
+  }
+}
+
+TEST(DaemonConfig, AcceptsEveryDocumentedKey) {
+  auto f = ConfigFile::Parse(R"(
+[server]
+listen = "127.0.0.1"
+port = 7410
+workers = 2
+flushers = 2
+mtu = 1472
+busy_poll = false
+idle_spin_us = 50
+log_level = "info"
+log_file = "/var/log/cosmosd.log"
+log_format = "json"
+platform_keys = "/k"
+enclave_state = "/k/state"
+allow = ["a.pub"]
+secure_block_size = 4096
+require_secure = false
+freshness = "strict"
+relaxed_window = 8
+counter_delay_ms = 20
+secure_flushers = 16
+[qos]
+client_bytes_per_sec = 0.0
+client_ops_per_sec = 0.0
+region_bytes_per_sec = 0.0
+region_ops_per_sec = 0.0
+burst_seconds = 1.0
+[[pool]]
+name = "main"
+path = "/p.pool"
+size = "64M"
+backend = "file"
+create = true
+)");
+  ASSERT_TRUE(f.ok()) << f.status();
+  auto c = LoadDaemonConfig(*f);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->log_file, "/var/log/cosmosd.log");
+  EXPECT_EQ(c->log_format, "json");
+}
+
 TEST(DaemonConfig, ReadsSecureModeKeys) {
   auto f = ConfigFile::Parse(R"(
 [server]
