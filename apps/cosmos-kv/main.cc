@@ -80,6 +80,8 @@ int main(int argc, char** argv) {
   bool secure = false;
   uint32_t remote_timeout_ms = 10000;
   std::string max_bulk_text = "512mb";
+  std::string query_limit_text = "1gb";
+  std::string output_limit_text = "1gb";
   std::string log_level = "info";
   size_t max_clients = 10000;
   size_t early_commit = 0;
@@ -126,6 +128,14 @@ int main(int argc, char** argv) {
   app.add_option("--proto-max-bulk-len", max_bulk_text,
                  "Largest accepted bulk string / value (like Redis proto-max-bulk-len)")
       ->capture_default_str();
+  app.add_option("--client-query-buffer-limit", query_limit_text,
+                 "Close a client whose unparsed input exceeds this (0: no limit; like Redis "
+                 "client-query-buffer-limit)")
+      ->capture_default_str();
+  app.add_option("--client-output-buffer-limit", output_limit_text,
+                 "Close a client whose unsent replies exceed this (0: no limit; reading from "
+                 "a client already pauses at 64mb of unsent replies)")
+      ->capture_default_str();
   app.add_option("--maxclients", max_clients, "Maximum concurrent clients")->capture_default_str();
   app.add_option("--group-commit-early", early_commit,
                  "Start a group commit once this many clients wait within one event-loop "
@@ -154,6 +164,17 @@ int main(int argc, char** argv) {
   }
   if (!ParseSize(max_bulk_text, &max_bulk) || max_bulk == 0) {
     std::fprintf(stderr, "cosmos-kv: bad --proto-max-bulk-len '%s'\n", max_bulk_text.c_str());
+    return 2;
+  }
+  uint64_t query_limit = 0, output_limit = 0;
+  if (!ParseSize(query_limit_text, &query_limit)) {
+    std::fprintf(stderr, "cosmos-kv: bad --client-query-buffer-limit '%s'\n",
+                 query_limit_text.c_str());
+    return 2;
+  }
+  if (!ParseSize(output_limit_text, &output_limit)) {
+    std::fprintf(stderr, "cosmos-kv: bad --client-output-buffer-limit '%s'\n",
+                 output_limit_text.c_str());
     return 2;
   }
   const bool have_keys = !platform_pub.empty() || !measurement.empty() || !client_key.empty();
@@ -244,6 +265,8 @@ int main(int argc, char** argv) {
   opts.port = port;
   opts.limits.max_bulk_len = max_bulk;
   opts.max_clients = max_clients;
+  opts.query_buffer_limit_bytes = query_limit;
+  opts.output_buffer_limit_bytes = output_limit;
   opts.early_commit_clients = early_commit;
   opts.security_mode = backend.security_mode;
   auto server = cosmos::kv::RespServer::Listen(store->get(), waker->get(), opts);

@@ -111,7 +111,9 @@ Result<std::unique_ptr<RespServer>> RespServer::Listen(Store* store, Waker* dura
 std::string RespServer::ClientsInfo() const {
   return "connected_clients:" + std::to_string(conns_.size()) +
          "\r\nrejected_connections:" + std::to_string(rejected_clients_) +
-         "\r\nprotocol_errors:" + std::to_string(protocol_errors_) + "\r\n";
+         "\r\nprotocol_errors:" + std::to_string(protocol_errors_) +
+         "\r\nclient_query_buffer_limit_closes:" + std::to_string(query_limit_closes_) +
+         "\r\nclient_output_buffer_limit_closes:" + std::to_string(output_limit_closes_) + "\r\n";
 }
 
 void RespServer::Stop() {
@@ -247,6 +249,14 @@ void RespServer::OnReadable(Conn* c) {
     return;
   }
   c->in.append(read_buffer_.data(), static_cast<size_t>(r));
+  // Checked before parsing, like Redis: complete pipelined requests count too,
+  // so the buffer never holds more than the limit plus one read.
+  const size_t buffered = c->in.size() - c->in_off;
+  if (options_.query_buffer_limit_bytes != 0 && buffered > options_.query_buffer_limit_bytes) {
+    ++query_limit_closes_;
+    CloseForLimit(c, "query buffer", buffered, options_.query_buffer_limit_bytes);
+    return;
+  }
   ProcessInput(c);
 }
 
@@ -275,6 +285,12 @@ void RespServer::ProcessInput(Conn* c) {
       if (c->session.quit) c->close_after_write = true;
     }
     c->in_off += consumed;
+    if (OverOutputLimit(c)) {
+      ++output_limit_closes_;
+      CloseForLimit(c, "output buffer", c->out.size() - c->out_off + c->pending.size(),
+                    options_.output_buffer_limit_bytes);
+      return;
+    }
   }
   // Drop consumed input; keep the buffer when a partial request is pending.
   if (c->in_off == c->in.size()) {
@@ -386,6 +402,20 @@ void RespServer::UpdateEvents(Conn* c) {
   epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, c->fd, &ev);
   c->want_write = want_write;
   c->reading_registered = want_read;
+}
+
+bool RespServer::OverOutputLimit(const Conn* c) const {
+  const size_t limit = options_.output_buffer_limit_bytes;
+  return limit != 0 && c->out.size() - c->out_off + c->pending.size() > limit;
+}
+
+// The client's replies (also those waiting for durability) are dropped with
+// the connection; the writes it sent stay applied, as when a client
+// disconnects before reading its replies.
+void RespServer::CloseForLimit(Conn* c, const char* what, size_t bytes, size_t limit) {
+  COSMOS_LOG_WARN("cosmos-kv: closing client id={}: {} of {} bytes exceeds its limit of {} bytes",
+                  c->session.id, what, bytes, limit);
+  Close(c);
 }
 
 void RespServer::Close(Conn* c) {

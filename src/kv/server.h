@@ -41,8 +41,21 @@ struct ServerOptions {
   RespLimits limits;
   size_t max_clients = 10000;
   std::string security_mode = "none";
-  // Stop reading from a client whose unsent replies exceed this many bytes.
+  // Stop reading from a client whose unsent replies exceed this many bytes
+  // (a slow reader is paused, not closed).
   size_t output_backpressure_bytes = 64u << 20;
+  // Redis client-query-buffer-limit: a client whose buffered, not yet
+  // complete request bytes exceed this is closed (logged, counted in INFO
+  // clients). Bounds what one endless bulk or array can make the server hold
+  // (to the limit plus one read of at most 4 MB). 0: no limit.
+  size_t query_buffer_limit_bytes = 1ull << 30;
+  // Hard output-buffer limit: a client whose unsent replies exceed this is
+  // closed (logged, counted in INFO clients). With the defaults a client that
+  // never reads is paused at output_backpressure_bytes plus one command's
+  // reply, so the limit catches a single huge reply; set it at or below
+  // output_backpressure_bytes to close pipelining clients that never read
+  // instead of holding their replies. 0: no limit.
+  size_t output_buffer_limit_bytes = 1ull << 30;
   // Kick a group commit as soon as this many connections' requests wait for
   // durability within one event-loop pass (0: only at the end of the pass).
   size_t early_commit_clients = 0;
@@ -75,6 +88,8 @@ class RespServer {
   void FailWaiting(const Status& failure);  // store failed: error + close waiters
   bool WriteOut(Conn* c);                   // false if the connection was closed
   void UpdateEvents(Conn* c);
+  bool OverOutputLimit(const Conn* c) const;
+  void CloseForLimit(Conn* c, const char* what, size_t bytes, size_t limit);
   void Close(Conn* c);
   std::string ClientsInfo() const;
 
@@ -95,6 +110,8 @@ class RespServer {
   std::string read_buffer_;
   uint64_t rejected_clients_ = 0;
   uint64_t protocol_errors_ = 0;
+  uint64_t query_limit_closes_ = 0;
+  uint64_t output_limit_closes_ = 0;
 };
 
 }  // namespace cosmos::kv

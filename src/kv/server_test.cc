@@ -1,6 +1,8 @@
-// RespServer over a real TCP socket with an in-memory log device: a write
-// whose group commit fails is answered with a MISCONF error and the
-// connection is closed; it never hangs and never gets +OK.
+// RespServer over a real TCP socket with an in-memory log device: an
+// acknowledged write is in the durable image; a write whose group commit
+// fails is answered with a MISCONF error and the connection is closed (never
+// +OK, never a hang); clients over the query or output buffer limit are
+// closed while the server keeps serving others.
 #include "kv/server.h"
 
 #include <arpa/inet.h>
@@ -9,6 +11,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <string>
 #include <thread>
 
@@ -48,8 +52,49 @@ std::string Exchange(int fd, const std::string& request, size_t want) {
   return got;
 }
 
+// Sends `chunk` repeatedly (up to `max_bytes` in all) until the server
+// closes the connection. Returns the errno of the failed send (ECONNRESET or
+// EPIPE once the peer closed), 0 if every send succeeded, EAGAIN if a send
+// timed out (the hang guard: the server neither read nor closed).
+int SendUntilClosed(int fd, const std::string& chunk, size_t max_bytes) {
+  timeval tv{.tv_sec = 30, .tv_usec = 0};
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+  for (size_t sent = 0; sent < max_bytes; sent += chunk.size()) {
+    if (send(fd, chunk.data(), chunk.size(), MSG_NOSIGNAL) < 0) return errno;
+  }
+  return 0;
+}
+
+// Reads one INFO field (e.g. "client_query_buffer_limit_closes") over a new
+// connection; "" if absent.
+std::string InfoField(int port, const std::string& field) {
+  int fd = ConnectTo(port);
+  if (fd < 0) return "";
+  const std::string reply = Exchange(fd, "*2\r\n$4\r\nINFO\r\n$7\r\nclients\r\n", 1);
+  std::string all = reply;
+  // The reply is one bulk: read until its announced length arrived.
+  const size_t header_end = all.find("\r\n");
+  if (all.rfind("$", 0) == 0 && header_end != std::string::npos) {
+    const size_t want = header_end + 2 + std::stoul(all.substr(1, header_end - 1)) + 2;
+    char buf[4096];
+    while (all.size() < want) {
+      ssize_t n = recv(fd, buf, sizeof(buf), 0);
+      if (n <= 0) break;
+      all.append(buf, static_cast<size_t>(n));
+    }
+  }
+  close(fd);
+  const size_t at = all.find(field + ":");
+  if (at == std::string::npos) return "";
+  const size_t begin = at + field.size() + 1;
+  return all.substr(begin, all.find("\r\n", begin) - begin);
+}
+
 class ServerFixture : public ::testing::Test {
  protected:
+  // Server options for this fixture (a subclass tightens limits).
+  virtual void Configure(ServerOptions* /*options*/) {}
+
   void SetUp() override {
     auto waker = Waker::Create();
     ASSERT_TRUE(waker.ok());
@@ -61,6 +106,7 @@ class ServerFixture : public ::testing::Test {
     store_ = std::move(*store);
     ServerOptions opts;
     opts.port = 0;
+    Configure(&opts);
     auto server = RespServer::Listen(store_.get(), waker_.get(), opts);
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = std::move(*server);
@@ -80,12 +126,26 @@ class ServerFixture : public ::testing::Test {
   std::thread thread_;
 };
 
+// The +OK is a durability promise: at the moment it arrives, a restart from
+// the device's durable image (what survives power loss) must find the value.
 TEST_F(ServerFixture, DurableWriteIsAcknowledged) {
   int fd = ConnectTo(server_->port());
   ASSERT_GE(fd, 0);
   EXPECT_EQ(Exchange(fd, "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n", 5), "+OK\r\n");
+  const std::string image = dev_.DurableImage();
   EXPECT_EQ(Exchange(fd, "*2\r\n$3\r\nGET\r\n$1\r\nk\r\n", 7), "$1\r\nv\r\n");
   close(fd);
+
+  MemoryLogDevice restarted(image.size());
+  ASSERT_TRUE(restarted.Write(0, image.data(), image.size()).ok());
+  ASSERT_TRUE(restarted.Flush(0, image.size()).ok());
+  auto reopened = Store::Open(&restarted, StoreOptions{});
+  ASSERT_TRUE(reopened.ok()) << reopened.status();
+  std::string value;
+  auto found = (*reopened)->Get("k", &value);
+  ASSERT_TRUE(found.ok()) << found.status();
+  EXPECT_TRUE(*found);
+  EXPECT_EQ(value, "v");
 }
 
 TEST_F(ServerFixture, FailedCommitAnswersMisconfAndClosesInsteadOfHanging) {
@@ -109,6 +169,77 @@ TEST_F(ServerFixture, FailedCommitAnswersMisconfAndClosesInsteadOfHanging) {
   const std::string later = Exchange(fd, "*3\r\n$3\r\nSET\r\n$1\r\nd\r\n$1\r\n4\r\n", 8);
   EXPECT_EQ(later.rfind("-MISCONF", 0), 0u) << later;
   close(fd);
+}
+
+// Small limits so the attackers below reach them after a few hundred KB.
+class LimitedServer : public ServerFixture {
+ protected:
+  static constexpr size_t kQueryLimit = 256u << 10;
+  static constexpr size_t kOutputLimit = 1u << 20;
+  void Configure(ServerOptions* options) override {
+    options->query_buffer_limit_bytes = kQueryLimit;
+    options->output_buffer_limit_bytes = kOutputLimit;
+  }
+
+  // The server is still healthy for everybody else.
+  void ExpectServing() {
+    int fd = ConnectTo(server_->port());
+    ASSERT_GE(fd, 0);
+    EXPECT_EQ(Exchange(fd, "*1\r\n$4\r\nPING\r\n", 7), "+PONG\r\n");
+    close(fd);
+  }
+};
+
+// Attacker 1a: announces a bulk larger than the query limit (but within
+// proto-max-bulk-len) and keeps sending its bytes.
+TEST_F(LimitedServer, QueryBufferLimitClosesAnEndlessBulk) {
+  int fd = ConnectTo(server_->port());
+  ASSERT_GE(fd, 0);
+  const std::string header = "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$400000000\r\n";
+  ASSERT_EQ(send(fd, header.data(), header.size(), 0), static_cast<ssize_t>(header.size()));
+  const int err = SendUntilClosed(fd, std::string(16 << 10, 'x'), 64u << 20);
+  EXPECT_TRUE(err == ECONNRESET || err == EPIPE) << "send: " << std::strerror(err);
+  close(fd);
+  EXPECT_EQ(InfoField(server_->port(), "client_query_buffer_limit_closes"), "1");
+  ExpectServing();
+}
+
+// Attacker 1b: an array whose elements never end (each bulk is small).
+TEST_F(LimitedServer, QueryBufferLimitClosesAnEndlessArray) {
+  int fd = ConnectTo(server_->port());
+  ASSERT_GE(fd, 0);
+  const std::string header = "*1000000\r\n$4\r\nMSET\r\n";
+  ASSERT_EQ(send(fd, header.data(), header.size(), 0), static_cast<ssize_t>(header.size()));
+  std::string chunk;
+  while (chunk.size() < (16u << 10)) chunk += "$1\r\na\r\n";
+  const int err = SendUntilClosed(fd, chunk, 64u << 20);
+  EXPECT_TRUE(err == ECONNRESET || err == EPIPE) << "send: " << std::strerror(err);
+  close(fd);
+  EXPECT_EQ(InfoField(server_->port(), "client_query_buffer_limit_closes"), "1");
+  ExpectServing();
+}
+
+// Attacker 2: pipelines GETs of a 64 KB value and never reads a reply. Its
+// unsent replies pass the output limit and the server closes it (without
+// the limit the server stops reading at output_backpressure_bytes and holds
+// the replies for as long as the client stays connected).
+TEST_F(LimitedServer, OutputBufferLimitClosesAClientThatNeverReads) {
+  int fd = ConnectTo(server_->port());
+  ASSERT_GE(fd, 0);
+  const std::string value(64 << 10, 'v');
+  const std::string set =
+      "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$" + std::to_string(value.size()) + "\r\n" + value + "\r\n";
+  EXPECT_EQ(Exchange(fd, set, 5), "+OK\r\n");
+  int small = 4096;
+  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+  std::string gets;
+  while (gets.size() < (16u << 10)) gets += "*2\r\n$3\r\nGET\r\n$1\r\nk\r\n";
+  // 64 MB of GETs would ask for ~300 GB of replies.
+  const int err = SendUntilClosed(fd, gets, 64u << 20);
+  EXPECT_TRUE(err == ECONNRESET || err == EPIPE) << "send: " << std::strerror(err);
+  close(fd);
+  EXPECT_EQ(InfoField(server_->port(), "client_output_buffer_limit_closes"), "1");
+  ExpectServing();
 }
 
 }  // namespace
