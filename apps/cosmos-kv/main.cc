@@ -2,13 +2,19 @@
 // the log device (a local pmem pool region by default, a local file, DRAM, or
 // a region of a remote cosmosd, plain or secure) and the store, serves RESP2
 // until SIGTERM/SIGINT.
-#include <CLI/CLI.hpp>
+#include <pthread.h>
+
+#include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <memory>
 #include <string>
+#include <thread>
 
+#include "app_flags.h"
+#include "common/build_info.h"
 #include "common/log.h"
+#include "common/size.h"
 #include "kv/log_device_file.h"
 #include "kv/log_device_memory.h"
 #include "kv/log_device_pool.h"
@@ -24,32 +30,51 @@ void OnSignal(int) {
   if (g_server != nullptr) g_server->Stop();
 }
 
-// Parses sizes such as "512mb", "1gb", "4096" (Redis style units).
-bool ParseSize(std::string s, uint64_t* out) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  uint64_t mult = 1;
-  auto strip = [&](const char* suffix, uint64_t m) {
-    const std::string suf(suffix);
-    if (s.size() > suf.size() && s.compare(s.size() - suf.size(), suf.size(), suf) == 0) {
-      s.resize(s.size() - suf.size());
-      mult = m;
-      return true;
-    }
-    return false;
-  };
-  strip("gb", 1ull << 30) || strip("g", 1ull << 30) || strip("mb", 1ull << 20) ||
-      strip("m", 1ull << 20) || strip("kb", 1ull << 10) || strip("k", 1ull << 10) || strip("b", 1);
-  if (s.empty()) return false;
-  uint64_t v = 0;
-  for (char c : s) {
-    if (c < '0' || c > '9') return false;
-    if (v > (UINT64_MAX - 9) / 10) return false;
-    v = v * 10 + static_cast<uint64_t>(c - '0');
-  }
-  if (v > UINT64_MAX / mult) return false;
-  *out = v * mult;
-  return true;
+// Parses a size flag (common/size.h grammar; the flags' validators already
+// checked it, so this cannot fail).
+uint64_t SizeOf(const std::string& text) {
+  auto size = cosmos::ParseSize(text);
+  return size.ok() ? *size : 0;
 }
+
+// SIGHUP: a thread that waits for it (blocked in every thread) and reopens
+// the log file. cosmos-kv takes flags only, so nothing else can change
+// without a restart; the log says so.
+class HangupHandler {
+ public:
+  // REQUIRES: called before any other thread starts (they inherit the mask).
+  HangupHandler() {
+    sigemptyset(&set_);
+    sigaddset(&set_, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set_, nullptr);
+    thread_ = std::thread([this] { Loop(); });
+  }
+  ~HangupHandler() {
+    stop_ = true;
+    pthread_kill(thread_.native_handle(), SIGHUP);
+    thread_.join();
+  }
+
+ private:
+  void Loop() {
+    int sig = 0;
+    while (sigwait(&set_, &sig) == 0 && !stop_) {
+      const std::string file = cosmos::log::CurrentFile();
+      if (cosmos::Status s = cosmos::log::Reopen(); !s.ok()) {
+        COSMOS_LOG_ERROR("cosmos-kv: SIGHUP: {}", s.ToString());
+        continue;
+      }
+      COSMOS_LOG_INFO(
+          "cosmos-kv: SIGHUP: reopened log {}; reloaded: nothing else (cosmos-kv takes flags "
+          "only: changing any flag needs a restart)",
+          file.empty() ? "stderr (nothing to reopen)" : file);
+    }
+  }
+
+  sigset_t set_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
 
 }  // namespace
 
@@ -82,7 +107,7 @@ int main(int argc, char** argv) {
   std::string max_bulk_text = "512mb";
   std::string query_limit_text = "1gb";
   std::string output_limit_text = "1gb";
-  std::string log_level = "info";
+  cosmos::app::LogFlags log_flags;
   size_t max_clients = 10000;
   size_t early_commit = 0;
   app.add_option("--bind", bind, "IPv4 address to listen on")->capture_default_str();
@@ -98,12 +123,14 @@ int main(int argc, char** argv) {
   app.add_option("--pool", pool_path, "pool backend: pool file, created if missing")
       ->capture_default_str();
   app.add_option("--pool-size", pool_size_text, "pool backend: size of a new pool file")
+      ->check(cosmos::app::SizeValidator())
       ->capture_default_str();
   app.add_option("--region", region_name, "pool/remote backends: region name")
       ->capture_default_str();
   app.add_option("--region-size", region_size_text,
                  "pool/remote backends: size of a new region (pool default: all free space "
-                 "of the pool; remote default: 256mb); half of it holds live data");
+                 "of the pool; remote default: 256mb); half of it holds live data")
+      ->check(cosmos::app::SizeValidator());
   auto* log_opt = app.add_option("--log", log_path,
                                  "file backend: log file, created if missing (implies "
                                  "--backend file when --backend is not given)")
@@ -111,6 +138,7 @@ int main(int argc, char** argv) {
   app.add_option("--log-size", log_size_text,
                  "file/memory backends: size of a new log (e.g. 256mb, 2gb); half of it "
                  "holds live data")
+      ->check(cosmos::app::SizeValidator())
       ->capture_default_str();
   app.add_option("--server", server_addr, "remote backend: cosmosd HOST:PORT")
       ->capture_default_str();
@@ -127,66 +155,64 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--proto-max-bulk-len", max_bulk_text,
                  "Largest accepted bulk string / value (like Redis proto-max-bulk-len)")
+      ->check(cosmos::app::SizeValidator())
       ->capture_default_str();
   app.add_option("--client-query-buffer-limit", query_limit_text,
                  "Close a client whose unparsed input exceeds this (0: no limit; like Redis "
                  "client-query-buffer-limit)")
+      ->check(cosmos::app::SizeValidator())
       ->capture_default_str();
   app.add_option("--client-output-buffer-limit", output_limit_text,
                  "Close a client whose unsent replies exceed this (0: no limit; reading from "
                  "a client already pauses at 64mb of unsent replies)")
+      ->check(cosmos::app::SizeValidator())
       ->capture_default_str();
   app.add_option("--maxclients", max_clients, "Maximum concurrent clients")->capture_default_str();
   app.add_option("--group-commit-early", early_commit,
                  "Start a group commit once this many clients wait within one event-loop "
                  "pass (0: at the end of each pass)")
       ->capture_default_str();
-  app.add_option("--log-level", log_level, "trace, debug, info, warn, error, off")
-      ->capture_default_str();
-  CLI11_PARSE(app, argc, argv);
-
-  cosmos::log::Init(log_level);
+  cosmos::app::AddLogFlags(app, log_flags, "info");
+  cosmos::app::AddVersionFlag(app, "cosmos-kv");
+  cosmos::log::Init("info");
+  HangupHandler hangup;  // before any other thread starts
+  if (auto code = cosmos::app::Parse(app, argc, argv)) return *code;
+  if (cosmos::Status s = cosmos::log::Configure(log_flags.options()); !s.ok()) {
+    std::fprintf(stderr, "cosmos-kv: %s\n", s.ToString().c_str());
+    return cosmos::app::kExitUsage;
+  }
   // Compatibility: `--log PATH` alone keeps selecting the local-file backend.
   if (backend_opt->count() == 0 && log_opt->count() > 0) backend_name = "file";
-  uint64_t log_size = 0, max_bulk = 0, pool_size = 0, region_size = 0;
-  if (!ParseSize(log_size_text, &log_size) || log_size < (1u << 20) || log_size % 4096 != 0) {
-    std::fprintf(stderr, "cosmos-kv: --log-size must be >= 1mb and a multiple of 4096\n");
-    return 2;
+  // Sizes use the one grammar (64M, 64MiB, 64mb, bytes; all units binary).
+  const uint64_t log_size = SizeOf(log_size_text), pool_size = SizeOf(pool_size_text),
+                 max_bulk = SizeOf(max_bulk_text),
+                 region_size = region_size_text.empty() ? 0 : SizeOf(region_size_text);
+  if (log_size < (1u << 20) || log_size % 4096 != 0) {
+    std::fprintf(stderr, "cosmos-kv: --log-size must be >= 1M and a multiple of 4096\n");
+    return cosmos::app::kExitUsage;
   }
-  if (!ParseSize(pool_size_text, &pool_size) || pool_size < (2u << 20)) {
-    std::fprintf(stderr, "cosmos-kv: --pool-size must be >= 2mb\n");
-    return 2;
+  if (pool_size < (2u << 20)) {
+    std::fprintf(stderr, "cosmos-kv: --pool-size must be >= 2M\n");
+    return cosmos::app::kExitUsage;
   }
-  if (!region_size_text.empty() && (!ParseSize(region_size_text, &region_size) ||
-                                    region_size < (1u << 20) || region_size % 4096 != 0)) {
-    std::fprintf(stderr, "cosmos-kv: --region-size must be >= 1mb and a multiple of 4096\n");
-    return 2;
+  if (!region_size_text.empty() && (region_size < (1u << 20) || region_size % 4096 != 0)) {
+    std::fprintf(stderr, "cosmos-kv: --region-size must be >= 1M and a multiple of 4096\n");
+    return cosmos::app::kExitUsage;
   }
-  if (!ParseSize(max_bulk_text, &max_bulk) || max_bulk == 0) {
-    std::fprintf(stderr, "cosmos-kv: bad --proto-max-bulk-len '%s'\n", max_bulk_text.c_str());
-    return 2;
-  }
-  uint64_t query_limit = 0, output_limit = 0;
-  if (!ParseSize(query_limit_text, &query_limit)) {
-    std::fprintf(stderr, "cosmos-kv: bad --client-query-buffer-limit '%s'\n",
-                 query_limit_text.c_str());
-    return 2;
-  }
-  if (!ParseSize(output_limit_text, &output_limit)) {
-    std::fprintf(stderr, "cosmos-kv: bad --client-output-buffer-limit '%s'\n",
-                 output_limit_text.c_str());
-    return 2;
+  if (max_bulk == 0) {
+    std::fprintf(stderr, "cosmos-kv: --proto-max-bulk-len must be at least 1\n");
+    return cosmos::app::kExitUsage;
   }
   const bool have_keys = !platform_pub.empty() || !measurement.empty() || !client_key.empty();
   if (backend_name != "remote" && (have_keys || secure)) {
     std::fprintf(stderr, "cosmos-kv: secure key flags and --secure need --backend remote\n");
-    return 2;
+    return cosmos::app::kExitUsage;
   }
   if (have_keys && (platform_pub.empty() || measurement.empty() || client_key.empty())) {
     std::fprintf(stderr,
                  "cosmos-kv: a secure connection needs all of --platform-pub, --measurement "
                  "and --client-key\n");
-    return 2;
+    return cosmos::app::kExitUsage;
   }
 
   Backend backend;
@@ -265,8 +291,8 @@ int main(int argc, char** argv) {
   opts.port = port;
   opts.limits.max_bulk_len = max_bulk;
   opts.max_clients = max_clients;
-  opts.query_buffer_limit_bytes = query_limit;
-  opts.output_buffer_limit_bytes = output_limit;
+  opts.query_buffer_limit_bytes = SizeOf(query_limit_text);
+  opts.output_buffer_limit_bytes = SizeOf(output_limit_text);
   opts.early_commit_clients = early_commit;
   opts.security_mode = backend.security_mode;
   auto server = cosmos::kv::RespServer::Listen(store->get(), waker->get(), opts);
@@ -284,7 +310,8 @@ int main(int argc, char** argv) {
                   stats.durability == "none" ? " (NOT durable)" : "", backend.security_mode);
   COSMOS_LOG_INFO("cosmos-kv: {} keys, log capacity {} bytes per half, proto-max-bulk-len {}",
                   stats.keys, stats.log_capacity, max_bulk);
-  COSMOS_LOG_INFO("cosmos-kv: ready to accept connections on {}:{}", bind, (*server)->port());
+  COSMOS_LOG_INFO("cosmos-kv: {} ready to accept connections on {}:{}",
+                  cosmos::VersionLine("cosmos-kv"), bind, (*server)->port());
 
   g_server = server->get();
   struct sigaction sa {};

@@ -1,164 +1,285 @@
 // cosmosd: the COSMOS memory node. Parses a TOML config and/or flags, opens
 // the pools, serves their regions over UDP until SIGTERM/SIGINT, then shuts
-// down cleanly (in-flight flushes finish and are answered first).
+// down cleanly (in-flight flushes finish and are answered first). SIGHUP
+// reopens the log file and reloads the settings that can change safely.
 #include <signal.h>
 
-#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <fstream>
+#include <optional>
 
+#include "app_flags.h"
+#include "common/build_info.h"
 #include "common/log.h"
 #include "sec/enclave_simulated.h"
 #include "sec/key_files.h"
 #include "server/daemon_config.h"
 #include "server/enclave_region_engine.h"
 
-int main(int argc, char** argv) {
-  cosmos::log::Init("info");
-  CLI::App app{"cosmosd: COSMOS memory node serving persistent-memory regions over UDP"};
-  std::string config_path, port_file, log_level;
-  std::vector<std::string> pool_flags;
-  cosmos::server::DaemonConfig cfg;
-  std::string listen;
-  int port = -1, workers = -1, flushers = -1, mtu = -1;
+namespace {
+
+using cosmos::Result;
+using cosmos::Status;
+using cosmos::server::DaemonConfig;
+
+// Every flag; an unset optional means "keep the file's value or default".
+struct Flags {
+  std::string config_path, port_file, listen;
+  cosmos::app::LogFlags log;
+  std::vector<std::string> pools;
+  std::optional<int> port, workers, flushers, mtu;
   bool busy_poll = false;
-  app.add_option("-c,--config", config_path, "TOML config file (docs/operations.md)");
-  app.add_option("--listen", listen, "IPv4 address to bind (default 0.0.0.0)");
-  app.add_option("-p,--port", port, "UDP port of worker 0; worker i uses port+i (0 = ephemeral)");
-  app.add_option("--workers", workers, "worker threads, one RPC endpoint each (default 2)");
-  app.add_option("--flushers", flushers, "threads that run batches waiting for a sync (default 2)");
-  app.add_flag("--busy-poll", busy_poll, "workers spin instead of blocking when idle");
-  app.add_option("--mtu", mtu,
+  std::string platform_keys, enclave_state, freshness;
+  std::vector<std::string> allow;
+  std::optional<uint32_t> secure_block_size, relaxed_window, counter_delay_ms, secure_flushers;
+  bool require_secure = false, accept_counter_reset = false;
+};
+
+void DefineFlags(CLI::App& app, Flags& f) {
+  cosmos::app::AddVersionFlag(app, "cosmosd");
+  app.add_option("-c,--config", f.config_path, "TOML config file (docs/operations.md)");
+  app.add_option("--listen", f.listen, "IPv4 address to bind (default 0.0.0.0)");
+  app.add_option("-p,--port", f.port, "UDP port of worker 0; worker i uses port+i (0 = ephemeral)")
+      ->check(CLI::Range(0, 65535));
+  app.add_option("--workers", f.workers, "worker threads, one RPC endpoint each (default 2)")
+      ->check(CLI::Range(1, 64));
+  app.add_option("--flushers", f.flushers,
+                 "threads that run batches waiting for a sync (default 2)")
+      ->check(CLI::Range(1, 64));
+  app.add_flag("--busy-poll", f.busy_poll, "workers spin instead of blocking when idle");
+  app.add_option("--mtu", f.mtu,
                  "largest UDP payload per datagram, 256..9000 (default 1472); each session uses "
                  "the smaller of this, the client's and the path MTU - 28, so datagrams are "
-                 "never IP-fragmented. 8972 suits jumbo frames and loopback");
-  app.add_option("--pool", pool_flags,
-                 "pool to serve: "
-                 "[NAME=]PATH[,size=MiB][,create][,backend=auto|file|pmem2|pmem2-emulated|dram]");
-  app.add_option("--port-file", port_file, "write the bound port of worker 0 here once ready");
-  app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off");
-  std::string platform_keys, enclave_state;
-  std::vector<std::string> allow;
-  uint32_t secure_block_size = cosmos::sec::kDefaultBlockSize;
-  bool require_secure = false;
-  std::string freshness;
-  uint32_t relaxed_window = 0, counter_delay_ms = 0, secure_flushers = 0;
-  bool accept_counter_reset = false;
-  app.add_option("--platform-keys", platform_keys,
+                 "never IP-fragmented. 8972 suits jumbo frames and loopback")
+      ->check(CLI::Range(256, 9000));
+  app.add_option("--pool", f.pools,
+                 "pool to serve: [NAME=]PATH[,size=SIZE][,create]"
+                 "[,backend=auto|file|pmem2|pmem2-emulated|dram]; SIZE like 64M, 1G or bytes");
+  app.add_option("--port-file", f.port_file, "write the bound port of worker 0 here once ready");
+  cosmos::app::AddLogFlags(app, f.log, "info, or server.log_level");
+  app.add_option("--platform-keys", f.platform_keys,
                  "enable secure mode: directory of `cosmos keys platform` (platform.key, "
                  "sealing.secret); the enclave is SIMULATED (no hardware isolation)");
-  app.add_option("--allow", allow, "client public key file (NAME.pub) allowed to connect securely");
-  app.add_option("--enclave-state", enclave_state,
+  app.add_option("--allow", f.allow,
+                 "client public key file (NAME.pub) allowed to connect securely");
+  app.add_option("--enclave-state", f.enclave_state,
                  "directory of the enclave's trusted counters (default PLATFORM_KEYS/state)");
-  app.add_option("--secure-block-size", secure_block_size,
+  app.add_option("--secure-block-size", f.secure_block_size,
                  "protected-region block size for new secure regions (power of two, 512..65536)")
       ->check(CLI::IsMember({512u, 1024u, 2048u, 4096u, 8192u, 16384u, 32768u, 65536u}));
-  app.add_flag("--require-secure", require_secure,
+  app.add_flag("--require-secure", f.require_secure,
                "refuse plain connections (PermissionDenied); needs --platform-keys");
-  app.add_option("--freshness", freshness,
+  app.add_option("--freshness", f.freshness,
                  "secure regions: strict (default; a flush is acknowledged once its trusted "
                  "counter value is stable, nothing acknowledged can be rolled back) or relaxed "
                  "(acknowledged at once; a crash plus a host rollback can undo at most the "
                  "last --relaxed-window flushes of a region)")
       ->check(CLI::IsMember({"strict", "relaxed"}));
-  app.add_option("--relaxed-window", relaxed_window,
+  app.add_option("--relaxed-window", f.relaxed_window,
                  "relaxed freshness: unstable counter increments (= rollback window in "
                  "flushes) per region (default 8)")
       ->check(CLI::Range(1u, 1'000'000u));
-  app.add_option("--counter-delay-ms", counter_delay_ms,
+  app.add_option("--counter-delay-ms", f.counter_delay_ms,
                  "stabilisation delay of the SIMULATED trusted counter, modelling a hardware or "
                  "remote trusted counter (default 20)")
       ->check(CLI::Range(0u, 60'000u));
-  app.add_option("--secure-flushers", secure_flushers,
+  app.add_option("--secure-flushers", f.secure_flushers,
                  "threads running secure-region commits (they sleep in the counter wait; "
                  "default 16)")
       ->check(CLI::Range(1u, 256u));
-  app.add_flag("--accept-counter-reset", accept_counter_reset,
+  app.add_flag("--accept-counter-reset", f.accept_counter_reset,
                "ONE-OFF OVERRIDE: open secure regions whose trusted counter file is missing or "
                "further behind their sealed state than the freshness mode allows; gives up "
                "rollback detection for them (docs/operations.md)");
-  CLI11_PARSE(app, argc, argv);
+}
 
-  if (!config_path.empty()) {
-    auto file = cosmos::ConfigFile::Load(config_path);
-    if (!file.ok()) {
-      std::fprintf(stderr, "cosmosd: %s\n", file.status().ToString().c_str());
-      return 2;
-    }
-    auto loaded = cosmos::server::LoadDaemonConfig(*file, cfg);
-    if (!loaded.ok()) {
-      std::fprintf(stderr, "cosmosd: %s\n", loaded.status().ToString().c_str());
-      return 2;
-    }
-    cfg = std::move(*loaded);
+// The configuration: the file's settings (if any) with the flags on top.
+// Run at start and again on SIGHUP. InvalidArgument/NotFound name the file
+// or the flag at fault.
+Result<DaemonConfig> BuildConfig(const Flags& f) {
+  DaemonConfig cfg;
+  if (!f.config_path.empty()) {
+    COSMOS_ASSIGN_OR_RETURN(cosmos::ConfigFile file, cosmos::ConfigFile::Load(f.config_path));
+    COSMOS_ASSIGN_OR_RETURN(cfg, cosmos::server::LoadDaemonConfig(file, cfg));
   }
-  if (!listen.empty()) cfg.server.listen_ip = listen;
-  if (port >= 0) {
-    if (port > 65535) {
-      std::fprintf(stderr, "cosmosd: --port must be 0..65535\n");
-      return 2;
-    }
-    cfg.server.port = static_cast<uint16_t>(port);
-  }
-  if (workers != -1) {
-    if (workers < 1 || workers > 64) {
-      std::fprintf(stderr, "cosmosd: --workers must be 1..64\n");
-      return 2;
-    }
-    cfg.server.workers = static_cast<uint32_t>(workers);
-  }
-  if (flushers != -1) {
-    if (flushers < 1 || flushers > 64) {
-      std::fprintf(stderr, "cosmosd: --flushers must be 1..64\n");
-      return 2;
-    }
-    cfg.server.flushers = static_cast<uint32_t>(flushers);
-  }
-  if (mtu != -1) {
-    if (mtu < 256 || mtu > 9000) {
-      std::fprintf(stderr, "cosmosd: --mtu must be 256..9000\n");
-      return 2;
-    }
-    cfg.server.mtu = static_cast<size_t>(mtu);
-  }
-  if (busy_poll) cfg.server.busy_poll = true;
-  if (!log_level.empty()) cfg.log_level = log_level;
-  for (const auto& f : pool_flags) {
-    auto spec = cosmos::server::ParsePoolFlag(f);
-    if (!spec.ok()) {
-      std::fprintf(stderr, "cosmosd: %s\n", spec.status().ToString().c_str());
-      return 2;
-    }
-    cfg.pools.push_back(*spec);
+  if (!f.listen.empty()) cfg.server.listen_ip = f.listen;
+  if (f.port) cfg.server.port = static_cast<uint16_t>(*f.port);
+  if (f.workers) cfg.server.workers = static_cast<uint32_t>(*f.workers);
+  if (f.flushers) cfg.server.flushers = static_cast<uint32_t>(*f.flushers);
+  if (f.mtu) cfg.server.mtu = static_cast<size_t>(*f.mtu);
+  if (f.busy_poll) cfg.server.busy_poll = true;
+  if (!f.log.level.empty()) cfg.log_level = f.log.level;
+  if (!f.log.file.empty()) cfg.log_file = f.log.file;
+  if (f.log.format != "text") cfg.log_format = f.log.format;
+  COSMOS_RETURN_IF_ERROR(cosmos::log::ValidateLevel(cfg.log_level).WithContext("server.log_level"));
+  COSMOS_RETURN_IF_ERROR(
+      cosmos::log::ValidateFormat(cfg.log_format).WithContext("server.log_format"));
+  for (const auto& text : f.pools) {
+    COSMOS_ASSIGN_OR_RETURN(cosmos::server::PoolSpec spec, cosmos::server::ParsePoolFlag(text));
+    cfg.pools.push_back(std::move(spec));
   }
   // Secure settings: flags override the file's keys; --allow adds to
   // server.allow.
-  cosmos::server::SecureConfig& sec_cfg = cfg.secure;
-  if (!platform_keys.empty()) sec_cfg.platform_keys = platform_keys;
-  if (!enclave_state.empty()) sec_cfg.enclave_state = enclave_state;
-  sec_cfg.allow.insert(sec_cfg.allow.end(), allow.begin(), allow.end());
-  if (app.count("--secure-block-size") > 0) sec_cfg.block_size = secure_block_size;
-  if (require_secure) sec_cfg.require_secure = true;
-  if (!freshness.empty()) sec_cfg.freshness = freshness;
-  if (app.count("--relaxed-window") > 0) sec_cfg.relaxed_window = relaxed_window;
-  if (app.count("--counter-delay-ms") > 0) sec_cfg.counter_delay_ms = counter_delay_ms;
-  if (app.count("--secure-flushers") > 0) cfg.server.secure_flushers = secure_flushers;
-  if (accept_counter_reset) sec_cfg.accept_counter_reset = true;
-  if (auto s = cosmos::server::ValidateSecureConfig(sec_cfg); !s.ok()) {
-    std::fprintf(stderr, "cosmosd: %s\n", s.message().c_str());
-    return 2;
-  }
-  if (!cosmos::log::SetLevel(cfg.log_level)) {
-    std::fprintf(stderr, "cosmosd: unknown log level '%s'\n", cfg.log_level.c_str());
-    return 2;
-  }
+  cosmos::server::SecureConfig& s = cfg.secure;
+  if (!f.platform_keys.empty()) s.platform_keys = f.platform_keys;
+  if (!f.enclave_state.empty()) s.enclave_state = f.enclave_state;
+  s.allow.insert(s.allow.end(), f.allow.begin(), f.allow.end());
+  if (f.secure_block_size) s.block_size = *f.secure_block_size;
+  if (f.require_secure) s.require_secure = true;
+  if (!f.freshness.empty()) s.freshness = f.freshness;
+  if (f.relaxed_window) s.relaxed_window = *f.relaxed_window;
+  if (f.counter_delay_ms) s.counter_delay_ms = *f.counter_delay_ms;
+  if (f.secure_flushers) cfg.server.secure_flushers = *f.secure_flushers;
+  if (f.accept_counter_reset) s.accept_counter_reset = true;
+  COSMOS_RETURN_IF_ERROR(cosmos::server::ValidateSecureConfig(s));
+  return cfg;
+}
 
-  // Block the stop signals in every thread; the main thread waits for them.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+Result<std::vector<cosmos::sec::Ed25519PublicKey>> LoadAllowList(
+    const std::vector<std::string>& paths) {
+  std::vector<cosmos::sec::Ed25519PublicKey> clients;
+  for (const auto& path : paths) {
+    auto key = cosmos::sec::LoadPublicKey(path, cosmos::sec::KeyKind::kClientPublic);
+    if (!key.ok()) return key.status().WithContext("allow " + path);
+    clients.push_back(*key);
+  }
+  return clients;
+}
+
+// The settings a SIGHUP cannot apply, compared between the running and the
+// reloaded configuration (names as in the config file).
+std::vector<std::string> ChangesNeedingRestart(const DaemonConfig& a, const DaemonConfig& b) {
+  std::vector<std::string> out;
+  auto check = [&](bool differs, const char* name) {
+    if (differs) out.emplace_back(name);
+  };
+  const auto &x = a.server, &y = b.server;
+  check(x.listen_ip != y.listen_ip, "server.listen");
+  check(x.port != y.port, "server.port");
+  check(x.workers != y.workers, "server.workers");
+  check(x.flushers != y.flushers, "server.flushers");
+  check(x.mtu != y.mtu, "server.mtu");
+  check(x.busy_poll != y.busy_poll, "server.busy_poll");
+  check(x.idle_spin_us != y.idle_spin_us, "server.idle_spin_us");
+  check(x.secure_flushers != y.secure_flushers, "server.secure_flushers");
+  check(a.log_format != b.log_format, "server.log_format");
+  check(a.log_file != b.log_file, "server.log_file");
+  check(x.qos.client_bytes_per_sec != y.qos.client_bytes_per_sec ||
+            x.qos.client_ops_per_sec != y.qos.client_ops_per_sec ||
+            x.qos.region_bytes_per_sec != y.qos.region_bytes_per_sec ||
+            x.qos.region_ops_per_sec != y.qos.region_ops_per_sec ||
+            x.qos.burst_seconds != y.qos.burst_seconds,
+        "qos");
+  bool pools_differ = a.pools.size() != b.pools.size();
+  for (size_t i = 0; !pools_differ && i < a.pools.size(); ++i) {
+    const auto &p = a.pools[i], &q = b.pools[i];
+    pools_differ = p.name != q.name || p.path != q.path || p.size_bytes != q.size_bytes ||
+                   p.backend != q.backend || p.create != q.create;
+  }
+  check(pools_differ, "pool");
+  const auto &s = a.secure, &t = b.secure;
+  check(s.platform_keys != t.platform_keys, "server.platform_keys");
+  check(s.enclave_state != t.enclave_state, "server.enclave_state");
+  check(s.block_size != t.block_size, "server.secure_block_size");
+  check(s.require_secure != t.require_secure, "server.require_secure");
+  check(s.freshness != t.freshness || s.relaxed_window != t.relaxed_window,
+        "server.freshness/relaxed_window");
+  check(s.counter_delay_ms != t.counter_delay_ms, "server.counter_delay_ms");
+  // allow needs a restart only on a plain node (no enclave to hand it to).
+  check(s.platform_keys.empty() && s.allow != t.allow, "server.allow");
+  return out;
+}
+
+// SIGHUP: reopen the log file, re-read the configuration, apply the log
+// level and (secure mode) the client allow list, and log what else changed
+// and needs a restart. A bad new configuration changes nothing.
+void Reload(const Flags& flags, DaemonConfig& running, cosmos::sec::SimulatedEnclave* enclave) {
+  if (Status s = cosmos::log::Reopen(); !s.ok()) {
+    COSMOS_LOG_ERROR("cosmosd: SIGHUP: {}", s.ToString());
+  }
+  COSMOS_LOG_INFO("cosmosd: SIGHUP: reloading{}", flags.config_path.empty()
+                                                      ? " (no config file: flags only)"
+                                                      : " " + flags.config_path);
+  auto next = BuildConfig(flags);
+  if (!next.ok()) {
+    COSMOS_LOG_ERROR("cosmosd: SIGHUP: configuration refused, nothing changed: {}",
+                     next.status().ToString());
+    return;
+  }
+  std::vector<std::string> reloaded;
+  if (enclave != nullptr && next->secure.allow != running.secure.allow) {
+    auto clients = LoadAllowList(next->secure.allow);
+    Status s = clients.ok() ? enclave->SetClientAllowList(*clients) : clients.status();
+    if (!s.ok()) {
+      COSMOS_LOG_ERROR("cosmosd: SIGHUP: allow list kept: {}", s.ToString());
+      next->secure.allow = running.secure.allow;
+    } else {
+      reloaded.push_back("server.allow (" + std::to_string(clients->size()) +
+                         " clients; new connections)");
+    }
+  }
+  if (next->log_level != running.log_level) {
+    cosmos::log::SetLevel(next->log_level);
+    reloaded.push_back("server.log_level = " + next->log_level);
+  }
+  std::string list;
+  for (const auto& r : reloaded) list += (list.empty() ? "" : ", ") + r;
+  COSMOS_LOG_INFO("cosmosd: SIGHUP: reopened log {}; reloaded: {}",
+                  cosmos::log::CurrentFile().empty() ? "stderr (nothing to reopen)"
+                                                     : cosmos::log::CurrentFile(),
+                  list.empty() ? "nothing changed" : list);
+  const std::vector<std::string> restart = ChangesNeedingRestart(running, *next);
+  if (!restart.empty()) {
+    std::string names;
+    for (const auto& r : restart) names += (names.empty() ? "" : ", ") + r;
+    COSMOS_LOG_WARN("cosmosd: SIGHUP: changed but needs a restart to apply: {}", names);
+  }
+  // Only what was applied becomes the running configuration.
+  running.log_level = next->log_level;
+  running.secure.allow = next->secure.allow;
+}
+
+void WritePortFile(const std::string& path, uint16_t port, int* exit_code) {
+  std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp);
+    out << port << "\n";
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::fprintf(stderr, "cosmosd: cannot write %s\n", path.c_str());
+    *exit_code = cosmos::app::kExitFailure;
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  cosmos::log::Init("info");
+  CLI::App app{"cosmosd: COSMOS memory node serving persistent-memory regions over UDP"};
+  Flags flags;
+  DefineFlags(app, flags);
+  if (auto code = cosmos::app::Parse(app, argc, argv)) return *code;
+
+  auto built = BuildConfig(flags);
+  if (!built.ok()) {
+    std::fprintf(stderr, "cosmosd: %s\n", built.status().ToString().c_str());
+    return cosmos::app::kExitUsage;
+  }
+  DaemonConfig cfg = std::move(*built);
+  if (Status s = cosmos::log::Configure({cfg.log_level, cfg.log_file, cfg.log_format}); !s.ok()) {
+    std::fprintf(stderr, "cosmosd: %s\n", s.ToString().c_str());
+    return cosmos::app::kExitUsage;
+  }
+  const cosmos::server::SecureConfig& sec_cfg = cfg.secure;
+
+  // Block the stop and reload signals in every thread; the main thread
+  // waits for them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   auto pools = cosmos::server::OpenPools(cfg.pools);
   if (!pools.ok()) {
@@ -181,17 +302,12 @@ int main(int argc, char** argv) {
       return 1;
     }
     enclave = std::move(*created);
-    std::vector<cosmos::sec::Ed25519PublicKey> clients;
-    for (const auto& path : sec_cfg.allow) {
-      auto key = cosmos::sec::LoadPublicKey(path, cosmos::sec::KeyKind::kClientPublic);
-      if (!key.ok()) {
-        std::fprintf(stderr, "cosmosd: allow %s: %s\n", path.c_str(),
-                     key.status().ToString().c_str());
-        return 2;
-      }
-      clients.push_back(*key);
+    auto clients = LoadAllowList(sec_cfg.allow);
+    if (!clients.ok()) {
+      std::fprintf(stderr, "cosmosd: %s\n", clients.status().ToString().c_str());
+      return cosmos::app::kExitUsage;
     }
-    if (auto s = enclave->SetClientAllowList(clients); !s.ok()) {
+    if (auto s = enclave->SetClientAllowList(*clients); !s.ok()) {
       std::fprintf(stderr, "cosmosd: %s\n", s.ToString().c_str());
       return 1;
     }
@@ -200,7 +316,7 @@ int main(int argc, char** argv) {
     cfg.server.secure_engine = engine.get();
     cfg.server.require_secure = sec_cfg.require_secure;
     COSMOS_LOG_INFO("cosmosd: secure mode, {}; {} allowed clients; block size {}",
-                    enclave->Description(), clients.size(), sec_cfg.block_size);
+                    enclave->Description(), clients->size(), sec_cfg.block_size);
     COSMOS_LOG_INFO("cosmosd: {}", cosmos::server::DescribeFreshness(sec_cfg));
     if (sec_cfg.accept_counter_reset) {
       COSMOS_LOG_WARN(
@@ -222,23 +338,16 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "cosmosd: %s\n", server.status().ToString().c_str());
     return 1;
   }
-  if (!port_file.empty()) {
-    std::string tmp = port_file + ".tmp";
-    {
-      std::ofstream out(tmp);
-      out << (*server)->port() << "\n";
-    }
-    if (std::rename(tmp.c_str(), port_file.c_str()) != 0) {
-      std::fprintf(stderr, "cosmosd: cannot write %s\n", port_file.c_str());
-      return 1;
-    }
-  }
-  COSMOS_LOG_INFO("cosmosd: ready on port {}", (*server)->port());
+  int exit_code = cosmos::app::kExitOk;
+  if (!flags.port_file.empty()) WritePortFile(flags.port_file, (*server)->port(), &exit_code);
+  if (exit_code != cosmos::app::kExitOk) return exit_code;
+  COSMOS_LOG_INFO("cosmosd: {} ready on port {}", cosmos::VersionLine("cosmosd"),
+                  (*server)->port());
   int sig = 0;
-  sigwait(&stop_signals, &sig);
+  while (sigwait(&signals, &sig) == 0 && sig == SIGHUP) Reload(flags, cfg, enclave.get());
   COSMOS_LOG_INFO("cosmosd: {} received, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
   (*server)->Stop();
   engine.reset();  // close protected regions while their pmem regions are still mapped
   server->reset();
-  return 0;
+  return exit_code;
 }
