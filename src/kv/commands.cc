@@ -11,7 +11,9 @@
 #include <unordered_set>
 
 #include "common/check.h"
+#include "kv/command_util.h"
 #include "kv/resp.h"
+#include "kv/typed_commands.h"
 
 namespace cosmos::kv {
 
@@ -28,45 +30,33 @@ const int64_t kStartMs = std::chrono::duration_cast<std::chrono::milliseconds>(
                              std::chrono::steady_clock::now().time_since_epoch())
                              .count();
 
-bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-    if (x != y) return false;
+// Redis arity: > 0 exactly that many arguments (name included), < 0 at least.
+bool ArityOk(int arity, size_t args) {
+  const int n = static_cast<int>(std::min<size_t>(args, INT_MAX));
+  return arity > 0 ? n == arity : n >= -arity;
+}
+
+}  // namespace
+
+bool Dispatcher::CheckCommand(std::span<const std::string_view> args, std::string* out) {
+  int arity;
+  const char* name;
+  if (const CommandSpec* spec = Find(args[0]); spec != nullptr) {
+    arity = spec->arity;
+    name = spec->name;
+  } else if (const TypedCommand* typed = FindTypedCommand(args[0]); typed != nullptr) {
+    arity = typed->arity;
+    name = typed->name;
+  } else {
+    AppendUnknownCommand(args, out);
+    return false;
+  }
+  if (!ArityOk(arity, args.size())) {
+    AppendError(out, std::string("ERR wrong number of arguments for '") + name + "' command");
+    return false;
   }
   return true;
 }
-
-std::string Lower(std::string_view s) {
-  std::string r(s);
-  for (char& c : r) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return r;
-}
-
-// Redis string2ll: optional '-', digits, no leading zeros/spaces/'+'.
-bool ParseInt64(std::string_view s, int64_t* v) {
-  if (s.empty() || s.size() > 20) return false;
-  if (s[0] == '+' || (s.size() > 1 && s[0] == '0') || (s.size() > 2 && s[0] == '-' && s[1] == '0'))
-    return false;
-  if (s == "-0") return false;
-  auto r = std::from_chars(s.data(), s.data() + s.size(), *v);
-  return r.ec == std::errc() && r.ptr == s.data() + s.size();
-}
-
-bool ParseUint64(std::string_view s, uint64_t* v) {
-  if (s.empty() || s.size() > 20 || s[0] == '+' || s[0] == '-') return false;
-  auto r = std::from_chars(s.data(), s.data() + s.size(), *v);
-  return r.ec == std::errc() && r.ptr == s.data() + s.size();
-}
-
-constexpr std::string_view kNotInteger = "ERR value is not an integer or out of range";
-constexpr std::string_view kSyntax = "ERR syntax error";
-
-}  // namespace
 
 const Dispatcher::CommandSpec Dispatcher::kCommands[] = {
     {"ping", -1, &Dispatcher::Ping, false},
@@ -111,7 +101,7 @@ const Dispatcher::CommandSpec Dispatcher::kCommands[] = {
     {"time", 1, &Dispatcher::Time, false},
 };
 
-size_t Dispatcher::CommandCount() { return std::size(kCommands); }
+size_t Dispatcher::CommandCount() { return std::size(kCommands) + TypedCommandCount() + 5; }
 
 const Dispatcher::CommandSpec* Dispatcher::Find(std::string_view name) {
   static const auto* table = [] {
@@ -127,31 +117,45 @@ const Dispatcher::CommandSpec* Dispatcher::Find(std::string_view name) {
 Dispatcher::Dispatcher(Store* store, DispatcherOptions options)
     : store_(store), options_(std::move(options)) {}
 
-uint64_t Dispatcher::Execute(ClientSession& session, std::span<const std::string_view> args,
-                             std::string* out) {
+void Dispatcher::AppendUnknownCommand(std::span<const std::string_view> args, std::string* out) {
+  std::string rest;
+  for (size_t i = 1; i < args.size() && rest.size() < 128; ++i) {
+    const size_t room = 128 - rest.size();
+    rest.push_back('\'');
+    rest.append(args[i].substr(0, room));
+    rest.append("' ");
+  }
+  std::string msg = "ERR unknown command '";
+  msg.append(args[0].substr(0, 128));
+  msg.append("', with args beginning with: ");
+  msg.append(rest);
+  AppendError(out, msg);
+}
+
+uint64_t Dispatcher::Dispatch(ClientSession& session, std::span<const std::string_view> args,
+                              std::string* out) {
   COSMOS_CHECK(!args.empty());
   ++commands_processed_;
   const CommandSpec* spec = Find(args[0]);
   if (spec == nullptr) {
-    std::string rest;
-    for (size_t i = 1; i < args.size() && rest.size() < 128; ++i) {
-      const size_t room = 128 - rest.size();
-      rest.push_back('\'');
-      rest.append(args[i].substr(0, room));
-      rest.append("' ");
+    const TypedCommand* typed = FindTypedCommand(args[0]);
+    if (typed == nullptr) {
+      AppendUnknownCommand(args, out);
+      return 0;
     }
-    std::string msg = "ERR unknown command '";
-    msg.append(args[0].substr(0, 128));
-    msg.append("', with args beginning with: ");
-    msg.append(rest);
-    AppendError(out, msg);
-    return 0;
+    if (!ArityOk(typed->arity, args.size())) {
+      AppendError(out,
+                  std::string("ERR wrong number of arguments for '") + typed->name + "' command");
+      return 0;
+    }
+    TypedCtx t{store_, args, out};
+    return typed->handler(t);
   }
-  const int n = static_cast<int>(std::min<size_t>(args.size(), INT_MAX));
-  if ((spec->arity > 0 && n != spec->arity) || (spec->arity < 0 && n < -spec->arity)) {
+  if (!ArityOk(spec->arity, args.size())) {
     AppendError(out, std::string("ERR wrong number of arguments for '") + spec->name + "' command");
     return 0;
   }
+  if (RejectStringCommandOnOtherType(store_, spec->name, args, out)) return ReadSeq();
   Ctx c{session, args, out, spec};
   return (this->*(spec->handler))(c);
 }
@@ -159,23 +163,7 @@ uint64_t Dispatcher::Execute(ClientSession& session, std::span<const std::string
 uint64_t Dispatcher::ReadSeq() { return store_->last_sequence(); }
 
 uint64_t Dispatcher::StoreError(Ctx& c, const Status& s) {
-  switch (s.code()) {
-    case StatusCode::kResourceExhausted:
-      AppendError(c.out, "OOM command not allowed: cosmos-kv log full (" + s.message() + ")");
-      break;
-    case StatusCode::kFailedPrecondition:
-      AppendError(c.out,
-                  "MISCONF cosmos-kv storage failed; restart to recover the durable "
-                  "state (" +
-                      s.message() + ")");
-      break;
-    case StatusCode::kInvalidArgument:
-      AppendError(c.out, "ERR " + s.message());
-      break;
-    default:
-      AppendError(c.out, "ERR storage error: " + s.ToString());
-      break;
-  }
+  AppendStoreError(c.out, s);
   return 0;
 }
 
@@ -526,7 +514,7 @@ uint64_t Dispatcher::Scan(Ctx& c) {
   }
   std::string_view pattern = "*";
   uint64_t count = 10;
-  bool strings = true;
+  std::string_view type_filter;  // empty: every type
   for (size_t i = 2; i < c.args.size(); i += 2) {
     if (i + 1 >= c.args.size()) {
       AppendError(c.out, kSyntax);
@@ -546,7 +534,7 @@ uint64_t Dispatcher::Scan(Ctx& c) {
       }
       count = static_cast<uint64_t>(n);
     } else if (EqualsIgnoreCase(c.args[i], "type")) {
-      strings = EqualsIgnoreCase(c.args[i + 1], "string");
+      type_filter = c.args[i + 1];
     } else {
       AppendError(c.out, kSyntax);
       return 0;
@@ -555,7 +543,13 @@ uint64_t Dispatcher::Scan(Ctx& c) {
   std::vector<std::string> keys;
   auto next = store_->Scan(cursor, pattern, count, &keys);
   if (!next.ok()) return StoreError(c, next.status());
-  if (!strings) keys.clear();
+  if (!type_filter.empty()) {
+    std::erase_if(keys, [&](const std::string& k) {
+      auto info = store_->Lookup(k);
+      return !info.ok() || !info->has_value() ||
+             !EqualsIgnoreCase(TypeName((*info)->type), type_filter);
+    });
+  }
   AppendArrayHeader(c.out, 2);
   AppendBulk(c.out, std::to_string(*next));
   AppendArrayHeader(c.out, static_cast<int64_t>(keys.size()));
@@ -585,7 +579,7 @@ uint64_t Dispatcher::FlushDb(Ctx& c) {
 uint64_t Dispatcher::Type(Ctx& c) {
   auto info = store_->Lookup(c.args[1]);
   if (!info.ok()) return StoreError(c, info.status());
-  AppendSimple(c.out, info->has_value() ? "string" : "none");
+  AppendSimple(c.out, info->has_value() ? TypeName((*info)->type) : "none");
   return ReadSeq();
 }
 

@@ -11,6 +11,7 @@
 #include <string_view>
 
 #include "kv/store.h"
+#include "kv/transaction.h"
 
 namespace cosmos::kv {
 
@@ -18,7 +19,8 @@ namespace cosmos::kv {
 struct ClientSession {
   uint64_t id = 0;
   std::string name;
-  bool quit = false;  // set by QUIT: close after the reply is sent
+  bool quit = false;    // set by QUIT: close after the reply is sent
+  TransactionState tx;  // MULTI/EXEC/WATCH (kv/transaction.cc)
 };
 
 struct DispatcherOptions {
@@ -41,7 +43,9 @@ class Dispatcher {
   // Runs the command `args` (args[0] is the name, any case) for `session`,
   // appending exactly one RESP reply to `*out`. Returns the sequence number
   // that must be durable before the reply is sent (0 = none). Never fails:
-  // errors become RESP error replies.
+  // errors become RESP error replies. Inside MULTI commands are queued
+  // (+QUEUED) and EXEC runs them as one atomic, durable commit group
+  // (kv/transaction.cc).
   uint64_t Execute(ClientSession& session, std::span<const std::string_view> args,
                    std::string* out);
 
@@ -58,6 +62,16 @@ class Dispatcher {
     bool write;
   };
   static const CommandSpec* Find(std::string_view name);
+  // Runs one command outside transaction handling (the command tables).
+  uint64_t Dispatch(ClientSession& session, std::span<const std::string_view> args,
+                    std::string* out);
+  // Queue-time check inside MULTI: false (error appended) for an unknown
+  // command or a wrong number of arguments.
+  static bool CheckCommand(std::span<const std::string_view> args, std::string* out);
+  static void AppendUnknownCommand(std::span<const std::string_view> args, std::string* out);
+  // MULTI/EXEC/DISCARD/WATCH/UNWATCH (kv/transaction.cc).
+  uint64_t Exec(ClientSession& session, std::string* out);
+  void Watch(ClientSession& session, std::span<const std::string_view> args, std::string* out);
   static const CommandSpec kCommands[];
 
   uint64_t StoreError(Ctx& c, const Status& s);

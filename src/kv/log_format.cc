@@ -39,7 +39,7 @@ Result<RecordHeader> DecodeRecordHeader(const char* header, uint64_t available,
   if (LoadLE<uint32_t>(header + RecordLayout::kMagic) != kRecordMagic) return bad("bad magic");
   RecordHeader h;
   const uint8_t type = static_cast<uint8_t>(header[RecordLayout::kType]);
-  if (type < 1 || type > 4) return bad("unknown record type");
+  if (type < 1 || type > kMaxRecordType) return bad("unknown record type");
   h.type = static_cast<RecordType>(type);
   h.flags = static_cast<uint8_t>(header[RecordLayout::kFlags]);
   if ((h.flags & ~kRecordFlagBatchEnd) != 0) return bad("unknown record flags");
@@ -54,6 +54,14 @@ Result<RecordHeader> DecodeRecordHeader(const char* header, uint64_t available,
   }
   h.size = RecordSize(h.key_len, h.value_len);
   return h;
+}
+
+void MarkBatchEnd(char* record) {
+  record[RecordLayout::kFlags] =
+      static_cast<char>(record[RecordLayout::kFlags] | kRecordFlagBatchEnd);
+  const uint64_t used = kRecordHeaderSize + LoadLE<uint32_t>(record + RecordLayout::kKeyLen) +
+                        LoadLE<uint64_t>(record + RecordLayout::kValueLen);
+  StoreLE<uint64_t>(record, Checksum64(record + 8, used - 8, kRecordSeed));
 }
 
 bool RecordChecksumOk(const char* record, const RecordHeader& h) {

@@ -1,4 +1,4 @@
-// On-device layout of the cosmos-kv log, version 2 (spec: docs/kv.md).
+// On-device layout of the cosmos-kv log, version 3 (spec: docs/kv.md).
 // Superblock, control words, two log halves each with a segment header,
 // and checksummed records. Offsets and sizes are pinned with static_assert.
 #pragma once
@@ -16,8 +16,9 @@ inline constexpr uint64_t kSuperblockMagic = 0x31564b534f4d534full;  // "OSMOSKV
 // v2 adds commit-group flags and the open epoch to records, the open-epoch and
 // per-half base-sequence control words, and recovery past the tail word (one
 // flush per commit). A v1 log is a valid v2 log (those fields are zero) and
-// is upgraded in place on open.
-inline constexpr uint32_t kFormatVersion = 2;
+// is upgraded in place on open. v3 adds typed-value put records (hashes,
+// lists, sets, sorted sets); v1 and v2 logs are valid v3 logs.
+inline constexpr uint32_t kFormatVersion = 3;
 inline constexpr uint32_t kOldestReadableFormatVersion = 1;
 inline constexpr uint64_t kHeaderAreaSize = 4096;  // superblock + control words
 inline constexpr uint64_t kSuperblockSize = 64;
@@ -73,7 +74,33 @@ enum class RecordType : uint8_t {
   kDelete = 2,  // key removed
   kExpire = 3,  // key's absolute expiry set (value unchanged)
   kClear = 4,   // every key removed (FLUSHDB)
+  // v3: key -> typed value (hash, list, set, sorted set), with absolute
+  // expiry; the value starts with a TypedValueLayout header.
+  kPutTyped = 5,
 };
+inline constexpr uint8_t kMaxRecordType = 5;
+
+// The type of a key's value. Strings are kPut records; the other types are
+// kPutTyped records whose value header carries this byte.
+enum class ValueType : uint8_t {
+  kString = 0,
+  kHash = 1,
+  kList = 2,
+  kSet = 3,
+  kZSet = 4,
+};
+
+// Header at the start of a kPutTyped record's value (whole-value encoding,
+// spec: docs/kv.md "Typed values"). The payload after it is decoded by
+// kv/value_codec.h; the store itself reads only the type byte.
+struct TypedValueLayout {
+  static constexpr size_t kVersion = 0;   // u8: encoding version (kTypedValueVersion)
+  static constexpr size_t kType = 1;      // u8: ValueType (never kString)
+  static constexpr size_t kReserved = 2;  // u16 zero
+  static constexpr size_t kCount = 4;     // u32: number of elements (pairs for a hash)
+  static constexpr size_t kSize = 8;      // payload follows
+};
+inline constexpr uint8_t kTypedValueVersion = 1;
 
 // Record header; key bytes, value bytes and zero padding to 8 follow.
 struct RecordLayout {
@@ -92,6 +119,10 @@ static_assert(RecordLayout::kValueLen + 8 == kRecordHeaderSize);
 // Record flag: the last record of an atomic WriteBatch. Recovery applies
 // records past the durable tail word only in complete groups.
 inline constexpr uint8_t kRecordFlagBatchEnd = 0x01;
+
+// Sets the batch-end flag of the encoded record at `record` (a complete
+// record produced by EncodeRecord) and recomputes its checksum.
+void MarkBatchEnd(char* record);
 
 // Total bytes a record with these lengths occupies (header + data, padded to 8).
 inline constexpr uint64_t RecordSize(uint64_t key_len, uint64_t value_len) {

@@ -24,6 +24,18 @@ int64_t WallClockMs() {
 
 bool Expired(int64_t expiry_ms, int64_t now) { return expiry_ms != 0 && expiry_ms <= now; }
 
+// The value type of a record: strings are kPut records; a kPutTyped record
+// names its type in the value header (`value` holds at least the bytes of
+// that header that exist).
+ValueType RecordValueType(RecordType type, std::string_view value) {
+  if (type != RecordType::kPutTyped || value.size() <= TypedValueLayout::kType) {
+    return ValueType::kString;
+  }
+  return static_cast<ValueType>(value[TypedValueLayout::kType]);
+}
+
+bool IsPut(RecordType type) { return type == RecordType::kPut || type == RecordType::kPutTyped; }
+
 }  // namespace
 
 Store::Store(LogDevice* device, StoreOptions options)
@@ -186,15 +198,18 @@ Status Store::ReplayHalf(int half, uint64_t tail) {
       return Status::Corruption("kv log record at " + where + ": checksum mismatch");
     }
     last_seq_ = std::max(last_seq_, h.sequence);
-    ReplayRecord(h, std::string_view(buf.data() + kRecordHeaderSize, h.key_len), base + off);
+    const std::string_view value(buf.data() + kRecordHeaderSize + h.key_len, h.value_len);
+    ReplayRecord(h, std::string_view(buf.data() + kRecordHeaderSize, h.key_len),
+                 RecordValueType(h.type, value), base + off);
     off += h.size;
   }
   return Status::Ok();
 }
 
-void Store::ReplayRecord(const RecordHeader& h, std::string_view key, uint64_t pos) {
-  if (!(h.type == RecordType::kPut && Expired(h.expiry_ms, options_.now_ms()))) {
-    ApplyRecord(h.type, key, pos, h.value_len, h.expiry_ms, h.key_len);
+void Store::ReplayRecord(const RecordHeader& h, std::string_view key, ValueType type,
+                         uint64_t pos) {
+  if (!(IsPut(h.type) && Expired(h.expiry_ms, options_.now_ms()))) {
+    ApplyRecord(h.type, key, pos, h.value_len, h.expiry_ms, h.key_len, type);
   } else {
     auto it = index_.find(key);
     if (it != index_.end()) EraseKey(it);
@@ -219,6 +234,7 @@ Result<uint64_t> Store::ReplayPastTail(int half, uint64_t tail, uint64_t epoch) 
     RecordHeader h;
     uint64_t pos;
     std::string key;
+    ValueType type;
   };
   std::vector<Pending> group;
   uint64_t off = tail, end = tail, seq = last_seq_;
@@ -231,11 +247,13 @@ Result<uint64_t> Store::ReplayPastTail(int half, uint64_t tail, uint64_t epoch) 
     buf.resize(h->size);
     COSMOS_RETURN_IF_ERROR(device_->Read(base + off, buf.data(), h->size));
     if (!RecordChecksumOk(buf.data(), *h)) break;
-    group.push_back({*h, base + off, buf.substr(kRecordHeaderSize, h->key_len)});
+    const std::string_view value(buf.data() + kRecordHeaderSize + h->key_len, h->value_len);
+    group.push_back({*h, base + off, buf.substr(kRecordHeaderSize, h->key_len),
+                     RecordValueType(h->type, value)});
     seq = h->sequence;
     off += h->size;
     if ((h->flags & kRecordFlagBatchEnd) != 0) {
-      for (const Pending& p : group) ReplayRecord(p.h, p.key, p.pos);
+      for (const Pending& p : group) ReplayRecord(p.h, p.key, p.type, p.pos);
       recovered_past_tail_ += group.size();
       group.clear();
       last_seq_ = seq;
@@ -252,9 +270,10 @@ void Store::EraseKey(Index::iterator it) {
 }
 
 void Store::ApplyRecord(RecordType type, std::string_view key, uint64_t pos, uint64_t value_len,
-                        int64_t expiry_ms, uint32_t key_len) {
+                        int64_t expiry_ms, uint32_t key_len, ValueType value_type) {
   switch (type) {
-    case RecordType::kPut: {
+    case RecordType::kPut:
+    case RecordType::kPutTyped: {
       auto it = index_.find(key);
       if (it == index_.end()) {
         it = index_.emplace(std::string(key), Entry{}).first;
@@ -268,6 +287,7 @@ void Store::ApplyRecord(RecordType type, std::string_view key, uint64_t pos, uin
       e.value_len = value_len;
       e.expiry_ms = expiry_ms;
       e.key_len = key_len;
+      e.type = value_type;
       live_bytes_ += RecordSize(key_len, value_len);
       break;
     }
@@ -343,7 +363,9 @@ Result<uint64_t> Store::Apply(const WriteBatch& batch) {
     const uint64_t end = RecordBase(half_) + capacity_;
     if (need > end - append_pos_) {
       // Compaction helps only if live data plus this batch fits in a half.
-      if (attempt == 0 && live_bytes_ + need <= capacity_ &&
+      // Inside an atomic section this thread holds commit_mu_, which
+      // compaction needs: fail instead (nothing of this batch is applied).
+      if (attempt == 0 && !atomic_ && live_bytes_ + need <= capacity_ &&
           (append_pos_ - RecordBase(half_)) > live_bytes_) {
         l.unlock();
         COSMOS_RETURN_IF_ERROR(Compact());
@@ -357,12 +379,14 @@ Result<uint64_t> Store::Apply(const WriteBatch& batch) {
       const auto& op = batch.ops_[i];
       const uint64_t pos = append_pos_;
       const uint64_t seq = ++last_seq_;
-      const uint8_t flags = i + 1 == batch.ops_.size() ? kRecordFlagBatchEnd : 0;
+      // In an atomic section EndAtomic flags the section's last record.
+      const uint8_t flags = !atomic_ && i + 1 == batch.ops_.size() ? kRecordFlagBatchEnd : 0;
+      if (atomic_) atomic_last_record_ = staging_.size();
       EncodeRecord(op.type, seq, op.expiry_ms, op.key, op.value, flags,
                    static_cast<uint32_t>(epoch_), &staging_);
       append_pos_ += RecordSize(op.key.size(), op.value.size());
       ApplyRecord(op.type, op.key, pos, op.value.size(), op.expiry_ms,
-                  static_cast<uint32_t>(op.key.size()));
+                  static_cast<uint32_t>(op.key.size()), RecordValueType(op.type, op.value));
       ++records_pending_;
     }
     MaybeTriggerCompaction();
@@ -381,10 +405,17 @@ void Store::MaybeTriggerCompaction() {
 }
 
 Result<bool> Store::Get(std::string_view key, std::string* value) {
+  ValueType type;
+  COSMOS_ASSIGN_OR_RETURN(bool found, GetValue(key, &type, value));
+  return found && type == ValueType::kString;
+}
+
+Result<bool> Store::GetValue(std::string_view key, ValueType* type, std::string* value) {
   std::lock_guard l(mu_);
   if (!failed_.ok()) return failed_;
   auto it = FindLive(key);
   if (it == index_.end()) return false;
+  *type = it->second.type;
   value->resize(it->second.value_len);
   COSMOS_RETURN_IF_ERROR(ReadLog(it->second.pos + kRecordHeaderSize + it->second.key_len,
                                  value->data(), it->second.value_len));
@@ -396,7 +427,10 @@ Result<std::optional<KeyInfo>> Store::Lookup(std::string_view key) {
   if (!failed_.ok()) return failed_;
   auto it = FindLive(key);
   if (it == index_.end()) return std::optional<KeyInfo>();
-  return std::optional<KeyInfo>(KeyInfo{it->second.value_len, it->second.expiry_ms});
+  const Entry& e = it->second;
+  const uint64_t version = e.pos ^ (generation_ * 0x9e3779b97f4a7c15ull) ^
+                           (static_cast<uint64_t>(e.expiry_ms) * 0xc2b2ae3d27d4eb4full);
+  return std::optional<KeyInfo>(KeyInfo{e.value_len, e.expiry_ms, e.type, version});
 }
 
 Result<std::vector<std::string>> Store::Keys(std::string_view pattern) {
@@ -655,7 +689,7 @@ Status Store::CompactLocked() {
       std::string k = rec.substr(kRecordHeaderSize, h.key_len);
       std::string v = rec.substr(kRecordHeaderSize + h.key_len, h.value_len);
       rec.clear();
-      EncodeRecord(RecordType::kPut, h.sequence, it.expiry_ms, k, v, h.flags, h.epoch, &rec);
+      EncodeRecord(h.type, h.sequence, it.expiry_ms, k, v, h.flags, h.epoch, &rec);
     }
     it.new_pos = out + chunk.size();
     chunk += rec;
@@ -741,6 +775,27 @@ Status Store::CompactLocked() {
   durable_cv_.notify_all();
   if (options_.on_durable) options_.on_durable(durable_seq_);
   return Status::Ok();
+}
+
+void Store::BeginAtomic() {
+  commit_mu_.lock();  // no group commit or compaction switch until EndAtomic
+  std::lock_guard l(mu_);
+  COSMOS_CHECK(!atomic_);
+  atomic_ = true;
+  atomic_last_record_ = SIZE_MAX;
+}
+
+void Store::EndAtomic() {
+  {
+    std::lock_guard l(mu_);
+    COSMOS_CHECK(atomic_);
+    // staging_ only grew since BeginAtomic (commits and compaction switches
+    // need commit_mu_), so the offset still names the section's last record.
+    if (atomic_last_record_ != SIZE_MAX) MarkBatchEnd(staging_.data() + atomic_last_record_);
+    atomic_ = false;
+    atomic_last_record_ = SIZE_MAX;
+  }
+  commit_mu_.unlock();
 }
 
 StoreStats Store::Stats() {

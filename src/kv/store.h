@@ -51,6 +51,12 @@ class WriteBatch {
   void Put(std::string_view key, std::string_view value, int64_t expiry_ms = 0) {
     ops_.push_back({RecordType::kPut, key, value, expiry_ms});
   }
+  // Sets key to a typed value (hash, list, set, sorted set) with absolute
+  // expiry. REQUIRES: `encoded` starts with a TypedValueLayout header (as
+  // produced by kv/value_codec.h); the store reads only its type byte.
+  void PutTyped(std::string_view key, std::string_view encoded, int64_t expiry_ms = 0) {
+    ops_.push_back({RecordType::kPutTyped, key, encoded, expiry_ms});
+  }
   // Removes key (a no-op record if absent).
   void Delete(std::string_view key) { ops_.push_back({RecordType::kDelete, key, {}, 0}); }
   // Sets an existing key's absolute expiry (0 removes the expiry).
@@ -75,6 +81,10 @@ class WriteBatch {
 struct KeyInfo {
   uint64_t value_len = 0;
   int64_t expiry_ms = 0;  // 0 = no expiry
+  ValueType type = ValueType::kString;
+  // Changes whenever the key's value is rewritten (and when a compaction
+  // moves it): a cheap, conservative "modified since" token for WATCH.
+  uint64_t version = 0;
 };
 
 struct StoreStats {
@@ -116,9 +126,13 @@ class Store {
   // earlier; restart to recover the durable state).
   [[nodiscard]] Result<uint64_t> Apply(const WriteBatch& batch);
 
-  // Copies the live value of `key` into `*value`. Returns false if absent or
-  // expired (lazy expiry removes it from the index).
+  // Copies the live string value of `key` into `*value`. Returns false if
+  // absent, expired (lazy expiry removes it from the index) or not a string.
   [[nodiscard]] Result<bool> Get(std::string_view key, std::string* value);
+  // Copies the live value of `key`, of any type, into `*value` and its type
+  // into `*type` (typed values include their TypedValueLayout header).
+  // Returns false if absent or expired.
+  [[nodiscard]] Result<bool> GetValue(std::string_view key, ValueType* type, std::string* value);
   // Value length and expiry of a live key, nullopt if absent or expired.
   [[nodiscard]] Result<std::optional<KeyInfo>> Lookup(std::string_view key);
   // Live keys matching a Redis glob pattern.
@@ -145,6 +159,18 @@ class Store {
   // Runs one compaction now (blocks the caller, not other clients).
   [[nodiscard]] Status Compact();
 
+  // Atomic section (MULTI/EXEC): every Apply between BeginAtomic and
+  // EndAtomic lands in one commit group with a single batch-end flag, so
+  // recovery applies all of its records or none, and no group commit or
+  // compaction takes part of them. The calling thread holds the commit lock
+  // meanwhile. REQUIRES: not nested; between the two calls the caller must
+  // not call WaitDurable, Compact or RequestFlush-and-wait, and an Apply
+  // that needs a synchronous compaction fails with ResourceExhausted
+  // instead of compacting.
+  void BeginAtomic();
+  // Ends the section opened by BeginAtomic (same thread).
+  void EndAtomic();
+
   StoreStats Stats();
   int64_t NowMs() const { return options_.now_ms(); }
   const StoreOptions& options() const { return options_; }
@@ -158,6 +184,7 @@ class Store {
     int64_t expiry_ms;
     uint64_t scan_hash;
     uint32_t key_len;
+    ValueType type;  // kString for kPut records
   };
   struct KeyHash {
     using is_transparent = void;
@@ -171,12 +198,14 @@ class Store {
   Status ReplayHalf(int half, uint64_t tail);
   // Applies the complete commit groups written past the durable tail word by
   // open epoch `epoch`; returns the half offset where they end.
-  Result<uint64_t> ReplayPastTail(int half, uint64_t tail, uint64_t epoch);      // REQUIRES: mu_
-  void ReplayRecord(const RecordHeader& h, std::string_view key, uint64_t pos);  // REQUIRES: mu_
+  Result<uint64_t> ReplayPastTail(int half, uint64_t tail, uint64_t epoch);  // REQUIRES: mu_
+  void ReplayRecord(const RecordHeader& h, std::string_view key, ValueType type,
+                    uint64_t pos);  // REQUIRES: mu_
   // Makes the active half's tail word durable at the durable position.
   Status PersistTail();  // REQUIRES: commit_mu_ held, mu_ not held
   void ApplyRecord(RecordType type, std::string_view key, uint64_t pos, uint64_t value_len,
-                   int64_t expiry_ms, uint32_t key_len);  // REQUIRES: mu_ held
+                   int64_t expiry_ms, uint32_t key_len,
+                   ValueType value_type);                 // REQUIRES: mu_ held
   void EraseKey(Index::iterator it);                      // REQUIRES: mu_ held
   Index::iterator FindLive(std::string_view key);         // REQUIRES: mu_ held
   Status ReadLog(uint64_t pos, void* out, uint64_t len);  // REQUIRES: mu_ held
@@ -226,7 +255,9 @@ class Store {
   uint64_t epoch_ = 0;       // this open's epoch (records carry its low 32 bits)
   bool tail_dirty_ = false;  // the tail word on the device lags durable_pos_
   uint64_t commits_since_tail_persist_ = 0;
-  uint64_t recovered_past_tail_ = 0;  // records applied from past the tail word at open
+  uint64_t recovered_past_tail_ = 0;      // records applied from past the tail word at open
+  bool atomic_ = false;                   // inside BeginAtomic/EndAtomic (commit_mu_ held)
+  size_t atomic_last_record_ = SIZE_MAX;  // staging_ offset of its last record
 
   std::thread flusher_;
   std::thread compactor_;

@@ -481,8 +481,8 @@ TEST(Store, FormatV1LogIsUpgradedInPlace) {
   }
   ASSERT_TRUE(dev.Read(0, sb, sizeof(sb)).ok());
   EXPECT_EQ(LoadLE<uint32_t>(sb + SuperblockLayout::kVersion), kFormatVersion);
-  // Version 3 is refused with a clear error.
-  StoreLE<uint32_t>(sb + SuperblockLayout::kVersion, 3);
+  // A version above this build's is refused with a clear error.
+  StoreLE<uint32_t>(sb + SuperblockLayout::kVersion, kFormatVersion + 1);
   StoreLE<uint64_t>(sb + SuperblockLayout::kChecksum,
                     Checksum64(sb, SuperblockLayout::kChecksum, kSuperblockSeed));
   ASSERT_TRUE(dev.Write(0, sb, sizeof(sb)).ok());

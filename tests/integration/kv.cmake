@@ -8,6 +8,12 @@ cosmos_integration_test(kv_crash_test
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/kv_crash_test.cc
   DEPS cosmos::common Threads::Threads)
 add_dependencies(kv_crash_test cosmos-kv)
+# Differential test: the same command sequences against redis-server and
+# cosmos-kv, replies compared (data types, WRONGTYPE, MULTI/EXEC/WATCH).
+cosmos_integration_test(kv_redis_diff_test
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/kv_redis_diff_test.cc
+  DEPS cosmos::common)
+add_dependencies(kv_redis_diff_test cosmos-kv)
 # cosmos-kv on a region of a real cosmosd (secure and plain): redis-cli,
 # restarts, no plaintext on the node, RESP errors on node loss, and a SIGKILL
 # crash test that also kills cosmosd.

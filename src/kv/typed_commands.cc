@@ -1,0 +1,204 @@
+// The registry of the data-type command families and the load/stage/save
+// helpers their handlers share.
+#include "kv/typed_commands.h"
+
+#include <unordered_map>
+
+#include "kv/command_util.h"
+#include "kv/resp.h"
+
+namespace cosmos::kv {
+
+const TypedCommand* FindTypedCommand(std::string_view name) {
+  static const auto* table = [] {
+    auto* t = new std::unordered_map<std::string, const TypedCommand*>();
+    for (auto family :
+         {HashCommands(), ListCommands(), SetCommands(), ZSetCommands(), KeyspaceCommands()}) {
+      for (const TypedCommand& c : family) (*t)[c.name] = &c;
+    }
+    return t;
+  }();
+  if (name.size() > 32) return nullptr;
+  auto it = table->find(Lower(name));
+  return it == table->end() ? nullptr : it->second;
+}
+
+size_t TypedCommandCount() {
+  return HashCommands().size() + ListCommands().size() + SetCommands().size() +
+         ZSetCommands().size() + KeyspaceCommands().size();
+}
+
+bool RejectStringCommandOnOtherType(Store* store, std::string_view lower_name,
+                                    std::span<const std::string_view> args, std::string* out) {
+  // String commands whose first key is read as a string (SET without GET,
+  // SETNX, MGET and the like overwrite or skip other types, as in Redis).
+  static const std::unordered_map<std::string_view, bool> kReadsString = {
+      {"get", true},  {"getset", true}, {"getdel", true}, {"incr", true},   {"incrby", true},
+      {"decr", true}, {"decrby", true}, {"append", true}, {"strlen", true}, {"set", false},
+  };
+  auto it = kReadsString.find(lower_name);
+  if (it == kReadsString.end() || args.size() < 2) return false;
+  if (!it->second) {  // SET: only with the GET option
+    bool get = false;
+    for (size_t i = 3; i < args.size(); ++i) get = get || EqualsIgnoreCase(args[i], "get");
+    if (!get) return false;
+  }
+  auto info = store->Lookup(args[1]);
+  if (!info.ok() || !info->has_value() || (*info)->type == ValueType::kString) return false;
+  AppendError(out, kWrongType);
+  return true;
+}
+
+namespace {
+
+template <typename T>
+bool Load(TypedCtx& c, std::string_view key, ValueType want, Result<T> (*decode)(std::string_view),
+          Loaded<T>* v) {
+  auto info = c.store->Lookup(key);
+  if (!info.ok()) {
+    AppendStoreError(c.out, info.status());
+    return false;
+  }
+  v->found = false;
+  if (!info->has_value()) return true;
+  if ((*info)->type != want) {
+    AppendError(c.out, kWrongType);
+    return false;
+  }
+  ValueType type;
+  std::string raw;
+  auto got = c.store->GetValue(key, &type, &raw);
+  if (!got.ok()) {
+    AppendStoreError(c.out, got.status());
+    return false;
+  }
+  if (!*got) return true;
+  auto decoded = decode(raw);
+  if (!decoded.ok()) {
+    AppendError(
+        c.out, "ERR cosmos-kv cannot decode the value of this key: " + decoded.status().ToString());
+    return false;
+  }
+  v->value = std::move(*decoded);
+  v->found = true;
+  v->expiry_ms = (*info)->expiry_ms;
+  return true;
+}
+
+template <typename T>
+void Stage(std::string_view key, const Loaded<T>& v, std::string (*encode)(const T&),
+           WriteBatch* batch, std::deque<std::string>* storage) {
+  if (v.value.size() == 0) {
+    batch->Delete(key);
+    return;
+  }
+  storage->push_back(encode(v.value));
+  batch->PutTyped(key, storage->back(), v.expiry_ms);
+}
+
+}  // namespace
+
+bool LoadHash(TypedCtx& c, std::string_view key, Loaded<HashValue>* v) {
+  return Load(c, key, ValueType::kHash, &DecodeHash, v);
+}
+bool LoadList(TypedCtx& c, std::string_view key, Loaded<ListValue>* v) {
+  return Load(c, key, ValueType::kList, &DecodeList, v);
+}
+bool LoadSet(TypedCtx& c, std::string_view key, Loaded<SetValue>* v) {
+  return Load(c, key, ValueType::kSet, &DecodeSet, v);
+}
+bool LoadZSet(TypedCtx& c, std::string_view key, Loaded<ZSetValue>* v) {
+  return Load(c, key, ValueType::kZSet, &DecodeZSet, v);
+}
+
+void StageHash(std::string_view key, const Loaded<HashValue>& v, WriteBatch* batch,
+               std::deque<std::string>* storage) {
+  Stage(key, v, &EncodeHash, batch, storage);
+}
+void StageList(std::string_view key, const Loaded<ListValue>& v, WriteBatch* batch,
+               std::deque<std::string>* storage) {
+  Stage(key, v, &EncodeList, batch, storage);
+}
+void StageSet(std::string_view key, const Loaded<SetValue>& v, WriteBatch* batch,
+              std::deque<std::string>* storage) {
+  Stage(key, v, &EncodeSet, batch, storage);
+}
+void StageZSet(std::string_view key, const Loaded<ZSetValue>& v, WriteBatch* batch,
+               std::deque<std::string>* storage) {
+  Stage(key, v, &EncodeZSet, batch, storage);
+}
+
+bool ApplyBatch(TypedCtx& c, const WriteBatch& batch, uint64_t* seq) {
+  auto r = c.store->Apply(batch);
+  if (!r.ok()) {
+    AppendStoreError(c.out, r.status());
+    return false;
+  }
+  *seq = *r;
+  return true;
+}
+
+namespace {
+template <typename T>
+bool Save(TypedCtx& c, std::string_view key, const Loaded<T>& v,
+          void (*stage)(std::string_view, const Loaded<T>&, WriteBatch*, std::deque<std::string>*),
+          uint64_t* seq) {
+  WriteBatch b;
+  std::deque<std::string> storage;  // a deque never moves its elements
+  stage(key, v, &b, &storage);
+  return ApplyBatch(c, b, seq);
+}
+}  // namespace
+
+bool SaveHash(TypedCtx& c, std::string_view key, const Loaded<HashValue>& v, uint64_t* seq) {
+  return Save(c, key, v, &StageHash, seq);
+}
+bool SaveList(TypedCtx& c, std::string_view key, const Loaded<ListValue>& v, uint64_t* seq) {
+  return Save(c, key, v, &StageList, seq);
+}
+bool SaveSet(TypedCtx& c, std::string_view key, const Loaded<SetValue>& v, uint64_t* seq) {
+  return Save(c, key, v, &StageSet, seq);
+}
+bool SaveZSet(TypedCtx& c, std::string_view key, const Loaded<ZSetValue>& v, uint64_t* seq) {
+  return Save(c, key, v, &StageZSet, seq);
+}
+
+uint64_t ReadSeq(TypedCtx& c) { return c.store->last_sequence(); }
+
+void AppendArityError(TypedCtx& c) {
+  AppendError(c.out, "ERR wrong number of arguments for '" + Lower(c.args[0]) + "' command");
+}
+
+bool ParseScanArgs(TypedCtx& c, std::string_view* pattern) {
+  uint64_t cursor;
+  if (!ParseUint64(c.args[2], &cursor)) {
+    AppendError(c.out, "ERR invalid cursor");
+    return false;
+  }
+  *pattern = "*";
+  for (size_t i = 3; i < c.args.size(); i += 2) {
+    if (i + 1 >= c.args.size()) {
+      AppendError(c.out, kSyntax);
+      return false;
+    }
+    if (EqualsIgnoreCase(c.args[i], "match")) {
+      *pattern = c.args[i + 1];
+    } else if (EqualsIgnoreCase(c.args[i], "count")) {
+      int64_t n;
+      if (!ParseInt64(c.args[i + 1], &n)) {
+        AppendError(c.out, kNotInteger);
+        return false;
+      }
+      if (n < 1) {
+        AppendError(c.out, kSyntax);
+        return false;
+      }
+    } else {
+      AppendError(c.out, kSyntax);
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace cosmos::kv

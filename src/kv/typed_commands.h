@@ -1,0 +1,113 @@
+// The command families beyond strings: hashes, lists, sets, sorted sets and
+// type-agnostic keyspace commands (RENAME). Each family is a table of small
+// handlers in its own file (types_hash.cc, types_list.cc, types_set.cc,
+// types_zset.cc, types_keyspace.cc); the Dispatcher consults them after its
+// string table. Values are whole-value kPutTyped records (value_codec.h):
+// a handler loads and decodes the value, changes it, and writes it back as
+// one batch, so each command is atomic and durable before its reply.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "kv/store.h"
+#include "kv/value_codec.h"
+
+namespace cosmos::kv {
+
+// What a handler sees of one command.
+struct TypedCtx {
+  Store* store;
+  std::span<const std::string_view> args;  // args[0] is the name
+  std::string* out;                        // exactly one reply is appended
+};
+
+// Returns the sequence number that must be durable before the reply may be
+// sent (the last applied sequence for reads, 0 when nothing was read).
+using TypedHandler = uint64_t (*)(TypedCtx&);
+
+struct TypedCommand {
+  const char* name;  // lower case
+  int arity;         // Redis convention: >0 exact, <0 at least -arity
+  TypedHandler handler;
+  bool write;
+};
+
+// The command of these families named `name` (any case), nullptr if none.
+const TypedCommand* FindTypedCommand(std::string_view name);
+// Number of commands in these families (COMMAND COUNT).
+size_t TypedCommandCount();
+
+// For string commands (GET, INCR, APPEND, ...; `lower_name` in lower case):
+// if the key they read holds another type, appends Redis's WRONGTYPE error
+// and returns true. Store errors are left to the command itself (false).
+bool RejectStringCommandOnOtherType(Store* store, std::string_view lower_name,
+                                    std::span<const std::string_view> args, std::string* out);
+
+// The families' tables (one per file).
+std::span<const TypedCommand> HashCommands();
+std::span<const TypedCommand> ListCommands();
+std::span<const TypedCommand> SetCommands();
+std::span<const TypedCommand> ZSetCommands();
+std::span<const TypedCommand> KeyspaceCommands();
+
+// ---- Helpers for the handlers (typed_commands.cc) ----
+
+// A key's decoded value as loaded by a handler.
+template <typename T>
+struct Loaded {
+  bool found = false;
+  int64_t expiry_ms = 0;  // kept when the value is written back
+  T value{};
+};
+
+// Load `key` as the given type. Return false after appending an error reply
+// (WRONGTYPE, a store error, or a value that fails to decode); true with
+// found == false when the key is absent.
+[[nodiscard]] bool LoadHash(TypedCtx& c, std::string_view key, Loaded<HashValue>* v);
+[[nodiscard]] bool LoadList(TypedCtx& c, std::string_view key, Loaded<ListValue>* v);
+[[nodiscard]] bool LoadSet(TypedCtx& c, std::string_view key, Loaded<SetValue>* v);
+[[nodiscard]] bool LoadZSet(TypedCtx& c, std::string_view key, Loaded<ZSetValue>* v);
+
+// Adds to `batch` the write of `v` under `key` (a delete when the value is
+// empty: Redis removes empty collections), keeping v.expiry_ms. The encoded
+// bytes are kept in `*storage` (they must outlive the Apply; a deque keeps
+// earlier elements in place as it grows).
+void StageHash(std::string_view key, const Loaded<HashValue>& v, WriteBatch* batch,
+               std::deque<std::string>* storage);
+void StageList(std::string_view key, const Loaded<ListValue>& v, WriteBatch* batch,
+               std::deque<std::string>* storage);
+void StageSet(std::string_view key, const Loaded<SetValue>& v, WriteBatch* batch,
+              std::deque<std::string>* storage);
+void StageZSet(std::string_view key, const Loaded<ZSetValue>& v, WriteBatch* batch,
+               std::deque<std::string>* storage);
+
+// Applies `batch` (one atomic, durable-together group). Returns false after
+// appending the store's error reply; else sets *seq.
+[[nodiscard]] bool ApplyBatch(TypedCtx& c, const WriteBatch& batch, uint64_t* seq);
+
+// Stage + Apply for a single key.
+[[nodiscard]] bool SaveHash(TypedCtx& c, std::string_view key, const Loaded<HashValue>& v,
+                            uint64_t* seq);
+[[nodiscard]] bool SaveList(TypedCtx& c, std::string_view key, const Loaded<ListValue>& v,
+                            uint64_t* seq);
+[[nodiscard]] bool SaveSet(TypedCtx& c, std::string_view key, const Loaded<SetValue>& v,
+                           uint64_t* seq);
+[[nodiscard]] bool SaveZSet(TypedCtx& c, std::string_view key, const Loaded<ZSetValue>& v,
+                            uint64_t* seq);
+
+// The sequence a read-only reply waits for (the last applied one).
+uint64_t ReadSeq(TypedCtx& c);
+// Appends "ERR wrong number of arguments for '<name>' command".
+void AppendArityError(TypedCtx& c);
+// Parses the cursor/MATCH/COUNT arguments of HSCAN/SSCAN/ZSCAN starting at
+// args[2]; returns false after appending an error. `*pattern` is "*" if
+// absent. Collections reply in one pass (cursor 0), like Redis's small
+// encodings, so COUNT is validated and otherwise ignored.
+[[nodiscard]] bool ParseScanArgs(TypedCtx& c, std::string_view* pattern);
+
+}  // namespace cosmos::kv

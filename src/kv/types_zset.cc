@@ -1,0 +1,510 @@
+// Sorted-set commands (ZADD with NX/XX/GT/LT/CH/INCR, ZRANGE with
+// BYSCORE/BYLEX/REV/LIMIT/WITHSCORES, ZRANGEBYSCORE, ZREVRANGEBYSCORE,
+// ZRANGEBYLEX, ZREVRANGEBYLEX, ZREVRANGE, ZRANK, ZREVRANK, ZSCORE, ZMSCORE,
+// ZINCRBY, ZREM, ZCARD, ZCOUNT, ZLEXCOUNT, ZPOPMIN, ZPOPMAX, ZREMRANGEBYRANK,
+// ZREMRANGEBYSCORE, ZSCAN) with Redis's replies and error texts.
+#include <algorithm>
+#include <cmath>
+
+#include "kv/command_util.h"
+#include "kv/resp.h"
+#include "kv/typed_commands.h"
+
+namespace cosmos::kv {
+namespace {
+
+using Element = std::pair<double, std::string>;
+
+// A score bound: "(1.5" exclusive, "-inf", "+inf".
+struct ScoreBound {
+  double value = 0;
+  bool exclusive = false;
+};
+
+bool ParseScoreBound(std::string_view s, ScoreBound* b) {
+  b->exclusive = !s.empty() && s[0] == '(';
+  if (b->exclusive) s.remove_prefix(1);
+  return ParseDouble(s, &b->value);
+}
+
+bool AboveMin(double v, const ScoreBound& min) {
+  return min.exclusive ? v > min.value : v >= min.value;
+}
+bool BelowMax(double v, const ScoreBound& max) {
+  return max.exclusive ? v < max.value : v <= max.value;
+}
+
+// A lex bound: "-" (minus infinity), "+" (plus infinity), "[x", "(x".
+struct LexBound {
+  enum Kind { kMinusInf, kPlusInf, kValue } kind = kValue;
+  std::string value;
+  bool exclusive = false;
+};
+
+bool ParseLexBound(std::string_view s, LexBound* b) {
+  if (s == "-") {
+    b->kind = LexBound::kMinusInf;
+  } else if (s == "+") {
+    b->kind = LexBound::kPlusInf;
+  } else if (!s.empty() && (s[0] == '[' || s[0] == '(')) {
+    b->kind = LexBound::kValue;
+    b->exclusive = s[0] == '(';
+    b->value = std::string(s.substr(1));
+  } else {
+    return false;
+  }
+  return true;
+}
+
+bool LexAboveMin(const std::string& m, const LexBound& min) {
+  if (min.kind == LexBound::kMinusInf) return true;
+  if (min.kind == LexBound::kPlusInf) return false;
+  return min.exclusive ? m > min.value : m >= min.value;
+}
+bool LexBelowMax(const std::string& m, const LexBound& max) {
+  if (max.kind == LexBound::kPlusInf) return true;
+  if (max.kind == LexBound::kMinusInf) return false;
+  return max.exclusive ? m < max.value : m <= max.value;
+}
+
+void AppendElements(std::string* out, const std::vector<const Element*>& els, bool scores) {
+  AppendArrayHeader(out, static_cast<int64_t>(els.size() * (scores ? 2 : 1)));
+  for (const Element* e : els) {
+    AppendBulk(out, e->second);
+    if (scores) AppendBulk(out, FormatDouble(e->first));
+  }
+}
+
+// ---- ZADD / ZINCRBY ----
+
+struct AddFlags {
+  bool nx = false, xx = false, gt = false, lt = false, ch = false, incr = false;
+};
+
+// Shared by ZADD (flags parsed) and ZINCRBY (incr). `first` indexes the
+// first score argument.
+uint64_t AddImpl(TypedCtx& c, const AddFlags& f, size_t first) {
+  const size_t rest = c.args.size() - first;
+  if (rest == 0 || rest % 2 != 0) {
+    AppendError(c.out, kSyntax);
+    return 0;
+  }
+  if (f.nx && f.xx) {
+    AppendError(c.out, "ERR XX and NX options at the same time are not compatible");
+    return 0;
+  }
+  if ((f.gt && f.nx) || (f.lt && f.nx) || (f.gt && f.lt)) {
+    AppendError(c.out, "ERR GT, LT, and/or NX options at the same time are not compatible");
+    return 0;
+  }
+  if (f.incr && rest > 2) {
+    AppendError(c.out, "ERR INCR option supports a single increment-element pair");
+    return 0;
+  }
+  std::vector<double> scores;
+  for (size_t i = first; i < c.args.size(); i += 2) {
+    double d;
+    if (!ParseDouble(c.args[i], &d)) {
+      AppendError(c.out, kNotFloat);
+      return 0;
+    }
+    scores.push_back(d);
+  }
+  Loaded<ZSetValue> z;
+  if (!LoadZSet(c, c.args[1], &z)) return 0;
+  int64_t added = 0, updated = 0, processed = 0;
+  double last_score = 0;
+  for (size_t k = 0; k < scores.size(); ++k) {
+    const std::string_view member = c.args[first + 2 * k + 1];
+    double score = scores[k];
+    const double* cur = z.value.Score(member);
+    if (cur != nullptr) {
+      if (f.nx) continue;
+      if (f.incr) {
+        score += *cur;
+        if (std::isnan(score)) {
+          AppendError(c.out, "ERR resulting score is not a number (NaN)");
+          return ReadSeq(c);
+        }
+      }
+      if ((f.lt && score >= *cur) || (f.gt && score <= *cur)) continue;
+      if (score != *cur) {
+        z.value.Set(member, score);
+        ++updated;
+      }
+    } else {
+      if (f.xx) continue;
+      z.value.Set(member, score);
+      ++added;
+    }
+    ++processed;
+    last_score = score;
+  }
+  uint64_t seq = ReadSeq(c);
+  if (added + updated > 0 && !SaveZSet(c, c.args[1], z, &seq)) return 0;
+  if (f.incr) {
+    if (processed > 0) {
+      AppendBulk(c.out, FormatDouble(last_score));
+    } else {
+      AppendNull(c.out);
+    }
+  } else {
+    AppendInteger(c.out, f.ch ? added + updated : added);
+  }
+  return seq;
+}
+
+uint64_t ZAdd(TypedCtx& c) {
+  AddFlags f;
+  size_t i = 2;
+  for (; i < c.args.size(); ++i) {
+    const std::string_view a = c.args[i];
+    if (EqualsIgnoreCase(a, "nx")) {
+      f.nx = true;
+    } else if (EqualsIgnoreCase(a, "xx")) {
+      f.xx = true;
+    } else if (EqualsIgnoreCase(a, "gt")) {
+      f.gt = true;
+    } else if (EqualsIgnoreCase(a, "lt")) {
+      f.lt = true;
+    } else if (EqualsIgnoreCase(a, "ch")) {
+      f.ch = true;
+    } else if (EqualsIgnoreCase(a, "incr")) {
+      f.incr = true;
+    } else {
+      break;
+    }
+  }
+  return AddImpl(c, f, i);
+}
+
+uint64_t ZIncrBy(TypedCtx& c) {
+  AddFlags f;
+  f.incr = true;
+  return AddImpl(c, f, 2);
+}
+
+// ---- Range queries ----
+
+enum class RangeKind { kIndex, kScore, kLex };
+
+struct RangeQuery {
+  RangeKind kind = RangeKind::kIndex;
+  bool rev = false;
+  bool withscores = false;
+  bool has_limit = false;
+  int64_t offset = 0, count = -1;
+  std::string_view start, stop;  // as given (for REV forms: max first)
+};
+
+// Parses trailing options from args[from]: WITHSCORES, LIMIT o c, and (for
+// ZRANGE only) BYSCORE, BYLEX, REV. Returns false after appending an error.
+bool ParseRangeOptions(TypedCtx& c, size_t from, bool zrange_options, RangeQuery* q) {
+  for (size_t i = from; i < c.args.size(); ++i) {
+    const std::string_view a = c.args[i];
+    if (EqualsIgnoreCase(a, "withscores")) {
+      q->withscores = true;
+    } else if (EqualsIgnoreCase(a, "limit") && i + 2 < c.args.size()) {
+      if (!ParseInt64(c.args[i + 1], &q->offset) || !ParseInt64(c.args[i + 2], &q->count)) {
+        AppendError(c.out, kNotInteger);
+        return false;
+      }
+      q->has_limit = true;
+      i += 2;
+    } else if (zrange_options && EqualsIgnoreCase(a, "byscore")) {
+      q->kind = RangeKind::kScore;
+    } else if (zrange_options && EqualsIgnoreCase(a, "bylex")) {
+      q->kind = RangeKind::kLex;
+    } else if (zrange_options && EqualsIgnoreCase(a, "rev")) {
+      q->rev = true;
+    } else {
+      AppendError(c.out, kSyntax);
+      return false;
+    }
+  }
+  if (q->has_limit && q->kind == RangeKind::kIndex) {
+    AppendError(c.out,
+                "ERR syntax error, LIMIT is only supported in combination with either BYSCORE or "
+                "BYLEX");
+    return false;
+  }
+  if (q->withscores && q->kind == RangeKind::kLex) {
+    AppendError(c.out, "ERR syntax error, WITHSCORES not supported in combination with BYLEX");
+    return false;
+  }
+  return true;
+}
+
+// Selects the elements of `z` for `q`. Returns false after appending an
+// error (bad bounds).
+bool Select(TypedCtx& c, const ZSetValue& z, const RangeQuery& q,
+            std::vector<const Element*>* picked) {
+  std::vector<const Element*> all;
+  all.reserve(z.size());
+  for (const Element& e : z.ordered()) all.push_back(&e);
+  if (q.rev) std::reverse(all.begin(), all.end());
+  if (q.kind == RangeKind::kIndex) {
+    int64_t start, stop;
+    if (!ParseInt64(q.start, &start) || !ParseInt64(q.stop, &stop)) {
+      AppendError(c.out, kNotInteger);
+      return false;
+    }
+    const int64_t len = static_cast<int64_t>(all.size());
+    if (start < 0) start = std::max<int64_t>(len + start, 0);
+    if (stop < 0) stop = len + stop;
+    if (stop >= len) stop = len - 1;
+    for (int64_t i = start; i <= stop && i < len; ++i)
+      picked->push_back(all[static_cast<size_t>(i)]);
+    return true;
+  }
+  // For REV forms the first bound is the maximum.
+  const std::string_view lo = q.rev ? q.stop : q.start;
+  const std::string_view hi = q.rev ? q.start : q.stop;
+  std::vector<const Element*> in_range;
+  if (q.kind == RangeKind::kScore) {
+    ScoreBound min, max;
+    if (!ParseScoreBound(lo, &min) || !ParseScoreBound(hi, &max)) {
+      AppendError(c.out, "ERR min or max is not a float");
+      return false;
+    }
+    for (const Element* e : all) {
+      if (AboveMin(e->first, min) && BelowMax(e->first, max)) in_range.push_back(e);
+    }
+  } else {
+    LexBound min, max;
+    if (!ParseLexBound(lo, &min) || !ParseLexBound(hi, &max)) {
+      AppendError(c.out, "ERR min or max not valid string range item");
+      return false;
+    }
+    for (const Element* e : all) {
+      if (LexAboveMin(e->second, min) && LexBelowMax(e->second, max)) in_range.push_back(e);
+    }
+  }
+  if (q.has_limit && q.offset < 0) return true;
+  const size_t skip = q.has_limit ? static_cast<size_t>(q.offset) : 0;
+  for (size_t i = skip; i < in_range.size(); ++i) {
+    if (q.has_limit && q.count >= 0 && picked->size() >= static_cast<size_t>(q.count)) break;
+    picked->push_back(in_range[i]);
+  }
+  return true;
+}
+
+uint64_t RangeReply(TypedCtx& c, const RangeQuery& q) {
+  Loaded<ZSetValue> z;
+  if (!LoadZSet(c, c.args[1], &z)) return 0;
+  std::vector<const Element*> picked;
+  if (!Select(c, z.value, q, &picked)) return 0;
+  AppendElements(c.out, picked, q.withscores);
+  return ReadSeq(c);
+}
+
+uint64_t ZRange(TypedCtx& c) {
+  RangeQuery q;
+  q.start = c.args[2];
+  q.stop = c.args[3];
+  if (!ParseRangeOptions(c, 4, true, &q)) return 0;
+  return RangeReply(c, q);
+}
+
+// ZRANGEBYSCORE / ZREVRANGEBYSCORE / ZRANGEBYLEX / ZREVRANGEBYLEX / ZREVRANGE.
+uint64_t RangeForm(TypedCtx& c, RangeKind kind, bool rev) {
+  RangeQuery q;
+  q.kind = kind;
+  q.rev = rev;
+  q.start = c.args[2];
+  q.stop = c.args[3];
+  if (!ParseRangeOptions(c, 4, false, &q)) return 0;
+  return RangeReply(c, q);
+}
+
+uint64_t ZRangeByScore(TypedCtx& c) { return RangeForm(c, RangeKind::kScore, false); }
+uint64_t ZRevRangeByScore(TypedCtx& c) { return RangeForm(c, RangeKind::kScore, true); }
+uint64_t ZRangeByLex(TypedCtx& c) { return RangeForm(c, RangeKind::kLex, false); }
+uint64_t ZRevRangeByLex(TypedCtx& c) { return RangeForm(c, RangeKind::kLex, true); }
+uint64_t ZRevRange(TypedCtx& c) { return RangeForm(c, RangeKind::kIndex, true); }
+
+// ZCOUNT / ZLEXCOUNT key min max.
+uint64_t CountImpl(TypedCtx& c, RangeKind kind) {
+  RangeQuery q;
+  q.kind = kind;
+  q.start = c.args[2];
+  q.stop = c.args[3];
+  Loaded<ZSetValue> z;
+  if (!LoadZSet(c, c.args[1], &z)) return 0;
+  std::vector<const Element*> picked;
+  if (!Select(c, z.value, q, &picked)) return 0;
+  AppendInteger(c.out, static_cast<int64_t>(picked.size()));
+  return ReadSeq(c);
+}
+
+uint64_t ZCount(TypedCtx& c) { return CountImpl(c, RangeKind::kScore); }
+uint64_t ZLexCount(TypedCtx& c) { return CountImpl(c, RangeKind::kLex); }
+
+// ZREMRANGEBYRANK / ZREMRANGEBYSCORE key a b.
+uint64_t RemRangeImpl(TypedCtx& c, RangeKind kind) {
+  RangeQuery q;
+  q.kind = kind;
+  q.start = c.args[2];
+  q.stop = c.args[3];
+  Loaded<ZSetValue> z;
+  if (!LoadZSet(c, c.args[1], &z)) return 0;
+  std::vector<const Element*> picked;
+  if (!Select(c, z.value, q, &picked)) return 0;
+  if (picked.empty()) {
+    AppendInteger(c.out, 0);
+    return ReadSeq(c);
+  }
+  std::vector<std::string> members;
+  for (const Element* e : picked) members.push_back(e->second);
+  for (const auto& m : members) z.value.Erase(m);
+  uint64_t seq;
+  if (!SaveZSet(c, c.args[1], z, &seq)) return 0;
+  AppendInteger(c.out, static_cast<int64_t>(members.size()));
+  return seq;
+}
+
+uint64_t ZRemRangeByRank(TypedCtx& c) { return RemRangeImpl(c, RangeKind::kIndex); }
+uint64_t ZRemRangeByScore(TypedCtx& c) { return RemRangeImpl(c, RangeKind::kScore); }
+
+// ---- Point commands ----
+
+uint64_t RankImpl(TypedCtx& c, bool rev) {
+  Loaded<ZSetValue> z;
+  if (!LoadZSet(c, c.args[1], &z)) return 0;
+  if (z.value.Score(c.args[2]) == nullptr) {
+    AppendNull(c.out);
+  } else {
+    const size_t rank = z.value.Rank(c.args[2]);
+    AppendInteger(c.out, static_cast<int64_t>(rev ? z.value.size() - 1 - rank : rank));
+  }
+  return ReadSeq(c);
+}
+
+uint64_t ZRank(TypedCtx& c) { return RankImpl(c, false); }
+uint64_t ZRevRank(TypedCtx& c) { return RankImpl(c, true); }
+
+uint64_t ZScore(TypedCtx& c) {
+  Loaded<ZSetValue> z;
+  if (!LoadZSet(c, c.args[1], &z)) return 0;
+  const double* s = z.value.Score(c.args[2]);
+  if (s == nullptr) {
+    AppendNull(c.out);
+  } else {
+    AppendBulk(c.out, FormatDouble(*s));
+  }
+  return ReadSeq(c);
+}
+
+uint64_t ZMScore(TypedCtx& c) {
+  Loaded<ZSetValue> z;
+  if (!LoadZSet(c, c.args[1], &z)) return 0;
+  AppendArrayHeader(c.out, static_cast<int64_t>(c.args.size() - 2));
+  for (size_t i = 2; i < c.args.size(); ++i) {
+    const double* s = z.value.Score(c.args[i]);
+    if (s == nullptr) {
+      AppendNull(c.out);
+    } else {
+      AppendBulk(c.out, FormatDouble(*s));
+    }
+  }
+  return ReadSeq(c);
+}
+
+uint64_t ZRem(TypedCtx& c) {
+  Loaded<ZSetValue> z;
+  if (!LoadZSet(c, c.args[1], &z)) return 0;
+  int64_t removed = 0;
+  for (size_t i = 2; i < c.args.size(); ++i) removed += z.value.Erase(c.args[i]);
+  if (removed == 0) {
+    AppendInteger(c.out, 0);
+    return ReadSeq(c);
+  }
+  uint64_t seq;
+  if (!SaveZSet(c, c.args[1], z, &seq)) return 0;
+  AppendInteger(c.out, removed);
+  return seq;
+}
+
+uint64_t ZCard(TypedCtx& c) {
+  Loaded<ZSetValue> z;
+  if (!LoadZSet(c, c.args[1], &z)) return 0;
+  AppendInteger(c.out, static_cast<int64_t>(z.value.size()));
+  return ReadSeq(c);
+}
+
+// ZPOPMIN / ZPOPMAX key [count].
+uint64_t PopImpl(TypedCtx& c, bool max) {
+  if (c.args.size() > 3) {
+    AppendError(c.out, kSyntax);
+    return 0;
+  }
+  int64_t count = 1;
+  if (c.args.size() == 3 && (!ParseInt64(c.args[2], &count) || count < 0)) {
+    AppendError(c.out, "ERR value is out of range, must be positive");
+    return 0;
+  }
+  Loaded<ZSetValue> z;
+  if (!LoadZSet(c, c.args[1], &z)) return 0;
+  std::vector<Element> popped;
+  while (popped.size() < static_cast<size_t>(count) && z.value.size() > 0) {
+    const Element e = max ? *z.value.ordered().rbegin() : *z.value.ordered().begin();
+    z.value.Erase(e.second);
+    popped.push_back(e);
+  }
+  uint64_t seq = ReadSeq(c);
+  if (!popped.empty() && !SaveZSet(c, c.args[1], z, &seq)) return 0;
+  AppendArrayHeader(c.out, static_cast<int64_t>(popped.size() * 2));
+  for (const Element& e : popped) {
+    AppendBulk(c.out, e.second);
+    AppendBulk(c.out, FormatDouble(e.first));
+  }
+  return seq;
+}
+
+uint64_t ZPopMin(TypedCtx& c) { return PopImpl(c, false); }
+uint64_t ZPopMax(TypedCtx& c) { return PopImpl(c, true); }
+
+uint64_t ZScan(TypedCtx& c) {
+  std::string_view pattern;
+  if (!ParseScanArgs(c, &pattern)) return 0;
+  Loaded<ZSetValue> z;
+  if (!LoadZSet(c, c.args[1], &z)) return 0;
+  std::vector<const Element*> matched;
+  for (const Element& e : z.value.ordered()) {
+    if (GlobMatch(pattern, e.second)) matched.push_back(&e);
+  }
+  AppendArrayHeader(c.out, 2);
+  AppendBulk(c.out, "0");
+  AppendElements(c.out, matched, true);
+  return ReadSeq(c);
+}
+
+constexpr TypedCommand kZSetCommands[] = {
+    {"zadd", -4, &ZAdd, true},
+    {"zincrby", 4, &ZIncrBy, true},
+    {"zrange", -4, &ZRange, false},
+    {"zrangebyscore", -4, &ZRangeByScore, false},
+    {"zrevrangebyscore", -4, &ZRevRangeByScore, false},
+    {"zrangebylex", -4, &ZRangeByLex, false},
+    {"zrevrangebylex", -4, &ZRevRangeByLex, false},
+    {"zrevrange", -4, &ZRevRange, false},
+    {"zcount", 4, &ZCount, false},
+    {"zlexcount", 4, &ZLexCount, false},
+    {"zremrangebyrank", 4, &ZRemRangeByRank, true},
+    {"zremrangebyscore", 4, &ZRemRangeByScore, true},
+    {"zrank", 3, &ZRank, false},
+    {"zrevrank", 3, &ZRevRank, false},
+    {"zscore", 3, &ZScore, false},
+    {"zmscore", -3, &ZMScore, false},
+    {"zrem", -3, &ZRem, true},
+    {"zcard", 2, &ZCard, false},
+    {"zpopmin", -2, &ZPopMin, true},
+    {"zpopmax", -2, &ZPopMax, true},
+    {"zscan", -3, &ZScan, false},
+};
+
+}  // namespace
+
+std::span<const TypedCommand> ZSetCommands() { return kZSetCommands; }
+
+}  // namespace cosmos::kv

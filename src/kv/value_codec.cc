@@ -1,0 +1,255 @@
+// Whole-value encoding of hashes, lists, sets and sorted sets (format in
+// docs/kv.md "Typed values"), and the in-memory containers' operations.
+#include "kv/value_codec.h"
+
+#include <cmath>
+#include <cstring>
+
+#include "common/check.h"
+#include "common/endian.h"
+
+namespace cosmos::kv {
+
+const std::string* HashValue::Find(std::string_view field) const {
+  auto it = pos_.find(std::string(field));
+  return it == pos_.end() ? nullptr : &entries_[it->second].second;
+}
+
+bool HashValue::Set(std::string_view field, std::string_view value) {
+  auto [it, inserted] = pos_.emplace(std::string(field), entries_.size());
+  if (inserted) {
+    entries_.emplace_back(std::string(field), std::string(value));
+  } else {
+    entries_[it->second].second.assign(value);
+  }
+  return inserted;
+}
+
+bool HashValue::Erase(std::string_view field) {
+  auto it = pos_.find(std::string(field));
+  if (it == pos_.end()) return false;
+  const size_t slot = it->second;
+  pos_.erase(it);
+  entries_.erase(entries_.begin() + static_cast<ptrdiff_t>(slot));
+  for (size_t i = slot; i < entries_.size(); ++i) pos_[entries_[i].first] = i;
+  return true;
+}
+
+bool SetValue::Add(std::string_view member) {
+  auto [it, inserted] = pos_.emplace(std::string(member), members_.size());
+  if (inserted) members_.emplace_back(member);
+  return inserted;
+}
+
+bool SetValue::Erase(std::string_view member) {
+  auto it = pos_.find(std::string(member));
+  if (it == pos_.end()) return false;
+  const size_t slot = it->second;
+  pos_.erase(it);
+  members_.erase(members_.begin() + static_cast<ptrdiff_t>(slot));
+  for (size_t i = slot; i < members_.size(); ++i) pos_[members_[i]] = i;
+  return true;
+}
+
+const double* ZSetValue::Score(std::string_view member) const {
+  auto it = scores_.find(std::string(member));
+  return it == scores_.end() ? nullptr : &it->second;
+}
+
+bool ZSetValue::Set(std::string_view member, double score) {
+  COSMOS_CHECK(!std::isnan(score));
+  auto [it, inserted] = scores_.emplace(std::string(member), score);
+  if (!inserted) {
+    if (it->second == score) return false;
+    ordered_.erase({it->second, it->first});
+    it->second = score;
+  }
+  ordered_.emplace(score, it->first);
+  return inserted;
+}
+
+bool ZSetValue::Erase(std::string_view member) {
+  auto it = scores_.find(std::string(member));
+  if (it == scores_.end()) return false;
+  ordered_.erase({it->second, it->first});
+  scores_.erase(it);
+  return true;
+}
+
+size_t ZSetValue::Rank(std::string_view member) const {
+  const double* s = Score(member);
+  COSMOS_CHECK(s != nullptr);
+  auto end = ordered_.find({*s, std::string(member)});
+  return static_cast<size_t>(std::distance(ordered_.begin(), end));
+}
+
+namespace {
+
+void PutHeader(ValueType type, size_t count, std::string* out) {
+  COSMOS_CHECK(count <= UINT32_MAX);
+  char h[TypedValueLayout::kSize] = {};
+  h[TypedValueLayout::kVersion] = static_cast<char>(kTypedValueVersion);
+  h[TypedValueLayout::kType] = static_cast<char>(type);
+  StoreLE<uint32_t>(h + TypedValueLayout::kCount, static_cast<uint32_t>(count));
+  out->append(h, sizeof(h));
+}
+
+void PutString(std::string_view s, std::string* out) {
+  COSMOS_CHECK(s.size() <= UINT32_MAX);
+  char len[4];
+  StoreLE<uint32_t>(len, static_cast<uint32_t>(s.size()));
+  out->append(len, sizeof(len));
+  out->append(s);
+}
+
+// Reads elements of a typed value; every read is bounds-checked.
+class Reader {
+ public:
+  explicit Reader(std::string_view in) : in_(in) {}
+
+  // Checks the header for `type`; sets *count.
+  Status Header(ValueType type, uint32_t* count) {
+    if (in_.size() < TypedValueLayout::kSize) return Bad("truncated header");
+    if (static_cast<uint8_t>(in_[TypedValueLayout::kVersion]) != kTypedValueVersion) {
+      return Bad("unsupported encoding version");
+    }
+    if (static_cast<uint8_t>(in_[TypedValueLayout::kType]) != static_cast<uint8_t>(type)) {
+      return Bad("type mismatch");
+    }
+    if (LoadLE<uint16_t>(in_.data() + TypedValueLayout::kReserved) != 0) {
+      return Bad("reserved bytes not zero");
+    }
+    *count = LoadLE<uint32_t>(in_.data() + TypedValueLayout::kCount);
+    pos_ = TypedValueLayout::kSize;
+    // Every element takes at least 4 bytes: reject counts the bytes cannot hold.
+    if (*count > (in_.size() - pos_) / 4) return Bad("element count beyond the value");
+    return Status::Ok();
+  }
+  Status String(std::string_view* s) {
+    if (in_.size() - pos_ < 4) return Bad("truncated length");
+    const uint32_t n = LoadLE<uint32_t>(in_.data() + pos_);
+    pos_ += 4;
+    if (n > in_.size() - pos_) return Bad("length beyond the value");
+    *s = in_.substr(pos_, n);
+    pos_ += n;
+    return Status::Ok();
+  }
+  Status Double(double* d) {
+    if (in_.size() - pos_ < 8) return Bad("truncated score");
+    const uint64_t bits = LoadLE<uint64_t>(in_.data() + pos_);
+    std::memcpy(d, &bits, sizeof(*d));
+    pos_ += 8;
+    if (std::isnan(*d)) return Bad("NaN score");
+    return Status::Ok();
+  }
+  Status End() { return pos_ == in_.size() ? Status::Ok() : Bad("trailing bytes"); }
+  static Status Bad(const char* what) {
+    return Status::Corruption(std::string("kv typed value: ") + what);
+  }
+
+ private:
+  std::string_view in_;
+  size_t pos_ = 0;
+};
+
+}  // namespace
+
+std::string EncodeHash(const HashValue& hash) {
+  std::string out;
+  PutHeader(ValueType::kHash, hash.size(), &out);
+  for (const auto& [f, v] : hash.entries()) {
+    PutString(f, &out);
+    PutString(v, &out);
+  }
+  return out;
+}
+
+std::string EncodeList(const ListValue& list) {
+  std::string out;
+  PutHeader(ValueType::kList, list.size(), &out);
+  for (const auto& e : list) PutString(e, &out);
+  return out;
+}
+
+std::string EncodeSet(const SetValue& set) {
+  std::string out;
+  PutHeader(ValueType::kSet, set.size(), &out);
+  for (const auto& m : set.members()) PutString(m, &out);
+  return out;
+}
+
+std::string EncodeZSet(const ZSetValue& zset) {
+  std::string out;
+  PutHeader(ValueType::kZSet, zset.size(), &out);
+  for (const auto& [score, member] : zset.ordered()) {
+    uint64_t bits;
+    std::memcpy(&bits, &score, sizeof(bits));
+    char b[8];
+    StoreLE<uint64_t>(b, bits);
+    out.append(b, sizeof(b));
+    PutString(member, &out);
+  }
+  return out;
+}
+
+Result<HashValue> DecodeHash(std::string_view encoded) {
+  Reader r(encoded);
+  uint32_t n = 0;
+  COSMOS_RETURN_IF_ERROR(r.Header(ValueType::kHash, &n));
+  HashValue h;
+  for (uint32_t i = 0; i < n; ++i) {
+    std::string_view f, v;
+    COSMOS_RETURN_IF_ERROR(r.String(&f));
+    COSMOS_RETURN_IF_ERROR(r.String(&v));
+    if (!h.Set(f, v)) return Reader::Bad("repeated hash field");
+  }
+  COSMOS_RETURN_IF_ERROR(r.End());
+  return h;
+}
+
+Result<ListValue> DecodeList(std::string_view encoded) {
+  Reader r(encoded);
+  uint32_t n = 0;
+  COSMOS_RETURN_IF_ERROR(r.Header(ValueType::kList, &n));
+  ListValue l;
+  for (uint32_t i = 0; i < n; ++i) {
+    std::string_view e;
+    COSMOS_RETURN_IF_ERROR(r.String(&e));
+    l.emplace_back(e);
+  }
+  COSMOS_RETURN_IF_ERROR(r.End());
+  return l;
+}
+
+Result<SetValue> DecodeSet(std::string_view encoded) {
+  Reader r(encoded);
+  uint32_t n = 0;
+  COSMOS_RETURN_IF_ERROR(r.Header(ValueType::kSet, &n));
+  SetValue s;
+  for (uint32_t i = 0; i < n; ++i) {
+    std::string_view m;
+    COSMOS_RETURN_IF_ERROR(r.String(&m));
+    if (!s.Add(m)) return Reader::Bad("repeated set member");
+  }
+  COSMOS_RETURN_IF_ERROR(r.End());
+  return s;
+}
+
+Result<ZSetValue> DecodeZSet(std::string_view encoded) {
+  Reader r(encoded);
+  uint32_t n = 0;
+  COSMOS_RETURN_IF_ERROR(r.Header(ValueType::kZSet, &n));
+  ZSetValue z;
+  for (uint32_t i = 0; i < n; ++i) {
+    double score;
+    std::string_view m;
+    COSMOS_RETURN_IF_ERROR(r.Double(&score));
+    COSMOS_RETURN_IF_ERROR(r.String(&m));
+    if (z.Score(m) != nullptr) return Reader::Bad("repeated sorted-set member");
+    z.Set(m, score);
+  }
+  COSMOS_RETURN_IF_ERROR(r.End());
+  return z;
+}
+
+}  // namespace cosmos::kv
