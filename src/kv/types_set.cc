@@ -155,6 +155,10 @@ uint64_t RandomImpl(TypedCtx& c, bool pop) {
       AppendError(c.out, pop ? "ERR value is out of range, must be positive" : kNotInteger);
       return 0;
     }
+    if (count == INT64_MIN) {  // -count does not exist
+      AppendError(c.out, "ERR value is out of range");
+      return 0;
+    }
   }
   Loaded<SetValue> s;
   if (!LoadSet(c, c.args[1], &s)) return 0;
