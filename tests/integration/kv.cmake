@@ -14,6 +14,12 @@ cosmos_integration_test(kv_redis_diff_test
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/kv_redis_diff_test.cc
   DEPS cosmos::common)
 add_dependencies(kv_redis_diff_test cosmos-kv)
+# SIGKILL under MULTI/EXEC load touching every data type: no acknowledged
+# EXEC lost, none half applied.
+cosmos_integration_test(kv_types_crash_test
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/kv_types_crash_test.cc
+  DEPS cosmos::common Threads::Threads)
+add_dependencies(kv_types_crash_test cosmos-kv)
 # cosmos-kv on a region of a real cosmosd (secure and plain): redis-cli,
 # restarts, no plaintext on the node, RESP errors on node loss, and a SIGKILL
 # crash test that also kills cosmosd.
