@@ -153,7 +153,9 @@ void RegisterBenchCommands(CLI::App& app, Context& ctx) {
   rpm->add_flag("--secure", args->secure,
                 "use protected (secure) scratch regions; needs a secure connection");
   rpm->add_option("--op", args->op, "write_flush | write | read")->capture_default_str();
-  rpm->add_option("--size", args->size, "bytes per op, e.g. 64, 4K, 64K")->capture_default_str();
+  rpm->add_option("--size", args->size, "bytes per op, e.g. 64, 4K, 64K")
+      ->check(cosmos::app::SizeValidator())
+      ->capture_default_str();
   rpm->add_option("-n,--ops", args->ops, "total operations")->capture_default_str();
   rpm->add_option("-c,--concurrency", args->concurrency, "operations in flight (one region each)")
       ->capture_default_str();

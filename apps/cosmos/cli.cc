@@ -4,57 +4,13 @@
 #include <cctype>
 #include <cstdio>
 
+#include "common/build_info.h"
+
 namespace cosmos::cli {
 
 void Context::Emit(std::string human, nlohmann::ordered_json json_doc) {
   text = std::move(human);
   output = std::move(json_doc);
-}
-
-Result<uint64_t> ParseSize(const std::string& text) {
-  if (text.empty() || !std::isdigit(static_cast<unsigned char>(text[0]))) {
-    return Status::InvalidArgument("invalid size '" + text +
-                                   "' (expected e.g. 4096, 64K, 16M, 2G)");
-  }
-  size_t pos = 0;
-  uint64_t value = 0;
-  while (pos < text.size() && std::isdigit(static_cast<unsigned char>(text[pos]))) {
-    const uint64_t digit = static_cast<uint64_t>(text[pos] - '0');
-    if (value > (UINT64_MAX - digit) / 10)
-      return Status::InvalidArgument("size '" + text + "' overflows");
-    value = value * 10 + digit;
-    ++pos;
-  }
-  std::string suffix = text.substr(pos);
-  if (!suffix.empty() && (suffix.back() == 'B' || suffix.back() == 'b')) suffix.pop_back();
-  if (suffix.size() == 2 && (suffix[1] == 'i' || suffix[1] == 'I')) suffix.pop_back();
-  int shift = 0;
-  if (suffix.empty()) {
-    shift = 0;
-  } else if (suffix.size() == 1) {
-    switch (std::toupper(static_cast<unsigned char>(suffix[0]))) {
-      case 'K':
-        shift = 10;
-        break;
-      case 'M':
-        shift = 20;
-        break;
-      case 'G':
-        shift = 30;
-        break;
-      case 'T':
-        shift = 40;
-        break;
-      default:
-        return Status::InvalidArgument("invalid size suffix in '" + text + "' (use K, M, G or T)");
-    }
-  } else {
-    return Status::InvalidArgument("invalid size suffix in '" + text + "' (use K, M, G or T)");
-  }
-  if (shift > 0 && value > (UINT64_MAX >> shift)) {
-    return Status::InvalidArgument("size '" + text + "' overflows");
-  }
-  return value << shift;
 }
 
 std::string HumanBytes(uint64_t bytes) {
@@ -72,6 +28,40 @@ std::string HumanBytes(uint64_t bytes) {
     std::snprintf(buf, sizeof(buf), "%.1f %s", v, kUnits[unit]);
   }
   return buf;
+}
+
+void RegisterVersionCommand(CLI::App& app, Context& ctx) {
+  CLI::App* cmd = app.add_subcommand(
+      "version", "Print the version, git commit, build type, backends and enclave kind");
+  cmd->callback([&ctx] {
+    const BuildInfo& b = GetBuildInfo();
+    auto list = [](std::span<const std::string_view> items) {
+      nlohmann::ordered_json a = nlohmann::ordered_json::array();
+      for (std::string_view i : items) a.push_back(i);
+      return a;
+    };
+    auto join = [](std::span<const std::string_view> items) {
+      std::string out;
+      for (std::string_view i : items) out += (out.empty() ? "" : ", ") + std::string(i);
+      return out;
+    };
+    nlohmann::ordered_json j = {{"version", b.version},
+                                {"git_commit", b.git_commit},
+                                {"build_type", b.build_type},
+                                {"compiler", b.compiler},
+                                {"sanitizers", b.sanitizers},
+                                {"pool_backends", list(b.pool_backends)},
+                                {"kv_backends", list(b.kv_backends)},
+                                {"transports", list(b.transports)},
+                                {"enclave", b.enclave}};
+    std::string text = VersionLine("cosmos") + "\n";
+    text += "  pool backends: " + join(b.pool_backends) + "\n";
+    text += "  kv backends:   " + join(b.kv_backends) + "\n";
+    text += "  transports:    " + join(b.transports) + "\n";
+    text += "  enclave:       " + std::string(b.enclave) + " (no hardware isolation)\n";
+    text += "  compiler:      " + std::string(b.compiler) + "\n";
+    ctx.Emit(text, j);
+  });
 }
 
 }  // namespace cosmos::cli

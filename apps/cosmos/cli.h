@@ -1,5 +1,6 @@
 // Shared plumbing of the `cosmos` admin CLI: global options, output in human
-// or JSON form, the Status that decides the exit code, and size parsing.
+// or JSON form, the Status that decides the exit code. Sizes use the one
+// grammar of common/size.h.
 // Each verb group lives in its own file and registers itself from main.cc.
 #pragma once
 
@@ -7,6 +8,8 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "app_flags.h"
+#include "common/size.h"
 #include "cosmos/result.h"
 
 namespace cosmos::cli {
@@ -23,10 +26,6 @@ struct Context {
   void Emit(std::string human, nlohmann::ordered_json json_doc);
 };
 
-// Parses "4096", "64K", "16M", "2G", "1T" (binary multiples). InvalidArgument
-// on anything else or on overflow.
-Result<uint64_t> ParseSize(const std::string& text);
-
 // "1.5 MiB" style rendering for human output.
 std::string HumanBytes(uint64_t bytes);
 
@@ -35,5 +34,7 @@ std::string HumanBytes(uint64_t bytes);
 void RegisterPoolCommands(CLI::App& app, Context& ctx);
 void RegisterRegionCommands(CLI::App& app, Context& ctx);
 void RegisterKeysCommands(CLI::App& app, Context& ctx);
+// Adds `version`: version, git commit, build type, backends, enclave kind.
+void RegisterVersionCommand(CLI::App& app, Context& ctx);
 
 }  // namespace cosmos::cli

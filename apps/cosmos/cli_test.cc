@@ -1,4 +1,5 @@
-// Tests for the admin CLI: size parsing, and the built binary end to end
+// Tests for the admin CLI: the built binary end to end (size parsing is
+// tested with the one parser, src/common/size_test.cc)
 // (human and JSON output, --help on every verb, errors exit non-zero).
 #include "cli.h"
 
@@ -15,22 +16,6 @@
 
 namespace cosmos::cli {
 namespace {
-
-TEST(ParseSize, AcceptsPlainNumbersAndBinarySuffixes) {
-  EXPECT_EQ(*ParseSize("4096"), 4096u);
-  EXPECT_EQ(*ParseSize("64K"), 65536u);
-  EXPECT_EQ(*ParseSize("16M"), 16u << 20);
-  EXPECT_EQ(*ParseSize("2GiB"), 2ull << 30);
-  EXPECT_EQ(*ParseSize("1t"), 1ull << 40);
-}
-
-TEST(ParseSize, RejectsGarbageAndOverflow) {
-  EXPECT_FALSE(ParseSize("").ok());
-  EXPECT_FALSE(ParseSize("-5").ok());
-  EXPECT_FALSE(ParseSize("12Q").ok());
-  EXPECT_FALSE(ParseSize("99999999999999999999").ok());
-  EXPECT_FALSE(ParseSize("99999999999T").ok());
-}
 
 struct CliRun {
   int exit_code;

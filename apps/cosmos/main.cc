@@ -50,23 +50,27 @@ int main(int argc, char** argv) {
   argc = static_cast<int>(routed.size());
   argv = routed.data();
   CLI::App app{"cosmos: administer COSMOS persistent-memory pools and regions"};
+  cosmos::app::AddVersionFlag(app, "cosmos");
   app.require_subcommand(1);
   app.fallthrough();  // global options are accepted after the verb too
 
   cosmos::cli::Context ctx;
   app.add_flag("--json", ctx.json, "Print one JSON document instead of human-readable text");
-  std::string log_level = "warn";
-  app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
-      ->capture_default_str();
-  app.parse_complete_callback([&] { cosmos::log::SetLevel(log_level); });
+  cosmos::app::LogFlags log_flags;
+  cosmos::app::AddLogFlags(app, log_flags, "warn");
+  // Before any command callback runs, so the command logs as asked.
+  app.parse_complete_callback([&] {
+    if (cosmos::Status s = cosmos::log::Configure(log_flags.options()); !s.ok()) ctx.status = s;
+  });
 
   cosmos::cli::RegisterPoolCommands(app, ctx);
   cosmos::cli::RegisterRegionCommands(app, ctx);
   cosmos::cli::RegisterRemoteCommands(app, ctx);
   cosmos::cli::RegisterBenchCommands(app, ctx);
   cosmos::cli::RegisterKeysCommands(app, ctx);
+  cosmos::cli::RegisterVersionCommand(app, ctx);
 
-  CLI11_PARSE(app, argc, argv);
+  if (auto code = cosmos::app::Parse(app, argc, argv)) return *code;
 
   if (!ctx.status.ok()) {
     if (ctx.json) {
@@ -77,12 +81,12 @@ int main(int argc, char** argv) {
       std::cout << err.dump(2) << "\n";
     }
     std::fprintf(stderr, "cosmos: %s\n", ctx.status.ToString().c_str());
-    return 1;
+    return cosmos::app::kExitFailure;
   }
   if (ctx.json) {
     std::cout << ctx.output.dump(2) << "\n";
   } else {
     std::cout << ctx.text;
   }
-  return 0;
+  return cosmos::app::kExitOk;
 }

@@ -95,7 +95,9 @@ void RegisterPoolCommands(CLI::App& app, Context& ctx) {
     auto backend = std::make_shared<std::string>("auto");
     auto max_regions = std::make_shared<uint32_t>(pmem::layout::kDefaultMaxRegions);
     cmd->add_option("path", *path, "Pool file to create (must not exist)")->required();
-    cmd->add_option("--size", *size, "Pool size, e.g. 64M or 1G")->required();
+    cmd->add_option("--size", *size, "Pool size, e.g. 64M or 1G")
+        ->check(cosmos::app::SizeValidator())
+        ->required();
     cmd->add_option("--max-regions", *max_regions, "Capacity of the region table")
         ->capture_default_str();
     AddBackendOption(cmd, backend.get());

@@ -59,7 +59,9 @@ void RegisterRegionCommands(CLI::App& app, Context& ctx) {
     auto size = std::make_shared<std::string>();
     auto flags = std::make_shared<uint32_t>(0);
     AddTarget(cmd, t.get(), true);
-    cmd->add_option("--size", *size, "Region size, e.g. 4K or 16M")->required();
+    cmd->add_option("--size", *size, "Region size, e.g. 4K or 16M")
+        ->check(cosmos::app::SizeValidator())
+        ->required();
     cmd->add_option("--flags", *flags, "Flags stored for upper layers")->capture_default_str();
     cmd->callback([&ctx, t, size, flags] {
       ctx.status = [&]() -> Status {
@@ -135,7 +137,9 @@ void RegisterRegionCommands(CLI::App& app, Context& ctx) {
     auto data = std::make_shared<std::string>();
     auto file = std::make_shared<std::string>();
     AddTarget(cmd, t.get(), true);
-    cmd->add_option("--offset", *offset, "Byte offset within the region")->capture_default_str();
+    cmd->add_option("--offset", *offset, "Byte offset within the region")
+        ->check(cosmos::app::NonNegativeInteger())
+        ->capture_default_str();
     auto* data_opt = cmd->add_option("--data", *data, "Bytes to write (as given)");
     auto* file_opt = cmd->add_option("--file", *file, "Write the contents of this file");
     data_opt->excludes(file_opt);
@@ -174,8 +178,12 @@ void RegisterRegionCommands(CLI::App& app, Context& ctx) {
     auto length = std::make_shared<uint64_t>(64);
     auto hex = std::make_shared<bool>(false);
     AddTarget(cmd, t.get(), true);
-    cmd->add_option("--offset", *offset, "Byte offset within the region")->capture_default_str();
-    cmd->add_option("--length", *length, "Number of bytes")->capture_default_str();
+    cmd->add_option("--offset", *offset, "Byte offset within the region")
+        ->check(cosmos::app::NonNegativeInteger())
+        ->capture_default_str();
+    cmd->add_option("--length", *length, "Number of bytes")
+        ->check(cosmos::app::NonNegativeInteger())
+        ->capture_default_str();
     cmd->add_flag("--hex", *hex, "Always print hex");
     cmd->callback([&ctx, t, offset, length, hex] {
       ctx.status = [&]() -> Status {

@@ -25,8 +25,8 @@ Result<std::unique_ptr<Client>> ConnectTo(const ClientOptions& options) {
   return Client::Connect(options);
 }
 
-std::string Printable(const std::vector<std::byte>& bytes) {
-  bool text = true;
+std::string Printable(const std::vector<std::byte>& bytes, bool hex) {
+  bool text = !hex;
   for (auto b : bytes) {
     unsigned char c = static_cast<unsigned char>(b);
     if (!std::isprint(c) && c != '\n' && c != '\t') text = false;
@@ -98,7 +98,9 @@ void RegisterRemoteCommands(CLI::App& app, Context& ctx) {
     auto size = std::make_shared<std::string>();
     auto pool = std::make_shared<std::string>();
     cmd->add_option("name", *name, "Region name")->required();
-    cmd->add_option("--size", *size, "Region size, e.g. 4K or 16M")->required();
+    cmd->add_option("--size", *size, "Region size, e.g. 4K or 16M")
+        ->check(cosmos::app::SizeValidator())
+        ->required();
     auto secure = std::make_shared<bool>(false);
     cmd->add_option("--pool", *pool, "Pool on the node (default: its first)");
     cmd->add_flag("--secure", *secure,
@@ -128,11 +130,11 @@ void RegisterRemoteCommands(CLI::App& app, Context& ctx) {
       if (!c.ok()) return void(ctx.status = c.status());
       auto list = (*c)->ListRegions();
       if (!list.ok()) return void(ctx.status = list.status());
-      std::string text;
+      std::string text = "NAME\tSIZE\tDURABILITY\tSECURE\n";
       nlohmann::ordered_json arr = nlohmann::ordered_json::array();
       for (const auto& r : *list) {
         text += r.name + "\t" + HumanBytes(r.size) + "\t" + DurabilityName(r.durability) +
-                (r.secure ? "\tsecure" : "") + "\n";
+                (r.secure ? "\tyes" : "\tno") + "\n";
         arr.push_back(InfoJson(r));
       }
       if (list->empty()) text = "no regions\n";
@@ -157,7 +159,9 @@ void RegisterRemoteCommands(CLI::App& app, Context& ctx) {
     auto data = std::make_shared<std::string>();
     auto file = std::make_shared<std::string>();
     cmd->add_option("name", *name, "Region name")->required();
-    cmd->add_option("--offset", *offset, "Byte offset")->capture_default_str();
+    cmd->add_option("--offset", *offset, "Byte offset")
+        ->check(cosmos::app::NonNegativeInteger())
+        ->capture_default_str();
     auto* d = cmd->add_option("--data", *data, "Bytes to write (as given)");
     auto* f = cmd->add_option("--file", *file, "Write the contents of this file");
     d->excludes(f);
@@ -185,10 +189,16 @@ void RegisterRemoteCommands(CLI::App& app, Context& ctx) {
     auto name = std::make_shared<std::string>();
     auto offset = std::make_shared<uint64_t>(0);
     auto length = std::make_shared<uint64_t>(64);
+    auto hex = std::make_shared<bool>(false);
     cmd->add_option("name", *name, "Region name")->required();
-    cmd->add_option("--offset", *offset, "Byte offset")->capture_default_str();
-    cmd->add_option("--length", *length, "Number of bytes")->capture_default_str();
-    cmd->callback([&ctx, copts, name, offset, length] {
+    cmd->add_option("--offset", *offset, "Byte offset")
+        ->check(cosmos::app::NonNegativeInteger())
+        ->capture_default_str();
+    cmd->add_option("--length", *length, "Number of bytes")
+        ->check(cosmos::app::NonNegativeInteger())
+        ->capture_default_str();
+    cmd->add_flag("--hex", *hex, "Always print hex");
+    cmd->callback([&ctx, copts, name, offset, length, hex] {
       if (*length > (64u << 20))
         return void(ctx.status = Status::InvalidArgument("--length at most 64M"));
       auto c = ConnectTo(*copts);
@@ -198,8 +208,12 @@ void RegisterRemoteCommands(CLI::App& app, Context& ctx) {
       std::vector<std::byte> out(*length);
       Status s = (*r)->Read(*offset, out);
       if (!s.ok()) return void(ctx.status = s);
-      std::string shown = Printable(out);
-      ctx.Emit(shown + "\n", {{"region", *name}, {"offset", *offset}, {"data", shown}});
+      const std::string shown = Printable(out, *hex);
+      ctx.Emit(shown + "\n", {{"region", *name},
+                              {"offset", *offset},
+                              {"length", *length},
+                              {"data", shown},
+                              {"hex", Printable(out, true)}});
     });
   }
   {
@@ -210,7 +224,9 @@ void RegisterRemoteCommands(CLI::App& app, Context& ctx) {
     auto data = std::make_shared<std::string>();
     auto file = std::make_shared<std::string>();
     cmd->add_option("name", *name, "Region name")->required();
-    cmd->add_option("--offset", *offset, "Byte offset")->capture_default_str();
+    cmd->add_option("--offset", *offset, "Byte offset")
+        ->check(cosmos::app::NonNegativeInteger())
+        ->capture_default_str();
     auto* d = cmd->add_option("--data", *data, "Expected bytes");
     auto* f = cmd->add_option("--file", *file, "Expected contents of this file");
     d->excludes(f);

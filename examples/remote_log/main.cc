@@ -5,10 +5,11 @@
 // region created then is a protected (secure) region.
 // `append` prints "acked SEQ" for every record once it is durable; `recover`
 // prints the durable prefix it finds ("recovered N records, last SEQ").
-#include <CLI/CLI.hpp>
 #include <cstdio>
 
+#include "app_flags.h"
 #include "common/clock.h"
+#include "common/size.h"
 #include "remote_log.h"
 
 namespace {
@@ -24,7 +25,8 @@ int main(int argc, char** argv) {
   CLI::App app{"remote_log: append to and recover a log kept in a remote COSMOS region"};
   app.require_subcommand(1);
   std::string region_name = "remote_log";
-  uint64_t count = 1000, size = 100, create_size = 4 << 20;
+  uint64_t count = 1000, size = 100;
+  std::string create_size = "4M";
   cosmos::ClientOptions opts;
   app.add_option("--server", opts.server, "cosmosd address HOST:PORT")->capture_default_str();
   app.add_option("--platform-pub", opts.platform_public_key_file,
@@ -36,18 +38,20 @@ int main(int argc, char** argv) {
   auto* append = app.add_subcommand("append", "append records (write + flush + write_after_flush)");
   append->add_option("--count", count, "records to append")->capture_default_str();
   append->add_option("--size", size, "payload bytes per record")->capture_default_str();
-  append->add_option("--create-size", create_size, "region size if it must be created")
+  append->add_option("--create-size", create_size, "region size if it must be created (e.g. 4M)")
+      ->check(cosmos::app::SizeValidator())
       ->capture_default_str();
   auto* recover = app.add_subcommand("recover", "find and check the durable prefix");
   app.fallthrough();
-  CLI11_PARSE(app, argc, argv);
+  cosmos::app::AddVersionFlag(app, "remote_log");
+  if (auto code = cosmos::app::Parse(app, argc, argv)) return *code;
 
   auto client = cosmos::Client::Connect(opts);
   if (!client.ok()) return Fail(client.status());
   auto region = (*client)->OpenRegion(region_name);
   if (!region.ok() && region.status().code() == cosmos::StatusCode::kNotFound && append->parsed()) {
-    auto created =
-        (*client)->CreateRegion(region_name, create_size, {.pool = "", .secure = opts.secure()});
+    auto created = (*client)->CreateRegion(region_name, *cosmos::ParseSize(create_size),
+                                           {.pool = "", .secure = opts.secure()});
     if (!created.ok()) return Fail(created.status());
     region = (*client)->OpenRegion(region_name);
   }

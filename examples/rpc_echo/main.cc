@@ -1,12 +1,12 @@
 // rpc_echo: example server and client for the COSMOS RPC layer over UDP.
 //   rpc_echo server --listen 127.0.0.1:7000
 //   rpc_echo client --server 127.0.0.1:7000 --count 1000 --size 32
-#include <CLI/CLI.hpp>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <vector>
 
+#include "app_flags.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "rpc/rpc.h"
@@ -152,7 +152,8 @@ int main(int argc, char** argv) {
   client->add_option("--timeout", timeout, "seconds to wait for completion")->capture_default_str();
   bool no_gso = false;
   app.add_flag("--no-gso", no_gso, "do not use UDP GSO/GRO even where the kernel has them");
-  CLI11_PARSE(app, argc, argv);
+  cosmos::app::AddVersionFlag(app, "rpc_echo");
+  if (auto code = cosmos::app::Parse(app, argc, argv)) return *code;
   g_gso = !no_gso;
   std::signal(SIGINT, [](int) { g_stop = true; });
   std::signal(SIGTERM, [](int) { g_stop = true; });

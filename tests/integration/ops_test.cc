@@ -1,0 +1,231 @@
+// Operator behaviour of the built binaries: every binary answers --version,
+// usage errors exit 2 with one message, and SIGHUP no longer kills cosmosd or
+// cosmos-kv: it reopens the log file and reloads what can change safely.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/build_info.h"
+
+namespace {
+
+const std::string kBin = COSMOS_BINARY_DIR;
+const std::string kCosmosd = kBin + "/apps/cosmosd/cosmosd";
+const std::string kKv = kBin + "/apps/cosmos-kv/cosmos-kv";
+const std::string kCosmos = kBin + "/apps/cosmos/cosmos";
+
+struct Outcome {
+  int exit_code;
+  std::string out;  // stdout and stderr
+};
+
+Outcome Shell(const std::string& command) {
+  FILE* p = popen((command + " 2>&1").c_str(), "r");
+  std::string out;
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
+  const int status = pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+std::string Slurp(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// Polls `path` until it contains `needle` (5 s at most).
+bool WaitForText(const std::string& path, const std::string& needle) {
+  for (int i = 0; i < 500; ++i) {
+    if (Slurp(path).find(needle) != std::string::npos) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return false;
+}
+
+struct TempDir {
+  std::string path;
+  TempDir() {
+    char tmpl[] = "/tmp/cosmos_ops_XXXXXX";
+    path = mkdtemp(tmpl);
+  }
+  ~TempDir() { std::filesystem::remove_all(path); }
+};
+
+// A child process started from argv; killed at destruction if still running.
+class Child {
+ public:
+  explicit Child(std::vector<std::string> argv) {
+    pid_ = fork();
+    if (pid_ == 0) {
+      std::vector<char*> cargv;
+      for (auto& a : argv) cargv.push_back(a.data());
+      cargv.push_back(nullptr);
+      execv(cargv[0], cargv.data());
+      _exit(127);
+    }
+  }
+  ~Child() {
+    if (pid_ > 0) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+  }
+  bool Alive() {
+    int status = 0;
+    if (pid_ <= 0) return false;
+    if (waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      return false;
+    }
+    return true;
+  }
+  void Signal(int sig) { kill(pid_, sig); }
+  // SIGTERM, then the wait status.
+  int Stop() {
+    kill(pid_, SIGTERM);
+    int status = 0;
+    waitpid(pid_, &status, 0);
+    pid_ = -1;
+    return status;
+  }
+
+ private:
+  pid_t pid_ = -1;
+};
+
+TEST(Version, EveryBinaryPrintsVersionCommitAndBuildType) {
+  std::vector<std::pair<std::string, std::string>> binaries = {
+      {kCosmosd, "cosmosd"}, {kKv, "cosmos-kv"}, {kCosmos, "cosmos"}};
+#ifdef COSMOS_HAVE_EXAMPLES
+  binaries.push_back({kBin + "/examples/remote_log/remote_log", "remote_log"});
+  binaries.push_back({kBin + "/examples/rpc_echo/rpc_echo", "rpc_echo"});
+#endif
+  for (const auto& [path, name] : binaries) {
+    Outcome r = Shell(path + " --version");
+    EXPECT_EQ(r.exit_code, 0) << name << ": " << r.out;
+    EXPECT_EQ(r.out, cosmos::VersionLine(name) + "\n") << name;
+  }
+}
+
+TEST(Version, CosmosVersionJsonNamesBuildFacts) {
+  Outcome r = Shell(kCosmos + " version --json");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const cosmos::BuildInfo& b = cosmos::GetBuildInfo();
+  for (const std::string& want :
+       {"\"version\": \"" + std::string(b.version) + "\"",
+        "\"git_commit\": \"" + std::string(b.git_commit) + "\"",
+        "\"build_type\": \"" + std::string(b.build_type) + "\"", std::string("\"pmem2\""),
+        std::string("\"enclave\": \"simulated\"")}) {
+    EXPECT_NE(r.out.find(want), std::string::npos) << want << " in " << r.out;
+  }
+  Outcome human = Shell(kCosmos + " version");
+  EXPECT_EQ(human.exit_code, 0);
+  EXPECT_NE(human.out.find(std::string(b.git_commit)), std::string::npos) << human.out;
+}
+
+TEST(UsageErrors, ExitTwoWithTheSameMessageInEveryBinary) {
+  for (const std::string& bin : {kCosmosd, kKv, kCosmos}) {
+    Outcome r = Shell(bin + " --log-level bogus" + (bin == kCosmos ? " pool info x" : ""));
+    EXPECT_EQ(r.exit_code, 2) << bin << ": " << r.out;
+    EXPECT_NE(r.out.find("unknown log level 'bogus' (expected trace, debug, info, warn, error "
+                         "or off)"),
+              std::string::npos)
+        << bin << ": " << r.out;
+  }
+  const std::string bad_unit = "invalid size '64Q': unknown unit 'Q'";
+  for (const std::string& cmd :
+       {kCosmosd + " --pool /nonexistent/p.pool,size=64Q,create", kKv + " --pool-size 64Q",
+        kCosmos + " pool create /nonexistent/p.pool --size 64Q"}) {
+    Outcome r = Shell(cmd);
+    EXPECT_EQ(r.exit_code, 2) << cmd << ": " << r.out;
+    EXPECT_NE(r.out.find(bad_unit), std::string::npos) << cmd << ": " << r.out;
+  }
+  Outcome typo = Shell(kCosmos + " regoin list x.pool");
+  EXPECT_EQ(typo.exit_code, 2) << typo.out;
+  EXPECT_NE(typo.out.find("unknown command 'regoin' for 'cosmos' (did you mean 'region'?)"),
+            std::string::npos)
+      << typo.out;
+  Outcome negative = Shell(kCosmos + " region read x.pool r --length -1");
+  EXPECT_EQ(negative.exit_code, 2) << negative.out;
+  EXPECT_NE(negative.out.find("--length"), std::string::npos) << negative.out;
+}
+
+TEST(UsageErrors, ConfigTypoIsRefusedWithLineAndNearestKey) {
+  TempDir dir;
+  const std::string config = dir.path + "/cosmosd.toml";
+  std::ofstream(config) << "[server]\nport = 0\nworkrs = 4\n";
+  Outcome r = Shell(kCosmosd + " -c " + config + " --pool " + dir.path + "/p.pool,size=16M,create");
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_NE(r.out.find("config " + config +
+                       " line 3: unknown key 'server.workrs' (did you mean 'server.workers'?)"),
+            std::string::npos)
+      << r.out;
+  EXPECT_FALSE(std::filesystem::exists(dir.path + "/p.pool"));
+}
+
+TEST(Sighup, CosmosdReopensItsLogReloadsTheLevelAndNamesWhatNeedsARestart) {
+  TempDir dir;
+  const std::string config = dir.path + "/cosmosd.toml";
+  const std::string log = dir.path + "/cosmosd.log";
+  auto write_config = [&](const std::string& level, int workers, const std::string& extra) {
+    std::ofstream(config) << "[server]\nlisten = \"127.0.0.1\"\nport = 0\nworkers = " << workers
+                          << "\nlog_level = \"" << level << "\"\nlog_file = \"" << log << "\"\n"
+                          << extra << "[[pool]]\npath = \"" << dir.path
+                          << "/p.pool\"\nsize = \"16M\"\ncreate = true\n";
+  };
+  write_config("info", 1, "");
+  Child d({kCosmosd, "-c", config, "--port-file", dir.path + "/port"});
+  ASSERT_TRUE(WaitForText(log, "ready on port")) << Slurp(log);
+
+  // logrotate: move the file away, then SIGHUP with a new level and a change
+  // that cannot apply without a restart.
+  std::filesystem::rename(log, log + ".1");
+  write_config("debug", 2, "");
+  d.Signal(SIGHUP);
+  ASSERT_TRUE(WaitForText(log, "SIGHUP: reopened log " + log)) << Slurp(log);
+  ASSERT_TRUE(WaitForText(log, "needs a restart")) << Slurp(log);
+  const std::string text = Slurp(log);
+  EXPECT_NE(text.find("reloaded: server.log_level = debug"), std::string::npos) << text;
+  EXPECT_NE(text.find("needs a restart to apply: server.workers"), std::string::npos) << text;
+  EXPECT_EQ(Slurp(log + ".1").find("SIGHUP"), std::string::npos);
+  EXPECT_TRUE(d.Alive());
+
+  // A typo in the new file is refused and changes nothing.
+  write_config("info", 2, "workrs = 3\n");
+  d.Signal(SIGHUP);
+  ASSERT_TRUE(WaitForText(log, "configuration refused, nothing changed")) << Slurp(log);
+  EXPECT_NE(Slurp(log).find("server.workrs"), std::string::npos);
+  EXPECT_TRUE(d.Alive());
+  const int status = d.Stop();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+}
+
+TEST(Sighup, CosmosKvReopensItsLogAndKeepsServing) {
+  TempDir dir;
+  const std::string log = dir.path + "/kv.log";
+  Child kv({kKv, "--backend", "memory", "--log-size", "4M", "--port", "0", "--log-file", log});
+  ASSERT_TRUE(WaitForText(log, "ready to accept connections")) << Slurp(log);
+  std::filesystem::rename(log, log + ".1");
+  kv.Signal(SIGHUP);
+  ASSERT_TRUE(WaitForText(log, "SIGHUP: reopened log " + log)) << Slurp(log);
+  EXPECT_NE(Slurp(log).find("needs a restart"), std::string::npos);
+  EXPECT_TRUE(kv.Alive());
+  const int status = kv.Stop();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+}
+
+}  // namespace
