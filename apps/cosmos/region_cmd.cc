@@ -49,7 +49,11 @@ std::string Printable(const std::byte* p, size_t n, bool hex) {
 }  // namespace
 
 void RegisterRegionCommands(CLI::App& app, Context& ctx) {
-  CLI::App* region = app.add_subcommand("region", "Create, list, delete, write and read regions");
+  CLI::App* region = app.add_subcommand(
+      "region",
+      "Create, list, delete, write and read regions of a local pool (region VERB POOL ...); "
+      "add --server HOST:PORT for the regions of a cosmosd node (flags: `cosmos remote region "
+      "--help`)");
   region->require_subcommand(1);
 
   // region create
