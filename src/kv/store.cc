@@ -34,8 +34,6 @@ ValueType RecordValueType(RecordType type, std::string_view value) {
   return static_cast<ValueType>(value[TypedValueLayout::kType]);
 }
 
-bool IsPut(RecordType type) { return type == RecordType::kPut || type == RecordType::kPutTyped; }
-
 }  // namespace
 
 Store::Store(LogDevice* device, StoreOptions options)
@@ -157,6 +155,7 @@ Status Store::Recover() {
     last_seq_ = base_seq;
     COSMOS_RETURN_IF_ERROR(ReplayHalf(h, tail));
     COSMOS_ASSIGN_OR_RETURN(end, ReplayPastTail(h, tail, last_epoch));
+    DropExpired();
     append_pos_ = durable_pos_ = staging_start_ = RecordBase(h) + end;
     durable_seq_ = last_seq_;
     epoch_ = last_epoch + 1;
@@ -206,13 +205,20 @@ Status Store::ReplayHalf(int half, uint64_t tail) {
   return Status::Ok();
 }
 
+// Every record is applied, even a put whose own expiry has passed: a later
+// expire record (PERSIST, EXPIRE) may have changed it. Keys still expired
+// once the whole log is replayed are dropped by DropExpired.
 void Store::ReplayRecord(const RecordHeader& h, std::string_view key, ValueType type,
                          uint64_t pos) {
-  if (!(IsPut(h.type) && Expired(h.expiry_ms, options_.now_ms()))) {
-    ApplyRecord(h.type, key, pos, h.value_len, h.expiry_ms, h.key_len, type);
-  } else {
-    auto it = index_.find(key);
-    if (it != index_.end()) EraseKey(it);
+  ApplyRecord(h.type, key, pos, h.value_len, h.expiry_ms, h.key_len, type);
+}
+
+void Store::DropExpired() {
+  const int64_t now = options_.now_ms();
+  for (auto it = index_.begin(); it != index_.end();) {
+    auto next = std::next(it);
+    if (Expired(it->second.expiry_ms, now)) EraseKey(it);
+    it = next;
   }
 }
 

@@ -201,6 +201,8 @@ class Store {
   Result<uint64_t> ReplayPastTail(int half, uint64_t tail, uint64_t epoch);  // REQUIRES: mu_
   void ReplayRecord(const RecordHeader& h, std::string_view key, ValueType type,
                     uint64_t pos);  // REQUIRES: mu_
+  // Removes keys whose expiry has passed (after recovery replayed the log).
+  void DropExpired();  // REQUIRES: mu_
   // Makes the active half's tail word durable at the durable position.
   Status PersistTail();  // REQUIRES: commit_mu_ held, mu_ not held
   void ApplyRecord(RecordType type, std::string_view key, uint64_t pos, uint64_t value_len,
