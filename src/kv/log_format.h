@@ -77,8 +77,13 @@ enum class RecordType : uint8_t {
   // v3: key -> typed value (hash, list, set, sorted set), with absolute
   // expiry; the value starts with a TypedValueLayout header.
   kPutTyped = 5,
+  // v3: changes (a field set, an element pushed, ...) to the typed value of
+  // an existing key, applied in log order on top of its last kPutTyped
+  // record; the value starts with a TypedValueLayout header whose version
+  // is kTypedDeltaVersion. Expiry is ignored (the key keeps its own).
+  kTypedDelta = 6,
 };
-inline constexpr uint8_t kMaxRecordType = 5;
+inline constexpr uint8_t kMaxRecordType = 6;
 
 // The type of a key's value. Strings are kPut records; the other types are
 // kPutTyped records whose value header carries this byte.
@@ -101,6 +106,10 @@ struct TypedValueLayout {
   static constexpr size_t kSize = 8;      // payload follows
 };
 inline constexpr uint8_t kTypedValueVersion = 1;
+// Version byte of a kTypedDelta value (same header; kCount counts
+// operations): bit 7 marks a delta, bits 0-6 its version (1), so a whole
+// value can never be taken for a delta or the reverse.
+inline constexpr uint8_t kTypedDeltaVersion = 0x81;
 
 // Record header; key bytes, value bytes and zero padding to 8 follow.
 struct RecordLayout {

@@ -269,7 +269,23 @@ Result<uint64_t> Store::ReplayPastTail(int half, uint64_t tail, uint64_t epoch) 
   return end;
 }
 
+void Store::DropChain(std::string_view key, uint32_t key_len) {
+  auto c = chains_.find(key);
+  if (c == chains_.end()) return;
+  for (const DeltaRef& d : c->second) live_bytes_ -= RecordSize(key_len, d.value_len);
+  chains_.erase(c);
+}
+
+KeyVersion Store::VersionOf(const Index::value_type& entry) {
+  KeyVersion v{generation_, entry.second.pos, entry.second.expiry_ms};
+  if (auto c = chains_.find(entry.first); c != chains_.end() && !c->second.empty()) {
+    v.value_pos = c->second.back().pos;
+  }
+  return v;
+}
+
 void Store::EraseKey(Index::iterator it) {
+  DropChain(it->first, it->second.key_len);
   live_bytes_ -= RecordSize(it->second.key_len, it->second.value_len);
   scan_order_.erase({it->second.scan_hash, std::string_view(it->first)});
   index_.erase(it);
@@ -286,6 +302,7 @@ void Store::ApplyRecord(RecordType type, std::string_view key, uint64_t pos, uin
         it->second.scan_hash = Checksum64(key.data(), key.size(), kScanSeed);
         scan_order_.insert({it->second.scan_hash, std::string_view(it->first)});
       } else {
+        DropChain(key, it->second.key_len);  // a new whole value replaces the deltas
         live_bytes_ -= RecordSize(it->second.key_len, it->second.value_len);
       }
       Entry& e = it->second;
@@ -307,8 +324,18 @@ void Store::ApplyRecord(RecordType type, std::string_view key, uint64_t pos, uin
       if (it != index_.end()) it->second.expiry_ms = expiry_ms;
       break;
     }
+    case RecordType::kTypedDelta: {
+      // Writers append deltas only to live typed keys; a key missing here
+      // expired (or was dropped) in the meantime, and its deltas go with it.
+      auto it = index_.find(key);
+      if (it == index_.end() || it->second.type == ValueType::kString) break;
+      chains_[it->first].push_back({pos, value_len});
+      live_bytes_ += RecordSize(key_len, value_len);
+      break;
+    }
     case RecordType::kClear:
       index_.clear();
+      chains_.clear();
       scan_order_.clear();
       live_bytes_ = 0;
       break;
@@ -411,17 +438,32 @@ void Store::MaybeTriggerCompaction() {
 }
 
 Result<bool> Store::Get(std::string_view key, std::string* value) {
-  ValueType type;
-  COSMOS_ASSIGN_OR_RETURN(bool found, GetValue(key, &type, value));
-  return found && type == ValueType::kString;
+  std::lock_guard l(mu_);
+  if (!failed_.ok()) return failed_;
+  auto it = FindLive(key);
+  if (it == index_.end() || it->second.type != ValueType::kString) return false;
+  value->resize(it->second.value_len);
+  COSMOS_RETURN_IF_ERROR(ReadLog(it->second.pos + kRecordHeaderSize + it->second.key_len,
+                                 value->data(), it->second.value_len));
+  return true;
 }
 
-Result<bool> Store::GetValue(std::string_view key, ValueType* type, std::string* value) {
+Result<bool> Store::GetValue(std::string_view key, ValueType* type, std::string* value,
+                             std::vector<std::string>* deltas) {
   std::lock_guard l(mu_);
   if (!failed_.ok()) return failed_;
   auto it = FindLive(key);
   if (it == index_.end()) return false;
   *type = it->second.type;
+  if (deltas != nullptr) deltas->clear();
+  if (auto c = chains_.find(key); c != chains_.end()) {
+    COSMOS_CHECK(deltas != nullptr);
+    for (const DeltaRef& d : c->second) {
+      std::string& v = deltas->emplace_back(d.value_len, '\0');
+      COSMOS_RETURN_IF_ERROR(
+          ReadLog(d.pos + kRecordHeaderSize + it->second.key_len, v.data(), d.value_len));
+    }
+  }
   value->resize(it->second.value_len);
   COSMOS_RETURN_IF_ERROR(ReadLog(it->second.pos + kRecordHeaderSize + it->second.key_len,
                                  value->data(), it->second.value_len));
@@ -434,9 +476,12 @@ Result<std::optional<KeyInfo>> Store::Lookup(std::string_view key) {
   auto it = FindLive(key);
   if (it == index_.end()) return std::optional<KeyInfo>();
   const Entry& e = it->second;
-  const uint64_t version = e.pos ^ (generation_ * 0x9e3779b97f4a7c15ull) ^
-                           (static_cast<uint64_t>(e.expiry_ms) * 0xc2b2ae3d27d4eb4full);
-  return std::optional<KeyInfo>(KeyInfo{e.value_len, e.expiry_ms, e.type, version});
+  KeyInfo info{e.value_len, e.expiry_ms, e.type, VersionOf(*it), 0, 0};
+  if (auto c = chains_.find(key); c != chains_.end()) {
+    info.delta_count = static_cast<uint32_t>(c->second.size());
+    for (const DeltaRef& d : c->second) info.delta_bytes += d.value_len;
+  }
+  return std::optional<KeyInfo>(info);
 }
 
 Result<std::vector<std::string>> Store::Keys(std::string_view pattern) {
@@ -647,6 +692,8 @@ Status Store::CompactLocked() {
     uint64_t value_len;
     int64_t expiry_ms;
     uint32_t key_len;
+    std::vector<DeltaRef> chain;  // the key's delta records below t0, copied after it
+    std::vector<uint64_t> new_chain;
   };
   std::vector<Item> items;
   uint64_t t0, new_gen, base_seq;
@@ -666,7 +713,12 @@ Status Store::CompactLocked() {
     items.reserve(index_.size());
     for (const auto& [k, e] : index_) {
       if (e.pos < t0 && !Expired(e.expiry_ms, now)) {
-        items.push_back({k, e.pos, 0, e.value_len, e.expiry_ms, e.key_len});
+        items.push_back({k, e.pos, 0, e.value_len, e.expiry_ms, e.key_len, {}, {}});
+        if (auto c = chains_.find(k); c != chains_.end()) {
+          for (const DeltaRef& d : c->second) {
+            if (d.pos < t0) items.back().chain.push_back(d);  // a prefix: chains only grow
+          }
+        }
       }
     }
   }
@@ -699,6 +751,14 @@ Status Store::CompactLocked() {
     }
     it.new_pos = out + chunk.size();
     chunk += rec;
+    // The key's deltas follow its base record, in order (raw copies).
+    for (const DeltaRef& d : it.chain) {
+      const uint64_t dsize = RecordSize(it.key_len, d.value_len);
+      rec.resize(dsize);
+      COSMOS_RETURN_IF_ERROR(device_->Read(d.pos, rec.data(), dsize));
+      it.new_chain.push_back(out + chunk.size());
+      chunk += rec;
+    }
     if (chunk.size() >= (4u << 20)) COSMOS_RETURN_IF_ERROR(flush_chunk());
   }
   COSMOS_RETURN_IF_ERROR(flush_chunk());
@@ -747,7 +807,17 @@ Status Store::CompactLocked() {
   const uint64_t old_end = old_base + capacity_;
   for (const auto& it : items) {
     auto e = index_.find(it.key);
-    if (e != index_.end() && e->second.pos == it.old_pos) e->second.pos = it.new_pos;
+    if (e == index_.end() || e->second.pos != it.old_pos) continue;
+    e->second.pos = it.new_pos;
+    // Base unchanged, so its chain still starts with the snapshot's prefix.
+    if (!it.chain.empty()) {
+      std::vector<DeltaRef>& chain = chains_.at(it.key);
+      COSMOS_CHECK(chain.size() >= it.chain.size());
+      for (size_t i = 0; i < it.chain.size(); ++i) {
+        COSMOS_CHECK(chain[i].pos == it.chain[i].pos);
+        chain[i].pos = it.new_chain[i];
+      }
+    }
   }
   for (auto e = index_.begin(); e != index_.end();) {
     uint64_t& pos = e->second.pos;
@@ -762,8 +832,23 @@ Status Store::CompactLocked() {
     }
     ++e;
   }
+  // Deltas appended since t0 shift with the raw copy (keys that died above
+  // took their chains with them in EraseKey).
+  for (auto& [k, chain] : chains_) {
+    for (DeltaRef& d : chain) {
+      if (d.pos >= old_base && d.pos < old_end) {
+        COSMOS_CHECK(d.pos >= t0);
+        d.pos = d.pos - t0 + copied_base;
+      }
+    }
+  }
   live_bytes_ = 0;
-  for (const auto& [k, e] : index_) live_bytes_ += RecordSize(e.key_len, e.value_len);
+  for (const auto& [k, e] : index_) {
+    live_bytes_ += RecordSize(e.key_len, e.value_len);
+    if (auto c = chains_.find(k); c != chains_.end()) {
+      for (const DeltaRef& d : c->second) live_bytes_ += RecordSize(e.key_len, d.value_len);
+    }
+  }
   const uint64_t old_used = append_pos_ - old_base;
   generation_ = new_gen;
   half_ = new_half;

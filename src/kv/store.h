@@ -57,6 +57,13 @@ class WriteBatch {
   void PutTyped(std::string_view key, std::string_view encoded, int64_t expiry_ms = 0) {
     ops_.push_back({RecordType::kPutTyped, key, encoded, expiry_ms});
   }
+  // Appends a change to the typed value of an existing key (it joins the
+  // key's delta chain; a later Put, PutTyped or Delete drops the chain).
+  // REQUIRES: the key holds a typed value when the batch is applied, and
+  // `encoded` is a delta of its type (kv/value_codec.h).
+  void PutDelta(std::string_view key, std::string_view encoded) {
+    ops_.push_back({RecordType::kTypedDelta, key, encoded, 0});
+  }
   // Removes key (a no-op record if absent).
   void Delete(std::string_view key) { ops_.push_back({RecordType::kDelete, key, {}, 0}); }
   // Sets an existing key's absolute expiry (0 removes the expiry).
@@ -77,14 +84,24 @@ class WriteBatch {
   std::vector<Op> ops_;
 };
 
+// Identifies a key's value and expiry exactly: any write to the key (a put,
+// a delta, an expiry change) changes it, and so does a compaction (which
+// moves records), so equal versions mean an unchanged value.
+struct KeyVersion {
+  uint64_t generation = 0;  // log generation the position refers to
+  uint64_t value_pos = 0;   // position of the key's last value record
+  int64_t expiry_ms = 0;
+  bool operator==(const KeyVersion&) const = default;
+};
+
 // Metadata of a live key.
 struct KeyInfo {
-  uint64_t value_len = 0;
-  int64_t expiry_ms = 0;  // 0 = no expiry
+  uint64_t value_len = 0;  // of the base record (the whole value)
+  int64_t expiry_ms = 0;   // 0 = no expiry
   ValueType type = ValueType::kString;
-  // Changes whenever the key's value is rewritten (and when a compaction
-  // moves it): a cheap, conservative "modified since" token for WATCH.
-  uint64_t version = 0;
+  KeyVersion version;
+  uint32_t delta_count = 0;  // kTypedDelta records after the base record
+  uint64_t delta_bytes = 0;  // their value bytes
 };
 
 struct StoreStats {
@@ -130,9 +147,13 @@ class Store {
   // absent, expired (lazy expiry removes it from the index) or not a string.
   [[nodiscard]] Result<bool> Get(std::string_view key, std::string* value);
   // Copies the live value of `key`, of any type, into `*value` and its type
-  // into `*type` (typed values include their TypedValueLayout header).
+  // into `*type` (typed values include their TypedValueLayout header), and
+  // the values of its delta records, oldest first, into `*deltas` (cleared
+  // first; may be null only for keys without deltas, such as strings: a
+  // null `deltas` for a key with deltas is a checked programmer error).
   // Returns false if absent or expired.
-  [[nodiscard]] Result<bool> GetValue(std::string_view key, ValueType* type, std::string* value);
+  [[nodiscard]] Result<bool> GetValue(std::string_view key, ValueType* type, std::string* value,
+                                      std::vector<std::string>* deltas = nullptr);
   // Value length and expiry of a live key, nullopt if absent or expired.
   [[nodiscard]] Result<std::optional<KeyInfo>> Lookup(std::string_view key);
   // Live keys matching a Redis glob pattern.
@@ -191,6 +212,13 @@ class Store {
     size_t operator()(std::string_view k) const { return std::hash<std::string_view>()(k); }
   };
   using Index = std::unordered_map<std::string, Entry, KeyHash, std::equal_to<>>;
+  struct DeltaRef {
+    uint64_t pos;  // device offset of the kTypedDelta record
+    uint64_t value_len;
+  };
+  // Delta chains of typed keys (absent for keys without deltas, so string
+  // keys pay nothing). Invariant: a chain's key is in index_.
+  using Chains = std::unordered_map<std::string, std::vector<DeltaRef>, KeyHash, std::equal_to<>>;
 
   Store(LogDevice* device, StoreOptions options);
   Status Format();
@@ -207,10 +235,12 @@ class Store {
   Status PersistTail();  // REQUIRES: commit_mu_ held, mu_ not held
   void ApplyRecord(RecordType type, std::string_view key, uint64_t pos, uint64_t value_len,
                    int64_t expiry_ms, uint32_t key_len,
-                   ValueType value_type);                 // REQUIRES: mu_ held
-  void EraseKey(Index::iterator it);                      // REQUIRES: mu_ held
-  Index::iterator FindLive(std::string_view key);         // REQUIRES: mu_ held
-  Status ReadLog(uint64_t pos, void* out, uint64_t len);  // REQUIRES: mu_ held
+                   ValueType value_type);                  // REQUIRES: mu_ held
+  void EraseKey(Index::iterator it);                       // REQUIRES: mu_ held
+  void DropChain(std::string_view key, uint32_t key_len);  // REQUIRES: mu_ held
+  KeyVersion VersionOf(const Index::value_type& entry);    // REQUIRES: mu_ held
+  Index::iterator FindLive(std::string_view key);          // REQUIRES: mu_ held
+  Status ReadLog(uint64_t pos, void* out, uint64_t len);   // REQUIRES: mu_ held
   uint64_t TailWordOffset(int half) const { return half == 0 ? kTailOffset0 : kTailOffset1; }
   uint64_t RecordBase(int half) const { return half_offset_[half] + kSegmentHeaderSize; }
   uint64_t BaseSequenceOffset(int half) const {
@@ -234,6 +264,7 @@ class Store {
   std::condition_variable durable_cv_;  // WaitDurable waiters
   std::condition_variable compact_cv_;  // compactor waits for a trigger
   Index index_;
+  Chains chains_;
   std::set<std::pair<uint64_t, std::string_view>> scan_order_;  // views into index_ keys
   uint64_t generation_ = 0;
   int half_ = 0;

@@ -88,7 +88,7 @@ void Dispatcher::Watch(ClientSession& session, std::span<const std::string_view>
       AppendStoreError(out, info.status());
       return;
     }
-    std::optional<uint64_t> version;
+    std::optional<KeyVersion> version;
     if (info->has_value()) version = (*info)->version;
     auto& w = session.tx.watched;
     auto it = std::find_if(w.begin(), w.end(), [&](const auto& p) { return p.first == args[i]; });
@@ -108,7 +108,7 @@ uint64_t Dispatcher::Exec(ClientSession& session, std::string* out) {
   // expired, its TTL changed, or moved by a compaction) aborts with nil.
   for (const auto& [key, version] : tx.watched) {
     auto info = store_->Lookup(key);
-    std::optional<uint64_t> now;
+    std::optional<KeyVersion> now;
     if (info.ok() && info->has_value()) now = (*info)->version;
     if (!info.ok() || now != version) {
       tx.Reset();

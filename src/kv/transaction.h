@@ -10,6 +10,8 @@
 #include <utility>
 #include <vector>
 
+#include "kv/store.h"
+
 namespace cosmos::kv {
 
 struct TransactionState {
@@ -20,7 +22,7 @@ struct TransactionState {
   std::vector<std::vector<std::string>> queued;
   // WATCHed keys with the Store version token seen at WATCH time (nullopt:
   // absent). EXEC fails (nil) if any token changed.
-  std::vector<std::pair<std::string, std::optional<uint64_t>>> watched;
+  std::vector<std::pair<std::string, std::optional<KeyVersion>>> watched;
 
   // Leaves MULTI and forgets queued commands and watched keys.
   void Reset() {

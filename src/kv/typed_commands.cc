@@ -67,29 +67,42 @@ bool Load(TypedCtx& c, std::string_view key, ValueType want, Result<T> (*decode)
   }
   ValueType type;
   std::string raw;
-  auto got = c.store->GetValue(key, &type, &raw);
+  std::vector<std::string> deltas;
+  auto got = c.store->GetValue(key, &type, &raw, &deltas);
   if (!got.ok()) {
     AppendStoreError(c.out, got.status());
     return false;
   }
   if (!*got) return true;
   auto decoded = decode(raw);
-  if (!decoded.ok()) {
-    AppendError(
-        c.out, "ERR cosmos-kv cannot decode the value of this key: " + decoded.status().ToString());
+  Status s = decoded.status();
+  for (size_t i = 0; s.ok() && i < deltas.size(); ++i) s = ApplyDelta(deltas[i], &*decoded);
+  if (!s.ok()) {
+    AppendError(c.out, "ERR cosmos-kv cannot decode the value of this key: " + s.ToString());
     return false;
   }
   v->value = std::move(*decoded);
   v->found = true;
   v->expiry_ms = (*info)->expiry_ms;
+  v->base_len = (*info)->value_len;
+  v->delta_count = (*info)->delta_count;
+  v->delta_bytes = (*info)->delta_bytes;
   return true;
 }
 
 template <typename T>
-void Stage(std::string_view key, const Loaded<T>& v, std::string (*encode)(const T&),
-           WriteBatch* batch, std::deque<std::string>* storage) {
+void Stage(std::string_view key, const Loaded<T>& v, ValueType type,
+           std::string (*encode)(const T&), WriteBatch* batch, std::deque<std::string>* storage) {
   if (v.value.size() == 0) {
     batch->Delete(key);
+    return;
+  }
+  const DeltaJournal& j = v.value.journal();
+  if (v.found && j.valid() &&
+      ShouldWriteDelta(v.base_len, v.delta_count, v.delta_bytes, j.bytes().size())) {
+    if (j.ops() == 0) return;  // nothing changed
+    storage->push_back(EncodeDelta(type, j));
+    batch->PutDelta(key, storage->back());
     return;
   }
   storage->push_back(encode(v.value));
@@ -113,19 +126,25 @@ bool LoadZSet(TypedCtx& c, std::string_view key, Loaded<ZSetValue>* v) {
 
 void StageHash(std::string_view key, const Loaded<HashValue>& v, WriteBatch* batch,
                std::deque<std::string>* storage) {
-  Stage(key, v, &EncodeHash, batch, storage);
+  Stage(key, v, ValueType::kHash, &EncodeHash, batch, storage);
 }
 void StageList(std::string_view key, const Loaded<ListValue>& v, WriteBatch* batch,
                std::deque<std::string>* storage) {
-  Stage(key, v, &EncodeList, batch, storage);
+  Stage(key, v, ValueType::kList, &EncodeList, batch, storage);
 }
 void StageSet(std::string_view key, const Loaded<SetValue>& v, WriteBatch* batch,
               std::deque<std::string>* storage) {
-  Stage(key, v, &EncodeSet, batch, storage);
+  Stage(key, v, ValueType::kSet, &EncodeSet, batch, storage);
 }
 void StageZSet(std::string_view key, const Loaded<ZSetValue>& v, WriteBatch* batch,
                std::deque<std::string>* storage) {
-  Stage(key, v, &EncodeZSet, batch, storage);
+  Stage(key, v, ValueType::kZSet, &EncodeZSet, batch, storage);
+}
+
+bool ShouldWriteDelta(uint64_t base_len, uint32_t delta_count, uint64_t delta_bytes,
+                      uint64_t journal_bytes) {
+  return base_len >= kMinDeltaBase && delta_count < kMaxDeltaChain &&
+         delta_bytes + journal_bytes + TypedValueLayout::kSize <= base_len;
 }
 
 bool ApplyBatch(TypedCtx& c, const WriteBatch& batch, uint64_t* seq) {

@@ -62,7 +62,11 @@ template <typename T>
 struct Loaded {
   bool found = false;
   int64_t expiry_ms = 0;  // kept when the value is written back
-  T value{};
+  T value{};              // its journal holds the command's changes
+  // The key's records as loaded (for choosing a delta or a whole write).
+  uint64_t base_len = 0;
+  uint32_t delta_count = 0;
+  uint64_t delta_bytes = 0;
 };
 
 // Load `key` as the given type. Return false after appending an error reply
@@ -73,8 +77,11 @@ struct Loaded {
 [[nodiscard]] bool LoadSet(TypedCtx& c, std::string_view key, Loaded<SetValue>* v);
 [[nodiscard]] bool LoadZSet(TypedCtx& c, std::string_view key, Loaded<ZSetValue>* v);
 
-// Adds to `batch` the write of `v` under `key` (a delete when the value is
-// empty: Redis removes empty collections), keeping v.expiry_ms. The encoded
+// Adds to `batch` the write of `v` under `key`: a delete when the value is
+// empty (Redis removes empty collections); a delta record with the value's
+// journal when the key existed, the journal is valid and the key's delta
+// chain stays small next to its base (ShouldWriteDelta); else the whole
+// value. Keeps v.expiry_ms. The encoded
 // bytes are kept in `*storage` (they must outlive the Apply; a deque keeps
 // earlier elements in place as it grows).
 void StageHash(std::string_view key, const Loaded<HashValue>& v, WriteBatch* batch,
@@ -85,6 +92,15 @@ void StageSet(std::string_view key, const Loaded<SetValue>& v, WriteBatch* batch
               std::deque<std::string>* storage);
 void StageZSet(std::string_view key, const Loaded<ZSetValue>& v, WriteBatch* batch,
                std::deque<std::string>* storage);
+
+// True if a change of `journal_bytes` to a key with this base and chain
+// should be logged as a delta rather than as the whole value: the base is
+// not tiny, and the chain (read back on every cold load) stays within the
+// base's size and kMaxDeltaChain records.
+inline constexpr uint32_t kMaxDeltaChain = 1024;
+inline constexpr uint64_t kMinDeltaBase = 1024;
+bool ShouldWriteDelta(uint64_t base_len, uint32_t delta_count, uint64_t delta_bytes,
+                      uint64_t journal_bytes);
 
 // Applies `batch` (one atomic, durable-together group). Returns false after
 // appending the store's error reply; else sets *seq.

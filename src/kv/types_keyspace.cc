@@ -38,10 +38,20 @@ uint64_t RenameImpl(TypedCtx& c, bool nx) {
   }
   ValueType type;
   std::string value;
-  auto got = c.store->GetValue(c.args[1], &type, &value);
+  std::vector<std::string> deltas;
+  auto got = c.store->GetValue(c.args[1], &type, &value, &deltas);
   if (!got.ok()) {
     AppendStoreError(c.out, got.status());
     return 0;
+  }
+  if (!deltas.empty()) {  // the new key starts with one whole value
+    auto folded = FoldTypedValue(value, deltas);
+    if (!folded.ok()) {
+      AppendError(c.out, "ERR cosmos-kv cannot decode the value of this key: " +
+                             folded.status().ToString());
+      return 0;
+    }
+    value = std::move(*folded);
   }
   WriteBatch b;
   if (type == ValueType::kString) {

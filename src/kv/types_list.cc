@@ -34,9 +34,9 @@ uint64_t PushImpl(TypedCtx& c, bool left, bool existing_only) {
   }
   for (size_t i = 2; i < c.args.size(); ++i) {
     if (left) {
-      l.value.emplace_front(c.args[i]);
+      l.value.PushFront(c.args[i]);
     } else {
-      l.value.emplace_back(c.args[i]);
+      l.value.PushBack(c.args[i]);
     }
   }
   uint64_t seq;
@@ -82,10 +82,10 @@ uint64_t PopImpl(TypedCtx& c, bool left) {
   for (size_t i = 0; i < n; ++i) {
     if (left) {
       AppendBulk(&reply, l.value.front());
-      l.value.pop_front();
+      l.value.PopFront();
     } else {
       AppendBulk(&reply, l.value.back());
-      l.value.pop_back();
+      l.value.PopBack();
     }
   }
   uint64_t seq;
@@ -165,7 +165,7 @@ uint64_t LSet(TypedCtx& c) {
     AppendError(c.out, "ERR index out of range");
     return ReadSeq(c);
   }
-  l.value[i] = std::string(c.args[3]);
+  l.value.mutable_items()[i] = std::string(c.args[3]);
   uint64_t seq;
   if (!SaveList(c, c.args[1], l, &seq)) return 0;
   AppendSimple(c.out, "OK");
@@ -186,9 +186,10 @@ uint64_t LRem(TypedCtx& c) {
                                     : (count < 0 ? static_cast<uint64_t>(-(count + 1)) + 1
                                                  : static_cast<uint64_t>(count));
   uint64_t removed = 0;
-  ListValue kept;
+  std::deque<std::string> kept;
+  std::deque<std::string>& items = l.value.mutable_items();
   if (count >= 0) {
-    for (auto& e : l.value) {
+    for (auto& e : items) {
       if (removed < limit && e == target) {
         ++removed;
       } else {
@@ -196,7 +197,7 @@ uint64_t LRem(TypedCtx& c) {
       }
     }
   } else {
-    for (auto it = l.value.rbegin(); it != l.value.rend(); ++it) {
+    for (auto it = items.rbegin(); it != items.rend(); ++it) {
       if (removed < limit && *it == target) {
         ++removed;
       } else {
@@ -208,7 +209,7 @@ uint64_t LRem(TypedCtx& c) {
     AppendInteger(c.out, 0);
     return ReadSeq(c);
   }
-  l.value = std::move(kept);
+  items = std::move(kept);
   uint64_t seq;
   if (!SaveList(c, c.args[1], l, &seq)) return 0;
   AppendInteger(c.out, static_cast<int64_t>(removed));
@@ -228,12 +229,16 @@ uint64_t LTrim(TypedCtx& c) {
     return ReadSeq(c);
   }
   int64_t from, to;
-  if (!NormalizeRange(start, stop, static_cast<int64_t>(l.value.size()), &from, &to)) {
-    l.value.clear();
-  } else {
-    l.value.erase(l.value.begin() + to + 1, l.value.end());
-    l.value.erase(l.value.begin(), l.value.begin() + from);
+  // Trimming is pops at both ends, so it is logged as a small delta (the
+  // capped-list pattern LPUSH + LTRIM stays cheap on long lists).
+  const int64_t len = static_cast<int64_t>(l.value.size());
+  int64_t pop_front = len, pop_back = 0;
+  if (NormalizeRange(start, stop, len, &from, &to)) {
+    pop_front = from;
+    pop_back = len - 1 - to;
   }
+  for (int64_t i = 0; i < pop_front; ++i) l.value.PopFront();
+  for (int64_t i = 0; i < pop_back; ++i) l.value.PopBack();
   uint64_t seq;
   if (!SaveList(c, c.args[1], l, &seq)) return 0;
   AppendSimple(c.out, "OK");
@@ -252,12 +257,14 @@ uint64_t LInsert(TypedCtx& c) {
     AppendInteger(c.out, 0);
     return ReadSeq(c);
   }
-  auto it = std::find(l.value.begin(), l.value.end(), c.args[3]);
-  if (it == l.value.end()) {
+  auto found = std::find(l.value.begin(), l.value.end(), c.args[3]);
+  if (found == l.value.end()) {
     AppendInteger(c.out, -1);
     return ReadSeq(c);
   }
-  l.value.insert(before ? it : it + 1, std::string(c.args[4]));
+  const auto at = found - l.value.begin();
+  std::deque<std::string>& items = l.value.mutable_items();
+  items.insert(items.begin() + at + (before ? 0 : 1), std::string(c.args[4]));
   uint64_t seq;
   if (!SaveList(c, c.args[1], l, &seq)) return 0;
   AppendInteger(c.out, static_cast<int64_t>(l.value.size()));
@@ -278,16 +285,16 @@ uint64_t MoveImpl(TypedCtx& c, std::string_view src_key, std::string_view dst_ke
   if (!LoadList(c, dst_key, &dst)) return 0;
   std::string element = from_left ? src.value.front() : src.value.back();
   if (from_left) {
-    src.value.pop_front();
+    src.value.PopFront();
   } else {
-    src.value.pop_back();
+    src.value.PopBack();
   }
   Loaded<ListValue>* target = &dst;
   if (src_key == dst_key) target = &src;  // rotation within one list
   if (to_left) {
-    target->value.push_front(element);
+    target->value.PushFront(element);
   } else {
-    target->value.push_back(element);
+    target->value.PushBack(element);
   }
   WriteBatch b;
   std::deque<std::string> storage;

@@ -1,5 +1,6 @@
-// Whole-value encoding of hashes, lists, sets and sorted sets (format in
-// docs/kv.md "Typed values"), and the in-memory containers' operations.
+// Whole-value and delta encodings of hashes, lists, sets and sorted sets
+// (format in docs/kv.md "Typed values"), and the in-memory containers'
+// journaled operations.
 #include "kv/value_codec.h"
 
 #include <cmath>
@@ -9,6 +10,79 @@
 #include "common/endian.h"
 
 namespace cosmos::kv {
+namespace {
+
+// Delta opcodes (docs/kv.md "Typed values"), per value type.
+constexpr uint8_t kHashSetOp = 1;        // field, value
+constexpr uint8_t kHashDelOp = 2;        // field
+constexpr uint8_t kListPushFrontOp = 1;  // element
+constexpr uint8_t kListPushBackOp = 2;   // element
+constexpr uint8_t kListPopFrontOp = 3;   // -
+constexpr uint8_t kListPopBackOp = 4;    // -
+constexpr uint8_t kSetAddOp = 1;         // member
+constexpr uint8_t kSetRemOp = 2;         // member
+constexpr uint8_t kZSetSetOp = 1;        // score, member
+constexpr uint8_t kZSetRemOp = 2;        // member
+
+void AppendLength(size_t n, std::string* out) {
+  COSMOS_CHECK(n <= UINT32_MAX);
+  char len[4];
+  StoreLE<uint32_t>(len, static_cast<uint32_t>(n));
+  out->append(len, sizeof(len));
+}
+
+}  // namespace
+
+void DeltaJournal::AddBare(uint8_t opcode) {
+  if (!valid_) return;
+  bytes_.push_back(static_cast<char>(opcode));
+  ++ops_;
+}
+
+void DeltaJournal::Add(uint8_t opcode, std::string_view a) {
+  if (!valid_) return;
+  AddBare(opcode);
+  AppendLength(a.size(), &bytes_);
+  bytes_.append(a);
+}
+
+void DeltaJournal::Add(uint8_t opcode, std::string_view a, std::string_view b) {
+  if (!valid_) return;
+  Add(opcode, a);
+  AppendLength(b.size(), &bytes_);
+  bytes_.append(b);
+}
+
+void DeltaJournal::AddScored(uint8_t opcode, double score, std::string_view member) {
+  if (!valid_) return;
+  AddBare(opcode);
+  uint64_t bits;
+  std::memcpy(&bits, &score, sizeof(bits));
+  char b[8];
+  StoreLE<uint64_t>(b, bits);
+  bytes_.append(b, sizeof(b));
+  AppendLength(member.size(), &bytes_);
+  bytes_.append(member);
+}
+
+void ListValue::PushFront(std::string_view v) {
+  items_.emplace_front(v);
+  journal_.Add(kListPushFrontOp, v);
+}
+void ListValue::PushBack(std::string_view v) {
+  items_.emplace_back(v);
+  journal_.Add(kListPushBackOp, v);
+}
+void ListValue::PopFront() {
+  COSMOS_CHECK(!items_.empty());
+  items_.pop_front();
+  journal_.AddBare(kListPopFrontOp);
+}
+void ListValue::PopBack() {
+  COSMOS_CHECK(!items_.empty());
+  items_.pop_back();
+  journal_.AddBare(kListPopBackOp);
+}
 
 const std::string* HashValue::Find(std::string_view field) const {
   auto it = pos_.find(std::string(field));
@@ -22,6 +96,7 @@ bool HashValue::Set(std::string_view field, std::string_view value) {
   } else {
     entries_[it->second].second.assign(value);
   }
+  journal_.Add(kHashSetOp, field, value);
   return inserted;
 }
 
@@ -32,12 +107,16 @@ bool HashValue::Erase(std::string_view field) {
   pos_.erase(it);
   entries_.erase(entries_.begin() + static_cast<ptrdiff_t>(slot));
   for (size_t i = slot; i < entries_.size(); ++i) pos_[entries_[i].first] = i;
+  journal_.Add(kHashDelOp, field);
   return true;
 }
 
 bool SetValue::Add(std::string_view member) {
   auto [it, inserted] = pos_.emplace(std::string(member), members_.size());
-  if (inserted) members_.emplace_back(member);
+  if (inserted) {
+    members_.emplace_back(member);
+    journal_.Add(kSetAddOp, member);
+  }
   return inserted;
 }
 
@@ -48,6 +127,7 @@ bool SetValue::Erase(std::string_view member) {
   pos_.erase(it);
   members_.erase(members_.begin() + static_cast<ptrdiff_t>(slot));
   for (size_t i = slot; i < members_.size(); ++i) pos_[members_[i]] = i;
+  journal_.Add(kSetRemOp, member);
   return true;
 }
 
@@ -65,6 +145,7 @@ bool ZSetValue::Set(std::string_view member, double score) {
     it->second = score;
   }
   ordered_.emplace(score, it->first);
+  journal_.AddScored(kZSetSetOp, score, member);
   return inserted;
 }
 
@@ -73,6 +154,7 @@ bool ZSetValue::Erase(std::string_view member) {
   if (it == scores_.end()) return false;
   ordered_.erase({it->second, it->first});
   scores_.erase(it);
+  journal_.Add(kZSetRemOp, member);
   return true;
 }
 
@@ -107,10 +189,10 @@ class Reader {
  public:
   explicit Reader(std::string_view in) : in_(in) {}
 
-  // Checks the header for `type`; sets *count.
-  Status Header(ValueType type, uint32_t* count) {
+  // Checks the header for `type` and `version`; sets *count.
+  Status Header(ValueType type, uint32_t* count, uint8_t version = kTypedValueVersion) {
     if (in_.size() < TypedValueLayout::kSize) return Bad("truncated header");
-    if (static_cast<uint8_t>(in_[TypedValueLayout::kVersion]) != kTypedValueVersion) {
+    if (static_cast<uint8_t>(in_[TypedValueLayout::kVersion]) != version) {
       return Bad("unsupported encoding version");
     }
     if (static_cast<uint8_t>(in_[TypedValueLayout::kType]) != static_cast<uint8_t>(type)) {
@@ -121,8 +203,15 @@ class Reader {
     }
     *count = LoadLE<uint32_t>(in_.data() + TypedValueLayout::kCount);
     pos_ = TypedValueLayout::kSize;
-    // Every element takes at least 4 bytes: reject counts the bytes cannot hold.
-    if (*count > (in_.size() - pos_) / 4) return Bad("element count beyond the value");
+    // Every element or operation takes at least one byte (elements four):
+    // reject counts the bytes cannot hold before anything is allocated.
+    const size_t min_size = version == kTypedValueVersion ? 4 : 1;
+    if (*count > (in_.size() - pos_) / min_size) return Bad("element count beyond the value");
+    return Status::Ok();
+  }
+  Status Byte(uint8_t* b) {
+    if (pos_ >= in_.size()) return Bad("truncated operation");
+    *b = static_cast<uint8_t>(in_[pos_++]);
     return Status::Ok();
   }
   Status String(std::string_view* s) {
@@ -204,6 +293,7 @@ Result<HashValue> DecodeHash(std::string_view encoded) {
     if (!h.Set(f, v)) return Reader::Bad("repeated hash field");
   }
   COSMOS_RETURN_IF_ERROR(r.End());
+  h.journal().Clear();
   return h;
 }
 
@@ -215,9 +305,10 @@ Result<ListValue> DecodeList(std::string_view encoded) {
   for (uint32_t i = 0; i < n; ++i) {
     std::string_view e;
     COSMOS_RETURN_IF_ERROR(r.String(&e));
-    l.emplace_back(e);
+    l.PushBack(e);
   }
   COSMOS_RETURN_IF_ERROR(r.End());
+  l.journal().Clear();
   return l;
 }
 
@@ -232,6 +323,7 @@ Result<SetValue> DecodeSet(std::string_view encoded) {
     if (!s.Add(m)) return Reader::Bad("repeated set member");
   }
   COSMOS_RETURN_IF_ERROR(r.End());
+  s.journal().Clear();
   return s;
 }
 
@@ -249,7 +341,142 @@ Result<ZSetValue> DecodeZSet(std::string_view encoded) {
     z.Set(m, score);
   }
   COSMOS_RETURN_IF_ERROR(r.End());
+  z.journal().Clear();
   return z;
+}
+
+std::string EncodeDelta(ValueType type, const DeltaJournal& journal) {
+  COSMOS_CHECK(journal.valid());
+  std::string out;
+  char h[TypedValueLayout::kSize] = {};
+  h[TypedValueLayout::kVersion] = static_cast<char>(kTypedDeltaVersion);
+  h[TypedValueLayout::kType] = static_cast<char>(type);
+  StoreLE<uint32_t>(h + TypedValueLayout::kCount, journal.ops());
+  out.append(h, sizeof(h));
+  out.append(journal.bytes());
+  return out;
+}
+
+Status ApplyDelta(std::string_view delta, HashValue* hash) {
+  Reader r(delta);
+  uint32_t n = 0;
+  COSMOS_RETURN_IF_ERROR(r.Header(ValueType::kHash, &n, kTypedDeltaVersion));
+  for (uint32_t i = 0; i < n; ++i) {
+    uint8_t op = 0;
+    std::string_view field, value;
+    COSMOS_RETURN_IF_ERROR(r.Byte(&op));
+    COSMOS_RETURN_IF_ERROR(r.String(&field));
+    if (op == kHashSetOp) {
+      COSMOS_RETURN_IF_ERROR(r.String(&value));
+      hash->Set(field, value);
+    } else if (op != kHashDelOp || !hash->Erase(field)) {
+      return Reader::Bad("hash delta operation does not apply");
+    }
+  }
+  COSMOS_RETURN_IF_ERROR(r.End());
+  hash->journal().Clear();
+  return Status::Ok();
+}
+
+Status ApplyDelta(std::string_view delta, ListValue* list) {
+  Reader r(delta);
+  uint32_t n = 0;
+  COSMOS_RETURN_IF_ERROR(r.Header(ValueType::kList, &n, kTypedDeltaVersion));
+  for (uint32_t i = 0; i < n; ++i) {
+    uint8_t op = 0;
+    COSMOS_RETURN_IF_ERROR(r.Byte(&op));
+    std::string_view e;
+    if (op == kListPushFrontOp || op == kListPushBackOp) {
+      COSMOS_RETURN_IF_ERROR(r.String(&e));
+      if (op == kListPushFrontOp) {
+        list->PushFront(e);
+      } else {
+        list->PushBack(e);
+      }
+    } else if ((op == kListPopFrontOp || op == kListPopBackOp) && !list->empty()) {
+      if (op == kListPopFrontOp) {
+        list->PopFront();
+      } else {
+        list->PopBack();
+      }
+    } else {
+      return Reader::Bad("list delta operation does not apply");
+    }
+  }
+  COSMOS_RETURN_IF_ERROR(r.End());
+  list->journal().Clear();
+  return Status::Ok();
+}
+
+Status ApplyDelta(std::string_view delta, SetValue* set) {
+  Reader r(delta);
+  uint32_t n = 0;
+  COSMOS_RETURN_IF_ERROR(r.Header(ValueType::kSet, &n, kTypedDeltaVersion));
+  for (uint32_t i = 0; i < n; ++i) {
+    uint8_t op = 0;
+    std::string_view m;
+    COSMOS_RETURN_IF_ERROR(r.Byte(&op));
+    COSMOS_RETURN_IF_ERROR(r.String(&m));
+    const bool ok = (op == kSetAddOp && set->Add(m)) || (op == kSetRemOp && set->Erase(m));
+    if (!ok) return Reader::Bad("set delta operation does not apply");
+  }
+  COSMOS_RETURN_IF_ERROR(r.End());
+  set->journal().Clear();
+  return Status::Ok();
+}
+
+Status ApplyDelta(std::string_view delta, ZSetValue* zset) {
+  Reader r(delta);
+  uint32_t n = 0;
+  COSMOS_RETURN_IF_ERROR(r.Header(ValueType::kZSet, &n, kTypedDeltaVersion));
+  for (uint32_t i = 0; i < n; ++i) {
+    uint8_t op = 0;
+    COSMOS_RETURN_IF_ERROR(r.Byte(&op));
+    std::string_view m;
+    if (op == kZSetSetOp) {
+      double score = 0;
+      COSMOS_RETURN_IF_ERROR(r.Double(&score));
+      COSMOS_RETURN_IF_ERROR(r.String(&m));
+      zset->Set(m, score);
+    } else {
+      COSMOS_RETURN_IF_ERROR(r.String(&m));
+      if (op != kZSetRemOp || !zset->Erase(m)) {
+        return Reader::Bad("sorted-set delta operation does not apply");
+      }
+    }
+  }
+  COSMOS_RETURN_IF_ERROR(r.End());
+  zset->journal().Clear();
+  return Status::Ok();
+}
+
+namespace {
+
+template <typename T>
+Result<std::string> Fold(std::string_view base, const std::vector<std::string>& deltas,
+                         Result<T> (*decode)(std::string_view), std::string (*encode)(const T&)) {
+  COSMOS_ASSIGN_OR_RETURN(T value, decode(base));
+  for (const auto& d : deltas) COSMOS_RETURN_IF_ERROR(ApplyDelta(d, &value));
+  return encode(value);
+}
+
+}  // namespace
+
+Result<std::string> FoldTypedValue(std::string_view base, const std::vector<std::string>& deltas) {
+  if (base.size() < TypedValueLayout::kSize) return Reader::Bad("truncated header");
+  switch (static_cast<ValueType>(base[TypedValueLayout::kType])) {
+    case ValueType::kHash:
+      return Fold<HashValue>(base, deltas, &DecodeHash, &EncodeHash);
+    case ValueType::kList:
+      return Fold<ListValue>(base, deltas, &DecodeList, &EncodeList);
+    case ValueType::kSet:
+      return Fold<SetValue>(base, deltas, &DecodeSet, &EncodeSet);
+    case ValueType::kZSet:
+      return Fold<ZSetValue>(base, deltas, &DecodeZSet, &EncodeZSet);
+    case ValueType::kString:
+      break;
+  }
+  return Reader::Bad("unknown value type");
 }
 
 }  // namespace cosmos::kv

@@ -112,3 +112,95 @@ TEST(ValueCodec, RejectsRepeatsAndNaN) {
 
 }  // namespace
 }  // namespace cosmos::kv
+
+namespace cosmos::kv {
+namespace {
+
+TEST(ValueCodecDelta, JournaledChangesReplayOntoTheBase) {
+  HashValue h;
+  h.Set("a", "1");
+  h.Set("b", "2");
+  const std::string base = EncodeHash(h);
+  auto loaded = DecodeHash(base);
+  ASSERT_TRUE(loaded.ok());
+  EXPECT_EQ(loaded->journal().ops(), 0u);
+  loaded->Set("c", "3");
+  loaded->Erase("a");
+  loaded->Set("b", "22");
+  const std::string delta = EncodeDelta(ValueType::kHash, loaded->journal());
+  auto replayed = DecodeHash(base);
+  ASSERT_TRUE(ApplyDelta(delta, &*replayed).ok());
+  EXPECT_EQ(replayed->entries(), loaded->entries());
+  auto folded = FoldTypedValue(base, {delta});
+  ASSERT_TRUE(folded.ok());
+  EXPECT_EQ(DecodeHash(*folded)->entries(), loaded->entries());
+}
+
+TEST(ValueCodecDelta, ListPushesAndPopsAreDeltasOtherChangesAreNot) {
+  ListValue l = {"m"};
+  const std::string base = EncodeList(l);
+  auto v = DecodeList(base);
+  v->PushFront("f");
+  v->PushBack("b");
+  v->PopFront();
+  v->PopBack();
+  v->PushBack("z");
+  ASSERT_TRUE(v->journal().valid());
+  auto replayed = DecodeList(base);
+  ASSERT_TRUE(ApplyDelta(EncodeDelta(ValueType::kList, v->journal()), &*replayed).ok());
+  EXPECT_EQ(*replayed, (ListValue{"m", "z"}));
+  v->mutable_items()[0] = "changed";
+  EXPECT_FALSE(v->journal().valid());
+}
+
+TEST(ValueCodecDelta, SetAndZSetDeltas) {
+  SetValue s;
+  s.Add("x");
+  const std::string sbase = EncodeSet(s);
+  auto sv = DecodeSet(sbase);
+  sv->Add("y");
+  sv->Erase("x");
+  sv->Add("y");  // no change, not journaled
+  EXPECT_EQ(sv->journal().ops(), 2u);
+  auto sr = DecodeSet(sbase);
+  ASSERT_TRUE(ApplyDelta(EncodeDelta(ValueType::kSet, sv->journal()), &*sr).ok());
+  EXPECT_EQ(sr->members(), sv->members());
+
+  ZSetValue z;
+  z.Set("a", 1);
+  const std::string zbase = EncodeZSet(z);
+  auto zv = DecodeZSet(zbase);
+  zv->Set("a", 5);
+  zv->Set("b", -1);
+  zv->Erase("b");
+  zv->Set("c", 2);
+  auto zr = DecodeZSet(zbase);
+  ASSERT_TRUE(ApplyDelta(EncodeDelta(ValueType::kZSet, zv->journal()), &*zr).ok());
+  EXPECT_EQ(zr->ordered(), zv->ordered());
+}
+
+TEST(ValueCodecDelta, RejectsDeltasThatDoNotApply) {
+  ListValue empty;
+  ListValue one = {"a"};
+  auto v = DecodeList(EncodeList(one));
+  v->PopFront();
+  const std::string pop = EncodeDelta(ValueType::kList, v->journal());
+  EXPECT_EQ(ApplyDelta(pop, &empty).code(), StatusCode::kCorruption);  // pop from empty
+  HashValue h;
+  EXPECT_FALSE(ApplyDelta(pop, &h).ok());  // a list delta on a hash
+  // Every truncation of a valid delta fails.
+  for (size_t n = 0; n < pop.size(); ++n) {
+    ListValue l = {"a"};
+    EXPECT_FALSE(ApplyDelta(pop.substr(0, n), &l).ok()) << n;
+  }
+  std::string bad_op = pop;
+  bad_op[TypedValueLayout::kSize] = 9;  // unknown opcode
+  ListValue l = {"a"};
+  EXPECT_FALSE(ApplyDelta(bad_op, &l).ok());
+  // A whole value is not a delta (version byte).
+  SetValue s;
+  EXPECT_FALSE(ApplyDelta(EncodeSet(s), &s).ok());
+}
+
+}  // namespace
+}  // namespace cosmos::kv

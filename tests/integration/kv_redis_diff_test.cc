@@ -88,10 +88,17 @@ void SortElements(Reply* r) {
             [](const Reply& a, const Reply& b) { return Render(a) < Render(b); });
 }
 
+// Hash replies whose order Redis leaves undefined once a hash outgrows its
+// listpack encoding (more than 128 fields).
+const std::set<std::string> kUnorderedLargeHash = {"hgetall", "hkeys", "hvals"};
+bool g_large_hashes = false;  // set by tests with large hashes
+
 // Brings a reply into the form compared across servers.
 Reply Normalize(const Command& cmd, Reply r) {
   const std::string name = Lower(cmd[0]);
-  if (kUnordered.count(name) != 0 && r.type == '*') SortElements(&r);
+  const bool unordered =
+      kUnordered.count(name) != 0 || (g_large_hashes && kUnorderedLargeHash.count(name) != 0);
+  if (unordered && r.type == '*') SortElements(&r);
   if (name == "sscan" && r.elements.size() == 2) SortElements(&r.elements[1]);
   if (kRandom.count(name) != 0) {
     if (r.type == '*') {
@@ -552,6 +559,45 @@ TEST_F(RedisDiff, Transactions) {
       "WATCH a",  "UNWATCH", "SET a 10",   "MULTI",       "GET a",   "EXEC",        "MULTI",
       "EXEC",     "WATCH",   "EXEC extra",
   }));
+}
+
+// Collections large enough that cosmos-kv logs changes as delta records
+// (and Redis leaves its compact encodings): replies compared before and
+// after a restart of cosmos-kv.
+TEST_F(RedisDiff, LargeCollectionsWithDeltasSurviveRestart) {
+  g_large_hashes = true;
+  Command hset = {"HSET", "bh"}, rpush = {"RPUSH", "bl"}, sadd = {"SADD", "bs"},
+          zadd = {"ZADD", "bz"};
+  for (int i = 0; i < 300; ++i) {
+    const std::string e = "element-" + std::to_string(i);
+    hset.insert(hset.end(), {"f" + std::to_string(i), e});
+    rpush.push_back(e);
+    sadd.push_back(e);
+    zadd.insert(zadd.end(), {std::to_string(i % 17), e});
+  }
+  Compare({{"FLUSHALL"}, hset, rpush, sadd, zadd});
+  std::vector<Command> changes;
+  for (int i = 0; i < 40; ++i) {
+    const std::string n = std::to_string(i);
+    for (const char* line :
+         {"HSET bh new@ v@", "HDEL bh f@", "HINCRBY bh counter 3", "RPUSH bl tail@", "LPOP bl",
+          "LPUSH bl head@", "LTRIM bl 0 -2", "RPOP bl 2", "SADD bs add@", "SREM bs element-@",
+          "ZADD bz 99 z@", "ZINCRBY bz 0.25 element-@", "ZREM bz element-1@", "ZPOPMIN bz"}) {
+      std::string l = line;
+      for (size_t at; (at = l.find('@')) != std::string::npos;) l.replace(at, 1, n);
+      changes.push_back(Words(l));
+    }
+  }
+  Compare(changes);
+  const auto probes = Script({"HLEN bh", "HGETALL bh", "HGET bh counter", "LLEN bl",
+                              "LRANGE bl 0 -1", "SCARD bs", "SMEMBERS bs", "ZCARD bz",
+                              "ZRANGE bz 0 -1 WITHSCORES", "LINDEX bl 7", "ZRANK bz z3"});
+  Compare(probes);
+  ASSERT_TRUE(WIFEXITED(kv_->Kill(SIGTERM)));
+  ASSERT_TRUE(kv_->Start());
+  kv_client_ = std::make_unique<RespClient>(kv_->port());
+  Compare(probes);
+  g_large_hashes = false;
 }
 
 // A write by another client to a WATCHed key aborts EXEC on both servers.
