@@ -10,10 +10,13 @@
 #include <cstring>
 #include <vector>
 
+#include "common/file_system.h"
+
 namespace cosmos::kv {
 
-FileLogDevice::FileLogDevice(std::string path, int fd, uint64_t size, const char* map)
-    : path_(std::move(path)), fd_(fd), size_(size), map_(map) {}
+FileLogDevice::FileLogDevice(std::string path, int fd, uint64_t size, const char* map,
+                             std::string_view durability)
+    : path_(std::move(path)), fd_(fd), size_(size), map_(map), durability_(durability) {}
 
 FileLogDevice::~FileLogDevice() {
   munmap(const_cast<char*>(map_), size_);
@@ -49,6 +52,13 @@ Result<std::unique_ptr<FileLogDevice>> FileLogDevice::Open(const std::string& pa
       off += static_cast<uint64_t>(w);
     }
     if (::fsync(fd) != 0) return fail(errno, "fsync new log file");
+    // Without this a crash can lose the new file, and with it every write
+    // acknowledged before the directory happened to be written back.
+    if (Status s = SyncDirectoryOf(path); !s.ok()) {
+      close(fd);
+      unlink(path.c_str());
+      return s;
+    }
   } else {
     struct stat st;
     if (fstat(fd, &st) != 0) return fail(errno, "stat log file");
@@ -59,10 +69,13 @@ Result<std::unique_ptr<FileLogDevice>> FileLogDevice::Open(const std::string& pa
                                      " is not a positive multiple of 4096");
     }
   }
+  // An unreadable file-system kind counts as volatile (the level is a promise).
+  const Result<bool> volatile_fs = IsVolatileFileSystem(fd);
+  const std::string_view durability = (!volatile_fs.ok() || *volatile_fs) ? "none" : "page";
   void* map = mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
   if (map == MAP_FAILED) return fail(errno, "mmap log file");
   return std::unique_ptr<FileLogDevice>(
-      new FileLogDevice(path, fd, size, static_cast<const char*>(map)));
+      new FileLogDevice(path, fd, size, static_cast<const char*>(map), durability));
 }
 
 Status FileLogDevice::CheckRange(uint64_t offset, uint64_t len) const {

@@ -1,7 +1,7 @@
 // FileLogDevice: a LogDevice on a regular local file, durability "page"
 // (pwrite into the page cache, fdatasync to persist, reads from a shared
-// read-only mapping). TEMPORARY embedded backend until the pmem pool layer
-// provides an embedded pool region; it is not a persistent-memory path.
+// read-only mapping), or "none" when the file lives on tmpfs/ramfs. TEMPORARY embedded backend
+// until the pmem pool layer provides an embedded pool region; it is not a persistent-memory path.
 #pragma once
 
 #include <cstdint>
@@ -20,14 +20,17 @@ class FileLogDevice final : public LogDevice {
  public:
   // Opens `path`, creating it with `size` bytes if missing. A new file is
   // filled with zeros (blocks allocated up front, so later fdatasync calls
-  // need no metadata journal commit). An existing file keeps its size;
-  // `size` is ignored then. Errors: IoError (open, write, mmap),
-  // InvalidArgument (size 0 or not a multiple of 4096 for a new file).
+  // need no metadata journal commit), fsynced, and its directory fsynced so
+  // the file itself survives a crash. An existing file keeps its size;
+  // `size` is ignored then. Errors: IoError (open, write, fsync of the file
+  // or its directory, mmap; a new file is removed again), InvalidArgument
+  // (size 0 or not a multiple of 4096 for a new file).
   static Result<std::unique_ptr<FileLogDevice>> Open(const std::string& path, uint64_t size);
   ~FileLogDevice() override;
 
   uint64_t Size() const override { return size_; }
-  std::string_view DurabilityLevel() const override { return "page"; }
+  // "page", or "none" on a volatile file system (tmpfs, ramfs).
+  std::string_view DurabilityLevel() const override { return durability_; }
   std::string_view BackendName() const override {
     return "local-file (temporary embedded backend: pwrite + fdatasync)";
   }
@@ -40,13 +43,15 @@ class FileLogDevice final : public LogDevice {
   Status WriteAfterFlush(uint64_t offset, uint64_t value) override;
 
  private:
-  FileLogDevice(std::string path, int fd, uint64_t size, const char* map);
+  FileLogDevice(std::string path, int fd, uint64_t size, const char* map,
+                std::string_view durability);
   Status CheckRange(uint64_t offset, uint64_t len) const;
 
   const std::string path_;
   const int fd_;
   const uint64_t size_;
   const char* const map_;
+  const std::string_view durability_;  // a string literal
 };
 
 }  // namespace cosmos::kv

@@ -2,7 +2,9 @@
 // local file, local pmem pool on a file and on DRAM, remote cosmosd region
 // through an in-process server), reopen tests for the durable ones, the
 // memory device's fault injection, and backend-specific behaviour.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -12,6 +14,8 @@
 #include <thread>
 #include <vector>
 
+#include "common/file_system.h"
+#include "common/testing/unprivileged.h"
 #include "kv/log_device_file.h"
 #include "kv/log_device_memory.h"
 #include "kv/log_device_pool.h"
@@ -383,16 +387,59 @@ TEST(MemoryLogDevice, FailNextPersistsThenRecovers) {
 }
 
 TEST(FileLogDevice, ReportsPageDurabilityAndKeepsSizeOnReopen) {
-  const std::string dir = TempDir("filesize");
+  // Beside the test binary (a build directory on a disk), not in TMPDIR,
+  // which may be tmpfs.
+  const std::string dir = "file_log_device_test_" + std::to_string(getpid());
+  std::filesystem::create_directory(dir);
   {
     auto dev = FileLogDevice::Open(dir + "/kv.log", 64 * 1024);
     ASSERT_TRUE(dev.ok()) << dev.status();
+    const int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY);
+    ASSERT_GE(fd, 0);
+    auto volatile_fs = IsVolatileFileSystem(fd);
+    close(fd);
+    ASSERT_TRUE(volatile_fs.ok());
+    if (*volatile_fs) {
+      std::filesystem::remove_all(dir);
+      GTEST_SKIP() << "the build directory is on tmpfs/ramfs: nothing here is page-durable";
+    }
     EXPECT_EQ((*dev)->DurabilityLevel(), "page");
   }
   auto dev = FileLogDevice::Open(dir + "/kv.log", 0);
   ASSERT_TRUE(dev.ok()) << dev.status();
   EXPECT_EQ((*dev)->Size(), 64u * 1024);
   std::filesystem::remove_all(dir);
+}
+
+// A log file on tmpfs survives nothing: the level must say so (it said
+// "page" before the shared volatile-file-system check).
+TEST(FileLogDevice, ReportsNoDurabilityOnTmpfs) {
+  if (!std::filesystem::is_directory("/dev/shm")) GTEST_SKIP() << "no /dev/shm tmpfs here";
+  const std::string path = "/dev/shm/cosmos_kv_log_test_" + std::to_string(getpid());
+  std::filesystem::remove(path);
+  {
+    auto dev = FileLogDevice::Open(path, 64 * 1024);
+    ASSERT_TRUE(dev.ok()) << dev.status();
+    EXPECT_EQ((*dev)->DurabilityLevel(), "none");
+  }
+  std::filesystem::remove(path);
+}
+
+// Creating the log file must make its directory entry durable: in a
+// directory that can be written but not opened (so not fsynced), Open fails
+// and leaves no file behind instead of serving a log a crash could lose.
+TEST(FileLogDevice, NewFileFailsWhenItsDirectoryCannotBeSynced) {
+  const std::string dir = TempDir("dirsync");
+  const int rc = cosmos::testing::RunAsOwnerOf(dir, [&] {
+    if (chmod(dir.c_str(), cosmos::testing::kWriteOnlyDirectory) != 0) return 10;
+    auto dev = FileLogDevice::Open(dir + "/kv.log", 64 * 1024);
+    if (dev.ok()) return 1;  // served a log whose directory entry may vanish
+    if (access((dir + "/kv.log").c_str(), F_OK) == 0) return 2;  // left a file behind
+    return 0;
+  });
+  std::filesystem::permissions(dir, std::filesystem::perms::owner_all);
+  std::filesystem::remove_all(dir);
+  EXPECT_EQ(rc, 0) << "1: Open succeeded without a directory fsync; 2: file left behind";
 }
 
 TEST(FileLogDevice, RejectsBadNewSize) {

@@ -2,9 +2,7 @@
 // msync(MS_SYNC). libpmem2 is not used here on purpose: its page-granularity
 // persist path aborts the process when msync fails, and a storage service
 // must instead report the error to the caller (DESIGN.md section 3).
-#include <linux/magic.h>
 #include <sys/mman.h>
-#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -12,6 +10,7 @@
 #include <string>
 
 #include "common/check.h"
+#include "common/file_system.h"
 #include "pmem/group_commit.h"
 #include "pmem/mapping.h"
 
@@ -21,13 +20,6 @@ namespace {
 size_t PageSize() {
   static const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
   return page;
-}
-
-// True when the file system behind `fd` keeps data only in memory.
-bool IsVolatileFileSystem(int fd) {
-  struct statfs fs {};
-  if (fstatfs(fd, &fs) != 0) return false;
-  return fs.f_type == TMPFS_MAGIC || fs.f_type == RAMFS_MAGIC;
 }
 
 class FileMapping final : public Mapping {
@@ -107,8 +99,12 @@ Result<std::unique_ptr<Mapping>> MapFile(int fd, size_t size, bool writable, std
     return Status::FromErrno(
         err, "pool " + path + ": mmap of " + std::to_string(size) + " bytes failed");
   }
-  const DurabilityLevel level =
-      (!writable || IsVolatileFileSystem(fd)) ? DurabilityLevel::kNone : DurabilityLevel::kPage;
+  // A file system whose kind cannot be read is treated as volatile: the
+  // level is a promise, so it errs towards "none".
+  const Result<bool> volatile_fs = IsVolatileFileSystem(fd);
+  const DurabilityLevel level = (!writable || !volatile_fs.ok() || *volatile_fs)
+                                    ? DurabilityLevel::kNone
+                                    : DurabilityLevel::kPage;
   return std::unique_ptr<Mapping>(
       new FileMapping(static_cast<std::byte*>(p), size, writable, fd, std::move(path), level));
 }

@@ -14,13 +14,13 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
-#include <filesystem>
 #include <map>
 #include <mutex>
 #include <optional>
 #include <set>
 
 #include "common/check.h"
+#include "common/file_system.h"
 #include "common/log.h"
 
 namespace cosmos::pmem {
@@ -307,18 +307,6 @@ Result<std::unique_ptr<Mapping>> MapWithBackend(int fd, size_t size, const PoolO
   return Status::InvalidArgument("pool " + path + ": backend 'dram' cannot map a file");
 }
 
-Status FsyncDirectoryOf(const std::string& path) {
-  std::filesystem::path dir = std::filesystem::path(path).parent_path();
-  if (dir.empty()) dir = ".";
-  const int dfd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd < 0) return Status::FromErrno(errno, "pool " + path + ": open directory");
-  const int rc = fsync(dfd);
-  const int err = errno;
-  close(dfd);
-  if (rc != 0) return Status::FromErrno(err, "pool " + path + ": fsync directory");
-  return Status::Ok();
-}
-
 }  // namespace
 
 // ---------------------------------------------------------------------------
@@ -464,7 +452,7 @@ Result<std::unique_ptr<Pool>> Pool::Create(const std::string& path, uint64_t siz
     if (err == EEXIST) return fail(Status::AlreadyExists("pool " + path + " already exists"));
     return fail(Status::FromErrno(err, "pool " + path + ": rename from " + temp));
   }
-  COSMOS_RETURN_IF_ERROR(FsyncDirectoryOf(path));
+  COSMOS_RETURN_IF_ERROR(SyncDirectoryOf(path));  // the new name survives a crash
   return pool;
 }
 

@@ -11,6 +11,7 @@
 #include "common/checksum.h"
 #include "common/clock.h"
 #include "common/endian.h"
+#include "common/file_system.h"
 #include "sec/counter.h"
 
 namespace cosmos::sec {
@@ -159,14 +160,10 @@ Status SimulatedCounter::WriteFile(uint64_t value) {
   if (::rename(tmp.c_str(), options_.path.c_str()) != 0) {
     return Status::FromErrno(errno, "rename " + tmp);
   }
-  const std::string dir = std::filesystem::path(options_.path).parent_path().string();
-  int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    // Directory fsync makes the rename durable; failure here is reported.
-    int rc = ::fsync(dfd);
-    ::close(dfd);
-    if (rc != 0) return Status::FromErrno(errno, "fsync dir of " + options_.path);
-  }
+  // Only the directory fsync makes the rename durable: a value whose
+  // directory cannot be opened or synced is not stable (the caller keeps it
+  // pending and reports the error).
+  COSMOS_RETURN_IF_ERROR(SyncDirectoryOf(options_.path));
   file_value_ = value;
   return Status::Ok();
 }
