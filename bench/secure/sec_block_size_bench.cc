@@ -65,7 +65,8 @@ int main(int argc, char** argv) {
     const uint64_t need = *ProtectedRegion::RequiredStoreSize(geo);
     MemoryStore store(need);
     InstantCounter counter;
-    auto region = std::move(*ProtectedRegion::Create(1, geo, {}, &store, &counter, sealer.get()));
+    auto region = std::move(*ProtectedRegion::Create(RegionBinding{"bench-pool", 1, "bench"}, geo,
+                                                     {}, &store, &counter, sealer.get()));
     std::mt19937_64 rng(1);
     Bytes d64(64, 1), d4k(4096, 2), out(4096);
     t0 = NowUs();

@@ -73,6 +73,16 @@ struct RegionOptions {
   bool secure = false;  // request a protected region
 };
 
+// Options for Client::OpenRegion.
+struct OpenOptions {
+  // On a secure connection, opening a region the node reports as not secure
+  // fails with PermissionDenied unless this is set: a host that clears a
+  // region's secure flag (or replaces a secure region by a plain one of the
+  // same name) must not make a secure client write in clear. Set it only to
+  // use a plain region on purpose. No effect on a plain connection.
+  bool allow_plain = false;
+};
+
 // Completion callback of an asynchronous operation. Invoked exactly once, on
 // the thread that owns the Client, from inside Poll() or a synchronous call.
 using Completion = std::function<void(Status)>;
@@ -94,10 +104,21 @@ class Client {
   // ResourceExhausted (pool full), InvalidArgument (name too long / empty).
   virtual Result<RegionInfo> CreateRegion(const std::string& name, uint64_t size,
                                           const RegionOptions& options = {}) = 0;
-  // Opens an existing region for I/O. NotFound if absent.
-  virtual Result<std::unique_ptr<Region>> OpenRegion(const std::string& name) = 0;
+  // Opens an existing region for I/O. NotFound if absent (or secure and this
+  // connection is not), PermissionDenied if the client holds no right on a
+  // secure region or (secure connection) the region is plain and
+  // options.allow_plain is not set; IntegrityViolation if the node's enclave
+  // finds the region's sealed state tampered with (e.g. its name or pool in
+  // the region table edited).
+  virtual Result<std::unique_ptr<Region>> OpenRegion(const std::string& name,
+                                                     const OpenOptions& options) = 0;
+  Result<std::unique_ptr<Region>> OpenRegion(const std::string& name) {
+    return OpenRegion(name, OpenOptions{});
+  }
   virtual Result<std::vector<RegionInfo>> ListRegions() = 0;
-  // Deletes a region and releases its space. NotFound if absent.
+  // Deletes a region and releases its space. NotFound if absent (or secure
+  // and this connection is not); PermissionDenied for a secure region whose
+  // access list does not give this client the admin right.
   virtual Status DeleteRegion(const std::string& name) = 0;
 
   // Drives network progress and runs completions of asynchronous operations.

@@ -141,7 +141,9 @@ class ClientImpl final : public Client {
 
   Result<RegionInfo> CreateRegion(const std::string& name, uint64_t size,
                                   const RegionOptions& options) override;
-  Result<std::unique_ptr<Region>> OpenRegion(const std::string& name) override;
+  Result<std::unique_ptr<Region>> OpenRegion(const std::string& name,
+                                             const OpenOptions& options) override;
+  using Client::OpenRegion;
   Result<std::vector<RegionInfo>> ListRegions() override;
   Status DeleteRegion(const std::string& name) override;
   size_t Poll(uint32_t max_wait_us) override;
@@ -466,6 +468,12 @@ Result<RegionInfo> ClientImpl::CreateRegion(const std::string& name, uint64_t si
   b.CreateRegion(name, size, options.secure, options.pool);
   COSMOS_ASSIGN_OR_RETURN(auto payload, AdminCall(b));
   COSMOS_ASSIGN_OR_RETURN(auto desc, protocol::DecodeRegionDesc(payload));
+  if (desc.secure != options.secure || desc.name != name) {
+    return Status::IntegrityViolation(
+        "node answered the creation of " + std::string(options.secure ? "secure" : "plain") +
+        " region '" + name + "' with a " + (desc.secure ? "secure" : "plain") + " region '" +
+        desc.name + "'");
+  }
   return ToInfo(desc);
 }
 
@@ -822,7 +830,8 @@ class RegionImpl final : public Region {
   std::shared_ptr<RegionState> st_;
 };
 
-Result<std::unique_ptr<Region>> ClientImpl::OpenRegion(const std::string& name) {
+Result<std::unique_ptr<Region>> ClientImpl::OpenRegion(const std::string& name,
+                                                       const OpenOptions& options) {
   if (name.empty() || name.size() > protocol::kMaxNameLength) {
     return Status::InvalidArgument("region name must be 1..63 bytes");
   }
@@ -830,6 +839,17 @@ Result<std::unique_ptr<Region>> ClientImpl::OpenRegion(const std::string& name) 
   b.OpenRegion(name);
   COSMOS_ASSIGN_OR_RETURN(auto payload, AdminCall(b));
   COSMOS_ASSIGN_OR_RETURN(auto desc, protocol::DecodeRegionDesc(payload));
+  if (desc.name != name) {
+    return Status::IntegrityViolation("node answered an open of region '" + name +
+                                      "' with region '" + desc.name + "'");
+  }
+  if (secure_ && !desc.secure && !options.allow_plain) {
+    return Status::PermissionDenied(
+        "region '" + name +
+        "' is not a secure region; a secure connection refuses to use it in clear (its secure "
+        "flag may have been cleared by the node's host). Open it with allow_plain to use a "
+        "plain region on purpose");
+  }
   auto region = std::make_unique<RegionImpl>(this, desc);
   Remember(region->state());
   return std::unique_ptr<Region>(std::move(region));

@@ -73,15 +73,28 @@ class Enclave {
 
   // Creates a protected region in `store` (untrusted memory the enclave
   // accesses by pointer, as an SGX enclave does with [user_check] buffers;
-  // it must outlive the region). The creating session's client gets
-  // read+write+admin. AlreadyExists if the id is open.
-  virtual Result<RegionHandle> CreateRegion(SessionHandle creator, uint64_t region_id,
+  // it must outlive the region), bound to `binding` (pool identity, id and
+  // name, as the host's region table states them). The creating session's
+  // client gets read+write+admin. AlreadyExists if a region with the same
+  // pool and id is open.
+  virtual Result<RegionHandle> CreateRegion(SessionHandle creator, const RegionBinding& binding,
                                             const RegionGeometry& geometry,
                                             UntrustedStore* store) = 0;
-  // Opens an existing region (recovery, freshness check): see
-  // ProtectedRegion::Open for the errors.
-  virtual Result<RegionHandle> OpenRegion(uint64_t region_id, UntrustedStore* store) = 0;
+  // Opens an existing region (recovery, freshness check, new incarnation):
+  // see ProtectedRegion::Open for the errors. IntegrityViolation when the
+  // sealed state was bound to another pool, id or name than `binding`.
+  virtual Result<RegionHandle> OpenRegion(const RegionBinding& binding, UntrustedStore* store) = 0;
   [[nodiscard]] virtual Status CloseRegion(RegionHandle region) = 0;
+
+  // Ok when the session's client holds every right in `rights` (AccessRight
+  // bits; 0 = any right at all) on the region, else PermissionDenied. For
+  // admin calls the host routes through the enclave (open, stat, list,
+  // delete of a secure region).
+  [[nodiscard]] virtual Status RegionCheckAccess(SessionHandle session, RegionHandle region,
+                                                 uint8_t rights) = 0;
+  // The region's authenticated plaintext size (from its sealed geometry, not
+  // from host metadata). NotFound for an unknown handle.
+  virtual Result<uint64_t> RegionSize(RegionHandle region) = 0;
 
   // Region operations on behalf of a session; PermissionDenied unless the
   // session's client holds the right (read for Read/Verify, write for

@@ -4,6 +4,7 @@
 
 #include <sys/prctl.h>
 
+#include <cctype>
 #include <cstring>
 #include <filesystem>
 
@@ -131,10 +132,22 @@ Status SimulatedEnclave::CloseSession(SessionHandle session) {
   return Status::Ok();
 }
 
-Result<std::unique_ptr<SimulatedCounter>> SimulatedEnclave::OpenCounter(uint64_t region_id,
-                                                                        bool existing) {
+std::string SimulatedEnclave::CounterPath(const RegionBinding& binding) const {
+  // The pool UUID is host-supplied: keep only characters safe in a file name
+  // (a forged UUID can at worst name another region's counter, whose sealed
+  // records then fail to authenticate under this binding).
+  std::string uuid;
+  for (char c : binding.pool_uuid) {
+    uuid += (std::isalnum(static_cast<unsigned char>(c)) || c == '-') ? c : '_';
+  }
+  return options_.state_dir + "/counter-" + uuid + "-" + std::to_string(binding.region_id);
+}
+
+Result<std::unique_ptr<SimulatedCounter>> SimulatedEnclave::OpenCounter(
+    const RegionBinding& binding, bool existing) {
+  const std::string label = "region '" + binding.name + "' (" + binding.Key() + ")";
   SimulatedCounter::Options co;
-  co.path = options_.state_dir + "/counter-" + std::to_string(region_id);
+  co.path = CounterPath(binding);
   co.must_exist = existing && !options_.region_policy.accept_counter_reset;
   co.stabilisation_delay_ns = options_.counter_stabilisation_ns;
   co.manual = options_.counter_manual;
@@ -144,24 +157,28 @@ Result<std::unique_ptr<SimulatedCounter>> SimulatedEnclave::OpenCounter(uint64_t
   if (!c.ok() && c.status().code() == StatusCode::kNotFound) {
     // Sealed state exists (the region is being reopened) but its counter does
     // not: a fresh counter at 0 would accept any old state of the region.
+    COSMOS_LOG_ERROR("{}: {}", label, c.status().message());
     return Status::IntegrityViolation(
-        "region " + std::to_string(region_id) + ": " + c.status().message() +
+        label + ": trusted counter file is missing" +
         " while the region's sealed state exists (deleted or lost enclave state: rollback "
         "detection would be void); refusing to open. If the counter state is known lost and "
         "the pool is current, restart once with --accept-counter-reset (docs/operations.md)");
   }
   if (c.ok() && existing && options_.region_policy.accept_counter_reset && (*c)->Current() == 0) {
     COSMOS_LOG_WARN(
-        "region {}: opening with --accept-counter-reset; its trusted counter starts "
+        "{}: opening with --accept-counter-reset; its trusted counter starts "
         "from the sealed record",
-        region_id);
+        label);
   }
   return c;
 }
 
-Result<RegionHandle> SimulatedEnclave::CreateRegion(SessionHandle creator, uint64_t region_id,
+Result<RegionHandle> SimulatedEnclave::CreateRegion(SessionHandle creator,
+                                                    const RegionBinding& binding,
                                                     const RegionGeometry& geometry,
                                                     UntrustedStore* store) {
+  COSMOS_RETURN_IF_ERROR(binding.Validate());
+  const std::string key = binding.Key();
   Ed25519PublicKey client;
   {
     std::lock_guard<std::mutex> l(mu_);
@@ -169,18 +186,18 @@ Result<RegionHandle> SimulatedEnclave::CreateRegion(SessionHandle creator, uint6
     if (it == sessions_.end()) return Status::NotFound("unknown secure session");
     client = it->second->client;
     for (const auto& [h, r] : regions_) {
-      if (r->region_id == region_id) return Status::AlreadyExists("region already open");
+      if (r->key == key) return Status::AlreadyExists("region already open");
     }
   }
   AccessList acl;
   COSMOS_RETURN_IF_ERROR(acl.Grant(client, kRightRead | kRightWrite | kRightAdmin));
   auto region = std::make_shared<Region>();
-  region->region_id = region_id;
-  COSMOS_ASSIGN_OR_RETURN(region->counter, OpenCounter(region_id, /*existing=*/false));
+  region->key = key;
+  COSMOS_ASSIGN_OR_RETURN(region->counter, OpenCounter(binding, /*existing=*/false));
   COSMOS_ASSIGN_OR_RETURN(region->sealer, Sealer::Create(ByteSpan(secrets_->data() + 32, 32)));
   COSMOS_ASSIGN_OR_RETURN(
       region->engine,
-      ProtectedRegion::Create(region_id, geometry, acl.Serialize(), store, region->counter.get(),
+      ProtectedRegion::Create(binding, geometry, acl.Serialize(), store, region->counter.get(),
                               region->sealer.get(), options_.region_policy));
   std::lock_guard<std::mutex> l(mu_);
   const RegionHandle h = next_handle_++;
@@ -188,19 +205,22 @@ Result<RegionHandle> SimulatedEnclave::CreateRegion(SessionHandle creator, uint6
   return h;
 }
 
-Result<RegionHandle> SimulatedEnclave::OpenRegion(uint64_t region_id, UntrustedStore* store) {
+Result<RegionHandle> SimulatedEnclave::OpenRegion(const RegionBinding& binding,
+                                                  UntrustedStore* store) {
+  COSMOS_RETURN_IF_ERROR(binding.Validate());
+  const std::string key = binding.Key();
   {
     std::lock_guard<std::mutex> l(mu_);
     for (const auto& [h, r] : regions_) {
-      if (r->region_id == region_id) return Status::AlreadyExists("region already open");
+      if (r->key == key) return Status::AlreadyExists("region already open");
     }
   }
   auto region = std::make_shared<Region>();
-  region->region_id = region_id;
-  COSMOS_ASSIGN_OR_RETURN(region->counter, OpenCounter(region_id, /*existing=*/true));
+  region->key = key;
+  COSMOS_ASSIGN_OR_RETURN(region->counter, OpenCounter(binding, /*existing=*/true));
   COSMOS_ASSIGN_OR_RETURN(region->sealer, Sealer::Create(ByteSpan(secrets_->data() + 32, 32)));
   COSMOS_ASSIGN_OR_RETURN(region->engine,
-                          ProtectedRegion::Open(region_id, store, region->counter.get(),
+                          ProtectedRegion::Open(binding, store, region->counter.get(),
                                                 region->sealer.get(), options_.region_policy));
   std::lock_guard<std::mutex> l(mu_);
   const RegionHandle h = next_handle_++;
@@ -214,10 +234,10 @@ Status SimulatedEnclave::CloseRegion(RegionHandle region) {
   return Status::Ok();
 }
 
-SimulatedCounter* SimulatedEnclave::CounterForTesting(uint64_t region_id) {
+SimulatedCounter* SimulatedEnclave::CounterForTesting(const RegionBinding& binding) {
   std::lock_guard<std::mutex> l(mu_);
   for (const auto& [h, r] : regions_) {
-    if (r->region_id == region_id) return r->counter.get();
+    if (r->key == binding.Key()) return r->counter.get();
   }
   return nullptr;
 }
@@ -235,7 +255,27 @@ Status SimulatedEnclave::Authorize(SessionHandle session, RegionHandle region, u
   }
   auto acl = AccessList::Parse((*r)->engine->access_list());
   if (!acl.ok()) return Status::IntegrityViolation("region access list is malformed");
+  if (right == 0) {
+    if (acl->RightsOf((*s)->client) == 0) {
+      return Status::PermissionDenied("client has no right on this region");
+    }
+    return Status::Ok();
+  }
   return acl->Check((*s)->client, right);
+}
+
+Status SimulatedEnclave::RegionCheckAccess(SessionHandle session, RegionHandle region,
+                                           uint8_t rights) {
+  std::shared_ptr<Session> s;
+  std::shared_ptr<Region> r;
+  return Authorize(session, region, rights, &s, &r);
+}
+
+Result<uint64_t> SimulatedEnclave::RegionSize(RegionHandle region) {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = regions_.find(region);
+  if (it == regions_.end()) return Status::NotFound("unknown region handle");
+  return it->second->engine->size();
 }
 
 Status SimulatedEnclave::RegionRead(SessionHandle session, RegionHandle region, uint64_t offset,

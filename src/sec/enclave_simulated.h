@@ -24,7 +24,7 @@ namespace cosmos::sec {
 struct SimulatedEnclaveOptions {
   std::string platform_key_path;    // KeyKind::kPlatformPrivate file
   std::string sealing_secret_path;  // KeyKind::kSealingSecret file
-  std::string state_dir;            // counter files: counter-<region id>
+  std::string state_dir;            // counter files: counter-<pool uuid>-<region id>
   // (a region reopened without its counter file is refused unless
   // region_policy.accept_counter_reset)
   std::string identity = std::string(kSimulatedEnclaveIdentity);  // measured string
@@ -61,9 +61,11 @@ class SimulatedEnclave final : public Enclave {
   Status OpenPacket(SessionHandle session, uint64_t seq, ByteSpan header, MutableByteSpan payload,
                     ByteSpan tag) override;
   Status CloseSession(SessionHandle session) override;
-  Result<RegionHandle> CreateRegion(SessionHandle creator, uint64_t region_id,
+  Result<RegionHandle> CreateRegion(SessionHandle creator, const RegionBinding& binding,
                                     const RegionGeometry& geometry, UntrustedStore* store) override;
-  Result<RegionHandle> OpenRegion(uint64_t region_id, UntrustedStore* store) override;
+  Result<RegionHandle> OpenRegion(const RegionBinding& binding, UntrustedStore* store) override;
+  Status RegionCheckAccess(SessionHandle session, RegionHandle region, uint8_t rights) override;
+  Result<uint64_t> RegionSize(RegionHandle region) override;
   Status CloseRegion(RegionHandle region) override;
   Status RegionRead(SessionHandle session, RegionHandle region, uint64_t offset,
                     MutableByteSpan out) override;
@@ -79,7 +81,9 @@ class SimulatedEnclave final : public Enclave {
   bool secrets_locked() const { return secrets_->locked(); }
   bool secrets_dont_dump() const { return secrets_->dont_dump(); }
   // Test hook: the counter backing a region (nullptr if not open).
-  SimulatedCounter* CounterForTesting(uint64_t region_id);
+  SimulatedCounter* CounterForTesting(const RegionBinding& binding);
+  // Path of the counter file of `binding` under state_dir.
+  std::string CounterPath(const RegionBinding& binding) const;
 
  private:
   struct Session {
@@ -88,7 +92,7 @@ class SimulatedEnclave final : public Enclave {
     Ed25519PublicKey client{};
   };
   struct Region {
-    uint64_t region_id = 0;
+    std::string key;  // RegionBinding::Key()
     std::unique_ptr<SimulatedCounter> counter;
     std::unique_ptr<Sealer> sealer;  // per region: Sealer is single-threaded
     std::unique_ptr<ProtectedRegion> engine;
@@ -97,7 +101,8 @@ class SimulatedEnclave final : public Enclave {
   // Opens region_id's counter. `existing`: the region's sealed state exists
   // (OpenRegion), so a missing counter file is IntegrityViolation unless
   // region_policy.accept_counter_reset.
-  Result<std::unique_ptr<SimulatedCounter>> OpenCounter(uint64_t region_id, bool existing);
+  Result<std::unique_ptr<SimulatedCounter>> OpenCounter(const RegionBinding& binding,
+                                                        bool existing);
   // Looks up session + region and checks `right` against the region ACL.
   Status Authorize(SessionHandle session, RegionHandle region, uint8_t right,
                    std::shared_ptr<Session>* s, std::shared_ptr<Region>* r);

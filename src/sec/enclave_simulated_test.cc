@@ -12,6 +12,9 @@
 namespace cosmos::sec {
 namespace {
 
+// The binding tests use for region `id` (pool "pool-test", name "r<id>").
+sec::RegionBinding B(uint64_t id) { return {"pool-test", id, "r" + std::to_string(id)}; }
+
 constexpr uint32_t kBlock = 512;
 
 class EnclaveTest : public ::testing::Test {
@@ -109,7 +112,7 @@ TEST_F(EnclaveTest, RegionRightsAreEnforcedPerClient) {
   auto alice = Connect(enclave_.get(), alice_);
   auto bob = Connect(enclave_.get(), bob_);
   ASSERT_TRUE(alice.ok() && bob.ok());
-  auto region = enclave_->CreateRegion(alice->handle, 5, geometry_, store_.get());
+  auto region = enclave_->CreateRegion(alice->handle, B(5), geometry_, store_.get());
   ASSERT_TRUE(region.ok()) << region.status();
   const std::string secret = "alice's persistent secret";
   ASSERT_TRUE(enclave_->RegionWrite(alice->handle, *region, 10, AsBytes(secret)).ok());
@@ -139,7 +142,7 @@ TEST_F(EnclaveTest, RegionRightsAreEnforcedPerClient) {
 TEST_F(EnclaveTest, VerifyDigestMatchesWhatTheClientComputesWithItsSessionKey) {
   auto alice = Connect(enclave_.get(), alice_);
   ASSERT_TRUE(alice.ok());
-  auto region = enclave_->CreateRegion(alice->handle, 6, geometry_, store_.get());
+  auto region = enclave_->CreateRegion(alice->handle, B(6), geometry_, store_.get());
   ASSERT_TRUE(region.ok());
   Bytes data(1500, 0x5a);
   ASSERT_TRUE(enclave_->RegionWrite(alice->handle, *region, 100, data).ok());
@@ -160,7 +163,7 @@ TEST_F(EnclaveTest, RestartReopensRegionAndRefusesARolledBackStore) {
   Bytes snapshot;
   {
     auto alice = Connect(enclave_.get(), alice_);
-    auto region = enclave_->CreateRegion(alice->handle, 7, geometry_, store_.get());
+    auto region = enclave_->CreateRegion(alice->handle, B(7), geometry_, store_.get());
     ASSERT_TRUE(region.ok());
     ASSERT_TRUE(enclave_->RegionWrite(alice->handle, *region, 0, Bytes(100, 1)).ok());
     ASSERT_TRUE(enclave_->RegionFlush(alice->handle, *region).ok());
@@ -171,20 +174,21 @@ TEST_F(EnclaveTest, RestartReopensRegionAndRefusesARolledBackStore) {
   }
   enclave_ = MakeEnclave(dir_ + "/node/sealing.secret");  // "restart"
   auto alice = Connect(enclave_.get(), alice_);
-  auto region = enclave_->OpenRegion(7, store_.get());
+  auto region = enclave_->OpenRegion(B(7), store_.get());
   ASSERT_TRUE(region.ok()) << region.status();
   Bytes got(100);
   ASSERT_TRUE(enclave_->RegionRead(alice->handle, *region, 0, got).ok());
   EXPECT_EQ(got, Bytes(100, 2));
   ASSERT_TRUE(enclave_->CloseRegion(*region).ok());
   store_->Restore(snapshot);
-  EXPECT_EQ(enclave_->OpenRegion(7, store_.get()).status().code(), StatusCode::kIntegrityViolation);
+  EXPECT_EQ(enclave_->OpenRegion(B(7), store_.get()).status().code(),
+            StatusCode::kIntegrityViolation);
 }
 
 TEST_F(EnclaveTest, MissingCounterFileOfAnExistingRegionIsRefusedUnlessOverridden) {
   {
     auto alice = Connect(enclave_.get(), alice_);
-    auto region = enclave_->CreateRegion(alice->handle, 7, geometry_, store_.get());
+    auto region = enclave_->CreateRegion(alice->handle, B(7), geometry_, store_.get());
     ASSERT_TRUE(region.ok());
     ASSERT_TRUE(enclave_->RegionWrite(alice->handle, *region, 0, Bytes(100, 3)).ok());
     ASSERT_TRUE(enclave_->RegionFlush(alice->handle, *region).ok());
@@ -192,18 +196,18 @@ TEST_F(EnclaveTest, MissingCounterFileOfAnExistingRegionIsRefusedUnlessOverridde
   }
   // The host deletes the enclave state: a fresh counter at 0 would accept
   // any older copy of the region.
-  ASSERT_TRUE(std::filesystem::remove(dir_ + "/state/counter-7"));
+  ASSERT_TRUE(std::filesystem::remove(enclave_->CounterPath(B(7))));
   enclave_ = MakeEnclave(dir_ + "/node/sealing.secret");
-  auto refused = enclave_->OpenRegion(7, store_.get());
+  auto refused = enclave_->OpenRegion(B(7), store_.get());
   ASSERT_EQ(refused.status().code(), StatusCode::kIntegrityViolation);
   EXPECT_NE(refused.status().message().find("missing"), std::string::npos) << refused.status();
   EXPECT_NE(refused.status().message().find("--accept-counter-reset"), std::string::npos);
-  EXPECT_FALSE(std::filesystem::exists(dir_ + "/state/counter-7"));  // refusing creates nothing
+  EXPECT_FALSE(std::filesystem::exists(enclave_->CounterPath(B(7))));  // refusing creates nothing
 
   // The operator override re-anchors the counter at the sealed record.
   enclave_ = MakeEnclave(dir_ + "/node/sealing.secret", /*accept_counter_reset=*/true);
   auto alice = Connect(enclave_.get(), alice_);
-  auto region = enclave_->OpenRegion(7, store_.get());
+  auto region = enclave_->OpenRegion(B(7), store_.get());
   ASSERT_TRUE(region.ok()) << region.status();
   Bytes got(100);
   ASSERT_TRUE(enclave_->RegionRead(alice->handle, *region, 0, got).ok());
@@ -211,12 +215,12 @@ TEST_F(EnclaveTest, MissingCounterFileOfAnExistingRegionIsRefusedUnlessOverridde
   ASSERT_TRUE(enclave_->CloseRegion(*region).ok());
   // From then on the counter file exists again and protects the region.
   enclave_ = MakeEnclave(dir_ + "/node/sealing.secret");
-  EXPECT_TRUE(enclave_->OpenRegion(7, store_.get()).ok());
+  EXPECT_TRUE(enclave_->OpenRegion(B(7), store_.get()).ok());
 }
 
 TEST_F(EnclaveTest, AnotherPlatformCannotOpenTheRegionOrUnsealBlobs) {
   auto alice = Connect(enclave_.get(), alice_);
-  auto region = enclave_->CreateRegion(alice->handle, 8, geometry_, store_.get());
+  auto region = enclave_->CreateRegion(alice->handle, B(8), geometry_, store_.get());
   ASSERT_TRUE(region.ok());
   ASSERT_TRUE(enclave_->CloseRegion(*region).ok());
   auto blob = enclave_->Seal("config", AsBytes("node secret"));
@@ -228,7 +232,7 @@ TEST_F(EnclaveTest, AnotherPlatformCannotOpenTheRegionOrUnsealBlobs) {
 
   ASSERT_TRUE(WriteKeyFile(dir_ + "/other.secret", KeyKind::kSealingSecret, Bytes(32, 9)).ok());
   auto other = MakeEnclave(dir_ + "/other.secret");
-  EXPECT_EQ(other->OpenRegion(8, store_.get()).status().code(), StatusCode::kIntegrityViolation);
+  EXPECT_EQ(other->OpenRegion(B(8), store_.get()).status().code(), StatusCode::kIntegrityViolation);
   EXPECT_EQ(other->Unseal("config", *blob).status().code(), StatusCode::kIntegrityViolation);
 }
 

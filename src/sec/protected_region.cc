@@ -24,25 +24,27 @@ constexpr size_t kLogEntryHeader = 16;  // u64 offset, u32 length, u32 reserved
 constexpr uint64_t kMetaSize = 32;
 constexpr uint64_t kNodeSize = 32;
 constexpr char kRootPurpose[] = "cosmos.region.root";
-constexpr uint16_t kRootRecordVersion = 1;
-constexpr size_t kRootFixedSize = 154;
+constexpr uint16_t kRootRecordVersion = 2;
+constexpr size_t kRootFixedSize = 170;
 constexpr uint64_t kAutoCacheNodes = 16384;
 constexpr uint64_t kMaxBlocks = 1ull << 32;
 
 uint64_t RoundUp(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
 
 // Per-block metadata as stored (32 bytes): u64 version, u32 key epoch,
-// u32 reserved, u8[16] GCM tag. All-zero = never written (reads as zeros).
+// u32 incarnation (selects the block sub-key), u8[16] GCM tag. All-zero =
+// never written (reads as zeros).
 struct BlockMeta {
   std::array<uint8_t, kMetaSize> raw{};
   uint64_t version() const { return LoadLE<uint64_t>(raw.data()); }
   uint32_t epoch() const { return LoadLE<uint32_t>(raw.data() + 8); }
+  uint32_t incarnation() const { return LoadLE<uint32_t>(raw.data() + 12); }
   ByteSpan tag() const { return ByteSpan(raw.data() + 16, kGcmTagSize); }
   MutableByteSpan mutable_tag() { return MutableByteSpan(raw.data() + 16, kGcmTagSize); }
-  void Set(uint64_t version, uint32_t epoch) {
+  void Set(uint64_t version, uint32_t epoch, uint32_t incarnation) {
     StoreLE<uint64_t>(raw.data(), version);
     StoreLE<uint32_t>(raw.data() + 8, epoch);
-    StoreLE<uint32_t>(raw.data() + 12, 0);
+    StoreLE<uint32_t>(raw.data() + 12, incarnation);
   }
 };
 
@@ -67,8 +69,13 @@ struct RootRecord {
   uint32_t log_capacity_blocks = 0;
   uint64_t counter = 0;
   uint32_t key_epoch = 0;
+  uint32_t incarnation = 0;  // >= 1; +1 at every Open
   bool rotating = false;
   uint64_t rotation_cursor = 0;
+  // Counter value of the record that started this incarnation, and the
+  // stable counter value it jumped from (see StartIncarnation).
+  uint64_t incarnation_counter = 0;
+  uint64_t incarnation_base = 0;
   Digest root{};
   Bytes acl;
 };
@@ -137,8 +144,10 @@ Bytes SerializeRoot(const RootRecord& r, ByteSpan keys) {
   w.U32(r.log_capacity_blocks);
   w.U64(r.counter);
   w.U32(r.key_epoch);
-  w.U32(0);
+  w.U32(r.incarnation);
   w.U64(r.rotation_cursor);
+  w.U64(r.incarnation_counter);
+  w.U64(r.incarnation_base);
   w.Raw(keys.subspan(0, 64));
   w.Raw(r.root);
   w.U16(static_cast<uint16_t>(r.acl.size()));
@@ -160,14 +169,16 @@ Result<RootRecord> ParseRoot(ByteSpan in, MutableByteSpan keys) {
   r.log_capacity_blocks = rd.U32();
   r.counter = rd.U64();
   r.key_epoch = rd.U32();
-  const uint32_t reserved = rd.U32();
+  r.incarnation = rd.U32();
   r.rotation_cursor = rd.U64();
+  r.incarnation_counter = rd.U64();
+  r.incarnation_base = rd.U64();
   ByteSpan k = rd.View(64);
   rd.Raw(r.root);
   const uint16_t acl_len = rd.U16();
   if (!rd.ok()) return Status::Corruption("root record: truncated");
   if (version != kRootRecordVersion) return Status::Corruption("root record: unknown version");
-  if ((flags & ~1u) != 0 || reserved != 0) return Status::Corruption("root record: bad flags");
+  if ((flags & ~1u) != 0) return Status::Corruption("root record: bad flags");
   r.rotating = (flags & 1) != 0;
   if (acl_len > kMaxAccessListBlob) return Status::Corruption("root record: ACL too large");
   ByteSpan acl = rd.View(acl_len);
@@ -175,20 +186,31 @@ Result<RootRecord> ParseRoot(ByteSpan in, MutableByteSpan keys) {
   r.acl.assign(acl.begin(), acl.end());
   COSMOS_RETURN_IF_ERROR(
       CheckGeometry(r.block_size, r.block_count, r.log_capacity_blocks).WithContext("root record"));
-  if (r.cached_levels == 0 || r.cached_levels > 64 || r.key_epoch == 0 ||
-      r.rotation_cursor > r.block_count) {
+  if (r.cached_levels == 0 || r.cached_levels > 64 || r.key_epoch == 0 || r.incarnation == 0 ||
+      r.rotation_cursor > r.block_count || r.incarnation_counter > r.counter ||
+      r.incarnation_base >= r.incarnation_counter) {
     return Status::Corruption("root record: field out of range");
   }
   if (!keys.empty()) std::memcpy(keys.data(), k.data(), 64);
   return r;
 }
 
-Bytes RegionAad(uint64_t region_id) {
+// AAD of every sealed root record: the host's claims about the region.
+Bytes RegionAad(const RegionBinding& b) {
   Bytes aad;
   ByteWriter w(&aad);
-  w.U64(region_id);
+  w.Raw(AsBytes("cosmos.region.binding.v1"));
+  w.U8(static_cast<uint8_t>(b.pool_uuid.size()));
+  w.Raw(AsBytes(b.pool_uuid));
+  w.U64(b.region_id);
+  w.U16(static_cast<uint16_t>(b.name.size()));
+  w.Raw(AsBytes(b.name));
   return aad;
 }
+
+std::string Label(const RegionBinding& b) { return "region '" + b.name + "' (" + b.Key() + ")"; }
+
+constexpr size_t kMaxBlockSubkeys = 8;
 
 struct LogView {
   uint64_t counter = 0;
@@ -252,6 +274,8 @@ bool IsCounterWaitNeeded(const Status& s) {
 class ProtectedRegion::Impl {
  public:
   uint64_t region_id = 0;
+  RegionBinding binding;
+  std::string label;  // for messages
   Layout layout;
   RegionPolicy policy;
   UntrustedStore* store = nullptr;
@@ -259,7 +283,12 @@ class ProtectedRegion::Impl {
   Sealer* sealer = nullptr;
   RootRecord rec;
   std::unique_ptr<LockedBuffer> keys;  // [0,32) current key, [32,64) previous key
-  std::unique_ptr<AesGcm> gcm_cur, gcm_prev;
+  // Block sub-keys HKDF(epoch key, incarnation) by (epoch << 32 | incarnation);
+  // at most kMaxBlockSubkeys, the current one always among them.
+  std::map<uint64_t, std::unique_ptr<AesGcm>> block_keys;
+  // Counter value of the record that started this incarnation: no block is
+  // encrypted under the incarnation's sub-key before it is stable.
+  uint64_t incarnation_counter = 0;
   std::vector<std::vector<Digest>> cache;  // cache[l - cut] for levels >= cut
   std::map<uint64_t, Bytes> dirty;         // block index -> pending plaintext
   Sha256Hasher hasher;
@@ -319,21 +348,74 @@ class ProtectedRegion::Impl {
       idx /= 2;
     }
     if (!ConstantTimeEqual(node, cache[0][idx])) {
-      return Status::IntegrityViolation("region " + std::to_string(region_id) + " block " +
-                                        std::to_string(i) +
+      return Status::IntegrityViolation(label + " block " + std::to_string(i) +
                                         ": metadata or tree node does not match the trusted root");
     }
     return Status::Ok();
   }
 
-  void BlockNonceAad(uint64_t i, const BlockMeta& m, GcmNonce* nonce, uint8_t aad[28]) {
+  static constexpr size_t kBlockAadSize = 32;
+  // Nonce: LE64 version || LE32 block index (unique per block sub-key: the
+  // version of a block only grows within an incarnation). AAD binds region
+  // id, index, version, epoch and incarnation.
+  void BlockNonceAad(uint64_t i, const BlockMeta& m, GcmNonce* nonce, uint8_t aad[kBlockAadSize]) {
     StoreLE<uint64_t>(nonce->data(), m.version());
     StoreLE<uint32_t>(nonce->data() + 8, static_cast<uint32_t>(i));
     StoreLE<uint64_t>(aad, region_id);
     StoreLE<uint64_t>(aad + 8, i);
     StoreLE<uint64_t>(aad + 16, m.version());
     StoreLE<uint32_t>(aad + 24, m.epoch());
+    StoreLE<uint32_t>(aad + 28, m.incarnation());
   }
+
+  // The block cipher for (epoch, incarnation): the epoch key must be the
+  // current one or, during a rotation, the previous one. IntegrityViolation
+  // for any other epoch or incarnation 0 / beyond the current one.
+  Result<AesGcm*> BlockCipher(uint64_t i, uint32_t epoch, uint32_t incarnation) {
+    const uint8_t* key = nullptr;
+    if (epoch == rec.key_epoch) {
+      key = keys->data();
+    } else if (rec.rotating && epoch + 1 == rec.key_epoch) {
+      key = keys->data() + 32;
+    } else {
+      return Status::IntegrityViolation(label + " block " + std::to_string(i) +
+                                        ": unknown key epoch");
+    }
+    // The tree authenticates the metadata; this only keeps a corrupt value
+    // from deriving keys (incarnations of the previous epoch are not bounded
+    // by the current record).
+    if (incarnation == 0 || (epoch == rec.key_epoch && incarnation > rec.incarnation)) {
+      return Status::IntegrityViolation(label + " block " + std::to_string(i) +
+                                        ": incarnation out of range");
+    }
+    const uint64_t k = (uint64_t{epoch} << 32) | incarnation;
+    if (auto it = block_keys.find(k); it != block_keys.end()) return it->second.get();
+    SecretArray<kAesKeySize> sub;
+    uint8_t info[4 + 22];
+    std::memcpy(info, "cosmos-block-subkey-v1", 22);
+    StoreLE<uint32_t>(info + 22, incarnation);
+    COSMOS_RETURN_IF_ERROR(
+        HkdfSha256(ByteSpan(key, 32), {}, ByteSpan(info, sizeof(info)), sub.mutable_span()));
+    std::unique_ptr<AesGcm> gcm;
+    if (block_keys.size() >= kMaxBlockSubkeys) {
+      // Recycle an entry other than the current incarnation's.
+      const uint64_t keep = (uint64_t{rec.key_epoch} << 32) | rec.incarnation;
+      auto victim = block_keys.begin();
+      if (victim->first == keep) ++victim;
+      gcm = std::move(victim->second);
+      block_keys.erase(victim);
+      COSMOS_RETURN_IF_ERROR(gcm->Rekey(sub.span()));
+    } else {
+      COSMOS_ASSIGN_OR_RETURN(gcm, AesGcm::Create(sub.span()));
+    }
+    ++stats.block_subkeys_derived;
+    AesGcm* out = gcm.get();
+    block_keys[k] = std::move(gcm);
+    return out;
+  }
+
+  // Drops cached sub-keys of an epoch key that changed or was wiped.
+  void ForgetBlockKeys() { block_keys.clear(); }
 
   // Reads and authenticates the durable content of block i into out.
   Status ReadDurableBlock(uint64_t i, MutableByteSpan out) {
@@ -344,23 +426,15 @@ class ProtectedRegion::Impl {
       std::memset(out.data(), 0, out.size());
       return Status::Ok();
     }
-    AesGcm* gcm = nullptr;
-    if (m.epoch() == rec.key_epoch) {
-      gcm = gcm_cur.get();
-    } else if (rec.rotating && m.epoch() + 1 == rec.key_epoch) {
-      gcm = gcm_prev.get();
-    } else {
-      return Status::IntegrityViolation("block " + std::to_string(i) + ": unknown key epoch");
-    }
+    COSMOS_ASSIGN_OR_RETURN(AesGcm * gcm, BlockCipher(i, m.epoch(), m.incarnation()));
     scratch.resize(layout.block_size);
     COSMOS_RETURN_IF_ERROR(store->Read(layout.data_off + i * layout.block_size, scratch));
     GcmNonce nonce;
-    uint8_t aad[28];
+    uint8_t aad[kBlockAadSize];
     BlockNonceAad(i, m, &nonce, aad);
     Status s = gcm->Open(nonce, ByteSpan(aad, sizeof(aad)), scratch, m.tag(), out);
     if (!s.ok()) {
-      return Status::IntegrityViolation("region " + std::to_string(region_id) + " block " +
-                                        std::to_string(i) + ": " + s.message());
+      return Status::IntegrityViolation(label + " block " + std::to_string(i) + ": " + s.message());
     }
     return Status::Ok();
   }
@@ -376,7 +450,7 @@ class ProtectedRegion::Impl {
 
   Status SealRecord(const RootRecord& r, Bytes* blob) {
     Bytes plain = SerializeRoot(r, keys->span());
-    auto sealed = sealer->Seal(kRootPurpose, kRootRecordVersion, RegionAad(region_id), plain);
+    auto sealed = sealer->Seal(kRootPurpose, kRootRecordVersion, RegionAad(binding), plain);
     SecureWipe(plain);
     if (!sealed.ok()) return sealed.status();
     *blob = std::move(*sealed);
@@ -398,9 +472,26 @@ class ProtectedRegion::Impl {
   // Atomically replaces the given blocks (plaintext) and installs `next` as
   // the root record. Verification failures leave the region unchanged; any
   // failure after the redo log is written marks the region failed.
-  Status Commit(const std::vector<std::pair<uint64_t, const Bytes*>>& batch, RootRecord next) {
+  // `jump_to` != 0: `next` starts an incarnation at counter value `jump_to`
+  // (StartIncarnation: past every value an earlier run may have used; the
+  // counter moves there only once the record is in the durable redo log, and
+  // the unstable bound does not apply to the jump).
+  Status Commit(const std::vector<std::pair<uint64_t, const Bytes*>>& batch, RootRecord next,
+                uint64_t jump_to = 0) {
+    const bool incarnation_start = jump_to != 0;
     NodeMap known;
     std::vector<BlockMeta> metas(batch.size());
+    if (!batch.empty() && !counter->IsStable(incarnation_counter)) {
+      // The record that started this incarnation must be stable before its
+      // sub-key encrypts anything (else a crash could bring the incarnation
+      // back with other plaintext under the same nonces).
+      COSMOS_RETURN_IF_ERROR(WaitStableOrRefuse(counter, incarnation_counter));
+    }
+    AesGcm* block_gcm = nullptr;
+    if (!batch.empty()) {
+      COSMOS_ASSIGN_OR_RETURN(block_gcm,
+                              BlockCipher(batch[0].first, next.key_epoch, next.incarnation));
+    }
     for (size_t k = 0; k < batch.size(); ++k) {
       COSMOS_RETURN_IF_ERROR(ReadMeta(batch[k].first, &metas[k]));
       COSMOS_RETURN_IF_ERROR(VerifyPath(batch[k].first, metas[k], &known));
@@ -410,17 +501,19 @@ class ProtectedRegion::Impl {
     for (size_t k = 0; k < batch.size(); ++k) {
       const uint64_t i = batch[k].first;
       const BlockMeta& old = metas[k];
+      // Versions keep growing across incarnations (the tree makes them fresh);
+      // uniqueness of a nonce needs them to grow only within one sub-key.
       const uint64_t version =
           (old.version() > 0 && old.epoch() == next.key_epoch) ? old.version() + 1 : 1;
       COSMOS_CHECK(version < (1ull << 63));
       BlockMeta nm;
-      nm.Set(version, next.key_epoch);
+      nm.Set(version, next.key_epoch, next.incarnation);
       GcmNonce nonce;
-      uint8_t aad[28];
+      uint8_t aad[kBlockAadSize];
       BlockNonceAad(i, nm, &nonce, aad);
       Bytes ct(layout.block_size);
-      COSMOS_RETURN_IF_ERROR(
-          gcm_cur->Seal(nonce, ByteSpan(aad, sizeof(aad)), *batch[k].second, ct, nm.mutable_tag()));
+      COSMOS_RETURN_IF_ERROR(block_gcm->Seal(nonce, ByteSpan(aad, sizeof(aad)), *batch[k].second,
+                                             ct, nm.mutable_tag()));
       writes.emplace_back(layout.data_off + i * layout.block_size, std::move(ct));
       writes.emplace_back(layout.meta_off + i * kMetaSize, Bytes(nm.raw.begin(), nm.raw.end()));
       level[i] = LeafHash(i, nm);
@@ -463,10 +556,11 @@ class ProtectedRegion::Impl {
     // Keep the unstable increments within the mode's bound (strict: this one
     // only; relaxed: the window). Flush waits for this outside the mutex
     // first, so only early or multi-batch commits wait here.
-    if (const uint64_t need = StableNeededBeforeIncrement(); need > 0) {
+    if (const uint64_t need = StableNeededBeforeIncrement(); need > 0 && !incarnation_start) {
       COSMOS_RETURN_IF_ERROR(WaitStableOrRefuse(counter, need));
     }
-    next.counter = counter->Current() + 1;
+    next.counter = incarnation_start ? jump_to : counter->Current() + 1;
+    if (incarnation_start) next.incarnation_counter = next.counter;
 
     // From here on a failure leaves the in-enclave state behind the store.
     failed = true;
@@ -498,9 +592,15 @@ class ProtectedRegion::Impl {
     ++stats.persists;
     COSMOS_RETURN_IF_ERROR(store->Persist({&log_range, 1}));
 
-    COSMOS_ASSIGN_OR_RETURN(uint64_t c, counter->Increment());
+    uint64_t c = 0;
+    if (incarnation_start) {
+      COSMOS_RETURN_IF_ERROR(counter->AdvanceTo(next.counter));
+      c = counter->Current();
+    } else {
+      COSMOS_ASSIGN_OR_RETURN(c, counter->Increment());
+    }
     if (c != next.counter) {
-      return Status::Internal("trusted counter moved under region " + std::to_string(region_id));
+      return Status::Internal("trusted counter moved under " + label);
     }
     std::vector<ByteRange> ranges;
     for (const auto& [off, bytes] : writes) {
@@ -523,10 +623,47 @@ class ProtectedRegion::Impl {
     return Status::Ok();
   }
 
+  // Starts the next incarnation: commits a record with incarnation + 1 (its
+  // counter value must be stable before the first block is encrypted under
+  // it; Commit enforces that). `rotate`: the counter was re-anchored by the
+  // operator, so incarnations used under lost counter values could repeat;
+  // rotating to a fresh random key makes every later (key, nonce) new.
+  //
+  // The record's counter value jumps past every value an earlier run may have
+  // used: `stable_at_open` (the counter's stable value when this Open began)
+  // plus the mode's unstable bound. Without the jump, a record of this
+  // incarnation could share a counter value with an unstable record of the
+  // previous run, and a host holding both could later present either (a
+  // fork), starting the same incarnation twice. The jump leaves the record
+  // up to bound + 1 ahead of the counter until it is stable, which Open
+  // accepts for an incarnation-start record whose base is not above the
+  // trusted counter (no acknowledged state lies in the skipped values).
+  Status StartIncarnation(bool rotate, uint64_t stable_at_open) {
+    if (rec.incarnation == UINT32_MAX) {
+      // 2^32 - 1 opens of one region: practically unreachable. A rotation
+      // gives a fresh key under which incarnations may start again at 1.
+      rotate = true;
+    }
+    const uint64_t jump_to = std::max(stable_at_open + UnstableBound(), counter->Current()) + 1;
+    RootRecord next = rec;
+    next.incarnation_base = stable_at_open;
+    if (rotate) {
+      if (rec.rotating) COSMOS_RETURN_IF_ERROR(RotationStepLocked(layout.block_count));
+      next = rec;
+      next.incarnation_base = stable_at_open;
+      next.incarnation = 1;
+      COSMOS_RETURN_IF_ERROR(StartRotationLocked(&next, jump_to));
+    } else {
+      next.incarnation = rec.incarnation + 1;
+      COSMOS_RETURN_IF_ERROR(Commit({}, next, jump_to));
+    }
+    incarnation_counter = rec.counter;
+    return Status::Ok();
+  }
+
   Status CheckUsable() {
     if (failed) {
-      return Status::FailedPrecondition("region " + std::to_string(region_id) +
-                                        " failed during a commit; reopen to recover");
+      return Status::FailedPrecondition(label + " failed during a commit; reopen to recover");
     }
     return Status::Ok();
   }
@@ -540,8 +677,8 @@ class ProtectedRegion::Impl {
       COSMOS_RETURN_IF_ERROR(ReadMeta(i, &m));
       COSMOS_RETURN_IF_ERROR(VerifyPath(i, m, nullptr));
       if (m.epoch() == rec.key_epoch && m.version() + 1 >= policy.rekey_version_threshold) {
-        COSMOS_LOG_INFO("region {}: block {} version {} reached the rekey threshold; rotating key",
-                        region_id, i, m.version());
+        COSMOS_LOG_INFO("{}: block {} version {} reached the rekey threshold; rotating key", label,
+                        i, m.version());
         if (rec.rotating) COSMOS_RETURN_IF_ERROR(RotationStepLocked(layout.block_count));
         COSMOS_RETURN_IF_ERROR(StartRotationLocked());
         break;
@@ -560,17 +697,20 @@ class ProtectedRegion::Impl {
     return Status::Ok();
   }
 
-  Status StartRotationLocked() {
+  // `base`: the record to start from (default: the current one).
+  Status StartRotationLocked(const RootRecord* base = nullptr, uint64_t jump_to = 0) {
+    const bool incarnation_start = jump_to != 0;
     if (rec.rotating) return Status::FailedPrecondition("key rotation already in progress");
     // Wait for room for the commit's increment before changing any state.
-    if (const uint64_t need = StableNeededBeforeIncrement(); need > 0) {
+    if (const uint64_t need = StableNeededBeforeIncrement(); need > 0 && !incarnation_start) {
       COSMOS_RETURN_IF_ERROR(WaitStableOrRefuse(counter, need));
     }
     std::memcpy(keys->data() + 32, keys->data(), 32);
     COSMOS_RETURN_IF_ERROR(RandomBytes(MutableByteSpan(keys->data(), 32)));
-    COSMOS_RETURN_IF_ERROR(gcm_prev->Rekey(ByteSpan(keys->data() + 32, 32)));
-    COSMOS_RETURN_IF_ERROR(gcm_cur->Rekey(ByteSpan(keys->data(), 32)));
-    RootRecord next = rec;
+    // Cached sub-keys are keyed by epoch number, which the new key does not
+    // reuse; dropping them anyway keeps the cache small and simple.
+    ForgetBlockKeys();
+    RootRecord next = base != nullptr ? *base : rec;
     next.key_epoch = rec.key_epoch + 1;
     next.rotating = true;
     next.rotation_cursor = 0;
@@ -578,7 +718,7 @@ class ProtectedRegion::Impl {
     rec.key_epoch = next.key_epoch;
     rec.rotating = true;
     ++stats.key_rotations;
-    return Commit({}, next);
+    return Commit({}, next, jump_to);
   }
 
   // Migrates blocks [cursor, cursor + max_blocks) still under the previous
@@ -613,7 +753,8 @@ class ProtectedRegion::Impl {
       COSMOS_RETURN_IF_ERROR(s);
       if (done) {
         SecureWipe(MutableByteSpan(keys->data() + 32, 32));
-        COSMOS_LOG_INFO("region {}: key rotation to epoch {} complete", region_id, rec.key_epoch);
+        ForgetBlockKeys();
+        COSMOS_LOG_INFO("{}: key rotation to epoch {} complete", label, rec.key_epoch);
         return Status::Ok();
       }
       if (i >= end) return Status::Ok();
@@ -684,8 +825,7 @@ class ProtectedRegion::Impl {
     }
     FillCacheAbove();
     if (!ConstantTimeEqual(cache.back()[0], rec.root)) {
-      return Status::IntegrityViolation("region " + std::to_string(region_id) +
-                                        ": tree does not match the sealed root hash");
+      return Status::IntegrityViolation(label + ": tree does not match the sealed root hash");
     }
     return Status::Ok();
   }
@@ -706,22 +846,20 @@ class ProtectedRegion::Impl {
   Status InitKeys(ByteSpan key_bytes) {
     COSMOS_ASSIGN_OR_RETURN(keys, LockedBuffer::Create(64));
     std::memcpy(keys->data(), key_bytes.data(), 64);
-    COSMOS_ASSIGN_OR_RETURN(gcm_cur, AesGcm::Create(ByteSpan(keys->data(), 32)));
-    COSMOS_ASSIGN_OR_RETURN(gcm_prev, AesGcm::Create(ByteSpan(keys->data() + 32, 32)));
     return Status::Ok();
   }
 
   Status CheckRange(uint64_t offset, uint64_t len) const {
     if (offset > layout.block_count * layout.block_size ||
         len > layout.block_count * layout.block_size - offset) {
-      return Status::OutOfRange("range outside region " + std::to_string(region_id));
+      return Status::OutOfRange("range outside " + label);
     }
     return Status::Ok();
   }
 };
 
 ProtectedRegion::ProtectedRegion(std::unique_ptr<Impl> impl)
-    : impl_(std::move(impl)), region_id_(impl_->region_id) {
+    : impl_(std::move(impl)), binding_(impl_->binding) {
   geometry_.size = impl_->layout.block_count * impl_->layout.block_size;
   geometry_.block_size = static_cast<uint32_t>(impl_->layout.block_size);
   geometry_.cached_levels = impl_->rec.cached_levels;
@@ -746,8 +884,10 @@ Result<uint64_t> ProtectedRegion::RequiredStoreSize(const RegionGeometry& g) {
 }
 
 Result<std::unique_ptr<ProtectedRegion>> ProtectedRegion::Create(
-    uint64_t region_id, const RegionGeometry& g, ByteSpan access_list, UntrustedStore* store,
-    MonotonicCounter* counter, Sealer* sealer, const RegionPolicy& policy) {
+    const RegionBinding& binding, const RegionGeometry& g, ByteSpan access_list,
+    UntrustedStore* store, MonotonicCounter* counter, Sealer* sealer, const RegionPolicy& policy) {
+  COSMOS_RETURN_IF_ERROR(binding.Validate());
+  const uint64_t region_id = binding.region_id;
   COSMOS_ASSIGN_OR_RETURN(uint64_t need, RequiredStoreSize(g));
   if (store->Size() < need) {
     return Status::InvalidArgument("store of " + std::to_string(store->Size()) +
@@ -758,6 +898,8 @@ Result<std::unique_ptr<ProtectedRegion>> ProtectedRegion::Create(
   }
   auto impl = std::make_unique<Impl>();
   impl->region_id = region_id;
+  impl->binding = binding;
+  impl->label = Label(binding);
   impl->policy = policy;
   impl->store = store;
   impl->counter = counter;
@@ -770,6 +912,7 @@ Result<std::unique_ptr<ProtectedRegion>> ProtectedRegion::Create(
   impl->layout = MakeLayout(g.block_size, r.block_count, g.cached_levels, g.log_capacity_blocks,
                             &r.cached_levels);
   r.key_epoch = 1;
+  r.incarnation = 1;
   r.acl.assign(access_list.begin(), access_list.end());
   Bytes key_bytes(64, 0);
   COSMOS_RETURN_IF_ERROR(RandomBytes(MutableByteSpan(key_bytes.data(), 32)));
@@ -806,27 +949,35 @@ Result<std::unique_ptr<ProtectedRegion>> ProtectedRegion::Create(
   r.root = impl->cache.back()[0];
   ByteRange meta{kLogOffset, L.data_off - kLogOffset};
   COSMOS_RETURN_IF_ERROR(store->Persist({&meta, 1}));
+  r.incarnation_base = counter->Stable();
   COSMOS_ASSIGN_OR_RETURN(r.counter, counter->Increment());
+  r.incarnation_counter = r.counter;
   Bytes blob;
   COSMOS_RETURN_IF_ERROR(impl->SealRecord(r, &blob));
   COSMOS_RETURN_IF_ERROR(impl->WriteSlot(r.counter, blob));
   COSMOS_RETURN_IF_ERROR(impl->WriteSlot(r.counter + 1, blob));
+  // No wait before the first block: the key is fresh and random, and every
+  // record that will ever carry it has incarnation >= 1, so no later Open can
+  // start incarnation 1 again under it.
+  impl->incarnation_counter = 0;
   COSMOS_RETURN_IF_ERROR(impl->WaitForCounter());
-  COSMOS_LOG_INFO("created protected region {}: {} blocks of {} B, {} cached tree levels",
-                  region_id, L.block_count, L.block_size, r.cached_levels);
+  COSMOS_LOG_INFO("created protected {}: {} blocks of {} B, {} cached tree levels", impl->label,
+                  L.block_count, L.block_size, r.cached_levels);
   return std::unique_ptr<ProtectedRegion>(new ProtectedRegion(std::move(impl)));
 }
 
-Result<std::unique_ptr<ProtectedRegion>> ProtectedRegion::Open(uint64_t region_id,
+Result<std::unique_ptr<ProtectedRegion>> ProtectedRegion::Open(const RegionBinding& binding,
                                                                UntrustedStore* store,
                                                                MonotonicCounter* counter,
                                                                Sealer* sealer,
                                                                const RegionPolicy& policy) {
-  const std::string name = "region " + std::to_string(region_id);
+  COSMOS_RETURN_IF_ERROR(binding.Validate());
+  const uint64_t region_id = binding.region_id;
+  const std::string name = Label(binding);
   if (store->Size() < kLogOffset + kLogHeaderSize) {
     return Status::IntegrityViolation(name + ": store truncated");
   }
-  const Bytes aad = RegionAad(region_id);
+  const Bytes aad = RegionAad(binding);
   std::optional<RootRecord> best;
   Bytes best_keys(64), keys(64);
   for (uint64_t off : kSlotOffset) {
@@ -847,11 +998,15 @@ Result<std::unique_ptr<ProtectedRegion>> ProtectedRegion::Open(uint64_t region_i
   }
   if (!best) {
     SecureWipe(best_keys);
-    return Status::IntegrityViolation(name +
-                                      ": no authentic root record (forged, foreign or wiped)");
+    return Status::IntegrityViolation(
+        name +
+        ": no authentic root record (forged, wiped, of another region, or the pool's region "
+        "table names another pool, id or name than the region was created with)");
   }
   auto impl = std::make_unique<Impl>();
   impl->region_id = region_id;
+  impl->binding = binding;
+  impl->label = name;
   impl->policy = policy;
   impl->store = store;
   impl->counter = counter;
@@ -918,7 +1073,9 @@ Result<std::unique_ptr<ProtectedRegion>> ProtectedRegion::Open(uint64_t region_i
   COSMOS_RETURN_IF_ERROR(impl->BuildCache());
 
   // Freshness: the record must not be older than the trusted counter.
+  bool reset_accepted = false;
   const uint64_t trusted = counter->Current();
+  const uint64_t stable_at_open = counter->Stable();
   if (impl->rec.counter < trusted) {
     return Status::IntegrityViolation(
         name + ": rolled back (root record counter " + std::to_string(impl->rec.counter) +
@@ -931,7 +1088,12 @@ Result<std::unique_ptr<ProtectedRegion>> ProtectedRegion::Open(uint64_t region_i
     // any state between the counter and the record.
     const uint64_t ahead = impl->rec.counter - trusted;
     const uint64_t bound = impl->UnstableBound();
-    if (ahead > bound) {
+    // An incarnation-start record jumped over values no state was ever
+    // committed under (StartIncarnation); the counter must not be below
+    // the value it jumped from.
+    const bool incarnation_jump =
+        impl->rec.counter == impl->rec.incarnation_counter && trusted >= impl->rec.incarnation_base;
+    if (ahead > bound && !incarnation_jump) {
       const std::string what =
           name + ": root record counter " + std::to_string(impl->rec.counter) + " is " +
           std::to_string(ahead) + " ahead of the trusted counter " + std::to_string(trusted) +
@@ -947,12 +1109,16 @@ Result<std::unique_ptr<ProtectedRegion>> ProtectedRegion::Open(uint64_t region_i
       }
       COSMOS_LOG_WARN(
           "{}; accepted because of --accept-counter-reset: rollback protection of "
-          "this region restarts from counter {}",
+          "this region restarts from counter {}, and its key is rotated (an incarnation "
+          "may have been used under the lost counter values)",
           what, impl->rec.counter);
+      reset_accepted = true;
     }
     COSMOS_RETURN_IF_ERROR(counter->AdvanceTo(impl->rec.counter));
     COSMOS_RETURN_IF_ERROR(impl->WaitForCounter());
   }
+  COSMOS_RETURN_IF_ERROR(impl->StartIncarnation(policy.accept_counter_reset && reset_accepted,
+                                                std::max(stable_at_open, trusted)));
   return std::unique_ptr<ProtectedRegion>(new ProtectedRegion(std::move(impl)));
 }
 
@@ -1126,6 +1292,21 @@ uint32_t ProtectedRegion::key_epoch() {
 uint64_t ProtectedRegion::committed_counter() {
   std::lock_guard<std::mutex> l(impl_->mu);
   return impl_->rec.counter;
+}
+
+uint32_t ProtectedRegion::incarnation() {
+  std::lock_guard<std::mutex> l(impl_->mu);
+  return impl_->rec.incarnation;
+}
+
+Status RegionBinding::Validate() const {
+  if (pool_uuid.empty() || pool_uuid.size() > 64) {
+    return Status::InvalidArgument("region binding: pool identity must be 1..64 bytes");
+  }
+  if (name.empty() || name.size() > 255) {
+    return Status::InvalidArgument("region binding: name must be 1..255 bytes");
+  }
+  return Status::Ok();
 }
 
 RegionStats ProtectedRegion::stats() {

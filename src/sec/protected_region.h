@@ -12,6 +12,7 @@
 #include <memory>
 #include <mutex>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "cosmos/result.h"
@@ -30,6 +31,22 @@ namespace cosmos::sec {
 inline constexpr uint32_t kDefaultBlockSize = 4096;
 // Largest access-list blob a root record carries.
 inline constexpr size_t kMaxAccessListBlob = 256;
+
+// Who a region is, as the host names it: the pool's identity, the region's id
+// within that pool and its name. Untrusted claims, bound into the AAD of every
+// sealed root record, so a host that edits the pool's region table (swaps
+// names, moves an extent to another id, copies a region into another pool)
+// makes the region fail to open with IntegrityViolation instead of serving
+// another region's authentic data.
+struct RegionBinding {
+  std::string pool_uuid;  // 1..64 bytes (the pool header's UUID in text form)
+  uint64_t region_id = 0;
+  std::string name;  // 1..255 bytes
+  // "<pool_uuid>/<region_id>": a node-wide unique key (logs, counter files).
+  std::string Key() const { return pool_uuid + "/" + std::to_string(region_id); }
+  // InvalidArgument when a field is out of its range.
+  [[nodiscard]] Status Validate() const;
+};
 
 // Shape of a region; fixed at creation and stored in the sealed root record.
 struct RegionGeometry {
@@ -64,6 +81,7 @@ struct RegionStats {
   uint64_t blocks_written = 0;
   uint64_t key_rotations = 0;
   uint64_t recovered_logs = 0;
+  uint64_t block_subkeys_derived = 0;  // per-incarnation block keys derived (cache misses)
 };
 
 // One protected region. Thread-safe (one internal mutex). After an I/O error
@@ -77,10 +95,10 @@ class ProtectedRegion {
 
   // Formats `store` as a new, all-zero region with a fresh random region key,
   // and commits the first root record (which carries `access_list`, <= 256
-  // bytes, opaque to the engine). `counter`, `sealer` and `store` must
-  // outlive the region. InvalidArgument for a bad geometry or too small a
-  // store.
-  static Result<std::unique_ptr<ProtectedRegion>> Create(uint64_t region_id,
+  // bytes, opaque to the engine, and is bound to `binding`). `counter`,
+  // `sealer` and `store` must outlive the region. InvalidArgument for a bad
+  // geometry or binding or too small a store.
+  static Result<std::unique_ptr<ProtectedRegion>> Create(const RegionBinding& binding,
                                                          const RegionGeometry& geometry,
                                                          ByteSpan access_list,
                                                          UntrustedStore* store,
@@ -90,12 +108,22 @@ class ProtectedRegion {
   // Opens an existing region: picks the newest valid sealed root record,
   // replays a committed redo log, rebuilds the cached tree levels and checks
   // them against the sealed root hash, and checks freshness against the
-  // trusted counter. IntegrityViolation for a missing/forged/foreign root
-  // record, a rolled-back state (record older than the counter), a record
+  // trusted counter. Then starts a new incarnation (below). IntegrityViolation
+  // for a missing/forged/foreign root record (including one bound to another
+  // pool, id or name than `binding`), a rolled-back state (record older than the counter), a record
   // further ahead of the counter than the mode's unstable bound (strict 1,
   // relaxed the window; unless policy.accept_counter_reset), a truncated
   // store or a tree that does not match the root.
-  static Result<std::unique_ptr<ProtectedRegion>> Open(uint64_t region_id, UntrustedStore* store,
+  //
+  // Nonces never repeat across crashes: every Open commits a root record with
+  // incarnation + 1, and block ciphertexts are sealed under a per-incarnation
+  // sub-key HKDF(region key, incarnation); no block is encrypted in an
+  // incarnation before the counter value of the record that started it is
+  // stable, so a later Open (whatever earlier state the host presents, the
+  // freshness check forbids anything older than that record) always starts a
+  // higher incarnation. docs/security.md "Nonces".
+  static Result<std::unique_ptr<ProtectedRegion>> Open(const RegionBinding& binding,
+                                                       UntrustedStore* store,
                                                        MonotonicCounter* counter, Sealer* sealer,
                                                        const RegionPolicy& policy = {});
 
@@ -139,7 +167,10 @@ class ProtectedRegion {
   [[nodiscard]] Status SetAccessList(ByteSpan access_list);
   Bytes access_list();
 
-  uint64_t region_id() const { return region_id_; }
+  uint64_t region_id() const { return binding_.region_id; }
+  const RegionBinding& binding() const { return binding_; }
+  // The incarnation this object runs (1 after Create, +1 per Open).
+  uint32_t incarnation();
   uint64_t size() const { return geometry_.size; }
   uint32_t block_size() const { return geometry_.block_size; }
   uint32_t key_epoch();
@@ -151,7 +182,7 @@ class ProtectedRegion {
   class Impl;
   explicit ProtectedRegion(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
-  uint64_t region_id_;
+  RegionBinding binding_;
   RegionGeometry geometry_;
 };
 
@@ -178,7 +209,7 @@ class NoCounterWaitScope {
 // waiting for the trusted counter (ResourceExhausted with a fixed message).
 bool IsCounterWaitNeeded(const Status& s);
 
-// Parses a root-record plaintext (v1) strictly; exposed for fuzzing.
+// Parses a root-record plaintext (v2) strictly; exposed for fuzzing.
 // Corruption on any malformation.
 [[nodiscard]] Status ParseRootRecordForFuzzing(ByteSpan plaintext);
 // Parses a redo-log image strictly (header, bounds, digest); exposed for

@@ -7,16 +7,22 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <mutex>
 #include <random>
 #include <thread>
+#include <tuple>
 
 namespace cosmos::sec {
 namespace {
 
 constexpr uint32_t kBlock = 512;
+
+// The binding tests use for region `id` (pool "pool-test", name "r<id>").
+RegionBinding B(uint64_t id) { return {"pool-test", id, "r" + std::to_string(id)}; }
 constexpr uint64_t kBlocks = 64;
 
 class RegionTest : public ::testing::Test {
@@ -52,14 +58,14 @@ class RegionTest : public ::testing::Test {
   }
   std::unique_ptr<ProtectedRegion> Create(UntrustedStore* store, uint64_t id = 7,
                                           RegionPolicy policy = {}) {
-    auto r = ProtectedRegion::Create(id, geometry_, AsBytes("acl"), store, counter_.get(),
+    auto r = ProtectedRegion::Create(B(id), geometry_, AsBytes("acl"), store, counter_.get(),
                                      sealer_.get(), policy);
     EXPECT_TRUE(r.ok()) << r.status();
     return r.ok() ? std::move(*r) : nullptr;
   }
   Result<std::unique_ptr<ProtectedRegion>> Reopen(UntrustedStore* store, uint64_t id = 7,
                                                   RegionPolicy policy = {}) {
-    return ProtectedRegion::Open(id, store, counter_.get(), sealer_.get(), policy);
+    return ProtectedRegion::Open(B(id), store, counter_.get(), sealer_.get(), policy);
   }
   static Bytes Pattern(size_t n, uint8_t seed) {
     Bytes b(n);
@@ -83,6 +89,27 @@ class RegionTest : public ::testing::Test {
     }
     return detected;
   }
+  // A host snapshot: the store plus the counter file it goes with (every Open
+  // commits a new incarnation, so restoring the store alone is a rollback).
+  struct Saved {
+    Bytes store;
+    std::string counter;
+  };
+  Saved Save() {
+    std::ifstream in(dir_ / "counter", std::ios::binary);
+    return {store_->Snapshot(), std::string(std::istreambuf_iterator<char>(in), {})};
+  }
+  // REQUIRES: no region uses counter_.
+  void Restore(const Saved& saved) {
+    counter_.reset();
+    {
+      std::ofstream out(dir_ / "counter", std::ios::binary | std::ios::trunc);
+      out << saved.counter;
+    }
+    counter_ = OpenCounter();
+    store_->Restore(saved.store);
+  }
+
   // Offsets derived from the documented layout (docs/security.md).
   uint64_t DataOffset() const { return store_size_ - kBlocks * kBlock; }
   uint64_t MetaOffset() const {
@@ -173,7 +200,7 @@ TEST_F(RegionTest, OutOfRangeAndBadGeometryAreRejected) {
   g.size = 100;
   EXPECT_EQ(ProtectedRegion::RequiredStoreSize(g).status().code(), StatusCode::kInvalidArgument);
   MemoryStore small(store_size_ - 1);
-  EXPECT_EQ(ProtectedRegion::Create(1, geometry_, {}, &small, counter_.get(), sealer_.get())
+  EXPECT_EQ(ProtectedRegion::Create(B(1), geometry_, {}, &small, counter_.get(), sealer_.get())
                 .status()
                 .code(),
             StatusCode::kInvalidArgument);
@@ -224,10 +251,12 @@ TEST_F(TamperTest, BitFlipInEveryStoredTreeLevelIsDetected) {
   // Stored levels 0..4 of 64, 32, 16, 8, 4 nodes.
   uint64_t off = TreeOffset();
   const uint64_t nodes[] = {64, 32, 16, 8, 4};
-  const Bytes clean = store_->Snapshot();
+  region_.reset();
+  const Saved clean = Save();
   for (uint64_t level = 0; level < 5; ++level) {
     for (uint64_t node = 0; node < nodes[level]; node += 3) {
-      store_->Restore(clean);
+      region_.reset();
+      Restore(clean);
       region_ = *Reopen(store_.get());
       store_->FlipBit(off + node * 32 + 7, 5);
       EXPECT_GT(CountDetected(region_.get(), data_), 0) << "level " << level << " node " << node;
@@ -295,9 +324,9 @@ TEST_F(TamperTest, TruncatedStoreIsRefused) {
 
 TEST_F(TamperTest, ForgedOrWipedRootRecordsAreRefused) {
   region_.reset();
-  const Bytes clean = store_->Snapshot();
+  const Saved clean = Save();
   for (uint64_t off : {uint64_t{40}, uint64_t{1024 + 40}}) {
-    store_->Restore(clean);
+    Restore(clean);
     store_->FlipBit(40, 2);         // slot A
     store_->FlipBit(1024 + 40, 2);  // slot B
     if (off == 40) {
@@ -306,7 +335,7 @@ TEST_F(TamperTest, ForgedOrWipedRootRecordsAreRefused) {
       EXPECT_EQ(r.status().code(), StatusCode::kIntegrityViolation);
     }
   }
-  store_->Restore(clean);
+  Restore(clean);
   std::fill(store_->bytes().begin(), store_->bytes().begin() + 2048, 0);
   EXPECT_EQ(Reopen(store_.get()).status().code(), StatusCode::kIntegrityViolation);
 }
@@ -315,15 +344,16 @@ TEST_F(TamperTest, RecordOfAnotherRegionOrPlatformIsRefused) {
   region_.reset();
   EXPECT_EQ(Reopen(store_.get(), /*id=*/8).status().code(), StatusCode::kIntegrityViolation);
   auto other_platform = MakeSealer(0x22);
-  EXPECT_EQ(
-      ProtectedRegion::Open(7, store_.get(), counter_.get(), other_platform.get()).status().code(),
-      StatusCode::kIntegrityViolation);
+  EXPECT_EQ(ProtectedRegion::Open(B(7), store_.get(), counter_.get(), other_platform.get())
+                .status()
+                .code(),
+            StatusCode::kIntegrityViolation);
 }
 
 TEST_F(TamperTest, BlockFromARegionWithAnotherKeyIsDetected) {
   MemoryStore other(store_size_);
   auto counter2 = OpenCounter("counter2");
-  auto r2 = ProtectedRegion::Create(7, geometry_, {}, &other, counter2.get(), sealer_.get());
+  auto r2 = ProtectedRegion::Create(B(7), geometry_, {}, &other, counter2.get(), sealer_.get());
   ASSERT_TRUE(r2.ok());
   ASSERT_TRUE((*r2)->Write(0, data_).ok());  // same plaintext, same id, other key
   ASSERT_TRUE((*r2)->Flush().ok());
@@ -343,19 +373,24 @@ TEST_F(TamperTest, VerifyReportsTamperInsteadOfADigest) {
 
 TEST_F(TamperTest, RandomByteCorruptionAnywhereNeverYieldsWrongData) {
   region_.reset();
-  const Bytes clean = store_->Snapshot();
+  const Saved clean = Save();
   std::mt19937_64 rng(99);
+  int opened = 0;
   for (int k = 0; k < 60; ++k) {
-    store_->Restore(clean);
+    Restore(clean);
     const uint64_t off = rng() % store_size_;
     store_->bytes()[off] ^= static_cast<uint8_t>(1 + rng() % 255);
     auto r = Reopen(store_.get());
     if (!r.ok()) {
       EXPECT_EQ(r.status().code(), StatusCode::kIntegrityViolation) << off;
+      EXPECT_EQ(r.status().message().find("rolled back"), std::string::npos)
+          << "refused as a rollback, not for the corruption at " << off;
       continue;
     }
+    ++opened;
     CountDetected(r->get(), data_);  // asserts no wrong data; unused areas may be untouched
   }
+  EXPECT_GT(opened, 0);  // corruption of unused bytes opens: the restore really restores
 }
 
 // --- verify, access list, rotation, counters --------------------------------
@@ -481,7 +516,7 @@ TEST_F(RegionTest, RelaxedModeBoundsTheUnstableWindow) {
   p.counter_mode = CounterMode::kRelaxed;
   p.relaxed_window = 3;
   auto created =
-      ProtectedRegion::Create(7, geometry_, {}, store_.get(), manual.get(), sealer_.get(), p);
+      ProtectedRegion::Create(B(7), geometry_, {}, store_.get(), manual.get(), sealer_.get(), p);
   ASSERT_TRUE(created.ok()) << created.status();
   auto& r = *created;
   // Create used one increment; three more flushes fit in the window of 3.
@@ -504,13 +539,13 @@ TEST_F(RegionTest, RecordAheadOfALostCounterIncrementIsAccepted) {
   {
     auto manual = std::move(*SimulatedCounter::Open(o));
     auto r =
-        ProtectedRegion::Create(7, geometry_, {}, store_.get(), manual.get(), sealer_.get(), p);
+        ProtectedRegion::Create(B(7), geometry_, {}, store_.get(), manual.get(), sealer_.get(), p);
     ASSERT_TRUE(manual->StabiliseAll().ok());
     ASSERT_TRUE((*r)->Write(0, Bytes(10, 4)).ok());
     ASSERT_TRUE((*r)->Flush().ok());  // increment never stabilises: "crash"
   }
   auto manual = std::move(*SimulatedCounter::Open(o));
-  auto r = ProtectedRegion::Open(7, store_.get(), manual.get(), sealer_.get(), p);
+  auto r = ProtectedRegion::Open(B(7), store_.get(), manual.get(), sealer_.get(), p);
   ASSERT_TRUE(r.ok()) << r.status();
   Bytes got(10);
   ASSERT_TRUE((*r)->Read(0, got).ok());
@@ -540,7 +575,7 @@ TEST_F(RegionTest, StrictFlushesArrivingWhileAnIncrementIsPendingShareTheNextVal
   };
   auto gated = std::move(*SimulatedCounter::Open(o));
   auto created =
-      ProtectedRegion::Create(7, geometry_, {}, store_.get(), gated.get(), sealer_.get(), {});
+      ProtectedRegion::Create(B(7), geometry_, {}, store_.get(), gated.get(), sealer_.get(), {});
   ASSERT_TRUE(created.ok()) << created.status();
   auto& r = *created;
   const uint64_t c0 = r->committed_counter();
@@ -600,7 +635,7 @@ TEST_F(RegionTest, RecordFurtherAheadOfTheCounterThanTheModeAllowsIsRefused) {
   relaxed.relaxed_window = 8;
   {
     auto manual = std::move(*SimulatedCounter::Open(o));
-    auto r = ProtectedRegion::Create(7, geometry_, {}, store_.get(), manual.get(), sealer_.get(),
+    auto r = ProtectedRegion::Create(B(7), geometry_, {}, store_.get(), manual.get(), sealer_.get(),
                                      relaxed);
     ASSERT_TRUE(r.ok()) << r.status();
     ASSERT_TRUE(manual->StabiliseAll().ok());
@@ -612,20 +647,21 @@ TEST_F(RegionTest, RecordFurtherAheadOfTheCounterThanTheModeAllowsIsRefused) {
   RegionPolicy strict;
   {
     auto manual = std::move(*SimulatedCounter::Open(o));
-    auto r = ProtectedRegion::Open(7, store_.get(), manual.get(), sealer_.get(), strict);
+    auto r = ProtectedRegion::Open(B(7), store_.get(), manual.get(), sealer_.get(), strict);
     ASSERT_EQ(r.status().code(), StatusCode::kIntegrityViolation);
     EXPECT_NE(r.status().message().find("3 ahead"), std::string::npos) << r.status();
     RegionPolicy tight = relaxed;
     tight.relaxed_window = 2;
-    EXPECT_EQ(
-        ProtectedRegion::Open(7, store_.get(), manual.get(), sealer_.get(), tight).status().code(),
-        StatusCode::kIntegrityViolation);
+    EXPECT_EQ(ProtectedRegion::Open(B(7), store_.get(), manual.get(), sealer_.get(), tight)
+                  .status()
+                  .code(),
+              StatusCode::kIntegrityViolation);
     EXPECT_EQ(manual->Current(), 1u);  // a refused open does not advance the counter
   }
   {
     // Within the window the record is accepted (lost unstable increments).
     auto manual = std::move(*SimulatedCounter::Open(o));
-    auto r = ProtectedRegion::Open(7, store_.get(), manual.get(), sealer_.get(), relaxed);
+    auto r = ProtectedRegion::Open(B(7), store_.get(), manual.get(), sealer_.get(), relaxed);
     ASSERT_TRUE(r.ok()) << r.status();
     Bytes got(10);
     ASSERT_TRUE((*r)->Read(0, got).ok());
@@ -635,10 +671,13 @@ TEST_F(RegionTest, RecordFurtherAheadOfTheCounterThanTheModeAllowsIsRefused) {
     // The operator override accepts it in strict mode too.
     strict.accept_counter_reset = true;
     auto manual = std::move(*SimulatedCounter::Open(o));
-    auto r = ProtectedRegion::Open(7, store_.get(), manual.get(), sealer_.get(), strict);
+    auto r = ProtectedRegion::Open(B(7), store_.get(), manual.get(), sealer_.get(), strict);
     EXPECT_EQ(r.status().code(), StatusCode::kUnavailable);  // manual counter: accepted, then waits
     ASSERT_TRUE(manual->StabiliseAll().ok());
-    EXPECT_EQ(manual->Current(), 4u);
+    // 10: the relaxed open above committed its incarnation record past every
+    // value the crashed run may have used (stable 1 + window 8 + 1), which
+    // this open accepts as an incarnation jump, not as a counter reset.
+    EXPECT_EQ(manual->Current(), 10u);
   }
 }
 
@@ -649,28 +688,30 @@ TEST_F(RegionTest, StrictModeKeepsAtMostOneIncrementUnstable) {
   auto manual = std::move(*SimulatedCounter::Open(o));
   RegionPolicy relaxed;
   relaxed.counter_mode = CounterMode::kRelaxed;
-  auto created =
-      ProtectedRegion::Create(7, geometry_, {}, store_.get(), manual.get(), sealer_.get(), relaxed);
+  auto created = ProtectedRegion::Create(B(7), geometry_, {}, store_.get(), manual.get(),
+                                         sealer_.get(), relaxed);
   ASSERT_TRUE(created.ok());
   ASSERT_TRUE(manual->StabiliseAll().ok());
   created->reset();
-  auto r = ProtectedRegion::Open(7, store_.get(), manual.get(), sealer_.get(), RegionPolicy{});
+  auto r = ProtectedRegion::Open(B(7), store_.get(), manual.get(), sealer_.get(), RegionPolicy{});
   ASSERT_TRUE(r.ok());
+  ASSERT_TRUE(manual->StabiliseAll().ok());  // the open's incarnation record
+  const uint64_t c0 = manual->Current();
   ASSERT_TRUE((*r)->Write(0, Bytes(10, 1)).ok());
   EXPECT_EQ((*r)->Flush().code(), StatusCode::kUnavailable);  // committed; its value not stable
-  EXPECT_EQ(manual->Current(), 2u);
+  EXPECT_EQ(manual->Current(), c0 + 1);
   // A second flush may not add a second unstable increment: it waits (here:
   // the manual counter cannot) before committing anything.
   ASSERT_TRUE((*r)->Write(0, Bytes(10, 2)).ok());
   EXPECT_EQ((*r)->Flush().code(), StatusCode::kUnavailable);
-  EXPECT_EQ(manual->Current(), 2u);
+  EXPECT_EQ(manual->Current(), c0 + 1);
   ASSERT_TRUE(manual->StabiliseAll().ok());
-  EXPECT_EQ((*r)->Flush().code(), StatusCode::kUnavailable);  // commits 3, cannot stabilise it
-  EXPECT_EQ(manual->Current(), 3u);
+  EXPECT_EQ((*r)->Flush().code(), StatusCode::kUnavailable);  // commits c0+2, cannot stabilise it
+  EXPECT_EQ(manual->Current(), c0 + 2);
   // A crash now leaves the record 1 ahead of the counter: strict accepts that.
   r->reset();
   auto after = std::move(*SimulatedCounter::Open(o));
-  auto again = ProtectedRegion::Open(7, store_.get(), after.get(), sealer_.get(), relaxed);
+  auto again = ProtectedRegion::Open(B(7), store_.get(), after.get(), sealer_.get(), relaxed);
   ASSERT_TRUE(again.ok()) << again.status();
   Bytes got(10);
   ASSERT_TRUE((*again)->Read(0, got).ok());
@@ -685,8 +726,8 @@ TEST_F(RegionTest, NoCounterWaitScopeStopsInsteadOfWaitingAndARepeatCompletes) {
   RegionPolicy relaxed;
   relaxed.counter_mode = CounterMode::kRelaxed;
   relaxed.relaxed_window = 2;
-  auto created =
-      ProtectedRegion::Create(7, geometry_, {}, store_.get(), manual.get(), sealer_.get(), relaxed);
+  auto created = ProtectedRegion::Create(B(7), geometry_, {}, store_.get(), manual.get(),
+                                         sealer_.get(), relaxed);
   ASSERT_TRUE(created.ok());
   auto& r = *created;
   ASSERT_TRUE(manual->StabiliseAll().ok());
@@ -732,7 +773,7 @@ TEST_F(RegionTest, RelaxedFlushAtAFullWindowWaitsUntilHalfOfItIsFree) {
   relaxed.counter_mode = CounterMode::kRelaxed;
   relaxed.relaxed_window = 4;
   auto created =
-      ProtectedRegion::Create(7, geometry_, {}, store_.get(), c.get(), sealer_.get(), relaxed);
+      ProtectedRegion::Create(B(7), geometry_, {}, store_.get(), c.get(), sealer_.get(), relaxed);
   ASSERT_TRUE(created.ok());
   auto& r = *created;
   now += 5000;  // the create's value is stable
@@ -768,6 +809,220 @@ TEST_F(RegionTest, NoCounterWaitScopeInStrictModeCommitsThenLeavesTheWait) {
   ASSERT_TRUE(r->Flush().ok());  // waits (fake clock) without committing again
   EXPECT_EQ(r->stats().commits, commits);
   EXPECT_TRUE(counter_->IsStable(before + 1));
+}
+
+// --- nonce uniqueness across crashes ---------------------------------------
+
+// Records every block ciphertext the host ever sees under its (key epoch,
+// incarnation, version, index): the block key is derived from (epoch,
+// incarnation) and the nonce is (version, index), so one tuple with two
+// different ciphertexts is a (key, nonce) pair used for two plaintexts.
+class NonceLedger {
+ public:
+  NonceLedger(uint64_t meta_off, uint64_t data_off) : meta_off_(meta_off), data_off_(data_off) {}
+  // Adds blocks [0, blocks) of `image`; returns false on a reuse.
+  bool Add(const Bytes& image, uint64_t blocks, std::string* why) {
+    for (uint64_t i = 0; i < blocks; ++i) {
+      const uint8_t* m = image.data() + meta_off_ + i * 32;
+      uint64_t version = 0;
+      uint32_t epoch = 0, incarnation = 0;
+      std::memcpy(&version, m, 8);
+      std::memcpy(&epoch, m + 8, 4);
+      std::memcpy(&incarnation, m + 12, 4);
+      if (version == 0) continue;
+      Bytes ct(image.begin() + data_off_ + i * kBlock,
+               image.begin() + data_off_ + (i + 1) * kBlock);
+      auto key = std::make_tuple(epoch, incarnation, version, i);
+      auto [it, added] = seen_.try_emplace(key, ct);
+      if (!added && it->second != ct) {
+        *why = "block " + std::to_string(i) + " epoch " + std::to_string(epoch) + " incarnation " +
+               std::to_string(incarnation) + " version " + std::to_string(version) +
+               " encrypted two plaintexts under one (key, nonce)";
+        return false;
+      }
+    }
+    return true;
+  }
+  size_t size() const { return seen_.size(); }
+
+ private:
+  uint64_t meta_off_, data_off_;
+  std::map<std::tuple<uint32_t, uint32_t, uint64_t, uint64_t>, Bytes> seen_;
+};
+
+// A commit reaches the host, the node crashes before its counter value is
+// stable, and the host presents the last stable state (which the freshness
+// check must accept): the next writes must not reuse a (key, nonce) pair.
+// Crashes at every persist point of open + write + flush, in both modes,
+// and the host tries every state it legitimately may present.
+TEST_F(RegionTest, NoNonceIsReusedWhateverStateTheHostPresentsAfterACrash) {
+  constexpr uint64_t kTouched = 4;
+  for (CounterMode mode : {CounterMode::kStrict, CounterMode::kRelaxed}) {
+    RegionPolicy policy;
+    policy.counter_mode = mode;
+    policy.relaxed_window = 4;
+    SimulatedCounter::Options o;
+    o.path = (dir_ / "manual").string();
+    o.manual = true;
+    std::filesystem::remove(o.path);
+    Bytes base_image;
+    {
+      MemoryStore store(store_size_);
+      auto manual = std::move(*SimulatedCounter::Open(o));
+      RegionPolicy create = policy;  // a strict Create would wait on the manual counter
+      create.counter_mode = CounterMode::kRelaxed;
+      auto r =
+          ProtectedRegion::Create(B(7), geometry_, {}, &store, manual.get(), sealer_.get(), create);
+      ASSERT_TRUE(r.ok()) << r.status();
+      ASSERT_TRUE((*r)->Write(0, Pattern(kTouched * kBlock, 1)).ok());
+      Status f = (*r)->Flush();
+      ASSERT_TRUE(manual->StabiliseAll().ok());
+      if (!f.ok()) {
+        ASSERT_TRUE((*r)->Flush().ok());
+      }
+      ASSERT_TRUE(manual->StabiliseAll().ok());
+      base_image = store.Snapshot();
+    }
+    std::string base_counter;
+    {
+      std::ifstream in(o.path, std::ios::binary);
+      base_counter.assign(std::istreambuf_iterator<char>(in), {});
+    }
+    auto set_counter = [&](const std::string& bytes) {
+      std::ofstream out(o.path, std::ios::binary | std::ios::trunc);
+      out << bytes;
+    };
+    auto read_counter = [&] {
+      std::ifstream in(o.path, std::ios::binary);
+      return std::string(std::istreambuf_iterator<char>(in), {});
+    };
+    // Open, let the new incarnation stabilise, write, flush (acknowledged or
+    // refused by the manual counter: never stabilised).
+    auto workload = [&](UntrustedStore* store, uint8_t seed) {
+      auto manual = std::move(*SimulatedCounter::Open(o));
+      auto r = ProtectedRegion::Open(B(7), store, manual.get(), sealer_.get(), policy);
+      if (!r.ok()) {
+        if (manual->StabiliseAll().ok())
+          r = ProtectedRegion::Open(B(7), store, manual.get(), sealer_.get(), policy);
+        if (!r.ok()) return r.status();
+      }
+      COSMOS_RETURN_IF_ERROR(manual->StabiliseAll());
+      COSMOS_RETURN_IF_ERROR((*r)->Write(0, Pattern(kTouched * kBlock, seed)));
+      return (*r)->Flush();
+    };
+
+    set_counter(base_counter);
+    CrashingStore dry(base_image, {});
+    (void)workload(&dry, 2);
+    const uint64_t total = dry.persist_calls();
+    ASSERT_GT(total, 3u);
+    // Every state the host could hold on to: the durable image at each
+    // persist point of the run (exact, no torn writes) and the base image.
+    std::vector<Bytes> held{base_image};
+    for (uint64_t j = 1; j <= total + 1; ++j) {
+      set_counter(base_counter);
+      CrashingStore prefix(base_image, {j, /*leak_unpersisted=*/false, j});
+      (void)workload(&prefix, 2);
+      held.push_back(prefix.durable());
+    }
+    size_t presented = 0;
+    for (uint64_t crash_at = 1; crash_at <= total + 1; ++crash_at) {
+      NonceLedger ledger(MetaOffset(), DataOffset());
+      std::string why;
+      ASSERT_TRUE(ledger.Add(base_image, kTouched, &why)) << why;
+      set_counter(base_counter);
+      CrashingStore crashing(base_image, {crash_at, /*leak_unpersisted=*/true, crash_at});
+      (void)workload(&crashing, 2);
+      ASSERT_TRUE(ledger.Add(crashing.written(), kTouched, &why)) << why;
+      const std::string counter_after = read_counter();
+      // The host presents the durable image or the older base image; the
+      // enclave must refuse whichever is older than the stable counter.
+      std::vector<const Bytes*> candidates{&crashing.durable()};
+      for (const Bytes& h : held) candidates.push_back(&h);
+      for (const Bytes* image : candidates) {
+        set_counter(counter_after);
+        MemoryStore host(0);
+        host.bytes() = *image;
+        Status s = workload(&host, 3);
+        if (!s.ok() && s.code() == StatusCode::kIntegrityViolation) continue;  // refused: fine
+        ++presented;
+        ASSERT_TRUE(ledger.Add(host.bytes(), kTouched, &why))
+            << why << " (crash at persist " << crash_at << ", mode "
+            << (mode == CounterMode::kStrict ? "strict" : "relaxed") << ")";
+      }
+    }
+    EXPECT_GT(presented, total);  // the host's older state was accepted, not just refused
+  }
+}
+
+// The fork a counter reused across incarnations would allow: run 1 commits
+// unstable state R1 and crashes; the host restarts from the state before R1,
+// run 2 starts an incarnation whose record takes R1's counter value, writes a
+// block twice without stabilising and crashes; the host presents R1, which
+// then looks exactly as fresh as run 2's record. Run 3 must either be refused
+// or never repeat one of run 2's (key, nonce) pairs.
+TEST_F(RegionTest, NoNonceIsReusedWhenTheHostForksTheRegionAcrossTwoCrashes) {
+  RegionPolicy relaxed;
+  relaxed.counter_mode = CounterMode::kRelaxed;
+  relaxed.relaxed_window = 4;
+  SimulatedCounter::Options o;
+  o.path = (dir_ / "manual").string();
+  o.manual = true;
+  NonceLedger ledger(MetaOffset(), DataOffset());
+  std::string why;
+  MemoryStore store(store_size_);
+  {
+    auto manual = std::move(*SimulatedCounter::Open(o));
+    auto r =
+        ProtectedRegion::Create(B(7), geometry_, {}, &store, manual.get(), sealer_.get(), relaxed);
+    ASSERT_TRUE(r.ok()) << r.status();
+    ASSERT_TRUE((*r)->Write(0, Pattern(kBlock, 1)).ok());
+    ASSERT_TRUE((*r)->Flush().ok());
+    ASSERT_TRUE(manual->StabiliseAll().ok());
+  }
+  // Run 1: its incarnation becomes stable (the host keeps that image), then
+  // one acknowledged, never stabilised commit (the host keeps that too).
+  Bytes before_r1, r1;
+  {
+    auto manual = std::move(*SimulatedCounter::Open(o));
+    auto r = ProtectedRegion::Open(B(7), &store, manual.get(), sealer_.get(), relaxed);
+    ASSERT_TRUE(r.ok()) << r.status();
+    ASSERT_TRUE(manual->StabiliseAll().ok());
+    before_r1 = store.Snapshot();
+    ASSERT_TRUE((*r)->Write(0, Pattern(kBlock, 2)).ok());
+    ASSERT_TRUE((*r)->Flush().ok());
+    r1 = store.Snapshot();
+    ASSERT_TRUE(ledger.Add(r1, 1, &why)) << why;
+  }
+  // Run 2 from the state before R1: a new incarnation, stabilised, then two
+  // unstable commits of block 0.
+  store.Restore(before_r1);
+  {
+    auto manual = std::move(*SimulatedCounter::Open(o));
+    auto r = ProtectedRegion::Open(B(7), &store, manual.get(), sealer_.get(), relaxed);
+    ASSERT_TRUE(r.ok()) << r.status();
+    ASSERT_TRUE(manual->StabiliseAll().ok());
+    for (uint8_t seed : {3, 4}) {
+      ASSERT_TRUE((*r)->Write(0, Pattern(kBlock, seed)).ok());
+      ASSERT_TRUE((*r)->Flush().ok());
+      ASSERT_TRUE(ledger.Add(store.Snapshot(), 1, &why)) << why;
+    }
+  }
+  // Run 3 from R1.
+  store.Restore(r1);
+  auto manual = std::move(*SimulatedCounter::Open(o));
+  auto r = ProtectedRegion::Open(B(7), &store, manual.get(), sealer_.get(), relaxed);
+  if (!r.ok()) {
+    EXPECT_EQ(r.status().code(), StatusCode::kIntegrityViolation) << r.status();
+    EXPECT_NE(r.status().message().find("rolled back"), std::string::npos) << r.status();
+    return;
+  }
+  ASSERT_TRUE(manual->StabiliseAll().ok());
+  for (uint8_t seed : {5, 6}) {
+    ASSERT_TRUE((*r)->Write(0, Pattern(kBlock, seed)).ok());
+    ASSERT_TRUE((*r)->Flush().ok());
+    EXPECT_TRUE(ledger.Add(store.Snapshot(), 1, &why)) << why;
+  }
 }
 
 // --- crash consistency ------------------------------------------------------

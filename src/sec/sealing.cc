@@ -1,6 +1,8 @@
-// Sealed blob v1: parser, sealing key derivation, seal/unseal.
+// Sealed blobs (v2, salted sub-keys; v1 read-only): parser, sealing key
+// derivation, seal/unseal.
 #include "sec/sealing.h"
 
+#include <algorithm>
 #include <cstring>
 
 namespace cosmos::sec {
@@ -8,18 +10,27 @@ namespace cosmos::sec {
 Result<SealedBlobView> ParseSealedBlob(ByteSpan blob) {
   ByteReader r(blob);
   const uint32_t magic = r.U32();
-  const uint16_t format = r.U16();
   SealedBlobView v;
+  v.format_version = r.U16();
   v.purpose_version = r.U16();
   const uint32_t len = r.U32();
-  v.nonce = r.View(kGcmNonceSize);
   if (!r.ok() || magic != kSealedMagic) return Status::Corruption("sealed blob: bad magic");
-  if (format != kSealedFormatVersion) return Status::Corruption("sealed blob: unknown format");
+  size_t header = 0;
+  if (v.format_version == kSealedFormatVersion) {
+    v.salt = r.View(kSealedSaltSize);
+    header = kSealedHeaderSize;
+  } else if (v.format_version == kSealedFormatVersionV1) {
+    header = kSealedHeaderSizeV1;
+  } else {
+    return Status::Corruption("sealed blob: unknown format");
+  }
+  v.nonce = r.View(kGcmNonceSize);
+  if (!r.ok()) return Status::Corruption("sealed blob: truncated header");
   if (len > kSealedMaxPayload) return Status::Corruption("sealed blob: payload too large");
   v.ciphertext = r.View(len);
   v.tag = r.View(kGcmTagSize);
   if (!r.AtEndOk()) return Status::Corruption("sealed blob: length mismatch");
-  v.header = blob.subspan(0, kSealedHeaderSize);
+  v.header = blob.subspan(0, header);
   return v;
 }
 
@@ -38,9 +49,32 @@ Result<AesKey> DeriveSealingKey(ByteSpan platform_secret, ByteSpan measurement) 
 }
 
 Result<std::unique_ptr<Sealer>> Sealer::Create(ByteSpan sealing_key) {
+  if (sealing_key.size() != kAesKeySize) {
+    return Status::InvalidArgument("sealing key must be 32 bytes");
+  }
   std::unique_ptr<Sealer> s(new Sealer());
-  COSMOS_ASSIGN_OR_RETURN(s->gcm_, AesGcm::Create(sealing_key));
+  COSMOS_ASSIGN_OR_RETURN(s->key_, LockedBuffer::Create(kAesKeySize));
+  std::memcpy(s->key_->data(), sealing_key.data(), kAesKeySize);
+  COSMOS_ASSIGN_OR_RETURN(s->legacy_, AesGcm::Create(sealing_key));
+  COSMOS_ASSIGN_OR_RETURN(s->open_gcm_, AesGcm::Create(sealing_key));  // rekeyed before use
+  COSMOS_ASSIGN_OR_RETURN(s->seal_gcm_, AesGcm::Create(sealing_key));  // rekeyed below
+  COSMOS_RETURN_IF_ERROR(s->NewSubkey());
   return s;
+}
+
+Status Sealer::DeriveSubkey(ByteSpan salt, AesGcm* gcm) {
+  SecretArray<kAesKeySize> sub;
+  COSMOS_RETURN_IF_ERROR(
+      HkdfSha256(key_->span(), salt, AsBytes("cosmos-seal-subkey-v2"), sub.mutable_span()));
+  return gcm->Rekey(sub.span());
+}
+
+Status Sealer::NewSubkey() {
+  COSMOS_RETURN_IF_ERROR(RandomBytes(seal_salt_));
+  COSMOS_RETURN_IF_ERROR(DeriveSubkey(seal_salt_, seal_gcm_.get()));
+  seals_under_subkey_ = 0;
+  ++subkeys_drawn_;
+  return Status::Ok();
 }
 
 Bytes Sealer::BuildAad(std::string_view purpose, ByteSpan header, ByteSpan aad) {
@@ -63,10 +97,13 @@ Result<Bytes> Sealer::Seal(std::string_view purpose, uint16_t purpose_version, B
   Bytes blob;
   blob.reserve(kSealedOverhead + plaintext.size());
   ByteWriter w(&blob);
+  if (seals_under_subkey_ >= kSealsPerSubkey) COSMOS_RETURN_IF_ERROR(NewSubkey());
+  ++seals_under_subkey_;
   w.U32(kSealedMagic);
   w.U16(kSealedFormatVersion);
   w.U16(purpose_version);
   w.U32(static_cast<uint32_t>(plaintext.size()));
+  w.Raw(seal_salt_);
   GcmNonce nonce;
   COSMOS_RETURN_IF_ERROR(RandomBytes(nonce));
   w.Raw(nonce);
@@ -74,7 +111,7 @@ Result<Bytes> Sealer::Seal(std::string_view purpose, uint16_t purpose_version, B
   const Bytes full_aad = BuildAad(purpose, ByteSpan(blob.data(), kSealedHeaderSize), aad);
   MutableByteSpan ct(blob.data() + kSealedHeaderSize, plaintext.size());
   MutableByteSpan tag(blob.data() + kSealedHeaderSize + plaintext.size(), kGcmTagSize);
-  COSMOS_RETURN_IF_ERROR(gcm_->Seal(nonce, full_aad, plaintext, ct, tag));
+  COSMOS_RETURN_IF_ERROR(seal_gcm_->Seal(nonce, full_aad, plaintext, ct, tag));
   return blob;
 }
 
@@ -91,7 +128,21 @@ Result<Bytes> Sealer::Unseal(std::string_view purpose, uint16_t purpose_version,
   }
   const Bytes full_aad = BuildAad(purpose, view->header, aad);
   Bytes plain(view->ciphertext.size());
-  Status s = gcm_->Open(view->nonce, full_aad, view->ciphertext, view->tag, plain);
+  AesGcm* gcm = legacy_.get();
+  if (view->format_version == kSealedFormatVersion) {
+    if (std::equal(view->salt.begin(), view->salt.end(), seal_salt_.begin())) {
+      gcm = seal_gcm_.get();
+    } else {
+      if (!open_valid_ || !std::equal(view->salt.begin(), view->salt.end(), open_salt_.begin())) {
+        open_valid_ = false;
+        COSMOS_RETURN_IF_ERROR(DeriveSubkey(view->salt, open_gcm_.get()));
+        std::copy(view->salt.begin(), view->salt.end(), open_salt_.begin());
+        open_valid_ = true;
+      }
+      gcm = open_gcm_.get();
+    }
+  }
+  Status s = gcm->Open(view->nonce, full_aad, view->ciphertext, view->tag, plain);
   if (!s.ok()) {
     return Status::IntegrityViolation("unseal '" + std::string(purpose) +
                                       "': authentication failed (wrong key, binding or tamper)");

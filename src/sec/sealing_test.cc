@@ -72,3 +72,40 @@ TEST(Sealing, SealingKeyNeedsA32ByteSecret) {
 
 }  // namespace
 }  // namespace cosmos::sec
+
+namespace cosmos::sec {
+namespace {
+
+TEST(SealerSubkeys, ANewSubkeyIsDrawnBeforeOneKeySeesTooManyNonces) {
+  auto key = DeriveSealingKey(Bytes(32, 7), AsBytes("m"));
+  ASSERT_TRUE(key.ok());
+  auto sealer = std::move(*Sealer::Create(key->span()));
+  EXPECT_EQ(sealer->subkeys_drawn(), 1u);
+  auto first = sealer->Seal("p", 1, {}, AsBytes("first"));
+  ASSERT_TRUE(first.ok());
+  for (uint64_t i = 1; i < kSealsPerSubkey; ++i) {
+    ASSERT_TRUE(sealer->Seal("p", 1, {}, AsBytes("x")).ok());
+  }
+  EXPECT_EQ(sealer->subkeys_drawn(), 1u);
+  EXPECT_EQ(sealer->seals_under_current_subkey(), kSealsPerSubkey);
+  auto next = sealer->Seal("p", 1, {}, AsBytes("next"));
+  ASSERT_TRUE(next.ok());
+  EXPECT_EQ(sealer->subkeys_drawn(), 2u);
+  // Blobs of both sub-keys open (the salt names the sub-key), in any order.
+  auto a = sealer->Unseal("p", 1, {}, *first);
+  auto b = sealer->Unseal("p", 1, {}, *next);
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(std::string(a->begin(), a->end()), "first");
+  EXPECT_EQ(std::string(b->begin(), b->end()), "next");
+  // The salts differ: the two blobs are under different keys.
+  auto va = ParseSealedBlob(*first), vb = ParseSealedBlob(*next);
+  ASSERT_TRUE(va.ok() && vb.ok());
+  EXPECT_FALSE(std::equal(va->salt.begin(), va->salt.end(), vb->salt.begin()));
+  // A flipped salt bit derives another key: authentication fails.
+  Bytes bad = *next;
+  bad[12] ^= 1;
+  EXPECT_EQ(sealer->Unseal("p", 1, {}, bad).status().code(), StatusCode::kIntegrityViolation);
+}
+
+}  // namespace
+}  // namespace cosmos::sec

@@ -83,6 +83,8 @@ class CrashingStore : public UntrustedStore {
   uint64_t persist_calls() const { return persist_calls_; }
   // The bytes a restart would see.
   const Bytes& durable() const { return durable_; }
+  // Everything written so far, persisted or not (what the host could read).
+  const Bytes& written() const { return volatile_; }
 
  private:
   void Crash(std::span<const ByteRange> ranges);

@@ -14,7 +14,18 @@ namespace {
 // Region flags: bit 0 secure; bits 8..15 log2 of the block size.
 constexpr uint32_t kBlockShiftBit = 8;
 
-uint32_t BlockSizeOf(uint32_t flags) { return 1u << ((flags >> kBlockShiftBit) & 0xff); }
+// The block size a region's flags state, or 0 when the (host-editable) shift
+// is outside the supported [9, 16]: callers treat such a region as empty and
+// its enclave state decides (the sealed geometry is authoritative).
+uint32_t BlockSizeOf(uint32_t flags) {
+  const uint32_t shift = (flags >> kBlockShiftBit) & 0xff;
+  if (shift < 9 || shift > 16) return 0;
+  return 1u << shift;
+}
+
+sec::RegionBinding BindingOf(const RegionEntry& e) {
+  return sec::RegionBinding{e.pool_uuid, e.region.id(), e.region.name()};
+}
 
 sec::RegionGeometry GeometryFor(uint64_t size, uint32_t block_size) {
   sec::RegionGeometry g;
@@ -32,7 +43,9 @@ EnclaveRegionEngine::EnclaveRegionEngine(sec::Enclave* enclave, uint32_t block_s
 
 EnclaveRegionEngine::~EnclaveRegionEngine() {
   std::lock_guard lock(mu_);
-  for (auto& [id, open] : regions_) (void)enclave_->CloseRegion(open.handle);
+  for (auto& [entry, open] : regions_) {
+    if (open->handle != 0) (void)enclave_->CloseRegion(open->handle);
+  }
 }
 
 rpc::ConnectDecision EnclaveRegionEngine::AcceptConnect(Requester requester,
@@ -64,6 +77,7 @@ uint64_t EnclaveRegionEngine::LogicalSize(const RegionEntry& e) const {
   // The largest whole number of blocks whose store fits the pool region
   // (RequiredStoreSize grows with the block count).
   const uint32_t b = BlockSizeOf(e.region.flags());
+  if (b == 0) return 0;
   const uint64_t store = e.region.size();
   uint64_t lo = 0, hi = store / b;
   while (lo < hi) {
@@ -88,33 +102,72 @@ Result<sec::SessionHandle> EnclaveRegionEngine::SessionOf(Requester requester) {
 }
 
 Result<sec::RegionHandle> EnclaveRegionEngine::RegionOf(RegionEntry& e) {
-  std::lock_guard lock(mu_);
-  auto it = regions_.find(e.region.id());
-  if (it != regions_.end()) return it->second.handle;
+  std::shared_ptr<Open> slot;
+  {
+    std::lock_guard lock(mu_);
+    auto [it, added] = regions_.try_emplace(&e, nullptr);
+    if (added) it->second = std::make_shared<Open>();
+    slot = it->second;
+  }
+  // Opening (recovery, freshness check, new incarnation) may wait for the
+  // trusted counter: only callers of this region wait, under its own mutex.
+  std::lock_guard open_lock(slot->mu);
+  if (slot->handle != 0) return slot->handle;
   auto store = std::make_unique<PmemUntrustedStore>(&e.region);
-  COSMOS_ASSIGN_OR_RETURN(sec::RegionHandle h, enclave_->OpenRegion(e.region.id(), store.get()));
-  regions_[e.region.id()] = Open{std::move(store), h};
+  COSMOS_ASSIGN_OR_RETURN(sec::RegionHandle h, enclave_->OpenRegion(BindingOf(e), store.get()));
+  slot->store = std::move(store);
+  slot->handle = h;
   return h;
 }
 
 Status EnclaveRegionEngine::Format(Requester requester, RegionEntry& e) {
   COSMOS_ASSIGN_OR_RETURN(sec::SessionHandle session, SessionOf(requester));
   const uint32_t b = BlockSizeOf(e.region.flags());
-  std::lock_guard lock(mu_);
+  if (b == 0) return Status::Internal("new secure region has no valid block size in its flags");
+  auto slot = std::make_shared<Open>();
+  std::lock_guard open_lock(slot->mu);
+  {
+    std::lock_guard lock(mu_);
+    if (!regions_.try_emplace(&e, slot).second) {
+      return Status::AlreadyExists("secure region is already formatted");
+    }
+  }
   auto store = std::make_unique<PmemUntrustedStore>(&e.region);
-  COSMOS_ASSIGN_OR_RETURN(
-      sec::RegionHandle h,
-      enclave_->CreateRegion(session, e.region.id(), GeometryFor(LogicalSize(e), b), store.get()));
-  regions_[e.region.id()] = Open{std::move(store), h};
+  auto h =
+      enclave_->CreateRegion(session, BindingOf(e), GeometryFor(LogicalSize(e), b), store.get());
+  if (!h.ok()) {
+    std::lock_guard lock(mu_);
+    regions_.erase(&e);
+    return h.status();
+  }
+  slot->store = std::move(store);
+  slot->handle = *h;
   return Status::Ok();
 }
 
 void EnclaveRegionEngine::Forget(const RegionEntry& e) {
+  std::shared_ptr<Open> slot;
+  {
+    std::lock_guard lock(mu_);
+    auto it = regions_.find(&e);
+    if (it == regions_.end()) return;
+    slot = std::move(it->second);
+    regions_.erase(it);
+  }
+  std::lock_guard open_lock(slot->mu);
+  if (slot->handle != 0) (void)enclave_->CloseRegion(slot->handle);
+  slot->handle = 0;
+}
+
+bool EnclaveRegionEngine::IsSecureSession(Requester requester) {
   std::lock_guard lock(mu_);
-  auto it = regions_.find(e.region.id());
-  if (it == regions_.end()) return;
-  (void)enclave_->CloseRegion(it->second.handle);
-  regions_.erase(it);
+  return sessions_.count(requester) > 0;
+}
+
+Status EnclaveRegionEngine::Authorize(Requester requester, RegionEntry& e, uint8_t rights) {
+  COSMOS_ASSIGN_OR_RETURN(sec::SessionHandle session, SessionOf(requester));
+  COSMOS_ASSIGN_OR_RETURN(sec::RegionHandle region, RegionOf(e));
+  return enclave_->RegionCheckAccess(session, region, rights);
 }
 
 Status EnclaveRegionEngine::Write(Requester requester, RegionEntry& e, uint64_t offset,

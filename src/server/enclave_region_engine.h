@@ -31,6 +31,8 @@ class EnclaveRegionEngine final : public SecureRegionEngine {
   uint64_t LogicalSize(const RegionEntry& e) const override;
   Status Format(Requester requester, RegionEntry& e) override;
   void Forget(const RegionEntry& e) override;
+  bool IsSecureSession(Requester requester) override;
+  Status Authorize(Requester requester, RegionEntry& e, uint8_t rights) override;
   Status Write(Requester requester, RegionEntry& e, uint64_t offset,
                std::span<const std::byte> data) override;
   Status Read(Requester requester, RegionEntry& e, uint64_t offset,
@@ -40,9 +42,11 @@ class EnclaveRegionEngine final : public SecureRegionEngine {
                           std::span<const protocol::Range> ranges) override;
 
  private:
+  // One region's enclave state; `mu` serialises its opening.
   struct Open {
+    std::mutex mu;
     std::unique_ptr<PmemUntrustedStore> store;
-    sec::RegionHandle handle = 0;
+    sec::RegionHandle handle = 0;  // 0 until opened
   };
   // The enclave session bound to `requester`; PermissionDenied if none.
   Result<sec::SessionHandle> SessionOf(Requester requester);
@@ -53,7 +57,7 @@ class EnclaveRegionEngine final : public SecureRegionEngine {
   uint32_t block_size_;
   std::mutex mu_;
   std::map<Requester, sec::SessionHandle> sessions_;
-  std::map<uint64_t, Open> regions_;  // by pmem region id
+  std::map<const RegionEntry*, std::shared_ptr<Open>> regions_;  // entries outlive the engine's use
 };
 
 }  // namespace cosmos::server

@@ -20,6 +20,9 @@
 namespace cosmos::server {
 namespace {
 
+// The binding tests use for region `id` (pool "pool-test", name "r<id>").
+sec::RegionBinding B(uint64_t id) { return {"pool-test", id, "r" + std::to_string(id)}; }
+
 sec::ByteSpan Text(const std::string& s) {
   return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
 }
@@ -104,7 +107,7 @@ TEST_F(PmemUntrustedStoreTest, SecureRegionSurvivesReopenAndKeepsNoPlaintextInTh
     auto region = (*pool)->CreateRegion("secure", *need);
     ASSERT_TRUE(region.ok());
     auto store = std::make_unique<PmemUntrustedStore>(std::move(*region));
-    auto handle = enclave_->CreateRegion(session_, 7, geometry, store.get());
+    auto handle = enclave_->CreateRegion(session_, B(7), geometry, store.get());
     ASSERT_TRUE(handle.ok()) << handle.status();
     for (uint64_t off : {0ull, 5000ull, 60000ull}) {
       ASSERT_TRUE(enclave_->RegionWrite(session_, *handle, off, Text(secret)).ok());
@@ -123,7 +126,7 @@ TEST_F(PmemUntrustedStoreTest, SecureRegionSurvivesReopenAndKeepsNoPlaintextInTh
   auto region = (*pool)->OpenRegion("secure");
   ASSERT_TRUE(region.ok());
   auto store = std::make_unique<PmemUntrustedStore>(std::move(*region));
-  auto handle = enclave_->OpenRegion(7, store.get());
+  auto handle = enclave_->OpenRegion(B(7), store.get());
   ASSERT_TRUE(handle.ok()) << handle.status();
   std::string back(secret.size(), '\0');
   ASSERT_TRUE(enclave_
@@ -152,7 +155,7 @@ TEST_F(PmemUntrustedStoreTest, BitFlipInThePoolFileIsAnIntegrityError) {
       if (info.name == "secure") region_offset = info.offset;
     }
     auto store = std::make_unique<PmemUntrustedStore>(std::move(*region));
-    auto handle = enclave_->CreateRegion(session_, 9, geometry, store.get());
+    auto handle = enclave_->CreateRegion(session_, B(9), geometry, store.get());
     ASSERT_TRUE(handle.ok());
     ASSERT_TRUE(enclave_->RegionWrite(session_, *handle, 0, Text(secret)).ok());
     ASSERT_TRUE(enclave_->RegionFlush(session_, *handle).ok());
@@ -182,7 +185,7 @@ TEST_F(PmemUntrustedStoreTest, BitFlipInThePoolFileIsAnIntegrityError) {
     auto region = (*pool)->OpenRegion("secure");
     if (!region.ok()) return region.status();
     auto store = std::make_unique<PmemUntrustedStore>(std::move(*region));
-    auto handle = enclave_->OpenRegion(9, store.get());
+    auto handle = enclave_->OpenRegion(B(9), store.get());
     Status s = handle.status();
     if (handle.ok()) {
       std::string back(secret.size(), '\0');

@@ -27,7 +27,7 @@ RegionTable::RegionTable(std::vector<ServedPool> pools)
     for (const auto& info : p.pool->ListRegions()) {
       auto r = p.pool->OpenRegion(info.name);
       if (r.ok()) {
-        auto e = Publish(std::move(*r), p.name);
+        auto e = Publish(std::move(*r), p.name, p.pool->Info().uuid);
         COSMOS_CHECK(e.ok());
       }
     }
@@ -51,14 +51,19 @@ protocol::RegionDesc RegionTable::Describe(const RegionEntry& e) const {
   return d;
 }
 
-Result<RegionEntry*> RegionTable::Publish(pmem::Region region, const std::string& pool_name) {
+std::string RegionTable::NotFoundMessage(std::string_view name) {
+  return "no region named '" + std::string(name) + "'";
+}
+
+Result<RegionEntry*> RegionTable::Publish(pmem::Region region, const std::string& pool_name,
+                                          const std::string& pool_uuid) {
   if (next_slot_ >= kMaxHandles) {
     return Status::ResourceExhausted(
         "region handle space of this node run exhausted; restart cosmosd");
   }
   size_t slot = next_slot_++;
   uint64_t handle = (static_cast<uint64_t>(epoch_) << 32) | (slot + 1);
-  auto entry = std::make_unique<RegionEntry>(std::move(region), pool_name, handle);
+  auto entry = std::make_unique<RegionEntry>(std::move(region), pool_name, pool_uuid, handle);
   RegionEntry* raw = entry.get();
   entries_.push_back(std::move(entry));
   slots_[slot].store(raw, std::memory_order_release);
@@ -97,7 +102,8 @@ Result<protocol::RegionDesc> RegionTable::Create(std::string_view name, uint64_t
     flags = secure_engine_->RegionFlags();
   }
   COSMOS_ASSIGN_OR_RETURN(pmem::Region r, target->pool->CreateRegion(name, pool_bytes, flags));
-  COSMOS_ASSIGN_OR_RETURN(RegionEntry * e, Publish(std::move(r), target->name));
+  COSMOS_ASSIGN_OR_RETURN(RegionEntry * e,
+                          Publish(std::move(r), target->name, target->pool->Info().uuid));
   return Describe(*e);
 }
 
@@ -108,7 +114,7 @@ Result<protocol::RegionDesc> RegionTable::Open(std::string_view name) {
       return Describe(*e);
     }
   }
-  return Status::NotFound("no region named '" + std::string(name) + "'");
+  return Status::NotFound(NotFoundMessage(name));
 }
 
 std::vector<protocol::RegionDesc> RegionTable::List() {
@@ -123,7 +129,7 @@ std::vector<protocol::RegionDesc> RegionTable::List() {
 Status RegionTable::Delete(std::string_view name) {
   std::unique_lock lock(mu_);
   RegionEntry* e = FindByNameLocked(name);
-  if (e == nullptr) return Status::NotFound("no region named '" + std::string(name) + "'");
+  if (e == nullptr) return Status::NotFound(NotFoundMessage(name));
   e->deleted.store(true, std::memory_order_seq_cst);
   // Ops that pinned the entry before it was retired finish first; new
   // lookups see `deleted` and fail.

@@ -23,6 +23,14 @@ namespace cosmos::server {
 // Region flag bits stored in the pool's region table (pmem RegionInfo.flags).
 inline constexpr uint32_t kRegionFlagSecure = 1;
 
+// Rights a secure-region admin call needs (the bits of the enclave's access
+// lists, sec/access_list.h): any right at all (open, stat, list) or admin
+// (delete, grant, revoke, rotate).
+inline constexpr uint8_t kSecureRightAny = 0;
+inline constexpr uint8_t kSecureRightRead = 1;
+inline constexpr uint8_t kSecureRightWrite = 2;
+inline constexpr uint8_t kSecureRightAdmin = 4;
+
 struct RegionEntry;
 
 // Who sent an op: (worker index << 32) | the worker endpoint's RPC session.
@@ -52,6 +60,14 @@ class SecureRegionEngine {
   virtual Status Format(Requester requester, RegionEntry& e) = 0;
   // The region was deleted: close it inside the enclave.
   virtual void Forget(const RegionEntry& e) = 0;
+  // True when `requester` completed a secure handshake on this node.
+  virtual bool IsSecureSession(Requester requester) = 0;
+  // Ok when the requester's client holds `rights` (kSecureRight* bits; 0 =
+  // any right) in the region's sealed access list, checked in the enclave
+  // (opening, and so authenticating, the region on first use).
+  // PermissionDenied without a secure session or the right; the enclave's
+  // IntegrityViolation for a tampered region.
+  virtual Status Authorize(Requester requester, RegionEntry& e, uint8_t rights) = 0;
   // Data path; PermissionDenied if the requester has no secure session or
   // its client lacks the right; IntegrityViolation if the pool bytes were
   // tampered with.
@@ -69,10 +85,15 @@ class SecureRegionEngine {
 // One served region. Lives until the table is destroyed (entries are never
 // freed while workers may hold a pointer); `deleted` retires it.
 struct RegionEntry {
-  RegionEntry(pmem::Region r, std::string pool_name_in, uint64_t handle_in)
-      : region(std::move(r)), pool_name(std::move(pool_name_in)), handle(handle_in) {}
+  RegionEntry(pmem::Region r, std::string pool_name_in, std::string pool_uuid_in,
+              uint64_t handle_in)
+      : region(std::move(r)),
+        pool_name(std::move(pool_name_in)),
+        pool_uuid(std::move(pool_uuid_in)),
+        handle(handle_in) {}
   pmem::Region region;
   std::string pool_name;
+  std::string pool_uuid;  // from the pool header (host data; secure regions bind it)
   uint64_t handle;
   std::atomic<int64_t> users{0};
   std::atomic<bool> deleted{false};
@@ -129,8 +150,12 @@ class RegionTable {
   Result<protocol::RegionDesc> Create(std::string_view name, uint64_t size, bool secure,
                                       std::string_view pool);
   // Resolves `name` to its handle (stable until the region is deleted).
+  // NotFound (message NotFoundMessage(name)) if absent.
   Result<protocol::RegionDesc> Open(std::string_view name);
   std::vector<protocol::RegionDesc> List();
+  // The NotFound message for a region name: also what a session that may not
+  // learn of a secure region gets, so both answers are identical.
+  static std::string NotFoundMessage(std::string_view name);
   // Retires the handle, waits for in-flight ops on it to finish, deletes the
   // region. Errors: NotFound, the pool's errors.
   Status Delete(std::string_view name);
@@ -149,7 +174,8 @@ class RegionTable {
 
  private:
   // REQUIRES: mu_ held exclusively.
-  Result<RegionEntry*> Publish(pmem::Region region, const std::string& pool_name);
+  Result<RegionEntry*> Publish(pmem::Region region, const std::string& pool_name,
+                               const std::string& pool_uuid);
   RegionEntry* FindByNameLocked(std::string_view name);
   protocol::RegionDesc Describe(const RegionEntry& e) const;
 

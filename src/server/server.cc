@@ -60,6 +60,11 @@ bool MayBlock(const Op& op, RegionTable& table) {
     case Opcode::kCreateRegion:
     case Opcode::kDeleteRegion:
       return true;
+    case Opcode::kOpenRegion:
+    case Opcode::kListRegions:
+      // Authorizing a secure region opens it in the enclave on first use
+      // (recovery, freshness check, a new incarnation: counter waits).
+      return table.secure_engine() != nullptr;
     case Opcode::kFlush:
     case Opcode::kWriteAfterFlush:
     case Opcode::kVerify:
@@ -161,6 +166,11 @@ struct Server::Impl {
   size_t Execute(Requester requester, std::span<const Op> ops, size_t from,
                  protocol::ResponseBuilder* out, bool worker_thread);
   Status ExecuteOne(Requester requester, const Op& op, protocol::ResponseBuilder* out);
+  // Admin access to a region: Ok for a plain region. For a secure one, a
+  // session without a secure handshake gets NotFound (the answer for an
+  // absent name: it must not learn the region exists); a secure session
+  // needs `rights` (kSecureRight*) in the region's sealed access list.
+  Status AuthorizeAdmin(Requester requester, const protocol::RegionDesc& desc, uint8_t rights);
   void HandleRequest(rpc::Rpc& rpc, const rpc::IncomingRequest& req);
   void RunBatch(Worker& w, const rpc::RequestHandle& handle, std::span<const std::byte> bytes);
   void PumpQos(Worker& w);
@@ -172,6 +182,17 @@ struct Server::Impl {
 };
 
 thread_local Worker* Server::Impl::current_worker = nullptr;
+
+Status Server::Impl::AuthorizeAdmin(Requester requester, const protocol::RegionDesc& desc,
+                                    uint8_t rights) {
+  if (!desc.secure) return Status::Ok();
+  SecureRegionEngine* engine = table->secure_engine();
+  if (engine == nullptr || !engine->IsSecureSession(requester)) {
+    return Status::NotFound(RegionTable::NotFoundMessage(desc.name));
+  }
+  COSMOS_ASSIGN_OR_RETURN(RegionRef ref, table->Lookup(desc.handle));
+  return engine->Authorize(requester, *ref.get(), rights);
+}
 
 Status Server::Impl::ExecuteOne(Requester requester, const Op& op, protocol::ResponseBuilder* out) {
   switch (op.opcode) {
@@ -199,21 +220,36 @@ Status Server::Impl::ExecuteOne(Requester requester, const Op& op, protocol::Res
       COSMOS_ASSIGN_OR_RETURN(
           auto desc, table->Open(std::string_view(reinterpret_cast<const char*>(op.payload.data()),
                                                   op.payload.size())));
+      COSMOS_RETURN_IF_ERROR(AuthorizeAdmin(requester, desc, kSecureRightAny));
       out->AddRegionDesc(desc);
       return Status::Ok();
     }
-    case Opcode::kListRegions:
-      out->AddRegionList(table->List());
+    case Opcode::kListRegions: {
+      // A session sees plain regions and the secure regions it holds a right
+      // on; the rest stay invisible (names included).
+      std::vector<protocol::RegionDesc> visible;
+      for (auto& desc : table->List()) {
+        Status s = AuthorizeAdmin(requester, desc, kSecureRightAny);
+        if (s.ok()) {
+          visible.push_back(std::move(desc));
+        } else if (s.code() == StatusCode::kIntegrityViolation) {
+          COSMOS_LOG_WARN("server: secure region '{}' hidden from a listing: {}", desc.name,
+                          s.ToString());
+        }
+      }
+      out->AddRegionList(visible);
       return Status::Ok();
+    }
     case Opcode::kDeleteRegion: {
       std::string_view name(reinterpret_cast<const char*>(op.payload.data()), op.payload.size());
       RegionEntry* secure_entry = nullptr;
-      if (table->secure_engine() != nullptr) {
-        auto desc = table->Open(name);
-        if (desc.ok() && desc->secure) {
-          auto ref = table->Lookup(desc->handle);
-          if (ref.ok()) secure_entry = ref->get();
-        }
+      COSMOS_ASSIGN_OR_RETURN(auto desc, table->Open(name));
+      // Deleting a secure region takes its admin right (checked in the
+      // enclave); a plain session cannot even see it.
+      COSMOS_RETURN_IF_ERROR(AuthorizeAdmin(requester, desc, kSecureRightAdmin));
+      if (desc.secure && table->secure_engine() != nullptr) {
+        auto ref = table->Lookup(desc.handle);
+        if (ref.ok()) secure_entry = ref->get();
       }
       COSMOS_RETURN_IF_ERROR(table->Delete(name));
       if (secure_entry != nullptr) table->secure_engine()->Forget(*secure_entry);

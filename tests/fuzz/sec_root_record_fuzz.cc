@@ -42,7 +42,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   MemoryStore store(0);
   store.bytes().assign(in.begin(), in.end());
   if (store.bytes().size() < 8192) store.bytes().resize(8192);
-  auto region = ProtectedRegion::Open(1, &store, counter, sealer);
+  auto region =
+      ProtectedRegion::Open(RegionBinding{"fuzz-pool", 1, "fuzz"}, &store, counter, sealer);
   if (region.ok()) std::abort();
   return 0;
 }

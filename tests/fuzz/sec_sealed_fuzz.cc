@@ -14,7 +14,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }();
   ByteSpan in(data, size);
   auto view = ParseSealedBlob(in);
-  if (view.ok() && view->ciphertext.size() + kSealedOverhead != size) std::abort();
+  if (view.ok() && view->header.size() + view->ciphertext.size() + kGcmTagSize != size) {
+    std::abort();
+  }
   auto plain = sealer->Unseal("cosmos.fuzz", 1, {}, in);
   if (plain.ok()) {
     if (!view.ok() || plain->size() != view->ciphertext.size()) std::abort();
