@@ -115,7 +115,9 @@ const Dispatcher::CommandSpec* Dispatcher::Find(std::string_view name) {
 }
 
 Dispatcher::Dispatcher(Store* store, DispatcherOptions options)
-    : store_(store), options_(std::move(options)) {}
+    : store_(store), options_(std::move(options)), cache_(std::make_unique<ValueCache>()) {}
+
+Dispatcher::~Dispatcher() = default;
 
 void Dispatcher::AppendUnknownCommand(std::span<const std::string_view> args, std::string* out) {
   std::string rest;
@@ -148,7 +150,7 @@ uint64_t Dispatcher::Dispatch(ClientSession& session, std::span<const std::strin
                   std::string("ERR wrong number of arguments for '") + typed->name + "' command");
       return 0;
     }
-    TypedCtx t{store_, args, out};
+    TypedCtx t{store_, args, out, cache_.get()};
     return typed->handler(t);
   }
   if (!ArityOk(spec->arity, args.size())) {

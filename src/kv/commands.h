@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -14,6 +15,8 @@
 #include "kv/transaction.h"
 
 namespace cosmos::kv {
+
+class ValueCache;  // kv/typed_commands.h
 
 // Per-connection state visible to commands.
 struct ClientSession {
@@ -39,6 +42,7 @@ class Dispatcher {
  public:
   // `store` is not owned and must outlive the Dispatcher.
   Dispatcher(Store* store, DispatcherOptions options);
+  ~Dispatcher();
 
   // Runs the command `args` (args[0] is the name, any case) for `session`,
   // appending exactly one RESP reply to `*out`. Returns the sequence number
@@ -119,6 +123,7 @@ class Dispatcher {
 
   Store* const store_;
   DispatcherOptions options_;
+  std::unique_ptr<ValueCache> cache_;  // decoded large collections
   uint64_t commands_processed_ = 0;
   std::string value_;  // scratch buffer for reads
 };

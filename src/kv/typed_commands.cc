@@ -51,6 +51,63 @@ bool RejectStringCommandOnOtherType(Store* store, std::string_view lower_name,
 
 namespace {
 
+bool SameRecords(const KeyVersion& a, const KeyVersion& b) {
+  return a.generation == b.generation && a.value_pos == b.value_pos;
+}
+
+}  // namespace
+
+template <typename T>
+std::optional<T> ValueCache::Take(std::string_view key, const KeyVersion& version) {
+  auto it = map_.find(std::string(key));
+  if (it == map_.end()) return std::nullopt;
+  std::optional<T> out;
+  if (SameRecords(it->second.version, version) && std::holds_alternative<T>(it->second.value)) {
+    out = std::move(std::get<T>(it->second.value));
+  }
+  bytes_ -= it->second.bytes;
+  map_.erase(it);  // taken, or stale
+  return out;
+}
+
+void ValueCache::Put(std::string_view key, const KeyVersion& version, uint64_t bytes, Value value) {
+  Erase(key);
+  while (!map_.empty() && bytes_ + bytes > max_bytes_) {
+    bytes_ -= map_.begin()->second.bytes;
+    map_.erase(map_.begin());
+  }
+  if (bytes > max_bytes_) return;
+  map_.emplace(std::string(key), Entry{version, bytes, std::move(value)});
+  bytes_ += bytes;
+}
+
+void ValueCache::Erase(std::string_view key) {
+  auto it = map_.find(std::string(key));
+  if (it == map_.end()) return;
+  bytes_ -= it->second.bytes;
+  map_.erase(it);
+}
+
+template <typename T>
+void ReturnToCache(Loaded<T>* v) {
+  if (v->cache == nullptr || (!v->found && !v->saved) || v->value.size() == 0) return;
+  const DeltaJournal& j = v->value.journal();
+  const bool unchanged = j.valid() && j.ops() == 0;
+  if (!unchanged && !v->saved) return;  // not written: the log does not hold it
+  const uint64_t bytes = v->base_len + v->delta_bytes;
+  if (bytes < kMinDeltaBase) return;  // small values decode cheaply
+  v->value.journal().Clear();
+  v->cache->Put(v->key, v->version, bytes, ValueCache::Value(std::move(v->value)));
+  v->cache = nullptr;
+}
+
+template void ReturnToCache(Loaded<HashValue>*);
+template void ReturnToCache(Loaded<ListValue>*);
+template void ReturnToCache(Loaded<SetValue>*);
+template void ReturnToCache(Loaded<ZSetValue>*);
+
+namespace {
+
 template <typename T>
 bool Load(TypedCtx& c, std::string_view key, ValueType want, Result<T> (*decode)(std::string_view),
           Loaded<T>* v) {
@@ -60,10 +117,27 @@ bool Load(TypedCtx& c, std::string_view key, ValueType want, Result<T> (*decode)
     return false;
   }
   v->found = false;
-  if (!info->has_value()) return true;
+  v->cache = c.cache;
+  v->key = std::string(key);
+  if (!info->has_value()) {
+    if (c.cache != nullptr) c.cache->Erase(key);
+    return true;
+  }
   if ((*info)->type != want) {
     AppendError(c.out, kWrongType);
     return false;
+  }
+  v->expiry_ms = (*info)->expiry_ms;
+  v->base_len = (*info)->value_len;
+  v->delta_count = (*info)->delta_count;
+  v->delta_bytes = (*info)->delta_bytes;
+  v->version = (*info)->version;
+  if (c.cache != nullptr) {
+    if (std::optional<T> hit = c.cache->Take<T>(key, v->version)) {
+      v->value = std::move(*hit);
+      v->found = true;
+      return true;
+    }
   }
   ValueType type;
   std::string raw;
@@ -83,10 +157,6 @@ bool Load(TypedCtx& c, std::string_view key, ValueType want, Result<T> (*decode)
   }
   v->value = std::move(*decoded);
   v->found = true;
-  v->expiry_ms = (*info)->expiry_ms;
-  v->base_len = (*info)->value_len;
-  v->delta_count = (*info)->delta_count;
-  v->delta_bytes = (*info)->delta_bytes;
   return true;
 }
 
@@ -159,26 +229,36 @@ bool ApplyBatch(TypedCtx& c, const WriteBatch& batch, uint64_t* seq) {
 
 namespace {
 template <typename T>
-bool Save(TypedCtx& c, std::string_view key, const Loaded<T>& v,
+bool Save(TypedCtx& c, std::string_view key, Loaded<T>& v,
           void (*stage)(std::string_view, const Loaded<T>&, WriteBatch*, std::deque<std::string>*),
           uint64_t* seq) {
   WriteBatch b;
   std::deque<std::string> storage;  // a deque never moves its elements
   stage(key, v, &b, &storage);
-  return ApplyBatch(c, b, seq);
+  if (!ApplyBatch(c, b, seq)) return false;
+  // The value now matches the key's records: it may go back to the cache.
+  auto info = c.store->Lookup(key);
+  if (info.ok() && info->has_value()) {
+    v.saved = true;
+    v.version = (*info)->version;
+    v.base_len = (*info)->value_len;
+    v.delta_count = (*info)->delta_count;
+    v.delta_bytes = (*info)->delta_bytes;
+  }
+  return true;
 }
 }  // namespace
 
-bool SaveHash(TypedCtx& c, std::string_view key, const Loaded<HashValue>& v, uint64_t* seq) {
+bool SaveHash(TypedCtx& c, std::string_view key, Loaded<HashValue>& v, uint64_t* seq) {
   return Save(c, key, v, &StageHash, seq);
 }
-bool SaveList(TypedCtx& c, std::string_view key, const Loaded<ListValue>& v, uint64_t* seq) {
+bool SaveList(TypedCtx& c, std::string_view key, Loaded<ListValue>& v, uint64_t* seq) {
   return Save(c, key, v, &StageList, seq);
 }
-bool SaveSet(TypedCtx& c, std::string_view key, const Loaded<SetValue>& v, uint64_t* seq) {
+bool SaveSet(TypedCtx& c, std::string_view key, Loaded<SetValue>& v, uint64_t* seq) {
   return Save(c, key, v, &StageSet, seq);
 }
-bool SaveZSet(TypedCtx& c, std::string_view key, const Loaded<ZSetValue>& v, uint64_t* seq) {
+bool SaveZSet(TypedCtx& c, std::string_view key, Loaded<ZSetValue>& v, uint64_t* seq) {
   return Save(c, key, v, &StageZSet, seq);
 }
 

@@ -9,9 +9,12 @@
 
 #include <cstdint>
 #include <deque>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
+#include <unordered_map>
+#include <variant>
 #include <vector>
 
 #include "kv/store.h"
@@ -19,11 +22,46 @@
 
 namespace cosmos::kv {
 
+// Decoded large collections kept between commands, so a command on a
+// collection of n elements costs O(change), not O(n) (decode, deltas),
+// when the key was touched before. An entry is used only if the key's
+// KeyVersion still names the record the value was built from (versions are
+// exact), so any write that bypasses the cache (SET over the key, DEL,
+// RENAME, FLUSHDB, a compaction moving records) turns it into a miss.
+// Only values whose records take at least kMinDeltaBase bytes are kept;
+// beyond `max_bytes` (estimated by those record bytes) arbitrary entries are
+// evicted. Not thread-safe: one per Dispatcher.
+class ValueCache {
+ public:
+  using Value = std::variant<HashValue, ListValue, SetValue, ZSetValue>;
+  explicit ValueCache(uint64_t max_bytes = 256ull << 20) : max_bytes_(max_bytes) {}
+  // Moves the value of `key` out if it was built at `version` (generation
+  // and value position; expiry is ignored) and holds a T; nullopt otherwise.
+  template <typename T>
+  std::optional<T> Take(std::string_view key, const KeyVersion& version);
+  // Keeps `value` (built at `version`, `bytes` of records) for `key`.
+  void Put(std::string_view key, const KeyVersion& version, uint64_t bytes, Value value);
+  void Erase(std::string_view key);
+  uint64_t bytes() const { return bytes_; }
+  size_t size() const { return map_.size(); }
+
+ private:
+  struct Entry {
+    KeyVersion version;
+    uint64_t bytes;
+    Value value;
+  };
+  std::unordered_map<std::string, Entry> map_;
+  uint64_t bytes_ = 0;
+  const uint64_t max_bytes_;
+};
+
 // What a handler sees of one command.
 struct TypedCtx {
   Store* store;
   std::span<const std::string_view> args;  // args[0] is the name
   std::string* out;                        // exactly one reply is appended
+  ValueCache* cache = nullptr;             // null: no caching
 };
 
 // Returns the sequence number that must be durable before the reply may be
@@ -58,8 +96,32 @@ std::span<const TypedCommand> KeyspaceCommands();
 // ---- Helpers for the handlers (typed_commands.cc) ----
 
 // A key's decoded value as loaded by a handler.
+// On destruction a loaded value goes back to the ValueCache when that is
+// safe: unchanged (empty, valid journal) at the version it was loaded at, or
+// saved by Save* (which records the new version). A changed value that was
+// not saved (a failed write, or a multi-key batch) is dropped.
 template <typename T>
 struct Loaded {
+  Loaded() = default;
+  Loaded(const Loaded&) = delete;
+  Loaded& operator=(const Loaded&) = delete;
+  Loaded(Loaded&& o) noexcept { *this = std::move(o); }
+  Loaded& operator=(Loaded&& o) noexcept {
+    found = o.found;
+    expiry_ms = o.expiry_ms;
+    value = std::move(o.value);
+    base_len = o.base_len;
+    delta_count = o.delta_count;
+    delta_bytes = o.delta_bytes;
+    cache = o.cache;
+    key = std::move(o.key);
+    version = o.version;
+    saved = o.saved;
+    o.cache = nullptr;
+    return *this;
+  }
+  ~Loaded() { ReturnToCache(this); }
+
   bool found = false;
   int64_t expiry_ms = 0;  // kept when the value is written back
   T value{};              // its journal holds the command's changes
@@ -67,7 +129,16 @@ struct Loaded {
   uint64_t base_len = 0;
   uint32_t delta_count = 0;
   uint64_t delta_bytes = 0;
+  // Where the value goes back to (set by Load* when the key is cacheable).
+  ValueCache* cache = nullptr;
+  std::string key;
+  KeyVersion version;
+  bool saved = false;  // Save* wrote it and set `version` to the new records
 };
+
+// Puts a Loaded value back into its cache if that is safe (see Loaded).
+template <typename T>
+void ReturnToCache(Loaded<T>* v);
 
 // Load `key` as the given type. Return false after appending an error reply
 // (WRONGTYPE, a store error, or a value that fails to decode); true with
@@ -107,14 +178,10 @@ bool ShouldWriteDelta(uint64_t base_len, uint32_t delta_count, uint64_t delta_by
 [[nodiscard]] bool ApplyBatch(TypedCtx& c, const WriteBatch& batch, uint64_t* seq);
 
 // Stage + Apply for a single key.
-[[nodiscard]] bool SaveHash(TypedCtx& c, std::string_view key, const Loaded<HashValue>& v,
-                            uint64_t* seq);
-[[nodiscard]] bool SaveList(TypedCtx& c, std::string_view key, const Loaded<ListValue>& v,
-                            uint64_t* seq);
-[[nodiscard]] bool SaveSet(TypedCtx& c, std::string_view key, const Loaded<SetValue>& v,
-                           uint64_t* seq);
-[[nodiscard]] bool SaveZSet(TypedCtx& c, std::string_view key, const Loaded<ZSetValue>& v,
-                            uint64_t* seq);
+[[nodiscard]] bool SaveHash(TypedCtx& c, std::string_view key, Loaded<HashValue>& v, uint64_t* seq);
+[[nodiscard]] bool SaveList(TypedCtx& c, std::string_view key, Loaded<ListValue>& v, uint64_t* seq);
+[[nodiscard]] bool SaveSet(TypedCtx& c, std::string_view key, Loaded<SetValue>& v, uint64_t* seq);
+[[nodiscard]] bool SaveZSet(TypedCtx& c, std::string_view key, Loaded<ZSetValue>& v, uint64_t* seq);
 
 // The sequence a read-only reply waits for (the last applied one).
 uint64_t ReadSeq(TypedCtx& c);
