@@ -14,6 +14,13 @@ if(TARGET cosmos_server AND TARGET cosmos_client)
     DEPS cosmos::client cosmos::sec cosmos::pmem)
   add_dependencies(sec_daemon_test cosmosd)
 
+  # The soundness attacks (issue 11) against a real cosmosd: authorization of
+  # admin calls, host edits of the region table, colliding region ids.
+  cosmos_integration_test(sec_tamper_test
+    SOURCES ${CMAKE_CURRENT_LIST_DIR}/sec_tamper_test.cc
+    DEPS cosmos::client cosmos::sec cosmos::pmem)
+  add_dependencies(sec_tamper_test cosmosd)
+
   # cosmosd secure-mode options (--require-secure, TOML keys) as a process.
   cosmos_integration_test(sec_options_test
     SOURCES ${CMAKE_CURRENT_LIST_DIR}/sec_options_test.cc
