@@ -29,12 +29,13 @@ namespace cosmos::kv {
 // exact), so any write that bypasses the cache (SET over the key, DEL,
 // RENAME, FLUSHDB, a compaction moving records) turns it into a miss.
 // Only values whose records take at least kMinDeltaBase bytes are kept;
-// beyond `max_bytes` (estimated by those record bytes) arbitrary entries are
-// evicted. Not thread-safe: one per Dispatcher.
+// beyond `max_bytes` of those record bytes arbitrary entries are evicted
+// (decoded values take a few times their record bytes of DRAM). Not
+// thread-safe: one per Dispatcher.
 class ValueCache {
  public:
   using Value = std::variant<HashValue, ListValue, SetValue, ZSetValue>;
-  explicit ValueCache(uint64_t max_bytes = 256ull << 20) : max_bytes_(max_bytes) {}
+  explicit ValueCache(uint64_t max_bytes = 64ull << 20) : max_bytes_(max_bytes) {}
   // Moves the value of `key` out if it was built at `version` (generation
   // and value position; expiry is ignored) and holds a T; nullopt otherwise.
   template <typename T>

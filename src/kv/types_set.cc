@@ -11,6 +11,8 @@
 namespace cosmos::kv {
 namespace {
 
+constexpr int64_t kMaxRandomCount = int64_t{1} << 24;
+
 std::mt19937_64& Rng() {
   static std::mt19937_64 rng(std::random_device{}());
   return rng;
@@ -155,7 +157,9 @@ uint64_t RandomImpl(TypedCtx& c, bool pop) {
       AppendError(c.out, pop ? "ERR value is out of range, must be positive" : kNotInteger);
       return 0;
     }
-    if (count == INT64_MIN) {  // -count does not exist
+    // -count must exist; beyond kMaxRandomCount repetitions the reply alone
+    // would take gigabytes (Redis builds it; cosmos-kv refuses).
+    if (count == INT64_MIN || (!pop && count < -kMaxRandomCount)) {
       AppendError(c.out, "ERR value is out of range");
       return 0;
     }
