@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# Proves the durability tests can fail: builds a scratch copy of HEAD (a git
+# worktree under /tmp), removes one durability step at a time (a sync
+# skipped, a reply sent before its flush, the tail word written before the
+# records, a directory fsync skipped), and runs the tests that must catch it.
+# Every mutant must make them fail ("caught"); a mutant the tests survive is
+# "MISSED" and the script exits 1. docs/testing.md lists the mutants.
+#
+#   scripts/mutation_check.sh            all mutants
+#   scripts/mutation_check.sh NAME...    only these (CI's reduced form)
+#   scripts/mutation_check.sh --list     names and what each removes
+#   COSMOS_JOBS=N                        build jobs (default 2)
+#   COSMOS_MUTATION_KEEP=1               keep the scratch worktree
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+JOBS=${COSMOS_JOBS:-2}
+
+# name | file | text to find (exactly once) | replacement | targets | ctest regex
+# Fields are separated by " | "; "\n" in the texts stands for a newline.
+MUTANTS=$(cat <<'EOF'
+file-flush-no-fdatasync | src/kv/log_device_file.cc | COSMOS_RETURN_IF_ERROR(CheckRange(offset, len));\n  if (::fdatasync(fd_) != 0) return Status::FromErrno(errno, "fdatasync log file " + path_); | COSMOS_RETURN_IF_ERROR(CheckRange(offset, len)); | kv_device_test | ^StorePowerLoss\.File
+pool-flush-no-persist | src/kv/log_device_pool.cc | return region_.Persist(offset, len); | return Status::Ok(); | kv_device_test | ^StorePowerLoss\.Pool
+remote-flush-not-sent | src/kv/log_device_remote.cc | Op op{.kind = Op::Kind::kFlush, .offset = offset, .len = len};\n  return Submit(&op); | return Status::Ok(); | kv_device_test | ^StorePowerLoss\.Remote
+store-commit-no-flush | src/kv/store.cc | if (s.ok()) s = device_->Flush(inflight_start_, inflight_.size()); | (void)0; | kv_test kv_device_test | ^StoreCrash\.|^StorePowerLoss\.
+store-tail-before-records | src/kv/store.cc | if (s.ok()) s = device_->Flush(flushed_to, out - flushed_to);\n  if (s.ok()) s = device_->WriteAfterFlush(TailWordOffset(new_half), out - base); | if (s.ok()) s = device_->WriteAfterFlush(TailWordOffset(new_half), out - base);\n  if (s.ok()) s = device_->Flush(flushed_to, out - flushed_to); | kv_test kv_device_test | ^StoreCrash\.|^StorePowerLoss\.
+server-reply-before-flush | src/kv/server.cc | if (c->pending_seq <= durable) {\n    Release(c, durable); | if (true) {\n    Release(c, durable); | kv_test | ^ServerFixture\.
+file-create-no-dir-fsync | src/kv/log_device_file.cc | if (Status s = SyncDirectoryOf(path); !s.ok()) { | if (Status s = Status::Ok(); !s.ok()) { | kv_device_test | ^FileLogDevice\.
+counter-no-dir-fsync | src/sec/counter_simulated.cc | COSMOS_RETURN_IF_ERROR(SyncDirectoryOf(options_.path)); | (void)0; | dir_sync_test | ^SimulatedCounterDirectorySync\.
+EOF
+)
+
+field() { awk -F' [|] ' -v n="$2" '{print $n}' <<<"$1"; }
+
+if [ "${1:-}" = "--list" ]; then
+  while IFS= read -r m; do
+    printf '%-28s %s: %s\n' "$(field "$m" 1)" "$(field "$m" 2)" "$(field "$m" 3 | cut -c1-70)"
+  done <<<"$MUTANTS"
+  exit 0
+fi
+
+selected=("$@")
+is_selected() {
+  [ ${#selected[@]} -eq 0 ] && return 0
+  local s
+  for s in "${selected[@]}"; do [ "$s" = "$1" ] && return 0; done
+  return 1
+}
+
+SCRATCH=$(mktemp -d /tmp/cosmos-mutants.XXXXXX)
+cleanup() {
+  if [ "${COSMOS_MUTATION_KEEP:-0}" != "1" ]; then
+    git -C "$ROOT" worktree remove --force "$SCRATCH/src" >/dev/null 2>&1
+    rm -rf "$SCRATCH"
+  fi
+}
+trap cleanup EXIT
+git -C "$ROOT" worktree add --detach "$SCRATCH/src" HEAD >/dev/null 2>&1 ||
+  { echo "mutation_check: cannot create a worktree of HEAD"; exit 2; }
+W=$SCRATCH/src
+B=$SCRATCH/build
+echo "mutation_check: scratch copy of $(git -C "$ROOT" rev-parse --short HEAD) in $W"
+cmake -S "$W" -B "$B" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCOSMOS_BUILD_BENCH=OFF \
+  >"$SCRATCH/configure.log" 2>&1 || { echo "mutation_check: configure failed"; exit 2; }
+
+# run_tests TARGETS REGEX LOG: builds the targets and runs the matching tests;
+# prints pass, fail or build-error.
+run_tests() {
+  local targets=$1 regex=$2 log=$3
+  # shellcheck disable=SC2086
+  if ! cmake --build "$B" -j"$JOBS" --target $targets >"$log" 2>&1; then
+    echo build-error
+    return
+  fi
+  if ctest --test-dir "$B" -R "$regex" --no-tests=error -j"$JOBS" >>"$log" 2>&1; then
+    echo pass
+  else
+    echo fail
+  fi
+}
+
+# mutate FILE FIND REPLACE: replaces the one occurrence of FIND ("\n" = newline).
+mutate() {
+  FILE="$W/$1" FIND="$2" REPLACE="$3" python3 - <<'PY'
+import os, sys
+path, find, repl = os.environ["FILE"], os.environ["FIND"], os.environ["REPLACE"]
+find, repl = find.replace("\\n", "\n"), repl.replace("\\n", "\n")
+text = open(path).read()
+if text.count(find) != 1:
+    print(f"mutant does not apply: {text.count(find)} matches in {path}", file=sys.stderr)
+    sys.exit(1)
+open(path, "w").write(text.replace(find, repl))
+PY
+}
+
+caught=0
+missed=0
+broken=0
+results=()
+while IFS= read -r m; do
+  name=$(field "$m" 1); file=$(field "$m" 2); find=$(field "$m" 3)
+  repl=$(field "$m" 4); targets=$(field "$m" 5); regex=$(field "$m" 6)
+  is_selected "$name" || continue
+  log="$SCRATCH/$name"
+  # The unmutated tests must pass first, or a "caught" would mean nothing.
+  baseline=$(run_tests "$targets" "$regex" "$log.baseline.log")
+  if [ "$baseline" != pass ]; then
+    echo "mutation_check: $name: the unmutated tests do not pass ($baseline; $log.baseline.log)"
+    results+=("$name: BASELINE $baseline")
+    broken=$((broken + 1))
+    continue
+  fi
+  if ! mutate "$file" "$find" "$repl"; then
+    results+=("$name: DOES NOT APPLY (update the mutant)")
+    broken=$((broken + 1))
+    continue
+  fi
+  outcome=$(run_tests "$targets" "$regex" "$log.log")
+  git -C "$W" checkout -- "$file"
+  case $outcome in
+    fail)
+      caught=$((caught + 1))
+      failing=$(grep -E '^\s+[0-9]+ - ' "$log.log" | sed -E 's/^\s+[0-9]+ - ([^ ]+).*/\1/' |
+        head -n 3 | paste -sd, -)
+      results+=("$name: caught by $failing")
+      ;;
+    pass)
+      missed=$((missed + 1))
+      results+=("$name: MISSED (tests $regex still pass)")
+      ;;
+    *)
+      broken=$((broken + 1))
+      results+=("$name: BUILD ERROR with the mutant ($log.log)")
+      ;;
+  esac
+  echo "mutation_check: ${results[-1]}"
+done <<<"$MUTANTS"
+
+echo "--- mutation_check results"
+printf '  %s\n' "${results[@]}"
+echo "mutation_check: $((caught + missed + broken)) mutants, $caught caught, $missed missed," \
+  "$broken not run"
+[ "$missed" -eq 0 ] && [ "$broken" -eq 0 ] && [ "$caught" -gt 0 ]
