@@ -184,6 +184,14 @@ if [ -x "$KV" ] && [ -x build/apps/cosmosd/cosmosd ] && command -v redis-cli >/d
   kv INCRBY visits 41
   kv SET session:tmp gone-soon EX 60
   kv TTL session:tmp
+  kv HSET user:1:profile name ada lang en
+  kv HGETALL user:1:profile
+  kv RPUSH queue job-1 job-2 job-3
+  kv LPOP queue
+  # A transaction: one connection, applied and made durable as one commit.
+  printf '$ redis-cli <<< MULTI; INCR visits; RPUSH queue job-4; HSET user:1:profile visits 1; EXEC\n'
+  printf 'MULTI\nINCR visits\nRPUSH queue job-4\nHSET user:1:profile visits 1\nEXEC\n' |
+    redis-cli -p "$KV_PORT"
   kv DBSIZE
   step "INFO reports the storage backend, its durability and the security mode"
   redis-cli -p "$KV_PORT" INFO persistence | grep -E "cosmos_(storage_backend|durability_level|security_mode)"
@@ -195,6 +203,8 @@ if [ -x "$KV" ] && [ -x build/apps/cosmosd/cosmosd ] && command -v redis-cli >/d
   kv GET greeting
   kv GET visits
   kv MGET user:1 user:2
+  kv HGETALL user:1:profile
+  kv LRANGE queue 0 -1
   stop_kv
   stop_cosmosd
   trap - EXIT
