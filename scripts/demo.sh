@@ -63,9 +63,13 @@ if [ -x build/apps/cosmosd/cosmosd ] && [ -x build/examples/remote_log/remote_lo
     step "secure mode: platform keys for the node's (SIMULATED) enclave and credentials for a client"
     run "$COSMOS" keys platform "$KEYS/node"
     run "$COSMOS" keys client "$KEYS/clients" alice
+    run "$COSMOS" keys client "$KEYS/clients" bob
     SECURE_FLAGS=(--platform-pub "$KEYS/node/platform.pub" --measurement "$KEYS/node/measurement"
       --client-key "$KEYS/clients/alice.key")
-    DAEMON_SECURE_FLAGS=(--platform-keys "$KEYS/node" --allow "$KEYS/clients/alice.pub" --require-secure)
+    BOB_FLAGS=(--platform-pub "$KEYS/node/platform.pub" --measurement "$KEYS/node/measurement"
+      --client-key "$KEYS/clients/bob.key")
+    DAEMON_SECURE_FLAGS=(--platform-keys "$KEYS/node" --allow "$KEYS/clients/alice.pub"
+      --allow "$KEYS/clients/bob.pub" --require-secure)
     CREATE_SECURE=(--secure)
   fi
   RPM_POOL="$DEMO_DIR/remote.pool"
@@ -73,7 +77,7 @@ if [ -x build/apps/cosmosd/cosmosd ] && [ -x build/examples/remote_log/remote_lo
   COSMOSD_PID=""
   start_cosmosd() {
     rm -f "$RPM_PORT_FILE"
-    build/apps/cosmosd/cosmosd --pool "main=$RPM_POOL,size=256,create" \
+    build/apps/cosmosd/cosmosd --pool "main=$RPM_POOL,size=256M,create" \
       --listen 127.0.0.1 --port "${1:-0}" --port-file "$RPM_PORT_FILE" --log-level info \
       "${DAEMON_SECURE_FLAGS[@]}" &
     COSMOSD_PID=$!
@@ -95,6 +99,28 @@ if [ -x build/apps/cosmosd/cosmosd ] && [ -x build/examples/remote_log/remote_lo
   remote read notes --offset 0 --length 31
   remote verify notes --offset 0 --data "hello, remote persistent memory"
   remote list
+  # expect_error CLASS CMD...: runs CMD, which must fail with error class
+  # CLASS (e.g. permission_denied) in its message; anything else stops the demo.
+  expect_error() {
+    local class=$1 out
+    shift
+    printf '$ %s\n' "$*"
+    if out="$("$@" 2>&1)"; then
+      echo "$out"
+      echo "demo: the command succeeded, expected $class: security is broken" >&2
+      exit 1
+    fi
+    echo "$out"
+    grep -q "$class" <<<"$out" || { echo "demo: expected $class, got another error" >&2; exit 1; }
+    echo "(refused with $class, as expected)"
+  }
+  if [ "${COSMOS_DEMO_PLAIN:-0}" != 1 ]; then
+    step "authorization: bob may connect, but holds no right on alice's region"
+    expect_error permission_denied "$COSMOS" remote region --server "$SERVER" "${BOB_FLAGS[@]}" \
+      read notes --offset 0 --length 31
+    expect_error permission_denied "$COSMOS" remote region --server "$SERVER" "${BOB_FLAGS[@]}" \
+      delete notes
+  fi
   step "the talk's log writer: write + flush + write_after_flush per record (one round trip)"
   run build/examples/remote_log/remote_log --server "$SERVER" "${SECURE_FLAGS[@]}" --region log \
     append --count 200 --size 100 | tail -1
@@ -114,6 +140,14 @@ if [ -x build/apps/cosmosd/cosmosd ] && [ -x build/examples/remote_log/remote_lo
       exit 1
     fi
     echo "grep -c 'hello, remote persistent memory' $RPM_POOL: 0 matches"
+    step "the host edits the pool's region table while the node is down: swap the names 'notes' and 'log'"
+    run build/tests/tools/pool_table_tamper "$RPM_POOL" swap-names notes log
+    start_cosmosd 0
+    step "the enclave binds pool, id and name into each region's sealed root: the swap is caught"
+    expect_error integrity_violation "$COSMOS" remote region --server "$SERVER" "${SECURE_FLAGS[@]}" \
+      read notes --offset 0 --length 31
+    stop_cosmosd
+    run build/tests/tools/pool_table_tamper "$RPM_POOL" swap-names notes log
     step "tamper with the pool while the node is down: flip one bit of region 'notes' ciphertext"
     # The protected region's ciphertext area ends its pool region
     # (docs/pool_layout.md); flip a bit in its first block (offset 5).

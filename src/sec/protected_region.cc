@@ -999,9 +999,7 @@ Result<std::unique_ptr<ProtectedRegion>> ProtectedRegion::Open(const RegionBindi
   if (!best) {
     SecureWipe(best_keys);
     return Status::IntegrityViolation(
-        name +
-        ": no authentic root record (forged, wiped, of another region, or the pool's region "
-        "table names another pool, id or name than the region was created with)");
+        name + ": no authentic root record (forged, wiped, foreign, or pool/id/name edited)");
   }
   auto impl = std::make_unique<Impl>();
   impl->region_id = region_id;

@@ -19,7 +19,15 @@ if(TARGET cosmos_server AND TARGET cosmos_client)
   cosmos_integration_test(sec_tamper_test
     SOURCES ${CMAKE_CURRENT_LIST_DIR}/sec_tamper_test.cc
     DEPS cosmos::client cosmos::sec cosmos::pmem)
+  target_include_directories(sec_tamper_test PRIVATE ${CMAKE_SOURCE_DIR}/tests)
   add_dependencies(sec_tamper_test cosmosd)
+
+  # The untrusted host's region-table edits as a command (scripts/demo.sh).
+  add_executable(pool_table_tamper ${CMAKE_SOURCE_DIR}/tests/tools/pool_table_tamper.cc)
+  target_link_libraries(pool_table_tamper PRIVATE cosmos::pmem)
+  target_include_directories(pool_table_tamper PRIVATE ${CMAKE_SOURCE_DIR}/tests)
+  set_target_properties(pool_table_tamper PROPERTIES RUNTIME_OUTPUT_DIRECTORY
+                        ${CMAKE_BINARY_DIR}/tests/tools)
 
   # cosmosd secure-mode options (--require-secure, TOML keys) as a process.
   cosmos_integration_test(sec_options_test

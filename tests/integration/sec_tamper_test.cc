@@ -16,14 +16,14 @@
 #include <vector>
 
 #include "cosmos/client.h"
-#include "pmem/layout.h"
 #include "rpm_harness.h"
 #include "sec/key_files.h"
+#include "tools/pool_table_editor.h"
 
 namespace {
 
-namespace layout = cosmos::pmem::layout;
 using cosmos::StatusCode;
+using cosmos::testing::PoolTableEditor;
 
 std::vector<std::byte> Bytes(const std::string& s) {
   std::vector<std::byte> v(s.size());
@@ -34,67 +34,6 @@ std::vector<std::byte> Bytes(const std::string& s) {
 std::string Text(const std::vector<std::byte>& v) {
   return std::string(reinterpret_cast<const char*>(v.data()), v.size());
 }
-
-// Offline edits of a pool file's region table, as a root user on the node
-// could make them: every entry checksum is recomputed, so pmem opens the pool
-// and only the enclave can notice.
-class PoolTableEditor {
- public:
-  explicit PoolTableEditor(std::string path) : path_(std::move(path)) {
-    std::ifstream in(path_, std::ios::binary);
-    bytes_.assign(std::istreambuf_iterator<char>(in), {});
-    std::memcpy(&header_, bytes_.data(), sizeof(header_));
-  }
-  // Index of the in-use entry named `name`, or -1.
-  int Find(const std::string& name) const {
-    for (uint32_t i = 0; i < header_.region_table_capacity; ++i) {
-      layout::RegionEntry e = Entry(i);
-      if (e.state == layout::kEntryInUse && std::string(e.name, e.name_length) == name) {
-        return static_cast<int>(i);
-      }
-    }
-    return -1;
-  }
-  layout::RegionEntry Entry(uint32_t i) const {
-    layout::RegionEntry e;
-    std::memcpy(&e, bytes_.data() + Offset(i), sizeof(e));
-    return e;
-  }
-  void Put(uint32_t i, layout::RegionEntry e) {
-    e.checksum = layout::EntryChecksum(e);
-    std::memcpy(bytes_.data() + Offset(i), &e, sizeof(e));
-  }
-  void SwapNames(const std::string& a, const std::string& b) {
-    const int ia = Find(a), ib = Find(b);
-    ASSERT_GE(ia, 0);
-    ASSERT_GE(ib, 0);
-    layout::RegionEntry ea = Entry(ia), eb = Entry(ib);
-    std::swap(ea.name, eb.name);
-    std::swap(ea.name_length, eb.name_length);
-    Put(ia, ea);
-    Put(ib, eb);
-  }
-  void SetFlags(const std::string& name, uint32_t flags) {
-    const int i = Find(name);
-    ASSERT_GE(i, 0);
-    layout::RegionEntry e = Entry(i);
-    e.flags = flags;
-    Put(i, e);
-  }
-  void Save() const {
-    std::ofstream out(path_, std::ios::binary | std::ios::trunc);
-    out.write(reinterpret_cast<const char*>(bytes_.data()),
-              static_cast<std::streamsize>(bytes_.size()));
-  }
-
- private:
-  uint64_t Offset(uint32_t i) const {
-    return header_.region_table_offset + uint64_t{i} * header_.region_entry_size;
-  }
-  std::string path_;
-  std::vector<uint8_t> bytes_;
-  layout::PoolHeader header_{};
-};
 
 class SecTamperTest : public ::testing::Test {
  protected:
@@ -214,8 +153,8 @@ TEST_F(SecTamperTest, SwappedRegionNamesAreAnIntegrityViolationNotTheOtherRegion
   }
   {
     PoolTableEditor edit(pool_);
-    edit.SwapNames("a", "b");
-    edit.Save();
+    ASSERT_TRUE(edit.SwapNames("a", "b"));
+    ASSERT_TRUE(edit.Save());
   }
   rpm_test::Daemon d;
   ASSERT_TRUE(StartDaemon(d));
@@ -244,8 +183,8 @@ TEST_F(SecTamperTest, ClearedSecureFlagMakesTheSecureClientRefuseTheRegion) {
     PoolTableEditor edit(pool_);
     const int i = edit.Find("vault");
     ASSERT_GE(i, 0);
-    edit.SetFlags("vault", edit.Entry(i).flags & ~1u);
-    edit.Save();
+    ASSERT_TRUE(edit.SetFlags("vault", edit.Entry(i).flags & ~1u));
+    ASSERT_TRUE(edit.Save());
   }
   rpm_test::Daemon d;
   ASSERT_TRUE(StartDaemon(d));
@@ -270,8 +209,8 @@ TEST_F(SecTamperTest, ForgedSecureFlagIsAnIntegrityViolation) {
   }
   {
     PoolTableEditor edit(pool_);
-    edit.SetFlags("open", edit.Entry(edit.Find("vault")).flags);
-    edit.Save();
+    ASSERT_TRUE(edit.SetFlags("open", edit.Entry(edit.Find("vault")).flags));
+    ASSERT_TRUE(edit.Save());
   }
   rpm_test::Daemon d;
   ASSERT_TRUE(StartDaemon(d));
