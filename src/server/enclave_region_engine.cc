@@ -50,7 +50,15 @@ EnclaveRegionEngine::~EnclaveRegionEngine() {
 
 rpc::ConnectDecision EnclaveRegionEngine::AcceptConnect(Requester requester,
                                                         std::span<const std::byte> client_hello) {
-  SecureConnectOutcome out = AcceptSecureConnect(enclave_, client_hello);
+  // When the RPC session ends its enclave session is closed and the binding
+  // dropped (unless a newer connect on the same session number replaced it),
+  // so a later session reusing the number never inherits it.
+  SecureConnectOutcome out =
+      AcceptSecureConnect(enclave_, client_hello, [this, requester](sec::SessionHandle closed) {
+        std::lock_guard lock(mu_);
+        auto it = sessions_.find(requester);
+        if (it != sessions_.end() && it->second == closed) sessions_.erase(it);
+      });
   if (out.decision.status.ok()) {
     std::lock_guard lock(mu_);
     sessions_[requester] = out.session;  // replaces a stale binding of a reused session id

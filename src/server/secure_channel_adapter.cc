@@ -17,6 +17,7 @@ using sec::AsMutableBytes;
 EnclavePacketProtector::~EnclavePacketProtector() {
   // NotFound only if the server closed it first; nothing else to do then.
   (void)enclave_->CloseSession(session_);
+  if (on_close_) on_close_();
 }
 
 size_t EnclavePacketProtector::tag_size() const { return sec::SecureChannel::kTagSize; }
@@ -50,7 +51,8 @@ Status EnclavePacketProtector::Open(std::span<const std::byte> header, std::span
 }
 
 SecureConnectOutcome AcceptSecureConnect(sec::Enclave* enclave,
-                                         std::span<const std::byte> connect_payload) {
+                                         std::span<const std::byte> connect_payload,
+                                         std::function<void(sec::SessionHandle)> on_close) {
   SecureConnectOutcome out;
   Result<sec::AcceptedSession> accepted = enclave->AcceptClientHello(AsBytes(connect_payload));
   if (!accepted.ok()) {
@@ -61,7 +63,10 @@ SecureConnectOutcome AcceptSecureConnect(sec::Enclave* enclave,
   out.client_identity = accepted->client_identity;
   const auto* hello = reinterpret_cast<const std::byte*>(accepted->server_hello.data());
   out.decision.reply.assign(hello, hello + accepted->server_hello.size());
-  out.decision.protector = std::make_unique<EnclavePacketProtector>(enclave, accepted->session);
+  std::function<void()> closed;
+  if (on_close) closed = [on_close, session = accepted->session] { on_close(session); };
+  out.decision.protector =
+      std::make_unique<EnclavePacketProtector>(enclave, accepted->session, std::move(closed));
   return out;
 }
 

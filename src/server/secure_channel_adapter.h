@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <span>
 
 #include "rpc/protector.h"
@@ -19,9 +20,11 @@ namespace cosmos::server {
 // keys are wiped and its handle stops working for region operations too.
 class EnclavePacketProtector final : public rpc::PacketProtector {
  public:
-  // `enclave` must outlive the protector.
-  EnclavePacketProtector(sec::Enclave* enclave, sec::SessionHandle session)
-      : enclave_(enclave), session_(session) {}
+  // `enclave` must outlive the protector. `on_close` (optional) runs after
+  // the enclave session is closed, so the server can forget its binding.
+  EnclavePacketProtector(sec::Enclave* enclave, sec::SessionHandle session,
+                         std::function<void()> on_close = {})
+      : enclave_(enclave), session_(session), on_close_(std::move(on_close)) {}
   ~EnclavePacketProtector() override;
 
   size_t tag_size() const override;
@@ -40,6 +43,7 @@ class EnclavePacketProtector final : public rpc::PacketProtector {
  private:
   sec::Enclave* enclave_;
   sec::SessionHandle session_;
+  std::function<void()> on_close_;
 };
 
 // Result of a secure connect: the hook's decision plus, on acceptance, what
@@ -55,7 +59,10 @@ struct SecureConnectOutcome {
 // decision carries the ServerHello as reply and an EnclavePacketProtector;
 // otherwise a refusal with IntegrityViolation (malformed or forged hello) or
 // PermissionDenied (client not on the allow list).
+// `on_close(session)` is handed to the protector (runs when the RPC session
+// ends).
 SecureConnectOutcome AcceptSecureConnect(sec::Enclave* enclave,
-                                         std::span<const std::byte> connect_payload);
+                                         std::span<const std::byte> connect_payload,
+                                         std::function<void(sec::SessionHandle)> on_close = {});
 
 }  // namespace cosmos::server

@@ -21,6 +21,7 @@
 #include "rpc/wire.h"
 #include "sec/enclave_simulated.h"
 #include "sec/key_files.h"
+#include "server/enclave_region_engine.h"
 
 namespace cosmos::server {
 namespace {
@@ -286,6 +287,29 @@ TEST_F(SecureRpcTest, ClosedEnclaveSessionRejectsPackets) {
   out.decision.protector->Seal(header, reply, tag);
   EXPECT_TRUE(
       std::all_of(reply.begin(), reply.end(), [](std::byte b) { return b == std::byte{0}; }));
+}
+
+TEST_F(SecureRpcTest, EndedSessionDropsItsEnclaveBindingInTheRegionEngine) {
+  EnclaveRegionEngine engine(enclave_.get(), 4096);
+  auto config = Config("alice");
+  ASSERT_TRUE(config.ok());
+  auto connector = client::SecureConnector::Start(*config);
+  ASSERT_TRUE(connector.ok());
+  const Requester requester = (uint64_t{1} << 32) | 5;
+  rpc::ConnectDecision first = engine.AcceptConnect(requester, (*connector)->connect_payload());
+  ASSERT_TRUE(first.status.ok()) << first.status;
+  EXPECT_TRUE(engine.IsSecureSession(requester));
+  // A newer connect on the same session number replaces the binding; the end
+  // of the older session must not drop the newer one.
+  auto connector2 = client::SecureConnector::Start(*config);
+  ASSERT_TRUE(connector2.ok());
+  rpc::ConnectDecision second = engine.AcceptConnect(requester, (*connector2)->connect_payload());
+  ASSERT_TRUE(second.status.ok());
+  first.protector.reset();
+  EXPECT_TRUE(engine.IsSecureSession(requester));
+  // The RPC session ends (its protector is destroyed): the binding goes.
+  second.protector.reset();
+  EXPECT_FALSE(engine.IsSecureSession(requester));
 }
 
 }  // namespace
