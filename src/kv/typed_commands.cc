@@ -264,6 +264,12 @@ bool SaveZSet(TypedCtx& c, std::string_view key, Loaded<ZSetValue>& v, uint64_t*
 
 uint64_t ReadSeq(TypedCtx& c) { return c.store->last_sequence(); }
 
+bool ParseIntArg(TypedCtx& c, size_t i, int64_t* v) {
+  if (ParseInt64(c.args[i], v)) return true;
+  AppendError(c.out, kNotInteger);
+  return false;
+}
+
 void AppendArityError(TypedCtx& c) {
   AppendError(c.out, "ERR wrong number of arguments for '" + Lower(c.args[0]) + "' command");
 }

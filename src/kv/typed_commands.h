@@ -186,6 +186,8 @@ bool ShouldWriteDelta(uint64_t base_len, uint32_t delta_count, uint64_t delta_by
 
 // The sequence a read-only reply waits for (the last applied one).
 uint64_t ReadSeq(TypedCtx& c);
+// Parses args[i] as a Redis integer; false after appending the Redis error.
+[[nodiscard]] bool ParseIntArg(TypedCtx& c, size_t i, int64_t* v);
 // Appends "ERR wrong number of arguments for '<name>' command".
 void AppendArityError(TypedCtx& c);
 // Parses the cursor/MATCH/COUNT arguments of HSCAN/SSCAN/ZSCAN starting at

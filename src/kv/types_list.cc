@@ -106,10 +106,7 @@ uint64_t LLen(TypedCtx& c) {
 
 uint64_t LRange(TypedCtx& c) {
   int64_t start, stop;
-  if (!ParseInt64(c.args[2], &start) || !ParseInt64(c.args[3], &stop)) {
-    AppendError(c.out, kNotInteger);
-    return 0;
-  }
+  if (!ParseIntArg(c, 2, &start) || !ParseIntArg(c, 3, &stop)) return 0;
   Loaded<ListValue> l;
   if (!LoadList(c, c.args[1], &l)) return 0;
   int64_t from, to;
@@ -133,10 +130,7 @@ bool ResolveIndex(int64_t index, size_t len, size_t* out) {
 
 uint64_t LIndex(TypedCtx& c) {
   int64_t index;
-  if (!ParseInt64(c.args[2], &index)) {
-    AppendError(c.out, kNotInteger);
-    return 0;
-  }
+  if (!ParseIntArg(c, 2, &index)) return 0;
   Loaded<ListValue> l;
   if (!LoadList(c, c.args[1], &l)) return 0;
   size_t i;
@@ -150,10 +144,7 @@ uint64_t LIndex(TypedCtx& c) {
 
 uint64_t LSet(TypedCtx& c) {
   int64_t index;
-  if (!ParseInt64(c.args[2], &index)) {
-    AppendError(c.out, kNotInteger);
-    return 0;
-  }
+  if (!ParseIntArg(c, 2, &index)) return 0;
   Loaded<ListValue> l;
   if (!LoadList(c, c.args[1], &l)) return 0;
   if (!l.found) {
@@ -175,10 +166,7 @@ uint64_t LSet(TypedCtx& c) {
 // LREM key count element: count > 0 from the head, < 0 from the tail, 0 all.
 uint64_t LRem(TypedCtx& c) {
   int64_t count;
-  if (!ParseInt64(c.args[2], &count)) {
-    AppendError(c.out, kNotInteger);
-    return 0;
-  }
+  if (!ParseIntArg(c, 2, &count)) return 0;
   Loaded<ListValue> l;
   if (!LoadList(c, c.args[1], &l)) return 0;
   const std::string_view target = c.args[3];
@@ -218,10 +206,7 @@ uint64_t LRem(TypedCtx& c) {
 
 uint64_t LTrim(TypedCtx& c) {
   int64_t start, stop;
-  if (!ParseInt64(c.args[2], &start) || !ParseInt64(c.args[3], &stop)) {
-    AppendError(c.out, kNotInteger);
-    return 0;
-  }
+  if (!ParseIntArg(c, 2, &start) || !ParseIntArg(c, 3, &stop)) return 0;
   Loaded<ListValue> l;
   if (!LoadList(c, c.args[1], &l)) return 0;
   if (!l.found) {

@@ -383,15 +383,18 @@ uint64_t RankImpl(TypedCtx& c, bool rev) {
 uint64_t ZRank(TypedCtx& c) { return RankImpl(c, false); }
 uint64_t ZRevRank(TypedCtx& c) { return RankImpl(c, true); }
 
+void AppendScoreOrNull(std::string* out, const double* score) {
+  if (score == nullptr) {
+    AppendNull(out);
+  } else {
+    AppendBulk(out, FormatDouble(*score));
+  }
+}
+
 uint64_t ZScore(TypedCtx& c) {
   Loaded<ZSetValue> z;
   if (!LoadZSet(c, c.args[1], &z)) return 0;
-  const double* s = z.value.Score(c.args[2]);
-  if (s == nullptr) {
-    AppendNull(c.out);
-  } else {
-    AppendBulk(c.out, FormatDouble(*s));
-  }
+  AppendScoreOrNull(c.out, z.value.Score(c.args[2]));
   return ReadSeq(c);
 }
 
@@ -399,14 +402,7 @@ uint64_t ZMScore(TypedCtx& c) {
   Loaded<ZSetValue> z;
   if (!LoadZSet(c, c.args[1], &z)) return 0;
   AppendArrayHeader(c.out, static_cast<int64_t>(c.args.size() - 2));
-  for (size_t i = 2; i < c.args.size(); ++i) {
-    const double* s = z.value.Score(c.args[i]);
-    if (s == nullptr) {
-      AppendNull(c.out);
-    } else {
-      AppendBulk(c.out, FormatDouble(*s));
-    }
-  }
+  for (size_t i = 2; i < c.args.size(); ++i) AppendScoreOrNull(c.out, z.value.Score(c.args[i]));
   return ReadSeq(c);
 }
 

@@ -357,14 +357,31 @@ std::string EncodeDelta(ValueType type, const DeltaJournal& journal) {
   return out;
 }
 
-Status ApplyDelta(std::string_view delta, HashValue* hash) {
+namespace {
+
+// Runs `apply_one(reader, opcode)` for every operation of `delta` (a delta
+// of `type`) on `value`, then checks nothing trails and clears the value's
+// journal (the applied operations are already in the log).
+template <typename T, typename F>
+Status ApplyOps(std::string_view delta, ValueType type, T* value, F apply_one) {
   Reader r(delta);
   uint32_t n = 0;
-  COSMOS_RETURN_IF_ERROR(r.Header(ValueType::kHash, &n, kTypedDeltaVersion));
+  COSMOS_RETURN_IF_ERROR(r.Header(type, &n, kTypedDeltaVersion));
   for (uint32_t i = 0; i < n; ++i) {
     uint8_t op = 0;
-    std::string_view field, value;
     COSMOS_RETURN_IF_ERROR(r.Byte(&op));
+    COSMOS_RETURN_IF_ERROR(apply_one(r, op));
+  }
+  COSMOS_RETURN_IF_ERROR(r.End());
+  value->journal().Clear();
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status ApplyDelta(std::string_view delta, HashValue* hash) {
+  return ApplyOps(delta, ValueType::kHash, hash, [&](Reader& r, uint8_t op) -> Status {
+    std::string_view field, value;
     COSMOS_RETURN_IF_ERROR(r.String(&field));
     if (op == kHashSetOp) {
       COSMOS_RETURN_IF_ERROR(r.String(&value));
@@ -372,19 +389,12 @@ Status ApplyDelta(std::string_view delta, HashValue* hash) {
     } else if (op != kHashDelOp || !hash->Erase(field)) {
       return Reader::Bad("hash delta operation does not apply");
     }
-  }
-  COSMOS_RETURN_IF_ERROR(r.End());
-  hash->journal().Clear();
-  return Status::Ok();
+    return Status::Ok();
+  });
 }
 
 Status ApplyDelta(std::string_view delta, ListValue* list) {
-  Reader r(delta);
-  uint32_t n = 0;
-  COSMOS_RETURN_IF_ERROR(r.Header(ValueType::kList, &n, kTypedDeltaVersion));
-  for (uint32_t i = 0; i < n; ++i) {
-    uint8_t op = 0;
-    COSMOS_RETURN_IF_ERROR(r.Byte(&op));
+  return ApplyOps(delta, ValueType::kList, list, [&](Reader& r, uint8_t op) -> Status {
     std::string_view e;
     if (op == kListPushFrontOp || op == kListPushBackOp) {
       COSMOS_RETURN_IF_ERROR(r.String(&e));
@@ -402,36 +412,21 @@ Status ApplyDelta(std::string_view delta, ListValue* list) {
     } else {
       return Reader::Bad("list delta operation does not apply");
     }
-  }
-  COSMOS_RETURN_IF_ERROR(r.End());
-  list->journal().Clear();
-  return Status::Ok();
+    return Status::Ok();
+  });
 }
 
 Status ApplyDelta(std::string_view delta, SetValue* set) {
-  Reader r(delta);
-  uint32_t n = 0;
-  COSMOS_RETURN_IF_ERROR(r.Header(ValueType::kSet, &n, kTypedDeltaVersion));
-  for (uint32_t i = 0; i < n; ++i) {
-    uint8_t op = 0;
+  return ApplyOps(delta, ValueType::kSet, set, [&](Reader& r, uint8_t op) -> Status {
     std::string_view m;
-    COSMOS_RETURN_IF_ERROR(r.Byte(&op));
     COSMOS_RETURN_IF_ERROR(r.String(&m));
     const bool ok = (op == kSetAddOp && set->Add(m)) || (op == kSetRemOp && set->Erase(m));
-    if (!ok) return Reader::Bad("set delta operation does not apply");
-  }
-  COSMOS_RETURN_IF_ERROR(r.End());
-  set->journal().Clear();
-  return Status::Ok();
+    return ok ? Status::Ok() : Reader::Bad("set delta operation does not apply");
+  });
 }
 
 Status ApplyDelta(std::string_view delta, ZSetValue* zset) {
-  Reader r(delta);
-  uint32_t n = 0;
-  COSMOS_RETURN_IF_ERROR(r.Header(ValueType::kZSet, &n, kTypedDeltaVersion));
-  for (uint32_t i = 0; i < n; ++i) {
-    uint8_t op = 0;
-    COSMOS_RETURN_IF_ERROR(r.Byte(&op));
+  return ApplyOps(delta, ValueType::kZSet, zset, [&](Reader& r, uint8_t op) -> Status {
     std::string_view m;
     if (op == kZSetSetOp) {
       double score = 0;
@@ -444,10 +439,8 @@ Status ApplyDelta(std::string_view delta, ZSetValue* zset) {
         return Reader::Bad("sorted-set delta operation does not apply");
       }
     }
-  }
-  COSMOS_RETURN_IF_ERROR(r.End());
-  zset->journal().Clear();
-  return Status::Ok();
+    return Status::Ok();
+  });
 }
 
 namespace {
