@@ -371,7 +371,9 @@ TEST(TypedCommandsCache, ServesOnlyWhatTheLogHolds) {
 // One EXEC = one commit group: a power loss at any persist point, with the
 // unflushed words torn, leaves every EXEC applied entirely or not at all,
 // and every acknowledged EXEC applied.
-void ExecAllOrNothing(bool large) {
+// `compact`: a compaction runs after the fourth EXEC, so the power loss
+// also hits each of its persist points while it copies delta chains.
+void ExecAllOrNothing(bool large, bool compact = false) {
   const std::string p = large ? "big:" : "";  // big:* collections log deltas
   const int base = large ? 100 : 0;
   int points = 0;
@@ -397,6 +399,7 @@ void ExecAllOrNothing(bool large) {
         } else {
           acked = i;
         }
+        if (!crashed && compact && i == 4 && !h.store()->Compact().ok()) crashed = true;
       }
     }
     if (!crashed) break;
@@ -419,11 +422,14 @@ void ExecAllOrNothing(bool large) {
       EXPECT_EQ((*info)->delta_count, static_cast<uint32_t>(got)) << "EXECs logged deltas";
     }
   }
-  EXPECT_GE(points, 8);
+  EXPECT_GE(points, compact ? 13 : 8);  // a compaction adds about five persist points
 }
 
 TEST(TypedCommandsCrash, ExecIsAllOrNothingAtEveryPersistPoint) { ExecAllOrNothing(false); }
 TEST(TypedCommandsCrash, ExecOfDeltasIsAllOrNothingAtEveryPersistPoint) { ExecAllOrNothing(true); }
+TEST(TypedCommandsCrash, DeltaChainsSurvivePowerLossDuringCompaction) {
+  ExecAllOrNothing(true, /*compact=*/true);
+}
 
 }  // namespace
 }  // namespace cosmos::kv
