@@ -30,10 +30,11 @@ start=$(date +%s)
 # passes).
 run_ctest() {
   local dir=$1; shift
-  local report summary counts
+  local report summary counts rc
   report=$(mktemp --suffix=.xml)
   ctest --test-dir "$dir" -j"$JOBS" --output-on-failure --no-tests=error \
     --output-junit "$report" "$@" 2>&1
+  rc=$?
   if ! summary=$(python3 scripts/ctest_summary.py "$report"); then
     echo "test: ctest in $dir wrote no readable report"
     failed=$((failed + 1))
@@ -43,6 +44,12 @@ run_ctest() {
   rm -f "$report"
   counts=$(tail -n 1 <<<"$summary")
   read -r _ p f s <<<"$counts"
+  # ctest failed without a failing test (no tests matched, a timeout of
+  # ctest itself, ...): that is one failure, not a clean run.
+  if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+    echo "test: ctest in $dir exited with $rc but reported no failing test"
+    f=1
+  fi
   echo "test: $dir: ${p} passed, ${f} failed, ${s} skipped"
   passed=$((passed + p))
   failed=$((failed + f))
