@@ -254,5 +254,61 @@ TEST_F(KvRemote, SigkillOfKvAndNodeUnderLoadLosesNoAcknowledgedWrite) {
   d->Stop(SIGTERM);
 }
 
+// Hashes, lists, sets, sorted sets and an EXEC on a secure region: whole
+// values and delta records (a hash large enough to log deltas) survive a
+// restart of cosmos-kv and cosmosd, and no field, value or member reaches
+// the node's pool file in the clear. The plain-region control above shows
+// such a check can fail.
+TEST_F(KvRemote, DataTypesOnASecureRegionStayEncryptedAndDurable) {
+  const std::string field = "SECRET-FIELD-a81c", value = "SECRET-VALUE-19fe";
+  const std::string element = "SECRET-ELEMENT-77d0", member = "SECRET-MEMBER-3b2a";
+  std::string big = "HSET big";
+  for (int i = 0; i < 80; ++i)
+    big += " f" + std::to_string(i) + " filler-value-" + std::to_string(i);
+  {
+    rpm_test::Daemon d;
+    ASSERT_TRUE(StartDaemon(d));
+    KvServer kv("", KvArgs(d, "kv"));
+    ASSERT_TRUE(kv.Start());
+    const int p = kv.port();
+    EXPECT_EQ(RedisCli(p, "HSET h " + field + " " + value), "(integer) 1");
+    EXPECT_EQ(RedisCli(p, "RPUSH l " + element + " second"), "(integer) 2");
+    EXPECT_EQ(RedisCli(p, "SADD s " + member), "(integer) 1");
+    EXPECT_EQ(RedisCli(p, "ZADD z 1.5 " + member), "(integer) 1");
+    EXPECT_EQ(RedisCli(p, big), "(integer) 80");
+    EXPECT_EQ(RedisCli(p, "HSET big " + field + " " + value), "(integer) 1");  // a delta record
+    RespClient c(p);
+    for (const std::vector<std::string>& cmd :
+         std::vector<std::vector<std::string>>{{"MULTI"}, {"LPOP", "l"}, {"HDEL", "big", "f0"}}) {
+      ASSERT_TRUE(c.Call(cmd).has_value());
+    }
+    auto exec = c.Call({"EXEC"});
+    ASSERT_TRUE(exec.has_value());
+    EXPECT_EQ(exec->elements.size(), 2u);
+    kv.Kill(SIGTERM);
+    EXPECT_EQ(WEXITSTATUS(d.Stop(SIGTERM)), 0);
+  }
+  {
+    rpm_test::Daemon d;
+    ASSERT_TRUE(StartDaemon(d));
+    KvServer kv("", KvArgs(d, "kv"));
+    ASSERT_TRUE(kv.Start());
+    const int p = kv.port();
+    EXPECT_EQ(RedisCli(p, "HGET h " + field), "\"" + value + "\"");
+    EXPECT_EQ(RedisCli(p, "LRANGE l 0 -1"), "1) \"second\"");
+    EXPECT_EQ(RedisCli(p, "SISMEMBER s " + member), "(integer) 1");
+    EXPECT_EQ(RedisCli(p, "ZSCORE z " + member), "\"1.5\"");
+    EXPECT_EQ(RedisCli(p, "HGET big " + field), "\"" + value + "\"");
+    EXPECT_EQ(RedisCli(p, "HLEN big"), "(integer) 80");
+    EXPECT_EQ(RedisCli(p, "TYPE z"), "zset");
+    kv.Kill(SIGTERM);
+    d.Stop(SIGTERM);
+  }
+  const std::string file = FileBytes(pool_);
+  for (const std::string& secret : {field, value, element, member}) {
+    EXPECT_EQ(file.find(secret), std::string::npos) << secret << " is in the node's pool file";
+  }
+}
+
 }  // namespace
 }  // namespace cosmos::kv::testing
