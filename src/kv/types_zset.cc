@@ -2,9 +2,13 @@
 // BYSCORE/BYLEX/REV/LIMIT/WITHSCORES, ZRANGEBYSCORE, ZREVRANGEBYSCORE,
 // ZRANGEBYLEX, ZREVRANGEBYLEX, ZREVRANGE, ZRANK, ZREVRANK, ZSCORE, ZMSCORE,
 // ZINCRBY, ZREM, ZCARD, ZCOUNT, ZLEXCOUNT, ZPOPMIN, ZPOPMAX, ZREMRANGEBYRANK,
-// ZREMRANGEBYSCORE, ZSCAN) with Redis's replies and error texts.
+// ZREMRANGEBYSCORE, ZSCAN, ZUNION/ZINTER/ZDIFF and their STORE forms) with
+// Redis's replies and error texts.
 #include <algorithm>
 #include <cmath>
+#include <deque>
+#include <unordered_map>
+#include <unordered_set>
 
 #include "kv/command_util.h"
 #include "kv/resp.h"
@@ -460,6 +464,164 @@ uint64_t PopImpl(TypedCtx& c, bool max) {
 uint64_t ZPopMin(TypedCtx& c) { return PopImpl(c, false); }
 uint64_t ZPopMax(TypedCtx& c) { return PopImpl(c, true); }
 
+// ---- ZUNION / ZINTER / ZDIFF and their STORE forms ----
+
+enum class Combine { kUnion, kInter, kDiff };
+enum class Aggregate { kSum, kMin, kMax };
+
+// Members and scores of a sorted set, or of a set (every score 1, as in
+// Redis). Returns false after appending an error (WRONGTYPE for others).
+bool LoadScored(TypedCtx& c, std::string_view key,
+                std::vector<std::pair<std::string, double>>* out) {
+  out->clear();
+  auto info = c.store->Lookup(key);
+  if (!info.ok()) {
+    AppendStoreError(c.out, info.status());
+    return false;
+  }
+  if (!info->has_value()) return true;
+  if ((*info)->type == ValueType::kSet) {
+    Loaded<SetValue> s;
+    if (!LoadSet(c, key, &s)) return false;
+    for (const auto& m : s.value.members()) out->emplace_back(m, 1.0);
+    return true;
+  }
+  Loaded<ZSetValue> z;
+  if (!LoadZSet(c, key, &z)) return false;  // WRONGTYPE for other types
+  for (const auto& [score, member] : z.value.ordered()) out->emplace_back(member, score);
+  return true;
+}
+
+// Redis's weighted score: 0 * inf is 0, not NaN.
+double Weighted(double score, double weight) {
+  const double v = score * weight;
+  return std::isnan(v) ? 0 : v;
+}
+
+double AggregateScores(Aggregate a, double acc, double v) {
+  switch (a) {
+    case Aggregate::kSum: {
+      const double sum = acc + v;
+      return std::isnan(sum) ? 0 : sum;  // inf + -inf
+    }
+    case Aggregate::kMin:
+      return std::min(acc, v);
+    case Aggregate::kMax:
+      return std::max(acc, v);
+  }
+  return acc;
+}
+
+// Parses and computes [dest] numkeys key... [WEIGHTS w...] [AGGREGATE a]
+// [WITHSCORES]; `first` indexes numkeys. Returns false after an error.
+bool CombineZ(TypedCtx& c, size_t first, Combine op, bool store, ZSetValue* result,
+              bool* withscores) {
+  int64_t numkeys;
+  if (!ParseIntArg(c, first, &numkeys)) return false;
+  if (numkeys < 1) {
+    AppendError(c.out, "ERR at least 1 input key is needed for '" + Lower(c.args[0]) + "' command");
+    return false;
+  }
+  const size_t keys_at = first + 1;
+  if (static_cast<uint64_t>(numkeys) > c.args.size() - keys_at) {
+    AppendError(c.out, kSyntax);
+    return false;
+  }
+  const size_t n = static_cast<size_t>(numkeys);
+  std::vector<double> weights(n, 1.0);
+  Aggregate agg = Aggregate::kSum;
+  *withscores = false;
+  for (size_t i = keys_at + n; i < c.args.size(); ++i) {
+    const std::string_view a = c.args[i];
+    const size_t left = c.args.size() - i - 1;
+    if (op != Combine::kDiff && EqualsIgnoreCase(a, "weights") && left >= n) {
+      for (size_t k = 0; k < n; ++k) {
+        if (!ParseDouble(c.args[i + 1 + k], &weights[k])) {
+          AppendError(c.out, "ERR weight value is not a float");
+          return false;
+        }
+      }
+      i += n;
+    } else if (op != Combine::kDiff && EqualsIgnoreCase(a, "aggregate") && left >= 1) {
+      const std::string_view v = c.args[++i];
+      if (EqualsIgnoreCase(v, "sum")) {
+        agg = Aggregate::kSum;
+      } else if (EqualsIgnoreCase(v, "min")) {
+        agg = Aggregate::kMin;
+      } else if (EqualsIgnoreCase(v, "max")) {
+        agg = Aggregate::kMax;
+      } else {
+        AppendError(c.out, kSyntax);
+        return false;
+      }
+    } else if (!store && EqualsIgnoreCase(a, "withscores")) {
+      *withscores = true;
+    } else {
+      AppendError(c.out, kSyntax);
+      return false;
+    }
+  }
+  std::vector<std::vector<std::pair<std::string, double>>> inputs(n);
+  for (size_t k = 0; k < n; ++k) {
+    if (!LoadScored(c, c.args[keys_at + k], &inputs[k])) return false;
+  }
+  std::unordered_map<std::string, std::pair<double, size_t>> acc;  // score, inputs seen
+  for (size_t k = 0; k < n; ++k) {
+    for (const auto& [member, score] : inputs[k]) {
+      const double v = Weighted(score, weights[k]);
+      auto [it, fresh] = acc.emplace(member, std::make_pair(v, size_t{1}));
+      if (!fresh) {
+        it->second.first = AggregateScores(agg, it->second.first, v);
+        ++it->second.second;
+      }
+    }
+    if (op == Combine::kDiff) break;  // only the first input's members count
+  }
+  std::unordered_set<std::string_view> later;  // ZDIFF: members of inputs 2..n
+  if (op == Combine::kDiff) {
+    for (size_t k = 1; k < n; ++k) {
+      for (const auto& e : inputs[k]) later.insert(e.first);
+    }
+  }
+  *result = ZSetValue();
+  for (const auto& [member, entry] : acc) {
+    if (op == Combine::kInter && entry.second != n) continue;
+    if (op == Combine::kDiff && later.count(member) != 0) continue;
+    result->Set(member, entry.first);
+  }
+  return true;
+}
+
+uint64_t CombineReplyZ(TypedCtx& c, Combine op) {
+  ZSetValue r;
+  bool withscores;
+  if (!CombineZ(c, 1, op, false, &r, &withscores)) return 0;
+  std::vector<const Element*> els;
+  for (const Element& e : r.ordered()) els.push_back(&e);
+  AppendElements(c.out, els, withscores);
+  return ReadSeq(c);
+}
+
+uint64_t CombineStoreZ(TypedCtx& c, Combine op) {
+  Loaded<ZSetValue> r;
+  bool withscores;
+  if (!CombineZ(c, 2, op, true, &r.value, &withscores)) return 0;
+  WriteBatch b;
+  std::deque<std::string> storage;
+  StageZSet(c.args[1], r, &b, &storage);  // overwrites any type, or deletes
+  uint64_t seq;
+  if (!ApplyBatch(c, b, &seq)) return 0;
+  AppendInteger(c.out, static_cast<int64_t>(r.value.size()));
+  return seq;
+}
+
+uint64_t ZUnion(TypedCtx& c) { return CombineReplyZ(c, Combine::kUnion); }
+uint64_t ZInter(TypedCtx& c) { return CombineReplyZ(c, Combine::kInter); }
+uint64_t ZDiff(TypedCtx& c) { return CombineReplyZ(c, Combine::kDiff); }
+uint64_t ZUnionStore(TypedCtx& c) { return CombineStoreZ(c, Combine::kUnion); }
+uint64_t ZInterStore(TypedCtx& c) { return CombineStoreZ(c, Combine::kInter); }
+uint64_t ZDiffStore(TypedCtx& c) { return CombineStoreZ(c, Combine::kDiff); }
+
 uint64_t ZScan(TypedCtx& c) {
   std::string_view pattern;
   if (!ParseScanArgs(c, &pattern)) return 0;
@@ -497,6 +659,12 @@ constexpr TypedCommand kZSetCommands[] = {
     {"zpopmin", -2, &ZPopMin, true},
     {"zpopmax", -2, &ZPopMax, true},
     {"zscan", -3, &ZScan, false},
+    {"zunion", -3, &ZUnion, false},
+    {"zinter", -3, &ZInter, false},
+    {"zdiff", -3, &ZDiff, false},
+    {"zunionstore", -4, &ZUnionStore, true},
+    {"zinterstore", -4, &ZInterStore, true},
+    {"zdiffstore", -4, &ZDiffStore, true},
 };
 
 }  // namespace

@@ -659,6 +659,61 @@ TEST_F(RedisDiff, ExpiryOverwritesAndTransactionEdges) {
   }));
 }
 
+TEST_F(RedisDiff, SortedSetAlgebraAndCopy) {
+  Compare(Script({
+      "FLUSHALL",
+      "ZADD a 1 x 2 y 3 z",
+      "ZADD b 10 y 20 z 30 w",
+      "SADD s x w q",
+      "ZUNION 2 a b",
+      "ZUNION 2 a b WITHSCORES",
+      "ZINTER 2 a b WITHSCORES",
+      "ZDIFF 2 a b WITHSCORES",
+      "ZUNION 3 a b s WITHSCORES",
+      "ZUNION 2 a b WEIGHTS 2 0.5 WITHSCORES",
+      "ZUNION 2 a b AGGREGATE MIN WITHSCORES",
+      "ZINTER 2 a b AGGREGATE MAX WITHSCORES",
+      "ZUNIONSTORE u 2 a b",
+      "ZRANGE u 0 -1 WITHSCORES",
+      "ZINTERSTORE i 2 a b WEIGHTS 1 -1",
+      "ZRANGE i 0 -1 WITHSCORES",
+      "ZDIFFSTORE d 2 a b",
+      "ZRANGE d 0 -1 WITHSCORES",
+      "ZINTERSTORE e 2 a nokey",
+      "EXISTS e",
+      "ZUNIONSTORE a 1 a",
+      "ZUNION 0 a",
+      "ZUNION x a",
+      "ZUNION 3 a b",
+      "ZUNION 2 a b WEIGHTS 1",
+      "ZUNION 2 a b WEIGHTS 1 x",
+      "ZUNION 2 a b AGGREGATE AVG",
+      "ZUNIONSTORE u 2 a b WITHSCORES",
+      "ZDIFF 2 a b WEIGHTS 1 1",
+      "SET str v",
+      "ZUNION 2 a str",
+      "ZADD inf inf p -inf m",
+      "ZUNION 2 inf inf WITHSCORES",
+      "ZUNION 1 inf WEIGHTS 0 WITHSCORES",
+      "HSET h f v",
+      "EXPIRE h 100",
+      "COPY h h2",
+      "TTL h2",
+      "HGETALL h2",
+      "COPY h h2",
+      "COPY a h2 REPLACE",
+      "TYPE h2",
+      "ZRANGE h2 0 -1",
+      "COPY h h",
+      "COPY nokey x",
+      "COPY h h3 DB 0",
+      "COPY h h5 BOGUS",
+      "RPUSH l 1 2",
+      "COPY l l2",
+      "LRANGE l2 0 -1",
+  }));
+}
+
 // A write by another client to a WATCHed key aborts EXEC on both servers.
 TEST_F(RedisDiff, WatchSeesOtherClientsWrites) {
   RespClient redis2(redis_.port()), kv2(kv_->port());
