@@ -43,6 +43,11 @@ uint8_t AccessList::RightsOf(const Ed25519PublicKey& identity) const {
   return 0;
 }
 
+bool AccessList::HasAdmin() const {
+  return std::any_of(entries_.begin(), entries_.end(),
+                     [](const Entry& e) { return (e.rights & kRightAdmin) != 0; });
+}
+
 Status AccessList::Check(const Ed25519PublicKey& identity, uint8_t right) const {
   if ((RightsOf(identity) & right) != right) {
     return Status::PermissionDenied("client lacks the required right on this region");

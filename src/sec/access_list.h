@@ -31,6 +31,13 @@ IdentityFingerprint FingerprintOf(const Ed25519PublicKey& key);
 // A value type; not synchronised.
 class AccessList {
  public:
+  // One stored entry: the identity's fingerprint (the list never holds the
+  // public key itself) and its rights bits (1..7).
+  struct Entry {
+    IdentityFingerprint fingerprint;
+    uint8_t rights;
+  };
+
   // Sets the rights of `identity` (0 removes it). ResourceExhausted when a
   // new entry would exceed kMaxAccessListEntries.
   [[nodiscard]] Status Grant(const Ed25519PublicKey& identity, uint8_t rights);
@@ -39,6 +46,11 @@ class AccessList {
   // Ok if `identity` holds every bit of `right`, else PermissionDenied.
   [[nodiscard]] Status Check(const Ed25519PublicKey& identity, uint8_t right) const;
   size_t size() const { return entries_.size(); }
+  // The entries, sorted by fingerprint.
+  const std::vector<Entry>& entries() const { return entries_; }
+  // True when at least one identity holds kRightAdmin (a region whose list
+  // has no admin could never change its list or key again).
+  bool HasAdmin() const;
 
   // Blob format v1: u8 version, u8 count, count x {u8[16] fingerprint,
   // u8 rights}, sorted by fingerprint, no duplicates, rights in 1..7.
@@ -47,10 +59,6 @@ class AccessList {
   static Result<AccessList> Parse(ByteSpan blob);
 
  private:
-  struct Entry {
-    IdentityFingerprint fingerprint;
-    uint8_t rights;
-  };
   std::vector<Entry> entries_;  // sorted by fingerprint
 };
 

@@ -12,6 +12,7 @@
 #include <string_view>
 
 #include "cosmos/result.h"
+#include "sec/access_list.h"
 #include "sec/bytes.h"
 #include "sec/crypto.h"
 #include "sec/protected_region.h"
@@ -31,6 +32,17 @@ struct AcceptedSession {
   uint64_t session_id = 0;             // the id the client sees (public)
   Ed25519PublicKey client_identity{};  // public
 };
+
+// What a region's admin sees of its protection: the key epoch (grows by one
+// per key rotation) and the sealed access list's entries (fingerprints of the
+// identities, not their keys, sorted by fingerprint).
+struct RegionAccessInfo {
+  uint32_t key_epoch = 0;
+  std::vector<AccessList::Entry> entries;
+};
+
+// Unfinished atomic attempts (see RegionCompareAndSwap) one session may hold.
+inline constexpr size_t kMaxPendingAtomicsPerSession = 1024;
 
 // Every method is thread-safe. Errors never carry secret material.
 class Enclave {
@@ -108,10 +120,48 @@ class Enclave {
   // key from its handshake and recomputes the digest).
   virtual Result<Digest> RegionVerify(SessionHandle session, RegionHandle region,
                                       std::span<const ByteRange> ranges) = 0;
-  // Replaces the access list (AccessList blob); admin only.
+  // 8-byte atomics on behalf of a session (write right, else
+  // PermissionDenied): the enclave applies the update under the region's lock
+  // (ProtectedRegion::ApplyAtomic) and then flushes with RegionFlush's
+  // freshness guarantee (strict: returned only once the counter value
+  // covering it is stable). Returns the word before the update.
+  // InvalidArgument (unaligned offset), OutOfRange, IntegrityViolation.
+  //
+  // A call under NoCounterWaitScope that would wait for the counter returns
+  // the status IsCounterWaitNeeded() recognises, possibly after the update
+  // was applied. Finish it by repeating the call (any thread, same session
+  // and arguments) with the same `attempt`: a nonzero id the caller makes
+  // unique among the session's unfinished atomic calls. A repeat never
+  // applies the update again; it completes the flush and returns the first
+  // application's result. The enclave forgets an attempt when it returns any
+  // other outcome or the session closes; InvalidArgument for a repeat with
+  // other arguments, ResourceExhausted when the session already holds
+  // kMaxPendingAtomicsPerSession unfinished attempts. `attempt` 0 cannot be
+  // repeated and is refused (InvalidArgument) under NoCounterWaitScope.
+  virtual Result<uint64_t> RegionCompareAndSwap(SessionHandle session, RegionHandle region,
+                                                uint64_t offset, uint64_t expected,
+                                                uint64_t desired, uint64_t attempt) = 0;
+  virtual Result<uint64_t> RegionFetchAdd(SessionHandle session, RegionHandle region,
+                                          uint64_t offset, uint64_t delta, uint64_t attempt) = 0;
+  // Replaces the access list (AccessList blob); admin only. InvalidArgument
+  // for a malformed blob, FailedPrecondition if it names no admin.
   [[nodiscard]] virtual Status RegionSetAccess(SessionHandle session, RegionHandle region,
                                                ByteSpan access_list) = 0;
-  // Re-encrypts the region under a fresh key; admin only.
+  // Sets the rights of `identity` (AccessRight bits; 0 removes it) in the
+  // region's sealed access list: reads the current list, applies the change
+  // and commits it, durable and fresh on return (as RegionFlush). Admin only
+  // (PermissionDenied, checked against the list the change applies to).
+  // FailedPrecondition when the change would leave no admin (the last admin
+  // cannot drop its own admin right); ResourceExhausted when a new entry does
+  // not fit (kMaxAccessListEntries); InvalidArgument for unknown right bits.
+  [[nodiscard]] virtual Status RegionGrant(SessionHandle session, RegionHandle region,
+                                           const Ed25519PublicKey& identity, uint8_t rights) = 0;
+  // The region's key epoch and access-list entries; admin only
+  // (PermissionDenied): who else may use a region is its admins' business.
+  virtual Result<RegionAccessInfo> RegionListAccess(SessionHandle session, RegionHandle region) = 0;
+  // Re-encrypts the region under a fresh key (key epoch + 1), durable and
+  // fresh on return; admin only. Runs to completion under the region's lock
+  // (I/O on the region waits for it).
   [[nodiscard]] virtual Status RegionRotateKey(SessionHandle session, RegionHandle region) = 0;
 };
 

@@ -7,6 +7,7 @@
 #include <cctype>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 
 #include "common/log.h"
 #include "sec/key_files.h"
@@ -314,6 +315,79 @@ Result<Digest> SimulatedEnclave::RegionVerify(SessionHandle session, RegionHandl
   return r->engine->Verify(ranges, key.span());
 }
 
+Result<uint64_t> SimulatedEnclave::RegionAtomic(SessionHandle session, RegionHandle region,
+                                                const AtomicUpdate& update, uint64_t attempt) {
+  std::shared_ptr<Session> s;
+  std::shared_ptr<Region> r;
+  COSMOS_RETURN_IF_ERROR(Authorize(session, region, kRightWrite, &s, &r));
+  if (attempt == 0 && NoCounterWaitScope::active()) {
+    return Status::InvalidArgument("an atomic that may be deferred needs an attempt id");
+  }
+  std::optional<uint64_t> before;
+  if (attempt != 0) {
+    std::lock_guard<std::mutex> l(s->atomics_mu);
+    auto it = s->pending_atomics.find(attempt);
+    if (it != s->pending_atomics.end()) {
+      if (it->second.region != region || !(it->second.update == update)) {
+        s->pending_atomics.erase(it);
+        return Status::InvalidArgument("atomic attempt repeated with other arguments");
+      }
+      before = it->second.before;  // applied by an earlier call: only finish it
+    } else if (s->pending_atomics.size() >= kMaxPendingAtomicsPerSession) {
+      return Status::ResourceExhausted("too many unfinished atomics on this session");
+    }
+  }
+  if (!before.has_value()) {
+    // A counter-wait refusal here leaves the region unchanged: nothing to
+    // remember, the repeat applies the update then.
+    COSMOS_ASSIGN_OR_RETURN(before, r->engine->ApplyAtomic(update));
+    if (attempt != 0) {
+      std::lock_guard<std::mutex> l(s->atomics_mu);
+      s->pending_atomics[attempt] = PendingAtomic{region, update, *before};
+    }
+  }
+  Status flushed = r->engine->Flush();
+  if (IsCounterWaitNeeded(flushed)) return flushed;  // applied; a repeat finishes it
+  if (attempt != 0) {
+    std::lock_guard<std::mutex> l(s->atomics_mu);
+    s->pending_atomics.erase(attempt);
+  }
+  COSMOS_RETURN_IF_ERROR(flushed);
+  return *before;
+}
+
+Result<uint64_t> SimulatedEnclave::RegionCompareAndSwap(SessionHandle session, RegionHandle region,
+                                                        uint64_t offset, uint64_t expected,
+                                                        uint64_t desired, uint64_t attempt) {
+  return RegionAtomic(session, region,
+                      AtomicUpdate{AtomicUpdate::Kind::kCompareAndSwap, offset, expected, desired},
+                      attempt);
+}
+
+Result<uint64_t> SimulatedEnclave::RegionFetchAdd(SessionHandle session, RegionHandle region,
+                                                  uint64_t offset, uint64_t delta,
+                                                  uint64_t attempt) {
+  return RegionAtomic(session, region,
+                      AtomicUpdate{AtomicUpdate::Kind::kFetchAdd, offset, delta, 0}, attempt);
+}
+
+Status SimulatedEnclave::UpdateAccessList(const Session& s, Region& r,
+                                          const std::function<Status(AccessList*)>& change) {
+  std::lock_guard<std::mutex> l(r.access_mu);
+  auto acl = AccessList::Parse(r.engine->access_list());
+  if (!acl.ok()) return Status::IntegrityViolation("region access list is malformed");
+  // Checked again on the list the change applies to: a concurrent change may
+  // have taken this client's admin right after Authorize looked.
+  COSMOS_RETURN_IF_ERROR(acl->Check(s.client, kRightAdmin));
+  COSMOS_RETURN_IF_ERROR(change(&*acl));
+  if (!acl->HasAdmin()) {
+    return Status::FailedPrecondition(
+        "the change would leave the region without an admin (grant admin to another client "
+        "first)");
+  }
+  return r.engine->SetAccessList(acl->Serialize());
+}
+
 Status SimulatedEnclave::RegionSetAccess(SessionHandle session, RegionHandle region,
                                          ByteSpan access_list) {
   std::shared_ptr<Session> s;
@@ -322,7 +396,31 @@ Status SimulatedEnclave::RegionSetAccess(SessionHandle session, RegionHandle reg
   auto parsed = AccessList::Parse(access_list);
   if (!parsed.ok())
     return Status::InvalidArgument("access list blob: " + parsed.status().message());
-  return r->engine->SetAccessList(access_list);
+  return UpdateAccessList(*s, *r, [&](AccessList* acl) {
+    *acl = std::move(*parsed);
+    return Status::Ok();
+  });
+}
+
+Status SimulatedEnclave::RegionGrant(SessionHandle session, RegionHandle region,
+                                     const Ed25519PublicKey& identity, uint8_t rights) {
+  std::shared_ptr<Session> s;
+  std::shared_ptr<Region> r;
+  COSMOS_RETURN_IF_ERROR(Authorize(session, region, kRightAdmin, &s, &r));
+  return UpdateAccessList(*s, *r, [&](AccessList* acl) { return acl->Grant(identity, rights); });
+}
+
+Result<RegionAccessInfo> SimulatedEnclave::RegionListAccess(SessionHandle session,
+                                                            RegionHandle region) {
+  std::shared_ptr<Session> s;
+  std::shared_ptr<Region> r;
+  COSMOS_RETURN_IF_ERROR(Authorize(session, region, kRightAdmin, &s, &r));
+  auto acl = AccessList::Parse(r->engine->access_list());
+  if (!acl.ok()) return Status::IntegrityViolation("region access list is malformed");
+  RegionAccessInfo info;
+  info.key_epoch = r->engine->key_epoch();
+  info.entries = acl->entries();
+  return info;
 }
 
 Status SimulatedEnclave::RegionRotateKey(SessionHandle session, RegionHandle region) {

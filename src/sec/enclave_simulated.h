@@ -5,6 +5,7 @@
 // optionally PR_SET_DUMPABLE 0) and says what it is in logs and Description().
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -74,7 +75,15 @@ class SimulatedEnclave final : public Enclave {
   Status RegionFlush(SessionHandle session, RegionHandle region) override;
   Result<Digest> RegionVerify(SessionHandle session, RegionHandle region,
                               std::span<const ByteRange> ranges) override;
+  Result<uint64_t> RegionCompareAndSwap(SessionHandle session, RegionHandle region, uint64_t offset,
+                                        uint64_t expected, uint64_t desired,
+                                        uint64_t attempt) override;
+  Result<uint64_t> RegionFetchAdd(SessionHandle session, RegionHandle region, uint64_t offset,
+                                  uint64_t delta, uint64_t attempt) override;
   Status RegionSetAccess(SessionHandle session, RegionHandle region, ByteSpan access_list) override;
+  Status RegionGrant(SessionHandle session, RegionHandle region, const Ed25519PublicKey& identity,
+                     uint8_t rights) override;
+  Result<RegionAccessInfo> RegionListAccess(SessionHandle session, RegionHandle region) override;
   Status RegionRotateKey(SessionHandle session, RegionHandle region) override;
 
   // Whether the secret memory could be locked / excluded from dumps.
@@ -86,13 +95,23 @@ class SimulatedEnclave final : public Enclave {
   std::string CounterPath(const RegionBinding& binding) const;
 
  private:
+  // An atomic applied but not yet acknowledged (its flush waits for the
+  // counter); finished by a repeat with the same attempt id.
+  struct PendingAtomic {
+    RegionHandle region = 0;
+    AtomicUpdate update;
+    uint64_t before = 0;
+  };
   struct Session {
     std::mutex mu;  // SecureChannel is single-owner; serialise concurrent callers
     std::unique_ptr<SecureChannel> channel;
     Ed25519PublicKey client{};
+    std::mutex atomics_mu;                              // guards pending_atomics
+    std::map<uint64_t, PendingAtomic> pending_atomics;  // by attempt id
   };
   struct Region {
-    std::string key;  // RegionBinding::Key()
+    std::mutex access_mu;  // serialises read-modify-write of the access list
+    std::string key;       // RegionBinding::Key()
     std::unique_ptr<SimulatedCounter> counter;
     std::unique_ptr<Sealer> sealer;  // per region: Sealer is single-threaded
     std::unique_ptr<ProtectedRegion> engine;
@@ -106,6 +125,14 @@ class SimulatedEnclave final : public Enclave {
   // Looks up session + region and checks `right` against the region ACL.
   Status Authorize(SessionHandle session, RegionHandle region, uint8_t right,
                    std::shared_ptr<Session>* s, std::shared_ptr<Region>* r);
+  // RegionCompareAndSwap / RegionFetchAdd: apply once per attempt, then flush.
+  Result<uint64_t> RegionAtomic(SessionHandle session, RegionHandle region,
+                                const AtomicUpdate& update, uint64_t attempt);
+  // Under r->access_mu: parses the current list, checks that the session's
+  // client is (still) its admin, lets `change` edit it, refuses a result
+  // without an admin (FailedPrecondition) and commits it.
+  Status UpdateAccessList(const Session& s, Region& r,
+                          const std::function<Status(AccessList*)>& change);
 
   SimulatedEnclaveOptions options_;
   std::unique_ptr<LockedBuffer> secrets_;  // [0,32) platform seed, [32,64) sealing key

@@ -139,6 +139,193 @@ TEST_F(EnclaveTest, RegionRightsAreEnforcedPerClient) {
   EXPECT_EQ(std::string(got.begin(), got.end()), secret);
 }
 
+TEST_F(EnclaveTest, GrantAndRevokeChangeRightsAndOnlyAnAdminMayChangeThem) {
+  auto alice = Connect(enclave_.get(), alice_);
+  auto bob = Connect(enclave_.get(), bob_);
+  ASSERT_TRUE(alice.ok() && bob.ok());
+  auto region = enclave_->CreateRegion(alice->handle, B(8), geometry_, store_.get());
+  ASSERT_TRUE(region.ok()) << region.status();
+  ASSERT_TRUE(enclave_->RegionWrite(alice->handle, *region, 0, Bytes(16, 7)).ok());
+  ASSERT_TRUE(enclave_->RegionFlush(alice->handle, *region).ok());
+  Bytes got(16);
+  EXPECT_EQ(enclave_->RegionRead(bob->handle, *region, 0, got).code(),
+            StatusCode::kPermissionDenied);
+
+  ASSERT_TRUE(enclave_->RegionGrant(alice->handle, *region, bob_.public_key, kRightRead).ok());
+  ASSERT_TRUE(enclave_->RegionRead(bob->handle, *region, 0, got).ok());
+  EXPECT_EQ(got, Bytes(16, 7));
+  EXPECT_EQ(enclave_->RegionWrite(bob->handle, *region, 0, got).code(),
+            StatusCode::kPermissionDenied);
+  // Neither a reader nor a writer may change the list, read it or rotate.
+  ASSERT_TRUE(
+      enclave_->RegionGrant(alice->handle, *region, bob_.public_key, kRightRead | kRightWrite)
+          .ok());
+  ASSERT_TRUE(enclave_->RegionWrite(bob->handle, *region, 0, Bytes(16, 8)).ok());
+  EXPECT_EQ(enclave_->RegionGrant(bob->handle, *region, bob_.public_key, 7).code(),
+            StatusCode::kPermissionDenied);
+  EXPECT_EQ(enclave_->RegionListAccess(bob->handle, *region).status().code(),
+            StatusCode::kPermissionDenied);
+
+  auto info = enclave_->RegionListAccess(alice->handle, *region);
+  ASSERT_TRUE(info.ok()) << info.status();
+  ASSERT_EQ(info->entries.size(), 2u);
+  for (const auto& e : info->entries) {
+    if (e.fingerprint == FingerprintOf(alice_.public_key)) {
+      EXPECT_EQ(e.rights, kRightRead | kRightWrite | kRightAdmin);
+    } else {
+      EXPECT_EQ(e.fingerprint, FingerprintOf(bob_.public_key));
+      EXPECT_EQ(e.rights, kRightRead | kRightWrite);
+    }
+  }
+
+  // Revoke: 0 rights removes the entry.
+  ASSERT_TRUE(enclave_->RegionGrant(alice->handle, *region, bob_.public_key, 0).ok());
+  EXPECT_EQ(enclave_->RegionRead(bob->handle, *region, 0, got).code(),
+            StatusCode::kPermissionDenied);
+  EXPECT_EQ(enclave_->RegionListAccess(alice->handle, *region)->entries.size(), 1u);
+  EXPECT_EQ(enclave_->RegionGrant(alice->handle, *region, bob_.public_key, 8).code(),
+            StatusCode::kInvalidArgument);
+}
+
+TEST_F(EnclaveTest, TheLastAdminCannotBeRemovedButAdminCanBeHandedOver) {
+  auto alice = Connect(enclave_.get(), alice_);
+  auto bob = Connect(enclave_.get(), bob_);
+  ASSERT_TRUE(alice.ok() && bob.ok());
+  auto region = enclave_->CreateRegion(alice->handle, B(9), geometry_, store_.get());
+  ASSERT_TRUE(region.ok());
+  EXPECT_EQ(enclave_->RegionGrant(alice->handle, *region, alice_.public_key, kRightRead).code(),
+            StatusCode::kFailedPrecondition);
+  EXPECT_EQ(enclave_->RegionGrant(alice->handle, *region, alice_.public_key, 0).code(),
+            StatusCode::kFailedPrecondition);
+  AccessList no_admin;
+  ASSERT_TRUE(no_admin.Grant(alice_.public_key, kRightRead).ok());
+  EXPECT_EQ(enclave_->RegionSetAccess(alice->handle, *region, no_admin.Serialize()).code(),
+            StatusCode::kFailedPrecondition);
+  // Still admin after the refusals.
+  ASSERT_TRUE(enclave_->RegionCheckAccess(alice->handle, *region, kRightAdmin).ok());
+  // Hand over: bob becomes admin, then alice may leave.
+  ASSERT_TRUE(enclave_->RegionGrant(alice->handle, *region, bob_.public_key, kRightAdmin).ok());
+  ASSERT_TRUE(enclave_->RegionGrant(alice->handle, *region, alice_.public_key, 0).ok());
+  EXPECT_EQ(enclave_->RegionCheckAccess(alice->handle, *region, 0).code(),
+            StatusCode::kPermissionDenied);
+  EXPECT_EQ(enclave_->RegionGrant(alice->handle, *region, alice_.public_key, 7).code(),
+            StatusCode::kPermissionDenied);
+  ASSERT_TRUE(enclave_->RegionGrant(bob->handle, *region, alice_.public_key, kRightRead).ok());
+}
+
+TEST_F(EnclaveTest, GrantsAndKeyRotationSurviveARestart) {
+  uint32_t epoch = 0;
+  {
+    auto alice = Connect(enclave_.get(), alice_);
+    auto region = enclave_->CreateRegion(alice->handle, B(10), geometry_, store_.get());
+    ASSERT_TRUE(region.ok());
+    ASSERT_TRUE(enclave_->RegionWrite(alice->handle, *region, 100, Bytes(600, 0x42)).ok());
+    ASSERT_TRUE(enclave_->RegionFlush(alice->handle, *region).ok());
+    ASSERT_TRUE(enclave_->RegionGrant(alice->handle, *region, bob_.public_key, kRightRead).ok());
+    auto before = enclave_->RegionListAccess(alice->handle, *region);
+    ASSERT_TRUE(before.ok());
+    ASSERT_TRUE(enclave_->RegionRotateKey(alice->handle, *region).ok());
+    auto after = enclave_->RegionListAccess(alice->handle, *region);
+    ASSERT_TRUE(after.ok());
+    EXPECT_EQ(after->key_epoch, before->key_epoch + 1);
+    epoch = after->key_epoch;
+    ASSERT_TRUE(enclave_->CloseRegion(*region).ok());
+  }
+  enclave_ = MakeEnclave(dir_ + "/node/sealing.secret");  // "restart"
+  auto alice = Connect(enclave_.get(), alice_);
+  auto bob = Connect(enclave_.get(), bob_);
+  auto region = enclave_->OpenRegion(B(10), store_.get());
+  ASSERT_TRUE(region.ok()) << region.status();
+  Bytes got(600);
+  ASSERT_TRUE(enclave_->RegionRead(bob->handle, *region, 100, got).ok());
+  EXPECT_EQ(got, Bytes(600, 0x42));
+  EXPECT_EQ(enclave_->RegionWrite(bob->handle, *region, 0, got).code(),
+            StatusCode::kPermissionDenied);
+  EXPECT_EQ(enclave_->RegionListAccess(alice->handle, *region)->key_epoch, epoch);
+}
+
+TEST_F(EnclaveTest, AtomicsNeedTheWriteRightAndAreDurableOnReturn) {
+  {
+    auto alice = Connect(enclave_.get(), alice_);
+    auto bob = Connect(enclave_.get(), bob_);
+    auto region = enclave_->CreateRegion(alice->handle, B(11), geometry_, store_.get());
+    ASSERT_TRUE(region.ok());
+    ASSERT_TRUE(enclave_->RegionGrant(alice->handle, *region, bob_.public_key, kRightRead).ok());
+    EXPECT_EQ(enclave_->RegionFetchAdd(alice->handle, *region, 520, 5, 0).value_or(99), 0u);
+    EXPECT_EQ(enclave_->RegionFetchAdd(alice->handle, *region, 520, 3, 0).value_or(99), 5u);
+    // Failed comparison: returns the word, changes nothing.
+    EXPECT_EQ(enclave_->RegionCompareAndSwap(alice->handle, *region, 520, 1, 100, 0).value_or(99),
+              8u);
+    EXPECT_EQ(enclave_->RegionCompareAndSwap(alice->handle, *region, 520, 8, 100, 0).value_or(99),
+              8u);
+    EXPECT_EQ(enclave_->RegionFetchAdd(bob->handle, *region, 520, 1, 0).status().code(),
+              StatusCode::kPermissionDenied);
+    EXPECT_EQ(enclave_->RegionCompareAndSwap(bob->handle, *region, 520, 100, 1, 0).status().code(),
+              StatusCode::kPermissionDenied);
+    EXPECT_EQ(enclave_->RegionFetchAdd(alice->handle, *region, 4, 1, 0).status().code(),
+              StatusCode::kInvalidArgument);
+    EXPECT_EQ(
+        enclave_->RegionFetchAdd(alice->handle, *region, geometry_.size, 1, 0).status().code(),
+        StatusCode::kOutOfRange);
+    // Little-endian word, as the plain path stores it.
+    Bytes word(8);
+    ASSERT_TRUE(enclave_->RegionRead(alice->handle, *region, 520, word).ok());
+    EXPECT_EQ(word, Bytes({100, 0, 0, 0, 0, 0, 0, 0}));
+    // No Flush: the atomic itself made the word durable.
+    ASSERT_TRUE(enclave_->CloseRegion(*region).ok());
+  }
+  enclave_ = MakeEnclave(dir_ + "/node/sealing.secret");
+  auto alice = Connect(enclave_.get(), alice_);
+  auto region = enclave_->OpenRegion(B(11), store_.get());
+  ASSERT_TRUE(region.ok()) << region.status();
+  EXPECT_EQ(enclave_->RegionFetchAdd(alice->handle, *region, 520, 0, 0).value_or(99), 100u);
+}
+
+TEST_F(EnclaveTest, AnAtomicDeferredForTheCounterIsAppliedOnceWhenRepeated) {
+  auto alice = Connect(enclave_.get(), alice_);
+  ASSERT_TRUE(alice.ok());
+  auto region = enclave_->CreateRegion(alice->handle, B(12), geometry_, store_.get());
+  ASSERT_TRUE(region.ok());
+  const uint64_t committed = enclave_->CounterForTesting(B(12))->Current();
+  {
+    NoCounterWaitScope no_wait;
+    // Applied and committed, but its counter value is not stable yet (the
+    // fake clock only moves in the counter's sleep).
+    auto first = enclave_->RegionFetchAdd(alice->handle, *region, 0, 10, /*attempt=*/7);
+    ASSERT_TRUE(IsCounterWaitNeeded(first.status())) << first.status();
+    EXPECT_GT(enclave_->CounterForTesting(B(12))->Current(), committed);
+    auto again = enclave_->RegionFetchAdd(alice->handle, *region, 0, 10, 7);
+    EXPECT_TRUE(IsCounterWaitNeeded(again.status())) << again.status();
+    // Without an attempt id a deferrable call is refused outright.
+    EXPECT_EQ(enclave_->RegionFetchAdd(alice->handle, *region, 0, 10, 0).status().code(),
+              StatusCode::kInvalidArgument);
+    auto cas = enclave_->RegionCompareAndSwap(alice->handle, *region, 8, 0, 55, 8);
+    ASSERT_TRUE(IsCounterWaitNeeded(cas.status())) << cas.status();
+  }
+  // The repeats finish the calls: the first application's results, no
+  // second application (a re-applied CAS would see 55 and report failure).
+  auto finished = enclave_->RegionFetchAdd(alice->handle, *region, 0, 10, 7);
+  ASSERT_TRUE(finished.ok()) << finished.status();
+  EXPECT_EQ(*finished, 0u);
+  auto cas = enclave_->RegionCompareAndSwap(alice->handle, *region, 8, 0, 55, 8);
+  ASSERT_TRUE(cas.ok()) << cas.status();
+  EXPECT_EQ(*cas, 0u);
+  Bytes words(16);
+  ASSERT_TRUE(enclave_->RegionRead(alice->handle, *region, 0, words).ok());
+  EXPECT_EQ(words, Bytes({10, 0, 0, 0, 0, 0, 0, 0, 55, 0, 0, 0, 0, 0, 0, 0}));
+  // A finished attempt id is forgotten: using it again is a new atomic.
+  EXPECT_EQ(enclave_->RegionFetchAdd(alice->handle, *region, 0, 10, 7).value_or(99), 10u);
+  // A repeat with other arguments is refused, not applied.
+  {
+    NoCounterWaitScope no_wait;
+    ASSERT_TRUE(
+        IsCounterWaitNeeded(enclave_->RegionFetchAdd(alice->handle, *region, 0, 1, 9).status()));
+  }
+  EXPECT_EQ(enclave_->RegionFetchAdd(alice->handle, *region, 0, 2, 9).status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(enclave_->RegionFetchAdd(alice->handle, *region, 0, 0, 0).value_or(99), 21u);
+}
+
 TEST_F(EnclaveTest, VerifyDigestMatchesWhatTheClientComputesWithItsSessionKey) {
   auto alice = Connect(enclave_.get(), alice_);
   ASSERT_TRUE(alice.ok());

@@ -1168,6 +1168,53 @@ Status ProtectedRegion::Write(uint64_t offset, ByteSpan data) {
   return Status::Ok();
 }
 
+Result<uint64_t> ProtectedRegion::ApplyAtomic(const AtomicUpdate& update) {
+  if (update.offset % 8 != 0) {
+    return Status::InvalidArgument("atomic offset " + std::to_string(update.offset) +
+                                   " is not 8-byte aligned");
+  }
+  std::lock_guard<std::mutex> l(impl_->mu);
+  COSMOS_RETURN_IF_ERROR(impl_->CheckUsable());
+  COSMOS_RETURN_IF_ERROR(impl_->CheckRange(update.offset, 8));
+  // Blocks are at least 512 bytes and powers of two: an aligned word never
+  // straddles two blocks.
+  const uint64_t bs = impl_->layout.block_size;
+  const uint64_t i = update.offset / bs, in = update.offset % bs;
+  Bytes block(bs);
+  Status read = impl_->ReadBlock(i, block);
+  if (!read.ok()) {
+    SecureWipe(block);
+    return read;
+  }
+  const uint64_t before = LoadLE<uint64_t>(block.data() + in);
+  uint64_t after = before;
+  if (update.kind == AtomicUpdate::Kind::kFetchAdd) {
+    after = before + update.operand;
+  } else if (before == update.operand) {
+    after = update.desired;
+  }
+  if (after != before) {
+    auto it = impl_->dirty.find(i);
+    if (it == impl_->dirty.end()) {
+      // Make room first: if that commit cannot proceed, nothing has changed.
+      if (impl_->dirty.size() >= impl_->rec.log_capacity_blocks) {
+        Status committed = impl_->CommitDirty();
+        if (!committed.ok()) {
+          SecureWipe(block);
+          return committed;
+        }
+      }
+      it = impl_->dirty.emplace(i, std::move(block)).first;
+    } else {
+      SecureWipe(block);
+    }
+    StoreLE<uint64_t>(it->second.data() + in, after);
+  } else {
+    SecureWipe(block);
+  }
+  return before;
+}
+
 Status ProtectedRegion::Flush() {
   std::unique_lock<std::mutex> l(impl_->mu);
   uint64_t target = 0;

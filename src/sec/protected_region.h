@@ -74,6 +74,16 @@ struct RegionPolicy {
   uint64_t rekey_version_threshold = 1ull << 48;
 };
 
+// One 8-byte atomic update of a protected region (the word is little-endian).
+struct AtomicUpdate {
+  enum class Kind : uint8_t { kCompareAndSwap, kFetchAdd };
+  Kind kind = Kind::kFetchAdd;
+  uint64_t offset = 0;   // 8-byte aligned
+  uint64_t operand = 0;  // compare-and-swap: the expected value; fetch-add: the delta
+  uint64_t desired = 0;  // compare-and-swap only
+  bool operator==(const AtomicUpdate&) const = default;
+};
+
 // Counters for tests and `info` output.
 struct RegionStats {
   uint64_t commits = 0;
@@ -147,6 +157,17 @@ class ProtectedRegion {
   // Relaxed: waits only when `relaxed_window` increments are unstable, and
   // then until at most half of them are.
   [[nodiscard]] Status Flush();
+  // Applies `update` to the 8-byte word at update.offset as one step under the
+  // region's mutex: reads the word (including writes not yet flushed), then
+  // stores the new value as a posted Write would (compare-and-swap: `desired`
+  // if the word equals `operand`, else nothing; fetch-add: word + operand,
+  // wrapping). Returns the word before. Visible to Read at once, durable and
+  // fresh only after a following Flush (the caller flushes; the enclave's
+  // atomic ecalls do). All or nothing: on error the region is unchanged.
+  // InvalidArgument if the offset is not 8-byte aligned, OutOfRange outside
+  // the region, IntegrityViolation as for Read; under a NoCounterWaitScope,
+  // the counter-wait status when the store would first need an early commit.
+  Result<uint64_t> ApplyAtomic(const AtomicUpdate& update);
   // Keyed digest over the durable plaintext of `ranges`:
   // HMAC-SHA256(mac_key, for each range: LE64 offset || LE64 length || bytes).
   // IntegrityViolation as for Read.
