@@ -1,16 +1,53 @@
 // Output and parsing helpers of the admin CLI.
 #include "cli.h"
 
+#include <algorithm>
 #include <cctype>
 #include <cstdio>
 
 #include "common/build_info.h"
+#include "cosmos/client.h"
 
 namespace cosmos::cli {
 
 void Context::Emit(std::string human, nlohmann::ordered_json json_doc) {
   text = std::move(human);
   output = std::move(json_doc);
+}
+
+Result<uint8_t> ParseRights(std::string_view text) {
+  const Status bad = Status::InvalidArgument("rights '" + std::string(text) +
+                                             "': use letters of rwa (e.g. rw) or read,write,admin");
+  uint8_t rights = 0;
+  if (text.find_first_not_of("rwa") == std::string_view::npos) {
+    for (char c : text) rights |= c == 'r' ? kAccessRead : c == 'w' ? kAccessWrite : kAccessAdmin;
+  } else {
+    size_t pos = 0;
+    while (pos <= text.size()) {
+      const size_t comma = std::min(text.find(',', pos), text.size());
+      const std::string_view word = text.substr(pos, comma - pos);
+      if (word == "read") {
+        rights |= kAccessRead;
+      } else if (word == "write") {
+        rights |= kAccessWrite;
+      } else if (word == "admin") {
+        rights |= kAccessAdmin;
+      } else {
+        return bad;
+      }
+      pos = comma + 1;
+    }
+  }
+  if (rights == 0) return bad;
+  return rights;
+}
+
+std::string RightsName(uint8_t rights) {
+  std::string out = "---";
+  if (rights & kAccessRead) out[0] = 'r';
+  if (rights & kAccessWrite) out[1] = 'w';
+  if (rights & kAccessAdmin) out[2] = 'a';
+  return out;
 }
 
 std::string HumanBytes(uint64_t bytes) {

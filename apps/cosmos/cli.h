@@ -29,6 +29,14 @@ struct Context {
 // "1.5 MiB" style rendering for human output.
 std::string HumanBytes(uint64_t bytes);
 
+// Rights on a secure region for `cosmos region grant --rights`: letters of
+// "rwa" ("rw") or comma-separated words read, write, admin ("read,write"),
+// in any order. Returns cosmos::kAccess* bits, never 0. InvalidArgument for
+// anything else (an empty value included: revoking is `region revoke`).
+Result<uint8_t> ParseRights(std::string_view text);
+// "rwa"-style rendering of rights bits, '-' for a missing right ("r--").
+std::string RightsName(uint8_t rights);
+
 // Verb groups. Each adds one subcommand (with its own verbs) to `app`;
 // commands store their outcome in `ctx` from their callbacks.
 void RegisterPoolCommands(CLI::App& app, Context& ctx);

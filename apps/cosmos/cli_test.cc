@@ -14,6 +14,8 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "cosmos/client.h"
+
 namespace cosmos::cli {
 namespace {
 
@@ -108,6 +110,21 @@ TEST_F(CliTest, CorruptAndReadOnlyPoolsFailWithTheirStatus) {
   CliRun bad = Cosmos("pool check " + pool_);
   EXPECT_EQ(bad.exit_code, 1);
   EXPECT_NE(bad.out.find("region table entry 0: checksum mismatch"), std::string::npos) << bad.out;
+}
+
+TEST(CliRights, LettersAndWordsParseToAccessBits) {
+  EXPECT_EQ(cosmos::cli::ParseRights("r").value_or(0), cosmos::kAccessRead);
+  EXPECT_EQ(cosmos::cli::ParseRights("wr").value_or(0), cosmos::kAccessRead | cosmos::kAccessWrite);
+  EXPECT_EQ(cosmos::cli::ParseRights("rwa").value_or(0), 7);
+  EXPECT_EQ(cosmos::cli::ParseRights("read,admin").value_or(0),
+            cosmos::kAccessRead | cosmos::kAccessAdmin);
+  EXPECT_EQ(cosmos::cli::ParseRights("write").value_or(0), cosmos::kAccessWrite);
+  for (const char* bad : {"", "x", "read,", ",read", "read;write", "rwx", "none"}) {
+    EXPECT_EQ(cosmos::cli::ParseRights(bad).status().code(), cosmos::StatusCode::kInvalidArgument)
+        << bad;
+  }
+  EXPECT_EQ(cosmos::cli::RightsName(5), "r-a");
+  EXPECT_EQ(cosmos::cli::RightsName(2), "-w-");
 }
 
 TEST(CliHelp, EveryVerbHasHelp) {

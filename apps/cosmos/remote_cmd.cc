@@ -1,7 +1,7 @@
-// `cosmos remote region create|list|delete|write|read|verify --server H:P`
-// (also spelled `cosmos region VERB ... --server H:P`, see main.cc): regions
-// on a cosmosd node, through the client library, over a plain or a secure
-// connection.
+// `cosmos remote region create|list|delete|write|read|verify|grant|revoke|
+// access|rotate-key --server H:P` (also spelled `cosmos region VERB ...
+// --server H:P`, see main.cc): regions on a cosmosd node, through the client
+// library, over a plain or a secure connection.
 #include "remote_cmd.h"
 
 #include <cctype>
@@ -62,6 +62,92 @@ Result<std::vector<std::byte>> Payload(const std::string& data, const std::strin
   return v;
 }
 
+// `grant`, `revoke`, `access`, `rotate-key`: a secure region's access list
+// and key (admin right, secure connection).
+void RegisterAccessCommands(CLI::App& region, Context& ctx,
+                            const std::shared_ptr<ClientOptions>& copts) {
+  {
+    auto* cmd = region.add_subcommand(
+        "grant", "Give a client rights on a secure region (replaces its earlier rights)");
+    auto name = std::make_shared<std::string>();
+    auto key = std::make_shared<std::string>();
+    auto rights = std::make_shared<std::string>();
+    cmd->add_option("name", *name, "Region name")->required();
+    cmd->add_option("client_pub", *key,
+                    "The client's public key (NAME.pub from `cosmos keys "
+                    "client`)")
+        ->required();
+    cmd->add_option("--rights", *rights,
+                    "r, w, a letters (e.g. rw) or read,write,admin words; admin lets the client "
+                    "grant, revoke, rotate the key and delete the region")
+        ->required();
+    cmd->callback([&ctx, copts, name, key, rights] {
+      auto bits = ParseRights(*rights);
+      if (!bits.ok()) return void(ctx.status = bits.status());
+      auto who = ClientIdentity::FromPublicKeyFile(*key);
+      if (!who.ok()) return void(ctx.status = who.status());
+      auto c = ConnectTo(*copts);
+      if (!c.ok()) return void(ctx.status = c.status());
+      ctx.status = (*c)->GrantAccess(*name, *who, *bits);
+      if (!ctx.status.ok()) return;
+      ctx.Emit("granted " + RightsName(*bits) + " on region " + *name + " to client " +
+                   who->Fingerprint() + "\n",
+               {{"region", *name}, {"client", who->Fingerprint()}, {"rights", RightsName(*bits)}});
+    });
+  }
+  {
+    auto* cmd = region.add_subcommand("revoke", "Take every right of a client on a secure region");
+    auto name = std::make_shared<std::string>();
+    auto key = std::make_shared<std::string>();
+    cmd->add_option("name", *name, "Region name")->required();
+    cmd->add_option("client_pub", *key, "The client's public key (NAME.pub)")->required();
+    cmd->callback([&ctx, copts, name, key] {
+      auto who = ClientIdentity::FromPublicKeyFile(*key);
+      if (!who.ok()) return void(ctx.status = who.status());
+      auto c = ConnectTo(*copts);
+      if (!c.ok()) return void(ctx.status = c.status());
+      ctx.status = (*c)->RevokeAccess(*name, *who);
+      if (!ctx.status.ok()) return;
+      ctx.Emit("revoked every right on region " + *name + " of client " + who->Fingerprint() + "\n",
+               {{"region", *name}, {"client", who->Fingerprint()}, {"rights", RightsName(0)}});
+    });
+  }
+  {
+    auto* cmd = region.add_subcommand(
+        "access", "Show a secure region's access list (client fingerprints) and key epoch");
+    auto name = std::make_shared<std::string>();
+    cmd->add_option("name", *name, "Region name")->required();
+    cmd->callback([&ctx, copts, name] {
+      auto c = ConnectTo(*copts);
+      if (!c.ok()) return void(ctx.status = c.status());
+      auto info = (*c)->ListAccess(*name);
+      if (!info.ok()) return void(ctx.status = info.status());
+      std::string text = "region " + *name + ", key epoch " + std::to_string(info->key_epoch) +
+                         "\nCLIENT FINGERPRINT\t\t\tRIGHTS\n";
+      nlohmann::ordered_json arr = nlohmann::ordered_json::array();
+      for (const auto& e : info->entries) {
+        text += e.fingerprint + "\t" + RightsName(e.rights) + "\n";
+        arr.push_back({{"client", e.fingerprint}, {"rights", RightsName(e.rights)}});
+      }
+      ctx.Emit(text, {{"region", *name}, {"key_epoch", info->key_epoch}, {"access", arr}});
+    });
+  }
+  {
+    auto* cmd = region.add_subcommand(
+        "rotate-key", "Re-encrypt a secure region under a fresh key (data stays readable)");
+    auto name = std::make_shared<std::string>();
+    cmd->add_option("name", *name, "Region name")->required();
+    cmd->callback([&ctx, copts, name] {
+      auto c = ConnectTo(*copts);
+      if (!c.ok()) return void(ctx.status = c.status());
+      auto epoch = (*c)->RotateKey(*name);
+      if (!epoch.ok()) return void(ctx.status = epoch.status());
+      ctx.Emit("region " + *name + " re-encrypted under key epoch " + std::to_string(*epoch) + "\n",
+               {{"region", *name}, {"key_epoch", *epoch}});
+    });
+  }
+}
+
 }  // namespace
 
 void AddConnectOptions(CLI::App& cmd, ClientOptions& options) {
@@ -87,7 +173,9 @@ void RegisterRemoteCommands(CLI::App& app, Context& ctx) {
       app.add_subcommand("remote", "Regions on a cosmosd memory node (--server HOST:PORT)");
   remote->require_subcommand(1);
   CLI::App* region =
-      remote->add_subcommand("region", "Create, list, delete, write, read, verify remote regions");
+      remote->add_subcommand("region",
+                             "Create, list, delete, write, read, verify remote regions; grant, "
+                             "revoke, list access to and rotate the key of secure ones");
   region->require_subcommand(1);
   auto copts = std::make_shared<ClientOptions>();
   AddConnectOptions(*region, *copts);
@@ -245,6 +333,7 @@ void RegisterRemoteCommands(CLI::App& app, Context& ctx) {
       }
     });
   }
+  RegisterAccessCommands(*region, ctx, copts);
   // Connection flags may follow the verb: `region create NAME --server H:P`.
   for (CLI::App* verb : region->get_subcommands({})) verb->fallthrough();
 }

@@ -4,6 +4,7 @@
 // docs/semantics.md is the normative description of every call below.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -83,6 +84,38 @@ struct OpenOptions {
   bool allow_plain = false;
 };
 
+// Rights on a secure region, as bits of AccessEntry::rights and of
+// Client::GrantAccess's `rights`.
+inline constexpr uint8_t kAccessRead = 1;
+inline constexpr uint8_t kAccessWrite = 2;  // write, flush, atomics
+inline constexpr uint8_t kAccessAdmin = 4;  // grant, revoke, list access, rotate key, delete
+
+// A client identity as secure regions' access lists know it: its Ed25519
+// public key (NAME.pub from `cosmos keys client`). A value type.
+struct ClientIdentity {
+  std::array<std::byte, 32> public_key{};
+
+  // Loads a client public key file (`cosmos keys client DIR NAME` writes
+  // DIR/NAME.pub). NotFound / IoError if unreadable, Corruption if it is not
+  // a client public key file.
+  static Result<ClientIdentity> FromPublicKeyFile(const std::string& path);
+  // What access lists store and ListAccess reports for this identity:
+  // SHA-256(public key)[0..16) as 32 lowercase hex digits.
+  std::string Fingerprint() const;
+};
+
+// One entry of a secure region's access list.
+struct AccessEntry {
+  std::string fingerprint;  // 32 lowercase hex digits (ClientIdentity::Fingerprint)
+  uint8_t rights = 0;       // kAccess* bits, never 0
+};
+
+// What a secure region's admin sees of its protection.
+struct AccessInfo {
+  uint32_t key_epoch = 0;            // the region key's number; +1 per RotateKey
+  std::vector<AccessEntry> entries;  // sorted by fingerprint
+};
+
 // Completion callback of an asynchronous operation. Invoked exactly once, on
 // the thread that owns the Client, from inside Poll() or a synchronous call.
 using Completion = std::function<void(Status)>;
@@ -121,6 +154,38 @@ class Client {
   // access list does not give this client the admin right.
   virtual Status DeleteRegion(const std::string& name) = 0;
 
+  // Administration of a secure region's access list and key. Every call
+  // needs a secure connection and the admin right on the region, and is
+  // checked and applied by the node's enclave. Errors common to all: NotFound
+  // if the region is absent (or secure and this connection is not: a plain
+  // connection never learns of it), PermissionDenied without the admin
+  // right, FailedPrecondition for a plain region, IntegrityViolation if the
+  // enclave finds the region's sealed state tampered with, InvalidArgument
+  // for a bad name.
+  //
+  // Sets the rights of `who` on region `name` to `rights` (kAccess* bits; 0
+  // removes every right, as RevokeAccess). On return the change is durable
+  // and fresh (as a Flush): it survives a node restart, and the client's own
+  // sessions see it on their next call. FailedPrecondition when it would leave
+  // the region without an admin (the last admin cannot drop its own admin
+  // right; grant admin to another identity first); ResourceExhausted when a
+  // new identity does not fit (14 per region); InvalidArgument for bits
+  // beyond kAccessRead | kAccessWrite | kAccessAdmin.
+  virtual Status GrantAccess(const std::string& name, const ClientIdentity& who,
+                             uint8_t rights) = 0;
+  // Removes every right of `who` (GrantAccess with 0); Ok if it held none.
+  Status RevokeAccess(const std::string& name, const ClientIdentity& who) {
+    return GrantAccess(name, who, 0);
+  }
+  // The region's key epoch and access list. Admin only: who else may use a
+  // region is its admins' business.
+  virtual Result<AccessInfo> ListAccess(const std::string& name) = 0;
+  // Re-encrypts the region under a fresh key and returns the new key epoch;
+  // the data stays readable, durable and fresh on return. Runs to completion
+  // on the node before answering (I/O on the region waits for it; allow a
+  // ClientOptions::timeout_ms that covers re-encrypting the whole region).
+  virtual Result<uint32_t> RotateKey(const std::string& name) = 0;
+
   // Drives network progress and runs completions of asynchronous operations.
   // Returns the number of completions run. Never blocks longer than
   // `max_wait_us`.
@@ -138,7 +203,8 @@ class Client {
 //   AsyncFlush    starts a flush; Drain waits for all earlier AsyncFlushes
 //   WriteAfterFlush  ordered after every earlier flush of this Region, itself
 //                 durable on return (the talk's non-posted write)
-//   CompareAndSwap / FetchAdd  8-byte aligned, durable on return
+//   CompareAndSwap / FetchAdd  8-byte aligned, durable on return (on a secure
+//                 region: run in the enclave, fresh as a Flush; write right)
 //   Verify        the node digests the durable bytes; compared with `expected`
 class Region {
  public:
@@ -167,7 +233,9 @@ class Region {
   // InvalidArgument).
   virtual Status WriteAfterFlush(uint64_t offset, uint64_t value) = 0;
   // Atomically: if *offset == expected then *offset = desired. Returns the
-  // value seen before. REQUIRES: offset % 8 == 0.
+  // value seen before; durable on return. REQUIRES: offset % 8 == 0 (else
+  // InvalidArgument). On a secure region: PermissionDenied without the write
+  // right, and acknowledged only once fresh (docs/semantics.md section 2).
   virtual Result<uint64_t> CompareAndSwap(uint64_t offset, uint64_t expected, uint64_t desired) = 0;
   // Atomically adds `delta`; returns the value before. REQUIRES: offset % 8 == 0.
   virtual Result<uint64_t> FetchAdd(uint64_t offset, uint64_t delta) = 0;

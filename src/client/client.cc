@@ -18,7 +18,9 @@
 #include "protocol/rpm_protocol.h"
 #include "rpc/rpc.h"
 #include "rpc/transport_udp.h"
+#include "sec/access_list.h"
 #include "sec/crypto.h"
+#include "sec/key_files.h"
 
 namespace cosmos {
 
@@ -70,6 +72,23 @@ Status CheckRange(uint64_t offset, uint64_t len, uint64_t size, const char* what
                               " bytes");
   }
   return Status::Ok();
+}
+
+Status CheckRegionName(const std::string& name) {
+  if (name.empty() || name.size() > protocol::kMaxNameLength) {
+    return Status::InvalidArgument("region name must be 1..63 bytes");
+  }
+  return Status::Ok();
+}
+
+std::string HexOf(std::span<const std::byte> bytes) {
+  static const char* kHex = "0123456789abcdef";
+  std::string out;
+  for (std::byte b : bytes) {
+    out.push_back(kHex[std::to_integer<unsigned>(b) >> 4]);
+    out.push_back(kHex[std::to_integer<unsigned>(b) & 15]);
+  }
+  return out;
 }
 
 Status CheckAtomic(uint64_t offset, uint64_t size, const char* what) {
@@ -146,6 +165,9 @@ class ClientImpl final : public Client {
   using Client::OpenRegion;
   Result<std::vector<RegionInfo>> ListRegions() override;
   Status DeleteRegion(const std::string& name) override;
+  Status GrantAccess(const std::string& name, const ClientIdentity& who, uint8_t rights) override;
+  Result<AccessInfo> ListAccess(const std::string& name) override;
+  Result<uint32_t> RotateKey(const std::string& name) override;
   size_t Poll(uint32_t max_wait_us) override;
   const std::string& server() const override { return options_.server; }
 
@@ -488,12 +510,42 @@ Result<std::vector<RegionInfo>> ClientImpl::ListRegions() {
 }
 
 Status ClientImpl::DeleteRegion(const std::string& name) {
-  if (name.empty() || name.size() > protocol::kMaxNameLength) {
-    return Status::InvalidArgument("region name must be 1..63 bytes");
-  }
+  COSMOS_RETURN_IF_ERROR(CheckRegionName(name));
   RequestBuilder b;
   b.DeleteRegion(name);
   return AdminCall(b).status();
+}
+
+Status ClientImpl::GrantAccess(const std::string& name, const ClientIdentity& who, uint8_t rights) {
+  COSMOS_RETURN_IF_ERROR(CheckRegionName(name));
+  if (rights > (kAccessRead | kAccessWrite | kAccessAdmin)) {
+    return Status::InvalidArgument("rights are kAccessRead | kAccessWrite | kAccessAdmin bits");
+  }
+  RequestBuilder b;
+  b.GrantAccess(name, who.public_key, rights);
+  return AdminCall(b).status();
+}
+
+Result<AccessInfo> ClientImpl::ListAccess(const std::string& name) {
+  COSMOS_RETURN_IF_ERROR(CheckRegionName(name));
+  RequestBuilder b;
+  b.ListAccess(name);
+  COSMOS_ASSIGN_OR_RETURN(auto payload, AdminCall(b));
+  COSMOS_ASSIGN_OR_RETURN(protocol::AccessInfo wire, protocol::DecodeAccessInfo(payload));
+  AccessInfo info;
+  info.key_epoch = wire.key_epoch;
+  for (const auto& e : wire.entries) info.entries.push_back({HexOf(e.fingerprint), e.rights});
+  return info;
+}
+
+Result<uint32_t> ClientImpl::RotateKey(const std::string& name) {
+  COSMOS_RETURN_IF_ERROR(CheckRegionName(name));
+  RequestBuilder b;
+  b.RotateKey(name);
+  COSMOS_ASSIGN_OR_RETURN(auto payload, AdminCall(b));
+  COSMOS_ASSIGN_OR_RETURN(uint64_t epoch, protocol::DecodeU64(payload));
+  if (epoch > UINT32_MAX) return Status::Corruption("rpm response: key epoch out of range");
+  return static_cast<uint32_t>(epoch);
 }
 
 size_t ClientImpl::Poll(uint32_t max_wait_us) {
@@ -853,6 +905,22 @@ Result<std::unique_ptr<Region>> ClientImpl::OpenRegion(const std::string& name,
   auto region = std::make_unique<RegionImpl>(this, desc);
   Remember(region->state());
   return std::unique_ptr<Region>(std::move(region));
+}
+
+Result<ClientIdentity> ClientIdentity::FromPublicKeyFile(const std::string& path) {
+  COSMOS_ASSIGN_OR_RETURN(sec::Ed25519PublicKey key,
+                          sec::LoadPublicKey(path, sec::KeyKind::kClientPublic));
+  ClientIdentity id;
+  static_assert(sizeof(key) == sizeof(id.public_key));
+  std::memcpy(id.public_key.data(), key.data(), key.size());
+  return id;
+}
+
+std::string ClientIdentity::Fingerprint() const {
+  sec::Ed25519PublicKey key;
+  std::memcpy(key.data(), public_key.data(), key.size());
+  const sec::IdentityFingerprint f = sec::FingerprintOf(key);
+  return HexOf(std::as_bytes(std::span(f)));
 }
 
 Result<std::unique_ptr<Client>> Client::Connect(const ClientOptions& options) {

@@ -48,8 +48,15 @@ Status CheckPayloadShape(Opcode op, size_t len) {
     case Opcode::kCreateRegion:
       if (len < 2 || len > 1 + 2 * kMaxNameLength) return Status::Corruption("bad create payload");
       return Status::Ok();
+    case Opcode::kGrantAccess:
+      if (len < kGrantFixedSize) return Status::Corruption("grant payload truncated");
+      if (len == kGrantFixedSize || len > kGrantFixedSize + kMaxNameLength)
+        return Status::InvalidArgument("region name length must be 1..63");
+      return Status::Ok();
     case Opcode::kOpenRegion:
     case Opcode::kDeleteRegion:
+    case Opcode::kListAccess:
+    case Opcode::kRotateKey:
       if (len == 0 || len > kMaxNameLength)
         return Status::InvalidArgument("region name length must be 1..63");
       return Status::Ok();
@@ -116,11 +123,17 @@ std::string_view OpcodeName(Opcode op) {
       return "delete_region";
     case Opcode::kStat:
       return "stat";
+    case Opcode::kGrantAccess:
+      return "grant_access";
+    case Opcode::kListAccess:
+      return "list_access";
+    case Opcode::kRotateKey:
+      return "rotate_key";
   }
   return "unknown";
 }
 
-bool IsKnownOpcode(uint8_t b) { return (b >= 1 && b <= 7) || (b >= 16 && b <= 20); }
+bool IsKnownOpcode(uint8_t b) { return (b >= 1 && b <= 7) || (b >= 16 && b <= 23); }
 
 RequestBuilder::RequestBuilder() { Clear(); }
 
@@ -203,6 +216,23 @@ void RequestBuilder::DeleteRegion(std::string_view name) {
 }
 void RequestBuilder::Stat() { AddOp(Opcode::kStat, 0, 0, 0, 0); }
 
+void RequestBuilder::GrantAccess(std::string_view name, std::span<const std::byte> identity,
+                                 uint8_t rights) {
+  COSMOS_CHECK(identity.size() == kIdentityKeySize);
+  std::byte* p = AddOp(Opcode::kGrantAccess, 0, 0, 0, kGrantFixedSize + name.size());
+  p[0] = std::byte{rights};
+  std::memcpy(p + 1, identity.data(), kIdentityKeySize);
+  if (!name.empty()) std::memcpy(p + kGrantFixedSize, name.data(), name.size());
+}
+void RequestBuilder::ListAccess(std::string_view name) {
+  std::byte* p = AddOp(Opcode::kListAccess, 0, 0, 0, name.size());
+  if (!name.empty()) std::memcpy(p, name.data(), name.size());
+}
+void RequestBuilder::RotateKey(std::string_view name) {
+  std::byte* p = AddOp(Opcode::kRotateKey, 0, 0, 0, name.size());
+  if (!name.empty()) std::memcpy(p, name.data(), name.size());
+}
+
 void RequestBuilder::Append(const RequestBuilder& other) {
   COSMOS_CHECK(count_ + other.count_ <= kMaxOpsPerBatch);
   buf_.insert(buf_.end(), other.buf_.begin() + kBatchHeaderSize, other.buf_.end());
@@ -271,6 +301,17 @@ Status DecodeCreatePayload(std::span<const std::byte> payload, std::string_view*
   return Status::Ok();
 }
 
+Status DecodeGrantPayload(std::span<const std::byte> payload, std::string_view* name,
+                          std::span<const std::byte>* identity, uint8_t* rights) {
+  if (payload.size() <= kGrantFixedSize) return Status::Corruption("grant payload truncated");
+  *rights = static_cast<uint8_t>(payload[0]);
+  if (*rights > kMaxRights) return Status::InvalidArgument("unknown access right bits");
+  *identity = payload.subspan(1, kIdentityKeySize);
+  *name = std::string_view(reinterpret_cast<const char*>(payload.data() + kGrantFixedSize),
+                           payload.size() - kGrantFixedSize);
+  return Status::Ok();
+}
+
 ResponseBuilder::ResponseBuilder() { Clear(); }
 
 void ResponseBuilder::Clear() {
@@ -327,6 +368,19 @@ void ResponseBuilder::AddNodeStat(const NodeStat& s) {
   StoreLE<uint64_t>(p + 16, s.batches);
   StoreLE<uint64_t>(p + 24, s.ops);
   StoreLE<uint64_t>(p + 32, s.bytes_written);
+}
+
+void ResponseBuilder::AddAccessInfo(const AccessInfo& info) {
+  std::byte* p =
+      Add(StatusCode::kOk, kAccessInfoFixedSize + info.entries.size() * kAccessEntrySize);
+  StoreLE<uint32_t>(p, info.key_epoch);
+  StoreLE<uint32_t>(p + 4, static_cast<uint32_t>(info.entries.size()));
+  p += kAccessInfoFixedSize;
+  for (const AccessEntry& e : info.entries) {
+    std::memcpy(p, e.fingerprint.data(), kFingerprintSize);
+    p[kFingerprintSize] = std::byte{e.rights};
+    p += kAccessEntrySize;
+  }
 }
 
 Status ParseResponse(std::span<const std::byte> bytes, std::vector<OpResult>* out) {
@@ -398,6 +452,28 @@ Result<NodeStat> DecodeNodeStat(std::span<const std::byte> p) {
   s.ops = LoadLE<uint64_t>(p.data() + 24);
   s.bytes_written = LoadLE<uint64_t>(p.data() + 32);
   return s;
+}
+
+Result<AccessInfo> DecodeAccessInfo(std::span<const std::byte> p) {
+  if (p.size() < kAccessInfoFixedSize) return Status::Corruption("access info truncated");
+  AccessInfo info;
+  info.key_epoch = LoadLE<uint32_t>(p.data());
+  const size_t n = LoadLE<uint32_t>(p.data() + 4);
+  if ((p.size() - kAccessInfoFixedSize) % kAccessEntrySize != 0 ||
+      (p.size() - kAccessInfoFixedSize) / kAccessEntrySize != n) {
+    return Status::Corruption("access info: count does not match its length");
+  }
+  for (size_t i = 0; i < n; ++i) {
+    const std::byte* e = p.data() + kAccessInfoFixedSize + i * kAccessEntrySize;
+    AccessEntry entry;
+    std::memcpy(entry.fingerprint.data(), e, kFingerprintSize);
+    entry.rights = static_cast<uint8_t>(e[kFingerprintSize]);
+    if (entry.rights == 0 || entry.rights > kMaxRights) {
+      return Status::Corruption("access info: bad rights");
+    }
+    info.entries.push_back(entry);
+  }
+  return info;
 }
 
 std::vector<std::byte> EncodeHello(const Hello& h) {

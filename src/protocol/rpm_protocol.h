@@ -3,6 +3,7 @@
 // inside RPC messages. Spec: docs/semantics.md "Wire format". Little-endian.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -41,6 +42,11 @@ enum class Opcode : uint8_t {
   kListRegions = 18,     // no payload
   kDeleteRegion = 19,    // payload: name
   kStat = 20,            // no payload; result: NodeStat
+  // Secure-region administration (rpm version 1; a node without them answers
+  // InvalidArgument "unknown opcode"). Payloads: docs/semantics.md section 7.
+  kGrantAccess = 21,  // payload: u8 rights, u8[32] identity, name; rights 0 = revoke
+  kListAccess = 22,   // payload: name; result: AccessInfo
+  kRotateKey = 23,    // payload: name; result: u64 key epoch after the rotation
 };
 inline constexpr uint8_t kCreateFlagSecure = 1;
 
@@ -58,6 +64,15 @@ inline constexpr size_t kRangeSize = 16;        // u64 offset, u64 length
 inline constexpr size_t kRegionDescFixedSize =
     24;  // u64 handle, u64 size, u8 dur, u8 secure, u16 name_len, u32 0
 inline constexpr size_t kNodeStatSize = 40;
+// Secure-region administration: a client identity is its Ed25519 public key;
+// access lists name identities by a 16-byte fingerprint (SHA-256(key)[0..16)).
+inline constexpr size_t kIdentityKeySize = 32;
+inline constexpr size_t kFingerprintSize = 16;
+inline constexpr uint8_t kMaxRights = 7;  // read 1 | write 2 | admin 4
+inline constexpr size_t kGrantFixedSize = 1 + kIdentityKeySize;
+inline constexpr size_t kAccessInfoFixedSize = 8;  // u32 key epoch, u32 count
+inline constexpr size_t kAccessEntrySize = kFingerprintSize + 1;
+static_assert(kGrantFixedSize == 33 && kAccessEntrySize == 17);
 static_assert(kOpHeaderSize == 1 + 1 + 2 + 4 + 8 + 8);
 static_assert(kResultHeaderSize == 1 + 1 + 2 + 4);
 static_assert(kRegionDescFixedSize == 8 + 8 + 1 + 1 + 2 + 4);
@@ -91,6 +106,19 @@ struct RegionDesc {
   std::string name;
 };
 
+// One access-list entry of a secure region, as LIST_ACCESS reports it.
+struct AccessEntry {
+  std::array<std::byte, kFingerprintSize> fingerprint{};
+  uint8_t rights = 0;  // 1..7
+  bool operator==(const AccessEntry&) const = default;
+};
+
+// LIST_ACCESS result: the region's key epoch and its access list.
+struct AccessInfo {
+  uint32_t key_epoch = 0;
+  std::vector<AccessEntry> entries;
+};
+
 struct NodeStat {
   uint32_t workers = 0;
   uint32_t pools = 0;
@@ -121,6 +149,10 @@ class RequestBuilder {
   void ListRegions();
   void DeleteRegion(std::string_view name);
   void Stat();
+  // REQUIRES: identity.size() == kIdentityKeySize.
+  void GrantAccess(std::string_view name, std::span<const std::byte> identity, uint8_t rights);
+  void ListAccess(std::string_view name);
+  void RotateKey(std::string_view name);
 
   // Appends every op of `other` (a builder of the same version) after ours.
   void Append(const RequestBuilder& other);
@@ -149,6 +181,12 @@ uint64_t PayloadU64(std::span<const std::byte> payload, size_t index);
 Status DecodeCreatePayload(std::span<const std::byte> payload, std::string_view* name,
                            std::string_view* pool);
 
+// Splits a GRANT_ACCESS payload (shape already checked by ParseRequest) into
+// name, identity (kIdentityKeySize bytes, pointing into `payload`) and
+// rights. InvalidArgument for rights above kMaxRights.
+Status DecodeGrantPayload(std::span<const std::byte> payload, std::string_view* name,
+                          std::span<const std::byte>* identity, uint8_t* rights);
+
 // Builds a response: one result per executed or cancelled op, in order.
 class ResponseBuilder {
  public:
@@ -163,6 +201,7 @@ class ResponseBuilder {
   void AddRegionDesc(const RegionDesc& desc);
   void AddRegionList(std::span<const RegionDesc> descs);
   void AddNodeStat(const NodeStat& stat);
+  void AddAccessInfo(const AccessInfo& info);
   std::span<const std::byte> bytes() const { return buf_; }
   std::vector<std::byte>& buffer() { return buf_; }
 
@@ -181,6 +220,8 @@ Result<uint64_t> DecodeU64(std::span<const std::byte> payload);
 Result<RegionDesc> DecodeRegionDesc(std::span<const std::byte> payload);
 Result<std::vector<RegionDesc>> DecodeRegionList(std::span<const std::byte> payload);
 Result<NodeStat> DecodeNodeStat(std::span<const std::byte> payload);
+// Also Corruption for an entry with rights 0 or above kMaxRights.
+Result<AccessInfo> DecodeAccessInfo(std::span<const std::byte> payload);
 
 // Connect handshake (the RPC connect payload and reply).
 inline constexpr uint32_t kHelloMagic = 0x4f4c4548;  // "HELO"

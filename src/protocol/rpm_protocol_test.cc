@@ -3,7 +3,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
+
+#include "common/endian.h"
 
 namespace cosmos::protocol {
 namespace {
@@ -112,6 +115,69 @@ TEST(RpmProtocol, ResponseRoundTripsResultsAndErrors) {
   ASSERT_EQ(l->size(), 2u);
   EXPECT_EQ((*l)[1].size, 8192u);
   EXPECT_EQ(DecodeNodeStat(res[5].payload)->bytes_written, 6u);
+}
+
+TEST(RpmProtocol, AccessAdministrationOpsRoundTrip) {
+  std::vector<std::byte> identity(kIdentityKeySize);
+  for (size_t i = 0; i < identity.size(); ++i) identity[i] = std::byte(i + 1);
+  RequestBuilder b;
+  b.GrantAccess("vault", identity, 3);
+  b.ListAccess("vault");
+  b.RotateKey("vault");
+  std::vector<Op> ops;
+  ASSERT_TRUE(ParseRequest(b.bytes(), &ops).ok());
+  ASSERT_EQ(ops.size(), 3u);
+  EXPECT_EQ(ops[0].opcode, Opcode::kGrantAccess);
+  EXPECT_EQ(OpcodeName(ops[0].opcode), "grant_access");
+  std::string_view name;
+  std::span<const std::byte> got_identity;
+  uint8_t rights = 0;
+  ASSERT_TRUE(DecodeGrantPayload(ops[0].payload, &name, &got_identity, &rights).ok());
+  EXPECT_EQ(name, "vault");
+  EXPECT_TRUE(std::equal(got_identity.begin(), got_identity.end(), identity.begin()));
+  EXPECT_EQ(rights, 3);
+  EXPECT_EQ(ops[1].opcode, Opcode::kListAccess);
+  EXPECT_EQ(ops[2].opcode, Opcode::kRotateKey);
+  EXPECT_EQ(
+      std::string_view(reinterpret_cast<const char*>(ops[2].payload.data()), ops[2].payload.size()),
+      "vault");
+
+  // Rights above read|write|admin, a grant without a name, one cut short.
+  RequestBuilder bad;
+  bad.GrantAccess("v", identity, 8);
+  ASSERT_TRUE(ParseRequest(bad.bytes(), &ops).ok());
+  EXPECT_EQ(DecodeGrantPayload(ops[0].payload, &name, &got_identity, &rights).code(),
+            StatusCode::kInvalidArgument);
+  RequestBuilder unnamed;
+  unnamed.GrantAccess("", identity, 1);
+  EXPECT_EQ(ParseRequest(unnamed.bytes(), &ops).code(), StatusCode::kInvalidArgument);
+  auto cut = std::vector<std::byte>(unnamed.bytes().begin(), unnamed.bytes().end());
+  cut.resize(cut.size() - 1);
+  StoreLE<uint32_t>(cut.data() + kBatchHeaderSize + 4, kGrantFixedSize - 1);
+  EXPECT_EQ(ParseRequest(cut, &ops).code(), StatusCode::kCorruption);
+
+  AccessInfo info;
+  info.key_epoch = 4;
+  AccessEntry e;
+  e.fingerprint[0] = std::byte{0xab};
+  e.rights = 7;
+  info.entries = {e, e};
+  info.entries[1].fingerprint[15] = std::byte{1};
+  info.entries[1].rights = 1;
+  ResponseBuilder r;
+  r.AddAccessInfo(info);
+  std::vector<OpResult> results;
+  ASSERT_TRUE(ParseResponse(r.bytes(), &results).ok());
+  auto back = DecodeAccessInfo(results[0].payload);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->key_epoch, 4u);
+  EXPECT_EQ(back->entries, info.entries);
+  auto payload = std::vector<std::byte>(results[0].payload.begin(), results[0].payload.end());
+  payload.pop_back();
+  EXPECT_EQ(DecodeAccessInfo(payload).status().code(), StatusCode::kCorruption);
+  payload = std::vector<std::byte>(results[0].payload.begin(), results[0].payload.end());
+  payload.back() = std::byte{0};  // rights 0 is never listed
+  EXPECT_EQ(DecodeAccessInfo(payload).status().code(), StatusCode::kCorruption);
 }
 
 TEST(RpmProtocol, HelloRoundTripsAndRejectsOtherVersions) {

@@ -23,6 +23,12 @@ uint32_t BlockSizeOf(uint32_t flags) {
   return 1u << shift;
 }
 
+// The wire and the server name rights and identities as the enclave does.
+static_assert(kSecureRightRead == sec::kRightRead && kSecureRightWrite == sec::kRightWrite &&
+              kSecureRightAdmin == sec::kRightAdmin);
+static_assert(protocol::kFingerprintSize == sec::kIdentityFingerprintSize);
+static_assert(protocol::kIdentityKeySize == sizeof(sec::Ed25519PublicKey));
+
 sec::RegionBinding BindingOf(const RegionEntry& e) {
   return sec::RegionBinding{e.pool_uuid, e.region.id(), e.region.name()};
 }
@@ -211,6 +217,58 @@ Result<uint64_t> EnclaveRegionEngine::Digest(Requester requester, RegionEntry& e
   uint64_t v = 0;
   for (int i = 7; i >= 0; --i) v = (v << 8) | d[static_cast<size_t>(i)];
   return v;
+}
+
+Result<uint64_t> EnclaveRegionEngine::CompareAndSwap(Requester requester, RegionEntry& e,
+                                                     uint64_t offset, uint64_t expected,
+                                                     uint64_t desired, uint64_t attempt) {
+  COSMOS_ASSIGN_OR_RETURN(sec::SessionHandle session, SessionOf(requester));
+  COSMOS_ASSIGN_OR_RETURN(sec::RegionHandle region, RegionOf(e));
+  return enclave_->RegionCompareAndSwap(session, region, offset, expected, desired, attempt);
+}
+
+Result<uint64_t> EnclaveRegionEngine::FetchAdd(Requester requester, RegionEntry& e, uint64_t offset,
+                                               uint64_t delta, uint64_t attempt) {
+  COSMOS_ASSIGN_OR_RETURN(sec::SessionHandle session, SessionOf(requester));
+  COSMOS_ASSIGN_OR_RETURN(sec::RegionHandle region, RegionOf(e));
+  return enclave_->RegionFetchAdd(session, region, offset, delta, attempt);
+}
+
+Status EnclaveRegionEngine::Grant(Requester requester, RegionEntry& e,
+                                  std::span<const std::byte> identity, uint8_t rights) {
+  sec::Ed25519PublicKey key;
+  if (identity.size() != key.size()) {
+    return Status::InvalidArgument("a client identity is a 32-byte Ed25519 public key");
+  }
+  std::memcpy(key.data(), identity.data(), key.size());
+  COSMOS_ASSIGN_OR_RETURN(sec::SessionHandle session, SessionOf(requester));
+  COSMOS_ASSIGN_OR_RETURN(sec::RegionHandle region, RegionOf(e));
+  return enclave_->RegionGrant(session, region, key, rights);
+}
+
+Result<protocol::AccessInfo> EnclaveRegionEngine::ListAccess(Requester requester, RegionEntry& e) {
+  COSMOS_ASSIGN_OR_RETURN(sec::SessionHandle session, SessionOf(requester));
+  COSMOS_ASSIGN_OR_RETURN(sec::RegionHandle region, RegionOf(e));
+  COSMOS_ASSIGN_OR_RETURN(sec::RegionAccessInfo info, enclave_->RegionListAccess(session, region));
+  protocol::AccessInfo out;
+  out.key_epoch = info.key_epoch;
+  for (const auto& entry : info.entries) {
+    protocol::AccessEntry x;
+    std::memcpy(x.fingerprint.data(), entry.fingerprint.data(), x.fingerprint.size());
+    x.rights = entry.rights;
+    out.entries.push_back(x);
+  }
+  return out;
+}
+
+Result<uint32_t> EnclaveRegionEngine::RotateKey(Requester requester, RegionEntry& e) {
+  COSMOS_ASSIGN_OR_RETURN(sec::SessionHandle session, SessionOf(requester));
+  COSMOS_ASSIGN_OR_RETURN(sec::RegionHandle region, RegionOf(e));
+  COSMOS_RETURN_IF_ERROR(enclave_->RegionRotateKey(session, region));
+  // The epoch as the rotating admin sees it right after (a concurrent
+  // rotation may have moved it further: it only grows).
+  COSMOS_ASSIGN_OR_RETURN(sec::RegionAccessInfo info, enclave_->RegionListAccess(session, region));
+  return info.key_epoch;
 }
 
 }  // namespace cosmos::server

@@ -40,6 +40,14 @@ class EnclaveRegionEngine final : public SecureRegionEngine {
   Status Flush(Requester requester, RegionEntry& e) override;
   Result<uint64_t> Digest(Requester requester, RegionEntry& e,
                           std::span<const protocol::Range> ranges) override;
+  Result<uint64_t> CompareAndSwap(Requester requester, RegionEntry& e, uint64_t offset,
+                                  uint64_t expected, uint64_t desired, uint64_t attempt) override;
+  Result<uint64_t> FetchAdd(Requester requester, RegionEntry& e, uint64_t offset, uint64_t delta,
+                            uint64_t attempt) override;
+  Status Grant(Requester requester, RegionEntry& e, std::span<const std::byte> identity,
+               uint8_t rights) override;
+  Result<protocol::AccessInfo> ListAccess(Requester requester, RegionEntry& e) override;
+  Result<uint32_t> RotateKey(Requester requester, RegionEntry& e) override;
 
  private:
   // One region's enclave state; `mu` serialises its opening.

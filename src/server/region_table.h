@@ -80,6 +80,28 @@ class SecureRegionEngine {
   // plaintext of `ranges`, under the session's verify key.
   virtual Result<uint64_t> Digest(Requester requester, RegionEntry& e,
                                   std::span<const protocol::Range> ranges) = 0;
+  // 8-byte atomics (write right), run in the enclave and acknowledged with a
+  // Flush's freshness; return the word before. Under sec::NoCounterWaitScope
+  // a call may stop with the counter-wait status after applying the update:
+  // repeat it with the same `attempt` (nonzero, unique among the requester's
+  // unfinished atomics) and it is finished without being applied twice
+  // (sec::Enclave::RegionCompareAndSwap).
+  virtual Result<uint64_t> CompareAndSwap(Requester requester, RegionEntry& e, uint64_t offset,
+                                          uint64_t expected, uint64_t desired,
+                                          uint64_t attempt) = 0;
+  virtual Result<uint64_t> FetchAdd(Requester requester, RegionEntry& e, uint64_t offset,
+                                    uint64_t delta, uint64_t attempt) = 0;
+  // Administration of a secure region, admin right only (PermissionDenied),
+  // checked and applied in the enclave; each may wait for the trusted counter.
+  // Grant sets the rights (kSecureRight* bits; 0 revokes) of the client whose
+  // Ed25519 public key is `identity` (protocol::kIdentityKeySize bytes, else
+  // InvalidArgument); FailedPrecondition if that would leave no admin.
+  virtual Status Grant(Requester requester, RegionEntry& e, std::span<const std::byte> identity,
+                       uint8_t rights) = 0;
+  // The key epoch and the access list's entries (identity fingerprints).
+  virtual Result<protocol::AccessInfo> ListAccess(Requester requester, RegionEntry& e) = 0;
+  // Re-encrypts the region under a fresh key; returns the new key epoch.
+  virtual Result<uint32_t> RotateKey(Requester requester, RegionEntry& e) = 0;
 };
 
 // One served region. Lives until the table is destroyed (entries are never

@@ -62,8 +62,12 @@ bool MayBlock(const Op& op, RegionTable& table) {
       return true;
     case Opcode::kOpenRegion:
     case Opcode::kListRegions:
+    case Opcode::kGrantAccess:
+    case Opcode::kListAccess:
+    case Opcode::kRotateKey:
       // Authorizing a secure region opens it in the enclave on first use
-      // (recovery, freshness check, a new incarnation: counter waits).
+      // (recovery, freshness check, a new incarnation: counter waits); a
+      // grant or a key rotation then commits and waits for the counter.
       return table.secure_engine() != nullptr;
     case Opcode::kFlush:
     case Opcode::kWriteAfterFlush:
@@ -82,13 +86,16 @@ bool MayBlock(const Op& op, RegionTable& table) {
 // (a flush, or a write whose early commit finds the counter busy). The worker
 // runs them under sec::NoCounterWaitScope: if they would wait they stop
 // without waiting and the batch moves to a secure flusher at that op, which
-// repeats it (repeating is safe: a commit already made stays, and a write
-// re-applies the same bytes).
+// repeats it (repeating is safe: a commit already made stays, a write
+// re-applies the same bytes, and an atomic is repeated with the same attempt
+// id, AtomicAttempt, which the enclave never applies twice).
 bool TriedWithoutCounterWait(const Op& op, RegionTable& table) {
   switch (op.opcode) {
     case Opcode::kWrite:
     case Opcode::kFlush:
     case Opcode::kWriteAfterFlush:
+    case Opcode::kCompareAndSwap:
+    case Opcode::kFetchAdd:
     case Opcode::kVerify: {
       auto ref = table.Lookup(op.handle);
       return ref.ok() && (*ref)->secure();
@@ -96,6 +103,21 @@ bool TriedWithoutCounterWait(const Op& op, RegionTable& table) {
     default:
       return false;
   }
+}
+
+// Ops that administer a secure region by name; deferred to the secure
+// flushers (they wait for the trusted counter), not the page-sync ones.
+bool IsSecureAdmin(Opcode opcode) {
+  return opcode == Opcode::kGrantAccess || opcode == Opcode::kListAccess ||
+         opcode == Opcode::kRotateKey;
+}
+
+// The enclave attempt id of op `index` of the request `request_number` of a
+// session: the same on the worker and on the flusher that repeats the op
+// after a deferral, distinct for every other op of the session (the RPC
+// layer numbers a session's requests uniquely and runs each at most once).
+uint64_t AtomicAttempt(uint64_t request_number, size_t index) {
+  return request_number * protocol::kMaxOpsPerBatch + index + 1;
 }
 
 }  // namespace
@@ -161,11 +183,16 @@ struct Server::Impl {
 
   static thread_local Worker* current_worker;
 
-  // Executes ops[from..] into `out`. With `worker_thread`, stops before the
-  // first op that may block and returns its index; otherwise runs to the end.
-  size_t Execute(Requester requester, std::span<const Op> ops, size_t from,
+  // Executes ops[from..] of request `request_number` into `out`. With
+  // `worker_thread`, stops before the first op that may block and returns its
+  // index; otherwise runs to the end.
+  size_t Execute(Requester requester, uint64_t request_number, std::span<const Op> ops, size_t from,
                  protocol::ResponseBuilder* out, bool worker_thread);
-  Status ExecuteOne(Requester requester, const Op& op, protocol::ResponseBuilder* out);
+  // `attempt`: the op's AtomicAttempt id (used by atomics on secure regions).
+  Status ExecuteOne(Requester requester, const Op& op, uint64_t attempt,
+                    protocol::ResponseBuilder* out);
+  // GRANT_ACCESS, LIST_ACCESS, ROTATE_KEY: a secure region's admin calls.
+  Status ExecuteSecureAdmin(Requester requester, const Op& op, protocol::ResponseBuilder* out);
   // Admin access to a region: Ok for a plain region. For a secure one, a
   // session without a secure handshake gets NotFound (the answer for an
   // absent name: it must not learn the region exists); a secure session
@@ -194,7 +221,51 @@ Status Server::Impl::AuthorizeAdmin(Requester requester, const protocol::RegionD
   return engine->Authorize(requester, *ref.get(), rights);
 }
 
-Status Server::Impl::ExecuteOne(Requester requester, const Op& op, protocol::ResponseBuilder* out) {
+Status Server::Impl::ExecuteSecureAdmin(Requester requester, const Op& op,
+                                        protocol::ResponseBuilder* out) {
+  std::string_view name(reinterpret_cast<const char*>(op.payload.data()), op.payload.size());
+  std::span<const std::byte> identity;
+  uint8_t rights = 0;
+  if (op.opcode == Opcode::kGrantAccess) {
+    COSMOS_RETURN_IF_ERROR(protocol::DecodeGrantPayload(op.payload, &name, &identity, &rights));
+  }
+  COSMOS_ASSIGN_OR_RETURN(auto desc, table->Open(name));
+  // A plain session gets NotFound (as for an absent name), a secure one
+  // without the admin right PermissionDenied; the enclave checks again.
+  COSMOS_RETURN_IF_ERROR(AuthorizeAdmin(requester, desc, kSecureRightAdmin));
+  if (!desc.secure) {
+    return Status::FailedPrecondition("region '" + desc.name +
+                                      "' is not secure: access lists and keys belong to secure "
+                                      "regions");
+  }
+  COSMOS_ASSIGN_OR_RETURN(RegionRef ref, table->Lookup(desc.handle));
+  SecureRegionEngine* engine = table->secure_engine();
+  switch (op.opcode) {
+    case Opcode::kGrantAccess:
+      COSMOS_RETURN_IF_ERROR(engine->Grant(requester, *ref.get(), identity, rights));
+      COSMOS_LOG_INFO("server: access list of secure region '{}' changed (rights {})", desc.name,
+                      rights);
+      out->AddOk();
+      return Status::Ok();
+    case Opcode::kListAccess: {
+      COSMOS_ASSIGN_OR_RETURN(protocol::AccessInfo info, engine->ListAccess(requester, *ref.get()));
+      out->AddAccessInfo(info);
+      return Status::Ok();
+    }
+    case Opcode::kRotateKey: {
+      COSMOS_ASSIGN_OR_RETURN(uint32_t epoch, engine->RotateKey(requester, *ref.get()));
+      COSMOS_LOG_INFO("server: secure region '{}' re-encrypted under key epoch {}", desc.name,
+                      epoch);
+      out->AddU64(epoch);
+      return Status::Ok();
+    }
+    default:
+      return Status::InvalidArgument("unexpected opcode");
+  }
+}
+
+Status Server::Impl::ExecuteOne(Requester requester, const Op& op, uint64_t attempt,
+                                protocol::ResponseBuilder* out) {
   switch (op.opcode) {
     case Opcode::kCreateRegion: {
       std::string_view name, pool;
@@ -257,6 +328,10 @@ Status Server::Impl::ExecuteOne(Requester requester, const Op& op, protocol::Res
       out->AddOk();
       return Status::Ok();
     }
+    case Opcode::kGrantAccess:
+    case Opcode::kListAccess:
+    case Opcode::kRotateKey:
+      return ExecuteSecureAdmin(requester, op, out);
     case Opcode::kStat: {
       protocol::NodeStat s;
       s.workers = static_cast<uint32_t>(workers.size());
@@ -369,7 +444,18 @@ Status Server::Impl::ExecuteOne(Requester requester, const Op& op, protocol::Res
     case Opcode::kFetchAdd: {
       COSMOS_RETURN_IF_ERROR(CheckAtomic(op.offset, size, OpcodeName(op.opcode)));
       if (engine != nullptr) {
-        return Status::FailedPrecondition("atomics on secure regions are not supported");
+        // In the enclave, acknowledged with a flush's freshness; a repeat
+        // after a counter-wait deferral carries the same attempt id.
+        COSMOS_ASSIGN_OR_RETURN(
+            uint64_t before,
+            op.opcode == Opcode::kCompareAndSwap
+                ? engine->CompareAndSwap(requester, *ref.get(), op.offset,
+                                         protocol::PayloadU64(op.payload, 0),
+                                         protocol::PayloadU64(op.payload, 1), attempt)
+                : engine->FetchAdd(requester, *ref.get(), op.offset,
+                                   protocol::PayloadU64(op.payload, 0), attempt));
+        out->AddU64(before);
+        return Status::Ok();
       }
       std::atomic_ref<uint64_t> word(*reinterpret_cast<uint64_t*>(region.data() + op.offset));
       uint64_t before;
@@ -388,17 +474,18 @@ Status Server::Impl::ExecuteOne(Requester requester, const Op& op, protocol::Res
   }
 }
 
-size_t Server::Impl::Execute(Requester requester, std::span<const Op> list, size_t from,
-                             protocol::ResponseBuilder* out, bool worker_thread) {
+size_t Server::Impl::Execute(Requester requester, uint64_t request_number, std::span<const Op> list,
+                             size_t from, protocol::ResponseBuilder* out, bool worker_thread) {
   for (size_t i = from; i < list.size(); ++i) {
     if (worker_thread && MayBlock(list[i], *table)) return i;
+    const uint64_t attempt = AtomicAttempt(request_number, i);
     Status s;
     if (worker_thread && TriedWithoutCounterWait(list[i], *table)) {
       sec::NoCounterWaitScope no_wait;
-      s = ExecuteOne(requester, list[i], out);
+      s = ExecuteOne(requester, list[i], attempt, out);
       if (sec::IsCounterWaitNeeded(s)) return i;  // nothing was added to `out`
     } else {
-      s = ExecuteOne(requester, list[i], out);
+      s = ExecuteOne(requester, list[i], attempt, out);
     }
     ops.fetch_add(1, std::memory_order_relaxed);
     if (!s.ok()) {
@@ -426,10 +513,10 @@ void Server::Impl::RunBatch(Worker& w, const rpc::RequestHandle& handle,
     return;
   }
   const Requester requester = (static_cast<uint64_t>(w.index) << 32) | handle.session;
-  size_t stop = Execute(requester, w.ops, 0, &w.response, /*worker_thread=*/true);
+  size_t stop = Execute(requester, handle.req_num, w.ops, 0, &w.response, /*worker_thread=*/true);
   if (stop < w.ops.size()) {
     auto ref = table->Lookup(w.ops[stop].handle);
-    const bool secure = ref.ok() && (*ref)->secure();
+    const bool secure = (ref.ok() && (*ref)->secure()) || IsSecureAdmin(w.ops[stop].opcode);
     Defer(w, handle, bytes, stop, std::move(w.response), secure);
     w.response = protocol::ResponseBuilder();
     return;
@@ -470,7 +557,8 @@ void Server::Impl::FlusherLoop(DeferQueue* q) {
     Status parsed = protocol::ParseRequest(d->request, &list);
     COSMOS_CHECK(parsed.ok());  // parsed once already on the worker
     const Requester requester = (static_cast<uint64_t>(d->worker) << 32) | d->handle.session;
-    Execute(requester, list, d->resume_at, &d->response, /*worker_thread=*/false);
+    Execute(requester, d->handle.req_num, list, d->resume_at, &d->response,
+            /*worker_thread=*/false);
     Worker& w = *workers[d->worker];
     auto* raw = d.release();
     w.rpc->Post([this, raw, &w] {

@@ -38,10 +38,22 @@ void CheckRequestReencodes(std::span<const std::byte> bytes, const std::vector<O
       case Opcode::kOpenRegion:
       case Opcode::kListRegions:
       case Opcode::kDeleteRegion:
-      case Opcode::kStat: {
+      case Opcode::kStat:
+      case Opcode::kListAccess:
+      case Opcode::kRotateKey: {
         std::string_view name, pool;
         (void)DecodeCreatePayload(op.payload, &name, &pool);
         return;  // flags/handle fields of these are not all re-encodable
+      }
+      case Opcode::kGrantAccess: {
+        std::string_view name;
+        std::span<const std::byte> identity;
+        uint8_t rights = 0;
+        if (DecodeGrantPayload(op.payload, &name, &identity, &rights).ok()) {
+          RequestBuilder g;
+          g.GrantAccess(name, identity, rights);
+        }
+        return;
       }
     }
   }
@@ -87,6 +99,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         (void)DecodeRegionDesc(r.payload);
         (void)DecodeRegionList(r.payload);
         (void)DecodeNodeStat(r.payload);
+        (void)DecodeAccessInfo(r.payload);
       }
     }
   } else {
