@@ -197,5 +197,30 @@ TEST_F(SecureFlushDispatchTest, StrictFlushDoesNotBlockOtherClientsOfTheWorker) 
   EXPECT_EQ(server_->stats().lost_responses, 0u);
 }
 
+// A secure atomic tried on the worker stops at the counter wait after the
+// enclave applied it; the flusher that repeats it must not apply it again.
+// On this DRAM pool every atomic takes that path (deferred_batches counts it).
+TEST_F(SecureFlushDispatchTest, DeferredSecureAtomicsAreAppliedExactlyOnce) {
+  auto c = Client::Connect(Options(true));
+  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_TRUE((*c)->CreateRegion("counter", 8 << 10, {.secure = true}).ok());
+  auto r = (*c)->OpenRegion("counter");
+  ASSERT_TRUE(r.ok()) << r.status();
+  const uint64_t deferred_before = server_->stats().deferred_batches;
+  for (uint64_t i = 0; i < 10; ++i) {
+    auto before = (*r)->FetchAdd(16, 5);
+    ASSERT_TRUE(before.ok()) << before.status();
+    EXPECT_EQ(*before, 5 * i);
+  }
+  // A re-applied compare-and-swap would report the word it had just stored.
+  auto cas = (*r)->CompareAndSwap(16, 50, 7);
+  ASSERT_TRUE(cas.ok()) << cas.status();
+  EXPECT_EQ(*cas, 50u);
+  EXPECT_GE(server_->stats().deferred_batches, deferred_before + 11);
+  std::vector<std::byte> word(8);
+  ASSERT_TRUE((*r)->Read(16, word).ok());
+  EXPECT_EQ(word[0], std::byte{7});
+}
+
 }  // namespace
 }  // namespace cosmos::server

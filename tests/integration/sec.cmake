@@ -47,4 +47,11 @@ if(TARGET cosmos_server AND TARGET cosmos_client)
     SOURCES ${CMAKE_CURRENT_LIST_DIR}/sec_capture_test.cc
     DEPS cosmos::client cosmos::sec)
   add_dependencies(sec_capture_test cosmosd)
+
+  # Secure-region administration (grant, revoke, list access, rotate key) and
+  # atomics on secure regions, through the client library.
+  cosmos_integration_test(sec_access_test
+    SOURCES ${CMAKE_CURRENT_LIST_DIR}/sec_access_test.cc
+    DEPS cosmos::client cosmos::sec)
+  add_dependencies(sec_access_test cosmosd)
 endif()
