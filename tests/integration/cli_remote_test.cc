@@ -122,4 +122,65 @@ TEST(CliRemoteTest, SecureRegionThroughTheCliWithKeysFromCosmosKeys) {
   EXPECT_EQ(bytes.find("CLI-SECRET-MARKER"), std::string::npos);
 }
 
+// `cosmos region grant|revoke|access|rotate-key --server`: alice gives bob
+// read access with bob's public key file, bob reads and is refused a grant,
+// alice lists the access list, rotates the key, revokes bob.
+TEST(CliRemoteTest, SecureRegionAccessVerbs) {
+  rpm_test::TempDir dir;
+  ASSERT_EQ(Cosmos({"keys", "platform", dir.path + "/node"}).exit_code, 0);
+  for (const char* who : {"alice", "bob"}) {
+    ASSERT_EQ(Cosmos({"keys", "client", dir.path + "/clients", who}).exit_code, 0);
+  }
+  rpm_test::Daemon d;
+  ASSERT_TRUE(d.Start(
+      dir.path,
+      {"--listen", "127.0.0.1", "--pool", "main=" + dir.path + "/secure.pool,size=16,create",
+       "--platform-keys", dir.path + "/node", "--allow", dir.path + "/clients/alice.pub", "--allow",
+       dir.path + "/clients/bob.pub"}));
+  const auto as = [&](const std::string& who) {
+    return std::vector<std::string>{"--server",       d.address(),
+                                    "--platform-pub", dir.path + "/node/platform.pub",
+                                    "--measurement",  dir.path + "/node/measurement",
+                                    "--client-key",   dir.path + "/clients/" + who + ".key"};
+  };
+  const std::string bob_pub = dir.path + "/clients/bob.pub";
+  auto r = Cosmos(Cat({"region", "create", "vault", "--size", "64K", "--secure"}, as("alice")));
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  r = Cosmos(Cat({"region", "write", "vault", "--data", "for bob"}, as("alice")));
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  r = Cosmos(Cat({"region", "read", "vault", "--length", "7"}, as("bob")));
+  EXPECT_NE(r.exit_code, 0) << r.out;
+
+  r = Cosmos(Cat({"region", "grant", "vault", bob_pub, "--rights", "r"}, as("alice")));
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("granted r-- on region vault"), std::string::npos) << r.out;
+  r = Cosmos(Cat({"region", "read", "vault", "--length", "7"}, as("bob")));
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("for bob"), std::string::npos) << r.out;
+  r = Cosmos(Cat({"region", "grant", "vault", bob_pub, "--rights", "rwa"}, as("bob")));
+  EXPECT_NE(r.exit_code, 0) << r.out;
+  r = Cosmos(Cat({"region", "grant", "vault", bob_pub, "--rights", "rx"}, as("alice")));
+  EXPECT_NE(r.exit_code, 0) << r.out;
+
+  r = Cosmos(Cat({"--json", "region", "access", "vault"}, as("alice")));
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  auto j = nlohmann::json::parse(r.out, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << r.out;
+  ASSERT_EQ(j["access"].size(), 2u) << r.out;
+  const uint32_t epoch = j["key_epoch"].get<uint32_t>();
+  r = Cosmos(Cat({"--json", "region", "rotate-key", "vault"}, as("alice")));
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  j = nlohmann::json::parse(r.out, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << r.out;
+  EXPECT_GT(j["key_epoch"].get<uint32_t>(), epoch) << r.out;
+
+  r = Cosmos(Cat({"region", "revoke", "vault", bob_pub}, as("alice")));
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  r = Cosmos(Cat({"region", "read", "vault", "--length", "7"}, as("bob")));
+  EXPECT_NE(r.exit_code, 0) << r.out;
+  r = Cosmos(Cat({"region", "read", "vault", "--length", "7"}, as("alice")));
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("for bob"), std::string::npos) << r.out;
+}
+
 }  // namespace
