@@ -152,6 +152,51 @@ TEST_F(RegionTest, WritesReadBackBeforeAndAfterFlushAndReopen) {
   EXPECT_EQ((*again)->access_list(), Bytes({'a', 'c', 'l'}));
 }
 
+TEST_F(RegionTest, ApplyAtomicIsVisibleAtOnceDurableAfterFlushAndAllOrNothing) {
+  auto r = Create(store_.get());
+  const uint64_t word_at = 10 * kBlock + 16;
+  using Kind = AtomicUpdate::Kind;
+  // Leave an increment unstable, then fill the dirty set to the log capacity:
+  // the next new dirty block needs an early commit, which must wait.
+  {
+    NoCounterWaitScope no_wait;
+    ASSERT_TRUE(r->Write(0, Bytes(1, 1)).ok());
+    ASSERT_TRUE(IsCounterWaitNeeded(r->Flush()));
+  }
+  for (uint64_t b = 0; b < geometry_.log_capacity_blocks; ++b) {
+    ASSERT_TRUE(r->Write(b * kBlock, Bytes(1, 2)).ok());
+  }
+  const uint64_t commits = r->stats().commits;
+  {
+    NoCounterWaitScope no_wait;
+    auto refused = r->ApplyAtomic({Kind::kFetchAdd, word_at, 5, 0});
+    ASSERT_TRUE(IsCounterWaitNeeded(refused.status())) << refused.status();
+  }
+  EXPECT_EQ(r->stats().commits, commits);
+  Bytes word(8);
+  ASSERT_TRUE(r->Read(word_at, word).ok());
+  EXPECT_EQ(word, Bytes(8, 0)) << "a refused atomic changed the word";
+
+  EXPECT_EQ(r->ApplyAtomic({Kind::kFetchAdd, word_at, 5, 0}).value_or(99), 0u);
+  EXPECT_EQ(r->ApplyAtomic({Kind::kCompareAndSwap, word_at, 5, 0x0102}).value_or(99), 5u);
+  ASSERT_TRUE(r->Read(word_at, word).ok());  // visible before any flush
+  EXPECT_EQ(word, Bytes({2, 1, 0, 0, 0, 0, 0, 0}));
+  EXPECT_EQ(r->ApplyAtomic({Kind::kFetchAdd, word_at + 4, 1, 0}).status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(r->ApplyAtomic({Kind::kFetchAdd, geometry_.size, 1, 0}).status().code(),
+            StatusCode::kOutOfRange);
+  ASSERT_TRUE(r->Flush().ok());
+  // A failed comparison leaves nothing to commit.
+  const uint64_t flushed = r->stats().commits;
+  EXPECT_EQ(r->ApplyAtomic({Kind::kCompareAndSwap, word_at + 8, 1, 2}).value_or(99), 0u);
+  ASSERT_TRUE(r->Flush().ok());
+  EXPECT_EQ(r->stats().commits, flushed);
+  r.reset();
+  auto again = Reopen(store_.get());
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ((*again)->ApplyAtomic({Kind::kFetchAdd, word_at, 0, 0}).value_or(99), 0x0102u);
+}
+
 TEST_F(RegionTest, UnalignedWritesMergeWithNeighbours) {
   auto r = Create(store_.get());
   Bytes expect(geometry_.size, 0);
