@@ -88,7 +88,7 @@ bool MayBlock(const Op& op, RegionTable& table) {
 // without waiting and the batch moves to a secure flusher at that op, which
 // repeats it (repeating is safe: a commit already made stays, a write
 // re-applies the same bytes, and an atomic is repeated with the same attempt
-// id, AtomicAttempt, which the enclave never applies twice).
+// id, AttemptBase, which the enclave never applies twice).
 bool TriedWithoutCounterWait(const Op& op, RegionTable& table) {
   switch (op.opcode) {
     case Opcode::kWrite:
@@ -112,12 +112,14 @@ bool IsSecureAdmin(Opcode opcode) {
          opcode == Opcode::kRotateKey;
 }
 
-// The enclave attempt id of op `index` of the request `request_number` of a
-// session: the same on the worker and on the flusher that repeats the op
-// after a deferral, distinct for every other op of the session (the RPC
-// layer numbers a session's requests uniquely and runs each at most once).
-uint64_t AtomicAttempt(uint64_t request_number, size_t index) {
-  return request_number * protocol::kMaxOpsPerBatch + index + 1;
+// Enclave attempt ids (sec::Enclave::RegionCompareAndSwap): every batch a
+// worker admits gets a base unique on this node run (its own count of
+// admitted batches, and the worker index), and op `index` of the batch the id
+// base + index + 1. The flusher repeating a deferred op uses the same id; no
+// other op of any session has it, so even a deferred batch whose requester
+// number was reused by another client cannot collide with that client's ops.
+uint64_t AttemptBase(uint64_t admitted, uint32_t worker) {
+  return (admitted * 64 + worker) * protocol::kMaxOpsPerBatch;  // workers <= 64
 }
 
 }  // namespace
@@ -127,7 +129,8 @@ struct DeferredBatch {
   uint32_t worker = 0;
   rpc::RequestHandle handle;
   std::vector<std::byte> request;
-  size_t resume_at = 0;  // index of the first op not executed yet
+  size_t resume_at = 0;       // index of the first op not executed yet
+  uint64_t attempt_base = 0;  // AttemptBase of the batch
   protocol::ResponseBuilder response;
 };
 
@@ -158,6 +161,7 @@ struct Worker {
   std::unordered_map<rpc::SessionId, std::pair<TokenBucket, TokenBucket>> session_buckets;
   std::unordered_map<uint64_t, std::pair<TokenBucket, TokenBucket>> region_buckets;
   FairQueue<rpc::SessionId, QueuedBatch> qos_queue;
+  uint64_t batches_admitted = 0;  // worker-local; feeds AttemptBase
 };
 
 struct Server::Impl {
@@ -183,12 +187,12 @@ struct Server::Impl {
 
   static thread_local Worker* current_worker;
 
-  // Executes ops[from..] of request `request_number` into `out`. With
-  // `worker_thread`, stops before the first op that may block and returns its
-  // index; otherwise runs to the end.
-  size_t Execute(Requester requester, uint64_t request_number, std::span<const Op> ops, size_t from,
+  // Executes ops[from..] of the batch with AttemptBase `attempt_base` into
+  // `out`. With `worker_thread`, stops before the first op that may block and
+  // returns its index; otherwise runs to the end.
+  size_t Execute(Requester requester, uint64_t attempt_base, std::span<const Op> ops, size_t from,
                  protocol::ResponseBuilder* out, bool worker_thread);
-  // `attempt`: the op's AtomicAttempt id (used by atomics on secure regions).
+  // `attempt`: the op's enclave attempt id (atomics on secure regions).
   Status ExecuteOne(Requester requester, const Op& op, uint64_t attempt,
                     protocol::ResponseBuilder* out);
   // GRANT_ACCESS, LIST_ACCESS, ROTATE_KEY: a secure region's admin calls.
@@ -202,7 +206,8 @@ struct Server::Impl {
   void RunBatch(Worker& w, const rpc::RequestHandle& handle, std::span<const std::byte> bytes);
   void PumpQos(Worker& w);
   void Defer(Worker& w, const rpc::RequestHandle& handle, std::span<const std::byte> bytes,
-             size_t resume_at, protocol::ResponseBuilder&& partial, bool secure);
+             size_t resume_at, uint64_t attempt_base, protocol::ResponseBuilder&& partial,
+             bool secure);
   void FlusherLoop(DeferQueue* q);
   void WorkerLoop(Worker* w, std::promise<Status>* ready);
   rpc::ConnectDecision OnConnect(const rpc::ConnectRequestInfo& info);
@@ -474,11 +479,11 @@ Status Server::Impl::ExecuteOne(Requester requester, const Op& op, uint64_t atte
   }
 }
 
-size_t Server::Impl::Execute(Requester requester, uint64_t request_number, std::span<const Op> list,
+size_t Server::Impl::Execute(Requester requester, uint64_t attempt_base, std::span<const Op> list,
                              size_t from, protocol::ResponseBuilder* out, bool worker_thread) {
   for (size_t i = from; i < list.size(); ++i) {
     if (worker_thread && MayBlock(list[i], *table)) return i;
-    const uint64_t attempt = AtomicAttempt(request_number, i);
+    const uint64_t attempt = attempt_base + i + 1;
     Status s;
     if (worker_thread && TriedWithoutCounterWait(list[i], *table)) {
       sec::NoCounterWaitScope no_wait;
@@ -513,11 +518,12 @@ void Server::Impl::RunBatch(Worker& w, const rpc::RequestHandle& handle,
     return;
   }
   const Requester requester = (static_cast<uint64_t>(w.index) << 32) | handle.session;
-  size_t stop = Execute(requester, handle.req_num, w.ops, 0, &w.response, /*worker_thread=*/true);
+  const uint64_t attempt_base = AttemptBase(w.batches_admitted++, w.index);
+  size_t stop = Execute(requester, attempt_base, w.ops, 0, &w.response, /*worker_thread=*/true);
   if (stop < w.ops.size()) {
     auto ref = table->Lookup(w.ops[stop].handle);
     const bool secure = (ref.ok() && (*ref)->secure()) || IsSecureAdmin(w.ops[stop].opcode);
-    Defer(w, handle, bytes, stop, std::move(w.response), secure);
+    Defer(w, handle, bytes, stop, attempt_base, std::move(w.response), secure);
     w.response = protocol::ResponseBuilder();
     return;
   }
@@ -526,13 +532,14 @@ void Server::Impl::RunBatch(Worker& w, const rpc::RequestHandle& handle,
 }
 
 void Server::Impl::Defer(Worker& w, const rpc::RequestHandle& handle,
-                         std::span<const std::byte> bytes, size_t resume_at,
+                         std::span<const std::byte> bytes, size_t resume_at, uint64_t attempt_base,
                          protocol::ResponseBuilder&& partial, bool secure) {
   auto d = std::make_unique<DeferredBatch>();
   d->worker = w.index;
   d->handle = handle;
   d->request.assign(bytes.begin(), bytes.end());
   d->resume_at = resume_at;
+  d->attempt_base = attempt_base;
   d->response = std::move(partial);
   deferred.fetch_add(1, std::memory_order_relaxed);
   uint64_t key = (static_cast<uint64_t>(w.index) << 32) | handle.session;
@@ -557,7 +564,7 @@ void Server::Impl::FlusherLoop(DeferQueue* q) {
     Status parsed = protocol::ParseRequest(d->request, &list);
     COSMOS_CHECK(parsed.ok());  // parsed once already on the worker
     const Requester requester = (static_cast<uint64_t>(d->worker) << 32) | d->handle.session;
-    Execute(requester, d->handle.req_num, list, d->resume_at, &d->response,
+    Execute(requester, d->attempt_base, list, d->resume_at, &d->response,
             /*worker_thread=*/false);
     Worker& w = *workers[d->worker];
     auto* raw = d.release();
