@@ -1,8 +1,6 @@
-// Secure-region administration and atomics against a real cosmosd, through
-// the client library: grant / revoke / list access / rotate key (issue 11)
-// with owner, other allowed client and plain client; grants surviving a
-// restart; compare-and-swap and fetch-add on a secure region (durable and
-// fresh on return, write right needed).
+// Secure-region administration (grant, revoke, list access, rotate key) and
+// atomics on secure regions against a real cosmosd, through the client
+// library, as owner, other allowed client and plain client (issue 11).
 #include <gtest/gtest.h>
 
 #include <cstring>
