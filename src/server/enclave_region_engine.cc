@@ -26,6 +26,8 @@ uint32_t BlockSizeOf(uint32_t flags) {
 // The wire and the server name rights and identities as the enclave does.
 static_assert(kSecureRightRead == sec::kRightRead && kSecureRightWrite == sec::kRightWrite &&
               kSecureRightAdmin == sec::kRightAdmin);
+static_assert(kAccessRead == sec::kRightRead && kAccessWrite == sec::kRightWrite &&
+              kAccessAdmin == sec::kRightAdmin);  // the client API's bits
 static_assert(protocol::kFingerprintSize == sec::kIdentityFingerprintSize);
 static_assert(protocol::kIdentityKeySize == sizeof(sec::Ed25519PublicKey));
 
