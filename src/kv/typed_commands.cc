@@ -2,6 +2,8 @@
 // helpers their handlers share.
 #include "kv/typed_commands.h"
 
+#include <algorithm>
+#include <random>
 #include <unordered_map>
 
 #include "kv/command_util.h"
@@ -268,6 +270,31 @@ bool ParseIntArg(TypedCtx& c, size_t i, int64_t* v) {
   if (ParseInt64(c.args[i], v)) return true;
   AppendError(c.out, kNotInteger);
   return false;
+}
+
+bool ParseRandomCount(TypedCtx& c, size_t i, int64_t* count) {
+  if (!ParseIntArg(c, i, count)) return false;
+  if (*count == INT64_MIN || *count < -kMaxRandomCount) {
+    AppendError(c.out, "ERR value is out of range");
+    return false;
+  }
+  return true;
+}
+
+std::vector<size_t> PickIndexes(size_t n, int64_t count) {
+  static std::mt19937_64 rng(std::random_device{}());
+  std::vector<size_t> out;
+  if (n == 0) return out;
+  if (count < 0) {
+    std::uniform_int_distribution<size_t> pick(0, n - 1);
+    for (int64_t k = 0; k < -count; ++k) out.push_back(pick(rng));
+    return out;
+  }
+  out.resize(n);
+  for (size_t k = 0; k < n; ++k) out[k] = k;
+  std::shuffle(out.begin(), out.end(), rng);
+  out.resize(std::min<size_t>(n, static_cast<size_t>(count)));
+  return out;
 }
 
 void AppendArityError(TypedCtx& c) {

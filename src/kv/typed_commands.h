@@ -188,6 +188,16 @@ bool ShouldWriteDelta(uint64_t base_len, uint32_t delta_count, uint64_t delta_by
 uint64_t ReadSeq(TypedCtx& c);
 // Parses args[i] as a Redis integer; false after appending the Redis error.
 [[nodiscard]] bool ParseIntArg(TypedCtx& c, size_t i, int64_t* v);
+// The count of SRANDMEMBER, HRANDFIELD and ZRANDMEMBER in args[i]: any
+// integer except INT64_MIN and counts below -kMaxRandomCount (a reply of
+// gigabytes, which Redis would build; cosmos-kv refuses). False after
+// appending the error.
+inline constexpr int64_t kMaxRandomCount = int64_t{1} << 24;
+[[nodiscard]] bool ParseRandomCount(TypedCtx& c, size_t i, int64_t* count);
+// Indexes into n elements for a random pick: count >= 0 gives min(count, n)
+// distinct indexes in random order, count < 0 gives -count indexes drawn
+// with repetition (none when n == 0).
+std::vector<size_t> PickIndexes(size_t n, int64_t count);
 // Appends "ERR wrong number of arguments for '<name>' command".
 void AppendArityError(TypedCtx& c);
 // Parses the cursor/MATCH/COUNT arguments of HSCAN/SSCAN/ZSCAN starting at

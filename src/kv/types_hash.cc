@@ -1,6 +1,6 @@
 // Hash commands (HSET, HGET, HMGET, HGETALL, HDEL, HEXISTS, HLEN, HKEYS,
-// HVALS, HINCRBY, HINCRBYFLOAT, HSETNX, HSTRLEN, HSCAN, HMSET) with Redis's
-// replies and error texts.
+// HVALS, HINCRBY, HINCRBYFLOAT, HSETNX, HSTRLEN, HSCAN, HMSET, HRANDFIELD)
+// with Redis's replies and error texts.
 #include <cmath>
 
 #include "kv/command_util.h"
@@ -201,6 +201,35 @@ uint64_t HScan(TypedCtx& c) {
   return ReadSeq(c);
 }
 
+// HRANDFIELD key [count [WITHVALUES]].
+uint64_t HRandField(TypedCtx& c) {
+  const bool has_count = c.args.size() >= 3;
+  const bool with_values = c.args.size() == 4 && EqualsIgnoreCase(c.args[3], "withvalues");
+  if (c.args.size() > 4 || (c.args.size() == 4 && !with_values)) {
+    AppendError(c.out, kSyntax);
+    return 0;
+  }
+  int64_t count = 1;
+  if (has_count && !ParseRandomCount(c, 2, &count)) return 0;
+  Loaded<HashValue> h;
+  if (!LoadHash(c, c.args[1], &h)) return 0;
+  const std::vector<size_t> picks = PickIndexes(h.value.size(), count);
+  if (!has_count) {
+    if (picks.empty()) {
+      AppendNull(c.out);
+    } else {
+      AppendBulk(c.out, h.value.entries()[picks[0]].first);
+    }
+    return ReadSeq(c);
+  }
+  AppendArrayHeader(c.out, static_cast<int64_t>(picks.size() * (with_values ? 2 : 1)));
+  for (size_t i : picks) {
+    AppendBulk(c.out, h.value.entries()[i].first);
+    if (with_values) AppendBulk(c.out, h.value.entries()[i].second);
+  }
+  return ReadSeq(c);
+}
+
 constexpr TypedCommand kHashCommands[] = {
     {"hset", -4, &HSet, true},      {"hmset", -4, &HMSet, true},
     {"hsetnx", 4, &HSetNx, true},   {"hget", 3, &HGet, false},
@@ -209,7 +238,7 @@ constexpr TypedCommand kHashCommands[] = {
     {"hdel", -3, &HDel, true},      {"hexists", 3, &HExists, false},
     {"hlen", 2, &HLen, false},      {"hstrlen", 3, &HStrLen, false},
     {"hincrby", 4, &HIncrBy, true}, {"hincrbyfloat", 4, &HIncrByFloat, true},
-    {"hscan", -3, &HScan, false},
+    {"hscan", -3, &HScan, false},   {"hrandfield", -2, &HRandField, false},
 };
 
 }  // namespace

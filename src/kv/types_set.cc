@@ -1,5 +1,6 @@
 // Set commands (SADD, SREM, SMEMBERS, SISMEMBER, SMISMEMBER, SCARD, SINTER,
-// SUNION, SDIFF and their STORE forms, SPOP, SRANDMEMBER, SMOVE, SSCAN) with
+// SUNION, SDIFF and their STORE forms, SINTERCARD, SPOP, SRANDMEMBER, SMOVE,
+// SSCAN) with
 // Redis's replies and error texts.
 #include <algorithm>
 #include <random>
@@ -10,13 +11,6 @@
 
 namespace cosmos::kv {
 namespace {
-
-constexpr int64_t kMaxRandomCount = int64_t{1} << 24;
-
-std::mt19937_64& Rng() {
-  static std::mt19937_64 rng(std::random_device{}());
-  return rng;
-}
 
 void AppendMembers(std::string* out, const std::vector<std::string>& members) {
   AppendArrayHeader(out, static_cast<int64_t>(members.size()));
@@ -137,6 +131,39 @@ uint64_t CombineStore(TypedCtx& c, SetOp op) {
   return seq;
 }
 
+// SINTERCARD numkeys key [key ...] [LIMIT limit].
+uint64_t SInterCard(TypedCtx& c) {
+  int64_t numkeys;
+  if (!ParseIntArg(c, 1, &numkeys)) return 0;
+  if (numkeys < 1) {
+    AppendError(c.out, "ERR numkeys should be greater than 0");
+    return 0;
+  }
+  if (static_cast<uint64_t>(numkeys) > c.args.size() - 2) {
+    AppendError(c.out, "ERR Number of keys can't be greater than number of args");
+    return 0;
+  }
+  const size_t end = 2 + static_cast<size_t>(numkeys);
+  int64_t limit = 0;
+  for (size_t i = end; i < c.args.size(); i += 2) {
+    if (!EqualsIgnoreCase(c.args[i], "limit") || i + 1 >= c.args.size()) {
+      AppendError(c.out, kSyntax);
+      return 0;
+    }
+    if (!ParseIntArg(c, i + 1, &limit)) return 0;
+    if (limit < 0) {
+      AppendError(c.out, "ERR LIMIT can't be negative");
+      return 0;
+    }
+  }
+  TypedCtx keys{c.store, c.args.first(end), c.out, c.cache};  // the LIMIT part cut off
+  SetValue r;
+  if (!Combine(keys, 2, SetOp::kInter, &r)) return 0;
+  const size_t n = r.size();
+  AppendInteger(c.out, static_cast<int64_t>(limit == 0 ? n : std::min<size_t>(n, limit)));
+  return ReadSeq(c);
+}
+
 uint64_t SInter(TypedCtx& c) { return CombineReply(c, SetOp::kInter); }
 uint64_t SUnion(TypedCtx& c) { return CombineReply(c, SetOp::kUnion); }
 uint64_t SDiff(TypedCtx& c) { return CombineReply(c, SetOp::kDiff); }
@@ -153,21 +180,16 @@ uint64_t RandomImpl(TypedCtx& c, bool pop) {
   const bool has_count = c.args.size() == 3;
   int64_t count = 1;
   if (has_count) {
-    if (!ParseInt64(c.args[2], &count) || (pop && count < 0)) {
-      AppendError(c.out, pop ? "ERR value is out of range, must be positive" : kNotInteger);
+    if (pop && (!ParseInt64(c.args[2], &count) || count < 0)) {
+      AppendError(c.out, "ERR value is out of range, must be positive");
       return 0;
     }
-    // -count must exist; beyond kMaxRandomCount repetitions the reply alone
-    // would take gigabytes (Redis builds it; cosmos-kv refuses).
-    if (count == INT64_MIN || (!pop && count < -kMaxRandomCount)) {
-      AppendError(c.out, "ERR value is out of range");
-      return 0;
-    }
+    if (!pop && !ParseRandomCount(c, 2, &count)) return 0;
   }
   Loaded<SetValue> s;
   if (!LoadSet(c, c.args[1], &s)) return 0;
-  std::vector<std::string> members = s.value.members();
-  std::shuffle(members.begin(), members.end(), Rng());
+  std::vector<std::string> members;  // SRANDMEMBER with count < 0 repeats
+  for (size_t i : PickIndexes(s.value.size(), count)) members.push_back(s.value.members()[i]);
   if (!has_count) {
     if (members.empty()) {
       AppendNull(c.out);
@@ -177,17 +199,6 @@ uint64_t RandomImpl(TypedCtx& c, bool pop) {
       AppendBulk(c.out, members[0]);
       return ReadSeq(c);
     }
-    members.resize(1);
-  } else if (count < 0) {  // SRANDMEMBER with repetitions
-    std::vector<std::string> picks;
-    if (!members.empty()) {
-      std::uniform_int_distribution<size_t> pick(0, members.size() - 1);
-      for (int64_t i = 0; i < -count; ++i) picks.push_back(members[pick(Rng())]);
-    }
-    AppendMembers(c.out, picks);
-    return ReadSeq(c);
-  } else {
-    members.resize(std::min<size_t>(members.size(), static_cast<size_t>(count)));
   }
   if (!pop || members.empty()) {
     AppendMembers(c.out, members);
@@ -253,6 +264,7 @@ constexpr TypedCommand kSetCommands[] = {
     {"smismember", -3, &SMIsMember, false},
     {"scard", 2, &SCard, false},
     {"sinter", -2, &SInter, false},
+    {"sintercard", -3, &SInterCard, false},
     {"sunion", -2, &SUnion, false},
     {"sdiff", -2, &SDiff, false},
     {"sinterstore", -3, &SInterStore, true},

@@ -327,6 +327,59 @@ uint64_t ZRangeByLex(TypedCtx& c) { return RangeForm(c, RangeKind::kLex, false);
 uint64_t ZRevRangeByLex(TypedCtx& c) { return RangeForm(c, RangeKind::kLex, true); }
 uint64_t ZRevRange(TypedCtx& c) { return RangeForm(c, RangeKind::kIndex, true); }
 
+// ZRANGESTORE dst src min max [BYSCORE|BYLEX] [REV] [LIMIT offset count].
+uint64_t ZRangeStore(TypedCtx& c) {
+  RangeQuery q;
+  q.start = c.args[3];
+  q.stop = c.args[4];
+  if (!ParseRangeOptions(c, 5, true, &q)) return 0;
+  if (q.withscores) {
+    AppendError(c.out, kSyntax);
+    return 0;
+  }
+  Loaded<ZSetValue> src;
+  if (!LoadZSet(c, c.args[2], &src)) return 0;
+  std::vector<const Element*> picked;
+  if (!Select(c, src.value, q, &picked)) return 0;
+  Loaded<ZSetValue> dst;
+  for (const Element* e : picked) dst.value.Set(e->second, e->first);
+  WriteBatch b;
+  std::deque<std::string> storage;
+  StageZSet(c.args[1], dst, &b, &storage);  // overwrites any type, or deletes
+  uint64_t seq;
+  if (!ApplyBatch(c, b, &seq)) return 0;
+  AppendInteger(c.out, static_cast<int64_t>(picked.size()));
+  return seq;
+}
+
+// ZRANDMEMBER key [count [WITHSCORES]].
+uint64_t ZRandMember(TypedCtx& c) {
+  const bool has_count = c.args.size() >= 3;
+  const bool with_scores = c.args.size() == 4 && EqualsIgnoreCase(c.args[3], "withscores");
+  if (c.args.size() > 4 || (c.args.size() == 4 && !with_scores)) {
+    AppendError(c.out, kSyntax);
+    return 0;
+  }
+  int64_t count = 1;
+  if (has_count && !ParseRandomCount(c, 2, &count)) return 0;
+  Loaded<ZSetValue> z;
+  if (!LoadZSet(c, c.args[1], &z)) return 0;
+  std::vector<const Element*> all;
+  for (const Element& e : z.value.ordered()) all.push_back(&e);
+  std::vector<const Element*> picked;
+  for (size_t i : PickIndexes(all.size(), count)) picked.push_back(all[i]);
+  if (!has_count) {
+    if (picked.empty()) {
+      AppendNull(c.out);
+    } else {
+      AppendBulk(c.out, picked[0]->second);
+    }
+    return ReadSeq(c);
+  }
+  AppendElements(c.out, picked, with_scores);
+  return ReadSeq(c);
+}
+
 // ZCOUNT / ZLEXCOUNT key min max.
 uint64_t CountImpl(TypedCtx& c, RangeKind kind) {
   RangeQuery q;
@@ -646,6 +699,8 @@ constexpr TypedCommand kZSetCommands[] = {
     {"zrangebylex", -4, &ZRangeByLex, false},
     {"zrevrangebylex", -4, &ZRevRangeByLex, false},
     {"zrevrange", -4, &ZRevRange, false},
+    {"zrangestore", -5, &ZRangeStore, true},
+    {"zrandmember", -2, &ZRandMember, false},
     {"zcount", 4, &ZCount, false},
     {"zlexcount", 4, &ZLexCount, false},
     {"zremrangebyrank", 4, &ZRemRangeByRank, true},

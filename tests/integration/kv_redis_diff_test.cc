@@ -81,7 +81,7 @@ std::string Lower(std::string s) {
 // Commands whose array order Redis does not define (hash-table encodings).
 const std::set<std::string> kUnordered = {"smembers", "sinter", "sunion", "sdiff", "keys"};
 // Commands whose elements are random: only the element count is compared.
-const std::set<std::string> kRandom = {"spop", "srandmember"};
+const std::set<std::string> kRandom = {"spop", "srandmember", "hrandfield", "zrandmember"};
 
 void SortElements(Reply* r) {
   std::sort(r->elements.begin(), r->elements.end(),
@@ -711,6 +711,54 @@ TEST_F(RedisDiff, SortedSetAlgebraAndCopy) {
       "RPUSH l 1 2",
       "COPY l l2",
       "LRANGE l2 0 -1",
+  }));
+}
+
+TEST_F(RedisDiff, RandomPicksCardinalitiesAndRangeStore) {
+  Compare(Script({
+      "FLUSHALL",
+      "HSET h a 1 b 2 c 3",
+      "HRANDFIELD h",
+      "HRANDFIELD h 2",
+      "HRANDFIELD h 5",
+      "HRANDFIELD h -5",
+      "HRANDFIELD h 2 WITHVALUES",
+      "HRANDFIELD h -3 WITHVALUES",
+      "HRANDFIELD h 0",
+      "HRANDFIELD nokey",
+      "HRANDFIELD nokey 3",
+      "HRANDFIELD h x",
+      "HRANDFIELD h 1 BOGUS",
+      "ZADD z 1 a 2 b 3 c",
+      "ZRANDMEMBER z",
+      "ZRANDMEMBER z 2",
+      "ZRANDMEMBER z -4 WITHSCORES",
+      "ZRANDMEMBER nokey",
+      "ZRANDMEMBER z 1 BOGUS",
+      "SADD s1 a b c d",
+      "SADD s2 b c d e",
+      "SADD s3 c d",
+      "SINTERCARD 2 s1 s2",
+      "SINTERCARD 3 s1 s2 s3",
+      "SINTERCARD 2 s1 s2 LIMIT 1",
+      "SINTERCARD 2 s1 s2 LIMIT 0",
+      "SINTERCARD 2 s1 nokey",
+      "SINTERCARD 0 s1",
+      "SINTERCARD 3 s1 s2",
+      "SINTERCARD 2 s1 s2 LIMIT -1",
+      "SINTERCARD 2 s1 s2 BOGUS 1",
+      "SINTERCARD 1 z",
+      "ZRANGESTORE dst z 0 1",
+      "ZRANGE dst 0 -1 WITHSCORES",
+      "ZRANGESTORE dst z (1 +inf BYSCORE",
+      "ZRANGE dst 0 -1 WITHSCORES",
+      "ZRANGESTORE dst z +inf -inf BYSCORE REV LIMIT 0 1",
+      "ZRANGE dst 0 -1",
+      "ZRANGESTORE dst z 5 9",
+      "EXISTS dst",
+      "ZRANGESTORE dst z 0 1 WITHSCORES",
+      "ZRANGESTORE dst nokey 0 -1",
+      "ZRANGESTORE dst s1 0 -1",
   }));
 }
 
