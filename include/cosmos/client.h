@@ -180,10 +180,12 @@ class Client {
   // The region's key epoch and access list. Admin only: who else may use a
   // region is its admins' business.
   virtual Result<AccessInfo> ListAccess(const std::string& name) = 0;
-  // Re-encrypts the region under a fresh key and returns the new key epoch;
-  // the data stays readable, durable and fresh on return. Runs to completion
-  // on the node before answering (I/O on the region waits for it; allow a
-  // ClientOptions::timeout_ms that covers re-encrypting the whole region).
+  // Starts re-encrypting the region under a fresh key and returns the new
+  // key epoch: on return the new key is durably in place and every write
+  // uses it; blocks still under the previous key migrate on the node in the
+  // background (one commit at a time, I/O on the region goes on), survive a
+  // node crash at any point and resume on restart. FailedPrecondition while
+  // an earlier rotation of the region is still migrating.
   virtual Result<uint32_t> RotateKey(const std::string& name) = 0;
 
   // Drives network progress and runs completions of asynchronous operations.

@@ -159,9 +159,11 @@ class Enclave {
   // The region's key epoch and access-list entries; admin only
   // (PermissionDenied): who else may use a region is its admins' business.
   virtual Result<RegionAccessInfo> RegionListAccess(SessionHandle session, RegionHandle region) = 0;
-  // Re-encrypts the region under a fresh key (key epoch + 1), durable and
-  // fresh on return; admin only. Runs to completion under the region's lock
-  // (I/O on the region waits for it).
+  // Starts a key rotation (key epoch + 1, the new key durable and in use on
+  // return); admin only. Blocks still under the previous key migrate in the
+  // background without blocking the region's I/O (SimulatedEnclaveOptions::
+  // background_rotation; off: re-encrypts everything before returning).
+  // FailedPrecondition while an earlier rotation is still migrating.
   [[nodiscard]] virtual Status RegionRotateKey(SessionHandle session, RegionHandle region) = 0;
 };
 

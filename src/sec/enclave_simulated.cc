@@ -4,6 +4,7 @@
 
 #include <sys/prctl.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cstring>
 #include <filesystem>
@@ -47,7 +48,73 @@ Result<std::unique_ptr<SimulatedEnclave>> SimulatedEnclave::Create(SimulatedEncl
   return e;
 }
 
-SimulatedEnclave::~SimulatedEnclave() = default;
+SimulatedEnclave::~SimulatedEnclave() {
+  {
+    std::lock_guard<std::mutex> l(rotate_mu_);
+    rotate_stop_ = true;
+  }
+  rotate_cv_.notify_all();
+  if (rotator_.joinable()) rotator_.join();
+}
+
+void SimulatedEnclave::QueueRotation(RegionHandle region) {
+  {
+    std::lock_guard<std::mutex> l(rotate_mu_);
+    if (rotate_stop_) return;
+    if (std::find(rotate_queue_.begin(), rotate_queue_.end(), region) == rotate_queue_.end()) {
+      rotate_queue_.push_back(region);
+    }
+    if (!rotator_.joinable()) rotator_ = std::thread([this] { RotatorLoop(); });
+  }
+  rotate_cv_.notify_all();
+}
+
+void SimulatedEnclave::RotatorLoop() {
+  std::unique_lock<std::mutex> l(rotate_mu_);
+  for (;;) {
+    rotate_cv_.wait(l, [&] { return rotate_stop_ || !rotate_queue_.empty(); });
+    if (rotate_stop_) return;
+    const RegionHandle h = rotate_queue_.front();
+    rotate_queue_.pop_front();
+    rotate_busy_ = true;
+    rotate_current_ = h;
+    l.unlock();
+    std::shared_ptr<Region> r;
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      auto it = regions_.find(h);
+      if (it != regions_.end()) r = it->second;
+    }
+    bool done = true;
+    if (r) {
+      Status s = r->engine->BackgroundRotationStep(options_.rotation_step_blocks, &done);
+      if (!s.ok()) {
+        // Left in progress: the next open or RegionRotateKey resumes it.
+        COSMOS_LOG_WARN("region {}: background key rotation paused: {}", r->key, s.ToString());
+        done = true;
+      } else if (done) {
+        COSMOS_LOG_INFO("region {}: background key rotation finished (key epoch {})", r->key,
+                        r->engine->key_epoch());
+      }
+    }
+    r.reset();
+    l.lock();
+    ++rotation_steps_;
+    rotate_busy_ = false;
+    rotate_current_ = 0;
+    // Round robin: a region with more to do goes to the back of the queue.
+    if (!done && std::find(rotate_queue_.begin(), rotate_queue_.end(), h) == rotate_queue_.end()) {
+      rotate_queue_.push_back(h);
+    }
+    rotate_cv_.notify_all();
+  }
+}
+
+uint64_t SimulatedEnclave::WaitForRotations() {
+  std::unique_lock<std::mutex> l(rotate_mu_);
+  rotate_cv_.wait(l, [&] { return rotate_stop_ || (rotate_queue_.empty() && !rotate_busy_); });
+  return rotation_steps_;
+}
 
 std::string SimulatedEnclave::Description() const {
   std::string d =
@@ -223,13 +290,26 @@ Result<RegionHandle> SimulatedEnclave::OpenRegion(const RegionBinding& binding,
   COSMOS_ASSIGN_OR_RETURN(region->engine,
                           ProtectedRegion::Open(binding, store, region->counter.get(),
                                                 region->sealer.get(), options_.region_policy));
-  std::lock_guard<std::mutex> l(mu_);
-  const RegionHandle h = next_handle_++;
-  regions_[h] = std::move(region);
+  const bool resume = options_.background_rotation && region->engine->rotation_in_progress();
+  RegionHandle h = 0;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    h = next_handle_++;
+    regions_[h] = std::move(region);
+  }
+  // A rotation interrupted by a crash or shutdown: finish it.
+  if (resume) QueueRotation(h);
   return h;
 }
 
 Status SimulatedEnclave::CloseRegion(RegionHandle region) {
+  {
+    // The caller frees the region's store after this returns: no background
+    // rotation step may still be using it.
+    std::unique_lock<std::mutex> r(rotate_mu_);
+    std::erase(rotate_queue_, region);
+    rotate_cv_.wait(r, [&] { return !(rotate_busy_ && rotate_current_ == region); });
+  }
   std::lock_guard<std::mutex> l(mu_);
   if (regions_.erase(region) == 0) return Status::NotFound("unknown region handle");
   return Status::Ok();
@@ -427,7 +507,16 @@ Status SimulatedEnclave::RegionRotateKey(SessionHandle session, RegionHandle reg
   std::shared_ptr<Session> s;
   std::shared_ptr<Region> r;
   COSMOS_RETURN_IF_ERROR(Authorize(session, region, kRightAdmin, &s, &r));
-  return r->engine->RotateKey();
+  if (!options_.background_rotation) return r->engine->RotateKey();
+  if (r->engine->rotation_in_progress()) {
+    QueueRotation(region);  // resumes one that paused
+    return Status::FailedPrecondition("a key rotation of this region is already in progress");
+  }
+  // The new key is committed (and used for every write) before this
+  // returns; old blocks migrate in the background.
+  COSMOS_RETURN_IF_ERROR(r->engine->StartKeyRotation());
+  QueueRotation(region);
+  return Status::Ok();
 }
 
 }  // namespace cosmos::sec

@@ -5,12 +5,15 @@
 // optionally PR_SET_DUMPABLE 0) and says what it is in logs and Description().
 #pragma once
 
+#include <condition_variable>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <set>
 #include <string>
+#include <thread>
 
 #include "sec/access_list.h"
 #include "sec/attestation.h"
@@ -39,6 +42,13 @@ struct SimulatedEnclaveOptions {
   // Sets PR_SET_DUMPABLE 0 for the whole process (no core dumps, no ptrace
   // by same-uid processes). Off by default: it affects the host process too.
   bool make_process_undumpable = false;
+  // Key rotations re-encrypt on a background thread, one commit per step,
+  // waiting for the counter without holding the region (I/O goes on). Off:
+  // RegionRotateKey re-encrypts everything before it returns.
+  bool background_rotation = true;
+  // Blocks a background step scans (those still under the old key are
+  // migrated, at most the region's log capacity per step).
+  uint64_t rotation_step_blocks = 4096;
 };
 
 class SimulatedEnclave final : public Enclave {
@@ -93,6 +103,9 @@ class SimulatedEnclave final : public Enclave {
   SimulatedCounter* CounterForTesting(const RegionBinding& binding);
   // Path of the counter file of `binding` under state_dir.
   std::string CounterPath(const RegionBinding& binding) const;
+  // Blocks until no background rotation has work left (queue empty, no step
+  // running); returns the number of steps run so far. Tests and shutdown.
+  uint64_t WaitForRotations();
 
  private:
   // An atomic applied but not yet acknowledged (its flush waits for the
@@ -144,6 +157,18 @@ class SimulatedEnclave final : public Enclave {
   std::map<SessionHandle, std::shared_ptr<Session>> sessions_;
   std::map<RegionHandle, std::shared_ptr<Region>> regions_;
   uint64_t next_handle_ = 1;
+
+  // Background key rotation (options_.background_rotation).
+  void QueueRotation(RegionHandle region);
+  void RotatorLoop();
+  std::mutex rotate_mu_;
+  std::condition_variable rotate_cv_;
+  std::deque<RegionHandle> rotate_queue_;  // regions with a rotation to step
+  bool rotate_busy_ = false;               // a step is running...
+  RegionHandle rotate_current_ = 0;        // ...on this region
+  bool rotate_stop_ = false;
+  uint64_t rotation_steps_ = 0;
+  std::thread rotator_;
 };
 
 }  // namespace cosmos::sec

@@ -724,7 +724,8 @@ class ProtectedRegion::Impl {
   // Migrates blocks [cursor, cursor + max_blocks) still under the previous
   // key. Dirty blocks are skipped: their pending plaintext is committed under
   // the new key by the next CommitDirty.
-  Status RotationStepLocked(uint64_t max_blocks) {
+  // `single_commit`: stop after the first commit (a background step).
+  Status RotationStepLocked(uint64_t max_blocks, bool single_commit = false) {
     if (!rec.rotating) return Status::Ok();
     const uint64_t end = std::min(layout.block_count, rec.rotation_cursor + max_blocks);
     uint64_t i = rec.rotation_cursor;
@@ -757,7 +758,7 @@ class ProtectedRegion::Impl {
         COSMOS_LOG_INFO("{}: key rotation to epoch {} complete", label, rec.key_epoch);
         return Status::Ok();
       }
-      if (i >= end) return Status::Ok();
+      if (i >= end || single_commit) return Status::Ok();
     }
   }
 
@@ -1304,6 +1305,39 @@ Status ProtectedRegion::RotateKey() {
   COSMOS_RETURN_IF_ERROR(impl_->StartRotationLocked());
   COSMOS_RETURN_IF_ERROR(impl_->RotationStepLocked(impl_->layout.block_count));
   return impl_->WaitForCounter();
+}
+
+Status ProtectedRegion::BackgroundRotationStep(uint64_t max_blocks, bool* done) {
+  *done = false;
+  std::unique_lock<std::mutex> l(impl_->mu);
+  for (;;) {
+    COSMOS_RETURN_IF_ERROR(impl_->CheckUsable());
+    if (!impl_->rec.rotating) {
+      *done = true;
+      return Status::Ok();
+    }
+    // Room for one increment, and the incarnation stable before any block is
+    // encrypted: wait for either outside the mutex.
+    uint64_t wait_for = impl_->StableNeededBeforeIncrement();
+    if (!impl_->counter->IsStable(impl_->incarnation_counter)) {
+      wait_for = std::max(wait_for, impl_->incarnation_counter);
+    }
+    if (wait_for > 0) {
+      l.unlock();
+      Status s = impl_->counter->WaitStable(wait_for);
+      l.lock();
+      COSMOS_RETURN_IF_ERROR(s);
+      continue;
+    }
+    if (!impl_->dirty.empty()) {
+      // Posted writes first (their blocks are skipped by a step, and the
+      // step that ends the rotation must not leave one under the old key);
+      // at most one commit, since Write keeps dirty within a commit.
+      COSMOS_RETURN_IF_ERROR(impl_->CommitDirty());
+      continue;
+    }
+    return impl_->RotationStepLocked(std::max<uint64_t>(max_blocks, 1), /*single_commit=*/true);
+  }
 }
 
 bool ProtectedRegion::rotation_in_progress() {

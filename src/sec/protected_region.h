@@ -179,8 +179,19 @@ class ProtectedRegion {
   // Re-encrypts up to `max_blocks` blocks still under the previous key and
   // commits; finishes the rotation (wipes the old key) when all are done.
   [[nodiscard]] Status RotationStep(uint64_t max_blocks);
-  // Start + steps until done.
+  // Start + steps until done (holds the region for the whole re-encryption;
+  // see BackgroundRotationStep for the non-blocking way).
   [[nodiscard]] Status RotateKey();
+  // One step of a background rotation: scans up to `max_blocks` blocks from
+  // the rotation cursor and migrates those still under the previous key, in
+  // one commit (at most the log capacity of them). Waits
+  // for the trusted counter without holding the region's mutex, so reads,
+  // writes and flushes of the region go on between and during the waits; it
+  // holds the mutex only for the re-encryption and commit of one batch.
+  // Sets *done (and returns Ok) once no rotation is in progress. A crash at
+  // any point leaves a region that reopens with the rotation still in
+  // progress (or finished); stepping again completes it.
+  [[nodiscard]] Status BackgroundRotationStep(uint64_t max_blocks, bool* done);
   bool rotation_in_progress();
 
   // Replaces the access-list blob (committed like a write). InvalidArgument

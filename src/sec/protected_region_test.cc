@@ -10,6 +10,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <map>
 #include <mutex>
 #include <random>
@@ -883,6 +884,89 @@ TEST_F(RegionTest, EveryOpenStartsANewIncarnationAndACounterResetRotatesTheKey) 
   Bytes got(kBlock);
   ASSERT_TRUE((*rotated)->Read(0, got).ok());
   EXPECT_EQ(got, Pattern(kBlock, 1));
+}
+
+TEST_F(RegionTest, BackgroundRotationLeavesTheRegionUsableWhileItWaitsForTheCounter) {
+  // A counter whose waits block on a gate (fake clock, no timing).
+  std::mutex mu;
+  std::condition_variable cv;
+  bool open = true;
+  int sleeping = 0;
+  std::atomic<uint64_t> now{1};
+  SimulatedCounter::Options o;
+  o.path = (dir_ / "gated").string();
+  o.stabilisation_delay_ns = 1000;
+  o.now_ns = [&] { return now.load(); };
+  o.sleep_ns = [&](uint64_t ns) {
+    std::unique_lock l(mu);
+    ++sleeping;
+    cv.notify_all();
+    cv.wait(l, [&] { return open; });
+    --sleeping;
+    now += ns;
+  };
+  auto gated = std::move(*SimulatedCounter::Open(o));
+  auto created =
+      ProtectedRegion::Create(B(7), geometry_, {}, store_.get(), gated.get(), sealer_.get(), {});
+  ASSERT_TRUE(created.ok()) << created.status();
+  auto& r = *created;
+  const Bytes data = Pattern(geometry_.size, 4);
+  ASSERT_TRUE(r->Write(0, data).ok());
+  ASSERT_TRUE(r->Flush().ok());
+  ASSERT_TRUE(r->StartKeyRotation().ok());
+  EXPECT_EQ(r->key_epoch(), 2u);
+  {
+    std::lock_guard l(mu);
+    open = false;
+  }
+  Status rotated;
+  uint64_t steps = 0;
+  std::thread rotator([&] {
+    bool done = false;
+    while (!done && rotated.ok()) {
+      rotated = r->BackgroundRotationStep(16, &done);
+      ++steps;
+    }
+  });
+  // The rotator now waits for the counter (the rotation's first commit is
+  // not stable yet); the region must stay usable meanwhile. A step that
+  // waited holding the region would block these calls until the gate opens,
+  // which it never would: the futures would not become ready.
+  {
+    std::unique_lock l(mu);
+    ASSERT_TRUE(cv.wait_for(l, std::chrono::seconds(60), [&] { return sleeping == 1; }));
+  }
+  auto read = std::async(std::launch::async, [&] {
+    Bytes got(kBlock);
+    Status s = r->Read(5 * kBlock, got);
+    return s.ok() && got == Bytes(data.begin() + 5 * kBlock, data.begin() + 6 * kBlock);
+  });
+  ASSERT_EQ(read.wait_for(std::chrono::seconds(60)), std::future_status::ready);
+  EXPECT_TRUE(read.get());
+  auto write =
+      std::async(std::launch::async, [&] { return r->Write(3 * kBlock, Bytes(kBlock, 9)); });
+  ASSERT_EQ(write.wait_for(std::chrono::seconds(60)), std::future_status::ready);
+  EXPECT_TRUE(write.get().ok());
+  EXPECT_TRUE(r->rotation_in_progress());
+  {
+    std::lock_guard l(mu);
+    open = true;
+  }
+  cv.notify_all();
+  rotator.join();
+  ASSERT_TRUE(rotated.ok()) << rotated;
+  EXPECT_FALSE(r->rotation_in_progress());
+  EXPECT_GT(steps, 2u);  // several commits, the region released between them
+  ASSERT_TRUE(r->Flush().ok());
+  Bytes expected = data;
+  std::fill(expected.begin() + 3 * kBlock, expected.begin() + 4 * kBlock, 9);
+  r.reset();
+  auto reopened = ProtectedRegion::Open(B(7), store_.get(), gated.get(), sealer_.get());
+  ASSERT_TRUE(reopened.ok()) << reopened.status();
+  EXPECT_EQ((*reopened)->key_epoch(), 2u);
+  Bytes got(geometry_.size);
+  ASSERT_TRUE((*reopened)->Read(0, got).ok());
+  EXPECT_EQ(got, expected);
 }
 
 // --- nonce uniqueness across crashes ---------------------------------------
