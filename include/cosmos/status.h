@@ -28,6 +28,7 @@ enum class StatusCode : uint8_t {
   kFailedPrecondition = 12,  // object in the wrong state for the call
   kOutOfRange = 13,          // offset/length outside a valid extent
   kCancelled = 14,
+  kAborted = 15,  // lost a race: a compare-and-swap saw a newer version
 };
 
 // Returns the stable lower-case name of `code` ("ok", "not_found", ...).
@@ -70,6 +71,7 @@ class [[nodiscard]] Status {
   }
   static Status OutOfRange(std::string m) { return {StatusCode::kOutOfRange, std::move(m)}; }
   static Status Cancelled(std::string m) { return {StatusCode::kCancelled, std::move(m)}; }
+  static Status Aborted(std::string m) { return {StatusCode::kAborted, std::move(m)}; }
   // An I/O error built from errno: "<context>: <strerror(err)>".
   static Status FromErrno(int err, std::string_view context);
 

@@ -37,12 +37,14 @@ std::string_view StatusCodeName(StatusCode code) {
       return "out_of_range";
     case StatusCode::kCancelled:
       return "cancelled";
+    case StatusCode::kAborted:
+      return "aborted";
   }
   return "unknown";
 }
 
 StatusCode StatusCodeFromByte(uint8_t byte) {
-  if (byte <= static_cast<uint8_t>(StatusCode::kCancelled)) return static_cast<StatusCode>(byte);
+  if (byte <= static_cast<uint8_t>(StatusCode::kAborted)) return static_cast<StatusCode>(byte);
   return StatusCode::kInternal;
 }
 
