@@ -7,13 +7,14 @@ PACKAGES=(
   build-essential cmake ninja-build pkg-config git
   libgtest-dev libgmock-dev libbenchmark-dev
   libpmem2-dev libpmem-dev
-  libssl-dev
+  libssl-dev libcurl4-openssl-dev
   libspdlog-dev libfmt-dev
   libtomlplusplus-dev libcli11-dev nlohmann-json3-dev
   libxxhash-dev liburing-dev
   clang libclang-rt-14-dev clang-format
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   redis-server redis-tools
+  etcd-server etcd-client
   iproute2 python3 procps ccache valgrind
 )
 
@@ -41,5 +42,7 @@ $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # redis-server's package starts a system instance on 6379; COSMOS tests and
 # benchmarks start their own on private ports, so stop the system one quietly.
+# etcd-server's likewise starts one on 2379; the cluster tests start their own.
 if command -v systemctl >/dev/null 2>&1; then $SUDO systemctl stop redis-server >/dev/null 2>&1 || true; fi
+if command -v systemctl >/dev/null 2>&1; then $SUDO systemctl stop etcd >/dev/null 2>&1 || true; fi
 echo "setup: done"
