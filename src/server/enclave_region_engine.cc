@@ -180,6 +180,11 @@ bool EnclaveRegionEngine::IsSecureSession(Requester requester) {
   return sessions_.count(requester) > 0;
 }
 
+Result<uint64_t> EnclaveRegionEngine::AuthenticatedSize(RegionEntry& e) {
+  COSMOS_ASSIGN_OR_RETURN(sec::RegionHandle region, RegionOf(e));
+  return enclave_->RegionSize(region);
+}
+
 Status EnclaveRegionEngine::Authorize(Requester requester, RegionEntry& e, uint8_t rights) {
   COSMOS_ASSIGN_OR_RETURN(sec::SessionHandle session, SessionOf(requester));
   COSMOS_ASSIGN_OR_RETURN(sec::RegionHandle region, RegionOf(e));

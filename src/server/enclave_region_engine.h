@@ -33,6 +33,7 @@ class EnclaveRegionEngine final : public SecureRegionEngine {
   void Forget(const RegionEntry& e) override;
   bool IsSecureSession(Requester requester) override;
   Status Authorize(Requester requester, RegionEntry& e, uint8_t rights) override;
+  Result<uint64_t> AuthenticatedSize(RegionEntry& e) override;
   Status Write(Requester requester, RegionEntry& e, uint64_t offset,
                std::span<const std::byte> data) override;
   Status Read(Requester requester, RegionEntry& e, uint64_t offset,

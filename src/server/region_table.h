@@ -68,6 +68,10 @@ class SecureRegionEngine {
   // PermissionDenied without a secure session or the right; the enclave's
   // IntegrityViolation for a tampered region.
   virtual Status Authorize(Requester requester, RegionEntry& e, uint8_t rights) = 0;
+  // The plaintext size the enclave authenticated from the region's sealed
+  // geometry (the host's region table may claim another); opens the region
+  // in the enclave on first use. Its errors as Authorize.
+  virtual Result<uint64_t> AuthenticatedSize(RegionEntry& e) = 0;
   // Data path; PermissionDenied if the requester has no secure session or
   // its client lacks the right; IntegrityViolation if the pool bytes were
   // tampered with.

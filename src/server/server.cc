@@ -201,7 +201,9 @@ struct Server::Impl {
   // session without a secure handshake gets NotFound (the answer for an
   // absent name: it must not learn the region exists); a secure session
   // needs `rights` (kSecureRight*) in the region's sealed access list.
-  Status AuthorizeAdmin(Requester requester, const protocol::RegionDesc& desc, uint8_t rights);
+  // On success a secure region's desc.size is the enclave's authenticated
+  // plaintext size.
+  Status AuthorizeAdmin(Requester requester, protocol::RegionDesc& desc, uint8_t rights);
   void HandleRequest(rpc::Rpc& rpc, const rpc::IncomingRequest& req);
   void RunBatch(Worker& w, const rpc::RequestHandle& handle, std::span<const std::byte> bytes);
   void PumpQos(Worker& w);
@@ -215,7 +217,7 @@ struct Server::Impl {
 
 thread_local Worker* Server::Impl::current_worker = nullptr;
 
-Status Server::Impl::AuthorizeAdmin(Requester requester, const protocol::RegionDesc& desc,
+Status Server::Impl::AuthorizeAdmin(Requester requester, protocol::RegionDesc& desc,
                                     uint8_t rights) {
   if (!desc.secure) return Status::Ok();
   SecureRegionEngine* engine = table->secure_engine();
@@ -223,7 +225,10 @@ Status Server::Impl::AuthorizeAdmin(Requester requester, const protocol::RegionD
     return Status::NotFound(RegionTable::NotFoundMessage(desc.name));
   }
   COSMOS_ASSIGN_OR_RETURN(RegionRef ref, table->Lookup(desc.handle));
-  return engine->Authorize(requester, *ref.get(), rights);
+  COSMOS_RETURN_IF_ERROR(engine->Authorize(requester, *ref.get(), rights));
+  // Report the size the enclave authenticated, not the host's table entry.
+  COSMOS_ASSIGN_OR_RETURN(desc.size, engine->AuthenticatedSize(*ref.get()));
+  return Status::Ok();
 }
 
 Status Server::Impl::ExecuteSecureAdmin(Requester requester, const Op& op,

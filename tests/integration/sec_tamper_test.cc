@@ -220,6 +220,35 @@ TEST_F(SecTamperTest, ForgedSecureFlagIsAnIntegrityViolation) {
   EXPECT_EQ(d.Stop(SIGTERM), 0);
 }
 
+// The host enlarges a secure region in the table: the node reports (and
+// serves) the size the enclave sealed, not the table's.
+TEST_F(SecTamperTest, EnlargedRegionSizeInTheTableIsNotBelieved) {
+  {
+    rpm_test::Daemon d;
+    ASSERT_TRUE(StartDaemon(d));
+    auto alice = ConnectAs(d, "alice");
+    ASSERT_TRUE(alice.ok());
+    CreateAndWrite(**alice, "vault", "secret");
+    EXPECT_EQ(d.Stop(SIGTERM), 0);
+  }
+  {
+    PoolTableEditor edit(pool_);
+    const int i = edit.Find("vault");
+    ASSERT_GE(i, 0);
+    ASSERT_TRUE(edit.SetSize("vault", edit.Entry(i).size + (1 << 20)));
+    ASSERT_TRUE(edit.Save());
+  }
+  rpm_test::Daemon d;
+  ASSERT_TRUE(StartDaemon(d));
+  auto alice = ConnectAs(d, "alice");
+  ASSERT_TRUE(alice.ok());
+  auto r = (*alice)->OpenRegion("vault");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ((*r)->info().size, 64u * 1024);
+  EXPECT_EQ((*r)->Write(64 * 1024, Bytes("beyond")).code(), StatusCode::kOutOfRange);
+  EXPECT_EQ(d.Stop(SIGTERM), 0);
+}
+
 // Attack 4: two pools, each with a secure region of id 1. Their enclave
 // state (counters, sealed records) must not collide.
 TEST_F(SecTamperTest, SecureRegionsWithTheSameIdInTwoPoolsAreIndependent) {

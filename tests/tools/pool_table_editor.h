@@ -70,6 +70,15 @@ class PoolTableEditor {
     Put(i, e);
     return true;
   }
+  // False if the name is absent.
+  bool SetSize(const std::string& name, uint64_t size) {
+    const int i = Find(name);
+    if (i < 0) return false;
+    layout::RegionEntry e = Entry(i);
+    e.size = size;
+    Put(i, e);
+    return true;
+  }
   // False if the file cannot be written.
   bool Save() const {
     std::ofstream out(path_, std::ios::binary | std::ios::trunc);
