@@ -1227,7 +1227,12 @@ Status ProtectedRegion::Flush() {
       target = impl_->rec.counter;
       break;
     }
-    const uint64_t need = impl_->StableNeededBeforeIncrement();
+    uint64_t need = impl_->StableNeededBeforeIncrement();
+    if (!impl_->counter->IsStable(impl_->incarnation_counter)) {
+      // The incarnation's first block commit waits for its record (after an
+      // open): wait here, without the mutex, rather than inside Commit.
+      need = std::max(need, impl_->incarnation_counter);
+    }
     if (need == 0) {
       COSMOS_RETURN_IF_ERROR(impl_->CommitDirty());
       target = impl_->rec.counter;
