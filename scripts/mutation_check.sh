@@ -55,10 +55,21 @@ cleanup() {
   fi
 }
 trap cleanup EXIT
-git -C "$ROOT" worktree add --detach "$SCRATCH/src" HEAD >/dev/null 2>&1 ||
-  { echo "mutation_check: cannot create a worktree of HEAD"; exit 2; }
+# Retried: another git command in the same repository may hold its lock.
+for attempt in 1 2 3 4 5 6; do
+  git -C "$ROOT" worktree add --detach "$SCRATCH/src" HEAD >"$SCRATCH/worktree.log" 2>&1 && break
+  if [ "$attempt" -eq 6 ]; then
+    echo "mutation_check: cannot create a worktree of HEAD:"
+    cat "$SCRATCH/worktree.log"
+    exit 2
+  fi
+  sleep 2
+done
 W=$SCRATCH/src
 B=$SCRATCH/build
+# Paths relative to the scratch directory, so ccache reuses objects across
+# runs (each run has a new scratch directory).
+export CCACHE_BASEDIR=$SCRATCH CCACHE_NOHASHDIR=1
 echo "mutation_check: scratch copy of $(git -C "$ROOT" rev-parse --short HEAD) in $W"
 cmake -S "$W" -B "$B" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCOSMOS_BUILD_BENCH=OFF \
   >"$SCRATCH/configure.log" 2>&1 || { echo "mutation_check: configure failed"; exit 2; }
