@@ -74,6 +74,8 @@ class Dispatcher {
   static bool CheckCommand(std::span<const std::string_view> args, std::string* out);
   static void AppendUnknownCommand(std::span<const std::string_view> args, std::string* out);
   // MULTI/EXEC/DISCARD/WATCH/UNWATCH (kv/transaction.cc).
+  uint64_t TransactionCommand(ClientSession& session, std::span<const std::string_view> args,
+                              std::string* out);
   uint64_t Exec(ClientSession& session, std::string* out);
   void Watch(ClientSession& session, std::span<const std::string_view> args, std::string* out);
   static const CommandSpec kCommands[];

@@ -10,73 +10,85 @@
 
 namespace cosmos::kv {
 
+namespace {
+
+bool IsTransactionCommand(std::string_view name) {
+  for (std::string_view t : {"multi", "exec", "discard", "watch", "unwatch"}) {
+    if (EqualsIgnoreCase(name, t)) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
 uint64_t Dispatcher::Execute(ClientSession& session, std::span<const std::string_view> args,
                              std::string* out) {
   if (args.empty()) return Dispatch(session, args, out);  // checked there
+  if (IsTransactionCommand(args[0])) return TransactionCommand(session, args, out);
   TransactionState& tx = session.tx;
-  const std::string_view name = args[0];
-  const bool is_exec = EqualsIgnoreCase(name, "exec");
-  const bool is_discard = EqualsIgnoreCase(name, "discard");
-  const bool is_multi = EqualsIgnoreCase(name, "multi");
-  const bool is_watch = EqualsIgnoreCase(name, "watch");
-  const bool is_unwatch = EqualsIgnoreCase(name, "unwatch");
-  if (is_exec || is_discard || is_multi || is_watch || is_unwatch) {
-    ++commands_processed_;
-    const size_t want_min = is_watch ? 2 : 1;
-    if (args.size() < want_min || (!is_watch && args.size() != 1)) {
-      const std::string why = "wrong number of arguments for '" + Lower(name) + "' command";
-      if (is_exec) {  // Redis turns any rejection of EXEC into EXECABORT
-        tx.Reset();
-        AppendError(out, "EXECABORT Transaction discarded because of: " + why);
-      } else {
-        AppendError(out, "ERR " + why);
-        if (tx.in_multi) tx.queue_error = true;
-      }
-      return 0;
-    }
-    if (is_multi) {
-      if (tx.in_multi) {
-        AppendError(out, "ERR MULTI calls can not be nested");
-      } else {
-        tx.in_multi = true;
-        AppendSimple(out, "OK");
-      }
-      return 0;
-    }
-    if (is_watch) {
-      if (tx.in_multi) {
-        AppendError(out, "ERR WATCH inside MULTI is not allowed");
-        return 0;
-      }
-      Watch(session, args, out);
-      return ReadSeq();
-    }
-    if (is_unwatch) {
-      if (!tx.in_multi) tx.watched.clear();  // inside MULTI it is queued below
-      if (!tx.in_multi) {
-        AppendSimple(out, "OK");
-        return 0;
-      }
-    } else if (!tx.in_multi) {
-      AppendError(out, is_exec ? "ERR EXEC without MULTI" : "ERR DISCARD without MULTI");
-      return 0;
-    } else if (is_discard) {
-      tx.Reset();
-      AppendSimple(out, "OK");
-      return 0;
-    } else {
-      return Exec(session, out);
-    }
-  }
-  if (!tx.in_multi) return Dispatch(session, args, out);
   // QUIT is never queued (Redis closes the connection at once).
-  if (EqualsIgnoreCase(name, "quit")) return Dispatch(session, args, out);
-  if (!is_unwatch && !CheckCommand(args, out)) {
+  if (!tx.in_multi || EqualsIgnoreCase(args[0], "quit")) return Dispatch(session, args, out);
+  if (!CheckCommand(args, out)) {
     tx.queue_error = true;
     return 0;
   }
   tx.queued.emplace_back(args.begin(), args.end());
   AppendSimple(out, "QUEUED");
+  return 0;
+}
+
+uint64_t Dispatcher::TransactionCommand(ClientSession& session,
+                                        std::span<const std::string_view> args, std::string* out) {
+  ++commands_processed_;
+  TransactionState& tx = session.tx;
+  const std::string_view name = args[0];
+  const bool is_watch = EqualsIgnoreCase(name, "watch");
+  if (is_watch ? args.size() < 2 : args.size() != 1) {
+    const std::string why = "wrong number of arguments for '" + Lower(name) + "' command";
+    if (EqualsIgnoreCase(name, "exec")) {  // Redis turns any rejection of EXEC into EXECABORT
+      tx.Reset();
+      AppendError(out, "EXECABORT Transaction discarded because of: " + why);
+    } else {
+      AppendError(out, "ERR " + why);
+      if (tx.in_multi) tx.queue_error = true;
+    }
+    return 0;
+  }
+  if (EqualsIgnoreCase(name, "multi")) {
+    if (tx.in_multi) {
+      AppendError(out, "ERR MULTI calls can not be nested");
+    } else {
+      tx.in_multi = true;
+      AppendSimple(out, "OK");
+    }
+    return 0;
+  }
+  if (is_watch) {
+    if (tx.in_multi) {
+      AppendError(out, "ERR WATCH inside MULTI is not allowed");
+      return 0;
+    }
+    Watch(session, args, out);
+    return ReadSeq();
+  }
+  if (EqualsIgnoreCase(name, "unwatch")) {
+    if (tx.in_multi) {  // queued; EXEC forgets the watched keys anyway
+      tx.queued.emplace_back(args.begin(), args.end());
+      AppendSimple(out, "QUEUED");
+    } else {
+      tx.watched.clear();
+      AppendSimple(out, "OK");
+    }
+    return 0;
+  }
+  const bool is_exec = EqualsIgnoreCase(name, "exec");
+  if (!tx.in_multi) {
+    AppendError(out, is_exec ? "ERR EXEC without MULTI" : "ERR DISCARD without MULTI");
+    return 0;
+  }
+  if (is_exec) return Exec(session, out);
+  tx.Reset();  // DISCARD
+  AppendSimple(out, "OK");
   return 0;
 }
 
