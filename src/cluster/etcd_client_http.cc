@@ -8,12 +8,11 @@
 #include <algorithm>
 #include <atomic>
 #include <charconv>
-#include <condition_variable>
-#include <deque>
 #include <mutex>
 #include <thread>
 
 #include "cluster/etcd_codec.h"
+#include "cluster/watch_queue.h"
 #include "common/log.h"
 
 namespace cosmos::cluster {
@@ -149,26 +148,10 @@ class HttpWatchStream final : public WatchStream {
     curl_easy_setopt(easy_, CURLOPT_TCP_KEEPINTVL, 5L);
     curl_multi_add_handle(multi_, easy_);
     thread_ = std::thread([this] { Run(); });
-    std::unique_lock lock(mu_);
-    if (!cv_.wait_for(lock, timeout, [this] { return created_ || ended_; })) {
-      return Status::Timeout("etcd watch at " + url_ + " not confirmed within " +
-                             std::to_string(timeout.count()) + " ms");
-    }
-    if (!created_) return end_status_;
-    return Status::Ok();
+    return queue_.WaitConfirmed(timeout).WithContext(url_);
   }
 
-  Result<WatchBatch> Next(milliseconds timeout) override {
-    std::unique_lock lock(mu_);
-    cv_.wait_for(lock, timeout, [this] { return !batches_.empty() || ended_; });
-    if (!batches_.empty()) {
-      WatchBatch batch = std::move(batches_.front());
-      batches_.pop_front();
-      return batch;
-    }
-    if (ended_) return end_status_;
-    return Status::Timeout("no watch event within " + std::to_string(timeout.count()) + " ms");
-  }
+  Result<WatchBatch> Next(milliseconds timeout) override { return queue_.Next(timeout); }
 
  private:
   void Run() {
@@ -188,16 +171,7 @@ class HttpWatchStream final : public WatchStream {
                                           : std::string(curl_easy_strerror(msg->data.result))));
       }
     }
-    End(stop_.load() ? Status::Cancelled("etcd watch cancelled") : status);
-  }
-
-  // Records the end of the stream (the first reason wins) and wakes waiters.
-  void End(Status status) {
-    std::lock_guard lock(mu_);
-    if (ended_) return;
-    ended_ = true;
-    end_status_ = std::move(status);
-    cv_.notify_all();
+    queue_.End(stop_.load() ? Status::Cancelled("etcd watch cancelled") : status);
   }
 
   static size_t OnData(char* data, size_t size, size_t count, void* user) {
@@ -216,8 +190,8 @@ class HttpWatchStream final : public WatchStream {
     }
     pending_.erase(0, start);
     if (pending_.size() > options_.max_reply_bytes) {
-      End(Status::Corruption("etcd watch message exceeds " +
-                             std::to_string(options_.max_reply_bytes) + " bytes"));
+      queue_.End(Status::Corruption("etcd watch message exceeds " +
+                                    std::to_string(options_.max_reply_bytes) + " bytes"));
       return false;
     }
     return true;
@@ -227,20 +201,18 @@ class HttpWatchStream final : public WatchStream {
     if (line.find_first_not_of(" \r\t") == std::string_view::npos) return true;
     auto message = codec::ParseWatchMessage(line);
     if (!message.ok()) {
-      End(message.status());
+      queue_.End(message.status());
       return false;
     }
     if (message->canceled) {
-      End(message->compact_revision > 0
-              ? Status::OutOfRange("etcd watch: revision compacted up to " +
-                                   std::to_string(message->compact_revision))
-              : Status::Unavailable("etcd cancelled the watch: " + message->cancel_reason));
+      queue_.End(message->compact_revision > 0
+                     ? Status::OutOfRange("etcd watch: revision compacted up to " +
+                                          std::to_string(message->compact_revision))
+                     : Status::Unavailable("etcd cancelled the watch: " + message->cancel_reason));
       return false;
     }
-    std::lock_guard lock(mu_);
-    if (message->created) created_ = true;
-    if (!message->batch.events.empty()) batches_.push_back(std::move(message->batch));
-    cv_.notify_all();
+    if (message->created) queue_.Confirm();
+    if (!message->batch.events.empty()) queue_.Push(std::move(message->batch));
     return true;
   }
 
@@ -254,13 +226,7 @@ class HttpWatchStream final : public WatchStream {
   std::thread thread_;
   std::atomic<bool> stop_{false};
   std::string pending_;  // only the transfer thread touches it
-
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool created_ = false;
-  bool ended_ = false;
-  Status end_status_;
-  std::deque<WatchBatch> batches_;
+  WatchQueue queue_;
 };
 
 // ---------------------------------------------------------------------------

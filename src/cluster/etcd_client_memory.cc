@@ -3,8 +3,9 @@
 // clock (tests expire them explicitly), watches with history replay.
 #include "cluster/etcd_client_memory.h"
 
-#include <condition_variable>
-#include <deque>
+#include <atomic>
+
+#include "cluster/watch_queue.h"
 
 namespace cosmos::cluster {
 namespace {
@@ -37,25 +38,8 @@ Status Unavailable() { return Status::Unavailable("in-memory etcd is unavailable
 
 struct MemoryEtcd::WatchState {
   KeyRange range;
-  std::mutex mu;
-  std::condition_variable cv;
-  std::deque<WatchBatch> batches;
-  bool ended = false;
-  Status end_status;
-
-  void Push(WatchBatch batch) {
-    std::lock_guard lock(mu);
-    if (ended) return;
-    batches.push_back(std::move(batch));
-    cv.notify_all();
-  }
-  void End(Status status) {
-    std::lock_guard lock(mu);
-    if (ended) return;
-    ended = true;
-    end_status = std::move(status);
-    cv.notify_all();
-  }
+  WatchQueue queue;
+  std::atomic<bool> closed{false};  // the consumer dropped its stream
 };
 
 namespace {
@@ -64,19 +48,10 @@ class MemoryWatchStream final : public WatchStream {
  public:
   explicit MemoryWatchStream(std::shared_ptr<MemoryEtcd::WatchState> state)
       : state_(std::move(state)) {}
-  ~MemoryWatchStream() override { state_->End(Status::Cancelled("watch closed")); }
+  ~MemoryWatchStream() override { state_->closed.store(true); }
 
   Result<WatchBatch> Next(std::chrono::milliseconds timeout) override {
-    std::unique_lock lock(state_->mu);
-    state_->cv.wait_for(lock, timeout,
-                        [this] { return !state_->batches.empty() || state_->ended; });
-    if (!state_->batches.empty()) {
-      WatchBatch batch = std::move(state_->batches.front());
-      state_->batches.pop_front();
-      return batch;
-    }
-    if (state_->ended) return state_->end_status;
-    return Status::Timeout("no watch event within " + std::to_string(timeout.count()) + " ms");
+    return state_->queue.Next(timeout);
   }
 
  private:
@@ -86,7 +61,7 @@ class MemoryWatchStream final : public WatchStream {
 }  // namespace
 
 MemoryEtcd::~MemoryEtcd() {
-  for (auto& w : watches_) w->End(Status::Unavailable("in-memory etcd destroyed"));
+  for (auto& w : watches_) w->queue.End(Status::Unavailable("in-memory etcd destroyed"));
 }
 
 Status MemoryEtcd::CheckAvailable() const { return available_ ? Status::Ok() : Unavailable(); }
@@ -143,17 +118,14 @@ void MemoryEtcd::ApplyDelete(const KeyRange& range, int64_t rev, std::vector<Wat
 void MemoryEtcd::Publish(std::vector<WatchEvent> events) {
   if (events.empty()) return;
   history_.insert(history_.end(), events.begin(), events.end());
-  std::erase_if(watches_, [](const std::shared_ptr<WatchState>& w) {
-    std::lock_guard lock(w->mu);
-    return w->ended;
-  });
+  std::erase_if(watches_, [](const std::shared_ptr<WatchState>& w) { return w->closed.load(); });
   for (auto& w : watches_) {
     WatchBatch batch;
     batch.revision = revision_;
     for (const WatchEvent& e : events) {
       if (InRange(w->range, e.kv.key)) batch.events.push_back(e);
     }
-    if (!batch.events.empty()) w->Push(std::move(batch));
+    if (!batch.events.empty()) w->queue.Push(std::move(batch));
   }
 }
 
@@ -308,14 +280,14 @@ Result<std::unique_ptr<WatchStream>> MemoryEtcd::Watch(const KeyRange& range,
       if (e.kv.mod_revision < start_revision || !InRange(range, e.kv.key)) continue;
       if (!batch.events.empty() && batch.events.back().kv.mod_revision != e.kv.mod_revision) {
         batch.revision = revision_;
-        state->Push(std::move(batch));
+        state->queue.Push(std::move(batch));
         batch = WatchBatch();
       }
       batch.events.push_back(e);
     }
     if (!batch.events.empty()) {
       batch.revision = revision_;
-      state->Push(std::move(batch));
+      state->queue.Push(std::move(batch));
     }
   }
   watches_.push_back(state);
@@ -326,7 +298,7 @@ void MemoryEtcd::SetAvailable(bool available) {
   std::lock_guard lock(mu_);
   available_ = available;
   if (!available) {
-    for (auto& w : watches_) w->End(Unavailable());
+    for (auto& w : watches_) w->queue.End(Unavailable());
     watches_.clear();
   }
 }
