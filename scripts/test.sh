@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole COSMOS test suite: setup, a RelWithDebInfo build (g++) running
 # every ctest test (unit, integration, crash, fuzz replay), then an
-# ASan+UBSan build (clang) running the unit tests and every libFuzzer target
-# for a bounded time. Names every skipped test, then ends with one
+# ASan+UBSan build (clang) running the unit tests, every libFuzzer target
+# for a bounded time, and the cosmos-kv integration tests (kv_cli_test). Names every skipped test, then ends with one
 # "N passed, N failed, N skipped" line (a skipped test is never a pass).
 #
 #   COSMOS_JOBS=N               parallel build/test jobs (default: nproc)
@@ -69,12 +69,19 @@ else
 fi
 
 if [ "${COSMOS_SKIP_SANITIZERS:-0}" != "1" ]; then
-  echo "=== stage 2: ASan+UBSan build (clang), unit tests + libFuzzer targets ==="
+  echo "=== stage 2: ASan+UBSan build (clang), unit tests + libFuzzer targets + kv_cli_test ==="
   if CC=clang CXX=clang++ cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug \
         -DCOSMOS_SANITIZE=address,undefined -DCOSMOS_FUZZ=ON -DCOSMOS_BUILD_BENCH=OFF >/dev/null &&
-     cmake --build build-asan -j"$JOBS" --target unit_tests fuzz_targets; then
-    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-      run_ctest build-asan -L 'unit|fuzz' "${FILTER[@]}"
+     cmake --build build-asan -j"$JOBS" --target unit_tests fuzz_targets cosmos-kv kv_cli_test; then
+    export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+    export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+    run_ctest build-asan -L 'unit|fuzz' "${FILTER[@]}"
+    # A reduced integration set under the sanitizers: the real cosmos-kv
+    # binary (sanitized too) driven by redis-cli and hostile RESP streams.
+    if [ ${#FILTER[@]} -eq 0 ]; then
+      run_ctest build-asan -L integration -R '^KvCliTest[.]'
+    fi
+    unset ASAN_OPTIONS UBSAN_OPTIONS
   else
     echo "test: stage 2 build failed"
     failed=$((failed + 1))
