@@ -29,6 +29,10 @@ enum class StatusCode : uint8_t {
   kOutOfRange = 13,          // offset/length outside a valid extent
   kCancelled = 14,
   kAborted = 15,  // lost a race: a compare-and-swap saw a newer version
+  // The call would have had to block and was asked not to (inside a node:
+  // a secure-region op on a worker thread that would wait for the trusted
+  // counter). Repeat it where blocking is allowed. Never sent to clients.
+  kWouldBlock = 16,
 };
 
 // Returns the stable lower-case name of `code` ("ok", "not_found", ...).
@@ -72,6 +76,7 @@ class [[nodiscard]] Status {
   static Status OutOfRange(std::string m) { return {StatusCode::kOutOfRange, std::move(m)}; }
   static Status Cancelled(std::string m) { return {StatusCode::kCancelled, std::move(m)}; }
   static Status Aborted(std::string m) { return {StatusCode::kAborted, std::move(m)}; }
+  static Status WouldBlock(std::string m) { return {StatusCode::kWouldBlock, std::move(m)}; }
   // An I/O error built from errno: "<context>: <strerror(err)>".
   static Status FromErrno(int err, std::string_view context);
 

@@ -39,12 +39,14 @@ std::string_view StatusCodeName(StatusCode code) {
       return "cancelled";
     case StatusCode::kAborted:
       return "aborted";
+    case StatusCode::kWouldBlock:
+      return "would_block";
   }
   return "unknown";
 }
 
 StatusCode StatusCodeFromByte(uint8_t byte) {
-  if (byte <= static_cast<uint8_t>(StatusCode::kAborted)) return static_cast<StatusCode>(byte);
+  if (byte <= static_cast<uint8_t>(StatusCode::kWouldBlock)) return static_cast<StatusCode>(byte);
   return StatusCode::kInternal;
 }
 

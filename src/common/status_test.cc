@@ -55,11 +55,12 @@ TEST(Status, FromErrnoMapsCommonErrors) {
 }
 
 TEST(Status, CodeByteRoundTripsAndUnknownBecomesInternal) {
-  for (uint8_t b = 0; b <= static_cast<uint8_t>(StatusCode::kAborted); ++b) {
+  for (uint8_t b = 0; b <= static_cast<uint8_t>(StatusCode::kWouldBlock); ++b) {
     EXPECT_EQ(static_cast<uint8_t>(StatusCodeFromByte(b)), b);
     EXPECT_NE(StatusCodeName(StatusCodeFromByte(b)), "unknown");
   }
   EXPECT_EQ(StatusCodeName(StatusCode::kAborted), "aborted");
+  EXPECT_EQ(StatusCodeName(StatusCode::kWouldBlock), "would_block");
   EXPECT_EQ(StatusCodeFromByte(200), StatusCode::kInternal);
 }
 

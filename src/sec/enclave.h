@@ -20,6 +20,14 @@
 
 namespace cosmos::sec {
 
+// Whether an ecall may block until a trusted-counter value is stable.
+// kNoWait: a call that would wait returns StatusCode::kWouldBlock instead;
+// work done before that point stays done, and repeating the call with
+// kMayWait (for atomics: with the same attempt id) completes it. A caller
+// that must not block (cosmosd's workers) passes kNoWait and hands a
+// kWouldBlock call to a thread that may.
+enum class CounterWait : uint8_t { kMayWait, kNoWait };
+
 // Opaque handles the enclave hands out; 0 is never valid.
 using SessionHandle = uint64_t;
 using RegionHandle = uint64_t;
@@ -95,7 +103,11 @@ class Enclave {
   // Opens an existing region (recovery, freshness check, new incarnation):
   // see ProtectedRegion::Open for the errors. IntegrityViolation when the
   // sealed state was bound to another pool, id or name than `binding`.
-  virtual Result<RegionHandle> OpenRegion(const RegionBinding& binding, UntrustedStore* store) = 0;
+  virtual Result<RegionHandle> OpenRegion(const RegionBinding& binding, UntrustedStore* store,
+                                          CounterWait wait) = 0;
+  Result<RegionHandle> OpenRegion(const RegionBinding& binding, UntrustedStore* store) {
+    return OpenRegion(binding, store, CounterWait::kMayWait);
+  }
   [[nodiscard]] virtual Status CloseRegion(RegionHandle region) = 0;
 
   // Ok when the session's client holds every right in `rights` (AccessRight
@@ -113,9 +125,18 @@ class Enclave {
   // Write/Flush, admin for SetAccess/RotateKey).
   [[nodiscard]] virtual Status RegionRead(SessionHandle session, RegionHandle region,
                                           uint64_t offset, MutableByteSpan out) = 0;
+  // Write may commit early (a full commit batch) and so wait: see CounterWait.
   [[nodiscard]] virtual Status RegionWrite(SessionHandle session, RegionHandle region,
-                                           uint64_t offset, ByteSpan data) = 0;
-  [[nodiscard]] virtual Status RegionFlush(SessionHandle session, RegionHandle region) = 0;
+                                           uint64_t offset, ByteSpan data, CounterWait wait) = 0;
+  [[nodiscard]] virtual Status RegionFlush(SessionHandle session, RegionHandle region,
+                                           CounterWait wait) = 0;
+  [[nodiscard]] Status RegionWrite(SessionHandle session, RegionHandle region, uint64_t offset,
+                                   ByteSpan data) {
+    return RegionWrite(session, region, offset, data, CounterWait::kMayWait);
+  }
+  [[nodiscard]] Status RegionFlush(SessionHandle session, RegionHandle region) {
+    return RegionFlush(session, region, CounterWait::kMayWait);
+  }
   // Keyed digest under the session's verify key (the client derives the same
   // key from its handshake and recomputes the digest).
   virtual Result<Digest> RegionVerify(SessionHandle session, RegionHandle region,
@@ -127,22 +148,32 @@ class Enclave {
   // covering it is stable). Returns the word before the update.
   // InvalidArgument (unaligned offset), OutOfRange, IntegrityViolation.
   //
-  // A call under NoCounterWaitScope that would wait for the counter returns
-  // the status IsCounterWaitNeeded() recognises, possibly after the update
-  // was applied. Finish it by repeating the call (any thread, same session
-  // and arguments) with the same `attempt`: a nonzero id the caller makes
+  // A call with CounterWait::kNoWait that would wait for the counter returns
+  // StatusCode::kWouldBlock, possibly after the update was applied. Finish it by repeating the call
+  // (any thread, same session and arguments) with the same `attempt`: a nonzero id the caller makes
   // unique among the session's unfinished atomic calls. A repeat never
   // applies the update again; it completes the flush and returns the first
   // application's result. The enclave forgets an attempt when it returns any
   // other outcome or the session closes; InvalidArgument for a repeat with
   // other arguments, ResourceExhausted when the session already holds
   // kMaxPendingAtomicsPerSession unfinished attempts. `attempt` 0 cannot be
-  // repeated and is refused (InvalidArgument) under NoCounterWaitScope.
+  // repeated and is refused (InvalidArgument) with kNoWait.
   virtual Result<uint64_t> RegionCompareAndSwap(SessionHandle session, RegionHandle region,
                                                 uint64_t offset, uint64_t expected,
-                                                uint64_t desired, uint64_t attempt) = 0;
+                                                uint64_t desired, uint64_t attempt,
+                                                CounterWait wait) = 0;
   virtual Result<uint64_t> RegionFetchAdd(SessionHandle session, RegionHandle region,
-                                          uint64_t offset, uint64_t delta, uint64_t attempt) = 0;
+                                          uint64_t offset, uint64_t delta, uint64_t attempt,
+                                          CounterWait wait) = 0;
+  Result<uint64_t> RegionCompareAndSwap(SessionHandle session, RegionHandle region, uint64_t offset,
+                                        uint64_t expected, uint64_t desired, uint64_t attempt) {
+    return RegionCompareAndSwap(session, region, offset, expected, desired, attempt,
+                                CounterWait::kMayWait);
+  }
+  Result<uint64_t> RegionFetchAdd(SessionHandle session, RegionHandle region, uint64_t offset,
+                                  uint64_t delta, uint64_t attempt) {
+    return RegionFetchAdd(session, region, offset, delta, attempt, CounterWait::kMayWait);
+  }
   // Replaces the access list (AccessList blob); admin only. InvalidArgument
   // for a malformed blob, FailedPrecondition if it names no admin.
   [[nodiscard]] virtual Status RegionSetAccess(SessionHandle session, RegionHandle region,

@@ -15,6 +15,17 @@
 
 namespace cosmos::sec {
 namespace {
+
+// Applies an ecall's CounterWait for its duration (trusted side).
+class CounterWaitPolicy {
+ public:
+  explicit CounterWaitPolicy(CounterWait wait) {
+    if (wait == CounterWait::kNoWait) scope_.emplace();
+  }
+
+ private:
+  std::optional<NoCounterWaitScope> scope_;
+};
 constexpr uint16_t kAppSealVersion = 1;
 }  // namespace
 
@@ -274,7 +285,8 @@ Result<RegionHandle> SimulatedEnclave::CreateRegion(SessionHandle creator,
 }
 
 Result<RegionHandle> SimulatedEnclave::OpenRegion(const RegionBinding& binding,
-                                                  UntrustedStore* store) {
+                                                  UntrustedStore* store, CounterWait wait) {
+  CounterWaitPolicy policy(wait);
   COSMOS_RETURN_IF_ERROR(binding.Validate());
   const std::string key = binding.Key();
   {
@@ -368,17 +380,19 @@ Status SimulatedEnclave::RegionRead(SessionHandle session, RegionHandle region, 
 }
 
 Status SimulatedEnclave::RegionWrite(SessionHandle session, RegionHandle region, uint64_t offset,
-                                     ByteSpan data) {
+                                     ByteSpan data, CounterWait wait) {
   std::shared_ptr<Session> s;
   std::shared_ptr<Region> r;
   COSMOS_RETURN_IF_ERROR(Authorize(session, region, kRightWrite, &s, &r));
+  CounterWaitPolicy policy(wait);
   return r->engine->Write(offset, data);
 }
 
-Status SimulatedEnclave::RegionFlush(SessionHandle session, RegionHandle region) {
+Status SimulatedEnclave::RegionFlush(SessionHandle session, RegionHandle region, CounterWait wait) {
   std::shared_ptr<Session> s;
   std::shared_ptr<Region> r;
   COSMOS_RETURN_IF_ERROR(Authorize(session, region, kRightWrite, &s, &r));
+  CounterWaitPolicy policy(wait);
   return r->engine->Flush();
 }
 
@@ -396,11 +410,13 @@ Result<Digest> SimulatedEnclave::RegionVerify(SessionHandle session, RegionHandl
 }
 
 Result<uint64_t> SimulatedEnclave::RegionAtomic(SessionHandle session, RegionHandle region,
-                                                const AtomicUpdate& update, uint64_t attempt) {
+                                                const AtomicUpdate& update, uint64_t attempt,
+                                                CounterWait wait) {
   std::shared_ptr<Session> s;
   std::shared_ptr<Region> r;
   COSMOS_RETURN_IF_ERROR(Authorize(session, region, kRightWrite, &s, &r));
-  if (attempt == 0 && NoCounterWaitScope::active()) {
+  CounterWaitPolicy policy(wait);
+  if (attempt == 0 && wait == CounterWait::kNoWait) {
     return Status::InvalidArgument("an atomic that may be deferred needs an attempt id");
   }
   std::optional<uint64_t> before;
@@ -438,17 +454,18 @@ Result<uint64_t> SimulatedEnclave::RegionAtomic(SessionHandle session, RegionHan
 
 Result<uint64_t> SimulatedEnclave::RegionCompareAndSwap(SessionHandle session, RegionHandle region,
                                                         uint64_t offset, uint64_t expected,
-                                                        uint64_t desired, uint64_t attempt) {
+                                                        uint64_t desired, uint64_t attempt,
+                                                        CounterWait wait) {
   return RegionAtomic(session, region,
                       AtomicUpdate{AtomicUpdate::Kind::kCompareAndSwap, offset, expected, desired},
-                      attempt);
+                      attempt, wait);
 }
 
 Result<uint64_t> SimulatedEnclave::RegionFetchAdd(SessionHandle session, RegionHandle region,
-                                                  uint64_t offset, uint64_t delta,
-                                                  uint64_t attempt) {
+                                                  uint64_t offset, uint64_t delta, uint64_t attempt,
+                                                  CounterWait wait) {
   return RegionAtomic(session, region,
-                      AtomicUpdate{AtomicUpdate::Kind::kFetchAdd, offset, delta, 0}, attempt);
+                      AtomicUpdate{AtomicUpdate::Kind::kFetchAdd, offset, delta, 0}, attempt, wait);
 }
 
 Status SimulatedEnclave::UpdateAccessList(const Session& s, Region& r,

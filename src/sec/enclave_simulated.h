@@ -74,22 +74,28 @@ class SimulatedEnclave final : public Enclave {
   Status CloseSession(SessionHandle session) override;
   Result<RegionHandle> CreateRegion(SessionHandle creator, const RegionBinding& binding,
                                     const RegionGeometry& geometry, UntrustedStore* store) override;
-  Result<RegionHandle> OpenRegion(const RegionBinding& binding, UntrustedStore* store) override;
+  using Enclave::OpenRegion;
+  using Enclave::RegionCompareAndSwap;
+  using Enclave::RegionFetchAdd;
+  using Enclave::RegionFlush;
+  using Enclave::RegionWrite;
+  Result<RegionHandle> OpenRegion(const RegionBinding& binding, UntrustedStore* store,
+                                  CounterWait wait) override;
   Status RegionCheckAccess(SessionHandle session, RegionHandle region, uint8_t rights) override;
   Result<uint64_t> RegionSize(RegionHandle region) override;
   Status CloseRegion(RegionHandle region) override;
   Status RegionRead(SessionHandle session, RegionHandle region, uint64_t offset,
                     MutableByteSpan out) override;
-  Status RegionWrite(SessionHandle session, RegionHandle region, uint64_t offset,
-                     ByteSpan data) override;
-  Status RegionFlush(SessionHandle session, RegionHandle region) override;
+  Status RegionWrite(SessionHandle session, RegionHandle region, uint64_t offset, ByteSpan data,
+                     CounterWait wait) override;
+  Status RegionFlush(SessionHandle session, RegionHandle region, CounterWait wait) override;
   Result<Digest> RegionVerify(SessionHandle session, RegionHandle region,
                               std::span<const ByteRange> ranges) override;
   Result<uint64_t> RegionCompareAndSwap(SessionHandle session, RegionHandle region, uint64_t offset,
-                                        uint64_t expected, uint64_t desired,
-                                        uint64_t attempt) override;
+                                        uint64_t expected, uint64_t desired, uint64_t attempt,
+                                        CounterWait wait) override;
   Result<uint64_t> RegionFetchAdd(SessionHandle session, RegionHandle region, uint64_t offset,
-                                  uint64_t delta, uint64_t attempt) override;
+                                  uint64_t delta, uint64_t attempt, CounterWait wait) override;
   Status RegionSetAccess(SessionHandle session, RegionHandle region, ByteSpan access_list) override;
   Status RegionGrant(SessionHandle session, RegionHandle region, const Ed25519PublicKey& identity,
                      uint8_t rights) override;
@@ -140,7 +146,7 @@ class SimulatedEnclave final : public Enclave {
                    std::shared_ptr<Session>* s, std::shared_ptr<Region>* r);
   // RegionCompareAndSwap / RegionFetchAdd: apply once per attempt, then flush.
   Result<uint64_t> RegionAtomic(SessionHandle session, RegionHandle region,
-                                const AtomicUpdate& update, uint64_t attempt);
+                                const AtomicUpdate& update, uint64_t attempt, CounterWait wait);
   // Under r->access_mu: parses the current list, checks that the session's
   // client is (still) its admin, lets `change` edit it, refuses a result
   // without an admin (FailedPrecondition) and commits it.

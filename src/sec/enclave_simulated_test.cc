@@ -291,19 +291,19 @@ TEST_F(EnclaveTest, AnAtomicDeferredForTheCounterIsAppliedOnceWhenRepeated) {
   ASSERT_TRUE(region.ok());
   const uint64_t committed = enclave_->CounterForTesting(B(12))->Current();
   {
-    NoCounterWaitScope no_wait;
+    constexpr CounterWait kNoWait = CounterWait::kNoWait;
     // Applied and committed, but its counter value is not stable yet (the
     // fake clock only moves in the counter's sleep).
-    auto first = enclave_->RegionFetchAdd(alice->handle, *region, 0, 10, /*attempt=*/7);
-    ASSERT_TRUE(IsCounterWaitNeeded(first.status())) << first.status();
+    auto first = enclave_->RegionFetchAdd(alice->handle, *region, 0, 10, /*attempt=*/7, kNoWait);
+    ASSERT_EQ(first.status().code(), StatusCode::kWouldBlock) << first.status();
     EXPECT_GT(enclave_->CounterForTesting(B(12))->Current(), committed);
-    auto again = enclave_->RegionFetchAdd(alice->handle, *region, 0, 10, 7);
-    EXPECT_TRUE(IsCounterWaitNeeded(again.status())) << again.status();
+    auto again = enclave_->RegionFetchAdd(alice->handle, *region, 0, 10, 7, kNoWait);
+    EXPECT_EQ(again.status().code(), StatusCode::kWouldBlock) << again.status();
     // Without an attempt id a deferrable call is refused outright.
-    EXPECT_EQ(enclave_->RegionFetchAdd(alice->handle, *region, 0, 10, 0).status().code(),
+    EXPECT_EQ(enclave_->RegionFetchAdd(alice->handle, *region, 0, 10, 0, kNoWait).status().code(),
               StatusCode::kInvalidArgument);
-    auto cas = enclave_->RegionCompareAndSwap(alice->handle, *region, 8, 0, 55, 8);
-    ASSERT_TRUE(IsCounterWaitNeeded(cas.status())) << cas.status();
+    auto cas = enclave_->RegionCompareAndSwap(alice->handle, *region, 8, 0, 55, 8, kNoWait);
+    ASSERT_EQ(cas.status().code(), StatusCode::kWouldBlock) << cas.status();
   }
   // The repeats finish the calls: the first application's results, no
   // second application (a re-applied CAS would see 55 and report failure).

@@ -253,7 +253,7 @@ thread_local int no_counter_wait_depth = 0;
 constexpr std::string_view kCounterWaitNeeded =
     "call would wait for the trusted counter (no-wait scope)";
 
-Status CounterWaitNeeded() { return Status::ResourceExhausted(std::string(kCounterWaitNeeded)); }
+Status CounterWaitNeeded() { return Status::WouldBlock(std::string(kCounterWaitNeeded)); }
 
 // WaitStable, or CounterWaitNeeded() under a NoCounterWaitScope.
 Status WaitStableOrRefuse(MonotonicCounter* counter, uint64_t value) {
@@ -267,9 +267,7 @@ NoCounterWaitScope::NoCounterWaitScope() { ++no_counter_wait_depth; }
 NoCounterWaitScope::~NoCounterWaitScope() { --no_counter_wait_depth; }
 bool NoCounterWaitScope::active() { return no_counter_wait_depth > 0; }
 
-bool IsCounterWaitNeeded(const Status& s) {
-  return s.code() == StatusCode::kResourceExhausted && s.message() == kCounterWaitNeeded;
-}
+bool IsCounterWaitNeeded(const Status& s) { return s.code() == StatusCode::kWouldBlock; }
 
 class ProtectedRegion::Impl {
  public:

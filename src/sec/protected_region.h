@@ -221,12 +221,11 @@ class ProtectedRegion {
 // While an instance lives, ProtectedRegion calls on this thread never wait for
 // the trusted counter: a Flush (or a Write's early commit) that would have to
 // wait (strict mode: for its own value or a pending one; relaxed: for a full
-// window) returns a status for which IsCounterWaitNeeded() is true instead.
-// Work done before that point stays done (a commit already made stays
-// committed; bytes already written stay written), so repeating the call
-// without the scope completes it. For callers that must not block (cosmosd's
-// workers hand such calls to a flusher thread). In-process (simulated)
-// enclave only: a hardware backend would carry this as an ecall argument.
+// window) returns StatusCode::kWouldBlock instead. Work done before that
+// point stays done (a commit already made stays committed; bytes already
+// written stay written), so repeating the call without the scope completes
+// it. Trusted-side only: callers outside the enclave pass
+// sec::CounterWait::kNoWait to the ecall, which opens a scope inside.
 class NoCounterWaitScope {
  public:
   NoCounterWaitScope();
@@ -237,8 +236,9 @@ class NoCounterWaitScope {
   static bool active();
 };
 
-// True for the status a call under NoCounterWaitScope returns instead of
-// waiting for the trusted counter (ResourceExhausted with a fixed message).
+// True for the status a call under NoCounterWaitScope (or an ecall with
+// CounterWait::kNoWait) returns instead of waiting for the trusted counter:
+// StatusCode::kWouldBlock.
 bool IsCounterWaitNeeded(const Status& s);
 
 // Parses a root-record plaintext (v2) strictly; exposed for fuzzing.

@@ -31,6 +31,10 @@ static_assert(kAccessRead == sec::kRightRead && kAccessWrite == sec::kRightWrite
 static_assert(protocol::kFingerprintSize == sec::kIdentityFingerprintSize);
 static_assert(protocol::kIdentityKeySize == sizeof(sec::Ed25519PublicKey));
 
+sec::CounterWait ToCounterWait(WaitMode wait) {
+  return wait == WaitMode::kNoWait ? sec::CounterWait::kNoWait : sec::CounterWait::kMayWait;
+}
+
 sec::RegionBinding BindingOf(const RegionEntry& e) {
   return sec::RegionBinding{e.pool_uuid, e.region.id(), e.region.name()};
 }
@@ -117,7 +121,7 @@ Result<sec::SessionHandle> EnclaveRegionEngine::SessionOf(Requester requester) {
   return it->second;
 }
 
-Result<sec::RegionHandle> EnclaveRegionEngine::RegionOf(RegionEntry& e) {
+Result<sec::RegionHandle> EnclaveRegionEngine::RegionOf(RegionEntry& e, WaitMode wait) {
   std::shared_ptr<Open> slot;
   {
     std::lock_guard lock(mu_);
@@ -130,7 +134,8 @@ Result<sec::RegionHandle> EnclaveRegionEngine::RegionOf(RegionEntry& e) {
   std::lock_guard open_lock(slot->mu);
   if (slot->handle != 0) return slot->handle;
   auto store = std::make_unique<PmemUntrustedStore>(&e.region);
-  COSMOS_ASSIGN_OR_RETURN(sec::RegionHandle h, enclave_->OpenRegion(BindingOf(e), store.get()));
+  COSMOS_ASSIGN_OR_RETURN(sec::RegionHandle h,
+                          enclave_->OpenRegion(BindingOf(e), store.get(), ToCounterWait(wait)));
   slot->store = std::move(store);
   slot->handle = h;
   return h;
@@ -192,11 +197,12 @@ Status EnclaveRegionEngine::Authorize(Requester requester, RegionEntry& e, uint8
 }
 
 Status EnclaveRegionEngine::Write(Requester requester, RegionEntry& e, uint64_t offset,
-                                  std::span<const std::byte> data) {
+                                  std::span<const std::byte> data, WaitMode wait) {
   COSMOS_ASSIGN_OR_RETURN(sec::SessionHandle session, SessionOf(requester));
-  COSMOS_ASSIGN_OR_RETURN(sec::RegionHandle region, RegionOf(e));
+  COSMOS_ASSIGN_OR_RETURN(sec::RegionHandle region, RegionOf(e, wait));
   return enclave_->RegionWrite(session, region, offset,
-                               {reinterpret_cast<const uint8_t*>(data.data()), data.size()});
+                               {reinterpret_cast<const uint8_t*>(data.data()), data.size()},
+                               ToCounterWait(wait));
 }
 
 Status EnclaveRegionEngine::Read(Requester requester, RegionEntry& e, uint64_t offset,
@@ -207,10 +213,10 @@ Status EnclaveRegionEngine::Read(Requester requester, RegionEntry& e, uint64_t o
                               {reinterpret_cast<uint8_t*>(out.data()), out.size()});
 }
 
-Status EnclaveRegionEngine::Flush(Requester requester, RegionEntry& e) {
+Status EnclaveRegionEngine::Flush(Requester requester, RegionEntry& e, WaitMode wait) {
   COSMOS_ASSIGN_OR_RETURN(sec::SessionHandle session, SessionOf(requester));
-  COSMOS_ASSIGN_OR_RETURN(sec::RegionHandle region, RegionOf(e));
-  return enclave_->RegionFlush(session, region);
+  COSMOS_ASSIGN_OR_RETURN(sec::RegionHandle region, RegionOf(e, wait));
+  return enclave_->RegionFlush(session, region, ToCounterWait(wait));
 }
 
 Result<uint64_t> EnclaveRegionEngine::Digest(Requester requester, RegionEntry& e,
@@ -228,17 +234,19 @@ Result<uint64_t> EnclaveRegionEngine::Digest(Requester requester, RegionEntry& e
 
 Result<uint64_t> EnclaveRegionEngine::CompareAndSwap(Requester requester, RegionEntry& e,
                                                      uint64_t offset, uint64_t expected,
-                                                     uint64_t desired, uint64_t attempt) {
+                                                     uint64_t desired, uint64_t attempt,
+                                                     WaitMode wait) {
   COSMOS_ASSIGN_OR_RETURN(sec::SessionHandle session, SessionOf(requester));
-  COSMOS_ASSIGN_OR_RETURN(sec::RegionHandle region, RegionOf(e));
-  return enclave_->RegionCompareAndSwap(session, region, offset, expected, desired, attempt);
+  COSMOS_ASSIGN_OR_RETURN(sec::RegionHandle region, RegionOf(e, wait));
+  return enclave_->RegionCompareAndSwap(session, region, offset, expected, desired, attempt,
+                                        ToCounterWait(wait));
 }
 
 Result<uint64_t> EnclaveRegionEngine::FetchAdd(Requester requester, RegionEntry& e, uint64_t offset,
-                                               uint64_t delta, uint64_t attempt) {
+                                               uint64_t delta, uint64_t attempt, WaitMode wait) {
   COSMOS_ASSIGN_OR_RETURN(sec::SessionHandle session, SessionOf(requester));
-  COSMOS_ASSIGN_OR_RETURN(sec::RegionHandle region, RegionOf(e));
-  return enclave_->RegionFetchAdd(session, region, offset, delta, attempt);
+  COSMOS_ASSIGN_OR_RETURN(sec::RegionHandle region, RegionOf(e, wait));
+  return enclave_->RegionFetchAdd(session, region, offset, delta, attempt, ToCounterWait(wait));
 }
 
 Status EnclaveRegionEngine::Grant(Requester requester, RegionEntry& e,

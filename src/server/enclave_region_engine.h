@@ -35,16 +35,17 @@ class EnclaveRegionEngine final : public SecureRegionEngine {
   Status Authorize(Requester requester, RegionEntry& e, uint8_t rights) override;
   Result<uint64_t> AuthenticatedSize(RegionEntry& e) override;
   Status Write(Requester requester, RegionEntry& e, uint64_t offset,
-               std::span<const std::byte> data) override;
+               std::span<const std::byte> data, WaitMode wait) override;
   Status Read(Requester requester, RegionEntry& e, uint64_t offset,
               std::span<std::byte> out) override;
-  Status Flush(Requester requester, RegionEntry& e) override;
+  Status Flush(Requester requester, RegionEntry& e, WaitMode wait) override;
   Result<uint64_t> Digest(Requester requester, RegionEntry& e,
                           std::span<const protocol::Range> ranges) override;
   Result<uint64_t> CompareAndSwap(Requester requester, RegionEntry& e, uint64_t offset,
-                                  uint64_t expected, uint64_t desired, uint64_t attempt) override;
+                                  uint64_t expected, uint64_t desired, uint64_t attempt,
+                                  WaitMode wait) override;
   Result<uint64_t> FetchAdd(Requester requester, RegionEntry& e, uint64_t offset, uint64_t delta,
-                            uint64_t attempt) override;
+                            uint64_t attempt, WaitMode wait) override;
   Status Grant(Requester requester, RegionEntry& e, std::span<const std::byte> identity,
                uint8_t rights) override;
   Result<protocol::AccessInfo> ListAccess(Requester requester, RegionEntry& e) override;
@@ -60,7 +61,8 @@ class EnclaveRegionEngine final : public SecureRegionEngine {
   // The enclave session bound to `requester`; PermissionDenied if none.
   Result<sec::SessionHandle> SessionOf(Requester requester);
   // The enclave handle of `e`, opening (recovering) it on first use.
-  Result<sec::RegionHandle> RegionOf(RegionEntry& e);
+  // `wait` applies to opening it (recovery may wait for the counter).
+  Result<sec::RegionHandle> RegionOf(RegionEntry& e, WaitMode wait = WaitMode::kMayWait);
 
   sec::Enclave* enclave_;
   uint32_t block_size_;

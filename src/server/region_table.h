@@ -36,6 +36,12 @@ struct RegionEntry;
 // Who sent an op: (worker index << 32) | the worker endpoint's RPC session.
 using Requester = uint64_t;
 
+// Whether a secure-region call may block until a trusted-counter value is
+// stable (sec::CounterWait across the enclave boundary). kNoWait: a call that
+// would wait returns StatusCode::kWouldBlock instead, with what it did so far
+// kept, so a repeat with kMayWait on a thread that may block completes it.
+enum class WaitMode : uint8_t { kMayWait, kNoWait };
+
 // Where a protected-region engine (the security layer, enclave_region_engine.h)
 // plugs in: when a region is secure, every data-path access goes through this
 // interface instead of touching the mapping directly, on behalf of the
@@ -76,25 +82,25 @@ class SecureRegionEngine {
   // its client lacks the right; IntegrityViolation if the pool bytes were
   // tampered with.
   virtual Status Write(Requester requester, RegionEntry& e, uint64_t offset,
-                       std::span<const std::byte> data) = 0;
+                       std::span<const std::byte> data, WaitMode wait) = 0;
   virtual Status Read(Requester requester, RegionEntry& e, uint64_t offset,
                       std::span<std::byte> out) = 0;
-  virtual Status Flush(Requester requester, RegionEntry& e) = 0;
+  virtual Status Flush(Requester requester, RegionEntry& e, WaitMode wait) = 0;
   // The first 8 bytes (LE) of the enclave's keyed digest over the durable
   // plaintext of `ranges`, under the session's verify key.
   virtual Result<uint64_t> Digest(Requester requester, RegionEntry& e,
                                   std::span<const protocol::Range> ranges) = 0;
   // 8-byte atomics (write right), run in the enclave and acknowledged with a
-  // Flush's freshness; return the word before. Under sec::NoCounterWaitScope
-  // a call may stop with the counter-wait status after applying the update:
+  // Flush's freshness; return the word before. With WaitMode::kNoWait a call
+  // may stop with kWouldBlock after applying the update:
   // repeat it with the same `attempt` (nonzero, unique among the requester's
   // unfinished atomics) and it is finished without being applied twice
   // (sec::Enclave::RegionCompareAndSwap).
   virtual Result<uint64_t> CompareAndSwap(Requester requester, RegionEntry& e, uint64_t offset,
-                                          uint64_t expected, uint64_t desired,
-                                          uint64_t attempt) = 0;
+                                          uint64_t expected, uint64_t desired, uint64_t attempt,
+                                          WaitMode wait) = 0;
   virtual Result<uint64_t> FetchAdd(Requester requester, RegionEntry& e, uint64_t offset,
-                                    uint64_t delta, uint64_t attempt) = 0;
+                                    uint64_t delta, uint64_t attempt, WaitMode wait) = 0;
   // Administration of a secure region, admin right only (PermissionDenied),
   // checked and applied in the enclave; each may wait for the trusted counter.
   // Grant sets the rights (kSecureRight* bits; 0 revokes) of the client whose

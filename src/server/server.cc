@@ -17,7 +17,6 @@
 #include "common/log.h"
 #include "rpc/rpc.h"
 #include "rpc/transport_udp.h"
-#include "sec/protected_region.h"
 #include "server/qos.h"
 
 namespace cosmos::server {
@@ -84,8 +83,8 @@ bool MayBlock(const Op& op, RegionTable& table) {
 
 // True for ops on a secure region that can wait for the trusted counter
 // (a flush, or a write whose early commit finds the counter busy). The worker
-// runs them under sec::NoCounterWaitScope: if they would wait they stop
-// without waiting and the batch moves to a secure flusher at that op, which
+// runs them with WaitMode::kNoWait: if they would wait they stop with
+// kWouldBlock and the batch moves to a secure flusher at that op, which
 // repeats it (repeating is safe: a commit already made stays, a write
 // re-applies the same bytes, and an atomic is repeated with the same attempt
 // id, AttemptBase, which the enclave never applies twice).
@@ -193,8 +192,10 @@ struct Server::Impl {
   size_t Execute(Requester requester, uint64_t attempt_base, std::span<const Op> ops, size_t from,
                  protocol::ResponseBuilder* out, bool worker_thread);
   // `attempt`: the op's enclave attempt id (atomics on secure regions).
+  // `wait`: whether a secure-region op may block for the trusted counter
+  // (kNoWait: it returns kWouldBlock instead, having added nothing to `out`).
   Status ExecuteOne(Requester requester, const Op& op, uint64_t attempt,
-                    protocol::ResponseBuilder* out);
+                    protocol::ResponseBuilder* out, WaitMode wait);
   // GRANT_ACCESS, LIST_ACCESS, ROTATE_KEY: a secure region's admin calls.
   Status ExecuteSecureAdmin(Requester requester, const Op& op, protocol::ResponseBuilder* out);
   // Admin access to a region: Ok for a plain region. For a secure one, a
@@ -275,7 +276,7 @@ Status Server::Impl::ExecuteSecureAdmin(Requester requester, const Op& op,
 }
 
 Status Server::Impl::ExecuteOne(Requester requester, const Op& op, uint64_t attempt,
-                                protocol::ResponseBuilder* out) {
+                                protocol::ResponseBuilder* out, WaitMode wait) {
   switch (op.opcode) {
     case Opcode::kCreateRegion: {
       std::string_view name, pool;
@@ -367,7 +368,7 @@ Status Server::Impl::ExecuteOne(Requester requester, const Op& op, uint64_t atte
     case Opcode::kWrite: {
       COSMOS_RETURN_IF_ERROR(CheckRange(op.offset, op.payload.size(), size, "write"));
       if (engine != nullptr) {
-        COSMOS_RETURN_IF_ERROR(engine->Write(requester, *ref.get(), op.offset, op.payload));
+        COSMOS_RETURN_IF_ERROR(engine->Write(requester, *ref.get(), op.offset, op.payload, wait));
       } else if (!op.payload.empty()) {
         std::memcpy(region.data() + op.offset, op.payload.data(), op.payload.size());
       }
@@ -405,7 +406,7 @@ Status Server::Impl::ExecuteOne(Requester requester, const Op& op, uint64_t atte
             CheckRange(r.offset, r.length, size, op.opcode == Opcode::kFlush ? "flush" : "verify"));
       }
       if (engine != nullptr) {
-        COSMOS_RETURN_IF_ERROR(engine->Flush(requester, *ref.get()));
+        COSMOS_RETURN_IF_ERROR(engine->Flush(requester, *ref.get(), wait));
       } else {
         if (ranges.size() == 1) {
           // One range: Persist lets the backend sync just that range.
@@ -442,8 +443,8 @@ Status Server::Impl::ExecuteOne(Requester requester, const Op& op, uint64_t atte
       if (engine != nullptr) {
         std::byte b[8];
         std::memcpy(b, &value, 8);
-        COSMOS_RETURN_IF_ERROR(engine->Write(requester, *ref.get(), op.offset, b));
-        COSMOS_RETURN_IF_ERROR(engine->Flush(requester, *ref.get()));
+        COSMOS_RETURN_IF_ERROR(engine->Write(requester, *ref.get(), op.offset, b, wait));
+        COSMOS_RETURN_IF_ERROR(engine->Flush(requester, *ref.get(), wait));
       } else {
         COSMOS_RETURN_IF_ERROR(region.AtomicStore64(op.offset, value));
       }
@@ -461,9 +462,9 @@ Status Server::Impl::ExecuteOne(Requester requester, const Op& op, uint64_t atte
             op.opcode == Opcode::kCompareAndSwap
                 ? engine->CompareAndSwap(requester, *ref.get(), op.offset,
                                          protocol::PayloadU64(op.payload, 0),
-                                         protocol::PayloadU64(op.payload, 1), attempt)
+                                         protocol::PayloadU64(op.payload, 1), attempt, wait)
                 : engine->FetchAdd(requester, *ref.get(), op.offset,
-                                   protocol::PayloadU64(op.payload, 0), attempt));
+                                   protocol::PayloadU64(op.payload, 0), attempt, wait));
         out->AddU64(before);
         return Status::Ok();
       }
@@ -489,13 +490,12 @@ size_t Server::Impl::Execute(Requester requester, uint64_t attempt_base, std::sp
   for (size_t i = from; i < list.size(); ++i) {
     if (worker_thread && MayBlock(list[i], *table)) return i;
     const uint64_t attempt = attempt_base + i + 1;
-    Status s;
-    if (worker_thread && TriedWithoutCounterWait(list[i], *table)) {
-      sec::NoCounterWaitScope no_wait;
-      s = ExecuteOne(requester, list[i], attempt, out);
-      if (sec::IsCounterWaitNeeded(s)) return i;  // nothing was added to `out`
-    } else {
-      s = ExecuteOne(requester, list[i], attempt, out);
+    const WaitMode wait = worker_thread && TriedWithoutCounterWait(list[i], *table)
+                              ? WaitMode::kNoWait
+                              : WaitMode::kMayWait;
+    Status s = ExecuteOne(requester, list[i], attempt, out, wait);
+    if (wait == WaitMode::kNoWait && s.code() == StatusCode::kWouldBlock) {
+      return i;  // nothing was added to `out`; a secure flusher repeats it
     }
     ops.fetch_add(1, std::memory_order_relaxed);
     if (!s.ok()) {
