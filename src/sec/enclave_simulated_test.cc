@@ -39,7 +39,12 @@ class EnclaveTest : public ::testing::Test {
     geometry_.block_size = kBlock;
     store_ = std::make_unique<MemoryStore>(*ProtectedRegion::RequiredStoreSize(geometry_));
   }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
+  void TearDown() override {
+    // Regions must close (and background rotations stop) before the stores
+    // they use go away.
+    enclave_.reset();
+    std::filesystem::remove_all(dir_);
+  }
 
   std::unique_ptr<SimulatedEnclave> MakeEnclave(const std::string& sealing_path,
                                                 bool accept_counter_reset = false,

@@ -26,6 +26,51 @@ constexpr uint32_t kBlock = 512;
 RegionBinding B(uint64_t id) { return {"pool-test", id, "r" + std::to_string(id)}; }
 constexpr uint64_t kBlocks = 64;
 
+// A counter whose waits block on a gate (fake clock, no timing): while the
+// gate is closed no value can become stable, and a test can wait until a
+// given number of threads sleep in the counter.
+class CounterGate {
+ public:
+  std::unique_ptr<SimulatedCounter> OpenCounter(const std::string& path) {
+    SimulatedCounter::Options o;
+    o.path = path;
+    o.stabilisation_delay_ns = 1000;
+    o.now_ns = [this] { return now_.load(); };
+    o.sleep_ns = [this](uint64_t ns) {
+      std::unique_lock l(mu_);
+      ++sleeping_;
+      cv_.notify_all();
+      cv_.wait(l, [&] { return open_; });
+      --sleeping_;
+      now_ += ns;
+    };
+    return std::move(*SimulatedCounter::Open(o));
+  }
+  void Close() {
+    std::lock_guard l(mu_);
+    open_ = false;
+  }
+  void Open() {
+    {
+      std::lock_guard l(mu_);
+      open_ = true;
+    }
+    cv_.notify_all();
+  }
+  // True once exactly `n` threads sleep in the counter (false after 60 s).
+  bool WaitSleeping(int n) {
+    std::unique_lock l(mu_);
+    return cv_.wait_for(l, std::chrono::seconds(60), [&] { return sleeping_ == n; });
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool open_ = true;
+  int sleeping_ = 0;
+  std::atomic<uint64_t> now_{1};
+};
+
 class RegionTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -600,40 +645,15 @@ TEST_F(RegionTest, RecordAheadOfALostCounterIncrementIsAccepted) {
 }
 
 TEST_F(RegionTest, StrictFlushesArrivingWhileAnIncrementIsPendingShareTheNextValue) {
-  // A counter whose waits block on a gate (fake clock, no timing): while the
-  // gate is closed no value can become stable.
-  std::mutex mu;
-  std::condition_variable cv;
-  bool open = true;
-  int sleeping = 0;
-  std::atomic<uint64_t> now{1};
-  SimulatedCounter::Options o;
-  o.path = (dir_ / "gated").string();
-  o.stabilisation_delay_ns = 1000;
-  o.now_ns = [&] { return now.load(); };
-  o.sleep_ns = [&](uint64_t ns) {
-    std::unique_lock l(mu);
-    ++sleeping;
-    cv.notify_all();
-    cv.wait(l, [&] { return open; });
-    --sleeping;
-    now += ns;
-  };
-  auto gated = std::move(*SimulatedCounter::Open(o));
+  CounterGate gate;
+  auto gated = gate.OpenCounter((dir_ / "gated").string());
   auto created =
       ProtectedRegion::Create(B(7), geometry_, {}, store_.get(), gated.get(), sealer_.get(), {});
   ASSERT_TRUE(created.ok()) << created.status();
   auto& r = *created;
   const uint64_t c0 = r->committed_counter();
   const uint64_t commits0 = r->stats().commits;
-  auto wait_sleeping = [&](int n) {
-    std::unique_lock l(mu);
-    return cv.wait_for(l, std::chrono::seconds(30), [&] { return sleeping == n; });
-  };
-  {
-    std::lock_guard l(mu);
-    open = false;
-  }
+  gate.Close();
   constexpr int kFlushers = 6;
   std::vector<Status> results(kFlushers);
   std::vector<std::thread> threads;
@@ -644,22 +664,18 @@ TEST_F(RegionTest, StrictFlushesArrivingWhileAnIncrementIsPendingShareTheNextVal
   };
   // The first flush commits c0+1 and waits for it to stabilise...
   threads.emplace_back(flusher, 0);
-  ASSERT_TRUE(wait_sleeping(1));
+  ASSERT_TRUE(gate.WaitSleeping(1));
   EXPECT_EQ(r->committed_counter(), c0 + 1);
   // ...the others arrive while that increment is pending: they wait for it
   // without holding the region (reads go on) and commit nothing yet.
   for (int k = 1; k < kFlushers; ++k) threads.emplace_back(flusher, k);
-  ASSERT_TRUE(wait_sleeping(kFlushers));
+  ASSERT_TRUE(gate.WaitSleeping(kFlushers));
   Bytes got(kBlock);
   ASSERT_TRUE(r->Read(0, got).ok());
   EXPECT_EQ(got, Bytes(kBlock, 1));
   EXPECT_EQ(r->committed_counter(), c0 + 1);
   EXPECT_FALSE(gated->IsStable(c0 + 1));
-  {
-    std::lock_guard l(mu);
-    open = true;
-  }
-  cv.notify_all();
+  gate.Open();
   for (auto& t : threads) t.join();
   for (int k = 0; k < kFlushers; ++k) EXPECT_TRUE(results[k].ok()) << k << ": " << results[k];
   // One more commit and counter value served the five late flushes.
@@ -887,25 +903,8 @@ TEST_F(RegionTest, EveryOpenStartsANewIncarnationAndACounterResetRotatesTheKey) 
 }
 
 TEST_F(RegionTest, BackgroundRotationLeavesTheRegionUsableWhileItWaitsForTheCounter) {
-  // A counter whose waits block on a gate (fake clock, no timing).
-  std::mutex mu;
-  std::condition_variable cv;
-  bool open = true;
-  int sleeping = 0;
-  std::atomic<uint64_t> now{1};
-  SimulatedCounter::Options o;
-  o.path = (dir_ / "gated").string();
-  o.stabilisation_delay_ns = 1000;
-  o.now_ns = [&] { return now.load(); };
-  o.sleep_ns = [&](uint64_t ns) {
-    std::unique_lock l(mu);
-    ++sleeping;
-    cv.notify_all();
-    cv.wait(l, [&] { return open; });
-    --sleeping;
-    now += ns;
-  };
-  auto gated = std::move(*SimulatedCounter::Open(o));
+  CounterGate gate;
+  auto gated = gate.OpenCounter((dir_ / "gated").string());
   auto created =
       ProtectedRegion::Create(B(7), geometry_, {}, store_.get(), gated.get(), sealer_.get(), {});
   ASSERT_TRUE(created.ok()) << created.status();
@@ -915,10 +914,7 @@ TEST_F(RegionTest, BackgroundRotationLeavesTheRegionUsableWhileItWaitsForTheCoun
   ASSERT_TRUE(r->Flush().ok());
   ASSERT_TRUE(r->StartKeyRotation().ok());
   EXPECT_EQ(r->key_epoch(), 2u);
-  {
-    std::lock_guard l(mu);
-    open = false;
-  }
+  gate.Close();
   Status rotated;
   uint64_t steps = 0;
   std::thread rotator([&] {
@@ -932,10 +928,7 @@ TEST_F(RegionTest, BackgroundRotationLeavesTheRegionUsableWhileItWaitsForTheCoun
   // not stable yet); the region must stay usable meanwhile. A step that
   // waited holding the region would block these calls until the gate opens,
   // which it never would: the futures would not become ready.
-  {
-    std::unique_lock l(mu);
-    ASSERT_TRUE(cv.wait_for(l, std::chrono::seconds(60), [&] { return sleeping == 1; }));
-  }
+  ASSERT_TRUE(gate.WaitSleeping(1));
   auto read = std::async(std::launch::async, [&] {
     Bytes got(kBlock);
     Status s = r->Read(5 * kBlock, got);
@@ -948,11 +941,7 @@ TEST_F(RegionTest, BackgroundRotationLeavesTheRegionUsableWhileItWaitsForTheCoun
   ASSERT_EQ(write.wait_for(std::chrono::seconds(60)), std::future_status::ready);
   EXPECT_TRUE(write.get().ok());
   EXPECT_TRUE(r->rotation_in_progress());
-  {
-    std::lock_guard l(mu);
-    open = true;
-  }
-  cv.notify_all();
+  gate.Open();
   rotator.join();
   ASSERT_TRUE(rotated.ok()) << rotated;
   EXPECT_FALSE(r->rotation_in_progress());
