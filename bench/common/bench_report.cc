@@ -18,13 +18,26 @@ BenchReport::BenchReport(std::string suite, bool quick) : suite_(std::move(suite
 
 void BenchReport::Add(const std::string& name, double value, const std::string& unit,
                       const std::string& better) {
-  metrics_.push_back({name, unit, better, "", value, 0, false});
+  metrics_.push_back({name, unit, better, "", value, 0, false, {}, {}});
 }
 
 void BenchReport::AddWithBaseline(const std::string& name, double value, const std::string& unit,
                                   const std::string& better, const std::string& baseline_name,
                                   double baseline_value) {
-  metrics_.push_back({name, unit, better, baseline_name, value, baseline_value, true});
+  metrics_.push_back({name, unit, better, baseline_name, value, baseline_value, true, {}, {}});
+}
+
+void BenchReport::AddWithBaseline(const std::string& name, double value, const std::string& unit,
+                                  const std::string& better, const std::string& baseline_name,
+                                  double baseline_value, std::vector<double> rounds,
+                                  std::vector<double> baseline_rounds) {
+  metrics_.push_back({name, unit, better, baseline_name, value, baseline_value, true,
+                      std::move(rounds), std::move(baseline_rounds)});
+}
+
+void BenchReport::Add(const std::string& name, double value, const std::string& unit,
+                      const std::string& better, std::vector<double> rounds) {
+  metrics_.push_back({name, unit, better, "", value, 0, false, std::move(rounds), {}});
 }
 
 void BenchReport::Note(const std::string& text) { notes_.push_back(text); }
@@ -47,10 +60,20 @@ bool BenchReport::Write(const std::string& dir) const {
     e["value"] = x.value;
     e["unit"] = x.unit;
     e["better"] = x.better;
+    if (!x.rounds.empty()) {
+      e["rounds"] = x.rounds;
+      e["min"] = *std::min_element(x.rounds.begin(), x.rounds.end());
+      e["max"] = *std::max_element(x.rounds.begin(), x.rounds.end());
+    }
     if (x.has_baseline) {
       e["baseline"] = x.baseline_name;
       e["baseline_value"] = x.baseline_value;
       e["ratio"] = x.baseline_value != 0 ? x.value / x.baseline_value : 0.0;
+      if (!x.baseline_rounds.empty()) {
+        e["baseline_rounds"] = x.baseline_rounds;
+        e["baseline_min"] = *std::min_element(x.baseline_rounds.begin(), x.baseline_rounds.end());
+        e["baseline_max"] = *std::max_element(x.baseline_rounds.begin(), x.baseline_rounds.end());
+      }
       std::printf("%-34s %14.3f %-6s %-36s %14.3f %8.3f\n", x.name.c_str(), x.value, x.unit.c_str(),
                   x.baseline_name.c_str(), x.baseline_value,
                   x.baseline_value != 0 ? x.value / x.baseline_value : 0.0);

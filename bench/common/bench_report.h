@@ -19,6 +19,16 @@ class BenchReport {
   void AddWithBaseline(const std::string& name, double value, const std::string& unit,
                        const std::string& better, const std::string& baseline_name,
                        double baseline_value);
+  // The same, with the per-round values behind the value and the baseline
+  // (A/B rounds): written as "rounds" / "baseline_rounds" with their min and
+  // max, so a reader sees the spread next to the median. Either may be empty.
+  void AddWithBaseline(const std::string& name, double value, const std::string& unit,
+                       const std::string& better, const std::string& baseline_name,
+                       double baseline_value, std::vector<double> rounds,
+                       std::vector<double> baseline_rounds);
+  // A metric without a baseline, with its per-round values.
+  void Add(const std::string& name, double value, const std::string& unit,
+           const std::string& better, std::vector<double> rounds);
   // Free-form note stored under "notes" (e.g. "pool on tmpfs: not durable").
   void Note(const std::string& text);
 
@@ -30,6 +40,7 @@ class BenchReport {
     std::string name, unit, better, baseline_name;
     double value = 0, baseline_value = 0;
     bool has_baseline = false;
+    std::vector<double> rounds, baseline_rounds;
   };
   std::string suite_;
   bool quick_;
