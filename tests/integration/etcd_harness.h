@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -92,8 +93,13 @@ class EtcdProcess {
                                        "--election-timeout=500",
                                        "--logger=zap",
                                        "--log-outputs=stderr"};
+      const pid_t parent = getpid();
       pid_ = fork();
       if (pid_ == 0) {
+        // Die with the test process: an aborted test must not leave a child
+        // holding ctest's output pipe (ctest would wait for its timeout).
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent) _exit(127);
         const int log_fd = open(log().c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
         if (log_fd >= 0) {
           dup2(log_fd, 1);

@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -66,8 +67,13 @@ class KvServer {
   // Starts the server and waits until it accepts connections.
   bool Start() {
     port_ = FreePort();
+    const pid_t parent = getpid();
     pid_ = fork();
     if (pid_ == 0) {
+      // Die with the test process: an aborted test must not leave a child
+      // holding ctest's output pipe (ctest would wait for its timeout).
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (getppid() != parent) _exit(127);
       std::vector<std::string> args = {CosmosKvBinary(), "--port", std::to_string(port_),
                                        "--log-level", "warn"};
       if (!log_path_.empty()) {

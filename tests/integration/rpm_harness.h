@@ -3,6 +3,7 @@
 #pragma once
 
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -40,8 +41,13 @@ class Daemon {
     std::vector<std::string> argv = {CosmosdPath(), "--port",      "0",   "--port-file",
                                      port_file_,    "--log-level", "warn"};
     argv.insert(argv.end(), args.begin(), args.end());
+    const pid_t parent = getpid();
     pid_ = fork();
     if (pid_ == 0) {
+      // Die with the test process: an aborted test must not leave a child
+      // holding ctest's output pipe (ctest would wait for its timeout).
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (getppid() != parent) _exit(127);
       std::vector<char*> cargv;
       for (auto& a : argv) cargv.push_back(a.data());
       cargv.push_back(nullptr);
