@@ -12,6 +12,7 @@
 
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -92,6 +93,25 @@ class SecTamperTest : public ::testing::Test {
     ASSERT_TRUE((*r)->Flush(0, text.size()).ok());
   }
 
+  // One node run as alice: start cosmosd, run `work`, stop it cleanly.
+  void AsAliceOnANodeRun(const std::function<void(cosmos::Client&)>& work, bool two_pools = false) {
+    rpm_test::Daemon d;
+    ASSERT_TRUE(StartDaemon(d, two_pools));
+    auto alice = ConnectAs(d, "alice");
+    ASSERT_TRUE(alice.ok()) << alice.status();
+    work(**alice);
+    alice->reset();
+    EXPECT_EQ(d.Stop(SIGTERM), 0);
+  }
+
+  // The host edits the stopped node's region table.
+  void EditTable(const std::function<bool(PoolTableEditor&)>& edit) {
+    PoolTableEditor editor(pool_);
+    ASSERT_TRUE(editor.loaded());
+    ASSERT_TRUE(edit(editor));
+    ASSERT_TRUE(editor.Save());
+  }
+
   rpm_test::TempDir dir_;
   std::string pool_, pool_b_;
 };
@@ -142,141 +162,90 @@ TEST_F(SecTamperTest, OnlyTheRegionsAdminDeletesItAndPlainSessionsNeverSeeIt) {
 
 // Attack 2a: the host swaps two secure regions' names in the region table.
 TEST_F(SecTamperTest, SwappedRegionNamesAreAnIntegrityViolationNotTheOtherRegionsData) {
-  {
-    rpm_test::Daemon d;
-    ASSERT_TRUE(StartDaemon(d));
-    auto alice = ConnectAs(d, "alice");
-    ASSERT_TRUE(alice.ok());
-    CreateAndWrite(**alice, "a", "contents of a");
-    CreateAndWrite(**alice, "b", "contents of b");
-    EXPECT_EQ(d.Stop(SIGTERM), 0);
-  }
-  {
-    PoolTableEditor edit(pool_);
-    ASSERT_TRUE(edit.SwapNames("a", "b"));
-    ASSERT_TRUE(edit.Save());
-  }
-  rpm_test::Daemon d;
-  ASSERT_TRUE(StartDaemon(d));
-  auto alice = ConnectAs(d, "alice");
-  ASSERT_TRUE(alice.ok());
-  for (const char* name : {"a", "b"}) {
-    auto r = (*alice)->OpenRegion(name);
-    ASSERT_FALSE(r.ok()) << name << " opened after its name was swapped";
-    EXPECT_EQ(r.status().code(), StatusCode::kIntegrityViolation) << r.status();
-  }
-  EXPECT_EQ(d.Stop(SIGTERM), 0);
+  AsAliceOnANodeRun([&](cosmos::Client& alice) {
+    CreateAndWrite(alice, "a", "contents of a");
+    CreateAndWrite(alice, "b", "contents of b");
+  });
+  EditTable([](PoolTableEditor& t) { return t.SwapNames("a", "b"); });
+  AsAliceOnANodeRun([](cosmos::Client& alice) {
+    for (const char* name : {"a", "b"}) {
+      auto r = alice.OpenRegion(name);
+      ASSERT_FALSE(r.ok()) << name << " opened after its name was swapped";
+      EXPECT_EQ(r.status().code(), StatusCode::kIntegrityViolation) << r.status();
+    }
+  });
 }
 
 // Attack 2b: the host clears a secure region's flag, so the node serves its
 // ciphertext as a plain region.
 TEST_F(SecTamperTest, ClearedSecureFlagMakesTheSecureClientRefuseTheRegion) {
-  {
-    rpm_test::Daemon d;
-    ASSERT_TRUE(StartDaemon(d));
-    auto alice = ConnectAs(d, "alice");
-    ASSERT_TRUE(alice.ok());
-    CreateAndWrite(**alice, "vault", "alice's secret");
-    EXPECT_EQ(d.Stop(SIGTERM), 0);
-  }
-  {
-    PoolTableEditor edit(pool_);
-    const int i = edit.Find("vault");
-    ASSERT_GE(i, 0);
-    ASSERT_TRUE(edit.SetFlags("vault", edit.Entry(i).flags & ~1u));
-    ASSERT_TRUE(edit.Save());
-  }
-  rpm_test::Daemon d;
-  ASSERT_TRUE(StartDaemon(d));
-  auto alice = ConnectAs(d, "alice");
-  ASSERT_TRUE(alice.ok());
-  auto r = (*alice)->OpenRegion("vault");
-  EXPECT_EQ(r.status().code(), StatusCode::kPermissionDenied) << r.status();
-  EXPECT_EQ(d.Stop(SIGTERM), 0);
+  AsAliceOnANodeRun([&](cosmos::Client& alice) { CreateAndWrite(alice, "vault", "secret"); });
+  EditTable([](PoolTableEditor& t) {
+    const int i = t.Find("vault");
+    return i >= 0 && t.SetFlags("vault", t.Entry(i).flags & ~1u);
+  });
+  AsAliceOnANodeRun([](cosmos::Client& alice) {
+    auto r = alice.OpenRegion("vault");
+    EXPECT_EQ(r.status().code(), StatusCode::kPermissionDenied) << r.status();
+  });
 }
 
-// Attack 2c: the host sets the secure flag of a plain region (or of a region
-// whose sealed state is not there): the enclave finds no authentic record.
+// Attack 2c: the host sets the secure flag of a plain region. The enclave
+// has no counter file and no sealed record for it: IntegrityViolation.
 TEST_F(SecTamperTest, ForgedSecureFlagIsAnIntegrityViolation) {
-  {
-    rpm_test::Daemon d;
-    ASSERT_TRUE(StartDaemon(d));
-    auto alice = ConnectAs(d, "alice");
-    ASSERT_TRUE(alice.ok());
-    CreateAndWrite(**alice, "vault", "secret");
-    ASSERT_TRUE((*alice)->CreateRegion("open", 64 * 1024).ok());
-    EXPECT_EQ(d.Stop(SIGTERM), 0);
-  }
-  {
-    PoolTableEditor edit(pool_);
-    ASSERT_TRUE(edit.SetFlags("open", edit.Entry(edit.Find("vault")).flags));
-    ASSERT_TRUE(edit.Save());
-  }
-  rpm_test::Daemon d;
-  ASSERT_TRUE(StartDaemon(d));
-  auto alice = ConnectAs(d, "alice");
-  ASSERT_TRUE(alice.ok());
-  EXPECT_EQ((*alice)->OpenRegion("open").status().code(), StatusCode::kIntegrityViolation);
-  EXPECT_EQ(d.Stop(SIGTERM), 0);
+  AsAliceOnANodeRun([&](cosmos::Client& alice) {
+    CreateAndWrite(alice, "vault", "secret");
+    ASSERT_TRUE(alice.CreateRegion("open", 64 * 1024).ok());
+  });
+  EditTable([](PoolTableEditor& t) {
+    const int i = t.Find("vault");
+    return i >= 0 && t.SetFlags("open", t.Entry(i).flags);
+  });
+  AsAliceOnANodeRun([](cosmos::Client& alice) {
+    EXPECT_EQ(alice.OpenRegion("open").status().code(), StatusCode::kIntegrityViolation);
+  });
 }
 
 // The host enlarges a secure region in the table: the node reports (and
 // serves) the size the enclave sealed, not the table's.
 TEST_F(SecTamperTest, EnlargedRegionSizeInTheTableIsNotBelieved) {
-  {
-    rpm_test::Daemon d;
-    ASSERT_TRUE(StartDaemon(d));
-    auto alice = ConnectAs(d, "alice");
-    ASSERT_TRUE(alice.ok());
-    CreateAndWrite(**alice, "vault", "secret");
-    EXPECT_EQ(d.Stop(SIGTERM), 0);
-  }
-  {
-    PoolTableEditor edit(pool_);
-    const int i = edit.Find("vault");
-    ASSERT_GE(i, 0);
-    ASSERT_TRUE(edit.SetSize("vault", edit.Entry(i).size + (1 << 20)));
-    ASSERT_TRUE(edit.Save());
-  }
-  rpm_test::Daemon d;
-  ASSERT_TRUE(StartDaemon(d));
-  auto alice = ConnectAs(d, "alice");
-  ASSERT_TRUE(alice.ok());
-  auto r = (*alice)->OpenRegion("vault");
-  ASSERT_TRUE(r.ok()) << r.status();
-  EXPECT_EQ((*r)->info().size, 64u * 1024);
-  EXPECT_EQ((*r)->Write(64 * 1024, Bytes("beyond")).code(), StatusCode::kOutOfRange);
-  EXPECT_EQ(d.Stop(SIGTERM), 0);
+  AsAliceOnANodeRun([&](cosmos::Client& alice) { CreateAndWrite(alice, "vault", "secret"); });
+  EditTable([](PoolTableEditor& t) {
+    const int i = t.Find("vault");
+    return i >= 0 && t.SetSize("vault", t.Entry(i).size + (1 << 20));
+  });
+  AsAliceOnANodeRun([](cosmos::Client& alice) {
+    auto r = alice.OpenRegion("vault");
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ((*r)->info().size, 64u * 1024);
+    EXPECT_EQ((*r)->Write(64 * 1024, Bytes("beyond")).code(), StatusCode::kOutOfRange);
+  });
 }
 
 // Attack 4: two pools, each with a secure region of id 1. Their enclave
 // state (counters, sealed records) must not collide.
 TEST_F(SecTamperTest, SecureRegionsWithTheSameIdInTwoPoolsAreIndependent) {
-  {
-    rpm_test::Daemon d;
-    ASSERT_TRUE(StartDaemon(d, /*two_pools=*/true));
-    auto alice = ConnectAs(d, "alice");
-    ASSERT_TRUE(alice.ok());
-    CreateAndWrite(**alice, "first", "in pool main", "main");
-    CreateAndWrite(**alice, "second", "in pool second", "second");
-    EXPECT_EQ(d.Stop(SIGTERM), 0);
-  }
-  rpm_test::Daemon d;
-  ASSERT_TRUE(StartDaemon(d, /*two_pools=*/true));
-  auto alice = ConnectAs(d, "alice");
-  ASSERT_TRUE(alice.ok());
-  for (auto [name, text] : {std::pair<std::string, std::string>{"first", "in pool main"},
-                            {"second", "in pool second"}}) {
-    auto r = (*alice)->OpenRegion(name);
-    ASSERT_TRUE(r.ok()) << name << ": " << r.status();
-    std::vector<std::byte> out(text.size());
-    ASSERT_TRUE((*r)->Read(0, out).ok()) << name;
-    EXPECT_EQ(Text(out), text);
-    // Both keep committing under their own counters.
-    ASSERT_TRUE((*r)->Write(100, Bytes("more")).ok());
-    ASSERT_TRUE((*r)->Flush(100, 4).ok()) << name;
-  }
-  EXPECT_EQ(d.Stop(SIGTERM), 0);
+  AsAliceOnANodeRun(
+      [&](cosmos::Client& alice) {
+        CreateAndWrite(alice, "first", "in pool main", "main");
+        CreateAndWrite(alice, "second", "in pool second", "second");
+      },
+      /*two_pools=*/true);
+  AsAliceOnANodeRun(
+      [](cosmos::Client& alice) {
+        for (auto [name, text] : {std::pair<std::string, std::string>{"first", "in pool main"},
+                                  {"second", "in pool second"}}) {
+          auto r = alice.OpenRegion(name);
+          ASSERT_TRUE(r.ok()) << name << ": " << r.status();
+          std::vector<std::byte> out(text.size());
+          ASSERT_TRUE((*r)->Read(0, out).ok()) << name;
+          EXPECT_EQ(Text(out), text);
+          // Both keep committing under their own counters.
+          ASSERT_TRUE((*r)->Write(100, Bytes("more")).ok());
+          ASSERT_TRUE((*r)->Flush(100, 4).ok()) << name;
+        }
+      },
+      /*two_pools=*/true);
 }
 
 }  // namespace
