@@ -60,20 +60,20 @@ EnclaveRegionEngine::~EnclaveRegionEngine() {
   }
 }
 
-rpc::ConnectDecision EnclaveRegionEngine::AcceptConnect(Requester requester,
+rpc::ConnectDecision EnclaveRegionEngine::AcceptConnect(SessionKey session,
                                                         std::span<const std::byte> client_hello) {
   // When the RPC session ends its enclave session is closed and the binding
   // dropped (unless a newer connect on the same session number replaced it),
   // so a later session reusing the number never inherits it.
   SecureConnectOutcome out =
-      AcceptSecureConnect(enclave_, client_hello, [this, requester](sec::SessionHandle closed) {
+      AcceptSecureConnect(enclave_, client_hello, [this, session](sec::SessionHandle closed) {
         std::lock_guard lock(mu_);
-        auto it = sessions_.find(requester);
+        auto it = sessions_.find(session);
         if (it != sessions_.end() && it->second == closed) sessions_.erase(it);
       });
   if (out.decision.status.ok()) {
     std::lock_guard lock(mu_);
-    sessions_[requester] = out.session;  // replaces a stale binding of a reused session id
+    sessions_[session] = out.session;  // replaces a stale binding of a reused session id
   } else {
     COSMOS_LOG_WARN("secure connect refused: {}", out.decision.status.ToString());
   }
@@ -112,13 +112,19 @@ uint64_t EnclaveRegionEngine::LogicalSize(const RegionEntry& e) const {
   return lo * b;
 }
 
-Result<sec::SessionHandle> EnclaveRegionEngine::SessionOf(Requester requester) {
+uint64_t EnclaveRegionEngine::SecureSessionOf(SessionKey session) {
   std::lock_guard lock(mu_);
-  auto it = sessions_.find(requester);
-  if (it == sessions_.end()) {
+  auto it = sessions_.find(session);
+  return it == sessions_.end() ? 0 : it->second;
+}
+
+Result<sec::SessionHandle> EnclaveRegionEngine::SessionOf(const Requester& requester) {
+  // Enclave handles are never reused: a handle whose session has ended since
+  // admission is refused by the enclave (PermissionDenied), never rebound.
+  if (requester.secure_session == 0) {
     return Status::PermissionDenied("secure regions need a secure connection");
   }
-  return it->second;
+  return requester.secure_session;
 }
 
 Result<sec::RegionHandle> EnclaveRegionEngine::RegionOf(RegionEntry& e, WaitMode wait) {
@@ -180,9 +186,8 @@ void EnclaveRegionEngine::Forget(const RegionEntry& e) {
   slot->handle = 0;
 }
 
-bool EnclaveRegionEngine::IsSecureSession(Requester requester) {
-  std::lock_guard lock(mu_);
-  return sessions_.count(requester) > 0;
+bool EnclaveRegionEngine::IsSecureSession(const Requester& requester) {
+  return requester.secure_session != 0;
 }
 
 Result<uint64_t> EnclaveRegionEngine::AuthenticatedSize(RegionEntry& e) {

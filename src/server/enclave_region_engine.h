@@ -23,15 +23,16 @@ class EnclaveRegionEngine final : public SecureRegionEngine {
   EnclaveRegionEngine(sec::Enclave* enclave, uint32_t block_size);
   ~EnclaveRegionEngine() override;
 
-  rpc::ConnectDecision AcceptConnect(Requester requester,
+  rpc::ConnectDecision AcceptConnect(SessionKey session,
                                      std::span<const std::byte> client_hello) override;
+  uint64_t SecureSessionOf(SessionKey session) override;
   Result<uint64_t> StoreSize(uint64_t size) const override;
   uint32_t RegionFlags() const override;
   uint32_t block_size() const override { return block_size_; }
   uint64_t LogicalSize(const RegionEntry& e) const override;
   Status Format(Requester requester, RegionEntry& e) override;
   void Forget(const RegionEntry& e) override;
-  bool IsSecureSession(Requester requester) override;
+  bool IsSecureSession(const Requester& requester) override;
   Status Authorize(Requester requester, RegionEntry& e, uint8_t rights) override;
   Result<uint64_t> AuthenticatedSize(RegionEntry& e) override;
   Status Write(Requester requester, RegionEntry& e, uint64_t offset,
@@ -58,8 +59,9 @@ class EnclaveRegionEngine final : public SecureRegionEngine {
     std::unique_ptr<PmemUntrustedStore> store;
     sec::RegionHandle handle = 0;  // 0 until opened
   };
-  // The enclave session bound to `requester`; PermissionDenied if none.
-  Result<sec::SessionHandle> SessionOf(Requester requester);
+  // The enclave session `requester` was admitted under; PermissionDenied if
+  // none (the enclave refuses a handle whose session has ended since).
+  static Result<sec::SessionHandle> SessionOf(const Requester& requester);
   // The enclave handle of `e`, opening (recovering) it on first use.
   // `wait` applies to opening it (recovery may wait for the counter).
   Result<sec::RegionHandle> RegionOf(RegionEntry& e, WaitMode wait = WaitMode::kMayWait);
@@ -67,7 +69,7 @@ class EnclaveRegionEngine final : public SecureRegionEngine {
   sec::Enclave* enclave_;
   uint32_t block_size_;
   std::mutex mu_;
-  std::map<Requester, sec::SessionHandle> sessions_;
+  std::map<SessionKey, sec::SessionHandle> sessions_;
   std::map<const RegionEntry*, std::shared_ptr<Open>> regions_;  // entries outlive the engine's use
 };
 

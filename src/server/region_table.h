@@ -33,8 +33,20 @@ inline constexpr uint8_t kSecureRightAdmin = 4;
 
 struct RegionEntry;
 
-// Who sent an op: (worker index << 32) | the worker endpoint's RPC session.
-using Requester = uint64_t;
+// The RPC session an op arrived on: (worker index << 32) | the worker
+// endpoint's session number. Session numbers are reused once a session ends.
+using SessionKey = uint64_t;
+
+// Who sent an op, fixed when the worker admits its batch: the RPC session and
+// the secure-session binding that session had at admission (an opaque
+// engine value; 0: a plain session). A batch deferred to a flusher keeps its
+// Requester, so an op that runs after its session ended acts under the
+// ended session (and fails), never under a later session that reused the
+// session number.
+struct Requester {
+  SessionKey session = 0;
+  uint64_t secure_session = 0;
+};
 
 // Whether a secure-region call may block until a trusted-counter value is
 // stable (sec::CounterWait across the enclave boundary). kNoWait: a call that
@@ -52,8 +64,11 @@ class SecureRegionEngine {
   virtual ~SecureRegionEngine() = default;
   // Runs the secure handshake of a connect whose payload carried a
   // ClientHello after the rpm hello; binds the session to `requester`.
-  virtual rpc::ConnectDecision AcceptConnect(Requester requester,
+  virtual rpc::ConnectDecision AcceptConnect(SessionKey session,
                                              std::span<const std::byte> client_hello) = 0;
+  // The binding of `session` now, for Requester::secure_session (0 when the
+  // session is plain). Called once per batch, at admission.
+  virtual uint64_t SecureSessionOf(SessionKey session) = 0;
   // Pool bytes and region flags for a new secure region of `size` plaintext
   // bytes. InvalidArgument if `size` is 0 or not a multiple of block_size().
   virtual Result<uint64_t> StoreSize(uint64_t size) const = 0;
@@ -66,8 +81,9 @@ class SecureRegionEngine {
   virtual Status Format(Requester requester, RegionEntry& e) = 0;
   // The region was deleted: close it inside the enclave.
   virtual void Forget(const RegionEntry& e) = 0;
-  // True when `requester` completed a secure handshake on this node.
-  virtual bool IsSecureSession(Requester requester) = 0;
+  // True when `requester`'s batch was admitted on a session that had
+  // completed a secure handshake on this node.
+  virtual bool IsSecureSession(const Requester& requester) = 0;
   // Ok when the requester's client holds `rights` (kSecureRight* bits; 0 =
   // any right) in the region's sealed access list, checked in the enclave
   // (opening, and so authenticating, the region on first use).

@@ -20,6 +20,7 @@
 #include "rpc/transport_memory.h"
 #include "rpc/wire.h"
 #include "sec/enclave_simulated.h"
+#include "pmem/mapping.h"
 #include "sec/key_files.h"
 #include "server/enclave_region_engine.h"
 
@@ -58,6 +59,7 @@ class SecureRpcTest : public ::testing::Test {
     ASSERT_TRUE(sec::GeneratePlatformKeys(dir_ + "/node").ok());
     ASSERT_TRUE(sec::GenerateClientCredentials(dir_ + "/clients", "alice").ok());
     ASSERT_TRUE(sec::GenerateClientCredentials(dir_ + "/clients", "mallory").ok());
+    ASSERT_TRUE(sec::GenerateClientCredentials(dir_ + "/clients", "bob").ok());
     sec::SimulatedEnclaveOptions eo;
     eo.platform_key_path = dir_ + "/node/platform.key";
     eo.sealing_secret_path = dir_ + "/node/sealing.secret";
@@ -67,7 +69,9 @@ class SecureRpcTest : public ::testing::Test {
     enclave_ = std::move(*enclave);
     auto alice = sec::LoadPublicKey(dir_ + "/clients/alice.pub", sec::KeyKind::kClientPublic);
     ASSERT_TRUE(alice.ok());
-    std::vector<sec::Ed25519PublicKey> allow{*alice};
+    auto bob = sec::LoadPublicKey(dir_ + "/clients/bob.pub", sec::KeyKind::kClientPublic);
+    ASSERT_TRUE(bob.ok());
+    std::vector<sec::Ed25519PublicKey> allow{*alice, *bob};
     ASSERT_TRUE(enclave_->SetClientAllowList(allow).ok());
 
     nexus_.RegisterHandler(kEcho, [this](rpc::Rpc& rpc, const rpc::IncomingRequest& req) {
@@ -295,21 +299,73 @@ TEST_F(SecureRpcTest, EndedSessionDropsItsEnclaveBindingInTheRegionEngine) {
   ASSERT_TRUE(config.ok());
   auto connector = client::SecureConnector::Start(*config);
   ASSERT_TRUE(connector.ok());
-  const Requester requester = (uint64_t{1} << 32) | 5;
-  rpc::ConnectDecision first = engine.AcceptConnect(requester, (*connector)->connect_payload());
+  const SessionKey key = (uint64_t{1} << 32) | 5;
+  rpc::ConnectDecision first = engine.AcceptConnect(key, (*connector)->connect_payload());
   ASSERT_TRUE(first.status.ok()) << first.status;
-  EXPECT_TRUE(engine.IsSecureSession(requester));
+  const uint64_t first_binding = engine.SecureSessionOf(key);
+  EXPECT_NE(first_binding, 0u);
   // A newer connect on the same session number replaces the binding; the end
   // of the older session must not drop the newer one.
   auto connector2 = client::SecureConnector::Start(*config);
   ASSERT_TRUE(connector2.ok());
-  rpc::ConnectDecision second = engine.AcceptConnect(requester, (*connector2)->connect_payload());
+  rpc::ConnectDecision second = engine.AcceptConnect(key, (*connector2)->connect_payload());
   ASSERT_TRUE(second.status.ok());
+  EXPECT_NE(engine.SecureSessionOf(key), first_binding);
   first.protector.reset();
-  EXPECT_TRUE(engine.IsSecureSession(requester));
+  EXPECT_NE(engine.SecureSessionOf(key), 0u);
   // The RPC session ends (its protector is destroyed): the binding goes.
   second.protector.reset();
-  EXPECT_FALSE(engine.IsSecureSession(requester));
+  EXPECT_EQ(engine.SecureSessionOf(key), 0u);
+}
+
+// A batch is admitted under alice's session and deferred (a flush waiting
+// for the counter); alice's session ends and bob connects on the same session
+// number before the deferred op runs. The op must fail as alice's ended
+// session, not run as bob (who holds rights on the region).
+TEST_F(SecureRpcTest, DeferredOpKeepsTheSessionItWasAdmittedUnder) {
+  auto mapping = pmem::MapDram(8 << 20);
+  ASSERT_TRUE(mapping.ok());
+  auto pool = pmem::Pool::CreateOnMapping(std::move(*mapping), "p0");
+  ASSERT_TRUE(pool.ok()) << pool.status();
+  std::vector<ServedPool> pools;
+  pools.push_back(ServedPool{"p0", std::move(*pool)});
+  RegionTable table(std::move(pools));
+  EnclaveRegionEngine engine(enclave_.get(), 4096);
+  table.set_secure_engine(&engine);
+  const SessionKey key = (uint64_t{2} << 32) | 9;
+
+  auto alice_config = Config("alice");
+  ASSERT_TRUE(alice_config.ok());
+  auto alice = client::SecureConnector::Start(*alice_config);
+  ASSERT_TRUE(alice.ok());
+  rpc::ConnectDecision alice_connect = engine.AcceptConnect(key, (*alice)->connect_payload());
+  ASSERT_TRUE(alice_connect.status.ok()) << alice_connect.status;
+  const Requester admitted{key, engine.SecureSessionOf(key)};
+
+  // Bob creates the region (he is its admin) on a later session that reused
+  // alice's session number.
+  alice_connect.protector.reset();  // alice's RPC session ends
+  auto bob_config = Config("bob");
+  ASSERT_TRUE(bob_config.ok());
+  auto bob = client::SecureConnector::Start(*bob_config);
+  ASSERT_TRUE(bob.ok());
+  rpc::ConnectDecision bob_connect = engine.AcceptConnect(key, (*bob)->connect_payload());
+  ASSERT_TRUE(bob_connect.status.ok()) << bob_connect.status;
+  const Requester bob_now{key, engine.SecureSessionOf(key)};
+  auto size = engine.StoreSize(4096);
+  ASSERT_TRUE(size.ok());
+  auto created = table.Create("bobs", *size, /*secure=*/true, "");
+  ASSERT_TRUE(created.ok()) << created.status();
+  auto entry = table.Lookup(created->handle);
+  ASSERT_TRUE(entry.ok());
+  ASSERT_TRUE(engine.Format(bob_now, *entry->get()).ok());
+  const std::byte data[8] = {std::byte{1}};
+  ASSERT_TRUE(engine.Write(bob_now, *entry->get(), 0, data, WaitMode::kMayWait).ok());
+
+  // The op admitted under alice's session now runs.
+  Status s = engine.Write(admitted, *entry->get(), 0, data, WaitMode::kMayWait);
+  EXPECT_EQ(s.code(), StatusCode::kPermissionDenied) << s;
+  EXPECT_FALSE(engine.Flush(admitted, *entry->get(), WaitMode::kMayWait).ok());
 }
 
 }  // namespace

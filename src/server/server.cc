@@ -115,7 +115,7 @@ bool IsSecureAdmin(Opcode opcode) {
 // worker admits gets a base unique on this node run (its own count of
 // admitted batches, and the worker index), and op `index` of the batch the id
 // base + index + 1. The flusher repeating a deferred op uses the same id; no
-// other op of any session has it, so even a deferred batch whose requester
+// other op of any session has it, so even a deferred batch whose session
 // number was reused by another client cannot collide with that client's ops.
 uint64_t AttemptBase(uint64_t admitted, uint32_t worker) {
   return (admitted * 64 + worker) * protocol::kMaxOpsPerBatch;  // workers <= 64
@@ -127,6 +127,7 @@ uint64_t AttemptBase(uint64_t admitted, uint32_t worker) {
 struct DeferredBatch {
   uint32_t worker = 0;
   rpc::RequestHandle handle;
+  Requester requester;  // as admitted; never re-resolved from handle.session
   std::vector<std::byte> request;
   size_t resume_at = 0;       // index of the first op not executed yet
   uint64_t attempt_base = 0;  // AttemptBase of the batch
@@ -208,8 +209,8 @@ struct Server::Impl {
   void HandleRequest(rpc::Rpc& rpc, const rpc::IncomingRequest& req);
   void RunBatch(Worker& w, const rpc::RequestHandle& handle, std::span<const std::byte> bytes);
   void PumpQos(Worker& w);
-  void Defer(Worker& w, const rpc::RequestHandle& handle, std::span<const std::byte> bytes,
-             size_t resume_at, uint64_t attempt_base, protocol::ResponseBuilder&& partial,
+  void Defer(Worker& w, const rpc::RequestHandle& handle, const Requester& requester,
+             std::span<const std::byte> bytes, size_t resume_at, uint64_t attempt_base, protocol::ResponseBuilder&& partial,
              bool secure);
   void FlusherLoop(DeferQueue* q);
   void WorkerLoop(Worker* w, std::promise<Status>* ready);
@@ -522,13 +523,17 @@ void Server::Impl::RunBatch(Worker& w, const rpc::RequestHandle& handle,
     (void)w.rpc->EnqueueResponse(handle, w.response.bytes());
     return;
   }
-  const Requester requester = (static_cast<uint64_t>(w.index) << 32) | handle.session;
+  Requester requester;
+  requester.session = (static_cast<uint64_t>(w.index) << 32) | handle.session;
+  if (SecureRegionEngine* engine = table->secure_engine(); engine != nullptr) {
+    requester.secure_session = engine->SecureSessionOf(requester.session);
+  }
   const uint64_t attempt_base = AttemptBase(w.batches_admitted++, w.index);
   size_t stop = Execute(requester, attempt_base, w.ops, 0, &w.response, /*worker_thread=*/true);
   if (stop < w.ops.size()) {
     auto ref = table->Lookup(w.ops[stop].handle);
     const bool secure = (ref.ok() && (*ref)->secure()) || IsSecureAdmin(w.ops[stop].opcode);
-    Defer(w, handle, bytes, stop, attempt_base, std::move(w.response), secure);
+    Defer(w, handle, requester, bytes, stop, attempt_base, std::move(w.response), secure);
     w.response = protocol::ResponseBuilder();
     return;
   }
@@ -537,11 +542,12 @@ void Server::Impl::RunBatch(Worker& w, const rpc::RequestHandle& handle,
 }
 
 void Server::Impl::Defer(Worker& w, const rpc::RequestHandle& handle,
-                         std::span<const std::byte> bytes, size_t resume_at, uint64_t attempt_base,
+                         const Requester& requester, std::span<const std::byte> bytes, size_t resume_at, uint64_t attempt_base,
                          protocol::ResponseBuilder&& partial, bool secure) {
   auto d = std::make_unique<DeferredBatch>();
   d->worker = w.index;
   d->handle = handle;
+  d->requester = requester;
   d->request.assign(bytes.begin(), bytes.end());
   d->resume_at = resume_at;
   d->attempt_base = attempt_base;
@@ -568,8 +574,7 @@ void Server::Impl::FlusherLoop(DeferQueue* q) {
     }
     Status parsed = protocol::ParseRequest(d->request, &list);
     COSMOS_CHECK(parsed.ok());  // parsed once already on the worker
-    const Requester requester = (static_cast<uint64_t>(d->worker) << 32) | d->handle.session;
-    Execute(requester, d->attempt_base, list, d->resume_at, &d->response,
+    Execute(d->requester, d->attempt_base, list, d->resume_at, &d->response,
             /*worker_thread=*/false);
     Worker& w = *workers[d->worker];
     auto* raw = d.release();
@@ -664,8 +669,8 @@ rpc::ConnectDecision Server::Impl::OnConnect(const rpc::ConnectRequestInfo& info
       d.status = Status::FailedPrecondition("this node does not run the security layer");
       return d;
     }
-    const Requester requester = (static_cast<uint64_t>(here->index) << 32) | info.session;
-    d = engine->AcceptConnect(requester, info.payload.subspan(protocol::kHelloSize));
+    const SessionKey session = (static_cast<uint64_t>(here->index) << 32) | info.session;
+    d = engine->AcceptConnect(session, info.payload.subspan(protocol::kHelloSize));
     if (!d.status.ok()) return d;
     // Reply: the rpm hello reply, then the ServerHello.
     d.reply.insert(d.reply.begin(), hello_reply.begin(), hello_reply.end());
