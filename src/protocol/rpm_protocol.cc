@@ -62,6 +62,7 @@ Status CheckPayloadShape(Opcode op, size_t len) {
       return Status::Ok();
     case Opcode::kListRegions:
     case Opcode::kStat:
+    case Opcode::kEpoch:
       return len == 0 ? Status::Ok() : Status::Corruption("op takes no payload");
   }
   return Status::InvalidArgument("unknown opcode");
@@ -113,6 +114,8 @@ std::string_view OpcodeName(Opcode op) {
       return "fetch_add";
     case Opcode::kVerify:
       return "verify";
+    case Opcode::kEpoch:
+      return "epoch";
     case Opcode::kCreateRegion:
       return "create_region";
     case Opcode::kOpenRegion:
@@ -133,7 +136,7 @@ std::string_view OpcodeName(Opcode op) {
   return "unknown";
 }
 
-bool IsKnownOpcode(uint8_t b) { return (b >= 1 && b <= 7) || (b >= 16 && b <= 23); }
+bool IsKnownOpcode(uint8_t b) { return (b >= 1 && b <= 8) || (b >= 16 && b <= 23); }
 
 RequestBuilder::RequestBuilder() { Clear(); }
 
@@ -193,6 +196,9 @@ void RequestBuilder::Verify(uint64_t handle, std::span<const Range> ranges) {
     StoreLE<uint64_t>(p + i * kRangeSize, ranges[i].offset);
     StoreLE<uint64_t>(p + i * kRangeSize + 8, ranges[i].length);
   }
+}
+void RequestBuilder::Epoch(uint64_t handle, uint64_t epoch, uint8_t flags) {
+  AddOp(Opcode::kEpoch, flags, handle, epoch, 0);
 }
 void RequestBuilder::CreateRegion(std::string_view name, uint64_t size, bool secure,
                                   std::string_view pool) {
@@ -266,6 +272,9 @@ Status ParseRequest(std::span<const std::byte> bytes, std::vector<Op>* out) {
     op.offset = LoadLE<uint64_t>(p + 16);
     op.payload = bytes.subspan(pos, len);
     COSMOS_RETURN_IF_ERROR(CheckPayloadShape(op.opcode, len));
+    if (op.opcode == Opcode::kEpoch && (i != 0 || (op.flags & ~kEpochFlagReplica) != 0)) {
+      return Status::Corruption("rpm request: epoch op must come first, with flags 0 or 1");
+    }
     pos += len;
     out->push_back(op);
   }
@@ -340,7 +349,9 @@ void ResponseBuilder::AddError(const Status& status) {
   COSMOS_CHECK(!status.ok());
   std::string_view m = status.message();
   if (m.size() > kMaxErrorMessage) m = m.substr(0, kMaxErrorMessage);
-  std::byte* p = Add(status.code(), m.size());
+  const StatusCode code =
+      status.code() == StatusCode::kWouldBlock ? StatusCode::kInternal : status.code();
+  std::byte* p = Add(code, m.size());
   if (!m.empty()) std::memcpy(p, m.data(), m.size());
 }
 
@@ -394,7 +405,9 @@ Status ParseResponse(std::span<const std::byte> bytes, std::vector<OpResult>* ou
       return Status::Corruption("rpm response: truncated result");
     const std::byte* p = bytes.data() + pos;
     uint8_t code = static_cast<uint8_t>(p[0]);
-    if (code > static_cast<uint8_t>(StatusCode::kCancelled)) {
+    // Codes up to kAborted go on the wire (kAborted since replicated regions:
+    // a stale epoch); kWouldBlock and anything newer never do.
+    if (code > static_cast<uint8_t>(StatusCode::kAborted)) {
       return Status::Corruption("rpm response: unknown status code");
     }
     size_t len = LoadLE<uint32_t>(p + 4);

@@ -193,5 +193,41 @@ TEST(RpmProtocol, HelloRoundTripsAndRejectsOtherVersions) {
   EXPECT_FALSE(DecodeHelloReply(std::span<const std::byte>()).ok());
 }
 
+TEST(RpmProtocol, EpochOpRoundTripsOnlyAsFirstOp) {
+  RequestBuilder b;
+  b.Epoch(7, 42, kEpochFlagReplica);
+  b.Write(7, 0, Bytes("x"));
+  std::vector<Op> ops;
+  ASSERT_TRUE(ParseRequest(b.bytes(), &ops).ok());
+  ASSERT_EQ(ops.size(), 2u);
+  EXPECT_EQ(ops[0].opcode, Opcode::kEpoch);
+  EXPECT_EQ(ops[0].handle, 7u);
+  EXPECT_EQ(ops[0].offset, 42u);
+  EXPECT_EQ(ops[0].flags, kEpochFlagReplica);
+
+  RequestBuilder late;  // an epoch op after another op
+  late.Write(7, 0, Bytes("x"));
+  late.Epoch(7, 42, 0);
+  EXPECT_EQ(ParseRequest(late.bytes(), &ops).code(), StatusCode::kCorruption);
+  RequestBuilder flags;  // unknown flag bits
+  flags.Epoch(7, 42, 2);
+  EXPECT_EQ(ParseRequest(flags.bytes(), &ops).code(), StatusCode::kCorruption);
+}
+
+TEST(RpmProtocol, AbortedGoesOnTheWireAndWouldBlockNever) {
+  ResponseBuilder rb;
+  rb.AddError(Status::Aborted("stale epoch"));
+  rb.AddError(Status::WouldBlock("internal"));
+  std::vector<OpResult> results;
+  ASSERT_TRUE(ParseResponse(rb.bytes(), &results).ok());
+  ASSERT_EQ(results.size(), 2u);
+  EXPECT_EQ(results[0].code, StatusCode::kAborted);
+  EXPECT_EQ(results[1].code, StatusCode::kInternal);
+  // A code beyond kAborted from a peer is Corruption.
+  std::vector<std::byte> bad(rb.bytes().begin(), rb.bytes().end());
+  bad[kBatchHeaderSize] = std::byte{static_cast<uint8_t>(StatusCode::kWouldBlock)};
+  EXPECT_EQ(ParseResponse(bad, &results).code(), StatusCode::kCorruption);
+}
+
 }  // namespace
 }  // namespace cosmos::protocol

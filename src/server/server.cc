@@ -76,6 +76,8 @@ bool MayBlock(const Op& op, RegionTable& table) {
       auto ref = table.Lookup(op.handle);
       return ref.ok() && (*ref)->durability() == Durability::kPage;
     }
+    case Opcode::kEpoch:
+      return true;  // replicated region: checks the epoch (etcd), forwards to backups
     default:
       return false;
   }
@@ -119,6 +121,22 @@ bool IsSecureAdmin(Opcode opcode) {
 // number was reused by another client cannot collide with that client's ops.
 uint64_t AttemptBase(uint64_t admitted, uint32_t worker) {
   return (admitted * 64 + worker) * protocol::kMaxOpsPerBatch;  // workers <= 64
+}
+
+// Ops a batch on a replicated region may carry after its EPOCH op.
+bool IsRegionDataOp(Opcode opcode) {
+  switch (opcode) {
+    case Opcode::kWrite:
+    case Opcode::kRead:
+    case Opcode::kFlush:
+    case Opcode::kWriteAfterFlush:
+    case Opcode::kCompareAndSwap:
+    case Opcode::kFetchAdd:
+    case Opcode::kVerify:
+      return true;
+    default:
+      return false;
+  }
 }
 
 }  // namespace
@@ -181,6 +199,9 @@ struct Server::Impl {
   // trusted counter's wait, so there are more of them: concurrent flushes of
   // a region can then share one counter value).
   DeferQueue flush, secure;
+  // A primary's batches on replicated regions (options.replication): each
+  // waits for the backups, so they never hold a flusher.
+  DeferQueue replicate;
 
   std::atomic<uint64_t> batches{0}, ops{0}, bytes_written{0}, deferred{0}, rejected{0}, lost{0},
       qos_delayed{0};
@@ -211,8 +232,16 @@ struct Server::Impl {
   void PumpQos(Worker& w);
   void Defer(Worker& w, const rpc::RequestHandle& handle, const Requester& requester,
              std::span<const std::byte> bytes, size_t resume_at, uint64_t attempt_base, protocol::ResponseBuilder&& partial,
-             bool secure);
+             DeferQueue* queue);
   void FlusherLoop(DeferQueue* q);
+  // Replicated regions: Ok when the batch may run. A batch that starts with
+  // an EPOCH op needs a cluster node and only data ops on that op's region;
+  // a batch without one may not touch a replicated region.
+  Status AdmitReplication(std::span<const Op> ops);
+  // EPOCH op of a batch a primary forwarded (kEpochFlagReplica).
+  Status ExecuteEpoch(const Op& op, protocol::ResponseBuilder* out);
+  // A deferred client batch on a replicated region, on a `replicate` thread.
+  void RunPrimary(DeferredBatch& d, std::span<const Op> list);
   void WorkerLoop(Worker* w, std::promise<Status>* ready);
   rpc::ConnectDecision OnConnect(const rpc::ConnectRequestInfo& info);
 };
@@ -344,6 +373,8 @@ Status Server::Impl::ExecuteOne(Requester requester, const Op& op, uint64_t atte
     case Opcode::kListAccess:
     case Opcode::kRotateKey:
       return ExecuteSecureAdmin(requester, op, out);
+    case Opcode::kEpoch:
+      return ExecuteEpoch(op, out);
     case Opcode::kStat: {
       protocol::NodeStat s;
       s.workers = static_cast<uint32_t>(workers.size());
@@ -529,11 +560,26 @@ void Server::Impl::RunBatch(Worker& w, const rpc::RequestHandle& handle,
     requester.secure_session = engine->SecureSessionOf(requester.session);
   }
   const uint64_t attempt_base = AttemptBase(w.batches_admitted++, w.index);
+  if (Status admitted = AdmitReplication(w.ops); !admitted.ok()) {
+    w.response.AddError(admitted);
+    for (size_t j = 1; j < w.ops.size(); ++j) {
+      w.response.AddError(Status::Cancelled("not executed: the batch was refused"));
+    }
+    (void)w.rpc->EnqueueResponse(handle, w.response.bytes());
+    return;
+  }
   size_t stop = Execute(requester, attempt_base, w.ops, 0, &w.response, /*worker_thread=*/true);
   if (stop < w.ops.size()) {
     auto ref = table->Lookup(w.ops[stop].handle);
     const bool secure = (ref.ok() && (*ref)->secure()) || IsSecureAdmin(w.ops[stop].opcode);
-    Defer(w, handle, requester, bytes, stop, attempt_base, std::move(w.response), secure);
+    DeferQueue* queue = secure ? &this->secure : &flush;
+    // A client's batch on a replicated region runs on a replication thread; a
+    // batch forwarded by a primary only executes locally (a flusher).
+    if (w.ops[stop].opcode == Opcode::kEpoch &&
+        (w.ops[stop].flags & protocol::kEpochFlagReplica) == 0) {
+      queue = &replicate;
+    }
+    Defer(w, handle, requester, bytes, stop, attempt_base, std::move(w.response), queue);
     w.response = protocol::ResponseBuilder();
     return;
   }
@@ -543,7 +589,7 @@ void Server::Impl::RunBatch(Worker& w, const rpc::RequestHandle& handle,
 
 void Server::Impl::Defer(Worker& w, const rpc::RequestHandle& handle,
                          const Requester& requester, std::span<const std::byte> bytes, size_t resume_at, uint64_t attempt_base,
-                         protocol::ResponseBuilder&& partial, bool secure) {
+                         protocol::ResponseBuilder&& partial, DeferQueue* queue) {
   auto d = std::make_unique<DeferredBatch>();
   d->worker = w.index;
   d->handle = handle;
@@ -554,7 +600,7 @@ void Server::Impl::Defer(Worker& w, const rpc::RequestHandle& handle,
   d->response = std::move(partial);
   deferred.fetch_add(1, std::memory_order_relaxed);
   uint64_t key = (static_cast<uint64_t>(w.index) << 32) | handle.session;
-  DeferQueue& q = secure ? this->secure : flush;
+  DeferQueue& q = *queue;
   {
     std::lock_guard lock(q.mu);
     q.queue.Push(key, std::move(d));
@@ -574,8 +620,12 @@ void Server::Impl::FlusherLoop(DeferQueue* q) {
     }
     Status parsed = protocol::ParseRequest(d->request, &list);
     COSMOS_CHECK(parsed.ok());  // parsed once already on the worker
-    Execute(d->requester, d->attempt_base, list, d->resume_at, &d->response,
-            /*worker_thread=*/false);
+    if (q == &replicate) {
+      RunPrimary(*d, list);
+    } else {
+      Execute(d->requester, d->attempt_base, list, d->resume_at, &d->response,
+              /*worker_thread=*/false);
+    }
     Worker& w = *workers[d->worker];
     auto* raw = d.release();
     w.rpc->Post([this, raw, &w] {
@@ -584,6 +634,64 @@ void Server::Impl::FlusherLoop(DeferQueue* q) {
       if (!s.ok()) lost.fetch_add(1, std::memory_order_relaxed);
     });
   }
+}
+
+Status Server::Impl::AdmitReplication(std::span<const Op> list) {
+  if (list.front().opcode == Opcode::kEpoch) {
+    if (options.replication == nullptr) {
+      return Status::FailedPrecondition(
+          "this node is not a cluster member (cosmosd --cluster): no replicated regions");
+    }
+    for (size_t i = 1; i < list.size(); ++i) {
+      if (!IsRegionDataOp(list[i].opcode) || list[i].handle != list.front().handle) {
+        return Status::InvalidArgument(
+            "a batch on a replicated region holds only data ops on that region");
+      }
+    }
+    return Status::Ok();
+  }
+  if (options.replication == nullptr) return Status::Ok();
+  for (const Op& op : list) {
+    if (!IsRegionDataOp(op.opcode)) continue;
+    auto ref = table->Lookup(op.handle);
+    if (ref.ok() && options.replication->IsReplicated((*ref)->region.name())) {
+      return Status::FailedPrecondition("region '" + (*ref)->region.name() +
+                                        "' is replicated: its ops must carry its epoch "
+                                        "(open it through the cluster)");
+    }
+  }
+  return Status::Ok();
+}
+
+Status Server::Impl::ExecuteEpoch(const Op& op, protocol::ResponseBuilder* out) {
+  // Only a batch forwarded by a primary gets here; a client's goes to
+  // RunPrimary, which answers its EPOCH op itself.
+  if (options.replication == nullptr || (op.flags & protocol::kEpochFlagReplica) == 0) {
+    return Status::Internal("epoch op outside a replicated batch");
+  }
+  COSMOS_ASSIGN_OR_RETURN(RegionRef ref, table->Lookup(op.handle));
+  COSMOS_RETURN_IF_ERROR(options.replication->CheckReplica(ref->region.name(), op.offset));
+  out->AddOk();
+  return Status::Ok();
+}
+
+void Server::Impl::RunPrimary(DeferredBatch& d, std::span<const Op> list) {
+  auto ref = table->Lookup(list.front().handle);
+  if (!ref.ok()) {
+    d.response.AddError(ref.status());
+    for (size_t j = 1; j < list.size(); ++j) {
+      d.response.AddError(Status::Cancelled("not executed: op 0 of the batch failed"));
+    }
+    return;
+  }
+  const std::string name = (*ref)->region.name();
+  *ref = RegionRef();  // the local ops look the region up again
+  options.replication->ExecutePrimary(
+      name, list,
+      [&](size_t from, protocol::ResponseBuilder* out) {
+        return Execute(d.requester, d.attempt_base, list, from, out, /*worker_thread=*/false);
+      },
+      &d.response);
 }
 
 void Server::Impl::PumpQos(Worker& w) {
@@ -734,6 +842,10 @@ Result<std::unique_ptr<Server>> Server::Start(const ServerOptions& options,
   if (options.port != 0 && options.port + options.workers > 65536) {
     return Status::InvalidArgument("port range of the workers exceeds 65535");
   }
+  if (options.replication != nullptr &&
+      (options.replication_threads == 0 || options.replication_threads > 64)) {
+    return Status::InvalidArgument("replication_threads must be 1..64");
+  }
   if (options.require_secure && options.secure_engine == nullptr) {
     return Status::InvalidArgument("require_secure needs the security layer (secure_engine)");
   }
@@ -771,6 +883,11 @@ Result<std::unique_ptr<Server>> Server::Start(const ServerOptions& options,
   for (uint32_t i = 0; i < secure_threads; ++i) {
     self->secure.threads.emplace_back([self] { self->FlusherLoop(&self->secure); });
   }
+  const uint32_t replication_threads =
+      options.replication != nullptr ? options.replication_threads : 0;
+  for (uint32_t i = 0; i < replication_threads; ++i) {
+    self->replicate.threads.emplace_back([self] { self->FlusherLoop(&self->replicate); });
+  }
   if (!first_error.ok()) {
     server->Stop();
     return first_error;
@@ -804,14 +921,14 @@ void Server::Stop() {
   if (impl_->stopped) return;
   impl_->stopped = true;
   impl_->accepting.store(false, std::memory_order_release);
-  for (DeferQueue* q : {&impl_->flush, &impl_->secure}) {
+  for (DeferQueue* q : {&impl_->replicate, &impl_->flush, &impl_->secure}) {
     {
       std::lock_guard lock(q->mu);
       q->stop = true;
     }
     q->cv.notify_all();
   }
-  for (DeferQueue* q : {&impl_->flush, &impl_->secure}) {
+  for (DeferQueue* q : {&impl_->replicate, &impl_->flush, &impl_->secure}) {
     for (auto& t : q->threads) t.join();
   }
   impl_->stop_workers.store(true, std::memory_order_release);

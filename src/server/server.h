@@ -14,6 +14,7 @@
 
 #include "cosmos/result.h"
 #include "server/region_table.h"
+#include "server/replication_hook.h"
 
 namespace cosmos::server {
 
@@ -55,6 +56,12 @@ struct ServerOptions {
   // Refuse plain (unprotected) connects with PermissionDenied; only secure
   // connects are accepted. REQUIRES: secure_engine (else Start fails).
   bool require_secure = false;
+  // Replicated regions (cosmosd --cluster; not owned, must outlive the
+  // server). nullptr: a single node; batches carrying an EPOCH op are refused.
+  ReplicationHook* replication = nullptr;
+  // Threads that run a primary's batches on replicated regions (each blocks
+  // until the backups acknowledged); 1..64, with `replication` only.
+  uint32_t replication_threads = 4;
 };
 
 struct ServerStats {
