@@ -13,7 +13,7 @@ install(FILES ${CMAKE_BINARY_DIR}/include/cosmos/version.h
 
 # cosmos::client and the static layers it needs (a static library's private
 # dependencies are link dependencies of its users).
-set(_cosmos_exported cosmos_client cosmos_common cosmos_protocol cosmos_rpc cosmos_sec)
+set(_cosmos_exported cosmos_client cosmos_cluster cosmos_common cosmos_protocol cosmos_rpc cosmos_sec)
 foreach(t ${_cosmos_exported})
   string(REPLACE "cosmos_" "" _short ${t})
   set_target_properties(${t} PROPERTIES EXPORT_NAME ${_short})

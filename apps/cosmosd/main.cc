@@ -11,6 +11,7 @@
 #include "app_flags.h"
 #include "common/build_info.h"
 #include "common/log.h"
+#include "replication/cluster_node.h"
 #include "sec/enclave_simulated.h"
 #include "sec/key_files.h"
 #include "server/daemon_config.h"
@@ -33,6 +34,7 @@ struct Flags {
   std::vector<std::string> allow;
   std::optional<uint32_t> secure_block_size, relaxed_window, counter_delay_ms, secure_flushers;
   bool require_secure = false, accept_counter_reset = false;
+  std::string cluster, node_id, zone, advertise;
 };
 
 void DefineFlags(CLI::App& app, Flags& f) {
@@ -87,6 +89,14 @@ void DefineFlags(CLI::App& app, Flags& f) {
                  "threads running secure-region commits (they sleep in the counter wait; "
                  "default 16)")
       ->check(CLI::Range(1u, 256u));
+  app.add_option("--cluster", f.cluster,
+                 "join a cluster: comma-separated etcd endpoints (host:port or http://host:port); "
+                 "replicated regions, docs/cluster.md. Without it the node is a single node");
+  app.add_option("--node-id", f.node_id, "cluster: this node's unique id (letters, digits . _ : -)");
+  app.add_option("--zone", f.zone, "cluster: failure domain label (replicas go to distinct zones)");
+  app.add_option("--advertise", f.advertise,
+                 "cluster: HOST:PORT other nodes and clients reach this node at (default: the "
+                 "--listen address, or 127.0.0.1 when listening on 0.0.0.0, and worker 0's port)");
   app.add_flag("--accept-counter-reset", f.accept_counter_reset,
                "ONE-OFF OVERRIDE: open secure regions whose trusted counter file is missing or "
                "further behind their sealed state than the freshness mode allows; gives up "
@@ -333,10 +343,49 @@ int main(int argc, char** argv) {
           "--require-secure refuses them)");
     }
   }
+  std::unique_ptr<cosmos::replication::ClusterNode> cluster_node;
+  if (!flags.cluster.empty()) {
+    if (flags.node_id.empty()) {
+      std::fprintf(stderr, "cosmosd: --cluster needs --node-id\n");
+      return cosmos::app::kExitUsage;
+    }
+    cosmos::replication::ClusterNodeOptions co;
+    co.etcd_endpoints = flags.cluster;
+    co.node_id = flags.node_id;
+    co.zone = flags.zone;
+    for (const auto& p : cfg.pools) co.capacity_bytes += p.size_bytes;
+    auto created = cosmos::replication::ClusterNode::Create(std::move(co));
+    if (!created.ok()) {
+      std::fprintf(stderr, "cosmosd: %s\n", created.status().ToString().c_str());
+      return cosmos::app::kExitUsage;
+    }
+    cluster_node = std::move(*created);
+    cfg.server.replication = cluster_node.get();
+  } else if (!flags.node_id.empty() || !flags.zone.empty() || !flags.advertise.empty()) {
+    std::fprintf(stderr, "cosmosd: --node-id, --zone and --advertise need --cluster\n");
+    return cosmos::app::kExitUsage;
+  }
   auto server = cosmos::server::Server::Start(cfg.server, std::move(*pools));
   if (!server.ok()) {
     std::fprintf(stderr, "cosmosd: %s\n", server.status().ToString().c_str());
     return 1;
+  }
+  if (cluster_node != nullptr) {
+    std::string address = flags.advertise;
+    if (address.empty()) {
+      const std::string host =
+          cfg.server.listen_ip == "0.0.0.0" ? "127.0.0.1" : cfg.server.listen_ip;
+      address = host + ":" + std::to_string((*server)->port());
+      if (cfg.server.listen_ip == "0.0.0.0") {
+        COSMOS_LOG_WARN("cosmosd: advertising {} to the cluster; pass --advertise HOST:PORT "
+                        "when other hosts must reach this node", address);
+      }
+    }
+    if (Status s = cluster_node->Join(address); !s.ok()) {
+      std::fprintf(stderr, "cosmosd: joining the cluster: %s\n", s.ToString().c_str());
+      (*server)->Stop();
+      return 1;
+    }
   }
   int exit_code = cosmos::app::kExitOk;
   if (!flags.port_file.empty()) WritePortFile(flags.port_file, (*server)->port(), &exit_code);
@@ -347,6 +396,7 @@ int main(int argc, char** argv) {
   while (sigwait(&signals, &sig) == 0 && sig == SIGHUP) Reload(flags, cfg, enclave.get());
   COSMOS_LOG_INFO("cosmosd: {} received, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
   (*server)->Stop();
+  cluster_node.reset();  // leaves the cluster (revokes the lease) once nothing is served
   engine.reset();  // close protected regions while their pmem regions are still mapped
   server->reset();
   return exit_code;

@@ -42,6 +42,12 @@ struct RegionInfo {
   uint64_t size = 0;
   Durability durability = Durability::kNone;
   bool secure = false;  // data protected at rest by the node's enclave (sec layer)
+  // Replicated regions (a cluster client, ClientOptions::cluster): the
+  // configuration the Region currently talks to. 0 / empty otherwise.
+  // `durability` is then the weakest level among the replicas.
+  uint64_t epoch = 0;
+  std::vector<std::string> replicas;  // node ids of every copy, the primary included
+  std::string primary;                // node id of the primary
 };
 
 // Options for Client::Connect.
@@ -62,6 +68,18 @@ struct ClientOptions {
   std::string platform_public_key_file;  // platform.pub from `cosmos keys platform`
   std::string measurement_file;          // measurement from `cosmos keys platform`
   std::string client_key_file;           // NAME.key from `cosmos keys client`
+  // false: the client's endpoint blocks in poll() when idle instead of
+  // spinning (for several processes on few cores; costs some latency).
+  bool busy_poll = true;
+  // Cluster mode (docs/cluster.md): comma-separated etcd endpoints
+  // ("127.0.0.1:2379,http://h:2379"). The client then finds every region's
+  // replicas, primary and epoch in etcd, talks to the primary, and after a
+  // failover retries on the new one; `server` is not used. Plain regions only
+  // (secure options are refused).
+  std::string cluster;
+  // Cluster mode: how long a call waits for a new configuration after its
+  // primary failed before it gives up (Unavailable / Aborted).
+  uint32_t failover_timeout_ms = 10000;
   bool secure() const {
     return !platform_public_key_file.empty() || !measurement_file.empty() ||
            !client_key_file.empty();
@@ -72,6 +90,9 @@ struct ClientOptions {
 struct RegionOptions {
   std::string pool;     // empty: the node's default pool
   bool secure = false;  // request a protected region
+  // Cluster mode: copies of the region, 1..5, on distinct nodes (distinct
+  // failure domains where labelled); 0 means 1. Must be 0 on a single node.
+  int replicas = 0;
 };
 
 // Options for Client::OpenRegion.

@@ -11,6 +11,7 @@
 #include <deque>
 #include <optional>
 
+#include "client/replica_region.h"
 #include "client/secure_session.h"
 #include "common/check.h"
 #include "common/checksum.h"
@@ -123,6 +124,7 @@ struct Outgoing {
   uint64_t hi = 0;
   size_t pending_ops = 0;      // leading ops that were buffered posted writes / AsyncFlushes
   size_t pending_flushes = 0;  // AsyncFlush ops among them
+  bool epoch_op = false;       // starts with the Region's EPOCH op (answered first)
   BatchDone done;              // sees the results after the leading buffered ops
 };
 
@@ -132,6 +134,9 @@ struct RegionState {
   ClientImpl* client = nullptr;
   uint64_t handle = 0;
   RegionInfo info;
+  // Replicated region: every batch starts with EPOCH(epoch, epoch_flags).
+  uint64_t epoch = 0;
+  uint8_t epoch_flags = 0;
   RequestBuilder pending;  // buffered posted writes and AsyncFlushes, not yet sent
   uint64_t pending_lo = UINT64_MAX, pending_hi = 0;
   size_t pending_flushes = 0;  // AsyncFlush ops in `pending`
@@ -264,8 +269,22 @@ void Pump(const std::shared_ptr<RegionState>& st) {
     st->inflight.push_back({id, out.barrier, out.writes, out.lo, out.hi});
     BatchDone done = std::move(out.done);
     const size_t pending_ops = out.pending_ops, pending_flushes = out.pending_flushes;
-    st->client->SendBatch(out.bytes, [st, id, pending_ops, pending_flushes, done = std::move(done)](
-                                         const Status& s, std::span<const OpResult> results) {
+    const bool epoch_op = out.epoch_op;
+    st->client->SendBatch(out.bytes, [st, id, pending_ops, pending_flushes, epoch_op,
+                                      done = std::move(done)](const Status& transport,
+                                                              std::span<const OpResult> all) {
+      // A refused EPOCH op (stale epoch, not the primary) fails the batch as
+      // a whole: nothing after it ran.
+      Status s = transport;
+      std::span<const OpResult> results = all;
+      if (s.ok() && epoch_op) {
+        if (all.empty()) {
+          s = Status::Corruption("rpm response: no result for the epoch op");
+        } else if (all[0].code != StatusCode::kOk) {
+          s = protocol::ResultStatus(all[0]);
+        }
+        results = s.ok() ? all.subspan(1) : std::span<const OpResult>();
+      }
       auto it = std::find_if(st->inflight.begin(), st->inflight.end(),
                              [id](const RegionState::InFlight& f) { return f.id == id; });
       if (it != st->inflight.end()) st->inflight.erase(it);
@@ -298,7 +317,15 @@ RequestBuilder TakePending(RegionState* st) {
 void Enqueue(const std::shared_ptr<RegionState>& st, RequestBuilder b, bool barrier, uint64_t lo,
              uint64_t hi, BatchDone done, bool writes = false) {
   Outgoing o;
-  o.bytes.assign(b.bytes().begin(), b.bytes().end());
+  if (st->epoch != 0) {
+    RequestBuilder with_epoch;
+    with_epoch.Epoch(st->handle, st->epoch, st->epoch_flags);
+    with_epoch.Append(b);
+    o.bytes.assign(with_epoch.bytes().begin(), with_epoch.bytes().end());
+    o.epoch_op = true;
+  } else {
+    o.bytes.assign(b.bytes().begin(), b.bytes().end());
+  }
   o.pending_ops = st->taken.ops;
   o.pending_flushes = st->taken.flushes;
   o.barrier = barrier || st->taken.flushes > 0;
@@ -403,7 +430,7 @@ Status ClientImpl::Init() {
   rpc::UdpTransportOptions topts;
   COSMOS_ASSIGN_OR_RETURN(auto transport, rpc::OpenUdpTransport(topts));
   rpc::RpcOptions ropts;
-  ropts.poll_mode = rpc::PollMode::kBusyPoll;
+  ropts.poll_mode = options_.busy_poll ? rpc::PollMode::kBusyPoll : rpc::PollMode::kAdaptive;
   ropts.mtu = options_.mtu;
   COSMOS_ASSIGN_OR_RETURN(rpc_, rpc::Rpc::Create(&nexus_, std::move(transport), ropts));
   protocol::HelloReply reply;
@@ -907,6 +934,19 @@ Result<std::unique_ptr<Region>> ClientImpl::OpenRegion(const std::string& name,
   return std::unique_ptr<Region>(std::move(region));
 }
 
+Result<std::unique_ptr<Region>> client::OpenRegionAtEpoch(Client& client, const std::string& name,
+                                                          uint64_t epoch, bool replica) {
+  auto* impl = dynamic_cast<ClientImpl*>(&client);
+  if (impl == nullptr) return Status::InvalidArgument("not a single-node client");
+  if (epoch == 0) return Status::InvalidArgument("epochs start at 1");
+  COSMOS_ASSIGN_OR_RETURN(auto region, impl->OpenRegion(name, OpenOptions{}));
+  auto* ri = static_cast<RegionImpl*>(region.get());
+  ri->state()->epoch = epoch;
+  ri->state()->epoch_flags = replica ? protocol::kEpochFlagReplica : 0;
+  ri->state()->info.epoch = epoch;
+  return region;
+}
+
 Result<ClientIdentity> ClientIdentity::FromPublicKeyFile(const std::string& path) {
   COSMOS_ASSIGN_OR_RETURN(sec::Ed25519PublicKey key,
                           sec::LoadPublicKey(path, sec::KeyKind::kClientPublic));
@@ -928,6 +968,7 @@ Result<std::unique_ptr<Client>> Client::Connect(const ClientOptions& options) {
   if (options.batch_bytes < 64 || options.batch_bytes > (4u << 20)) {
     return Status::InvalidArgument("batch_bytes must be 64 B .. 4 MiB");
   }
+  if (!options.cluster.empty()) return client::ConnectCluster(options);
   auto c = std::make_unique<ClientImpl>(options);
   COSMOS_RETURN_IF_ERROR(c->Init());
   return std::unique_ptr<Client>(std::move(c));

@@ -5,3 +5,12 @@ if(TARGET cosmos_cluster)
   cosmos_integration_test(cluster_etcd_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/cluster_etcd_test.cc
                           DEPS cosmos::cluster TIMEOUT 120 SERIAL)
 endif()
+
+# Replicated regions end to end: etcd + three cosmosd + the cluster client
+# (SIGKILL of the primary, fencing of a stale epoch).
+if(TARGET cosmos_replication AND TARGET cosmos_client)
+  cosmos_integration_test(cluster_replication_test
+    SOURCES ${CMAKE_CURRENT_LIST_DIR}/cluster_replication_test.cc
+    DEPS cosmos::client cosmos::cluster TIMEOUT 300 SERIAL)
+  add_dependencies(cluster_replication_test cosmosd)
+endif()

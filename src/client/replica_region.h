@@ -1,0 +1,27 @@
+// Client-library internals for replicated regions (docs/cluster.md): a Region
+// whose batches carry an EPOCH op, and the cluster client behind
+// ClientOptions::cluster. Used by src/replication (a primary forwarding to
+// its backups) and by tests; applications use include/cosmos/client.h.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "cosmos/client.h"
+
+namespace cosmos::client {
+
+// Opens region `name` on the node `client` is connected to, as a copy of a
+// replicated region at `epoch`: every batch of the returned Region starts
+// with an EPOCH op (epoch, kEpochFlagReplica when `replica`, i.e. sent by the
+// primary to a backup), so the node refuses it with Aborted when it knows a
+// newer epoch or does not hold the role. REQUIRES: `client` came from
+// Client::Connect without `cluster`. InvalidArgument otherwise or for epoch 0;
+// else OpenRegion's errors.
+Result<std::unique_ptr<Region>> OpenRegionAtEpoch(Client& client, const std::string& name,
+                                                  uint64_t epoch, bool replica);
+
+// Client::Connect with options.cluster set (cluster_client.cc).
+Result<std::unique_ptr<Client>> ConnectCluster(const ClientOptions& options);
+
+}  // namespace cosmos::client

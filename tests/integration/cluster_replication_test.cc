@@ -1,0 +1,235 @@
+// Replicated regions end to end (issue 12): a real etcd and three cosmosd
+// processes on loopback, the cluster client library, SIGKILL of the primary,
+// and fencing of a stale epoch on every replica.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <cstring>
+#include <map>
+#include <memory>
+
+#include "client/replica_region.h"
+#include "cluster/membership.h"
+#include "cluster/placement.h"
+#include "cosmos/client.h"
+#include "etcd_harness.h"
+#include "rpm_harness.h"
+
+namespace {
+
+using cluster_test::EtcdProcess;
+using cluster_test::WaitFor;
+using cosmos::Client;
+using cosmos::ClientOptions;
+using cosmos::Region;
+using cosmos::StatusCode;
+
+std::vector<std::byte> Pattern(size_t n, uint32_t seed) {
+  std::vector<std::byte> v(n);
+  uint32_t x = seed * 2654435761u + 1;
+  for (auto& b : v) {
+    x = x * 1103515245u + 12345u;
+    b = std::byte{static_cast<uint8_t>(x >> 16)};
+  }
+  return v;
+}
+
+class ClusterReplicationTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (cluster_test::EtcdBinary().empty()) {
+      GTEST_SKIP() << "etcd is not installed (scripts/setup.sh installs etcd-server)";
+    }
+    ASSERT_TRUE(etcd_.Start()) << "etcd did not start; see " << etcd_.log();
+    etcd_client_ = etcd_.Client();
+    ASSERT_NE(etcd_client_, nullptr);
+    for (const char* id : {"n1", "n2", "n3"}) StartNode(id);
+    cosmos::cluster::Membership membership(*etcd_client_, cosmos::cluster::ClusterKeys());
+    ASSERT_TRUE(WaitFor([&] {
+      auto list = membership.ListNodes();
+      return list.ok() && list->nodes.size() == 3;
+    })) << "the three nodes did not register";
+  }
+
+  void StartNode(const std::string& id) {
+    const std::string dir = tmp_.path + "/" + id;
+    std::filesystem::create_directories(dir);
+    auto d = std::make_unique<rpm_test::Daemon>();
+    ASSERT_TRUE(d->Start(dir, {"--pool", dir + "/pool,size=16M,create", "--workers", "1",
+                               "--flushers", "1", "--cluster", etcd_.endpoint(), "--node-id", id,
+                               "--zone", "zone-" + id}))
+        << "cosmosd " << id << " did not start";
+    nodes_[id] = std::move(d);
+  }
+
+  ClientOptions ClusterOptions() const {
+    ClientOptions o;
+    o.cluster = etcd_.endpoint();
+    o.busy_poll = false;  // three nodes and this client share two cores
+    o.timeout_ms = 3000;
+    o.failover_timeout_ms = 20000;  // bounds a hang; not a speed judgement
+    return o;
+  }
+
+  // A plain client of one node.
+  std::unique_ptr<Client> NodeClient(const std::string& id) const {
+    ClientOptions o;
+    o.server = nodes_.at(id)->address();
+    o.busy_poll = false;
+    o.timeout_ms = 3000;
+    auto c = Client::Connect(o);
+    EXPECT_TRUE(c.ok()) << c.status().ToString();
+    return c.ok() ? std::move(*c) : nullptr;
+  }
+
+  cosmos::cluster::VersionedPlacement Placement(const std::string& region) const {
+    cosmos::cluster::PlacementStore store(*etcd_client_, cosmos::cluster::ClusterKeys());
+    auto vp = store.Get(region);
+    EXPECT_TRUE(vp.ok()) << vp.status().ToString();
+    return vp.ok() ? *vp : cosmos::cluster::VersionedPlacement{};
+  }
+
+  // Write + Flush of `bytes` at `offset` through a Region opened directly on
+  // node `id` at `epoch` (a primary's client when !replica, a forwarding
+  // primary when replica): the status of the flush.
+  cosmos::Status WriteAtEpoch(const std::string& id, const std::string& region, uint64_t epoch,
+                              bool replica, uint64_t offset, std::span<const std::byte> bytes) {
+    auto c = NodeClient(id);
+    if (c == nullptr) return cosmos::Status::Internal("no client");
+    auto r = cosmos::client::OpenRegionAtEpoch(*c, region, epoch, replica);
+    if (!r.ok()) return r.status();
+    if (auto s = (*r)->Write(offset, bytes); !s.ok()) return s;
+    return (*r)->Flush(offset, bytes.size());
+  }
+
+  rpm_test::TempDir tmp_;
+  EtcdProcess etcd_;
+  std::unique_ptr<cosmos::cluster::EtcdClient> etcd_client_;
+  std::map<std::string, std::unique_ptr<rpm_test::Daemon>> nodes_;
+};
+
+TEST_F(ClusterReplicationTest, AcknowledgedFlushesSurviveSigkillOfThePrimary) {
+  auto client = Client::Connect(ClusterOptions());
+  ASSERT_TRUE(client.ok()) << client.status().ToString();
+  cosmos::RegionOptions ro;
+  ro.replicas = 3;
+  auto info = (*client)->CreateRegion("r1", 1 << 20, ro);
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  EXPECT_EQ(info->replicas.size(), 3u);
+  EXPECT_EQ(info->epoch, 1u);
+  auto region = (*client)->OpenRegion("r1");
+  ASSERT_TRUE(region.ok()) << region.status().ToString();
+  Region& r = **region;
+
+  constexpr size_t kBlock = 4096;
+  constexpr int kBefore = 32, kAfter = 32;
+  for (int i = 0; i < kBefore; ++i) {
+    auto data = Pattern(kBlock, i);
+    ASSERT_TRUE(r.Write(i * kBlock, data).ok());
+    ASSERT_TRUE(r.Flush(i * kBlock, kBlock).ok()) << "block " << i;
+  }
+  auto counter = r.FetchAdd(kBefore * kBlock + kAfter * kBlock, 5);
+  ASSERT_TRUE(counter.ok()) << counter.status().ToString();
+  EXPECT_EQ(*counter, 0u);
+
+  // Every backup holds what was acknowledged (read through the replica path).
+  const std::string old_primary = r.info().primary;
+  for (const std::string& id : r.info().replicas) {
+    if (id == old_primary) continue;
+    auto c = NodeClient(id);
+    ASSERT_NE(c, nullptr);
+    auto copy = cosmos::client::OpenRegionAtEpoch(*c, "r1", r.info().epoch, /*replica=*/true);
+    ASSERT_TRUE(copy.ok()) << copy.status().ToString();
+    std::vector<std::byte> got(kBlock);
+    for (int i = 0; i < kBefore; ++i) {
+      ASSERT_TRUE((*copy)->Read(i * kBlock, got).ok());
+      ASSERT_EQ(got, Pattern(kBlock, i)) << "backup " << id << " block " << i;
+    }
+  }
+
+  nodes_.at(old_primary)->Stop(SIGKILL);
+
+  // The client keeps going: its next calls fail over to the new primary.
+  for (int i = kBefore; i < kBefore + kAfter; ++i) {
+    auto data = Pattern(kBlock, i);
+    ASSERT_TRUE(r.Write(i * kBlock, data).ok());
+    auto s = r.Flush(i * kBlock, kBlock);
+    ASSERT_TRUE(s.ok()) << "block " << i << ": " << s.ToString();
+  }
+  EXPECT_NE(r.info().primary, old_primary);
+  EXPECT_GT(r.info().epoch, 1u);
+  const auto placement = Placement("r1").placement;
+  EXPECT_EQ(placement.epoch, r.info().epoch);
+  EXPECT_EQ(placement.replicas.size(), 2u);
+  EXPECT_FALSE(std::count(placement.replicas.begin(), placement.replicas.end(), old_primary));
+
+  // Everything acknowledged, before and after the kill, reads back.
+  std::vector<std::byte> got(kBlock);
+  for (int i = 0; i < kBefore + kAfter; ++i) {
+    ASSERT_TRUE(r.Read(i * kBlock, got).ok());
+    ASSERT_EQ(got, Pattern(kBlock, i)) << "block " << i;
+  }
+  auto after = r.FetchAdd(kBefore * kBlock + kAfter * kBlock, 1);
+  ASSERT_TRUE(after.ok()) << after.status().ToString();
+  EXPECT_EQ(*after, 5u);
+  // A fresh client finds the new configuration through etcd too.
+  auto fresh = Client::Connect(ClusterOptions());
+  ASSERT_TRUE(fresh.ok());
+  auto again = (*fresh)->OpenRegion("r1");
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ((*again)->info().primary, placement.primary);
+  ASSERT_TRUE((*again)->Read((kBefore + kAfter - 1) * kBlock, got).ok());
+  EXPECT_EQ(got, Pattern(kBlock, kBefore + kAfter - 1));
+}
+
+// After a reconfiguration (epoch 1 -> 2, the primary kept, one backup
+// removed), a request of epoch 1 is refused by the primary and by the
+// remaining backup, so nothing of the old configuration can be acknowledged.
+TEST_F(ClusterReplicationTest, EveryReplicaRejectsAnOlderEpoch) {
+  auto client = Client::Connect(ClusterOptions());
+  ASSERT_TRUE(client.ok()) << client.status().ToString();
+  cosmos::RegionOptions ro;
+  ro.replicas = 3;
+  auto info = (*client)->CreateRegion("fenced", 64 << 10, ro);
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  const auto v1 = Placement("fenced");
+  const std::string primary = v1.placement.primary;
+  std::string kept, removed;
+  for (const auto& id : v1.placement.replicas) {
+    if (id == primary) continue;
+    (kept.empty() ? kept : removed) = id;
+  }
+  auto data = Pattern(512, 7);
+  // Epoch 1 works while it is current.
+  ASSERT_TRUE(WriteAtEpoch(primary, "fenced", 1, false, 0, data).ok());
+
+  cosmos::cluster::PlacementStore store(*etcd_client_, cosmos::cluster::ClusterKeys());
+  auto next = cosmos::cluster::WithoutReplica(v1.placement, removed);
+  ASSERT_TRUE(next.ok());
+  auto v2 = store.Reconfigure(v1, *next);
+  ASSERT_TRUE(v2.ok()) << v2.status().ToString();
+  ASSERT_EQ(v2->placement.epoch, 2u);
+  ASSERT_EQ(v2->placement.primary, primary);
+
+  // Epoch 2 through the primary: it and the kept backup now act in epoch 2.
+  ASSERT_TRUE(WriteAtEpoch(primary, "fenced", 2, false, 512, data).ok());
+
+  // A client (or a paused process) still at epoch 1: refused by the primary.
+  auto stale = WriteAtEpoch(primary, "fenced", 1, false, 1024, data);
+  EXPECT_EQ(stale.code(), StatusCode::kAborted) << stale.ToString();
+  // A forward of epoch 1 (an old primary's): refused by the backup.
+  auto stale_forward = WriteAtEpoch(kept, "fenced", 1, true, 1024, data);
+  EXPECT_EQ(stale_forward.code(), StatusCode::kAborted) << stale_forward.ToString();
+  // The removed node still holds its copy but no current epoch names it.
+  auto outsider = WriteAtEpoch(removed, "fenced", 2, true, 1024, data);
+  EXPECT_EQ(outsider.code(), StatusCode::kAborted) << outsider.ToString();
+  // Plain (epoch-less) ops on a replicated region are refused as well.
+  auto plain = NodeClient(primary);
+  ASSERT_NE(plain, nullptr);
+  auto plain_region = plain->OpenRegion("fenced");
+  ASSERT_TRUE(plain_region.ok());
+  ASSERT_TRUE((*plain_region)->Write(1024, data).ok());  // posted: fails at the flush
+  EXPECT_EQ((*plain_region)->Flush(1024, data.size()).code(), StatusCode::kFailedPrecondition);
+}
+
+}  // namespace
