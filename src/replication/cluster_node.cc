@@ -224,8 +224,16 @@ void ClusterNode::ExecutePrimary(std::string_view region, std::span<const Op> op
   // Forward what ran here (the ops before the first failure) to each backup.
   std::vector<std::string> failed;
   Status fenced;
+  // Stage the batch on every backup first (posted writes and flushes are
+  // buffered and sent at once), then wait for each: the backups work in
+  // parallel.
+  std::vector<Status> staged;
   for (const std::string& b : backups) {
-    Status s = Forward(b, region, epoch, ops.subspan(1), results);
+    staged.push_back(Forward(b, region, epoch, ops.subspan(1), results));
+  }
+  for (size_t i = 0; i < backups.size(); ++i) {
+    const std::string& b = backups[i];
+    Status s = staged[i].ok() ? FinishForward(b, region) : staged[i];
     if (s.ok()) continue;
     COSMOS_LOG_WARN("cluster: region '{}' epoch {}: forwarding to {} failed: {}", region, epoch, b,
                     s.ToString());
@@ -327,9 +335,21 @@ Status ClusterNode::Forward(const std::string& node, std::string_view region, ui
     }
     if (!s.ok()) return s.code() == StatusCode::kAborted ? s : drop(s);
   }
-  Status s = r.Drain();
-  if (!s.ok()) return s.code() == StatusCode::kAborted ? s : drop(s);
+  (void)t.client->Poll(0);  // sends what is buffered; FinishForward waits for it
   return Status::Ok();
+}
+
+Status ClusterNode::FinishForward(const std::string& node, std::string_view region) {
+  auto& targets = t_forward[this];
+  auto it = targets.find(node);
+  if (it == targets.end()) return Status::Internal("forward target vanished");
+  auto rit = it->second.regions.find(region);
+  if (rit == it->second.regions.end() || rit->second.second == nullptr) {
+    return Status::Internal("forward region vanished");
+  }
+  Status s = rit->second.second->Drain();
+  if (!s.ok() && s.code() != StatusCode::kAborted) targets.erase(it);  // reconnect next time
+  return s;
 }
 
 void ClusterNode::RemoveReplica(std::string_view region, const std::string& dead, uint64_t epoch) {

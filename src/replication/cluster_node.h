@@ -75,7 +75,10 @@ class ClusterNode final : public server::ReplicationHook {
   Result<cluster::RegionPlacement> PlacementFor(std::string_view region, uint64_t epoch);
   // Installs a placement if it is newer (mod_revision) than the cached one.
   void Install(const cluster::VersionedPlacement& vp);
-  // Forwards the executed ops to backup `node` at `epoch`.
+  // Stages the executed ops for backup `node` at `epoch` (posted writes and
+  // flushes are sent without waiting; write-after-flush and atomics wait);
+  // FinishForward then waits until the backup acknowledged all of it.
+  Status FinishForward(const std::string& node, std::string_view region);
   Status Forward(const std::string& node, std::string_view region, uint64_t epoch,
                  std::span<const protocol::Op> ops, std::span<const protocol::OpResult> results);
   // Removes `dead` from every region where it is primary (when `only_primary`)
