@@ -152,6 +152,9 @@ void RegisterAccessCommands(CLI::App& region, Context& ctx,
 
 void AddConnectOptions(CLI::App& cmd, ClientOptions& options) {
   cmd.add_option("--server", options.server, "cosmosd address HOST:PORT")->capture_default_str();
+  cmd.add_option("--cluster", options.cluster,
+                 "Cluster mode: etcd endpoints (host:port,...); regions are found in etcd and "
+                 "used through their primary (docs/cluster.md); --server is then not used");
   cmd.add_option("--platform-pub", options.platform_public_key_file,
                  "Secure connection: the node's platform public key (platform.pub from "
                  "`cosmos keys platform`)");
@@ -190,12 +193,16 @@ void RegisterRemoteCommands(CLI::App& app, Context& ctx) {
         ->check(cosmos::app::SizeValidator())
         ->required();
     auto secure = std::make_shared<bool>(false);
+    auto replicas = std::make_shared<int>(0);
+    cmd->add_option("--replicas", *replicas,
+                    "Cluster mode (--cluster): copies on distinct nodes, 1..5 (default 1)")
+        ->check(CLI::Range(1, 5));
     cmd->add_option("--pool", *pool, "Pool on the node (default: its first)");
     cmd->add_flag("--secure", *secure,
                   "Protected region: encrypted, integrity- and freshness-checked by the node's "
                   "enclave; needs a secure connection (--platform-pub, --measurement, "
                   "--client-key)");
-    cmd->callback([&ctx, copts, name, size, pool, secure] {
+    cmd->callback([&ctx, copts, name, size, pool, secure, replicas] {
       auto bytes = ParseSize(*size);
       if (!bytes.ok()) return void(ctx.status = bytes.status());
       auto c = ConnectTo(*copts);
@@ -203,6 +210,10 @@ void RegisterRemoteCommands(CLI::App& app, Context& ctx) {
       RegionOptions o;
       o.pool = *pool;
       o.secure = *secure;
+      o.replicas = *replicas;
+      if (*replicas != 0 && copts->cluster.empty()) {
+        return void(ctx.status = Status::InvalidArgument("--replicas needs --cluster"));
+      }
       auto info = (*c)->CreateRegion(*name, *bytes, o);
       if (!info.ok()) return void(ctx.status = info.status());
       ctx.Emit("created " + std::string(info->secure ? "secure " : "") + "region " + info->name +

@@ -14,9 +14,10 @@
 namespace cosmos::rpc {
 
 // Installed on one session (one per side) after connect; every data,
-// heartbeat and disconnect packet of the session is then sealed by the sender
-// and opened by the receiver. Connect handshake packets and resets are never
-// protected (they carry the key exchange; see docs/wire_format.md).
+// heartbeat, disconnect and session-bound reset packet of the session is then
+// sealed by the sender and opened by the receiver. Connect handshake packets
+// (request, cookie, reply) and resets for unknown sessions are never
+// protected (see docs/wire_format.md, "What is authenticated").
 //
 // `header` is the encoded 40-byte header, with tag_len already set; it is
 // authenticated but not encrypted (AAD). Its `seq` field is a per-session,

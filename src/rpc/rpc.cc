@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <deque>
 #include <random>
@@ -29,6 +30,9 @@ constexpr uint32_t kIndexBits = 20;
 constexpr uint32_t kIndexMask = (1u << kIndexBits) - 1;
 constexpr uint64_t kNoRequest = ~0ull;
 constexpr uint16_t kMaxWindow = 64;
+// Unanswered probes after an unauthenticated reset before a protected
+// session ends (see ProbeAfterReset).
+constexpr uint32_t kResetProbes = 3;
 // The kernel charges a queued datagram its buffer truesize, roughly twice the
 // payload for MTU-sized packets; the credit budget check accounts for that.
 constexpr size_t kReceiveOverheadFactor = 2;
@@ -184,6 +188,16 @@ struct Rpc::Session {
   std::vector<std::byte> connect_payload;
   uint32_t connect_attempts = 0;
   uint64_t last_connect_ns = 0;
+  Cookie cookie{};  // the server's connect cookie (all zero until one arrives)
+  // The connect reply body as received: a protected session's first sealed
+  // Pong must echo it (the reply itself travels before there are keys).
+  std::array<std::byte, kConnectReplyBodySize> reply_body{};
+  bool reply_verified = false;
+  // The server protects the session and waits for a sealed packet: sent as
+  // a Ping once the client installs its protector.
+  bool confirm_pending = false;
+  uint64_t reset_suspect_since = 0;  // an unauthenticated reset arrived (protected session)
+  uint32_t reset_probes = 0;         // pings sent since then
   std::vector<ClientSlot> client_slots;
   std::deque<Backlogged> backlog;
   uint32_t active_slots = 0;
@@ -197,6 +211,9 @@ struct Rpc::Session {
   // returns went out (see SendPendingCreditReturns).
   uint32_t unreturned_pkts = 0;
   uint64_t connect_key = 0;
+  // The client has sent a valid (opened, when protected) packet after the
+  // connect; only then is the receive budget charged (see ConfirmSession).
+  bool confirmed = false;
 };
 
 // ---------------------------------------------------------------- lifecycle
@@ -221,6 +238,9 @@ Result<std::unique_ptr<Rpc>> Rpc::Create(Nexus* nexus, std::unique_ptr<Transport
     return Status::InvalidArgument("rpc: max_sessions out of range");
   }
   if (options.max_message_size == 0) return Status::InvalidArgument("rpc: max_message_size is 0");
+  if (options.cookie_lifetime_ns == 0 || options.cookie_rotation_ns == 0) {
+    return Status::InvalidArgument("rpc: cookie lifetime and rotation must be positive");
+  }
   int wake = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (wake < 0) return Status::FromErrno(errno, "rpc: eventfd");
   nexus->frozen_.store(true);
@@ -244,6 +264,8 @@ Rpc::Rpc(Nexus* nexus, std::unique_ptr<Transport> transport, const RpcOptions& o
   tx_queue_.reserve(kTxBatch);
   rx_batch_.resize(kRxBatch);
   last_activity_ns_ = MonotonicNanos();
+  cookies_ = std::make_unique<CookieJar>(options_.cookie_lifetime_ns, options_.cookie_rotation_ns,
+                                         last_activity_ns_);
 }
 
 Rpc::~Rpc() {
@@ -294,6 +316,12 @@ Result<Rpc::Session*> Rpc::NewSession(bool is_client, NetAddress peer) {
   return sessions_[index].get();
 }
 
+void Rpc::ForgetUnconfirmed(uint32_t ip) {
+  --unconfirmed_sessions_;
+  auto it = unconfirmed_by_ip_.find(ip);
+  if (it != unconfirmed_by_ip_.end() && --it->second == 0) unconfirmed_by_ip_.erase(it);
+}
+
 void Rpc::ChargeReceiveBudget(Session* s, size_t credits, size_t mtu) {
   receive_budget_in_use_ -= s->receive_budget;
   s->receive_budget = ReceiveBudgetFor(credits, mtu);
@@ -306,6 +334,7 @@ void Rpc::FreeSession(Session* s) {
   if (!s->is_client) {
     auto it = server_by_client_.find(s->connect_key);
     if (it != server_by_client_.end() && it->second == s->id) server_by_client_.erase(it);
+    if (!s->confirmed) ForgetUnconfirmed(s->peer.ip);
   }
   live_indexes_.erase(std::find(live_indexes_.begin(), live_indexes_.end(), index));
   free_indexes_.push_back(index);
@@ -350,6 +379,14 @@ Status Rpc::SetSessionProtector(SessionId session, std::unique_ptr<PacketProtect
   if (s == nullptr) return Status::NotFound("rpc: no session " + std::to_string(session));
   COSMOS_CHECK(protector == nullptr || protector->tag_size() <= kMaxTagSize);
   s->protector = std::move(protector);
+  if (s->is_client && s->protector && s->confirm_pending && s->state == SessionState::kConnected) {
+    // The server holds the session unconfirmed (and its receive budget
+    // uncharged) until a packet under the new keys arrives.
+    s->confirm_pending = false;
+    s->last_ping_ns = MonotonicNanos();
+    SendControl(s, PacketType::kPing, 0, 0);
+    if (!in_loop_) FlushTx();
+  }
   return Status::Ok();
 }
 
@@ -681,11 +718,25 @@ void Rpc::SendConnectRequest(Session* s) {
   b.max_msg_size = options_.max_message_size;
   b.credits = options_.session_credits;
   b.window = options_.window;
+  b.cookie = s->cookie;
   std::byte body[kConnectRequestBodySize];
   EncodeConnectRequest(b, body);
   SendRaw(s->peer, h, body, s->connect_payload);
   ++s->connect_attempts;
   s->last_connect_ns = MonotonicNanos();
+}
+
+void Rpc::ResetSession(Session* s, StatusCode code) {
+  PacketHeader h;
+  h.type = PacketType::kReset;
+  h.status = static_cast<uint8_t>(code);
+  h.dest_session = s->remote_session;  // names the client's session: sealed when protected
+  h.epoch = epoch_;
+  h.req_num = s->id;
+  h.msg_size = epoch_;
+  QueuePacket(s, h, {});
+  ++counters_.resets_sent;
+  FreeSession(s);
 }
 
 void Rpc::SendReset(NetAddress to, const PacketHeader& bad) {
@@ -733,13 +784,16 @@ void Rpc::HandleDatagram(const RxDatagram& d, uint64_t now) {
   const PacketHeader& h = p.header;
   switch (h.type) {
     case PacketType::kConnectRequest:
-      HandleConnectRequest(d, p);
+      HandleConnectRequest(d, p, now);
       return;
     case PacketType::kConnectReply:
       HandleConnectReply(d, p, now);
       return;
     case PacketType::kReset:
-      HandleReset(d, p);
+      HandleReset(d, p, now);
+      return;
+    case PacketType::kConnectCookie:
+      HandleConnectCookie(d, p);
       return;
     default:
       break;
@@ -773,6 +827,7 @@ void Rpc::HandleDatagram(const RxDatagram& d, uint64_t now) {
     ++s->counters.bad_packets;
     return;
   }
+  if (to_server && !s->confirmed && !ConfirmSession(s)) return;
   s->last_rx_ns = now;
   s->unanswered_pings = 0;
   ++s->counters.packets_received;
@@ -783,10 +838,25 @@ void Rpc::HandleDatagram(const RxDatagram& d, uint64_t now) {
   }
 }
 
-void Rpc::HandleConnectRequest(const RxDatagram& d, const ParsedPacket& p) {
+void Rpc::HandleConnectRequest(const RxDatagram& d, const ParsedPacket& p, uint64_t now) {
   ConnectRequestBody b;
   if (!DecodeConnectRequest(p.payload, &b) || p.header.tag_len != 0) {
     ++counters_.bad_packets;
+    return;
+  }
+  // Nothing is reserved, and the hook does not run, until the client shows
+  // that it receives at its source address: a connect without a valid
+  // cookie bound to that address and its session fields gets one, and that
+  // is all (stateless, like TCP SYN cookies and DTLS HelloVerifyRequest).
+  const CookieBinding binding{d.from, b.client_epoch, b.client_session};
+  if (!cookies_->Verify(binding, b.cookie, now)) {
+    ++counters_.cookies_sent;
+    PacketHeader h;
+    h.type = PacketType::kConnectCookie;
+    h.dest_session = b.client_session;
+    h.epoch = epoch_;
+    const Cookie cookie = cookies_->Make(binding, now);
+    SendRaw(d.from, h, cookie, {});
     return;
   }
   const std::span<const std::byte> payload = p.payload.subspan(kConnectRequestBodySize);
@@ -827,7 +897,19 @@ void Rpc::HandleConnectRequest(const RxDatagram& d, const ParsedPacket& p) {
     refuse(Status::InvalidArgument("path MTU to the client is below the minimum"));
     return;
   }
+  // Per-source and total limits on sessions that have not confirmed yet: a
+  // replayed or scripted connect flood from addresses that do receive gets
+  // this many sessions and no receive budget.
+  auto per_ip = unconfirmed_by_ip_.find(d.from.ip);
+  if (unconfirmed_sessions_ >= options_.max_unconfirmed_sessions ||
+      (per_ip != unconfirmed_by_ip_.end() && per_ip->second >= options_.max_unconfirmed_per_ip)) {
+    ++counters_.connects_limited;
+    refuse(
+        Status::ResourceExhausted("too many unconfirmed sessions (from this address or in all)"));
+    return;
+  }
   const uint16_t credits = std::min(b.credits, options_.session_credits);
+  // Only confirmed sessions hold budget; the check is repeated at confirmation.
   const size_t need = receive_budget_in_use_ + ReceiveBudgetFor(credits, mtu);
   if (need > transport_->receive_buffer_bytes()) {
     refuse(Status::ResourceExhausted(
@@ -853,9 +935,11 @@ void Rpc::HandleConnectRequest(const RxDatagram& d, const ParsedPacket& p) {
   s->window = b.window;
   s->max_credits = credits;
   s->credits = credits;
-  ChargeReceiveBudget(s, credits, mtu);
+  s->confirmed = false;  // no budget charged yet
+  ++unconfirmed_sessions_;
+  ++unconfirmed_by_ip_[d.from.ip];
   s->peer_max_msg = b.max_msg_size;
-  s->last_rx_ns = MonotonicNanos();
+  s->last_rx_ns = now;
   s->connect_key = key;
   s->server_slots.resize(s->window);
   ConnectDecision decision;
@@ -879,6 +963,7 @@ void Rpc::HandleConnectRequest(const RxDatagram& d, const ParsedPacket& p) {
   rb.mtu = static_cast<uint32_t>(mtu);
   rb.credits = credits;
   rb.window = s->window;
+  rb.flags = s->protector ? kReplyFlagProtected : 0;
   s->connect_reply.resize(kConnectReplyBodySize + decision.reply.size());
   EncodeConnectReply(rb, s->connect_reply);
   if (!decision.reply.empty()) {
@@ -935,11 +1020,21 @@ void Rpc::HandleConnectReply(const RxDatagram& d, const ParsedPacket& p, uint64_
   s->last_ping_ns = now;
   s->connect_payload.clear();
   s->connect_payload.shrink_to_fit();
+  std::memcpy(s->reply_body.data(), p.payload.data(), kConnectReplyBodySize);
   ++counters_.sessions_connected;
   const SessionId id = s->id;
   if (s->callback) s->callback(id, SessionEvent::kConnected, Status::Ok(), payload);
   s = Lookup(id);  // the callback may have destroyed the session
   if (s == nullptr) return;
+  // Confirm the session at once (the server frees unconfirmed ones after
+  // unconfirmed_session_idle_ns): a protected one under its keys, as soon as
+  // they are installed.
+  if ((b.flags & kReplyFlagProtected) != 0 && s->protector == nullptr) {
+    s->confirm_pending = true;
+  } else if (s->state == SessionState::kConnected) {
+    s->last_ping_ns = now;
+    SendControl(s, PacketType::kPing, 0, 0);
+  }
   // Queued requests larger than the negotiated maximum fail now.
   for (auto it = s->backlog.begin(); it != s->backlog.end();) {
     if (it->request.size() > s->peer_max_msg) {
@@ -956,21 +1051,123 @@ void Rpc::HandleConnectReply(const RxDatagram& d, const ParsedPacket& p, uint64_
   PumpSession(s);
 }
 
-void Rpc::HandleReset(const RxDatagram& d, const ParsedPacket& p) {
-  for (uint32_t index : live_indexes_) {
-    Session* s = sessions_[index].get();
-    if (s->is_client && s->state == SessionState::kConnected && s->peer == d.from &&
-        s->remote_session == p.header.req_num && s->server_epoch == p.header.epoch) {
-      FailSession(s,
-                  Status::Unavailable("rpc: server " + d.from.ToString() +
-                                      (p.header.msg_size != s->server_epoch
-                                           ? " restarted (new epoch)"
-                                           : " no longer knows the session")),
-                  SessionEvent::kEnded);
-      return;
+void Rpc::HandleReset(const RxDatagram& d, const ParsedPacket& p, uint64_t now) {
+  const PacketHeader& h = p.header;
+  auto matches = [&](const Session* s) {
+    return s != nullptr && s->is_client && s->state == SessionState::kConnected &&
+           s->peer == d.from && s->remote_session == h.req_num && s->server_epoch == h.epoch;
+  };
+  Session* s = nullptr;
+  if (h.dest_session != 0) {  // session-bound: from a server that still knows the session
+    s = Lookup(h.dest_session);
+    if (!matches(s)) s = nullptr;
+  } else {  // "unknown session or epoch": the server has no keys for it
+    for (uint32_t index : live_indexes_) {
+      if (matches(sessions_[index].get())) {
+        s = sessions_[index].get();
+        break;
+      }
     }
   }
-  ++counters_.wrong_session;
+  if (s == nullptr) {
+    ++counters_.wrong_session;
+    return;
+  }
+  if (h.tag_len != 0) {
+    if (s->protector == nullptr || h.tag_len != s->protector->tag_size() ||
+        !s->protector->Open(std::span<const std::byte>(d.data, kHeaderSize), p.payload, p.tag)
+             .ok()) {
+      ++counters_.auth_failures;
+      ++s->counters.auth_failures;
+      return;
+    }
+  } else if (s->protector != nullptr) {
+    // Anyone who saw the session's numbers can forge this: probe instead.
+    SuspectReset(s, now);
+    return;
+  }
+  Status status;
+  if (h.status != 0) {
+    status = Status(StatusCodeFromByte(h.status),
+                    "rpc: server " + d.from.ToString() + " ended the session");
+  } else {
+    status = Status::Unavailable("rpc: server " + d.from.ToString() +
+                                 (h.msg_size != s->server_epoch ? " restarted (new epoch)"
+                                                                : " no longer knows the session"));
+  }
+  FailSession(s, status, SessionEvent::kEnded);
+}
+
+bool Rpc::ProbeAfterReset(Session* s, uint64_t now) {
+  if (s->last_rx_ns > s->reset_suspect_since) {  // an authentic packet since: the reset was forged
+    s->reset_suspect_since = 0;
+    return false;
+  }
+  // Ended only after kResetProbes unanswered pings AND that many RTOs: a
+  // forged reset costs a few pings, a server that lost the session (restart)
+  // is detected in a few round trips instead of the heartbeat limit.
+  if (s->reset_probes >= kResetProbes && now - s->reset_suspect_since >= kResetProbes * s->rto_ns) {
+    FailSession(s,
+                Status::Unavailable("rpc: server " + s->peer.ToString() +
+                                    " restarted or lost the session (unauthenticated reset, " +
+                                    std::to_string(s->reset_probes) + " probes unanswered)"),
+                SessionEvent::kEnded);
+    return true;
+  }
+  if (now - s->last_ping_ns >= s->rto_ns) {
+    ++s->reset_probes;
+    s->last_ping_ns = now;
+    SendControl(s, PacketType::kPing, 0, 0);
+  }
+  return false;
+}
+
+void Rpc::SuspectReset(Session* s, uint64_t now) {
+  ++counters_.unauthenticated_resets;
+  if (s->reset_suspect_since != 0) return;  // already probing
+  s->reset_suspect_since = now;
+  s->reset_probes = 1;
+  s->last_ping_ns = now;
+  SendControl(s, PacketType::kPing, 0, 0);
+}
+
+void Rpc::HandleConnectCookie(const RxDatagram& d, const ParsedPacket& p) {
+  Session* s = Lookup(p.header.dest_session);
+  if (s == nullptr || !s->is_client || !(s->peer == d.from) ||
+      s->state != SessionState::kConnecting) {
+    ++counters_.wrong_session;
+    return;
+  }
+  if (p.header.tag_len != 0 || p.payload.size() != kCookieSize) {
+    ++counters_.bad_packets;
+    return;
+  }
+  if (std::memcmp(s->cookie.data(), p.payload.data(), kCookieSize) == 0) {
+    ++counters_.duplicates;
+    return;
+  }
+  // Unauthenticated like the connect itself: a forged cookie costs one more
+  // round trip (the server answers a bad cookie with a good one).
+  std::memcpy(s->cookie.data(), p.payload.data(), kCookieSize);
+  const uint32_t attempts = s->connect_attempts;
+  SendConnectRequest(s);
+  s->connect_attempts = attempts;  // the retry budget counts timer-driven attempts only
+}
+
+bool Rpc::ConfirmSession(Session* s) {
+  if (receive_budget_in_use_ + ReceiveBudgetFor(s->max_credits, s->mtu) >
+      transport_->receive_buffer_bytes()) {
+    // Other sessions confirmed first and took the budget this one was
+    // offered at connect.
+    ++counters_.connects_refused;
+    ResetSession(s, StatusCode::kResourceExhausted);
+    return false;
+  }
+  ForgetUnconfirmed(s->peer.ip);
+  s->confirmed = true;
+  ChargeReceiveBudget(s, s->max_credits, s->mtu);
+  ++counters_.sessions_confirmed;
+  return true;
 }
 
 void Rpc::HandleServerPacket(Session* s, const ParsedPacket& p) {
@@ -981,9 +1178,16 @@ void Rpc::HandleServerPacket(Session* s, const ParsedPacket& p) {
     case PacketType::kRequestForResponse:
       HandleRequestForResponse(s, p);
       return;
-    case PacketType::kPing:
-      SendControl(s, PacketType::kPong, 0, 0);
+    case PacketType::kPing: {
+      // The Pong echoes the connect reply body, so a protected client can
+      // check under the session keys that nobody altered the reply.
+      PacketHeader h;
+      h.type = PacketType::kPong;
+      h.dest_session = s->remote_session;
+      h.epoch = epoch_;
+      QueuePacket(s, h, std::span<const std::byte>(s->connect_reply).first(kConnectReplyBodySize));
       return;
+    }
     case PacketType::kDisconnect:
       FreeSession(s);
       return;
@@ -1143,7 +1347,20 @@ void Rpc::HandleRequestForResponse(Session* s, const ParsedPacket& p) {
 
 void Rpc::HandleClientPacket(Session* s, const ParsedPacket& p, uint64_t now) {
   const PacketHeader& h = p.header;
-  if (h.type == PacketType::kPong) return;
+  if (h.type == PacketType::kPong) {
+    if (s->protector != nullptr && !s->reply_verified && !p.payload.empty()) {
+      if (p.payload.size() != kConnectReplyBodySize ||
+          std::memcmp(p.payload.data(), s->reply_body.data(), kConnectReplyBodySize) != 0) {
+        FailSession(s,
+                    Status::IntegrityViolation("rpc: the connect reply from " + s->peer.ToString() +
+                                               " was modified in flight"),
+                    SessionEvent::kEnded);
+        return;
+      }
+      s->reply_verified = true;
+    }
+    return;
+  }
   if (h.type != PacketType::kCreditReturn && h.type != PacketType::kResponse) {
     ++counters_.bad_packets;
     return;
@@ -1294,7 +1511,10 @@ void Rpc::RunTimers(uint64_t now, bool rx_backlog) {
   for (size_t k = 0; k < live_indexes_.size(); ++k) {
     Session* s = sessions_[live_indexes_[k]].get();
     if (!s->is_client) {
-      if (now - s->last_rx_ns > options_.server_session_idle_ns) {
+      const uint64_t idle_limit =
+          s->confirmed ? options_.server_session_idle_ns : options_.unconfirmed_session_idle_ns;
+      if (now - s->last_rx_ns > idle_limit) {
+        if (!s->confirmed) ++counters_.unconfirmed_expired;
         FreeSession(s);
         --k;
       }
@@ -1315,6 +1535,7 @@ void Rpc::RunTimers(uint64_t now, bool rx_backlog) {
       continue;
     }
     if (s->state != SessionState::kConnected) continue;
+    if (s->reset_suspect_since != 0 && ProbeAfterReset(s, now)) continue;
     // Dead only after enough silence AND enough unanswered pings: if this
     // thread itself was descheduled it sent no pings, so it does not blame
     // the peer for its own stall.

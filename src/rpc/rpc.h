@@ -14,6 +14,7 @@
 
 #include "common/histogram.h"
 #include "cosmos/result.h"
+#include "rpc/connect_cookie.h"
 #include "rpc/protector.h"
 #include "rpc/transport.h"
 #include "rpc/wire.h"
@@ -126,7 +127,13 @@ struct RpcOptions {
   uint64_t connect_retry_ns = 20'000'000;
   uint32_t connect_attempts = 50;                    // then the connect fails with Unavailable
   uint64_t server_session_idle_ns = 30'000'000'000;  // server frees silent sessions
-  uint64_t timer_interval_ns = 20'000;               // how often timers are scanned
+  // Hardened connects (docs/rpc.md, "Connect cookies and unconfirmed sessions").
+  uint64_t cookie_lifetime_ns = 4'000'000'000;   // a connect cookie is accepted this long
+  uint64_t cookie_rotation_ns = 30'000'000'000;  // the cookie secret is replaced this often
+  uint32_t max_unconfirmed_sessions = 1024;      // server sessions not yet confirmed, in all
+  uint32_t max_unconfirmed_per_ip = 64;          // ... from one source IP address
+  uint64_t unconfirmed_session_idle_ns = 3'000'000'000;  // then an unconfirmed session is freed
+  uint64_t timer_interval_ns = 20'000;                   // how often timers are scanned
   PollMode poll_mode = PollMode::kBusyPoll;
   uint64_t adaptive_spin_ns = 100'000;  // idle time before blocking (adaptive mode)
   uint64_t adaptive_max_block_ns = 1'000'000;
@@ -176,6 +183,11 @@ struct EndpointCounters {
   uint64_t sessions_connected = 0;
   uint64_t sessions_failed = 0;
   uint64_t connects_refused = 0;
+  uint64_t cookies_sent = 0;            // connects answered with a cookie (none or invalid)
+  uint64_t connects_limited = 0;        // refused: too many unconfirmed sessions (all or per IP)
+  uint64_t unconfirmed_expired = 0;     // server sessions freed before their client confirmed
+  uint64_t sessions_confirmed = 0;      // server sessions confirmed (budget charged)
+  uint64_t unauthenticated_resets = 0;  // resets a protected session only took as a hint
   uint64_t posted_tasks = 0;
   LatencyHistogram rtt_ns;
 };
@@ -292,13 +304,29 @@ class Rpc {
   Session* Lookup(SessionId id) const;
   Result<Session*> NewSession(bool is_client, NetAddress peer);
   void FreeSession(Session* s);
+  // Bookkeeping of a server session from `ip` that leaves the unconfirmed state.
+  void ForgetUnconfirmed(uint32_t ip);
   // Sets the receive-buffer bytes charged to `s` to what `credits` packets
   // of `mtu` bytes may occupy, adjusting receive_budget_in_use_.
   void ChargeReceiveBudget(Session* s, size_t credits, size_t mtu);
   void HandleDatagram(const RxDatagram& d, uint64_t now);
-  void HandleConnectRequest(const RxDatagram& d, const ParsedPacket& p);
+  void HandleConnectRequest(const RxDatagram& d, const ParsedPacket& p, uint64_t now);
   void HandleConnectReply(const RxDatagram& d, const ParsedPacket& p, uint64_t now);
-  void HandleReset(const RxDatagram& d, const ParsedPacket& p);
+  void HandleReset(const RxDatagram& d, const ParsedPacket& p, uint64_t now);
+  void HandleConnectCookie(const RxDatagram& d, const ParsedPacket& p);
+  // A server session's first valid (opened, if protected) packet after the
+  // connect: charges its receive budget. False if the budget is full (the
+  // session is then ended with a reset and freed).
+  bool ConfirmSession(Session* s);
+  // Ends server session `s` at the client with `code` (sealed when
+  // protected) and frees it.
+  void ResetSession(Session* s, StatusCode code);
+  // An unauthenticated reset for protected client session `s`: probe the
+  // server instead of ending the session (see docs/rpc.md).
+  void SuspectReset(Session* s, uint64_t now);
+  // Timer step of a session under SuspectReset: pings, ends it when the
+  // server stays silent. True if the session ended.
+  bool ProbeAfterReset(Session* s, uint64_t now);
   void HandleServerPacket(Session* s, const ParsedPacket& p);
   void HandleClientPacket(Session* s, const ParsedPacket& p, uint64_t now);
   void HandleRequestPacket(Session* s, const ParsedPacket& p);
@@ -345,6 +373,9 @@ class Rpc {
   std::vector<uint32_t> free_indexes_;
   std::vector<uint32_t> live_indexes_;                        // compact list for timer scans
   std::unordered_map<uint64_t, SessionId> server_by_client_;  // connect dedup
+  std::unique_ptr<CookieJar> cookies_;
+  uint32_t unconfirmed_sessions_ = 0;
+  std::unordered_map<uint32_t, uint32_t> unconfirmed_by_ip_;  // source IP -> unconfirmed sessions
   // Socket receive-buffer bytes the sessions may fill: the sum over sessions
   // of credits x session MTU x the kernel's overhead factor (see Sessions in
   // docs/rpc.md). Counted at the negotiated MTU, so a session on a narrower

@@ -169,6 +169,28 @@ class RpcPair {
     return ok;
   }
 
+  // Sends one 16-byte echo request and runs until it completes; its status.
+  Status EchoOnce(SessionId sid) {
+    Status st = Status::Internal("no completion");
+    bool done = false;
+    Status enq =
+        client_->EnqueueRequest(sid, kEcho, Pattern(16, next_id_++), [&](const Status& s, auto) {
+          st = s;
+          done = true;
+        });
+    if (!enq.ok()) return enq;
+    if (!RunUntil([&] { return done; })) return Status::Timeout("echo did not complete");
+    return st;
+  }
+
+  // Replaces the client endpoint with one on `transport` (default options).
+  void ReplaceClient(std::unique_ptr<Transport> transport) {
+    client_.reset();
+    auto c = Rpc::Create(&nexus_, std::move(transport), TestOptions());
+    ASSERT_TRUE(c.ok()) << c.status();
+    client_ = std::move(*c);
+  }
+
   std::shared_ptr<MemoryNetwork> net_;
   RpcOptions options_;
   Nexus nexus_;
@@ -434,16 +456,7 @@ TEST(Rpc, DetectsServerRestartThroughEpochAndReconnects) {
   EXPECT_EQ(p.EchoMany(*sid, 5, {64}), 5u);
   p.StopServer();
   p.StartServer();  // same address, new incarnation
-  Status st;
-  bool done = false;
-  ASSERT_TRUE(p.client_
-                  ->EnqueueRequest(*sid, kEcho, Pattern(16, 1),
-                                   [&](const Status& s, auto) {
-                                     st = s;
-                                     done = true;
-                                   })
-                  .ok());
-  ASSERT_TRUE(p.RunUntil([&] { return done; }));
+  const Status st = p.EchoOnce(*sid);
   EXPECT_EQ(st.code(), StatusCode::kUnavailable);
   EXPECT_NE(st.message().find("restarted"), std::string::npos) << st;
   EXPECT_GE(p.server_->counters().resets_sent, 1u);
@@ -942,6 +955,332 @@ INSTANTIATE_TEST_SUITE_P(Network, CreditWindowTest, ::testing::Values(false, tru
                          [](const auto& info) {
                            return info.param ? std::string("LateDuplicates") : std::string("Clean");
                          });
+
+// ---------------------------------------------------------------- hardened connects
+
+// A hand-driven peer on the in-memory network: sends crafted packets and
+// reads what comes back (an attacker, or a client that stops after a step).
+class RawPeer {
+ public:
+  RawPeer(std::shared_ptr<MemoryNetwork> net, NetAddress address) : address_(address) {
+    auto t = OpenMemoryTransport(std::move(net), {.address = address});
+    EXPECT_TRUE(t.ok()) << t.status();
+    transport_ = std::move(*t);
+  }
+
+  void Send(NetAddress to, PacketHeader h, std::span<const std::byte> body) {
+    std::vector<std::byte> pkt(kHeaderSize + body.size());
+    h.payload_len = static_cast<uint16_t>(body.size());
+    EncodeHeader(h, pkt);
+    if (!body.empty()) std::memcpy(pkt.data() + kHeaderSize, body.data(), body.size());
+    TxDatagram d{to, pkt.data(), static_cast<uint32_t>(pkt.size())};
+    transport_->SendBurst(std::span<const TxDatagram>(&d, 1));
+  }
+
+  void SendConnect(NetAddress to, const ConnectRequestBody& b) {
+    PacketHeader h;
+    h.type = PacketType::kConnectRequest;
+    std::byte body[kConnectRequestBodySize];
+    EncodeConnectRequest(b, body);
+    Send(to, h, body);
+  }
+
+  // Parsed copies of every datagram received since the last call.
+  std::vector<std::pair<PacketHeader, std::vector<std::byte>>> Receive() {
+    std::vector<std::pair<PacketHeader, std::vector<std::byte>>> out;
+    RxDatagram rx[32];
+    size_t n;
+    while ((n = transport_->RecvBurst(rx)) > 0) {
+      for (size_t i = 0; i < n; ++i) {
+        ParsedPacket p;
+        if (ParsePacket(std::span<std::byte>(rx[i].data, rx[i].len), 65535, &p) ==
+            ParseError::kNone) {
+          out.emplace_back(p.header, std::vector<std::byte>(p.payload.begin(), p.payload.end()));
+        }
+      }
+    }
+    return out;
+  }
+
+  NetAddress address() const { return address_; }
+
+ private:
+  NetAddress address_;
+  std::unique_ptr<Transport> transport_;
+};
+
+ConnectRequestBody PlainConnect(uint32_t client_session, uint32_t client_epoch) {
+  ConnectRequestBody b;
+  b.client_session = client_session;
+  b.client_epoch = client_epoch;
+  b.mtu = 1472;
+  b.max_msg_size = 1 << 20;
+  b.credits = 32;
+  b.window = 8;
+  return b;
+}
+
+// Runs the server until `peer` has received a packet of `type`; returns its payload.
+std::vector<std::byte> AwaitPacket(RpcPair& p, RawPeer& peer, PacketType type,
+                                   PacketHeader* header = nullptr) {
+  for (int i = 0; i < 1000; ++i) {
+    p.server_->RunEventLoopOnce();
+    for (auto& [h, payload] : peer.Receive()) {
+      if (h.type == type) {
+        if (header != nullptr) *header = h;
+        return payload;
+      }
+    }
+  }
+  ADD_FAILURE() << "no packet of type " << static_cast<int>(type);
+  return {};
+}
+
+// Completes a cookie round trip and the connect for `b` from `peer`; returns
+// the connect reply's header (status and, on success, the session's epoch).
+PacketHeader ConnectWithCookie(RpcPair& p, RawPeer& peer, ConnectRequestBody b) {
+  peer.SendConnect(kServerAddr, b);
+  std::vector<std::byte> cookie = AwaitPacket(p, peer, PacketType::kConnectCookie);
+  EXPECT_EQ(cookie.size(), kCookieSize);
+  if (cookie.size() == kCookieSize) std::memcpy(b.cookie.data(), cookie.data(), kCookieSize);
+  peer.SendConnect(kServerAddr, b);
+  PacketHeader h;
+  AwaitPacket(p, peer, PacketType::kConnectReply, &h);
+  return h;
+}
+
+TEST(RpcConnect, ConnectWithoutAValidCookieReservesNothingAndRunsNoHook) {
+  RpcPair p;
+  RawPeer attacker(p.net_, {0x0a0000ee, 4444});
+  ConnectRequestBody b = PlainConnect(1 << 20, 99);
+  for (int i = 0; i < 50; ++i) {
+    b.client_session = (1u << 20) | i;
+    b.cookie[0] = static_cast<std::byte>(i);  // garbage cookies count as none
+    attacker.SendConnect(kServerAddr, b);
+  }
+  for (int i = 0; i < 100; ++i) p.server_->RunEventLoopOnce();
+  EXPECT_EQ(p.server_->counters().cookies_sent, 50u);
+  EXPECT_EQ(p.server_->counters().sessions_connected, 0u);
+  EXPECT_EQ(p.hook_runs_, 0);
+  size_t cookies = 0;
+  for (auto& [h, payload] : attacker.Receive()) {
+    EXPECT_EQ(h.type, PacketType::kConnectCookie);
+    EXPECT_EQ(payload.size(), kCookieSize);
+    ++cookies;
+  }
+  EXPECT_EQ(cookies, 50u);
+  auto sid = p.Connect();
+  ASSERT_TRUE(sid.ok()) << sid.status();
+  EXPECT_EQ(p.hook_runs_, 1);
+}
+
+TEST(RpcConnect, ReplayedConnectWithFreshSessionFieldsCreatesNoSession) {
+  RpcPair p;
+  RawPeer peer(p.net_, {0x0a000005, 5555});
+  ConnectRequestBody b = PlainConnect(1 << 20, 7);
+  PacketHeader reply = ConnectWithCookie(p, peer, b);
+  ASSERT_EQ(reply.status, 0);
+  ASSERT_EQ(p.server_->counters().sessions_connected, 1u);
+  const uint64_t cookies_before = p.server_->counters().cookies_sent;
+  // The captured connect with its valid cookie, replayed with other session
+  // numbers and epochs (each gets a cookie, nothing else), and verbatim (a
+  // duplicate: the same reply, no second session).
+  ConnectRequestBody captured = b;
+  peer.SendConnect(kServerAddr, PlainConnect(1 << 20, 7));  // no cookie: a fresh one
+  AwaitPacket(p, peer, PacketType::kConnectCookie, nullptr);
+  std::vector<std::byte> fresh;
+  // Re-run the round trip to learn the cookie the server now issues for `b`.
+  peer.SendConnect(kServerAddr, b);
+  fresh = AwaitPacket(p, peer, PacketType::kConnectCookie);
+  ASSERT_EQ(fresh.size(), kCookieSize);
+  std::memcpy(captured.cookie.data(), fresh.data(), kCookieSize);
+  peer.SendConnect(kServerAddr, captured);
+  AwaitPacket(p, peer, PacketType::kConnectReply);
+  EXPECT_EQ(p.server_->counters().duplicates, 1u);
+  for (int i = 0; i < 300; ++i) {
+    ConnectRequestBody r = captured;
+    r.client_session = (1u << 20) | (i + 1);
+    r.client_epoch = 7 + (i % 3);
+    peer.SendConnect(kServerAddr, r);
+  }
+  for (int i = 0; i < 400; ++i) p.server_->RunEventLoopOnce();
+  EXPECT_EQ(p.server_->counters().sessions_connected, 1u);
+  EXPECT_EQ(p.hook_runs_, 1);
+  EXPECT_GE(p.server_->counters().cookies_sent, cookies_before + 302);
+}
+
+// With the cookie check in place, sessions a flood could still open (from
+// addresses that do receive) are bounded per source IP, hold no receive
+// budget and expire: a real client connects and works throughout.
+TEST(RpcConnect, UnconfirmedSessionsAreLimitedPerSourceHoldNoBudgetAndExpire) {
+  RpcOptions o = TestOptions();
+  o.max_unconfirmed_per_ip = 3;
+  o.unconfirmed_session_idle_ns = 50'000'000;
+  // Room for exactly one confirmed session of 32 credits x 1472 bytes x 2.
+  RpcPair p({}, {}, o, 32 * 1472 * 2);
+  RawPeer peer(p.net_, {0x0a000009, 9999});
+  for (uint32_t i = 0; i < 3; ++i) {
+    PacketHeader r = ConnectWithCookie(p, peer, PlainConnect((1u << 20) | i, 1));
+    EXPECT_EQ(r.status, 0) << i;
+  }
+  PacketHeader limited = ConnectWithCookie(p, peer, PlainConnect((1u << 20) | 3, 1));
+  EXPECT_EQ(StatusCodeFromByte(limited.status), StatusCode::kResourceExhausted);
+  EXPECT_EQ(p.server_->counters().connects_limited, 1u);
+  // Three sessions accepted but never confirmed; the one session's worth of
+  // receive budget is still free for a real client.
+  auto sid = p.Connect();
+  ASSERT_TRUE(sid.ok()) << sid.status();
+  EXPECT_EQ(p.EchoMany(*sid, 20, {64, 5000}), 20u);
+  EXPECT_EQ(p.server_->counters().sessions_confirmed, 1u);
+  ASSERT_TRUE(p.RunUntil([&] { return p.server_->counters().unconfirmed_expired == 3; }));
+  // Freed: the source may connect again (once the real client gave the
+  // budget back: the check at connect counts confirmed sessions).
+  ASSERT_TRUE(p.client_->DestroySession(*sid).ok());
+  PacketHeader again = ConnectWithCookie(p, peer, PlainConnect((1u << 20) | 4, 1));
+  EXPECT_EQ(again.status, 0);
+  EXPECT_EQ(p.server_->counters().connects_limited, 1u);
+}
+
+TEST(RpcConnect, SessionConfirmedAfterTheBudgetFilledIsResetWithResourceExhausted) {
+  RpcOptions o = TestOptions();
+  RpcPair p({}, {}, o, 32 * 1472 * 2);  // one session's budget
+  RawPeer peer(p.net_, {0x0a00000a, 1010});
+  PacketHeader r = ConnectWithCookie(p, peer, PlainConnect(1 << 20, 3));
+  ASSERT_EQ(r.status, 0);
+  auto sid = p.Connect();  // confirms first and takes the budget
+  ASSERT_TRUE(sid.ok()) << sid.status();
+  // The raw peer confirms now: a Ping to its session.
+  PacketHeader ping;
+  ping.type = PacketType::kPing;
+  ping.dest_session = (1u << 20);  // the first server session (index 0, generation 1)
+  ping.epoch = r.epoch;
+  peer.Send(kServerAddr, ping, {});
+  PacketHeader reset;
+  AwaitPacket(p, peer, PacketType::kReset, &reset);
+  EXPECT_EQ(StatusCodeFromByte(reset.status), StatusCode::kResourceExhausted);
+  EXPECT_EQ(reset.dest_session, 1u << 20);  // the client's session number
+  EXPECT_EQ(p.EchoMany(*sid, 5, {64}), 5u);
+}
+
+TEST(RpcConnect, SessionBoundResetEndsAPlainSessionWithItsCode) {
+  RpcPair p;
+  auto sid = p.Connect();
+  ASSERT_TRUE(sid.ok());
+  PacketHeader h;
+  h.type = PacketType::kReset;
+  h.status = static_cast<uint8_t>(StatusCode::kResourceExhausted);
+  h.dest_session = *sid;
+  h.req_num = 1u << 20;
+  h.epoch = p.server_->epoch();
+  std::vector<std::byte> pkt(kHeaderSize);
+  EncodeHeader(h, pkt);
+  p.net_->Inject(kServerAddr, kClientAddr, pkt);
+  ASSERT_TRUE(p.RunUntil([&] { return !p.client_->IsConnected(*sid); }));
+}
+
+// Resets are the one packet an off-path attacker who learned a session's
+// numbers can forge. On a protected session they only make the client probe.
+TEST(RpcConnect, ForgedResetsDoNotEndAProtectedSession) {
+  RpcPair p;
+  auto sid = p.Connect("protect");
+  ASSERT_TRUE(sid.ok()) << sid.status();
+  ASSERT_TRUE(
+      p.client_->SetSessionProtector(*sid, std::make_unique<ChecksumProtector>(0x5eed)).ok());
+  EXPECT_EQ(p.EchoMany(*sid, 5, {64}), 5u);
+  ASSERT_EQ(p.server_->counters().sessions_confirmed, 1u);
+  PacketHeader h;
+  h.type = PacketType::kReset;
+  h.req_num = 1u << 20;  // the server's session number, as the client uses it
+  h.epoch = p.server_->epoch();
+  h.msg_size = h.epoch + 1;  // "restarted"
+  std::vector<std::byte> unbound(kHeaderSize);
+  EncodeHeader(h, unbound);
+  h.dest_session = *sid;
+  h.status = static_cast<uint8_t>(StatusCode::kPermissionDenied);
+  std::vector<std::byte> bound(kHeaderSize);
+  EncodeHeader(h, bound);
+  h.tag_len = 8;
+  std::vector<std::byte> bad_tag(kHeaderSize + 8, std::byte{0x42});
+  EncodeHeader(h, bad_tag);
+  for (int round = 0; round < 20; ++round) {
+    p.net_->Inject(kServerAddr, kClientAddr, unbound);
+    p.net_->Inject(kServerAddr, kClientAddr, bound);
+    p.net_->Inject(kServerAddr, kClientAddr, bad_tag);
+    EXPECT_EQ(p.EchoMany(*sid, 3, {64, 3000}), 3u);
+    ASSERT_TRUE(p.client_->IsConnected(*sid));
+  }
+  EXPECT_GE(p.client_->counters().unauthenticated_resets, 40u);
+  EXPECT_GE(p.client_->counters().auth_failures, 20u);
+  EXPECT_EQ(p.client_->counters().sessions_failed, 0u);
+}
+
+TEST(RpcConnect, ProtectedSessionDetectsAServerRestartByProbing) {
+  RpcPair p;
+  auto sid = p.Connect("protect");
+  ASSERT_TRUE(sid.ok());
+  ASSERT_TRUE(
+      p.client_->SetSessionProtector(*sid, std::make_unique<ChecksumProtector>(0x5eed)).ok());
+  EXPECT_EQ(p.EchoMany(*sid, 3, {64}), 3u);
+  p.StopServer();
+  p.StartServer();
+  const Status st = p.EchoOnce(*sid);
+  EXPECT_EQ(st.code(), StatusCode::kUnavailable);
+  EXPECT_NE(st.message().find("probes unanswered"), std::string::npos) << st;
+}
+
+// A client transport that lowers the credits of every successful connect
+// reply it receives (an on-path change the handshake cannot see).
+class ReplyTamperingTransport final : public Transport {
+ public:
+  explicit ReplyTamperingTransport(std::unique_ptr<Transport> inner) : inner_(std::move(inner)) {}
+  size_t SendBurst(std::span<const TxDatagram> batch) override { return inner_->SendBurst(batch); }
+  size_t RecvBurst(std::span<RxDatagram> out) override {
+    const size_t n = inner_->RecvBurst(out);
+    for (size_t i = 0; i < n; ++i) {
+      ParsedPacket p;
+      if (ParsePacket(std::span<std::byte>(out[i].data, out[i].len), 65535, &p) ==
+              ParseError::kNone &&
+          p.header.type == PacketType::kConnectReply && p.header.status == 0 &&
+          p.payload.size() >= kConnectReplyBodySize) {
+        p.payload[12] = std::byte{16};  // credits (low byte): 32 -> 16
+        p.payload[13] = std::byte{0};
+      }
+    }
+    return n;
+  }
+  int readable_fd() const override { return inner_->readable_fd(); }
+  NetAddress local_address() const override { return inner_->local_address(); }
+  size_t receive_buffer_bytes() const override { return inner_->receive_buffer_bytes(); }
+  size_t max_datagram_size() const override { return inner_->max_datagram_size(); }
+  const TransportStats& stats() const override { return inner_->stats(); }
+  std::string_view name() const override { return "tampering"; }
+
+ private:
+  std::unique_ptr<Transport> inner_;
+};
+
+TEST(RpcConnect, ModifiedConnectReplyIsDetectedOnceTheSessionHasKeys) {
+  RpcPair p;
+  p.client_.reset();  // frees the client address
+  auto ct = OpenMemoryTransport(p.net_, {.address = kClientAddr});
+  ASSERT_TRUE(ct.ok());
+  p.ReplaceClient(std::make_unique<ReplyTamperingTransport>(std::move(*ct)));
+  auto sid = p.Connect("protect");
+  ASSERT_TRUE(sid.ok()) << sid.status();
+  ASSERT_TRUE(
+      p.client_->SetSessionProtector(*sid, std::make_unique<ChecksumProtector>(0x5eed)).ok());
+  ASSERT_TRUE(p.RunUntil([&] { return !p.client_->IsConnected(*sid); }, 5 * kSecond));
+  // Unprotected, the same change goes unnoticed (what stays unauthenticated).
+  RpcPair plain;
+  plain.client_.reset();
+  auto pt = OpenMemoryTransport(plain.net_, {.address = kClientAddr});
+  ASSERT_TRUE(pt.ok());
+  plain.ReplaceClient(std::make_unique<ReplyTamperingTransport>(std::move(*pt)));
+  auto psid = plain.Connect();
+  ASSERT_TRUE(psid.ok());
+  EXPECT_EQ(plain.EchoMany(*psid, 5, {64}), 5u);
+  EXPECT_TRUE(plain.client_->IsConnected(*psid));
+}
 
 TEST(RpcDeathTest, UseFromANonOwnerThreadIsACheckFailure) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");

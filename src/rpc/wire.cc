@@ -1,6 +1,8 @@
 // Encoding and defensive parsing of the RPC wire format (docs/wire_format.md).
 #include "rpc/wire.h"
 
+#include <cstring>
+
 #include "common/check.h"
 #include "common/endian.h"
 
@@ -64,6 +66,7 @@ void EncodeConnectRequest(const ConnectRequestBody& b, std::span<std::byte> out)
   StoreLE<uint32_t>(p + 12, b.max_msg_size);
   StoreLE<uint16_t>(p + 16, b.credits);
   StoreLE<uint16_t>(p + 18, b.window);
+  std::memcpy(p + 20, b.cookie.data(), kCookieSize);
 }
 
 void EncodeConnectReply(const ConnectReplyBody& b, std::span<std::byte> out) {
@@ -74,6 +77,8 @@ void EncodeConnectReply(const ConnectReplyBody& b, std::span<std::byte> out) {
   StoreLE<uint32_t>(p + 8, b.mtu);
   StoreLE<uint16_t>(p + 12, b.credits);
   StoreLE<uint16_t>(p + 14, b.window);
+  StoreLE<uint16_t>(p + 16, b.flags);
+  StoreLE<uint16_t>(p + 18, b.reserved);
 }
 
 bool DecodeConnectRequest(std::span<const std::byte> in, ConnectRequestBody* out) {
@@ -85,6 +90,7 @@ bool DecodeConnectRequest(std::span<const std::byte> in, ConnectRequestBody* out
   out->max_msg_size = LoadLE<uint32_t>(p + 12);
   out->credits = LoadLE<uint16_t>(p + 16);
   out->window = LoadLE<uint16_t>(p + 18);
+  std::memcpy(out->cookie.data(), p + 20, kCookieSize);
   return true;
 }
 
@@ -96,6 +102,8 @@ bool DecodeConnectReply(std::span<const std::byte> in, ConnectReplyBody* out) {
   out->mtu = LoadLE<uint32_t>(p + 8);
   out->credits = LoadLE<uint16_t>(p + 12);
   out->window = LoadLE<uint16_t>(p + 14);
+  out->flags = LoadLE<uint16_t>(p + 16);
+  out->reserved = LoadLE<uint16_t>(p + 18);
   return true;
 }
 

@@ -1,4 +1,4 @@
-// COSMOS RPC wire format v1: the fixed 40-byte packet header, packet types and
+// COSMOS RPC wire format v2: the fixed 40-byte packet header, packet types and
 // the connect handshake bodies, with defensive parsing of untrusted bytes.
 // The normative spec is docs/wire_format.md; the static_asserts below pin it.
 #pragma once
@@ -9,10 +9,13 @@
 
 #include "cosmos/result.h"
 #include "cosmos/status.h"
+#include "rpc/connect_cookie.h"
 
 namespace cosmos::rpc {
 
-inline constexpr uint8_t kWireVersion = 1;
+// Version 2 added the connect cookie (ConnectRequestBody::cookie, packet
+// type ConnectCookie), ConnectReplyBody::flags and session-bound resets.
+inline constexpr uint8_t kWireVersion = 2;
 inline constexpr size_t kHeaderSize = 40;
 // Largest authentication tag a PacketProtector may append.
 inline constexpr size_t kMaxTagSize = 32;
@@ -30,9 +33,11 @@ enum class PacketType : uint8_t {
   kPing = 7,                // client -> server heartbeat
   kPong = 8,                // server -> client heartbeat answer
   kDisconnect = 9,          // client -> server, session ends (best effort)
-  kReset = 10,              // server -> client, "I do not know this session/epoch"
+  kReset = 10,              // server -> client, "I do not know this session/epoch" or
+                            // (dest_session != 0) "this session ends with code `status`"
+  kConnectCookie = 11,      // server -> client, payload: the cookie to repeat in the connect
 };
-inline constexpr uint8_t kMaxPacketType = 10;
+inline constexpr uint8_t kMaxPacketType = 11;
 
 // The decoded header. Field order and widths mirror the wire layout.
 struct PacketHeader {
@@ -74,8 +79,10 @@ struct ConnectRequestBody {
   uint32_t max_msg_size = 0;    // offset 12: largest response the client accepts
   uint16_t credits = 0;         // offset 16: packet credits the client asks for
   uint16_t window = 0;          // offset 18: outstanding requests (slots)
+  Cookie cookie{};              // offset 20: the server's cookie; all zero before it has one
 };
-inline constexpr size_t kConnectRequestBodySize = 20;
+inline constexpr size_t kConnectRequestBodySize = 36;
+static_assert(kConnectRequestBodySize == 20 + kCookieSize, "cookie at offset 20");
 
 // Connect reply body. On rejection (header.status != ok) the opaque payload
 // is the server's human-readable reason.
@@ -85,8 +92,13 @@ struct ConnectReplyBody {
   uint32_t mtu = 0;             // offset 8: MTU the server will use (min of both)
   uint16_t credits = 0;         // offset 12: credits granted
   uint16_t window = 0;          // offset 14
+  uint16_t flags = 0;           // offset 16: kReplyFlag* bits
+  uint16_t reserved = 0;        // offset 18: 0
 };
-inline constexpr size_t kConnectReplyBodySize = 16;
+inline constexpr size_t kConnectReplyBodySize = 20;
+// The server protects this session (its connect hook installed a protector):
+// the client confirms it with a sealed packet once it has installed its own.
+inline constexpr uint16_t kReplyFlagProtected = 1;
 
 // Writes `h` into the first kHeaderSize bytes of `out`. REQUIRES: out.size() >= kHeaderSize.
 void EncodeHeader(const PacketHeader& h, std::span<std::byte> out);

@@ -52,7 +52,9 @@ TEST(Wire, RejectsWrongVersionTypeAndTrailingBytes) {
   EncodeHeader(SampleHeader(), buf);
   ParsedPacket p;
   auto bad = buf;
-  bad[kOffVersion] = std::byte{2};
+  bad[kOffVersion] = std::byte{kWireVersion + 1};
+  EXPECT_EQ(ParsePacket(bad, 1400, &p), ParseError::kBadVersion);
+  bad[kOffVersion] = std::byte{1};  // version 1 (before connect cookies) is not spoken
   EXPECT_EQ(ParsePacket(bad, 1400, &p), ParseError::kBadVersion);
   bad = buf;
   bad[kOffType] = std::byte{0};
@@ -82,6 +84,7 @@ TEST(Wire, RejectsOversizedPayloadAndTag) {
 
 TEST(Wire, ConnectBodiesRoundTrip) {
   ConnectRequestBody a{1, 2, 1472, 1 << 20, 32, 8};
+  for (size_t i = 0; i < kCookieSize; ++i) a.cookie[i] = static_cast<std::byte>(i + 1);
   std::byte buf[kConnectRequestBodySize];
   EncodeConnectRequest(a, buf);
   ConnectRequestBody b;
@@ -89,14 +92,20 @@ TEST(Wire, ConnectBodiesRoundTrip) {
   EXPECT_EQ(b.client_session, 1u);
   EXPECT_EQ(b.max_msg_size, 1u << 20);
   EXPECT_EQ(b.window, 8);
-  EXPECT_FALSE(DecodeConnectRequest(std::span<const std::byte>(buf, 3), &b));
-  ConnectReplyBody r{5, 6, 1400, 16, 8};
+  EXPECT_EQ(b.cookie, a.cookie);
+  EXPECT_EQ(buf[20], std::byte{1});  // the cookie sits at offset 20
+  EXPECT_FALSE(
+      DecodeConnectRequest(std::span<const std::byte>(buf, kConnectRequestBodySize - 1), &b));
+  ConnectReplyBody r{5, 6, 1400, 16, 8, kReplyFlagProtected, 0};
   std::byte rbuf[kConnectReplyBodySize];
   EncodeConnectReply(r, rbuf);
   ConnectReplyBody r2;
   ASSERT_TRUE(DecodeConnectReply(rbuf, &r2));
   EXPECT_EQ(r2.server_session, 5u);
   EXPECT_EQ(r2.credits, 16);
+  EXPECT_EQ(r2.flags, kReplyFlagProtected);
+  EXPECT_FALSE(
+      DecodeConnectReply(std::span<const std::byte>(rbuf, kConnectReplyBodySize - 1), &r2));
 }
 
 TEST(Wire, PacketsForCountsZeroByteMessageAsOnePacket) {

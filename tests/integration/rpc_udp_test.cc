@@ -1,5 +1,6 @@
 // Integration tests of the RPC layer over real kernel UDP: loopback echo of
-// many sizes with exactly-once checks, garbage sprayed at a live server, a
+// many sizes with exactly-once checks, garbage sprayed at a live server,
+// spoofed-source and replayed connect floods while real clients work, a
 // server restart, the rpc_echo example as two processes, and (as root) a
 // network-namespace pair joined by veth with tc netem loss.
 #include <arpa/inet.h>
@@ -15,6 +16,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <map>
@@ -309,6 +311,203 @@ TEST(RpcUdp, ClientDetectsServerRestartAndReconnects) {
   auto again = (*rpc)->Connect(addr, {}, 10 * kSecond);
   ASSERT_TRUE(again.ok()) << again.status();
   EXPECT_TRUE(echo_once(*again).ok());
+}
+
+// ---------------------------------------------------------------- connect floods
+
+// One connect request datagram (header + body + `extra` payload bytes).
+std::vector<std::byte> ConnectDatagram(const ConnectRequestBody& b,
+                                       std::span<const std::byte> extra = {}) {
+  std::vector<std::byte> pkt(kHeaderSize + kConnectRequestBodySize + extra.size());
+  PacketHeader h;
+  h.type = PacketType::kConnectRequest;
+  h.payload_len = static_cast<uint16_t>(kConnectRequestBodySize + extra.size());
+  EncodeHeader(h, pkt);
+  EncodeConnectRequest(b, std::span<std::byte>(pkt).subspan(kHeaderSize));
+  if (!extra.empty()) {
+    std::memcpy(pkt.data() + kHeaderSize + kConnectRequestBodySize, extra.data(), extra.size());
+  }
+  return pkt;
+}
+
+ConnectRequestBody RandomConnectBody(std::mt19937_64& rng) {
+  ConnectRequestBody b;
+  b.client_session = static_cast<uint32_t>(rng());
+  b.client_epoch = static_cast<uint32_t>(rng());
+  b.mtu = 1472;
+  b.max_msg_size = 1 << 20;
+  b.credits = 32;
+  b.window = 8;
+  for (auto& c : b.cookie) c = static_cast<std::byte>(rng());
+  return b;
+}
+
+// Sends connect requests from source addresses spread over 127.0.0.0/8 with
+// random ports, session fields and cookies (a raw IPv4 socket writing its own
+// IP and UDP headers), in bursts of 32 per millisecond, until `stop`.
+void SpoofedConnectFlood(NetAddress target, const std::atomic<bool>& stop,
+                         std::atomic<uint64_t>* sent) {
+  int fd = ::socket(AF_INET, SOCK_RAW, IPPROTO_RAW);  // implies IP_HDRINCL
+  ASSERT_GE(fd, 0) << std::strerror(errno);
+  std::mt19937_64 rng(99);
+  sockaddr_in to = target.ToSockaddr();
+  while (!stop.load()) {
+    for (int i = 0; i < 32; ++i) {
+      const std::vector<std::byte> rpc = ConnectDatagram(RandomConnectBody(rng));
+      std::vector<std::byte> pkt(sizeof(iphdr) + sizeof(udphdr) + rpc.size());
+      iphdr ip{};
+      ip.ihl = 5;
+      ip.version = 4;
+      ip.ttl = 64;
+      ip.protocol = IPPROTO_UDP;
+      ip.tot_len = htons(static_cast<uint16_t>(pkt.size()));
+      // 127.1.0.0 - 127.254.255.255: never the real clients' 127.0.0.1.
+      ip.saddr = htonl(0x7f000000u | static_cast<uint32_t>(0x10000 + rng() % 0xfd0000));
+      ip.daddr = htonl(target.ip);
+      udphdr udp{};
+      udp.source = htons(static_cast<uint16_t>(1024 + rng() % 60000));
+      udp.dest = htons(target.port);
+      udp.len = htons(static_cast<uint16_t>(sizeof(udphdr) + rpc.size()));
+      std::memcpy(pkt.data(), &ip, sizeof(ip));
+      std::memcpy(pkt.data() + sizeof(ip), &udp, sizeof(udp));
+      std::memcpy(pkt.data() + sizeof(ip) + sizeof(udp), rpc.data(), rpc.size());
+      if (::sendto(fd, pkt.data(), pkt.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof(to)) >
+          0) {
+        sent->fetch_add(1);
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  ::close(fd);
+}
+
+// Real clients, each on its own thread and port, connect while a flood runs
+// and complete `count` verified requests each.
+std::vector<ClientResult> RunRealClients(NetAddress server, size_t clients, size_t count) {
+  std::vector<ClientResult> results(clients);
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < clients; ++i) {
+    threads.emplace_back([&, i] {
+      results[i] = RunClient(server, count, {32, 3000}, 1 + i * 1'000'000);
+    });
+  }
+  for (auto& t : threads) t.join();
+  return results;
+}
+
+void ExpectEveryClientServed(const std::vector<ClientResult>& results, size_t count) {
+  for (size_t i = 0; i < results.size(); ++i) {
+    EXPECT_TRUE(results[i].connect_status.ok())
+        << "client " << i << ": " << results[i].connect_status;
+    EXPECT_EQ(results[i].ok, count) << "client " << i;
+  }
+}
+
+// Connects from random spoofed sources never get past the cookie: without
+// it they fill the unconfirmed-session limit and real clients are refused.
+TEST(RpcUdpFlood, SpoofedSourceConnectFloodDoesNotKeepRealClientsOut) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root for a raw IP socket; skipped";
+  EchoServer server({kLoopback, 0});
+  ASSERT_FALSE(server.failed());
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> sent{0};
+  std::thread flood([&] { SpoofedConnectFlood(server.address(), stop, &sent); });
+  // Let the flood run first, so the clients connect into it.
+  while (sent.load() < 3000) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  const size_t kClients = 8, kCount = 300;
+  std::vector<ClientResult> results = RunRealClients(server.address(), kClients, kCount);
+  stop = true;
+  flood.join();
+  server.Stop();
+  ExpectEveryClientServed(results, kCount);
+  const EndpointCounters& c = server.counters();
+  EXPECT_GE(c.cookies_sent, sent.load() / 2) << "precondition: the flood reached the server";
+  EXPECT_EQ(c.sessions_connected, kClients) << "a spoofed connect opened a session";
+  EXPECT_EQ(c.connects_limited, 0u);
+  EXPECT_EQ(c.handlers_run, kClients * kCount);
+}
+
+// One real connect is captured with its valid cookie and replayed from its
+// source address, verbatim and with fresh session fields and payload (no key
+// needed). The cookie binds the session fields, so only the verbatim copy is
+// accepted, as a duplicate; without the cookie check the replays open
+// sessions until the per-source limit refuses the real clients on 127.0.0.1.
+TEST(RpcUdpFlood, ReplayedConnectFloodDoesNotKeepRealClientsOut) {
+  EchoServer server({kLoopback, 0});
+  ASSERT_FALSE(server.failed());
+  int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in local = NetAddress{kLoopback, 0}.ToSockaddr();
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&local), sizeof(local)), 0);
+  timeval tv{5, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  sockaddr_in to = server.address().ToSockaddr();
+  auto send = [&](const std::vector<std::byte>& pkt) {
+    return ::sendto(fd, pkt.data(), pkt.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof(to));
+  };
+  // The victim's connect: a cookie round trip, then the connect with it.
+  std::mt19937_64 rng(7);
+  ConnectRequestBody victim = RandomConnectBody(rng);
+  victim.cookie = {};
+  const std::vector<std::byte> hello(160, std::byte{0x5a});  // stands for a secure ClientHello
+  ASSERT_GT(send(ConnectDatagram(victim, hello)), 0);
+  std::byte buf[2048];
+  ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+  ParsedPacket p;
+  ASSERT_GT(n, 0) << "no cookie from the server";
+  ASSERT_EQ(ParsePacket(std::span<std::byte>(buf, n), 65535, &p), ParseError::kNone);
+  // (A server without the cookie check answers the first connect at once:
+  // then that connect is the one captured, and the flood below must fail.)
+  if (p.header.type == PacketType::kConnectCookie) {
+    ASSERT_EQ(p.payload.size(), kCookieSize);
+    std::memcpy(victim.cookie.data(), p.payload.data(), kCookieSize);
+    ASSERT_GT(send(ConnectDatagram(victim, hello)), 0);
+    n = ::recv(fd, buf, sizeof(buf), 0);
+    ASSERT_GT(n, 0);
+    ASSERT_EQ(ParsePacket(std::span<std::byte>(buf, n), 65535, &p), ParseError::kNone);
+  }
+  ASSERT_EQ(p.header.type, PacketType::kConnectReply);
+  ASSERT_EQ(p.header.status, 0);
+  const std::vector<std::byte> captured = ConnectDatagram(victim, hello);
+
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> sent{0};
+  std::thread replayer([&] {
+    std::mt19937_64 r(8);
+    uint64_t i = 0;
+    while (!stop.load()) {
+      for (int k = 0; k < 32; ++k, ++i) {
+        ConnectRequestBody b = victim;  // the captured cookie throughout
+        if (i % 4 != 0) {
+          b.client_session = static_cast<uint32_t>(r());
+          if (i % 2) b.client_epoch = static_cast<uint32_t>(r());
+        }
+        std::vector<std::byte> extra = hello;
+        if (i % 3 == 0) extra[static_cast<size_t>(r() % extra.size())] = std::byte{0x01};
+        if (send(i % 4 == 0 ? captured : ConnectDatagram(b, extra)) > 0) sent.fetch_add(1);
+      }
+      char drain[2048];
+      while (::recv(fd, drain, sizeof(drain), MSG_DONTWAIT) > 0) {
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  });
+  while (sent.load() < 3000) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  const size_t kClients = 8, kCount = 300;
+  std::vector<ClientResult> results = RunRealClients(server.address(), kClients, kCount);
+  stop = true;
+  replayer.join();
+  ::close(fd);
+  server.Stop();
+  ExpectEveryClientServed(results, kCount);
+  const EndpointCounters& c = server.counters();
+  EXPECT_EQ(c.sessions_confirmed, kClients);
+  // The victim's session, and (a verbatim replay within the cookie lifetime,
+  // after the unconfirmed session expired) at most two re-creations of it.
+  EXPECT_LE(c.sessions_connected, kClients + 3) << "a replayed connect opened sessions";
+  EXPECT_GT(c.duplicates, 0u) << "verbatim replays are answered as duplicates";
+  EXPECT_GE(c.cookies_sent, sent.load() / 2);
+  EXPECT_EQ(c.connects_limited, 0u);
 }
 
 uint16_t FreeUdpPort() {
