@@ -1,12 +1,14 @@
 // pmem benchmark suite (BENCHMARKS.md): persist latency of each backend
 // against the raw primitive on the same kind of mapping in the same run
 // (page backend vs raw msync; libpmem2 cache-line path vs raw
-// pmem2_persist_fn), and group commit throughput on the page backend.
+// pmem2_persist_fn), and group commit on the page backend: syncs per
+// persist at 64 threads and their ops/s against one raw msync at a time.
 // A and B runs alternate; each figure is the median of the rounds.
 #include <fcntl.h>
 #include <libpmem2.h>
 #include <linux/magic.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/vfs.h>
 #include <unistd.h>
 
@@ -149,7 +151,8 @@ void BenchPage(const Options& o, cosmos::bench::BenchReport& report) {
                    r + 1, ours.back(), base.back());
     }
     report.AddWithBaseline("persist_" + label + "_p50_ns_page", cosmos::bench::Median(ours), "ns",
-                           "lower", "raw_msync_" + label + "_p50_ns", cosmos::bench::Median(base));
+                           "lower", "raw_msync_" + label + "_p50_ns", cosmos::bench::Median(base),
+                           ours, base);
   }
   region = cosmos::Status::Cancelled("release");
   if (!(*pool)->Close().ok()) Die("close");
@@ -228,7 +231,8 @@ void BenchPmem2Emulated(const Options& o, cosmos::bench::BenchReport& report) {
     }
     report.AddWithBaseline("persist_" + label + "_p50_ns_pmem2_emulated",
                            cosmos::bench::Median(ours), "ns", "lower",
-                           "raw_pmem2_persist_" + label + "_p50_ns", cosmos::bench::Median(base));
+                           "raw_pmem2_persist_" + label + "_p50_ns", cosmos::bench::Median(base),
+                           ours, base);
   }
   pmem2_map_delete(&map);
   pmem2_source_delete(&src);
@@ -240,12 +244,21 @@ void BenchPmem2Emulated(const Options& o, cosmos::bench::BenchReport& report) {
   std::filesystem::remove(pool_path);
 }
 
+// Every msync of this process (the page backend's group commit and the raw
+// baselines) goes through this definition, which the linker prefers to
+// libc's: it counts the system calls, so syncs per persist is measured, not
+// inferred.
+std::atomic<uint64_t> g_msync_calls{0};
+
 // Persist operations per second with `threads` threads, each persisting 64 B
-// in its own page of one region on a page pool, for `seconds`.
-double GroupCommitOps(const Region& region, int threads, double seconds) {
+// in its own page of one region on a page pool, for `seconds`. *syncs: msync
+// calls the pool made meanwhile.
+double GroupCommitOps(const Region& region, int threads, double seconds, uint64_t* syncs,
+                      uint64_t* persists) {
   std::atomic<bool> stop{false};
   std::atomic<uint64_t> ops{0};
   std::vector<std::thread> workers;
+  const uint64_t syncs_before = g_msync_calls.load();
   const auto start = Clock::now();
   for (int t = 0; t < threads; ++t) {
     workers.emplace_back([&, t] {
@@ -263,7 +276,26 @@ double GroupCommitOps(const Region& region, int threads, double seconds) {
   stop = true;
   for (auto& w : workers) w.join();
   const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+  *syncs = g_msync_calls.load() - syncs_before;
+  *persists = ops.load();
   return static_cast<double>(ops.load()) / elapsed;
+}
+
+// The raw sync rate: one thread dirties 64 B of a page of a plain file
+// mapping and msyncs it, for `seconds`: 1 / (raw sync latency), the most
+// persists per second a store without group commit could complete.
+double RawSyncOps(const RawFile& raw, double seconds) {
+  uint64_t n = 0;
+  const auto start = Clock::now();
+  const auto until = start + std::chrono::duration<double>(seconds);
+  while (Clock::now() < until) {
+    const size_t off = (n % 64) * 4096;
+    std::memset(raw.base + off, static_cast<int>(n & 0xff), 64);
+    if (msync(raw.base + off, 64, MS_SYNC) != 0) Die("raw msync failed");
+    ++n;
+  }
+  const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+  return static_cast<double>(n) / elapsed;
 }
 
 void BenchGroupCommit(const Options& o, cosmos::bench::BenchReport& report) {
@@ -275,30 +307,48 @@ void BenchGroupCommit(const Options& o, cosmos::bench::BenchReport& report) {
   if (!region.ok()) Die(region.status().ToString());
   std::memset(region->data(), 1, 64 * 4096);
   if (!region->Persist(0, 64 * 4096).ok()) Die("initial persist");
-  const int rounds = o.quick ? 4 : 6;
+  RawFile raw(o.page_dir + "/bench_group.raw", 64 * 4096);
+  const int rounds = o.quick ? 4 : 8;
   const double seconds = o.quick ? 1.0 : 3.0;
-  std::vector<double> one, many, ratio;
+  std::vector<double> one, many, ratio, raw_ops, syncs_per_persist;
   for (int r = 0; r < rounds; ++r) {
-    if (r % 2 == 0) {
-      one.push_back(GroupCommitOps(*region, 1, seconds));
-      many.push_back(GroupCommitOps(*region, 64, seconds));
-    } else {
-      many.push_back(GroupCommitOps(*region, 64, seconds));
-      one.push_back(GroupCommitOps(*region, 1, seconds));
-    }
+    uint64_t syncs = 0, persists = 0, unused_syncs = 0, unused_persists = 0;
+    // Raw first in even rounds, last in odd ones: drift hits both alike.
+    if (r % 2 == 0) raw_ops.push_back(RawSyncOps(raw, seconds));
+    one.push_back(GroupCommitOps(*region, 1, seconds, &unused_syncs, &unused_persists));
+    many.push_back(GroupCommitOps(*region, 64, seconds, &syncs, &persists));
+    if (r % 2 == 1) raw_ops.push_back(RawSyncOps(raw, seconds));
     ratio.push_back(many.back() / one.back());
-    std::fprintf(stderr, "  group commit round %d: 1 thread %.0f ops/s, 64 threads %.0f ops/s\n",
-                 r + 1, one.back(), many.back());
+    syncs_per_persist.push_back(persists == 0 ? 0 : static_cast<double>(syncs) /
+                                                        static_cast<double>(persists));
+    std::fprintf(stderr,
+                 "  group commit round %d: raw msync %.0f ops/s, 1 thread %.0f ops/s, 64 threads "
+                 "%.0f ops/s with %.4f syncs per persist\n",
+                 r + 1, raw_ops.back(), one.back(), many.back(), syncs_per_persist.back());
   }
-  report.Add("group_commit_speedup_64", cosmos::bench::Median(ratio), "x", "higher");
-  report.Add("group_commit_ops_1_thread", cosmos::bench::Median(one), "ops/s", "higher");
-  report.Add("group_commit_ops_64_threads", cosmos::bench::Median(many), "ops/s", "higher");
+  // The two figures the group commit is judged by: how few syncs 64
+  // concurrent persists need, and how their throughput compares with one
+  // raw sync at a time (independent of how fast the disk syncs).
+  report.Add("group_commit_syncs_per_persist_64", cosmos::bench::Median(syncs_per_persist),
+             "syncs/persist", "lower", syncs_per_persist);
+  report.AddWithBaseline("group_commit_ops_64_threads", cosmos::bench::Median(many), "ops/s",
+                         "higher", "raw_msync_ops_1_thread", cosmos::bench::Median(raw_ops), many,
+                         raw_ops);
+  // Context: the old figure, which mostly measures the disk's sync latency.
+  report.Add("group_commit_ops_1_thread", cosmos::bench::Median(one), "ops/s", "higher", one);
+  report.Add("group_commit_speedup_64", cosmos::bench::Median(ratio), "x", "higher", ratio);
   region = cosmos::Status::Cancelled("release");
   pool = cosmos::Status::Cancelled("release");
   std::filesystem::remove(pool_path);
+  std::filesystem::remove(o.page_dir + "/bench_group.raw");
 }
 
 }  // namespace
+
+extern "C" int msync(void* addr, size_t len, int flags) {
+  g_msync_calls.fetch_add(1, std::memory_order_relaxed);
+  return static_cast<int>(syscall(SYS_msync, addr, len, flags));
+}
 
 int main(int argc, char** argv) {
   cosmos::log::Init("warn");
@@ -344,7 +394,7 @@ int main(int argc, char** argv) {
   BenchPage(o, report);
   std::fprintf(stderr, "pmem bench: libpmem2 cache-line path vs raw pmem2_persist_fn\n");
   BenchPmem2Emulated(o, report);
-  std::fprintf(stderr, "pmem bench: group commit, 64 threads vs 1\n");
+  std::fprintf(stderr, "pmem bench: group commit, 64 threads vs raw msync\n");
   BenchGroupCommit(o, report);
   if (!report.Write(o.results)) Die("cannot write results to " + o.results);
   return 0;
