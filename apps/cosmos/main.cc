@@ -16,7 +16,7 @@ namespace {
 // `cosmos region VERB ... --server HOST:PORT` is the remote form of the local
 // `cosmos region VERB POOL ...`: rewrite it to `cosmos remote region ...` so
 // both spellings reach the same code. Only the `region` verb is rewritten,
-// and only when --server is present.
+// and only when --server (or --cluster: the cluster's regions) is present.
 std::vector<char*> RouteRemoteRegion(int argc, char** argv) {
   std::vector<char*> args(argv, argv + argc);
   int verb = 1;  // skip the global options that may precede the verb
@@ -33,7 +33,8 @@ std::vector<char*> RouteRemoteRegion(int argc, char** argv) {
   if (verb >= argc || std::string_view(argv[verb]) != "region") return args;
   for (int i = verb + 1; i < argc; ++i) {
     const std::string_view a(argv[i]);
-    if (a == "--server" || a.starts_with("--server=")) {
+    if (a == "--server" || a.starts_with("--server=") || a == "--cluster" ||
+        a.starts_with("--cluster=")) {
       static char kRemote[] = "remote";
       args.insert(args.begin() + verb, kRemote);
       break;
@@ -69,6 +70,7 @@ int main(int argc, char** argv) {
   cosmos::cli::RegisterBenchCommands(app, ctx);
   cosmos::cli::RegisterKeysCommands(app, ctx);
   cosmos::cli::RegisterVersionCommand(app, ctx);
+  cosmos::cli::RegisterCompletionCommand(app, ctx);  // last: it describes the whole tree
 
   if (auto code = cosmos::app::Parse(app, argc, argv)) return *code;
 

@@ -218,7 +218,15 @@ class ClusterClient final : public Client {
   Result<std::unique_ptr<Region>> OpenRegion(const std::string& name,
                                              const OpenOptions&) override {
     auto region = std::make_unique<ReplicatedRegion>(this, name);
-    COSMOS_RETURN_IF_ERROR(region->Attach());
+    // A primary that just died is still named until a backup fails it over.
+    const uint64_t deadline =
+        MonotonicNanos() + uint64_t{options_.failover_timeout_ms} * 1'000'000;
+    for (;;) {
+      Status s = region->Attach();
+      if (s.ok()) break;
+      if (!IsFailoverError(s) || MonotonicNanos() > deadline) return s;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
     return std::unique_ptr<Region>(std::move(region));
   }
   using Client::OpenRegion;
