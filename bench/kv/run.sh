@@ -146,23 +146,29 @@ R = {k: [float(x) for x in v.split()] for k, v in {
   "rkv_set": "${R[rkv_set]}", "rkv_set_p": "${R[rkv_set_p]}",
   "rkv_get": "${R[rkv_get]}", "rkv_get_p": "${R[rkv_get_p]}"}.items()}
 med = {k: statistics.median(v) for k, v in R.items()}
-def metric(value, base, base_name):
+# Each metric carries its per-round values and their min/max next to the
+# median (the shape BenchReport writes for the C++ suites).
+def metric(key, base_key, base_name):
+  value, base = med[key], med[base_key]
   return {"value": round(value, 1), "unit": "rps", "better": "higher",
+          "rounds": R[key], "min": min(R[key]), "max": max(R[key]),
           "baseline": base_name, "baseline_value": round(base, 1),
-          "ratio": round(value / base, 3) if base else 0.0}
+          "ratio": round(value / base, 3) if base else 0.0,
+          "baseline_rounds": R[base_key], "baseline_min": min(R[base_key]),
+          "baseline_max": max(R[base_key])}
 doc = {
   "suite": "kv", "quick": quick,
   "host": {"cpus": os.cpu_count(), "kernel": platform.release(),
            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")},
   "metrics": {
-    "set_rps_c50": metric(med["kv_set"], med["aof_set"], "redis_appendfsync_always_set_rps_c50"),
-    "set_rps_c50_p16": metric(med["kv_set_p"], med["aof_set_p"], "redis_appendfsync_always_set_rps_c50_p16"),
-    "get_rps_c50": metric(med["kv_get"], med["mem_get"], "redis_no_persistence_get_rps_c50"),
-    "get_rps_c50_p16": metric(med["kv_get_p"], med["mem_get_p"], "redis_no_persistence_get_rps_c50_p16"),
-    "remote_secure_set_rps_c50": metric(med["rkv_set"], med["aof_set"], "redis_appendfsync_always_set_rps_c50"),
-    "remote_secure_set_rps_c50_p16": metric(med["rkv_set_p"], med["aof_set_p"], "redis_appendfsync_always_set_rps_c50_p16"),
-    "remote_secure_get_rps_c50": metric(med["rkv_get"], med["mem_get"], "redis_no_persistence_get_rps_c50"),
-    "remote_secure_get_rps_c50_p16": metric(med["rkv_get_p"], med["mem_get_p"], "redis_no_persistence_get_rps_c50_p16"),
+    "set_rps_c50": metric("kv_set", "aof_set", "redis_appendfsync_always_set_rps_c50"),
+    "set_rps_c50_p16": metric("kv_set_p", "aof_set_p", "redis_appendfsync_always_set_rps_c50_p16"),
+    "get_rps_c50": metric("kv_get", "mem_get", "redis_no_persistence_get_rps_c50"),
+    "get_rps_c50_p16": metric("kv_get_p", "mem_get_p", "redis_no_persistence_get_rps_c50_p16"),
+    "remote_secure_set_rps_c50": metric("rkv_set", "aof_set", "redis_appendfsync_always_set_rps_c50"),
+    "remote_secure_set_rps_c50_p16": metric("rkv_set_p", "aof_set_p", "redis_appendfsync_always_set_rps_c50_p16"),
+    "remote_secure_get_rps_c50": metric("rkv_get", "mem_get", "redis_no_persistence_get_rps_c50"),
+    "remote_secure_get_rps_c50_p16": metric("rkv_get_p", "mem_get_p", "redis_no_persistence_get_rps_c50_p16"),
   },
   "notes": [
     "cosmos-kv embedded (set_/get_ metrics): the default backend, a region of a local COSMOS pmem pool file on %s (durability 'page': memcpy + msync); every SET acknowledged only after its group commit (Flush + WriteAfterFlush of the tail = 2 msync)" % fstype,

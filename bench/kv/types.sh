@@ -100,9 +100,13 @@ metrics = {}
 for t in ["hset", "lpush", "sadd", "zadd", "incr"]:
   kv, base = med["kv_" + t], med["aof_" + t]
   metrics[t + "_rps_c50"] = {"value": round(kv, 1), "unit": "rps", "better": "higher",
+                             "rounds": R["kv_" + t], "min": min(R["kv_" + t]),
+                             "max": max(R["kv_" + t]),
                              "baseline": "redis_appendfsync_always_%s_rps_c50" % t,
                              "baseline_value": round(base, 1),
-                             "ratio": round(kv / base, 3) if base else 0.0}
+                             "ratio": round(kv / base, 3) if base else 0.0,
+                             "baseline_rounds": R["aof_" + t], "baseline_min": min(R["aof_" + t]),
+                             "baseline_max": max(R["aof_" + t])}
 doc = {
   "suite": "kv_types", "quick": quick == "1",
   "host": {"cpus": os.cpu_count(), "kernel": platform.release(),

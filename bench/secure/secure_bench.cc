@@ -206,7 +206,8 @@ class Node {
 void AddRatioMetrics(BenchReport& report, const std::string& name, const std::string& unit,
                      const std::string& better, const std::vector<double>& secure,
                      const std::vector<double>& plain, const std::string& plain_name) {
-  report.AddWithBaseline(name, Median(secure), unit, better, plain_name, Median(plain));
+  report.AddWithBaseline(name, Median(secure), unit, better, plain_name, Median(plain), secure,
+                         plain);
 }
 
 // Runs every measurement for one counter configuration into `report`.
