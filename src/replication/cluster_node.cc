@@ -362,7 +362,10 @@ void ClusterNode::RemoveReplica(std::string_view region, const std::string& dead
       continue;
     }
     Install(*vp);
-    if (!Contains(vp->placement.replicas, dead) || vp->placement.epoch < epoch) return;
+    // Only the configuration in which the failure was seen is changed: a
+    // node acting in an older epoch (a paused old primary) must not edit a
+    // newer configuration it knows nothing about.
+    if (!Contains(vp->placement.replicas, dead) || vp->placement.epoch != epoch) return;
     auto next = cluster::WithoutReplica(vp->placement, dead);
     if (!next.ok()) {
       COSMOS_LOG_ERROR("cluster: region '{}': node {} failed and is its last replica: {}", region,

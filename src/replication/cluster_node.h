@@ -81,8 +81,8 @@ class ClusterNode final : public server::ReplicationHook {
   Status FinishForward(const std::string& node, std::string_view region);
   Status Forward(const std::string& node, std::string_view region, uint64_t epoch,
                  std::span<const protocol::Op> ops, std::span<const protocol::OpResult> results);
-  // Removes `dead` from every region where it is primary (when `only_primary`)
-  // or a replica, if the region is still at the epoch that listed it.
+  // Removes `dead` from `region` by compare-and-swap, if the region is still
+  // at `epoch` (the configuration in which the failure was seen) and lists it.
   void RemoveReplica(std::string_view region, const std::string& dead, uint64_t epoch);
   std::mutex& RegionMutex(std::string_view region);
   Result<std::string> AddressOf(const std::string& node);

@@ -232,4 +232,49 @@ TEST_F(ClusterReplicationTest, EveryReplicaRejectsAnOlderEpoch) {
   EXPECT_EQ((*plain_region)->Flush(1024, data.size()).code(), StatusCode::kFailedPrecondition);
 }
 
+// A primary paused (SIGSTOP) long enough to be failed over, then resumed
+// with a client still at the old epoch: it cannot acknowledge a flush, and
+// its write does not reach the new configuration.
+TEST_F(ClusterReplicationTest, PausedOldPrimaryCannotAcknowledgeAfterFailover) {
+  auto client = Client::Connect(ClusterOptions());
+  ASSERT_TRUE(client.ok()) << client.status().ToString();
+  cosmos::RegionOptions ro;
+  ro.replicas = 3;
+  ASSERT_TRUE((*client)->CreateRegion("paused", 64 << 10, ro).ok());
+  auto region = (*client)->OpenRegion("paused");
+  ASSERT_TRUE(region.ok()) << region.status().ToString();
+  auto data = Pattern(4096, 3);
+  ASSERT_TRUE((*region)->Write(0, data).ok());
+  ASSERT_TRUE((*region)->Flush(0, data.size()).ok());
+  const std::string old_primary = (*region)->info().primary;
+
+  kill(nodes_.at(old_primary)->pid(), SIGSTOP);
+  ASSERT_TRUE(WaitFor([&] {
+    auto p = Placement("paused").placement;
+    return p.epoch >= 2 && !std::count(p.replicas.begin(), p.replicas.end(), old_primary);
+  })) << "the backups did not fail the paused primary over";
+  // The new configuration serves (and its replicas now act in the new epoch).
+  ASSERT_TRUE((*region)->Write(4096, data).ok());
+  ASSERT_TRUE((*region)->Flush(4096, data.size()).ok());
+  ASSERT_NE((*region)->info().primary, old_primary);
+  kill(nodes_.at(old_primary)->pid(), SIGCONT);
+
+  // A client that still believes in epoch 1 writes through the old primary.
+  auto stale_bytes = Pattern(4096, 99);
+  auto stale = WriteAtEpoch(old_primary, "paused", 1, false, 8192, stale_bytes);
+  EXPECT_FALSE(stale.ok());
+  EXPECT_TRUE(stale.code() == StatusCode::kAborted || stale.code() == StatusCode::kUnavailable)
+      << stale.ToString();
+  // Its bytes are not in the current configuration.
+  std::vector<std::byte> got(4096);
+  ASSERT_TRUE((*region)->Read(8192, got).ok());
+  EXPECT_EQ(got, std::vector<std::byte>(4096));
+  ASSERT_TRUE((*region)->Read(4096, got).ok());
+  EXPECT_EQ(got, data);
+  // The resumed node did not edit the newer configuration.
+  auto p = Placement("paused").placement;
+  EXPECT_EQ(p.primary, (*region)->info().primary);
+  EXPECT_EQ(p.replicas.size(), 2u);
+}
+
 }  // namespace
