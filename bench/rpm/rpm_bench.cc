@@ -34,8 +34,10 @@
 #include "common/check.h"
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/size.h"
 #include "cosmos/client.h"
 #include "pmem/pool.h"
+#include "rpc/wire.h"
 #include "server/server.h"
 
 #ifndef UDP_SEGMENT
@@ -287,9 +289,17 @@ int main(int argc, char** argv) {
       o.shm_dir = argv[++i];
     else if (a == "--disk-dir" && i + 1 < argc)
       o.disk_dir = argv[++i];
-    else if (a == "--mtu" && i + 1 < argc)
-      o.mtu = std::strtoul(argv[++i], nullptr, 10);
-    else {
+    else if (a == "--mtu" && i + 1 < argc) {
+      // The one byte-count grammar (common/size.h) and the rpc layer's
+      // range, checked here so a typo is a usage error, not an abort.
+      auto mtu = cosmos::ParseSize(argv[++i]);
+      if (!mtu.ok() || *mtu < cosmos::rpc::kMinMtu || *mtu > cosmos::rpc::kMaxMtu) {
+        std::fprintf(stderr, "rpm_bench: --mtu %s: a byte count in [%zu, %zu] expected\n",
+                     argv[i], cosmos::rpc::kMinMtu, cosmos::rpc::kMaxMtu);
+        return 2;
+      }
+      o.mtu = static_cast<size_t>(*mtu);
+    } else {
       std::fprintf(stderr,
                    "usage: rpm_bench [--quick] [--results DIR] [--shm-dir DIR] [--disk-dir DIR] "
                    "[--mtu N]\n");
