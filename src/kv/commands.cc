@@ -150,7 +150,7 @@ uint64_t Dispatcher::Dispatch(ClientSession& session, std::span<const std::strin
                   std::string("ERR wrong number of arguments for '") + typed->name + "' command");
       return 0;
     }
-    TypedCtx t{store_, args, out, cache_.get()};
+    TypedCtx t{store_, args, out, cache_.get(), in_exec_ ? nullptr : &session.block};
     return typed->handler(t);
   }
   if (!ArityOk(spec->arity, args.size())) {

@@ -11,6 +11,7 @@
 #include <string>
 #include <string_view>
 
+#include "kv/blocking.h"
 #include "kv/store.h"
 #include "kv/transaction.h"
 
@@ -24,6 +25,9 @@ struct ClientSession {
   std::string name;
   bool quit = false;    // set by QUIT: close after the reply is sent
   TransactionState tx;  // MULTI/EXEC/WATCH (kv/transaction.cc)
+  // Set by a blocking command that found nothing to serve (BLPOP, ...): the
+  // server parks the client until a key is ready or the timeout passes.
+  BlockRequest block;
 };
 
 struct DispatcherOptions {
@@ -127,7 +131,8 @@ class Dispatcher {
   DispatcherOptions options_;
   std::unique_ptr<ValueCache> cache_;  // decoded large collections
   uint64_t commands_processed_ = 0;
-  std::string value_;  // scratch buffer for reads
+  bool in_exec_ = false;  // blocking commands inside EXEC reply at once
+  std::string value_;     // scratch buffer for reads
 };
 
 }  // namespace cosmos::kv

@@ -56,12 +56,16 @@ struct RespServer::Conn {
   bool reading_registered = true;
   ClientSession session;
   std::vector<std::string_view> args;
+  bool blocked = false;  // parked by a blocking command (session.block)
+  bool has_deadline = false;
+  std::multimap<std::chrono::steady_clock::time_point, Conn*>::iterator deadline;
 };
 
 RespServer::RespServer(Store* store, Waker* durable_waker, ServerOptions options)
     : store_(store), durable_waker_(durable_waker), options_(std::move(options)) {}
 
 RespServer::~RespServer() {
+  store_->SetTypedPutObserver(nullptr);
   for (auto& [fd, c] : conns_) close(fd);
   if (listen_fd_ >= 0) close(listen_fd_);
   if (epoll_fd_ >= 0) close(epoll_fd_);
@@ -105,11 +109,19 @@ Result<std::unique_ptr<RespServer>> RespServer::Listen(Store* store, Waker* dura
   dopts.tcp_port = s->port_;
   dopts.info_clients = [raw = s.get()] { return raw->ClientsInfo(); };
   s->dispatcher_ = std::make_unique<Dispatcher>(store, std::move(dopts));
+  // Apply runs on the event-loop thread only (the Dispatcher's), so the
+  // observer may touch the server's blocked-key table.
+  store->SetTypedPutObserver([raw = s.get()](std::string_view key, ValueType) {
+    if (!raw->blocked_keys_.empty() && raw->blocked_keys_.count(std::string(key)) != 0) {
+      raw->ready_keys_.emplace_back(key);
+    }
+  });
   return s;
 }
 
 std::string RespServer::ClientsInfo() const {
   return "connected_clients:" + std::to_string(conns_.size()) +
+         "\r\nblocked_clients:" + std::to_string(blocked_clients()) +
          "\r\nrejected_connections:" + std::to_string(rejected_clients_) +
          "\r\nprotocol_errors:" + std::to_string(protocol_errors_) +
          "\r\nclient_query_buffer_limit_closes:" + std::to_string(query_limit_closes_) +
@@ -124,7 +136,7 @@ void RespServer::Stop() {
 Status RespServer::Run() {
   std::vector<epoll_event> events(256);
   while (!stop_.load()) {
-    int n = epoll_wait(epoll_fd_, events.data(), static_cast<int>(events.size()), -1);
+    int n = epoll_wait(epoll_fd_, events.data(), static_cast<int>(events.size()), EpollTimeoutMs());
     if (n < 0) {
       if (errno == EINTR) continue;
       return Status::FromErrno(errno, "epoll_wait");
@@ -161,6 +173,8 @@ Status RespServer::Run() {
       }
       if (events[i].events & EPOLLIN) OnReadable(c);
     }
+    if (!block_deadlines_.empty()) TimeOutBlocked();
+    ResumeUnblocked();
     // Group commit: everything applied in this loop iteration shares a flush.
     if (wrote_since_flush_) {
       wrote_since_flush_ = false;
@@ -189,6 +203,7 @@ Status RespServer::Run() {
         if (!WriteOut(c)) continue;
         if (c->reading && c->in.size() > c->in_off) ProcessInput(c);
       }
+      ResumeUnblocked();
       if (wrote_since_flush_) {
         wrote_since_flush_ = false;
         store_->RequestFlush();
@@ -199,6 +214,10 @@ Status RespServer::Run() {
   for (auto& [fd, c] : conns_) close(fd);
   conns_.clear();
   waiting_.clear();
+  blocked_keys_.clear();
+  block_deadlines_.clear();
+  block_count_ = 0;
+  unblocked_.clear();
   return Status::Ok();
 }
 
@@ -262,7 +281,7 @@ void RespServer::OnReadable(Conn* c) {
 
 void RespServer::ProcessInput(Conn* c) {
   const int fd = c->fd;
-  while (c->in_off < c->in.size() && !c->close_after_write) {
+  while (c->in_off < c->in.size() && !c->close_after_write && !c->blocked) {
     if (c->out.size() - c->out_off + c->pending.size() > options_.output_backpressure_bytes) {
       c->reading = false;  // resume when the client drains its replies
       break;
@@ -283,6 +302,8 @@ void RespServer::ProcessInput(Conn* c) {
       const uint64_t seq = dispatcher_->Execute(c->session, c->args, &c->pending);
       c->pending_seq = std::max(c->pending_seq, seq);
       if (c->session.quit) c->close_after_write = true;
+      if (c->session.block.blocked) BlockClient(c);
+      if (!ready_keys_.empty()) ServeReadyKeys();
     }
     c->in_off += consumed;
     if (OverOutputLimit(c)) {
@@ -420,12 +441,99 @@ void RespServer::CloseForLimit(Conn* c, const char* what, size_t bytes, size_t l
 
 void RespServer::Close(Conn* c) {
   const int fd = c->fd;
+  if (c->blocked) UnblockClient(c);
+  unblocked_.erase(std::remove(unblocked_.begin(), unblocked_.end(), c), unblocked_.end());
   epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
   close(fd);
   if (c->waiting) {
     waiting_.erase(std::remove(waiting_.begin(), waiting_.end(), c), waiting_.end());
   }
   conns_.erase(fd);
+}
+
+void RespServer::BlockClient(Conn* c) {
+  c->blocked = true;
+  ++block_count_;
+  const BlockRequest& req = c->session.block;
+  for (const std::string& key : req.keys) blocked_keys_[key].push_back(c);
+  // Timeouts beyond ~35 years are as good as none (and would overflow the clock).
+  if (req.timeout_ms > 0 && req.timeout_ms < (int64_t{1} << 40)) {
+    c->deadline =
+        block_deadlines_.emplace(Clock::now() + std::chrono::milliseconds(req.timeout_ms), c);
+    c->has_deadline = true;
+  }
+}
+
+void RespServer::UnblockClient(Conn* c) {
+  for (const std::string& key : c->session.block.keys) {
+    auto it = blocked_keys_.find(key);
+    if (it == blocked_keys_.end()) continue;
+    std::erase(it->second, c);
+    if (it->second.empty()) blocked_keys_.erase(it);
+  }
+  if (c->has_deadline) block_deadlines_.erase(c->deadline);
+  c->has_deadline = false;
+  c->blocked = false;
+  --block_count_;
+  c->session.block = BlockRequest{};
+}
+
+// Like Redis's handleClientsBlockedOnKeys: after each command, every key
+// that received a value while clients wait on it serves them in the order
+// they blocked, for as long as it holds a value of the type they wait for.
+// A served command may make further keys ready (BLMOVE pushes): loop.
+void RespServer::ServeReadyKeys() {
+  std::vector<std::string_view> views;
+  while (!ready_keys_.empty()) {
+    std::vector<std::string> keys;
+    keys.swap(ready_keys_);
+    for (const std::string& key : keys) {
+      for (;;) {
+        auto it = blocked_keys_.find(key);
+        if (it == blocked_keys_.end()) break;
+        Conn* b = it->second.front();
+        auto info = store_->Lookup(key);
+        if (!info.ok() || !info->has_value() || (*info)->type != b->session.block.type) break;
+        BlockRequest req = std::move(b->session.block);
+        b->session.block = BlockRequest{};
+        views.assign(req.args.begin(), req.args.end());
+        const uint64_t seq = dispatcher_->Execute(b->session, views, &b->pending);
+        if (b->session.block.blocked) {  // nothing served after all: keep waiting
+          b->session.block = std::move(req);
+          break;
+        }
+        b->session.block = std::move(req);  // UnblockClient needs its keys
+        UnblockClient(b);
+        b->pending_seq = std::max(b->pending_seq, seq);
+        unblocked_.push_back(b);
+      }
+    }
+  }
+}
+
+void RespServer::TimeOutBlocked() {
+  const auto now = Clock::now();
+  while (!block_deadlines_.empty() && block_deadlines_.begin()->first <= now) {
+    Conn* b = block_deadlines_.begin()->second;
+    b->pending.append("*-1\r\n");  // Redis 7.0: a nil array for every blocking command
+    UnblockClient(b);
+    unblocked_.push_back(b);
+  }
+}
+
+void RespServer::ResumeUnblocked() {
+  while (!unblocked_.empty()) {
+    Conn* b = unblocked_.front();
+    unblocked_.erase(unblocked_.begin());
+    ProcessInput(b);  // releases its reply (once durable) and reads on
+  }
+}
+
+int RespServer::EpollTimeoutMs() const {
+  if (block_deadlines_.empty()) return -1;  // nothing timed: sleep until an event
+  const auto left = block_deadlines_.begin()->first - Clock::now();
+  const auto ms = std::chrono::ceil<std::chrono::milliseconds>(left).count();
+  return static_cast<int>(std::clamp<int64_t>(ms, 0, INT32_MAX));
 }
 
 }  // namespace cosmos::kv

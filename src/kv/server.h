@@ -5,7 +5,10 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
+#include <deque>
+#include <map>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -73,6 +76,8 @@ class RespServer {
 
   // The bound TCP port.
   int port() const { return port_; }
+  // Clients parked by a blocking command (event-loop thread; INFO clients).
+  size_t blocked_clients() const { return block_count_; }
   // Serves until Stop(); then closes every connection. Errors: IoError from epoll.
   [[nodiscard]] Status Run();
   // Requests Run() to return. Async-signal-safe.
@@ -92,6 +97,14 @@ class RespServer {
   void CloseForLimit(Conn* c, const char* what, size_t bytes, size_t limit);
   void Close(Conn* c);
   std::string ClientsInfo() const;
+  // Blocking commands (BLPOP, ...; kv/blocking.h). A parked client reads no
+  // further commands until it is served or times out.
+  void BlockClient(Conn* c);
+  void UnblockClient(Conn* c);  // forgets its keys and deadline
+  void ServeReadyKeys();        // runs parked commands whose key got a value
+  void TimeOutBlocked();        // replies nil to clients past their deadline
+  void ResumeUnblocked();       // sends their replies, reads their next commands
+  int EpollTimeoutMs() const;   // until the next deadline, -1 if none (sleep)
 
   Store* const store_;
   Waker* const durable_waker_;
@@ -105,6 +118,12 @@ class RespServer {
   uint64_t next_client_id_ = 1;
   std::unordered_map<int, std::unique_ptr<Conn>> conns_;
   std::vector<Conn*> waiting_;  // connections with replies waiting for durability
+  using Clock = std::chrono::steady_clock;
+  std::unordered_map<std::string, std::deque<Conn*>> blocked_keys_;  // FIFO per key
+  std::multimap<Clock::time_point, Conn*> block_deadlines_;
+  std::vector<std::string> ready_keys_;  // blocked keys that received a value
+  std::vector<Conn*> unblocked_;         // served or timed out, not yet resumed
+  size_t block_count_ = 0;
   bool wrote_since_flush_ = false;
   size_t writes_since_kick_ = 0;
   std::string read_buffer_;

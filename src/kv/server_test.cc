@@ -12,12 +12,14 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <string>
 #include <thread>
 
 #include "kv/log_device_memory.h"
 #include "kv/store.h"
+#include "kv/value_codec.h"
 
 namespace cosmos::kv {
 namespace {
@@ -240,6 +242,145 @@ TEST_F(LimitedServer, OutputBufferLimitClosesAClientThatNeverReads) {
   close(fd);
   EXPECT_EQ(InfoField(server_->port(), "client_output_buffer_limit_closes"), "1");
   ExpectServing();
+}
+
+// ---- Blocking commands (BLPOP, BLMOVE, ...) ----
+
+std::string Cmd(std::initializer_list<std::string_view> args) {
+  std::string s = "*" + std::to_string(args.size()) + "\r\n";
+  for (auto a : args) s += "$" + std::to_string(a.size()) + "\r\n" + std::string(a) + "\r\n";
+  return s;
+}
+
+// Waits (without a deadline deciding the outcome) until INFO reports
+// `n` blocked clients, so a push is sent only after the pop is parked.
+void AwaitBlocked(int port, const std::string& n) {
+  while (InfoField(port, "blocked_clients") != n) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+}
+
+// A parked BLPOP is served by another client's push, after its pop is
+// durable: a restart from the durable image at the moment the reply arrives
+// no longer holds the element. Commands pipelined behind the BLPOP wait for
+// it and then run in order.
+TEST_F(ServerFixture, BlockedPopIsServedByAnotherClientsPush) {
+  int a = ConnectTo(server_->port());
+  int b = ConnectTo(server_->port());
+  ASSERT_GE(a, 0);
+  ASSERT_GE(b, 0);
+  const std::string blpop = Cmd({"BLPOP", "none", "k", "0"}) + Cmd({"PING"});
+  ASSERT_EQ(send(a, blpop.data(), blpop.size(), 0), static_cast<ssize_t>(blpop.size()));
+  AwaitBlocked(server_->port(), "1");
+  EXPECT_EQ(Exchange(b, Cmd({"RPUSH", "k", "v1", "v2"}), std::string_view(":2\r\n").size()),
+            ":2\r\n");
+  const std::string want = "*2\r\n$1\r\nk\r\n$2\r\nv1\r\n+PONG\r\n";
+  EXPECT_EQ(Exchange(a, "", want.size()), want);
+  const std::string image = dev_.DurableImage();
+  EXPECT_EQ(InfoField(server_->port(), "blocked_clients"), "0");
+  EXPECT_EQ(
+      Exchange(b, Cmd({"LRANGE", "k", "0", "-1"}), std::string_view("*1\r\n$2\r\nv2\r\n").size()),
+      "*1\r\n$2\r\nv2\r\n");
+  close(a);
+  close(b);
+
+  MemoryLogDevice restarted(image.size());
+  ASSERT_TRUE(restarted.Write(0, image.data(), image.size()).ok());
+  ASSERT_TRUE(restarted.Flush(0, image.size()).ok());
+  auto reopened = Store::Open(&restarted, StoreOptions{});
+  ASSERT_TRUE(reopened.ok()) << reopened.status();
+  ValueType type;
+  std::string value;
+  std::vector<std::string> deltas;
+  auto found = (*reopened)->GetValue("k", &type, &value, &deltas);
+  ASSERT_TRUE(found.ok()) << found.status();
+  ASSERT_TRUE(*found);
+  auto folded = FoldTypedValue(value, deltas);
+  ASSERT_TRUE(folded.ok()) << folded.status();
+  auto list = DecodeList(*folded);
+  ASSERT_TRUE(list.ok()) << list.status();
+  ASSERT_EQ(list->size(), 1u);  // v1 was popped durably before the reply
+  EXPECT_EQ(list->front(), "v2");
+}
+
+// Clients blocked on one key are served first come, first served, one
+// element each; BLMOVE's push wakes a client blocked on its destination.
+TEST_F(ServerFixture, BlockedClientsAreServedInOrderAndChainThroughBlmove) {
+  int first = ConnectTo(server_->port());
+  int second = ConnectTo(server_->port());
+  int mover = ConnectTo(server_->port());
+  int pusher = ConnectTo(server_->port());
+  const std::string pop = Cmd({"BRPOP", "k", "0"});
+  ASSERT_EQ(send(first, pop.data(), pop.size(), 0), static_cast<ssize_t>(pop.size()));
+  AwaitBlocked(server_->port(), "1");
+  ASSERT_EQ(send(second, pop.data(), pop.size(), 0), static_cast<ssize_t>(pop.size()));
+  AwaitBlocked(server_->port(), "2");
+  const std::string move = Cmd({"BLMOVE", "src", "k", "LEFT", "RIGHT", "0"});
+  ASSERT_EQ(send(mover, move.data(), move.size(), 0), static_cast<ssize_t>(move.size()));
+  AwaitBlocked(server_->port(), "3");
+  EXPECT_EQ(Exchange(pusher, Cmd({"RPUSH", "src", "m"}), std::string_view(":1\r\n").size()),
+            ":1\r\n");
+  EXPECT_EQ(Exchange(mover, "", std::string_view("$1\r\nm\r\n").size()), "$1\r\nm\r\n");
+  EXPECT_EQ(Exchange(first, "", std::string_view("*2\r\n$1\r\nk\r\n$1\r\nm\r\n").size()),
+            "*2\r\n$1\r\nk\r\n$1\r\nm\r\n");
+  EXPECT_EQ(InfoField(server_->port(), "blocked_clients"), "1");  // second still waits
+  EXPECT_EQ(Exchange(pusher, Cmd({"LPUSH", "k", "n"}), std::string_view(":1\r\n").size()),
+            ":1\r\n");
+  EXPECT_EQ(Exchange(second, "", std::string_view("*2\r\n$1\r\nk\r\n$1\r\nn\r\n").size()),
+            "*2\r\n$1\r\nk\r\n$1\r\nn\r\n");
+  for (int fd : {first, second, mover, pusher}) close(fd);
+}
+
+// Timeouts answer a nil array (Redis 7.0, BLMOVE included); a client that disconnects while blocked
+// is forgotten and takes nothing; a sorted-set waiter ignores a list under its key.
+TEST_F(ServerFixture, BlockedClientsTimeOutOrLeave) {
+  int fd = ConnectTo(server_->port());
+  EXPECT_EQ(Exchange(fd, Cmd({"BLPOP", "k", "0.01"}), std::string_view("*-1\r\n").size()),
+            "*-1\r\n");
+  EXPECT_EQ(Exchange(fd, Cmd({"BLMOVE", "k", "d", "LEFT", "LEFT", "0.01"}),
+                     std::string_view("*-1\r\n").size()),
+            "*-1\r\n");
+  EXPECT_EQ(Exchange(fd, Cmd({"BZPOPMIN", "k", "0.01"}), std::string_view("*-1\r\n").size()),
+            "*-1\r\n");
+  int gone = ConnectTo(server_->port());
+  const std::string pop = Cmd({"BLPOP", "k", "0"});
+  ASSERT_EQ(send(gone, pop.data(), pop.size(), 0), static_cast<ssize_t>(pop.size()));
+  AwaitBlocked(server_->port(), "1");
+  close(gone);
+  AwaitBlocked(server_->port(), "0");
+  int zwait = ConnectTo(server_->port());
+  const std::string bz = Cmd({"BZPOPMAX", "k", "0"});
+  ASSERT_EQ(send(zwait, bz.data(), bz.size(), 0), static_cast<ssize_t>(bz.size()));
+  AwaitBlocked(server_->port(), "1");
+  EXPECT_EQ(Exchange(fd, Cmd({"RPUSH", "k", "a"}), std::string_view(":1\r\n").size()), ":1\r\n");
+  EXPECT_EQ(Exchange(fd, Cmd({"LLEN", "k"}), std::string_view(":1\r\n").size()),
+            ":1\r\n");  // nobody took it
+  EXPECT_EQ(InfoField(server_->port(), "blocked_clients"), "1");
+  EXPECT_EQ(Exchange(fd, Cmd({"DEL", "k"}), std::string_view(":1\r\n").size()), ":1\r\n");
+  EXPECT_EQ(Exchange(fd, Cmd({"ZADD", "k", "1", "x", "2", "y"}), std::string_view(":2\r\n").size()),
+            ":2\r\n");
+  EXPECT_EQ(Exchange(zwait, "", std::string_view("*3\r\n$1\r\nk\r\n$1\r\ny\r\n$1\r\n2\r\n").size()),
+            "*3\r\n$1\r\nk\r\n$1\r\ny\r\n$1\r\n2\r\n");
+  close(zwait);
+  close(fd);
+}
+
+// The pop that serves a blocked client is a write like any other: if its
+// commit fails the client gets MISCONF, never the element.
+TEST_F(ServerFixture, BlockedPopWhoseCommitFailsIsNotAcknowledged) {
+  int a = ConnectTo(server_->port());
+  int b = ConnectTo(server_->port());
+  const std::string pop = Cmd({"BLPOP", "k", "0"});
+  ASSERT_EQ(send(a, pop.data(), pop.size(), 0), static_cast<ssize_t>(pop.size()));
+  AwaitBlocked(server_->port(), "1");
+  dev_.FailNextPersists(1000);
+  const std::string pushed = Exchange(b, Cmd({"RPUSH", "k", "v"}), 1 << 20);
+  EXPECT_EQ(pushed.rfind("-MISCONF", 0), 0u) << pushed;
+  const std::string popped = Exchange(a, "", 1 << 20);
+  EXPECT_EQ(popped.rfind("-MISCONF", 0), 0u) << popped;
+  EXPECT_EQ(popped.find("$1\r\nv"), std::string::npos) << popped;
+  close(a);
+  close(b);
 }
 
 }  // namespace

@@ -418,8 +418,12 @@ Result<uint64_t> Store::Apply(const WriteBatch& batch) {
       EncodeRecord(op.type, seq, op.expiry_ms, op.key, op.value, flags,
                    static_cast<uint32_t>(epoch_), &staging_);
       append_pos_ += RecordSize(op.key.size(), op.value.size());
+      const ValueType value_type = RecordValueType(op.type, op.value);
       ApplyRecord(op.type, op.key, pos, op.value.size(), op.expiry_ms,
-                  static_cast<uint32_t>(op.key.size()), RecordValueType(op.type, op.value));
+                  static_cast<uint32_t>(op.key.size()), value_type);
+      if (op.type == RecordType::kPutTyped && typed_put_observer_) {
+        typed_put_observer_(op.key, value_type);
+      }
       ++records_pending_;
     }
     MaybeTriggerCompaction();

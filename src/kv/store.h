@@ -192,6 +192,15 @@ class Store {
   // Ends the section opened by BeginAtomic (same thread).
   void EndAtomic();
 
+  // Called by Apply on the applying thread, with the store's lock held, for
+  // every record that puts a whole typed value (the only way a list or
+  // sorted set comes into existence), so the RESP server can wake clients
+  // blocked on the key (BLPOP, ...). Must be cheap and must not call the
+  // Store. Set before other threads use the store; null: none.
+  void SetTypedPutObserver(std::function<void(std::string_view key, ValueType type)> observer) {
+    typed_put_observer_ = std::move(observer);
+  }
+
   StoreStats Stats();
   int64_t NowMs() const { return options_.now_ms(); }
   const StoreOptions& options() const { return options_; }
@@ -291,6 +300,8 @@ class Store {
   uint64_t recovered_past_tail_ = 0;      // records applied from past the tail word at open
   bool atomic_ = false;                   // inside BeginAtomic/EndAtomic (commit_mu_ held)
   size_t atomic_last_record_ = SIZE_MAX;  // staging_ offset of its last record
+
+  std::function<void(std::string_view, ValueType)> typed_put_observer_;
 
   std::thread flusher_;
   std::thread compactor_;

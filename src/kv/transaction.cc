@@ -134,6 +134,7 @@ uint64_t Dispatcher::Exec(ClientSession& session, std::string* out) {
   uint64_t seq = ReadSeq();
   std::vector<std::string_view> views;
   store_->BeginAtomic();
+  in_exec_ = true;
   for (const auto& cmd : queued) {
     if (EqualsIgnoreCase(cmd[0], "unwatch")) {
       AppendSimple(out, "OK");  // nothing is watched any more (Reset above)
@@ -142,6 +143,7 @@ uint64_t Dispatcher::Exec(ClientSession& session, std::string* out) {
     views.assign(cmd.begin(), cmd.end());
     seq = std::max(seq, Dispatch(session, views, out));
   }
+  in_exec_ = false;
   store_->EndAtomic();
   return std::max(seq, ReadSeq());
 }

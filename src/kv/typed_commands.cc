@@ -3,6 +3,8 @@
 #include "kv/typed_commands.h"
 
 #include <algorithm>
+#include <climits>
+#include <cmath>
 #include <random>
 #include <unordered_map>
 
@@ -295,6 +297,43 @@ std::vector<size_t> PickIndexes(size_t n, int64_t count) {
   std::shuffle(out.begin(), out.end(), rng);
   out.resize(std::min<size_t>(n, static_cast<size_t>(count)));
   return out;
+}
+
+bool ParseBlockTimeout(TypedCtx& c, size_t i, int64_t* timeout_ms) {
+  long double seconds;
+  if (!ParseLongDouble(c.args[i], &seconds)) {
+    double d;  // Redis parses "inf" and "-inf": both wrap to a negative timeout
+    const bool inf = ParseDouble(c.args[i], &d);
+    AppendError(c.out,
+                inf ? "ERR timeout is negative" : "ERR timeout is not a float or out of range");
+    return false;
+  }
+  // Redis 7.0 converts ceil(ms) to a long long: beyond its range the value
+  // wraps to LLONG_MIN and is reported as negative.
+  const long double rounded = std::ceil(seconds * 1000.0L);
+  if (rounded < 0 || rounded >= 9223372036854775807.0L) {
+    AppendError(c.out, "ERR timeout is negative");
+    return false;
+  }
+  *timeout_ms = static_cast<int64_t>(rounded);
+  return true;
+}
+
+void BlockOrTimeOut(TypedCtx& c, std::vector<std::string> keys, ValueType type, int64_t timeout_ms,
+                    bool null_array) {
+  if (c.block == nullptr) {
+    c.out->append(null_array ? "*-1\r\n" : "$-1\r\n");
+    return;
+  }
+  std::vector<std::string> unique;
+  for (auto& k : keys) {
+    if (std::find(unique.begin(), unique.end(), k) == unique.end()) unique.push_back(std::move(k));
+  }
+  c.block->blocked = true;
+  c.block->args.assign(c.args.begin(), c.args.end());
+  c.block->keys = std::move(unique);
+  c.block->type = type;
+  c.block->timeout_ms = timeout_ms;
 }
 
 void AppendArityError(TypedCtx& c) {

@@ -17,6 +17,7 @@
 #include <variant>
 #include <vector>
 
+#include "kv/blocking.h"
 #include "kv/store.h"
 #include "kv/value_codec.h"
 
@@ -63,6 +64,9 @@ struct TypedCtx {
   std::span<const std::string_view> args;  // args[0] is the name
   std::string* out;                        // exactly one reply is appended
   ValueCache* cache = nullptr;             // null: no caching
+  // Where a blocking command that finds nothing parks itself; null when it
+  // may not block (inside EXEC), when it replies as on a timeout at once.
+  BlockRequest* block = nullptr;
 };
 
 // Returns the sequence number that must be durable before the reply may be
@@ -198,6 +202,17 @@ inline constexpr int64_t kMaxRandomCount = int64_t{1} << 24;
 // distinct indexes in random order, count < 0 gives -count indexes drawn
 // with repetition (none when n == 0).
 std::vector<size_t> PickIndexes(size_t n, int64_t count);
+// Parses a blocking command's timeout (seconds, fractions allowed) in
+// args[i] into milliseconds, rounded up, as Redis does; false after
+// appending Redis's error (not a float, out of range, negative).
+[[nodiscard]] bool ParseBlockTimeout(TypedCtx& c, size_t i, int64_t* timeout_ms);
+// A blocking command found none of `keys` ready: parks it in c.block (the
+// server runs c.args again once a key holds `type`; a timeout answers a nil
+// array, as Redis 7.0 does for every blocking command), or, when c.block is
+// null (inside EXEC), appends Redis's immediate reply: *-1, or $-1 if
+// !null_array (BLMOVE, BRPOPLPUSH).
+void BlockOrTimeOut(TypedCtx& c, std::vector<std::string> keys, ValueType type, int64_t timeout_ms,
+                    bool null_array);
 // Appends "ERR wrong number of arguments for '<name>' command".
 void AppendArityError(TypedCtx& c);
 // Parses the cursor/MATCH/COUNT arguments of HSCAN/SSCAN/ZSCAN starting at

@@ -1,6 +1,8 @@
 // List commands (LPUSH, RPUSH, LPUSHX, RPUSHX, LPOP, RPOP, LLEN, LRANGE,
-// LINDEX, LSET, LREM, LTRIM, LINSERT, LMOVE, RPOPLPUSH, LPOS) with Redis's
-// replies and error texts. Blocking variants (BLPOP, ...) are not here yet.
+// LINDEX, LSET, LREM, LTRIM, LINSERT, LMOVE, RPOPLPUSH, LPOS) and the
+// blocking BLPOP, BRPOP, BLMOVE, BRPOPLPUSH with Redis's replies and error
+// texts. A blocking command that finds nothing parks itself (BlockOrTimeOut);
+// the RESP server runs it again when a key it waits on receives a list.
 #include <algorithm>
 
 #include "kv/command_util.h"
@@ -382,6 +384,65 @@ uint64_t LPos(TypedCtx& c) {
   return ReadSeq(c);
 }
 
+// BLPOP/BRPOP key [key ...] timeout: pops from the first non-empty list
+// (WRONGTYPE for a key of another type met before one), else blocks.
+uint64_t BlockingPop(TypedCtx& c, bool left) {
+  int64_t timeout_ms;
+  if (!ParseBlockTimeout(c, c.args.size() - 1, &timeout_ms)) return 0;
+  std::vector<std::string> keys;
+  for (size_t i = 1; i + 1 < c.args.size(); ++i) {
+    Loaded<ListValue> l;
+    if (!LoadList(c, c.args[i], &l)) return 0;
+    if (!l.found) {
+      keys.emplace_back(c.args[i]);
+      continue;
+    }
+    std::string element = left ? l.value.front() : l.value.back();
+    if (left) {
+      l.value.PopFront();
+    } else {
+      l.value.PopBack();
+    }
+    uint64_t seq;
+    if (!SaveList(c, c.args[i], l, &seq)) return 0;
+    AppendArrayHeader(c.out, 2);
+    AppendBulk(c.out, c.args[i]);
+    AppendBulk(c.out, element);
+    return seq;
+  }
+  BlockOrTimeOut(c, std::move(keys), ValueType::kList, timeout_ms, /*null_array=*/true);
+  return ReadSeq(c);
+}
+
+uint64_t BLPop(TypedCtx& c) { return BlockingPop(c, true); }
+uint64_t BRPop(TypedCtx& c) { return BlockingPop(c, false); }
+
+// BLMOVE/BRPOPLPUSH: LMOVE once the source exists, else blocks on it.
+uint64_t BlockingMove(TypedCtx& c, bool from_left, bool to_left, size_t timeout_arg) {
+  int64_t timeout_ms;
+  if (!ParseBlockTimeout(c, timeout_arg, &timeout_ms)) return 0;
+  auto info = c.store->Lookup(c.args[1]);
+  if (!info.ok()) {
+    AppendStoreError(c.out, info.status());
+    return 0;
+  }
+  if (info->has_value()) return MoveImpl(c, c.args[1], c.args[2], from_left, to_left);
+  BlockOrTimeOut(c, {std::string(c.args[1])}, ValueType::kList, timeout_ms,
+                 /*null_array=*/false);
+  return ReadSeq(c);
+}
+
+uint64_t BLMove(TypedCtx& c) {
+  bool from_left, to_left;
+  if (!ParseSide(c.args[3], &from_left) || !ParseSide(c.args[4], &to_left)) {
+    AppendError(c.out, kSyntax);
+    return 0;
+  }
+  return BlockingMove(c, from_left, to_left, 5);
+}
+
+uint64_t BRPopLPush(TypedCtx& c) { return BlockingMove(c, false, true, 3); }
+
 constexpr TypedCommand kListCommands[] = {
     {"lpush", -3, &LPush, true},        {"rpush", -3, &RPush, true},
     {"lpushx", -3, &LPushX, true},      {"rpushx", -3, &RPushX, true},
@@ -391,6 +452,8 @@ constexpr TypedCommand kListCommands[] = {
     {"lrem", 4, &LRem, true},           {"ltrim", 4, &LTrim, true},
     {"linsert", 5, &LInsert, true},     {"lmove", 5, &LMove, true},
     {"rpoplpush", 3, &RPopLPush, true}, {"lpos", -3, &LPos, false},
+    {"blpop", -3, &BLPop, true},        {"brpop", -3, &BRPop, true},
+    {"blmove", 6, &BLMove, true},       {"brpoplpush", 4, &BRPopLPush, true},
 };
 
 }  // namespace

@@ -517,6 +517,36 @@ uint64_t PopImpl(TypedCtx& c, bool max) {
 uint64_t ZPopMin(TypedCtx& c) { return PopImpl(c, false); }
 uint64_t ZPopMax(TypedCtx& c) { return PopImpl(c, true); }
 
+// BZPOPMIN/BZPOPMAX key [key ...] timeout: pops from the first non-empty
+// sorted set (reply key, member, score), else blocks.
+uint64_t BlockingPopImpl(TypedCtx& c, bool max) {
+  int64_t timeout_ms;
+  if (!ParseBlockTimeout(c, c.args.size() - 1, &timeout_ms)) return 0;
+  std::vector<std::string> keys;
+  for (size_t i = 1; i + 1 < c.args.size(); ++i) {
+    Loaded<ZSetValue> z;
+    if (!LoadZSet(c, c.args[i], &z)) return 0;
+    if (!z.found || z.value.size() == 0) {
+      keys.emplace_back(c.args[i]);
+      continue;
+    }
+    const Element e = max ? *z.value.ordered().rbegin() : *z.value.ordered().begin();
+    z.value.Erase(e.second);
+    uint64_t seq;
+    if (!SaveZSet(c, c.args[i], z, &seq)) return 0;
+    AppendArrayHeader(c.out, 3);
+    AppendBulk(c.out, c.args[i]);
+    AppendBulk(c.out, e.second);
+    AppendBulk(c.out, FormatDouble(e.first));
+    return seq;
+  }
+  BlockOrTimeOut(c, std::move(keys), ValueType::kZSet, timeout_ms, /*null_array=*/true);
+  return ReadSeq(c);
+}
+
+uint64_t BZPopMin(TypedCtx& c) { return BlockingPopImpl(c, false); }
+uint64_t BZPopMax(TypedCtx& c) { return BlockingPopImpl(c, true); }
+
 // ---- ZUNION / ZINTER / ZDIFF and their STORE forms ----
 
 enum class Combine { kUnion, kInter, kDiff };
@@ -713,6 +743,8 @@ constexpr TypedCommand kZSetCommands[] = {
     {"zcard", 2, &ZCard, false},
     {"zpopmin", -2, &ZPopMin, true},
     {"zpopmax", -2, &ZPopMax, true},
+    {"bzpopmin", -3, &BZPopMin, true},
+    {"bzpopmax", -3, &BZPopMax, true},
     {"zscan", -3, &ZScan, false},
     {"zunion", -3, &ZUnion, false},
     {"zinter", -3, &ZInter, false},

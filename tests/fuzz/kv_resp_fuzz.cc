@@ -62,6 +62,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (!args.empty()) {
       out.clear();
       env->dispatcher->Execute(session, args, &out);
+      // A blocking command that found nothing parks the client instead of
+      // replying: the server would answer it later (served or timed out).
+      if (session.block.blocked) {
+        if (!out.empty() || session.block.keys.empty()) __builtin_trap();
+        session.block = cosmos::kv::BlockRequest{};
+        out = "*-1\r\n";
+      }
       if (out.empty()) __builtin_trap();  // every command must reply
     }
     off += consumed;

@@ -127,7 +127,7 @@ class KvServer {
 
 // One RESP reply, flattened: type char and text; arrays keep elements.
 struct Reply {
-  char type = 0;  // + - : $ *  ('$' with null=true for nil)
+  char type = 0;  // + - : $ *  ('$' or '*' with null=true for nil)
   std::string text;
   bool null = false;
   std::vector<Reply> elements;
@@ -188,6 +188,10 @@ class RespClient {
       }
       case '*': {
         long n = std::stol(rest);
+        if (n < 0) {  // nil array (*-1)
+          r.null = true;
+          return r;
+        }
         for (long i = 0; i < n; ++i) {
           auto e = ReadReply();
           if (!e) return std::nullopt;
