@@ -11,6 +11,7 @@
 #include <array>
 #include <cstring>
 #include <deque>
+#include <functional>
 #include <random>
 #include <string>
 #include <utility>
@@ -29,6 +30,7 @@ constexpr size_t kTxBatch = 128;
 constexpr uint32_t kIndexBits = 20;
 constexpr uint32_t kIndexMask = (1u << kIndexBits) - 1;
 constexpr uint64_t kNoRequest = ~0ull;
+constexpr uint32_t kNoSample = ~0u;
 constexpr uint16_t kMaxWindow = 64;
 // Unanswered probes after an unauthenticated reset before a protected
 // session ends (see ProbeAfterReset).
@@ -128,6 +130,10 @@ struct ClientSlot {
   uint64_t last_progress_ns = 0;
   uint64_t rto_ns = 0;
   bool retransmitted = false;
+  // The packet (client packet index) timed for the rate controller, and
+  // when it was sent; kNoSample when none is outstanding.
+  uint32_t sample_pkt = kNoSample;
+  uint64_t sample_sent_ns = 0;
 };
 
 struct ServerSlot {
@@ -204,6 +210,12 @@ struct Rpc::Session {
   uint64_t srtt_ns = 0;
   uint64_t rttvar_ns = 0;
   uint64_t rto_ns = 0;
+  // Congestion control runs for this session (options and the transport's
+  // verdict for the path, fixed at CreateSession).
+  bool congestion_control = false;
+  RateController cc{CongestionOptions{}};
+  Pacer pacer;
+  bool pacing_scheduled = false;  // an entry in pacing_
   // Server side.
   std::vector<ServerSlot> server_slots;
   std::vector<std::byte> connect_reply;  // resent verbatim to duplicate connects
@@ -357,7 +369,9 @@ Result<SessionCounters> Rpc::session_counters(SessionId session) const {
   CheckThread();
   const Session* s = Lookup(session);
   if (s == nullptr) return Status::NotFound("rpc: no session " + std::to_string(session));
-  return s->counters;
+  SessionCounters c = s->counters;
+  c.rate = s->is_client ? s->cc.rate() : 0;
+  return c;
 }
 
 Result<size_t> Rpc::session_mtu(SessionId session) const {
@@ -432,6 +446,8 @@ Result<SessionId> Rpc::CreateSession(NetAddress server, std::span<const std::byt
   ChargeReceiveBudget(s, s->max_credits, s->mtu);
   s->peer_max_msg = options_.max_message_size;
   s->rto_ns = options_.initial_rto_ns;
+  s->cc = RateController(options_.congestion);
+  s->congestion_control = options_.congestion.enabled && transport_->congestion_controlled(server);
   s->client_slots.resize(s->window);
   for (uint32_t i = 0; i < s->window; ++i) {
     s->client_slots[i].req_num = i;
@@ -548,6 +564,7 @@ void Rpc::StartRequest(Session* s, uint32_t slot_index, uint16_t type,
   slot.last_progress_ns = slot.start_ns;
   slot.rto_ns = s->rto_ns;
   slot.retransmitted = false;
+  slot.sample_pkt = kNoSample;
   ++s->active_slots;
   ++counters_.requests_sent;
   SendSlotPackets(s, slot_index);
@@ -563,8 +580,28 @@ void Rpc::SendSlotPackets(Session* s, uint32_t slot_index) {
     // go back N on packets that were just sent.
     slot.last_progress_ns = MonotonicNanos();
   }
+  const bool paced = s->congestion_control && !s->cc.unlimited();
+  uint64_t now = 0;
+  if (paced || (s->congestion_control && slot.sample_pkt == kNoSample)) {
+    now = MonotonicNanos();
+  }
   while (s->credits > 0 && slot.num_tx < total) {
     const uint32_t i = slot.num_tx;
+    if (paced) {
+      const size_t bytes =
+          kHeaderSize + kMaxTagSize +
+          (i < slot.request_pkts ? ChunkLength(slot.request_size, s->chunk, i) : 0);
+      const uint64_t wait =
+          s->pacer.Reserve(bytes, s->cc.rate(), options_.congestion.burst_packets * s->mtu, now);
+      if (wait > 0) {
+        SchedulePacing(s, now + wait);
+        return;
+      }
+    }
+    if (s->congestion_control && slot.sample_pkt == kNoSample) {
+      slot.sample_pkt = i;
+      slot.sample_sent_ns = now;
+    }
     PacketHeader h;
     h.req_type = slot.type;
     h.dest_session = s->remote_session;
@@ -1411,6 +1448,16 @@ void Rpc::HandleClientPacket(Session* s, const ParsedPacket& p, uint64_t now) {
   }
   const uint32_t advanced = index + 1 - slot.num_rx;
   slot.num_rx = index + 1;
+  if (slot.sample_pkt != kNoSample && slot.sample_pkt < slot.num_rx) {
+    // The acknowledgement of the last request packet is response packet 0,
+    // which waits for the handler: that sample would count server work as
+    // network delay, so it is dropped.
+    if (slot.sample_pkt + 1 != slot.request_pkts) {
+      s->cc.OnRttSample(now - slot.sample_sent_ns, now);
+      ++s->counters.rtt_samples;
+    }
+    slot.sample_pkt = kNoSample;
+  }
   s->credits = static_cast<uint16_t>(std::min<uint32_t>(s->credits + advanced, s->max_credits));
   slot.last_progress_ns = now;
   slot.rto_ns = s->rto_ns;  // progress ends the back-off
@@ -1557,7 +1604,8 @@ void Rpc::RunTimers(uint64_t now, bool rx_backlog) {
     bool resent = false;
     for (uint32_t i = 0; check_rto && i < s->window; ++i) {
       ClientSlot& slot = s->client_slots[i];
-      if (!slot.busy || slot.num_tx == slot.num_rx || now - slot.last_progress_ns < slot.rto_ns) {
+      // (last_progress_ns may be a little after `now`: pacing sends within the iteration.)
+      if (!slot.busy || slot.num_tx == slot.num_rx || now < slot.last_progress_ns + slot.rto_ns) {
         continue;
       }
       // Go-back-N: everything after the last in-order server packet is resent.
@@ -1566,6 +1614,8 @@ void Rpc::RunTimers(uint64_t now, bool rx_backlog) {
           static_cast<uint16_t>(std::min<uint32_t>(s->credits + in_flight, s->max_credits));
       slot.num_tx = slot.num_rx;
       slot.retransmitted = true;
+      slot.sample_pkt = kNoSample;  // Karn: no sample from a retransmitted packet
+      if (s->congestion_control) s->cc.OnTimeout(now);
       slot.last_progress_ns = now;
       slot.rto_ns = std::min(slot.rto_ns * 2, options_.max_rto_ns);
       // Karn: the backed-off RTO stays the session's until a clean RTT
@@ -1613,6 +1663,26 @@ void Rpc::RunPosted() {
   running_posted_.clear();
 }
 
+void Rpc::SchedulePacing(Session* s, uint64_t when) {
+  ++counters_.pacing_delays;
+  if (s->pacing_scheduled) return;
+  s->pacing_scheduled = true;
+  pacing_.push_back({when, s->id});
+  std::push_heap(pacing_.begin(), pacing_.end(), std::greater<>());
+}
+
+void Rpc::RunPacing(uint64_t now) {
+  while (!pacing_.empty() && pacing_.front().when <= now) {
+    std::pop_heap(pacing_.begin(), pacing_.end(), std::greater<>());
+    const SessionId id = pacing_.back().session;
+    pacing_.pop_back();
+    Session* s = Lookup(id);
+    if (s == nullptr || !s->pacing_scheduled) continue;
+    s->pacing_scheduled = false;
+    PumpSession(s);
+  }
+}
+
 void Rpc::MaybeBlock(bool idle, uint64_t now) {
   if (options_.poll_mode != PollMode::kAdaptive) return;
   if (!idle) {
@@ -1620,14 +1690,19 @@ void Rpc::MaybeBlock(bool idle, uint64_t now) {
     return;
   }
   if (now - last_activity_ns_ < options_.adaptive_spin_ns) return;
+  uint64_t block_ns = options_.adaptive_max_block_ns;
+  if (!pacing_.empty()) {  // a paced session sends again at pacing_.front().when
+    if (pacing_.front().when <= now) return;
+    block_ns = std::min(block_ns, pacing_.front().when - now);
+  }
   pollfd fds[2];
   int n = 0;
   if (transport_->readable_fd() >= 0) fds[n++] = {transport_->readable_fd(), POLLIN, 0};
   fds[n++] = {wake_fd_, POLLIN, 0};
-  // poll() has millisecond resolution; timers run again after the wake-up.
-  const int timeout_ms =
-      static_cast<int>(std::max<uint64_t>(1, options_.adaptive_max_block_ns / 1000000));
-  if (::poll(fds, n, timeout_ms) > 0 && (fds[n - 1].revents & POLLIN)) {
+  // Timers run again after the wake-up.
+  const timespec timeout{static_cast<time_t>(block_ns / 1'000'000'000),
+                         static_cast<long>(block_ns % 1'000'000'000)};
+  if (::ppoll(fds, n, &timeout, nullptr) > 0 && (fds[n - 1].revents & POLLIN)) {
     uint64_t v;
     ssize_t r = ::read(wake_fd_, &v, sizeof(v));
     (void)r;  // drained; posted tasks are found through has_posted_
@@ -1649,6 +1724,10 @@ void Rpc::RunEventLoopOnce() {
     SendPendingCreditReturns();
   }
   if (n > 0) now = MonotonicNanos();
+  if (!pacing_.empty() && pacing_.front().when <= now) {
+    RunPacing(now);
+    now = MonotonicNanos();  // timers must not see a send of this iteration in their future
+  }
   if (now >= next_timer_ns_) RunTimers(now, n == rx_batch_.size());
   const bool posted = has_posted_.load(std::memory_order_acquire);
   if (posted) RunPosted();

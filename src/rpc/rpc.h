@@ -14,6 +14,7 @@
 
 #include "common/histogram.h"
 #include "cosmos/result.h"
+#include "rpc/congestion.h"
 #include "rpc/connect_cookie.h"
 #include "rpc/protector.h"
 #include "rpc/transport.h"
@@ -137,6 +138,9 @@ struct RpcOptions {
   PollMode poll_mode = PollMode::kBusyPoll;
   uint64_t adaptive_spin_ns = 100'000;  // idle time before blocking (adaptive mode)
   uint64_t adaptive_max_block_ns = 1'000'000;
+  // Per-session rate control and pacing of client packets (docs/rpc.md,
+  // "Congestion control"); on by default.
+  CongestionOptions congestion;
 };
 
 // Per-session counters (monotonic except `rtt_ns`, a histogram of request
@@ -153,6 +157,8 @@ struct SessionCounters {
   uint64_t bad_packets = 0;      // packets inconsistent with session state
   uint64_t requests_completed = 0;
   uint64_t handlers_run = 0;
+  uint64_t rtt_samples = 0;  // samples fed to the rate controller
+  double rate = 0;           // the rate controller's current rate (bytes/s; client sessions)
   LatencyHistogram rtt_ns;
 };
 
@@ -189,6 +195,7 @@ struct EndpointCounters {
   uint64_t sessions_confirmed = 0;      // server sessions confirmed (budget charged)
   uint64_t unauthenticated_resets = 0;  // resets a protected session only took as a hint
   uint64_t posted_tasks = 0;
+  uint64_t pacing_delays = 0;  // a session's next packet waited for the pacer
   LatencyHistogram rtt_ns;
 };
 
@@ -355,6 +362,10 @@ class Rpc {
   // `rx_backlog`: the last receive burst was full, so more packets may be
   // waiting (see the deferral rule in RunTimers).
   void RunTimers(uint64_t now, bool rx_backlog);
+  // Pumps the sessions whose pacing delay has passed.
+  void RunPacing(uint64_t now);
+  // Defers `s` until `when` (the pacer's verdict); at most one entry per session.
+  void SchedulePacing(Session* s, uint64_t when);
   void FailSession(Session* s, const Status& status, SessionEvent event);
   void RunPosted();
   void MaybeBlock(bool idle, uint64_t now);
@@ -366,6 +377,7 @@ class Rpc {
   int wake_fd_;
   uint32_t epoch_;
   size_t max_chunk_;  // payload bytes per packet at options_.mtu
+
   bool in_loop_ = false;
 
   std::vector<std::unique_ptr<Session>> sessions_;
@@ -393,6 +405,14 @@ class Rpc {
   std::vector<PendingCreditReturn> pending_credit_returns_;
   bool credit_returns_due_ = false;  // send pending_credit_returns_ after this burst
   uint64_t next_timer_ns_ = 0;
+  struct PacingEntry {
+    uint64_t when;
+    SessionId session;
+    bool operator>(const PacingEntry& o) const { return when > o.when; }
+  };
+  // Sessions waiting for their pacer, earliest first (a binary heap: the
+  // few paced sessions of an endpoint do not need a timing wheel).
+  std::vector<PacingEntry> pacing_;
   uint64_t timeouts_deferred_since_ = 0;  // 0: retransmission timeouts not deferred
   uint64_t last_activity_ns_ = 0;
 

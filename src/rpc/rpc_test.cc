@@ -1282,6 +1282,90 @@ TEST(RpcConnect, ModifiedConnectReplyIsDetectedOnceTheSessionHasKeys) {
   EXPECT_TRUE(plain.client_->IsConnected(*psid));
 }
 
+// ---------------------------------------------------------------- congestion control
+
+// Every packet of both directions takes 3 ms (a long queue): the client's
+// RTT samples exceed the 500 us target, its rate falls from the ceiling and
+// the pacer spaces its packets; every request still completes exactly once.
+// Behaviour, not speed, decides: the rate left the ceiling, the pacer
+// deferred packets, nothing was lost or repeated.
+TEST(RpcCongestion, SlowPathLowersTheRateAndPacesWithoutLosingRequests) {
+  auto net = std::make_shared<MemoryNetwork>();
+  Nexus nexus;
+  std::map<uint64_t, int> runs;
+  nexus.RegisterHandler(kEcho, [&runs](Rpc& rpc, const IncomingRequest& req) {
+    uint64_t id = 0;
+    std::memcpy(&id, req.payload.data(), 8);
+    ++runs[id];
+    ASSERT_TRUE(rpc.EnqueueResponse(req.handle, req.payload).ok());
+  });
+  const FaultConfig slow{.delay = 1.0, .delay_ns = 3'000'000, .seed = 5};
+  RpcOptions o = TestOptions();
+  o.initial_rto_ns = o.min_rto_ns = o.max_rto_ns = 10 * kSecond;  // no timeout in this test
+  o.heartbeat_interval_ns = 10 * kSecond;
+  o.congestion.min_rate = 4e6;  // the 6 ms RTT stays above target: the rate ends at the floor
+  auto st = OpenMemoryTransport(
+      net, {.address = kServerAddr, .faults = slow, .congestion_control = true});
+  auto ct = OpenMemoryTransport(
+      net, {.address = kClientAddr, .faults = slow, .congestion_control = true});
+  ASSERT_TRUE(st.ok() && ct.ok());
+  auto server = Rpc::Create(&nexus, std::move(*st), o);
+  auto client = Rpc::Create(&nexus, std::move(*ct), o);
+  ASSERT_TRUE(server.ok() && client.ok());
+  auto pump = [&](const std::function<bool()>& done) {
+    const uint64_t end = MonotonicNanos() + 60 * kSecond;
+    while (!done() && MonotonicNanos() < end) {
+      (*server)->RunEventLoopOnce();
+      (*client)->RunEventLoopOnce();
+    }
+    return done();
+  };
+  auto sid = (*client)->CreateSession(kServerAddr, {}, nullptr);
+  ASSERT_TRUE(sid.ok());
+  ASSERT_TRUE(pump([&] { return (*client)->IsConnected(*sid); }));
+  size_t ok = 0, done = 0;
+  const size_t n = 30;
+  for (size_t i = 0; i < n; ++i) {
+    auto req = Pattern(20000, i + 1);  // 15 packets: credit returns give RTT samples
+    ASSERT_TRUE((*client)
+                    ->EnqueueRequest(*sid, kEcho, req,
+                                     [&, req](const Status& s, std::span<const std::byte> r) {
+                                       ++done;
+                                       if (s.ok() && r.size() == req.size() &&
+                                           std::memcmp(r.data(), req.data(), r.size()) == 0) {
+                                         ++ok;
+                                       }
+                                     })
+                    .ok());
+  }
+  ASSERT_TRUE(pump([&] { return done == n; }));
+  EXPECT_EQ(ok, n);
+  EXPECT_EQ(runs.size(), n);
+  for (auto& [id, count] : runs) EXPECT_EQ(count, 1) << id;
+  auto c = (*client)->session_counters(*sid);
+  ASSERT_TRUE(c.ok());
+  EXPECT_GT(c->rtt_samples, 0u);
+  EXPECT_LT(c->rate, o.congestion.max_rate);
+  EXPECT_GE(c->rate, o.congestion.min_rate);
+  EXPECT_GT((*client)->counters().pacing_delays, 0u);
+  EXPECT_EQ((*client)->counters().timeouts, 0u);
+}
+
+// The same exchange with the transport's verdict "no congestion control"
+// (the default of the in-memory transport, and of UDP to a local address)
+// leaves the rate at the ceiling and never paces.
+TEST(RpcCongestion, PathsWithoutCongestionControlAreNeverPaced) {
+  RpcPair p;
+  auto sid = p.Connect();
+  ASSERT_TRUE(sid.ok());
+  EXPECT_EQ(p.EchoMany(*sid, 50, {20000, 64}), 50u);
+  auto c = p.client_->session_counters(*sid);
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->rtt_samples, 0u);
+  EXPECT_EQ(c->rate, CongestionOptions{}.max_rate);
+  EXPECT_EQ(p.client_->counters().pacing_delays, 0u);
+}
+
 TEST(RpcDeathTest, UseFromANonOwnerThreadIsACheckFailure) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   auto net = std::make_shared<MemoryNetwork>();

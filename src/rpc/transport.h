@@ -100,6 +100,14 @@ class Transport {
   // max_datagram_size(). May cost a few syscalls: call per session, not per packet.
   virtual size_t PathMtu(NetAddress /*peer*/) const { return max_datagram_size(); }
 
+  // Whether the endpoint runs congestion control (RpcOptions::congestion)
+  // for sessions to `peer`: a network path with queues to fill says yes; a
+  // path that stays inside this host (UDP to a loopback or local address:
+  // the only queue is the receiver's socket, which credits already bound,
+  // and delay there is CPU scheduling) and the in-memory transport (unless
+  // asked) say no. Called once per session.
+  virtual bool congestion_controlled(NetAddress /*peer*/) const { return false; }
+
   virtual const TransportStats& stats() const = 0;
   // "udp", "udp+gso+gro", "memory", ...
   virtual std::string_view name() const = 0;

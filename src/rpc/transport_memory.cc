@@ -127,6 +127,7 @@ class MemoryTransport final : public Transport {
   size_t max_datagram_size() const override { return options_.max_datagram; }
   const TransportStats& stats() const override { return stats_; }
   std::string_view name() const override { return "memory"; }
+  bool congestion_controlled(NetAddress) const override { return options_.congestion_control; }
 
  private:
   bool Chance(double p) { return p > 0 && dist_(rng_) < p; }

@@ -51,6 +51,7 @@ struct MemoryTransportOptions {
   FaultConfig faults;                      // applied to datagrams this transport sends
   size_t receive_buffer_bytes = 16 << 20;  // queue bound; excess datagrams are dropped
   size_t max_datagram = 65000;
+  bool congestion_control = false;  // Transport::congestion_controlled()
 };
 
 // Attaches a transport at `options.address`. Errors: AlreadyExists if the

@@ -190,6 +190,21 @@ class UdpTransport final : public Transport {
   }
   const TransportStats& stats() const override { return stats_; }
   std::string_view name() const override { return name_; }
+  bool congestion_controlled(NetAddress peer) const override {
+    if ((peer.ip >> 24) == 127) return false;
+    // Any address of this host is reached through the loopback device: the
+    // source address the kernel picks for it is the address itself.
+    int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return true;
+    const sockaddr_in sa = peer.ToSockaddr();
+    sockaddr_in src{};
+    socklen_t len = sizeof(src);
+    const bool local = ::connect(fd, reinterpret_cast<const sockaddr*>(&sa), sizeof(sa)) == 0 &&
+                       ::getsockname(fd, reinterpret_cast<sockaddr*>(&src), &len) == 0 &&
+                       NetAddress::FromSockaddr(src).ip == peer.ip;
+    ::close(fd);
+    return !local;
+  }
 
  private:
   // Points the prebuilt receive headers back at their buffers (recvmmsg
