@@ -86,10 +86,25 @@ struct ClientOptions {
   }
 };
 
+// A region key the user supplies instead of one the node's enclave draws
+// ("user data with user key"): 32 bytes of key material, e.g. from a key file
+// (`cosmos keys region-key`) or a KMS. The client wraps it for the enclave
+// under its secure session (the network and the node's host never see it)
+// and checks the enclave's receipt that it is in use. The enclave derives
+// each region's key from it with a fresh random salt, so one user key may
+// serve many regions. docs/security.md "User keys".
+struct UserKey {
+  std::array<uint8_t, 32> bytes{};
+};
+
 // Options for Client::CreateRegion.
 struct RegionOptions {
   std::string pool;     // empty: the node's default pool
   bool secure = false;  // request a protected region
+  // Secure regions only, on a secure connection (else InvalidArgument /
+  // FailedPrecondition): the region key derives from this key.
+  // IntegrityViolation if the node does not prove it used it.
+  const UserKey* user_key = nullptr;
   // Cluster mode: copies of the region, 1..5, on distinct nodes (distinct
   // failure domains where labelled); 0 means 1. Must be 0 on a single node.
   int replicas = 0;
@@ -208,6 +223,14 @@ class Client {
   // node crash at any point and resume on restart. FailedPrecondition while
   // an earlier rotation of the region is still migrating.
   virtual Result<uint32_t> RotateKey(const std::string& name) = 0;
+  // RotateKey to a key derived from `user_key` (see UserKey): the same
+  // guarantees, and IntegrityViolation if the node does not prove it used
+  // the key. FailedPrecondition without a secure connection.
+  virtual Result<uint32_t> RotateKeyToUserKey(const std::string& name, const UserKey& user_key) {
+    (void)name;
+    (void)user_key;
+    return Status::FailedPrecondition("this client cannot hand over user keys");
+  }
 
   // Drives network progress and runs completions of asynchronous operations.
   // Returns the number of completions run. Never blocks longer than

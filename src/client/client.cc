@@ -22,6 +22,7 @@
 #include "sec/access_list.h"
 #include "sec/crypto.h"
 #include "sec/key_files.h"
+#include "sec/user_key.h"
 
 namespace cosmos {
 
@@ -173,6 +174,7 @@ class ClientImpl final : public Client {
   Status GrantAccess(const std::string& name, const ClientIdentity& who, uint8_t rights) override;
   Result<AccessInfo> ListAccess(const std::string& name) override;
   Result<uint32_t> RotateKey(const std::string& name) override;
+  Result<uint32_t> RotateKeyToUserKey(const std::string& name, const UserKey& user_key) override;
   size_t Poll(uint32_t max_wait_us) override;
   const std::string& server() const override { return options_.server; }
 
@@ -242,6 +244,14 @@ class ClientImpl final : public Client {
   bool session_up_ = false;
   std::optional<client::SecureClientConfig> secure_;  // set in secure mode
   sec::SecretArray<32> verify_key_;                   // of the current secure session
+  sec::SecretArray<32> key_wrap_key_;                 // of the current secure session
+  // A user key wrapped for the enclave under the current secure session
+  // (FailedPrecondition on a plain connection), and the check of the
+  // enclave's receipt for it (IntegrityViolation on a mismatch).
+  Result<sec::Bytes> WrapUserKey(sec::UserKeyUse use, const std::string& name,
+                                 const UserKey& key);
+  Status CheckUserKeyReceipt(sec::UserKeyUse use, const std::string& name, uint32_t key_epoch,
+                             const UserKey& key, std::span<const std::byte> receipt);
   Status session_status_;
   std::vector<std::function<void()>> ready_;
   std::vector<std::shared_ptr<RegionState>> regions_;
@@ -406,6 +416,7 @@ Status ClientImpl::ConnectTo(rpc::NetAddress addr, uint16_t flags, protocol::Hel
       return keys.status().WithContext("secure connect to " + addr.ToString());
     }
     verify_key_ = keys->verify_key;
+    key_wrap_key_ = keys->key_wrap_key;
     COSMOS_RETURN_IF_ERROR(rpc_->SetSessionProtector(*id, std::move(keys->protector)));
     reply_bytes.resize(n);
   }
@@ -513,10 +524,23 @@ Result<RegionInfo> ClientImpl::CreateRegion(const std::string& name, uint64_t si
   }
   if (options.pool.size() > protocol::kMaxNameLength)
     return Status::InvalidArgument("pool name too long");
+  sec::Bytes wrapped;
+  if (options.user_key != nullptr) {
+    if (!options.secure) return Status::InvalidArgument("a user key is for secure regions only");
+    COSMOS_ASSIGN_OR_RETURN(
+        wrapped, WrapUserKey(sec::UserKeyUse::kCreateRegion, name, *options.user_key));
+  }
   RequestBuilder b;
-  b.CreateRegion(name, size, options.secure, options.pool);
+  b.CreateRegion(name, size, options.secure, options.pool, std::as_bytes(std::span<const uint8_t>(wrapped)));
   COSMOS_ASSIGN_OR_RETURN(auto payload, AdminCall(b));
-  COSMOS_ASSIGN_OR_RETURN(auto desc, protocol::DecodeRegionDesc(payload));
+  std::array<std::byte, protocol::kUserKeyReceiptSize> receipt{};
+  COSMOS_ASSIGN_OR_RETURN(auto desc, options.user_key != nullptr
+                                         ? protocol::DecodeRegionDescWithReceipt(payload, receipt)
+                                         : protocol::DecodeRegionDesc(payload));
+  if (options.user_key != nullptr) {
+    COSMOS_RETURN_IF_ERROR(CheckUserKeyReceipt(sec::UserKeyUse::kCreateRegion, name,
+                                               /*key_epoch=*/1, *options.user_key, receipt));
+  }
   if (desc.secure != options.secure || desc.name != name) {
     return Status::IntegrityViolation(
         "node answered the creation of " + std::string(options.secure ? "secure" : "plain") +
@@ -563,6 +587,42 @@ Result<AccessInfo> ClientImpl::ListAccess(const std::string& name) {
   info.key_epoch = wire.key_epoch;
   for (const auto& e : wire.entries) info.entries.push_back({HexOf(e.fingerprint), e.rights});
   return info;
+}
+
+Result<sec::Bytes> ClientImpl::WrapUserKey(sec::UserKeyUse use, const std::string& name,
+                                           const UserKey& key) {
+  if (!secure_) {
+    return Status::FailedPrecondition(
+        "user region keys need a secure connection (the key travels wrapped for the enclave)");
+  }
+  return sec::WrapUserKey(key_wrap_key_.span(), use, name, key.bytes);
+}
+
+Status ClientImpl::CheckUserKeyReceipt(sec::UserKeyUse use, const std::string& name,
+                                       uint32_t key_epoch, const UserKey& key,
+                                       std::span<const std::byte> receipt) {
+  const sec::Digest want =
+      sec::UserKeyReceipt(key_wrap_key_.span(), use, name, key_epoch, key.bytes);
+  if (!sec::ConstantTimeEqual(sec::AsBytes(receipt), want)) {
+    return Status::IntegrityViolation("node did not prove that region '" + name +
+                                      "' uses the supplied key (receipt mismatch)");
+  }
+  return Status::Ok();
+}
+
+Result<uint32_t> ClientImpl::RotateKeyToUserKey(const std::string& name, const UserKey& user_key) {
+  COSMOS_RETURN_IF_ERROR(CheckRegionName(name));
+  COSMOS_ASSIGN_OR_RETURN(sec::Bytes wrapped,
+                          WrapUserKey(sec::UserKeyUse::kRotateKey, name, user_key));
+  RequestBuilder b;
+  b.RotateKey(name, std::as_bytes(std::span<const uint8_t>(wrapped)));
+  COSMOS_ASSIGN_OR_RETURN(auto payload, AdminCall(b));
+  std::array<std::byte, protocol::kUserKeyReceiptSize> receipt{};
+  COSMOS_ASSIGN_OR_RETURN(uint64_t epoch, protocol::DecodeU64WithReceipt(payload, receipt));
+  if (epoch > UINT32_MAX) return Status::Corruption("rpm response: key epoch out of range");
+  COSMOS_RETURN_IF_ERROR(CheckUserKeyReceipt(sec::UserKeyUse::kRotateKey, name,
+                                             static_cast<uint32_t>(epoch), user_key, receipt));
+  return static_cast<uint32_t>(epoch);
 }
 
 Result<uint32_t> ClientImpl::RotateKey(const std::string& name) {

@@ -73,6 +73,9 @@ Result<SecureSessionKeys> SecureConnector::Finish(std::span<const std::byte> con
   const sec::ByteSpan verify = channel->verify_key();
   COSMOS_CHECK(verify.size() == keys.verify_key.size());
   std::memcpy(keys.verify_key.data(), verify.data(), verify.size());
+  const sec::ByteSpan wrap = channel->key_wrap_key();
+  COSMOS_CHECK(wrap.size() == keys.key_wrap_key.size());
+  std::memcpy(keys.key_wrap_key.data(), wrap.data(), wrap.size());
   keys.session_id = channel->session_id();
   keys.protector = std::make_unique<ChannelPacketProtector>(std::move(channel));
   return keys;

@@ -59,6 +59,7 @@ class ChannelPacketProtector final : public rpc::PacketProtector {
 struct SecureSessionKeys {
   std::unique_ptr<ChannelPacketProtector> protector;  // install with Rpc::SetSessionProtector
   sec::SecretArray<32> verify_key;                    // checks region Verify digests
+  sec::SecretArray<32> key_wrap_key;                  // wraps user region keys (sec/user_key.h)
   uint64_t session_id = 0;                            // the enclave's session id (public)
 };
 

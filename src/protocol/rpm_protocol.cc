@@ -29,7 +29,7 @@ Status CheckHeader(std::span<const std::byte> bytes, const char* what, size_t* c
   return Status::Ok();
 }
 
-Status CheckPayloadShape(Opcode op, size_t len) {
+Status CheckPayloadShape(Opcode op, uint8_t flags, size_t len) {
   switch (op) {
     case Opcode::kWrite:
       return Status::Ok();
@@ -45,18 +45,32 @@ Status CheckPayloadShape(Opcode op, size_t len) {
       if (len / kRangeSize > kMaxRangesPerOp)
         return Status::InvalidArgument("too many ranges in one op");
       return Status::Ok();
-    case Opcode::kCreateRegion:
-      if (len < 2 || len > 1 + 2 * kMaxNameLength) return Status::Corruption("bad create payload");
+    case Opcode::kCreateRegion: {
+      if ((flags & ~(kCreateFlagSecure | kCreateFlagUserKey)) != 0 ||
+          ((flags & kCreateFlagUserKey) != 0 && (flags & kCreateFlagSecure) == 0)) {
+        return Status::InvalidArgument("create: unknown flags, or a user key for a plain region");
+      }
+      const size_t key = (flags & kCreateFlagUserKey) != 0 ? kWrappedUserKeySize : 0;
+      if (len < 2 + key || len > 1 + 2 * kMaxNameLength + key) {
+        return Status::Corruption("bad create payload");
+      }
       return Status::Ok();
+    }
     case Opcode::kGrantAccess:
       if (len < kGrantFixedSize) return Status::Corruption("grant payload truncated");
       if (len == kGrantFixedSize || len > kGrantFixedSize + kMaxNameLength)
         return Status::InvalidArgument("region name length must be 1..63");
       return Status::Ok();
+    case Opcode::kRotateKey: {
+      if ((flags & ~kRotateFlagUserKey) != 0) return Status::InvalidArgument("rotate: unknown flags");
+      const size_t key = (flags & kRotateFlagUserKey) != 0 ? kWrappedUserKeySize : 0;
+      if (len < key || len - key == 0 || len - key > kMaxNameLength)
+        return Status::InvalidArgument("region name length must be 1..63");
+      return Status::Ok();
+    }
     case Opcode::kOpenRegion:
     case Opcode::kDeleteRegion:
     case Opcode::kListAccess:
-    case Opcode::kRotateKey:
       if (len == 0 || len > kMaxNameLength)
         return Status::InvalidArgument("region name length must be 1..63");
       return Status::Ok();
@@ -201,15 +215,22 @@ void RequestBuilder::Epoch(uint64_t handle, uint64_t epoch, uint8_t flags) {
   AddOp(Opcode::kEpoch, flags, handle, epoch, 0);
 }
 void RequestBuilder::CreateRegion(std::string_view name, uint64_t size, bool secure,
-                                  std::string_view pool) {
+                                  std::string_view pool,
+                                  std::span<const std::byte> wrapped_user_key) {
+  COSMOS_CHECK(wrapped_user_key.empty() || wrapped_user_key.size() == kWrappedUserKeySize);
   // Over-long names are sent truncated-length-checked by the node: clamp the
   // length byte so the encoding itself stays well-formed.
   size_t n = name.size() > 255 ? 255 : name.size();
+  uint8_t flags = secure ? kCreateFlagSecure : 0;
+  if (!wrapped_user_key.empty()) flags |= kCreateFlagUserKey;
   std::byte* p =
-      AddOp(Opcode::kCreateRegion, secure ? kCreateFlagSecure : 0, 0, size, 1 + n + pool.size());
+      AddOp(Opcode::kCreateRegion, flags, 0, size, 1 + n + pool.size() + wrapped_user_key.size());
   p[0] = std::byte{static_cast<uint8_t>(n)};
   std::memcpy(p + 1, name.data(), n);
   if (!pool.empty()) std::memcpy(p + 1 + n, pool.data(), pool.size());
+  if (!wrapped_user_key.empty()) {
+    std::memcpy(p + 1 + n + pool.size(), wrapped_user_key.data(), wrapped_user_key.size());
+  }
 }
 void RequestBuilder::OpenRegion(std::string_view name) {
   std::byte* p = AddOp(Opcode::kOpenRegion, 0, 0, 0, name.size());
@@ -234,9 +255,15 @@ void RequestBuilder::ListAccess(std::string_view name) {
   std::byte* p = AddOp(Opcode::kListAccess, 0, 0, 0, name.size());
   if (!name.empty()) std::memcpy(p, name.data(), name.size());
 }
-void RequestBuilder::RotateKey(std::string_view name) {
-  std::byte* p = AddOp(Opcode::kRotateKey, 0, 0, 0, name.size());
+void RequestBuilder::RotateKey(std::string_view name,
+                               std::span<const std::byte> wrapped_user_key) {
+  COSMOS_CHECK(wrapped_user_key.empty() || wrapped_user_key.size() == kWrappedUserKeySize);
+  std::byte* p = AddOp(Opcode::kRotateKey, wrapped_user_key.empty() ? 0 : kRotateFlagUserKey, 0, 0,
+                       name.size() + wrapped_user_key.size());
   if (!name.empty()) std::memcpy(p, name.data(), name.size());
+  if (!wrapped_user_key.empty()) {
+    std::memcpy(p + name.size(), wrapped_user_key.data(), wrapped_user_key.size());
+  }
 }
 
 void RequestBuilder::Append(const RequestBuilder& other) {
@@ -271,7 +298,7 @@ Status ParseRequest(std::span<const std::byte> bytes, std::vector<Op>* out) {
     op.handle = LoadLE<uint64_t>(p + 8);
     op.offset = LoadLE<uint64_t>(p + 16);
     op.payload = bytes.subspan(pos, len);
-    COSMOS_RETURN_IF_ERROR(CheckPayloadShape(op.opcode, len));
+    COSMOS_RETURN_IF_ERROR(CheckPayloadShape(op.opcode, op.flags, len));
     if (op.opcode == Opcode::kEpoch && (i != 0 || (op.flags & ~kEpochFlagReplica) != 0)) {
       return Status::Corruption("rpm request: epoch op must come first, with flags 0 or 1");
     }
@@ -296,8 +323,15 @@ uint64_t PayloadU64(std::span<const std::byte> payload, size_t index) {
   return LoadLE<uint64_t>(payload.data() + index * 8);
 }
 
-Status DecodeCreatePayload(std::span<const std::byte> payload, std::string_view* name,
-                           std::string_view* pool) {
+Status DecodeCreatePayload(std::span<const std::byte> payload, uint8_t flags,
+                           std::string_view* name, std::string_view* pool,
+                           std::span<const std::byte>* wrapped_user_key) {
+  *wrapped_user_key = {};
+  if ((flags & kCreateFlagUserKey) != 0) {
+    if (payload.size() < kWrappedUserKeySize) return Status::Corruption("create payload: no key");
+    *wrapped_user_key = payload.subspan(payload.size() - kWrappedUserKeySize);
+    payload = payload.first(payload.size() - kWrappedUserKeySize);
+  }
   if (payload.empty()) return Status::Corruption("create payload empty");
   size_t n = static_cast<uint8_t>(payload[0]);
   if (n == 0 || n > kMaxNameLength)
@@ -307,6 +341,21 @@ Status DecodeCreatePayload(std::span<const std::byte> payload, std::string_view*
   *pool = std::string_view(reinterpret_cast<const char*>(payload.data() + 1 + n),
                            payload.size() - 1 - n);
   if (pool->size() > kMaxNameLength) return Status::InvalidArgument("pool name too long");
+  return Status::Ok();
+}
+
+Status DecodeRotatePayload(std::span<const std::byte> payload, uint8_t flags,
+                           std::string_view* name, std::span<const std::byte>* wrapped_user_key) {
+  *wrapped_user_key = {};
+  if ((flags & kRotateFlagUserKey) != 0) {
+    if (payload.size() < kWrappedUserKeySize) return Status::Corruption("rotate payload: no key");
+    *wrapped_user_key = payload.subspan(payload.size() - kWrappedUserKeySize);
+    payload = payload.first(payload.size() - kWrappedUserKeySize);
+  }
+  if (payload.empty() || payload.size() > kMaxNameLength) {
+    return Status::InvalidArgument("region name length must be 1..63");
+  }
+  *name = std::string_view(reinterpret_cast<const char*>(payload.data()), payload.size());
   return Status::Ok();
 }
 
@@ -355,8 +404,20 @@ void ResponseBuilder::AddError(const Status& status) {
   if (!m.empty()) std::memcpy(p, m.data(), m.size());
 }
 
-void ResponseBuilder::AddRegionDesc(const RegionDesc& d) {
-  PutDesc(Add(StatusCode::kOk, kRegionDescFixedSize + d.name.size()), d);
+void ResponseBuilder::AddRegionDesc(const RegionDesc& d, std::span<const std::byte> receipt) {
+  COSMOS_CHECK(receipt.empty() || receipt.size() == kUserKeyReceiptSize);
+  std::byte* p = Add(StatusCode::kOk, kRegionDescFixedSize + d.name.size() + receipt.size());
+  PutDesc(p, d);
+  if (!receipt.empty()) {
+    std::memcpy(p + kRegionDescFixedSize + d.name.size(), receipt.data(), receipt.size());
+  }
+}
+
+void ResponseBuilder::AddU64WithReceipt(uint64_t v, std::span<const std::byte> receipt) {
+  COSMOS_CHECK(receipt.size() == kUserKeyReceiptSize);
+  std::byte* p = Add(StatusCode::kOk, 8 + kUserKeyReceiptSize);
+  StoreLE<uint64_t>(p, v);
+  std::memcpy(p + 8, receipt.data(), kUserKeyReceiptSize);
 }
 
 void ResponseBuilder::AddRegionList(std::span<const RegionDesc> descs) {
@@ -435,6 +496,28 @@ Result<RegionDesc> DecodeRegionDesc(std::span<const std::byte> payload) {
   size_t used = 0;
   COSMOS_ASSIGN_OR_RETURN(RegionDesc d, TakeDesc(payload, &used));
   if (used != payload.size()) return Status::Corruption("region descriptor: trailing bytes");
+  return d;
+}
+
+Result<uint64_t> DecodeU64WithReceipt(std::span<const std::byte> payload,
+                                      std::span<std::byte> receipt) {
+  COSMOS_CHECK(receipt.size() == kUserKeyReceiptSize);
+  if (payload.size() != 8 + kUserKeyReceiptSize) {
+    return Status::Corruption("rpm response: expected a u64 and a user-key receipt");
+  }
+  std::memcpy(receipt.data(), payload.data() + 8, kUserKeyReceiptSize);
+  return LoadLE<uint64_t>(payload.data());
+}
+
+Result<RegionDesc> DecodeRegionDescWithReceipt(std::span<const std::byte> payload,
+                                               std::span<std::byte> receipt) {
+  COSMOS_CHECK(receipt.size() == kUserKeyReceiptSize);
+  size_t used = 0;
+  COSMOS_ASSIGN_OR_RETURN(RegionDesc d, TakeDesc(payload, &used));
+  if (payload.size() - used != kUserKeyReceiptSize) {
+    return Status::Corruption("region descriptor: no user-key receipt after it");
+  }
+  std::memcpy(receipt.data(), payload.data() + used, kUserKeyReceiptSize);
   return d;
 }
 

@@ -42,7 +42,10 @@ enum class Opcode : uint8_t {
   // epoch the sender acts in, flags bit 0 = forwarded by the primary to a
   // backup (kEpochFlagReplica). No payload; an empty ok result.
   kEpoch = 8,
-  kCreateRegion = 16,    // offset = size; flags bit0 = secure; payload: u8 name_len, name, pool
+  // offset = size; flags bit0 = secure, bit1 = user key; payload: u8
+  // name_len, name, pool[, wrapped user key (kWrappedUserKeySize) with bit1];
+  // result: RegionDesc[, receipt (kUserKeyReceiptSize) with bit1].
+  kCreateRegion = 16,
   kOpenRegion = 17,      // payload: name
   kListRegions = 18,     // no payload
   kDeleteRegion = 19,    // payload: name
@@ -51,9 +54,18 @@ enum class Opcode : uint8_t {
   // InvalidArgument "unknown opcode"). Payloads: docs/semantics.md section 7.
   kGrantAccess = 21,  // payload: u8 rights, u8[32] identity, name; rights 0 = revoke
   kListAccess = 22,   // payload: name; result: AccessInfo
-  kRotateKey = 23,    // payload: name; result: u64 key epoch after the rotation
+  // payload: name[, wrapped user key with flags bit0]; result: u64 key epoch
+  // after the rotation[, receipt with flags bit0].
+  kRotateKey = 23,
 };
 inline constexpr uint8_t kCreateFlagSecure = 1;
+inline constexpr uint8_t kCreateFlagUserKey = 2;  // only with kCreateFlagSecure
+inline constexpr uint8_t kRotateFlagUserKey = 1;
+// A user-supplied region key as the client wraps it for the node's enclave
+// (sec/user_key.h: u8 version, nonce, ciphertext, tag), and the enclave's
+// receipt for it (an HMAC the client checks).
+inline constexpr size_t kWrappedUserKeySize = 61;
+inline constexpr size_t kUserKeyReceiptSize = 32;
 inline constexpr uint8_t kEpochFlagReplica = 1;
 
 // "write", "read", ... ; "unknown" otherwise.
@@ -151,7 +163,10 @@ class RequestBuilder {
   void FetchAdd(uint64_t handle, uint64_t offset, uint64_t delta);
   void Verify(uint64_t handle, std::span<const Range> ranges);
   void Epoch(uint64_t handle, uint64_t epoch, uint8_t flags);
-  void CreateRegion(std::string_view name, uint64_t size, bool secure, std::string_view pool);
+  // `wrapped_user_key`: empty, or kWrappedUserKeySize bytes (sets
+  // kCreateFlagUserKey; secure only).
+  void CreateRegion(std::string_view name, uint64_t size, bool secure, std::string_view pool,
+                    std::span<const std::byte> wrapped_user_key = {});
   void OpenRegion(std::string_view name);
   void ListRegions();
   void DeleteRegion(std::string_view name);
@@ -159,7 +174,9 @@ class RequestBuilder {
   // REQUIRES: identity.size() == kIdentityKeySize.
   void GrantAccess(std::string_view name, std::span<const std::byte> identity, uint8_t rights);
   void ListAccess(std::string_view name);
-  void RotateKey(std::string_view name);
+  // `wrapped_user_key`: empty, or kWrappedUserKeySize bytes (sets
+  // kRotateFlagUserKey).
+  void RotateKey(std::string_view name, std::span<const std::byte> wrapped_user_key = {});
 
   // Appends every op of `other` (a builder of the same version) after ours.
   void Append(const RequestBuilder& other);
@@ -186,9 +203,16 @@ Status ParseRequest(std::span<const std::byte> bytes, std::vector<Op>* out);
 std::vector<Range> DecodeRanges(std::span<const std::byte> payload);
 // Reads the i-th u64 of a payload. REQUIRES: payload holds it.
 uint64_t PayloadU64(std::span<const std::byte> payload, size_t index);
-// Splits a CREATE_REGION payload into name and pool. Corruption if malformed.
-Status DecodeCreatePayload(std::span<const std::byte> payload, std::string_view* name,
-                           std::string_view* pool);
+// Splits a CREATE_REGION payload into name, pool and (flags bit1) the
+// wrapped user key, pointing into `payload` (empty without bit1).
+// Corruption if malformed.
+Status DecodeCreatePayload(std::span<const std::byte> payload, uint8_t flags,
+                           std::string_view* name, std::string_view* pool,
+                           std::span<const std::byte>* wrapped_user_key);
+// Splits a ROTATE_KEY payload into name and (flags bit0) the wrapped user
+// key. InvalidArgument for a bad name length.
+Status DecodeRotatePayload(std::span<const std::byte> payload, uint8_t flags,
+                           std::string_view* name, std::span<const std::byte>* wrapped_user_key);
 
 // Splits a GRANT_ACCESS payload (shape already checked by ParseRequest) into
 // name, identity (kIdentityKeySize bytes, pointing into `payload`) and
@@ -209,7 +233,10 @@ class ResponseBuilder {
   // kWouldBlock is node-internal and never goes on the wire: it is sent as
   // kInternal.
   void AddError(const Status& status);
-  void AddRegionDesc(const RegionDesc& desc);
+  // `receipt` (empty or kUserKeyReceiptSize bytes) follows the descriptor.
+  void AddRegionDesc(const RegionDesc& desc, std::span<const std::byte> receipt = {});
+  // A u64 followed by a user-key receipt.
+  void AddU64WithReceipt(uint64_t v, std::span<const std::byte> receipt);
   void AddRegionList(std::span<const RegionDesc> descs);
   void AddNodeStat(const NodeStat& stat);
   void AddAccessInfo(const AccessInfo& info);
@@ -230,6 +257,12 @@ Status ResultStatus(const OpResult& r);
 // Decoders for result payloads. Corruption when the payload has the wrong shape.
 Result<uint64_t> DecodeU64(std::span<const std::byte> payload);
 Result<RegionDesc> DecodeRegionDesc(std::span<const std::byte> payload);
+// Results that end with a user-key receipt (create / rotate with a user
+// key): the receipt is copied to `receipt` (kUserKeyReceiptSize bytes).
+Result<uint64_t> DecodeU64WithReceipt(std::span<const std::byte> payload,
+                                      std::span<std::byte> receipt);
+Result<RegionDesc> DecodeRegionDescWithReceipt(std::span<const std::byte> payload,
+                                               std::span<std::byte> receipt);
 Result<std::vector<RegionDesc>> DecodeRegionList(std::span<const std::byte> payload);
 Result<NodeStat> DecodeNodeStat(std::span<const std::byte> payload);
 // Also Corruption for an entry with rights 0 or above kMaxRights.

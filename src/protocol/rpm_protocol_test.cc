@@ -47,9 +47,11 @@ TEST(RpmProtocol, RequestRoundTripsEveryOpInOrder) {
   EXPECT_EQ(ops[7].flags, kCreateFlagSecure);
   EXPECT_EQ(ops[7].offset, 4096u);
   std::string_view name, pool;
-  ASSERT_TRUE(DecodeCreatePayload(ops[7].payload, &name, &pool).ok());
+  std::span<const std::byte> user_key;
+  ASSERT_TRUE(DecodeCreatePayload(ops[7].payload, ops[7].flags, &name, &pool, &user_key).ok());
   EXPECT_EQ(name, "log");
   EXPECT_EQ(pool, "p0");
+  EXPECT_TRUE(user_key.empty());
   EXPECT_EQ(ops[11].opcode, Opcode::kStat);
 }
 
@@ -227,6 +229,64 @@ TEST(RpmProtocol, AbortedGoesOnTheWireAndWouldBlockNever) {
   std::vector<std::byte> bad(rb.bytes().begin(), rb.bytes().end());
   bad[kBatchHeaderSize] = std::byte{static_cast<uint8_t>(StatusCode::kWouldBlock)};
   EXPECT_EQ(ParseResponse(bad, &results).code(), StatusCode::kCorruption);
+}
+
+TEST(RpmProtocol, UserKeysTravelAfterTheNameAndReceiptsAfterTheResult) {
+  std::vector<std::byte> wrapped(kWrappedUserKeySize);
+  for (size_t i = 0; i < wrapped.size(); ++i) wrapped[i] = std::byte(i);
+  RequestBuilder b;
+  b.CreateRegion("vault", 8192, true, "p1", wrapped);
+  b.RotateKey("vault", wrapped);
+  b.RotateKey("plain");
+  std::vector<Op> ops;
+  ASSERT_TRUE(ParseRequest(b.bytes(), &ops).ok());
+  ASSERT_EQ(ops.size(), 3u);
+  EXPECT_EQ(ops[0].flags, kCreateFlagSecure | kCreateFlagUserKey);
+  std::string_view name, pool;
+  std::span<const std::byte> key;
+  ASSERT_TRUE(DecodeCreatePayload(ops[0].payload, ops[0].flags, &name, &pool, &key).ok());
+  EXPECT_EQ(name, "vault");
+  EXPECT_EQ(pool, "p1");
+  EXPECT_TRUE(std::equal(key.begin(), key.end(), wrapped.begin(), wrapped.end()));
+  ASSERT_TRUE(DecodeRotatePayload(ops[1].payload, ops[1].flags, &name, &key).ok());
+  EXPECT_EQ(name, "vault");
+  EXPECT_EQ(key.size(), kWrappedUserKeySize);
+  ASSERT_TRUE(DecodeRotatePayload(ops[2].payload, ops[2].flags, &name, &key).ok());
+  EXPECT_EQ(name, "plain");
+  EXPECT_TRUE(key.empty());
+
+  // A user key for a plain region, or unknown flag bits, are refused.
+  RequestBuilder plain;
+  plain.CreateRegion("p", 4096, false, "");
+  auto bytes = std::vector<std::byte>(plain.bytes().begin(), plain.bytes().end());
+  bytes[kBatchHeaderSize + 1] = std::byte{kCreateFlagUserKey};
+  EXPECT_EQ(ParseRequest(bytes, &ops).code(), StatusCode::kInvalidArgument);
+  bytes[kBatchHeaderSize + 1] = std::byte{0x80};
+  EXPECT_EQ(ParseRequest(bytes, &ops).code(), StatusCode::kInvalidArgument);
+
+  ResponseBuilder r;
+  std::vector<std::byte> receipt(kUserKeyReceiptSize, std::byte{7});
+  RegionDesc d;
+  d.handle = 5;
+  d.size = 8192;
+  d.secure = true;
+  d.name = "vault";
+  r.AddRegionDesc(d, receipt);
+  r.AddU64WithReceipt(3, receipt);
+  std::vector<OpResult> results;
+  ASSERT_TRUE(ParseResponse(r.bytes(), &results).ok());
+  ASSERT_EQ(results.size(), 2u);
+  std::vector<std::byte> got(kUserKeyReceiptSize);
+  auto desc = DecodeRegionDescWithReceipt(results[0].payload, got);
+  ASSERT_TRUE(desc.ok()) << desc.status();
+  EXPECT_EQ(desc->name, "vault");
+  EXPECT_EQ(got, receipt);
+  auto epoch = DecodeU64WithReceipt(results[1].payload, got);
+  ASSERT_TRUE(epoch.ok());
+  EXPECT_EQ(*epoch, 3u);
+  // A result without the receipt is refused where one is expected.
+  EXPECT_FALSE(DecodeRegionDescWithReceipt(results[1].payload, got).ok());
+  EXPECT_FALSE(DecodeU64WithReceipt(results[0].payload, got).ok());
 }
 
 }  // namespace

@@ -49,6 +49,15 @@ struct RegionAccessInfo {
   std::vector<AccessList::Entry> entries;
 };
 
+// A region key the user supplies (sec/user_key.h) for CreateRegion or
+// RegionRotateKey: the client's wrapped material in, the enclave's receipt
+// out (the client checks it: proof the material is in use).
+struct UserKeyRequest {
+  ByteSpan wrapped;  // WrapUserKey(session key-wrap key, use, region name, material)
+  Digest receipt{};         // set on success
+  uint32_t key_epoch = 0;   // set on success: the epoch the receipt names
+};
+
 // Unfinished atomic attempts (see RegionCompareAndSwap) one session may hold.
 inline constexpr size_t kMaxPendingAtomicsPerSession = 1024;
 
@@ -96,10 +105,17 @@ class Enclave {
   // it must outlive the region), bound to `binding` (pool identity, id and
   // name, as the host's region table states them). The creating session's
   // client gets read+write+admin. AlreadyExists if a region with the same
-  // pool and id is open.
+  // pool and id is open. `user_key` (optional): the region key derives from
+  // the creator's material instead of a random one; IntegrityViolation when
+  // the wrapped material does not open under the creator's session for this
+  // region name, InvalidArgument when malformed.
   virtual Result<RegionHandle> CreateRegion(SessionHandle creator, const RegionBinding& binding,
-                                            const RegionGeometry& geometry,
-                                            UntrustedStore* store) = 0;
+                                            const RegionGeometry& geometry, UntrustedStore* store,
+                                            UserKeyRequest* user_key) = 0;
+  Result<RegionHandle> CreateRegion(SessionHandle creator, const RegionBinding& binding,
+                                    const RegionGeometry& geometry, UntrustedStore* store) {
+    return CreateRegion(creator, binding, geometry, store, nullptr);
+  }
   // Opens an existing region (recovery, freshness check, new incarnation):
   // see ProtectedRegion::Open for the errors. IntegrityViolation when the
   // sealed state was bound to another pool, id or name than `binding`.
@@ -195,7 +211,13 @@ class Enclave {
   // background without blocking the region's I/O (SimulatedEnclaveOptions::
   // background_rotation; off: re-encrypts everything before returning).
   // FailedPrecondition while an earlier rotation is still migrating.
-  [[nodiscard]] virtual Status RegionRotateKey(SessionHandle session, RegionHandle region) = 0;
+  // `user_key` (optional): the new key derives from the caller's material
+  // (errors as for CreateRegion's).
+  [[nodiscard]] virtual Status RegionRotateKey(SessionHandle session, RegionHandle region,
+                                               UserKeyRequest* user_key) = 0;
+  [[nodiscard]] Status RegionRotateKey(SessionHandle session, RegionHandle region) {
+    return RegionRotateKey(session, region, nullptr);
+  }
 };
 
 }  // namespace cosmos::sec

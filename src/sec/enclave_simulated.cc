@@ -255,18 +255,26 @@ Result<std::unique_ptr<SimulatedCounter>> SimulatedEnclave::OpenCounter(
 Result<RegionHandle> SimulatedEnclave::CreateRegion(SessionHandle creator,
                                                     const RegionBinding& binding,
                                                     const RegionGeometry& geometry,
-                                                    UntrustedStore* store) {
+                                                    UntrustedStore* store,
+                                                    UserKeyRequest* user_key) {
   COSMOS_RETURN_IF_ERROR(binding.Validate());
   const std::string key = binding.Key();
   Ed25519PublicKey client;
+  std::shared_ptr<Session> session;
   {
     std::lock_guard<std::mutex> l(mu_);
     auto it = sessions_.find(creator);
     if (it == sessions_.end()) return Status::NotFound("unknown secure session");
     client = it->second->client;
+    session = it->second;
     for (const auto& [h, r] : regions_) {
       if (r->key == key) return Status::AlreadyExists("region already open");
     }
+  }
+  SecretArray<kUserKeySize> material;
+  if (user_key != nullptr) {
+    COSMOS_ASSIGN_OR_RETURN(material, UnwrapSessionUserKey(*session, UserKeyUse::kCreateRegion,
+                                                           binding.name, user_key->wrapped));
   }
   AccessList acl;
   COSMOS_RETURN_IF_ERROR(acl.Grant(client, kRightRead | kRightWrite | kRightAdmin));
@@ -277,7 +285,13 @@ Result<RegionHandle> SimulatedEnclave::CreateRegion(SessionHandle creator,
   COSMOS_ASSIGN_OR_RETURN(
       region->engine,
       ProtectedRegion::Create(binding, geometry, acl.Serialize(), store, region->counter.get(),
-                              region->sealer.get(), options_.region_policy));
+                              region->sealer.get(), options_.region_policy,
+                              user_key != nullptr ? material.span() : ByteSpan{}));
+  if (user_key != nullptr) {
+    user_key->key_epoch = region->engine->key_epoch();
+    user_key->receipt = SessionUserKeyReceipt(*session, UserKeyUse::kCreateRegion, binding.name,
+                                              user_key->key_epoch, material.span());
+  }
   std::lock_guard<std::mutex> l(mu_);
   const RegionHandle h = next_handle_++;
   regions_[h] = std::move(region);
@@ -520,20 +534,53 @@ Result<RegionAccessInfo> SimulatedEnclave::RegionListAccess(SessionHandle sessio
   return info;
 }
 
-Status SimulatedEnclave::RegionRotateKey(SessionHandle session, RegionHandle region) {
+Status SimulatedEnclave::RegionRotateKey(SessionHandle session, RegionHandle region,
+                                         UserKeyRequest* user_key) {
   std::shared_ptr<Session> s;
   std::shared_ptr<Region> r;
   COSMOS_RETURN_IF_ERROR(Authorize(session, region, kRightAdmin, &s, &r));
-  if (!options_.background_rotation) return r->engine->RotateKey();
+  const std::string& name = r->engine->binding().name;
+  SecretArray<kUserKeySize> material;
+  if (user_key != nullptr) {
+    COSMOS_ASSIGN_OR_RETURN(
+        material, UnwrapSessionUserKey(*s, UserKeyUse::kRotateKey, name, user_key->wrapped));
+  }
+  const ByteSpan user_material = user_key != nullptr ? material.span() : ByteSpan{};
+  auto receipt = [&] {
+    if (user_key != nullptr) {
+      user_key->key_epoch = r->engine->key_epoch();
+      user_key->receipt = SessionUserKeyReceipt(*s, UserKeyUse::kRotateKey, name,
+                                                user_key->key_epoch, material.span());
+    }
+    return Status::Ok();
+  };
+  if (!options_.background_rotation) {
+    COSMOS_RETURN_IF_ERROR(r->engine->RotateKey(user_material));
+    return receipt();
+  }
   if (r->engine->rotation_in_progress()) {
     QueueRotation(region);  // resumes one that paused
     return Status::FailedPrecondition("a key rotation of this region is already in progress");
   }
   // The new key is committed (and used for every write) before this
   // returns; old blocks migrate in the background.
-  COSMOS_RETURN_IF_ERROR(r->engine->StartKeyRotation());
+  COSMOS_RETURN_IF_ERROR(r->engine->StartKeyRotation(user_material));
   QueueRotation(region);
-  return Status::Ok();
+  return receipt();
+}
+
+Result<SecretArray<kUserKeySize>> SimulatedEnclave::UnwrapSessionUserKey(Session& s,
+                                                                       UserKeyUse use,
+                                                                       std::string_view name,
+                                                                       ByteSpan wrapped) {
+  std::lock_guard<std::mutex> l(s.mu);
+  return UnwrapUserKey(s.channel->key_wrap_key(), use, name, wrapped);
+}
+
+Digest SimulatedEnclave::SessionUserKeyReceipt(Session& s, UserKeyUse use, std::string_view name,
+                                               uint32_t key_epoch, ByteSpan material) {
+  std::lock_guard<std::mutex> l(s.mu);
+  return UserKeyReceipt(s.channel->key_wrap_key(), use, name, key_epoch, material);
 }
 
 }  // namespace cosmos::sec

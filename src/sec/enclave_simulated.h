@@ -22,6 +22,7 @@
 #include "sec/handshake.h"
 #include "sec/sealing.h"
 #include "sec/secure_memory.h"
+#include "sec/user_key.h"
 
 namespace cosmos::sec {
 
@@ -73,8 +74,11 @@ class SimulatedEnclave final : public Enclave {
                     ByteSpan tag) override;
   Status CloseSession(SessionHandle session) override;
   Result<RegionHandle> CreateRegion(SessionHandle creator, const RegionBinding& binding,
-                                    const RegionGeometry& geometry, UntrustedStore* store) override;
+                                    const RegionGeometry& geometry, UntrustedStore* store,
+                                    UserKeyRequest* user_key) override;
+  using Enclave::CreateRegion;
   using Enclave::OpenRegion;
+  using Enclave::RegionRotateKey;
   using Enclave::RegionCompareAndSwap;
   using Enclave::RegionFetchAdd;
   using Enclave::RegionFlush;
@@ -100,7 +104,8 @@ class SimulatedEnclave final : public Enclave {
   Status RegionGrant(SessionHandle session, RegionHandle region, const Ed25519PublicKey& identity,
                      uint8_t rights) override;
   Result<RegionAccessInfo> RegionListAccess(SessionHandle session, RegionHandle region) override;
-  Status RegionRotateKey(SessionHandle session, RegionHandle region) override;
+  Status RegionRotateKey(SessionHandle session, RegionHandle region,
+                         UserKeyRequest* user_key) override;
 
   // Whether the secret memory could be locked / excluded from dumps.
   bool secrets_locked() const { return secrets_->locked(); }
@@ -135,6 +140,13 @@ class SimulatedEnclave final : public Enclave {
     std::unique_ptr<Sealer> sealer;  // per region: Sealer is single-threaded
     std::unique_ptr<ProtectedRegion> engine;
   };
+  // The session's key-wrap key applied to a user key (under the session's
+  // mutex: its channel is single-owner).
+  static Result<SecretArray<kUserKeySize>> UnwrapSessionUserKey(Session& s, UserKeyUse use,
+                                                                std::string_view name,
+                                                                ByteSpan wrapped);
+  static Digest SessionUserKeyReceipt(Session& s, UserKeyUse use, std::string_view name,
+                                      uint32_t key_epoch, ByteSpan material);
   explicit SimulatedEnclave(SimulatedEnclaveOptions o) : options_(std::move(o)) {}
   // Opens region_id's counter. `existing`: the region's sealed state exists
   // (OpenRegion), so a missing counter file is IntegrityViolation unless

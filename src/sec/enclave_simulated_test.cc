@@ -9,6 +9,7 @@
 #include <filesystem>
 
 #include "sec/key_files.h"
+#include "sec/user_key.h"
 
 namespace cosmos::sec {
 namespace {
@@ -476,6 +477,123 @@ TEST_F(EnclaveTest, KeyRotationReencryptsInTheBackgroundWhileTheRegionServes) {
   // A third rotation finds no unfinished one (else FailedPrecondition).
   EXPECT_TRUE(enclave_->RegionRotateKey(alice->handle, *reopened).ok());
   enclave_->WaitForRotations();
+}
+
+// The longest run of equal, nonzero bytes at the same offsets of two stores.
+size_t LongestSharedNonzeroRun(const Bytes& a, const Bytes& b) {
+  size_t best = 0, run = 0;
+  for (size_t i = 0; i < std::min(a.size(), b.size()); ++i) {
+    run = (a[i] == b[i] && a[i] != 0) ? run + 1 : 0;
+    best = std::max(best, run);
+  }
+  return best;
+}
+
+TEST_F(EnclaveTest, AUserKeyCreatesTheRegionAndItsReceiptProvesTheEnclaveUsedIt) {
+  const Bytes material(kUserKeySize, 0x5a);
+  {
+    auto alice = Connect(enclave_.get(), alice_);
+    ASSERT_TRUE(alice.ok());
+    auto wrapped =
+        WrapUserKey(alice->channel->key_wrap_key(), UserKeyUse::kCreateRegion, "r3", material);
+    ASSERT_TRUE(wrapped.ok()) << wrapped.status();
+    UserKeyRequest request{*wrapped};
+    auto region = enclave_->CreateRegion(alice->handle, B(3), geometry_, store_.get(), &request);
+    ASSERT_TRUE(region.ok()) << region.status();
+    EXPECT_EQ(request.key_epoch, 1u);
+    EXPECT_EQ(request.receipt, UserKeyReceipt(alice->channel->key_wrap_key(),
+                                              UserKeyUse::kCreateRegion, "r3", 1, material));
+    ASSERT_TRUE(enclave_->RegionWrite(alice->handle, *region, 0, Bytes(700, 9)).ok());
+    ASSERT_TRUE(enclave_->RegionFlush(alice->handle, *region).ok());
+
+    // Rotating to another user key: a receipt naming epoch 2, data intact.
+    const Bytes next(kUserKeySize, 0x3c);
+    auto rewrapped =
+        WrapUserKey(alice->channel->key_wrap_key(), UserKeyUse::kRotateKey, "r3", next);
+    ASSERT_TRUE(rewrapped.ok());
+    UserKeyRequest rotate{*rewrapped};
+    ASSERT_TRUE(enclave_->RegionRotateKey(alice->handle, *region, &rotate).ok());
+    EXPECT_EQ(rotate.key_epoch, 2u);
+    EXPECT_EQ(rotate.receipt, UserKeyReceipt(alice->channel->key_wrap_key(),
+                                             UserKeyUse::kRotateKey, "r3", 2, next));
+    enclave_->WaitForRotations();
+    ASSERT_TRUE(enclave_->CloseRegion(*region).ok());
+  }
+  enclave_ = MakeEnclave(dir_ + "/node/sealing.secret");  // "restart"
+  auto alice = Connect(enclave_.get(), alice_);
+  auto region = enclave_->OpenRegion(B(3), store_.get());
+  ASSERT_TRUE(region.ok()) << region.status();
+  Bytes got(700);
+  ASSERT_TRUE(enclave_->RegionRead(alice->handle, *region, 0, got).ok());
+  EXPECT_EQ(got, Bytes(700, 9));
+}
+
+TEST_F(EnclaveTest, AUserKeyWrappedForAnotherSessionRegionOrUseIsRefused) {
+  auto alice = Connect(enclave_.get(), alice_);
+  auto bob = Connect(enclave_.get(), bob_);
+  ASSERT_TRUE(alice.ok() && bob.ok());
+  const Bytes material(kUserKeySize, 0x11);
+  struct Case {
+    const char* what;
+    ByteSpan wrap_key;
+    UserKeyUse use;
+    std::string name;
+  };
+  const Case cases[] = {
+      {"bob's session", bob->channel->key_wrap_key(), UserKeyUse::kCreateRegion, "r4"},
+      {"another region", alice->channel->key_wrap_key(), UserKeyUse::kCreateRegion, "r5"},
+      {"another use", alice->channel->key_wrap_key(), UserKeyUse::kRotateKey, "r4"},
+  };
+  for (const Case& c : cases) {
+    auto wrapped = WrapUserKey(c.wrap_key, c.use, c.name, material);
+    ASSERT_TRUE(wrapped.ok());
+    UserKeyRequest request{*wrapped};
+    EXPECT_EQ(enclave_->CreateRegion(alice->handle, B(4), geometry_, store_.get(), &request)
+                  .status()
+                  .code(),
+              StatusCode::kIntegrityViolation)
+        << c.what;
+  }
+  // A modified or truncated blob.
+  auto wrapped =
+      WrapUserKey(alice->channel->key_wrap_key(), UserKeyUse::kCreateRegion, "r4", material);
+  ASSERT_TRUE(wrapped.ok());
+  Bytes flipped = *wrapped;
+  flipped[20] ^= 1;
+  UserKeyRequest modified{flipped};
+  EXPECT_EQ(
+      enclave_->CreateRegion(alice->handle, B(4), geometry_, store_.get(), &modified).status().code(),
+      StatusCode::kIntegrityViolation);
+  UserKeyRequest truncated{ByteSpan(wrapped->data(), wrapped->size() - 1)};
+  EXPECT_EQ(
+      enclave_->CreateRegion(alice->handle, B(4), geometry_, store_.get(), &truncated).status().code(),
+      StatusCode::kInvalidArgument);
+  // The genuine one works after all those refusals (they left nothing behind).
+  UserKeyRequest good{*wrapped};
+  EXPECT_TRUE(enclave_->CreateRegion(alice->handle, B(4), geometry_, store_.get(), &good).ok());
+}
+
+// The same user key for two regions must not give them the same block key:
+// their first blocks share (incarnation, version, index), hence the nonce.
+TEST_F(EnclaveTest, TheSameUserKeyGivesEveryRegionItsOwnKey) {
+  auto alice = Connect(enclave_.get(), alice_);
+  ASSERT_TRUE(alice.ok());
+  const Bytes material(kUserKeySize, 0x77);
+  MemoryStore other(store_->Size());
+  const Bytes plain(kBlock, 0x42);
+  for (uint64_t id : {8, 9}) {
+    MemoryStore* store = id == 8 ? store_.get() : &other;
+    auto wrapped = WrapUserKey(alice->channel->key_wrap_key(), UserKeyUse::kCreateRegion,
+                               B(id).name, material);
+    ASSERT_TRUE(wrapped.ok());
+    UserKeyRequest request{*wrapped};
+    auto region = enclave_->CreateRegion(alice->handle, B(id), geometry_, store, &request);
+    ASSERT_TRUE(region.ok()) << region.status();
+    ASSERT_TRUE(enclave_->RegionWrite(alice->handle, *region, 0, plain).ok());
+    ASSERT_TRUE(enclave_->RegionFlush(alice->handle, *region).ok());
+  }
+  // Equal keys would store byte-identical ciphertext of the 512-byte block.
+  EXPECT_LT(LongestSharedNonzeroRun(store_->bytes(), other.bytes()), 32u);
 }
 
 }  // namespace

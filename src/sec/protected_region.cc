@@ -10,6 +10,7 @@
 #include "common/check.h"
 #include "common/endian.h"
 #include "common/log.h"
+#include "sec/user_key.h"
 
 namespace cosmos::sec {
 namespace {
@@ -696,15 +697,24 @@ class ProtectedRegion::Impl {
   }
 
   // `base`: the record to start from (default: the current one).
-  Status StartRotationLocked(const RootRecord* base = nullptr, uint64_t jump_to = 0) {
+  // `user_material`: kUserKeySize bytes the new key derives from (user_key.h);
+  // empty: a random key.
+  Status StartRotationLocked(const RootRecord* base = nullptr, uint64_t jump_to = 0,
+                             ByteSpan user_material = {}) {
     const bool incarnation_start = jump_to != 0;
+    if (!user_material.empty() && user_material.size() != kUserKeySize) {
+      return Status::InvalidArgument("a user region key is 32 bytes");
+    }
     if (rec.rotating) return Status::FailedPrecondition("key rotation already in progress");
     // Wait for room for the commit's increment before changing any state.
     if (const uint64_t need = StableNeededBeforeIncrement(); need > 0 && !incarnation_start) {
       COSMOS_RETURN_IF_ERROR(WaitStableOrRefuse(counter, need));
     }
+    // Derive into scratch first: a failure leaves the current keys in place.
+    SecretArray<32> fresh;
+    COSMOS_RETURN_IF_ERROR(EpochKey(user_material, rec.key_epoch + 1, fresh.mutable_span()));
     std::memcpy(keys->data() + 32, keys->data(), 32);
-    COSMOS_RETURN_IF_ERROR(RandomBytes(MutableByteSpan(keys->data(), 32)));
+    std::memcpy(keys->data(), fresh.data(), 32);
     // Cached sub-keys are keyed by epoch number, which the new key does not
     // reuse; dropping them anyway keeps the cache small and simple.
     ForgetBlockKeys();
@@ -842,6 +852,15 @@ class ProtectedRegion::Impl {
     }
   }
 
+  // The key of key epoch `epoch`: random, or from the user's material with a
+  // fresh random salt (distinct per region and epoch even for equal material).
+  Status EpochKey(ByteSpan user_material, uint32_t epoch, MutableByteSpan out) const {
+    if (user_material.empty()) return RandomBytes(out);
+    uint8_t salt[32];
+    COSMOS_RETURN_IF_ERROR(RandomBytes(MutableByteSpan(salt, 32)));
+    return DeriveRegionKeyFromUserKey(user_material, ByteSpan(salt, 32), binding.Key(), epoch, out);
+  }
+
   Status InitKeys(ByteSpan key_bytes) {
     COSMOS_ASSIGN_OR_RETURN(keys, LockedBuffer::Create(64));
     std::memcpy(keys->data(), key_bytes.data(), 64);
@@ -884,7 +903,8 @@ Result<uint64_t> ProtectedRegion::RequiredStoreSize(const RegionGeometry& g) {
 
 Result<std::unique_ptr<ProtectedRegion>> ProtectedRegion::Create(
     const RegionBinding& binding, const RegionGeometry& g, ByteSpan access_list,
-    UntrustedStore* store, MonotonicCounter* counter, Sealer* sealer, const RegionPolicy& policy) {
+    UntrustedStore* store, MonotonicCounter* counter, Sealer* sealer, const RegionPolicy& policy,
+    ByteSpan user_material) {
   COSMOS_RETURN_IF_ERROR(binding.Validate());
   const uint64_t region_id = binding.region_id;
   COSMOS_ASSIGN_OR_RETURN(uint64_t need, RequiredStoreSize(g));
@@ -913,8 +933,11 @@ Result<std::unique_ptr<ProtectedRegion>> ProtectedRegion::Create(
   r.key_epoch = 1;
   r.incarnation = 1;
   r.acl.assign(access_list.begin(), access_list.end());
+  if (!user_material.empty() && user_material.size() != kUserKeySize) {
+    return Status::InvalidArgument("a user region key is 32 bytes");
+  }
   Bytes key_bytes(64, 0);
-  COSMOS_RETURN_IF_ERROR(RandomBytes(MutableByteSpan(key_bytes.data(), 32)));
+  COSMOS_RETURN_IF_ERROR(impl->EpochKey(user_material, 1, MutableByteSpan(key_bytes.data(), 32)));
   Status ks = impl->InitKeys(key_bytes);
   SecureWipe(key_bytes);
   COSMOS_RETURN_IF_ERROR(ks);
@@ -1284,10 +1307,10 @@ Result<Digest> ProtectedRegion::Verify(std::span<const ByteRange> ranges, ByteSp
   return mac.Final();
 }
 
-Status ProtectedRegion::StartKeyRotation() {
+Status ProtectedRegion::StartKeyRotation(ByteSpan user_material) {
   std::lock_guard<std::mutex> l(impl_->mu);
   COSMOS_RETURN_IF_ERROR(impl_->CheckUsable());
-  return impl_->StartRotationLocked();
+  return impl_->StartRotationLocked(nullptr, 0, user_material);
 }
 
 Status ProtectedRegion::RotationStep(uint64_t max_blocks) {
@@ -1298,14 +1321,14 @@ Status ProtectedRegion::RotationStep(uint64_t max_blocks) {
   return impl_->WaitForCounter();
 }
 
-Status ProtectedRegion::RotateKey() {
+Status ProtectedRegion::RotateKey(ByteSpan user_material) {
   std::lock_guard<std::mutex> l(impl_->mu);
   COSMOS_RETURN_IF_ERROR(impl_->CheckUsable());
   COSMOS_RETURN_IF_ERROR(impl_->CommitDirty());
   if (impl_->rec.rotating) {
     COSMOS_RETURN_IF_ERROR(impl_->RotationStepLocked(impl_->layout.block_count));
   }
-  COSMOS_RETURN_IF_ERROR(impl_->StartRotationLocked());
+  COSMOS_RETURN_IF_ERROR(impl_->StartRotationLocked(nullptr, 0, user_material));
   COSMOS_RETURN_IF_ERROR(impl_->RotationStepLocked(impl_->layout.block_count));
   return impl_->WaitForCounter();
 }

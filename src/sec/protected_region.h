@@ -103,7 +103,9 @@ class ProtectedRegion {
   // geometry.
   static Result<uint64_t> RequiredStoreSize(const RegionGeometry& geometry);
 
-  // Formats `store` as a new, all-zero region with a fresh random region key,
+  // Formats `store` as a new, all-zero region with a fresh random region key
+  // (or one derived from `user_material`, kUserKeySize bytes, and a fresh
+  // random salt: user_key.h),
   // and commits the first root record (which carries `access_list`, <= 256
   // bytes, opaque to the engine, and is bound to `binding`). `counter`,
   // `sealer` and `store` must outlive the region. InvalidArgument for a bad
@@ -113,7 +115,8 @@ class ProtectedRegion {
                                                          ByteSpan access_list,
                                                          UntrustedStore* store,
                                                          MonotonicCounter* counter, Sealer* sealer,
-                                                         const RegionPolicy& policy = {});
+                                                         const RegionPolicy& policy = {},
+                                                         ByteSpan user_material = {});
 
   // Opens an existing region: picks the newest valid sealed root record,
   // replays a committed redo log, rebuilds the cached tree levels and checks
@@ -175,13 +178,16 @@ class ProtectedRegion {
 
   // Starts an online key rotation (fresh key; blocks migrate lazily or via
   // RotationStep). FailedPrecondition if one is already running.
-  [[nodiscard]] Status StartKeyRotation();
+  // `user_material` (kUserKeySize bytes, user_key.h): the new key derives
+  // from it and a fresh random salt; empty: a random key. InvalidArgument
+  // for another size.
+  [[nodiscard]] Status StartKeyRotation(ByteSpan user_material = {});
   // Re-encrypts up to `max_blocks` blocks still under the previous key and
   // commits; finishes the rotation (wipes the old key) when all are done.
   [[nodiscard]] Status RotationStep(uint64_t max_blocks);
   // Start + steps until done (holds the region for the whole re-encryption;
   // see BackgroundRotationStep for the non-blocking way).
-  [[nodiscard]] Status RotateKey();
+  [[nodiscard]] Status RotateKey(ByteSpan user_material = {});
   // One step of a background rotation: scans up to `max_blocks` blocks from
   // the rotation cursor and migrates those still under the previous key, in
   // one commit (at most the log capacity of them). Waits

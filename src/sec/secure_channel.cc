@@ -20,6 +20,7 @@ Result<std::unique_ptr<SecureChannel>> SecureChannel::Create(ChannelRole role, u
   c->session_id_ = session_id;
   c->options_ = options;
   c->verify_ = keys.verify;
+  c->key_wrap_ = keys.key_wrap;
   const bool client = role == ChannelRole::kClient;
   c->send_key_ = client ? keys.client_to_server : keys.server_to_client;
   c->recv_key_ = client ? keys.server_to_client : keys.client_to_server;

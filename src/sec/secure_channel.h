@@ -29,6 +29,7 @@ struct SessionKeys {
   SecretArray<32> client_to_server;
   SecretArray<32> server_to_client;
   SecretArray<32> verify;  // MAC key for region Verify digests of this session
+  SecretArray<32> key_wrap;  // wraps user region keys for the enclave (user_key.h)
 };
 
 // Counters for tests and `info`.
@@ -79,6 +80,8 @@ class SecureChannel {
   const ChannelStats& stats() const { return stats_; }
   // The session's Verify MAC key (client side uses it to check digests).
   ByteSpan verify_key() const { return verify_.span(); }
+  // The session's key-wrap key (user region keys, sec/user_key.h).
+  ByteSpan key_wrap_key() const { return key_wrap_.span(); }
 
  private:
   SecureChannel() = default;
@@ -90,6 +93,7 @@ class SecureChannel {
   uint64_t session_id_ = 0;
   ChannelOptions options_;
   SecretArray<32> verify_;
+  SecretArray<32> key_wrap_;
   // Send side.
   SecretArray<32> send_key_;
   std::unique_ptr<AesGcm> send_gcm_;

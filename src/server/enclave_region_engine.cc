@@ -6,6 +6,7 @@
 
 #include "common/check.h"
 #include "common/log.h"
+#include "sec/user_key.h"
 #include "server/secure_channel_adapter.h"
 
 namespace cosmos::server {
@@ -30,6 +31,8 @@ static_assert(kAccessRead == sec::kRightRead && kAccessWrite == sec::kRightWrite
               kAccessAdmin == sec::kRightAdmin);  // the client API's bits
 static_assert(protocol::kFingerprintSize == sec::kIdentityFingerprintSize);
 static_assert(protocol::kIdentityKeySize == sizeof(sec::Ed25519PublicKey));
+static_assert(protocol::kWrappedUserKeySize == sec::kWrappedUserKeySize &&
+              protocol::kUserKeyReceiptSize == sec::kUserKeyReceiptSize);
 
 sec::CounterWait ToCounterWait(WaitMode wait) {
   return wait == WaitMode::kNoWait ? sec::CounterWait::kNoWait : sec::CounterWait::kMayWait;
@@ -147,7 +150,8 @@ Result<sec::RegionHandle> EnclaveRegionEngine::RegionOf(RegionEntry& e, WaitMode
   return h;
 }
 
-Status EnclaveRegionEngine::Format(Requester requester, RegionEntry& e) {
+Status EnclaveRegionEngine::Format(Requester requester, RegionEntry& e,
+                                   UserKeyTransfer* user_key) {
   COSMOS_ASSIGN_OR_RETURN(sec::SessionHandle session, SessionOf(requester));
   const uint32_t b = BlockSizeOf(e.region.flags());
   if (b == 0) return Status::Internal("new secure region has no valid block size in its flags");
@@ -160,8 +164,13 @@ Status EnclaveRegionEngine::Format(Requester requester, RegionEntry& e) {
     }
   }
   auto store = std::make_unique<PmemUntrustedStore>(&e.region);
-  auto h =
-      enclave_->CreateRegion(session, BindingOf(e), GeometryFor(LogicalSize(e), b), store.get());
+  sec::UserKeyRequest request;
+  if (user_key != nullptr) request.wrapped = sec::AsBytes(user_key->wrapped);
+  auto h = enclave_->CreateRegion(session, BindingOf(e), GeometryFor(LogicalSize(e), b),
+                                  store.get(), user_key != nullptr ? &request : nullptr);
+  if (h.ok() && user_key != nullptr) {
+    std::memcpy(user_key->receipt.data(), request.receipt.data(), user_key->receipt.size());
+  }
   if (!h.ok()) {
     std::lock_guard lock(mu_);
     regions_.erase(&e);
@@ -281,9 +290,17 @@ Result<protocol::AccessInfo> EnclaveRegionEngine::ListAccess(Requester requester
   return out;
 }
 
-Result<uint32_t> EnclaveRegionEngine::RotateKey(Requester requester, RegionEntry& e) {
+Result<uint32_t> EnclaveRegionEngine::RotateKey(Requester requester, RegionEntry& e,
+                                                UserKeyTransfer* user_key) {
   COSMOS_ASSIGN_OR_RETURN(sec::SessionHandle session, SessionOf(requester));
   COSMOS_ASSIGN_OR_RETURN(sec::RegionHandle region, RegionOf(e));
+  if (user_key != nullptr) {
+    sec::UserKeyRequest request;
+    request.wrapped = sec::AsBytes(user_key->wrapped);
+    COSMOS_RETURN_IF_ERROR(enclave_->RegionRotateKey(session, region, &request));
+    std::memcpy(user_key->receipt.data(), request.receipt.data(), user_key->receipt.size());
+    return request.key_epoch;  // the epoch the receipt names
+  }
   COSMOS_RETURN_IF_ERROR(enclave_->RegionRotateKey(session, region));
   // The epoch as the rotating admin sees it right after (a concurrent
   // rotation may have moved it further: it only grows).

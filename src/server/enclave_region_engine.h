@@ -30,7 +30,7 @@ class EnclaveRegionEngine final : public SecureRegionEngine {
   uint32_t RegionFlags() const override;
   uint32_t block_size() const override { return block_size_; }
   uint64_t LogicalSize(const RegionEntry& e) const override;
-  Status Format(Requester requester, RegionEntry& e) override;
+  Status Format(Requester requester, RegionEntry& e, UserKeyTransfer* user_key) override;
   void Forget(const RegionEntry& e) override;
   bool IsSecureSession(const Requester& requester) override;
   Status Authorize(Requester requester, RegionEntry& e, uint8_t rights) override;
@@ -50,7 +50,8 @@ class EnclaveRegionEngine final : public SecureRegionEngine {
   Status Grant(Requester requester, RegionEntry& e, std::span<const std::byte> identity,
                uint8_t rights) override;
   Result<protocol::AccessInfo> ListAccess(Requester requester, RegionEntry& e) override;
-  Result<uint32_t> RotateKey(Requester requester, RegionEntry& e) override;
+  Result<uint32_t> RotateKey(Requester requester, RegionEntry& e,
+                             UserKeyTransfer* user_key) override;
 
  private:
   // One region's enclave state; `mu` serialises its opening.

@@ -4,6 +4,7 @@
 // and pins the region with a use count, taking no lock.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -48,6 +49,14 @@ struct Requester {
   uint64_t secure_session = 0;
 };
 
+// A region key the client supplies (sec/user_key.h), on its way from the
+// request to the enclave: the client's wrapped material (opaque to the host)
+// and, on success, the enclave's receipt for the reply.
+struct UserKeyTransfer {
+  std::span<const std::byte> wrapped;
+  std::array<std::byte, protocol::kUserKeyReceiptSize> receipt{};
+};
+
 // Whether a secure-region call may block until a trusted-counter value is
 // stable (sec::CounterWait across the enclave boundary). kNoWait: a call that
 // would wait returns StatusCode::kWouldBlock instead, with what it did so far
@@ -77,8 +86,10 @@ class SecureRegionEngine {
   // Plaintext bytes of a secure region (from its pool size and flags).
   virtual uint64_t LogicalSize(const RegionEntry& e) const = 0;
   // Formats a freshly created secure region; the requester's client becomes
-  // its admin (read, write, admin).
-  virtual Status Format(Requester requester, RegionEntry& e) = 0;
+  // its admin (read, write, admin). `user_key` (optional): the region key
+  // derives from the client's material (IntegrityViolation if it does not
+  // open under the requester's session for this region).
+  virtual Status Format(Requester requester, RegionEntry& e, UserKeyTransfer* user_key) = 0;
   // The region was deleted: close it inside the enclave.
   virtual void Forget(const RegionEntry& e) = 0;
   // True when `requester`'s batch was admitted on a session that had
@@ -126,8 +137,10 @@ class SecureRegionEngine {
                        uint8_t rights) = 0;
   // The key epoch and the access list's entries (identity fingerprints).
   virtual Result<protocol::AccessInfo> ListAccess(Requester requester, RegionEntry& e) = 0;
-  // Re-encrypts the region under a fresh key; returns the new key epoch.
-  virtual Result<uint32_t> RotateKey(Requester requester, RegionEntry& e) = 0;
+  // Re-encrypts the region under a fresh key (from the client's material
+  // with `user_key`); returns the new key epoch.
+  virtual Result<uint32_t> RotateKey(Requester requester, RegionEntry& e,
+                                     UserKeyTransfer* user_key) = 0;
 };
 
 // One served region. Lives until the table is destroyed (entries are never

@@ -358,7 +358,7 @@ TEST_F(SecureRpcTest, DeferredOpKeepsTheSessionItWasAdmittedUnder) {
   ASSERT_TRUE(created.ok()) << created.status();
   auto entry = table.Lookup(created->handle);
   ASSERT_TRUE(entry.ok());
-  ASSERT_TRUE(engine.Format(bob_now, *entry->get()).ok());
+  ASSERT_TRUE(engine.Format(bob_now, *entry->get(), nullptr).ok());
   const std::byte data[8] = {std::byte{1}};
   ASSERT_TRUE(engine.Write(bob_now, *entry->get(), 0, data, WaitMode::kMayWait).ok());
 

@@ -267,8 +267,12 @@ Status Server::Impl::ExecuteSecureAdmin(Requester requester, const Op& op,
   std::string_view name(reinterpret_cast<const char*>(op.payload.data()), op.payload.size());
   std::span<const std::byte> identity;
   uint8_t rights = 0;
+  UserKeyTransfer user_key;
   if (op.opcode == Opcode::kGrantAccess) {
     COSMOS_RETURN_IF_ERROR(protocol::DecodeGrantPayload(op.payload, &name, &identity, &rights));
+  } else if (op.opcode == Opcode::kRotateKey) {
+    COSMOS_RETURN_IF_ERROR(
+        protocol::DecodeRotatePayload(op.payload, op.flags, &name, &user_key.wrapped));
   }
   COSMOS_ASSIGN_OR_RETURN(auto desc, table->Open(name));
   // A plain session gets NotFound (as for an absent name), a secure one
@@ -294,10 +298,17 @@ Status Server::Impl::ExecuteSecureAdmin(Requester requester, const Op& op,
       return Status::Ok();
     }
     case Opcode::kRotateKey: {
-      COSMOS_ASSIGN_OR_RETURN(uint32_t epoch, engine->RotateKey(requester, *ref.get()));
-      COSMOS_LOG_INFO("server: secure region '{}' re-encrypted under key epoch {}", desc.name,
-                      epoch);
-      out->AddU64(epoch);
+      const bool with_user_key = !user_key.wrapped.empty();
+      COSMOS_ASSIGN_OR_RETURN(
+          uint32_t epoch,
+          engine->RotateKey(requester, *ref.get(), with_user_key ? &user_key : nullptr));
+      COSMOS_LOG_INFO("server: secure region '{}' re-encrypted under key epoch {}{}", desc.name,
+                      epoch, with_user_key ? " (user-supplied key)" : "");
+      if (with_user_key) {
+        out->AddU64WithReceipt(epoch, user_key.receipt);
+      } else {
+        out->AddU64(epoch);
+      }
       return Status::Ok();
     }
     default:
@@ -310,13 +321,17 @@ Status Server::Impl::ExecuteOne(Requester requester, const Op& op, uint64_t atte
   switch (op.opcode) {
     case Opcode::kCreateRegion: {
       std::string_view name, pool;
-      COSMOS_RETURN_IF_ERROR(protocol::DecodeCreatePayload(op.payload, &name, &pool));
+      UserKeyTransfer user_key;
+      COSMOS_RETURN_IF_ERROR(
+          protocol::DecodeCreatePayload(op.payload, op.flags, &name, &pool, &user_key.wrapped));
+      const bool with_user_key = !user_key.wrapped.empty();
       COSMOS_ASSIGN_OR_RETURN(
           auto desc,
           table->Create(name, op.offset, (op.flags & protocol::kCreateFlagSecure) != 0, pool));
       if (desc.secure) {
         COSMOS_ASSIGN_OR_RETURN(RegionRef created, table->Lookup(desc.handle));
-        Status formatted = table->secure_engine()->Format(requester, *created.get());
+        Status formatted = table->secure_engine()->Format(requester, *created.get(),
+                                                          with_user_key ? &user_key : nullptr);
         if (!formatted.ok()) {
           created = RegionRef();
           (void)table->Delete(desc.name);
@@ -325,7 +340,8 @@ Status Server::Impl::ExecuteOne(Requester requester, const Op& op, uint64_t atte
       }
       COSMOS_LOG_INFO("server: created region '{}' ({} bytes, {}) in pool", desc.name, desc.size,
                       pmem::DurabilityName(static_cast<pmem::DurabilityLevel>(desc.durability)));
-      out->AddRegionDesc(desc);
+      out->AddRegionDesc(desc, with_user_key ? std::span<const std::byte>(user_key.receipt)
+                                             : std::span<const std::byte>());
       return Status::Ok();
     }
     case Opcode::kOpenRegion: {

@@ -42,7 +42,12 @@ void CheckRequestReencodes(std::span<const std::byte> bytes, const std::vector<O
       case Opcode::kListAccess:
       case Opcode::kRotateKey: {
         std::string_view name, pool;
-        (void)DecodeCreatePayload(op.payload, &name, &pool);
+        std::span<const std::byte> key;
+        if (op.opcode == Opcode::kCreateRegion) {
+          (void)DecodeCreatePayload(op.payload, op.flags, &name, &pool, &key);
+        } else if (op.opcode == Opcode::kRotateKey) {
+          (void)DecodeRotatePayload(op.payload, op.flags, &name, &key);
+        }
         return;  // flags/handle fields of these are not all re-encodable
       }
       case Opcode::kGrantAccess: {
