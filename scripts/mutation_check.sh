@@ -2,7 +2,8 @@
 # Proves the durability tests can fail: builds a scratch copy of HEAD (a git
 # worktree under /tmp), removes one durability step at a time (a sync
 # skipped, a reply sent before its flush, the tail word written before the
-# records, a directory fsync skipped), and runs the tests that must catch it.
+# records, a directory fsync skipped, a sync of the memory node's plain or
+# secure flush path skipped), and runs the tests that must catch it.
 # Every mutant must make them fail ("caught"); a mutant the tests survive is
 # "MISSED" and the script exits 1. docs/testing.md lists the mutants.
 #
@@ -27,6 +28,12 @@ store-tail-before-records | src/kv/store.cc | Status s = device_->Write(inflight
 server-reply-before-flush | src/kv/server.cc | if (c->pending_seq <= durable) {\n    Release(c, durable); | if (true) {\n    Release(c, durable); | kv_test | ^ServerFixture\.
 file-create-no-dir-fsync | src/kv/log_device_file.cc | if (Status s = SyncDirectoryOf(path); !s.ok()) { | if (Status s = Status::Ok(); !s.ok()) { | kv_device_test | ^FileLogDevice\.
 counter-no-dir-fsync | src/sec/counter_simulated.cc | COSMOS_RETURN_IF_ERROR(SyncDirectoryOf(options_.path)); | (void)0; | dir_sync_test | ^SimulatedCounterDirectorySync\.
+server-flush-no-persist | src/server/server.cc | COSMOS_RETURN_IF_ERROR(region.Persist(ranges[0].offset, ranges[0].length)); | (void)0; | server_power_loss_test | ServerPowerLossTest\.
+server-flush-no-drain | src/server/server.cc | if (any) COSMOS_RETURN_IF_ERROR(region.Drain()); | (void)any; | server_power_loss_test | ServerPowerLossTest\.
+server-atomic-no-persist | src/server/server.cc | COSMOS_RETURN_IF_ERROR(region.Persist(op.offset, 8)); | (void)0; | server_power_loss_test | ServerPowerLossTest\.
+secure-store-no-drain | src/server/pmem_untrusted_store.cc | return any ? region_->Drain() : Status::Ok(); | return any ? Status::Ok() : Status::Ok(); | server_power_loss_test | ServerPowerLossTest\.
+secure-commit-no-data-persist | src/sec/protected_region.cc | ++stats.persists;\n      COSMOS_RETURN_IF_ERROR(store->Persist(ranges));\n    }\n    COSMOS_RETURN_IF_ERROR(WriteSlot( | ++stats.persists;\n    }\n    COSMOS_RETURN_IF_ERROR(WriteSlot( | server_power_loss_test | ServerPowerLossTest\.
+secure-commit-no-record-persist | src/sec/protected_region.cc | ++stats.persists;\n    return store->Persist({&r, 1}); | ++stats.persists;\n    (void)r;\n    return Status::Ok(); | server_power_loss_test | ServerPowerLossTest\.
 EOF
 )
 
@@ -83,7 +90,8 @@ run_tests() {
     echo build-error
     return
   fi
-  if ctest --test-dir "$B" -R "$regex" --no-tests=error -j"$JOBS" >>"$log" 2>&1; then
+  if ctest --test-dir "$B" -R "$regex" --no-tests=error --output-on-failure -j"$JOBS" \
+    >>"$log" 2>&1; then
     echo pass
   else
     echo fail
