@@ -90,6 +90,10 @@ const Dispatcher::CommandSpec Dispatcher::kCommands[] = {
     {"pttl", 2, &Dispatcher::PTtl, false},
     {"expire", -3, &Dispatcher::Expire, true},
     {"pexpire", -3, &Dispatcher::PExpire, true},
+    {"expireat", -3, &Dispatcher::ExpireAt, true},
+    {"pexpireat", -3, &Dispatcher::PExpireAt, true},
+    {"expiretime", 2, &Dispatcher::ExpireTime, false},
+    {"pexpiretime", 2, &Dispatcher::PExpireTime, false},
     {"persist", 2, &Dispatcher::Persist, true},
     {"info", -1, &Dispatcher::Info, false},
     {"command", -1, &Dispatcher::Command, false},
@@ -585,13 +589,16 @@ uint64_t Dispatcher::Type(Ctx& c) {
   return ReadSeq();
 }
 
-uint64_t Dispatcher::TtlImpl(Ctx& c, bool millis) {
+uint64_t Dispatcher::TtlImpl(Ctx& c, bool millis, bool absolute) {
   auto info = store_->Lookup(c.args[1]);
   if (!info.ok()) return StoreError(c, info.status());
   if (!info->has_value()) {
     AppendInteger(c.out, -2);
   } else if ((*info)->expiry_ms == 0) {
     AppendInteger(c.out, -1);
+  } else if (absolute) {
+    const int64_t at = (*info)->expiry_ms;
+    AppendInteger(c.out, millis ? at : (at + 500) / 1000);
   } else {
     int64_t left = std::max<int64_t>(0, (*info)->expiry_ms - store_->NowMs());
     AppendInteger(c.out, millis ? left : (left + 500) / 1000);
@@ -599,10 +606,12 @@ uint64_t Dispatcher::TtlImpl(Ctx& c, bool millis) {
   return ReadSeq();
 }
 
-uint64_t Dispatcher::Ttl(Ctx& c) { return TtlImpl(c, false); }
-uint64_t Dispatcher::PTtl(Ctx& c) { return TtlImpl(c, true); }
+uint64_t Dispatcher::Ttl(Ctx& c) { return TtlImpl(c, false, false); }
+uint64_t Dispatcher::PTtl(Ctx& c) { return TtlImpl(c, true, false); }
+uint64_t Dispatcher::ExpireTime(Ctx& c) { return TtlImpl(c, false, true); }
+uint64_t Dispatcher::PExpireTime(Ctx& c) { return TtlImpl(c, true, true); }
 
-uint64_t Dispatcher::ExpireImpl(Ctx& c, bool millis) {
+uint64_t Dispatcher::ExpireImpl(Ctx& c, bool millis, bool absolute) {
   int64_t v;
   if (!ParseInt64(c.args[2], &v)) {
     AppendError(c.out, kNotInteger);
@@ -628,12 +637,14 @@ uint64_t Dispatcher::ExpireImpl(Ctx& c, bool millis) {
     return 0;
   }
   const int64_t now = store_->NowMs();
-  const int64_t ms_limit = INT64_MAX - now;
-  if ((!millis && (v > ms_limit / 1000 || v < INT64_MIN / 1000)) || (millis && v > ms_limit)) {
+  const int64_t base = absolute ? 0 : now;  // EXPIREAT/PEXPIREAT: v is a unix time
+  const int64_t ms_limit = INT64_MAX - base;
+  if ((!millis && (v > ms_limit / 1000 || v < INT64_MIN / 1000)) || (millis && v > ms_limit) ||
+      (absolute && !millis && v * 1000 > ms_limit)) {
     AppendError(c.out, std::string("ERR invalid expire time in '") + c.spec->name + "' command");
     return 0;
   }
-  const int64_t expiry = now + (millis ? v : v * 1000);
+  const int64_t expiry = base + (millis ? v : v * 1000);
   auto info = store_->Lookup(c.args[1]);
   if (!info.ok()) return StoreError(c, info.status());
   if (!info->has_value()) {
@@ -658,8 +669,10 @@ uint64_t Dispatcher::ExpireImpl(Ctx& c, bool millis) {
   return *seq;
 }
 
-uint64_t Dispatcher::Expire(Ctx& c) { return ExpireImpl(c, false); }
-uint64_t Dispatcher::PExpire(Ctx& c) { return ExpireImpl(c, true); }
+uint64_t Dispatcher::Expire(Ctx& c) { return ExpireImpl(c, false, false); }
+uint64_t Dispatcher::PExpire(Ctx& c) { return ExpireImpl(c, true, false); }
+uint64_t Dispatcher::ExpireAt(Ctx& c) { return ExpireImpl(c, false, true); }
+uint64_t Dispatcher::PExpireAt(Ctx& c) { return ExpireImpl(c, true, true); }
 
 uint64_t Dispatcher::Persist(Ctx& c) {
   auto info = store_->Lookup(c.args[1]);
@@ -729,11 +742,17 @@ uint64_t Dispatcher::Info(Ctx& c) {
     s += "cosmos_compactions:" + std::to_string(st.compactions) + "\r\n\r\n";
   }
   if (want("stats")) {
-    s += "# Stats\r\ntotal_commands_processed:" + std::to_string(commands_processed_) + "\r\n\r\n";
+    s += "# Stats\r\ntotal_commands_processed:" + std::to_string(commands_processed_) + "\r\n";
+    if (options_.info_stats) s += options_.info_stats();
+    s += "\r\n";
   }
   if (want("keyspace")) {
     s += "# Keyspace\r\n";
-    if (st.keys > 0) s += "db0:keys=" + std::to_string(st.keys) + ",expires=0,avg_ttl=0\r\n";
+    if (st.keys > 0) {
+      s += "db0:keys=" + std::to_string(st.keys) + ",expires=" +
+           std::to_string(st.keys_with_expiry) + ",avg_ttl=" + std::to_string(st.avg_ttl_ms) +
+           "\r\n";
+    }
   }
   AppendBulk(c.out, s);
   return 0;

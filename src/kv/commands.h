@@ -36,6 +36,7 @@ struct DispatcherOptions {
   int tcp_port = 0;                      // reported by INFO
   // Extra "key:value\r\n" lines for INFO's # Clients / # Stats sections.
   std::function<std::string()> info_clients;
+  std::function<std::string()> info_stats;
 };
 
 // Thread-safety: Execute may be called from several threads only if the
@@ -114,10 +115,14 @@ class Dispatcher {
   uint64_t Type(Ctx&);
   uint64_t Ttl(Ctx&);
   uint64_t PTtl(Ctx&);
-  uint64_t TtlImpl(Ctx&, bool millis);
+  uint64_t TtlImpl(Ctx&, bool millis, bool absolute);
+  uint64_t ExpireTime(Ctx&);
+  uint64_t PExpireTime(Ctx&);
   uint64_t Expire(Ctx&);
   uint64_t PExpire(Ctx&);
-  uint64_t ExpireImpl(Ctx&, bool millis);
+  uint64_t ExpireImpl(Ctx&, bool millis, bool absolute);
+  uint64_t ExpireAt(Ctx&);
+  uint64_t PExpireAt(Ctx&);
   uint64_t Persist(Ctx&);
   uint64_t Info(Ctx&);
   uint64_t Command(Ctx&);

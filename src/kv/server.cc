@@ -108,6 +108,7 @@ Result<std::unique_ptr<RespServer>> RespServer::Listen(Store* store, Waker* dura
   dopts.security_mode = s->options_.security_mode;
   dopts.tcp_port = s->port_;
   dopts.info_clients = [raw = s.get()] { return raw->ClientsInfo(); };
+  dopts.info_stats = [raw = s.get()] { return raw->StatsInfo(); };
   s->dispatcher_ = std::make_unique<Dispatcher>(store, std::move(dopts));
   // Apply runs on the event-loop thread only (the Dispatcher's), so the
   // observer may touch the server's blocked-key table.
@@ -175,6 +176,7 @@ Status RespServer::Run() {
     }
     if (!block_deadlines_.empty()) TimeOutBlocked();
     ResumeUnblocked();
+    ActiveExpire();
     // Group commit: everything applied in this loop iteration shares a flush.
     if (wrote_since_flush_) {
       wrote_since_flush_ = false;
@@ -529,11 +531,43 @@ void RespServer::ResumeUnblocked() {
   }
 }
 
-int RespServer::EpollTimeoutMs() const {
-  if (block_deadlines_.empty()) return -1;  // nothing timed: sleep until an event
-  const auto left = block_deadlines_.begin()->first - Clock::now();
-  const auto ms = std::chrono::ceil<std::chrono::milliseconds>(left).count();
-  return static_cast<int>(std::clamp<int64_t>(ms, 0, INT32_MAX));
+int RespServer::EpollTimeoutMs() {
+  int64_t ms = -1;  // nothing timed: sleep until a socket or the flusher wakes us
+  if (!block_deadlines_.empty()) {
+    const auto left = block_deadlines_.begin()->first - Clock::now();
+    ms = std::max<int64_t>(std::chrono::ceil<std::chrono::milliseconds>(left).count(), 0);
+  }
+  if (const int64_t next = store_->NextExpiry(); next != 0) {
+    const int64_t due = std::max(next, expire_retry_after_ms_) - store_->NowMs();
+    const int64_t wait = std::max<int64_t>(due, 0);
+    ms = ms < 0 ? wait : std::min(ms, wait);
+  }
+  return static_cast<int>(std::min<int64_t>(ms, INT32_MAX));
+}
+
+void RespServer::ActiveExpire() {
+  const int64_t next = store_->NextExpiry();
+  const int64_t now = store_->NowMs();
+  if (next == 0 || next > now || now < expire_retry_after_ms_) return;
+  const std::vector<std::string> keys = store_->ExpiredKeys(kActiveExpireBatch);
+  if (keys.empty()) return;
+  WriteBatch batch;
+  for (const std::string& k : keys) batch.Delete(k);
+  auto seq = store_->Apply(batch);
+  if (!seq.ok()) {
+    // Log full or store failed: the keys stay (lazily expired on access);
+    // retry in a second instead of spinning.
+    expire_retry_after_ms_ = now + 1000;
+    COSMOS_LOG_WARN("cosmos-kv: active expiry could not delete {} keys: {}", keys.size(),
+                    seq.status().ToString());
+    return;
+  }
+  expired_keys_ += keys.size();
+  wrote_since_flush_ = true;  // committed with the next group
+}
+
+std::string RespServer::StatsInfo() const {
+  return "expired_keys:" + std::to_string(expired_keys_) + "\r\n";
 }
 
 }  // namespace cosmos::kv

@@ -104,7 +104,12 @@ class RespServer {
   void ServeReadyKeys();        // runs parked commands whose key got a value
   void TimeOutBlocked();        // replies nil to clients past their deadline
   void ResumeUnblocked();       // sends their replies, reads their next commands
-  int EpollTimeoutMs() const;   // until the next deadline, -1 if none (sleep)
+  int EpollTimeoutMs();         // until the next deadline or expiry, -1 if none (sleep)
+  // Active expiry: deletes keys whose expiry passed through the log (Delete
+  // records, committed with the next group), at most kActiveExpireBatch per
+  // event-loop pass so clients are served in between.
+  void ActiveExpire();
+  std::string StatsInfo() const;
 
   Store* const store_;
   Waker* const durable_waker_;
@@ -124,6 +129,9 @@ class RespServer {
   std::vector<std::string> ready_keys_;  // blocked keys that received a value
   std::vector<Conn*> unblocked_;         // served or timed out, not yet resumed
   size_t block_count_ = 0;
+  static constexpr size_t kActiveExpireBatch = 200;
+  uint64_t expired_keys_ = 0;             // deleted by active expiry
+  int64_t expire_retry_after_ms_ = 0;     // after a failed delete (log full): back off
   bool wrote_since_flush_ = false;
   size_t writes_since_kick_ = 0;
   std::string read_buffer_;

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <random>
 
 #include "common/check.h"
 #include "common/checksum.h"
@@ -288,6 +289,7 @@ void Store::EraseKey(Index::iterator it) {
   DropChain(it->first, it->second.key_len);
   live_bytes_ -= RecordSize(it->second.key_len, it->second.value_len);
   scan_order_.erase({it->second.scan_hash, std::string_view(it->first)});
+  SetExpiry(it, 0);
   index_.erase(it);
 }
 
@@ -305,10 +307,10 @@ void Store::ApplyRecord(RecordType type, std::string_view key, uint64_t pos, uin
         DropChain(key, it->second.key_len);  // a new whole value replaces the deltas
         live_bytes_ -= RecordSize(it->second.key_len, it->second.value_len);
       }
+      SetExpiry(it, expiry_ms);
       Entry& e = it->second;
       e.pos = pos;
       e.value_len = value_len;
-      e.expiry_ms = expiry_ms;
       e.key_len = key_len;
       e.type = value_type;
       live_bytes_ += RecordSize(key_len, value_len);
@@ -321,7 +323,7 @@ void Store::ApplyRecord(RecordType type, std::string_view key, uint64_t pos, uin
     }
     case RecordType::kExpire: {
       auto it = index_.find(key);
-      if (it != index_.end()) it->second.expiry_ms = expiry_ms;
+      if (it != index_.end()) SetExpiry(it, expiry_ms);
       break;
     }
     case RecordType::kTypedDelta: {
@@ -337,9 +339,50 @@ void Store::ApplyRecord(RecordType type, std::string_view key, uint64_t pos, uin
       index_.clear();
       chains_.clear();
       scan_order_.clear();
+      expiry_order_.clear();
       live_bytes_ = 0;
       break;
   }
+}
+
+void Store::SetExpiry(Index::iterator it, int64_t expiry_ms) {
+  Entry& e = it->second;
+  if (e.expiry_ms == expiry_ms) return;
+  if (e.expiry_ms != 0) expiry_order_.erase({e.expiry_ms, std::string_view(it->first)});
+  e.expiry_ms = expiry_ms;
+  if (expiry_ms != 0) expiry_order_.insert({expiry_ms, std::string_view(it->first)});
+}
+
+Result<std::optional<std::string>> Store::RandomKey() {
+  std::lock_guard l(mu_);
+  if (!failed_.ok()) return failed_;
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  while (!scan_order_.empty()) {
+    auto it = scan_order_.lower_bound({rng(), std::string_view()});
+    if (it == scan_order_.end()) it = scan_order_.begin();
+    auto entry = index_.find(it->second);
+    if (!Expired(entry->second.expiry_ms, options_.now_ms())) {
+      return std::optional<std::string>(entry->first);
+    }
+    EraseKey(entry);  // lazy expiry, as FindLive
+  }
+  return std::optional<std::string>();
+}
+
+int64_t Store::NextExpiry() {
+  std::lock_guard l(mu_);
+  return expiry_order_.empty() ? 0 : expiry_order_.begin()->first;
+}
+
+std::vector<std::string> Store::ExpiredKeys(size_t max) {
+  std::lock_guard l(mu_);
+  const int64_t now = options_.now_ms();
+  std::vector<std::string> keys;
+  for (auto it = expiry_order_.begin();
+       it != expiry_order_.end() && keys.size() < max && Expired(it->first, now); ++it) {
+    keys.emplace_back(it->second);
+  }
+  return keys;
 }
 
 Store::Index::iterator Store::FindLive(std::string_view key) {
@@ -897,6 +940,13 @@ StoreStats Store::Stats() {
   std::lock_guard l(mu_);
   StoreStats s;
   s.keys = index_.size();
+  s.keys_with_expiry = expiry_order_.size();
+  if (!expiry_order_.empty()) {
+    const int64_t now = options_.now_ms();
+    long double sum = 0;
+    for (const auto& [expiry, key] : expiry_order_) sum += std::max<int64_t>(expiry - now, 0);
+    s.avg_ttl_ms = static_cast<int64_t>(sum / static_cast<long double>(expiry_order_.size()));
+  }
   s.generation = generation_;
   s.log_capacity = capacity_;
   s.log_used = append_pos_ - RecordBase(half_);

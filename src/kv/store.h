@@ -106,6 +106,8 @@ struct KeyInfo {
 
 struct StoreStats {
   uint64_t keys = 0;
+  uint64_t keys_with_expiry = 0;
+  int64_t avg_ttl_ms = 0;  // mean remaining TTL of the keys with an expiry
   uint64_t generation = 0;
   uint64_t log_capacity = 0;  // bytes of records one half can hold
   uint64_t log_used = 0;      // bytes appended to the active half
@@ -165,6 +167,15 @@ class Store {
                                       std::vector<std::string>* keys);
   // Number of keys in the index (expired keys not yet touched included).
   uint64_t KeyCount();
+  // Active expiry. The earliest expiry (unix ms) of any key in the index, 0
+  // if no key has one; and up to `max` keys whose expiry has passed, the
+  // earliest first (still in the index: the caller deletes them through
+  // the log with Delete records).
+  int64_t NextExpiry();
+  // A random live key (RANDOMKEY), nullopt if there is none. Expired keys
+  // met on the way are dropped lazily.
+  [[nodiscard]] Result<std::optional<std::string>> RandomKey();
+  std::vector<std::string> ExpiredKeys(size_t max);
 
   uint64_t last_sequence();
   uint64_t durable_sequence();
@@ -246,6 +257,7 @@ class Store {
                    int64_t expiry_ms, uint32_t key_len,
                    ValueType value_type);                  // REQUIRES: mu_ held
   void EraseKey(Index::iterator it);                       // REQUIRES: mu_ held
+  void SetExpiry(Index::iterator it, int64_t expiry_ms);   // REQUIRES: mu_ held
   void DropChain(std::string_view key, uint32_t key_len);  // REQUIRES: mu_ held
   KeyVersion VersionOf(const Index::value_type& entry);    // REQUIRES: mu_ held
   Index::iterator FindLive(std::string_view key);          // REQUIRES: mu_ held
@@ -275,6 +287,7 @@ class Store {
   Index index_;
   Chains chains_;
   std::set<std::pair<uint64_t, std::string_view>> scan_order_;  // views into index_ keys
+  std::set<std::pair<int64_t, std::string_view>> expiry_order_;  // keys with an expiry
   uint64_t generation_ = 0;
   int half_ = 0;
   uint64_t append_pos_ = 0;   // next record offset in the active half

@@ -17,7 +17,8 @@ const TypedCommand* FindTypedCommand(std::string_view name) {
   static const auto* table = [] {
     auto* t = new std::unordered_map<std::string, const TypedCommand*>();
     for (auto family :
-         {HashCommands(), ListCommands(), SetCommands(), ZSetCommands(), KeyspaceCommands()}) {
+         {HashCommands(), ListCommands(), SetCommands(), ZSetCommands(), KeyspaceCommands(),
+          StringCommands()}) {
       for (const TypedCommand& c : family) (*t)[c.name] = &c;
     }
     return t;
@@ -29,7 +30,7 @@ const TypedCommand* FindTypedCommand(std::string_view name) {
 
 size_t TypedCommandCount() {
   return HashCommands().size() + ListCommands().size() + SetCommands().size() +
-         ZSetCommands().size() + KeyspaceCommands().size();
+         ZSetCommands().size() + KeyspaceCommands().size() + StringCommands().size();
 }
 
 bool RejectStringCommandOnOtherType(Store* store, std::string_view lower_name,

@@ -97,6 +97,7 @@ std::span<const TypedCommand> ListCommands();
 std::span<const TypedCommand> SetCommands();
 std::span<const TypedCommand> ZSetCommands();
 std::span<const TypedCommand> KeyspaceCommands();
+std::span<const TypedCommand> StringCommands();  // types_string.cc
 
 // ---- Helpers for the handlers (typed_commands.cc) ----
 
