@@ -24,6 +24,7 @@
 #include <filesystem>
 #include <memory>
 #include <optional>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -237,6 +238,9 @@ struct PowerLossCase {
   sec::CounterMode counter_mode;
   pmem::CrashMode crash_mode;
 };
+
+// For ctest's listing: the case's name, not its bytes.
+void PrintTo(const PowerLossCase& c, std::ostream* os) { *os << c.name; }
 
 class ServerPowerLossTest : public ::testing::TestWithParam<PowerLossCase> {
  protected:
