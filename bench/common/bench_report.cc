@@ -110,4 +110,46 @@ double Quantile(std::vector<double> v, double q) {
   return v[rank - 1];
 }
 
+bool BenchReport::Merge(const std::string& dir, const std::string& replace_notes_prefix) const {
+  const std::string path = dir + "/" + suite_ + ".json";
+  nlohmann::ordered_json old;
+  {
+    std::ifstream in(path);
+    if (in) old = nlohmann::ordered_json::parse(in, nullptr, /*allow_exceptions=*/false);
+  }
+  if (!Write(dir)) return false;
+  if (!old.is_object() || !old.contains("metrics")) return true;  // nothing to keep
+  nlohmann::ordered_json now;
+  {
+    std::ifstream in(path);
+    now = nlohmann::ordered_json::parse(in, nullptr, false);
+  }
+  if (!now.is_object()) return false;
+  nlohmann::ordered_json metrics = old["metrics"];
+  for (auto& [name, m] : now["metrics"].items()) metrics[name] = m;
+  nlohmann::ordered_json notes = nlohmann::ordered_json::array();
+  bool merged_before = false;  // an earlier merge already named the other rows' run
+  if (old.contains("notes")) {
+    for (const auto& n : old["notes"]) {
+      if (n.is_string() && n.get<std::string>().rfind(replace_notes_prefix, 0) == 0) continue;
+      merged_before |= n.is_string() && n.get<std::string>().rfind("merged:", 0) == 0;
+      notes.push_back(n);
+    }
+  }
+  if (now.contains("notes")) {
+    for (const auto& n : now["notes"]) notes.push_back(n);
+  }
+  if (!merged_before && old.contains("host") && old["host"].contains("date")) {
+    notes.push_back("merged: rows other than " + replace_notes_prefix + " come from the run of " +
+                    old["host"]["date"].get<std::string>() +
+                    (old.value("quick", false) ? " (a --quick run)" : " (a full run)"));
+  }
+  now["metrics"] = metrics;
+  now["notes"] = notes;
+  std::ofstream out(path);
+  if (!out) return false;
+  out << now.dump(2) << "\n";
+  return static_cast<bool>(out);
+}
+
 }  // namespace cosmos::bench

@@ -34,6 +34,12 @@ class BenchReport {
 
   // Prints the table and writes `<dir>/<suite>.json`. Returns false on I/O error.
   bool Write(const std::string& dir) const;
+  // Like Write, for a second program adding rows to a suite's file: metrics
+  // of an existing `<dir>/<suite>.json` that this report does not replace
+  // (by name) are kept, and so are its notes, except those starting with
+  // `replace_notes_prefix` (this report's notes should start with it). The
+  // file's host/date become this run's; a note records the earlier date.
+  bool Merge(const std::string& dir, const std::string& replace_notes_prefix) const;
 
  private:
   struct Metric {

@@ -21,13 +21,14 @@ struct CongestionOptions {
   // target: a target relative to each session's lowest RTT favours a
   // session that joined when a queue already stood (it never saw the empty
   // path) and breaks fairness. Should exceed the path's unloaded RTT with
-  // its usual jitter (loopback and veth on the reference VM: 10-150 us).
-  uint64_t target_delay_ns = 500'000;
+  // its usual jitter (a veth pair on the reference VM: p50 ~65 us, p99
+  // 130-200 us; a LAN: tens of us). Chosen with the incast benchmark.
+  uint64_t target_delay_ns = 150'000;
   // Flow scaling (Swift): a slower session aims for up to this much more
   // delay (in proportion to 1/sqrt(rate) between max_rate and min_rate), so
   // it keeps growing while faster sessions on the same queue shrink: the
   // force that makes sessions converge to a fair share.
-  uint64_t flow_scaling_range_ns = 500'000;
+  uint64_t flow_scaling_range_ns = 150'000;
   // Additive increase per update interval while below target (bytes/s),
   // growing by one step for every `increase_growth` increases in a row, so
   // a session far below the ceiling (after a stall or a loss) climbs back
