@@ -35,6 +35,10 @@ constexpr uint16_t kMaxWindow = 64;
 // Unanswered probes after an unauthenticated reset before a protected
 // session ends (see ProbeAfterReset).
 constexpr uint32_t kResetProbes = 3;
+// The dead-peer limit is at least this many times the largest delay seen.
+constexpr uint64_t kDeadPeerDelayFactor = 8;
+// Delays are remembered for one to two windows of this length.
+constexpr uint64_t kDelayWindowNs = 10'000'000'000;
 // The kernel charges a queued datagram its buffer truesize, roughly twice the
 // payload for MTU-sized packets; the credit budget check accounts for that.
 constexpr size_t kReceiveOverheadFactor = 2;
@@ -202,6 +206,7 @@ struct Rpc::Session {
   // The server protects the session and waits for a sealed packet: sent as
   // a Ping once the client installs its protector.
   bool confirm_pending = false;
+  Rpc::WindowedMax peer_delay;       // connect, ping and request round trips
   uint64_t reset_suspect_since = 0;  // an unauthenticated reset arrived (protected session)
   uint32_t reset_probes = 0;         // pings sent since then
   std::vector<ClientSlot> client_slots;
@@ -371,6 +376,7 @@ Result<SessionCounters> Rpc::session_counters(SessionId session) const {
   if (s == nullptr) return Status::NotFound("rpc: no session " + std::to_string(session));
   SessionCounters c = s->counters;
   c.rate = s->is_client ? s->cc.rate() : 0;
+  if (s->is_client) c.dead_peer_limit_ns = DeadPeerLimit(s, MonotonicNanos());
   return c;
 }
 
@@ -1053,6 +1059,9 @@ void Rpc::HandleConnectReply(const RxDatagram& d, const ParsedPacket& p, uint64_
   s->max_credits = b.credits;
   s->credits = b.credits;
   s->peer_max_msg = b.max_msg_size;
+  if (s->last_connect_ns != 0 && now > s->last_connect_ns) {
+    s->peer_delay.Add(now - s->last_connect_ns, now);
+  }
   s->last_rx_ns = now;
   s->last_ping_ns = now;
   s->connect_payload.clear();
@@ -1385,6 +1394,7 @@ void Rpc::HandleRequestForResponse(Session* s, const ParsedPacket& p) {
 void Rpc::HandleClientPacket(Session* s, const ParsedPacket& p, uint64_t now) {
   const PacketHeader& h = p.header;
   if (h.type == PacketType::kPong) {
+    if (now > s->last_ping_ns) s->peer_delay.Add(now - s->last_ping_ns, now);
     if (s->protector != nullptr && !s->reply_verified && !p.payload.empty()) {
       if (p.payload.size() != kConnectReplyBodySize ||
           std::memcmp(p.payload.data(), s->reply_body.data(), kConnectReplyBodySize) != 0) {
@@ -1489,6 +1499,7 @@ void Rpc::HandleClientPacket(Session* s, const ParsedPacket& p, uint64_t now) {
             std::clamp(s->srtt_ns + 4 * s->rttvar_ns, options_.min_rto_ns, options_.max_rto_ns);
       }
       s->counters.rtt_ns.Record(rtt);
+      s->peer_delay.Add(rtt, now);
       counters_.rtt_ns.Record(rtt);
       ++s->counters.requests_completed;
       ++counters_.requests_completed;
@@ -1553,7 +1564,6 @@ void Rpc::RunTimers(uint64_t now, bool rx_backlog) {
     check_rto = now - timeouts_deferred_since_ >= options_.min_rto_ns;
   }
   if (!rx_backlog || check_rto) timeouts_deferred_since_ = 0;
-  const uint64_t dead_after = options_.heartbeat_interval_ns * options_.max_missed_heartbeats;
   // Index-based: callbacks may create or destroy sessions.
   for (size_t k = 0; k < live_indexes_.size(); ++k) {
     Session* s = sessions_[live_indexes_[k]].get();
@@ -1586,13 +1596,15 @@ void Rpc::RunTimers(uint64_t now, bool rx_backlog) {
     // Dead only after enough silence AND enough unanswered pings: if this
     // thread itself was descheduled it sent no pings, so it does not blame
     // the peer for its own stall.
+    const uint64_t dead_after = DeadPeerLimit(s, now);
     if (now - s->last_rx_ns > dead_after && s->unanswered_pings >= options_.max_missed_heartbeats) {
-      FailSession(
-          s,
-          Status::Unavailable("rpc: peer " + s->peer.ToString() + " silent for " +
-                              std::to_string((now - s->last_rx_ns) / 1000000) + " ms (" +
-                              std::to_string(s->unanswered_pings) + " heartbeats unanswered)"),
-          SessionEvent::kEnded);
+      FailSession(s,
+                  Status::Unavailable("rpc: peer " + s->peer.ToString() + " silent for " +
+                                      std::to_string((now - s->last_rx_ns) / 1000000) + " ms (" +
+                                      std::to_string(s->unanswered_pings) +
+                                      " heartbeats unanswered, limit " +
+                                      std::to_string(dead_after / 1000000) + " ms)"),
+                  SessionEvent::kEnded);
       continue;
     }
     if (now - s->last_rx_ns >= options_.heartbeat_interval_ns &&
@@ -1683,7 +1695,29 @@ void Rpc::RunPacing(uint64_t now) {
   }
 }
 
+void Rpc::WindowedMax::Add(uint64_t value, uint64_t now) {
+  if (now - window_start >= kDelayWindowNs) {
+    previous = now - window_start >= 2 * kDelayWindowNs ? 0 : current;
+    current = 0;
+    window_start = now;
+  }
+  current = std::max(current, value);
+}
+
+uint64_t Rpc::WindowedMax::Get(uint64_t now) const {
+  if (now - window_start >= 2 * kDelayWindowNs) return 0;
+  if (now - window_start >= kDelayWindowNs) return current;
+  return std::max(current, previous);
+}
+
+uint64_t Rpc::DeadPeerLimit(const Session* s, uint64_t now) const {
+  const uint64_t base = options_.heartbeat_interval_ns * options_.max_missed_heartbeats;
+  const uint64_t delay = std::max(s->peer_delay.Get(now), scheduling_delay_.Get(now));
+  return std::max(base, std::min(options_.max_dead_peer_ns, kDeadPeerDelayFactor * delay));
+}
+
 void Rpc::MaybeBlock(bool idle, uint64_t now) {
+  resume_by_ns_ = now;
   if (options_.poll_mode != PollMode::kAdaptive) return;
   if (!idle) {
     last_activity_ns_ = now;
@@ -1700,6 +1734,7 @@ void Rpc::MaybeBlock(bool idle, uint64_t now) {
   if (transport_->readable_fd() >= 0) fds[n++] = {transport_->readable_fd(), POLLIN, 0};
   fds[n++] = {wake_fd_, POLLIN, 0};
   // Timers run again after the wake-up.
+  resume_by_ns_ = now + block_ns;
   const timespec timeout{static_cast<time_t>(block_ns / 1'000'000'000),
                          static_cast<long>(block_ns % 1'000'000'000)};
   if (::ppoll(fds, n, &timeout, nullptr) > 0 && (fds[n - 1].revents & POLLIN)) {
@@ -1715,6 +1750,13 @@ void Rpc::RunEventLoopOnce() {
   in_loop_ = true;
   const size_t n = transport_->RecvBurst(rx_batch_);
   uint64_t now = MonotonicNanos();
+  // Lateness of this iteration: the thread was descheduled (or the
+  // application did not run the loop; pauses beyond the dead-peer cap are
+  // not counted as scheduling delay).
+  if (resume_by_ns_ != 0 && now > resume_by_ns_ &&
+      now - resume_by_ns_ < options_.max_dead_peer_ns) {
+    scheduling_delay_.Add(now - resume_by_ns_, now);
+  }
   for (size_t i = 0; i < n; ++i) HandleDatagram(rx_batch_[i], now);
   // Credit returns wait while the receive queue keeps delivering full bursts
   // (each return then covers more packets: fewer sends, longer GSO runs at

@@ -125,6 +125,10 @@ struct RpcOptions {
   uint64_t max_rto_ns = 200'000'000;             // back-off cap
   uint64_t heartbeat_interval_ns = 100'000'000;  // client pings an idle session this often
   uint32_t max_missed_heartbeats = 10;           // silence for interval x this ends the session
+  // The silence limit adapts (docs/rpc.md, Failure handling): at least
+  // interval x max_missed, at least 8x the largest delay recently observed
+  // (the peer's round trips, this thread's scheduling lateness), at most this.
+  uint64_t max_dead_peer_ns = 10'000'000'000;
   uint64_t connect_retry_ns = 20'000'000;
   uint32_t connect_attempts = 50;                    // then the connect fails with Unavailable
   uint64_t server_session_idle_ns = 30'000'000'000;  // server frees silent sessions
@@ -157,8 +161,9 @@ struct SessionCounters {
   uint64_t bad_packets = 0;      // packets inconsistent with session state
   uint64_t requests_completed = 0;
   uint64_t handlers_run = 0;
-  uint64_t rtt_samples = 0;  // samples fed to the rate controller
-  double rate = 0;           // the rate controller's current rate (bytes/s; client sessions)
+  uint64_t dead_peer_limit_ns = 0;  // the current silence limit (client sessions)
+  uint64_t rtt_samples = 0;         // samples fed to the rate controller
+  double rate = 0;                  // the rate controller's current rate (bytes/s; client sessions)
   LatencyHistogram rtt_ns;
 };
 
@@ -362,6 +367,8 @@ class Rpc {
   // `rx_backlog`: the last receive burst was full, so more packets may be
   // waiting (see the deferral rule in RunTimers).
   void RunTimers(uint64_t now, bool rx_backlog);
+  // The silence after which client session `s` is declared dead.
+  uint64_t DeadPeerLimit(const Session* s, uint64_t now) const;
   // Pumps the sessions whose pacing delay has passed.
   void RunPacing(uint64_t now);
   // Defers `s` until `when` (the pacer's verdict); at most one entry per session.
@@ -415,6 +422,16 @@ class Rpc {
   std::vector<PacingEntry> pacing_;
   uint64_t timeouts_deferred_since_ = 0;  // 0: retransmission timeouts not deferred
   uint64_t last_activity_ns_ = 0;
+  // When the next iteration should start if this thread is not descheduled
+  // (end of the last one, plus the time it chose to block), and the largest
+  // lateness seen recently: this endpoint's own scheduling delay.
+  uint64_t resume_by_ns_ = 0;
+  struct WindowedMax {
+    uint64_t current = 0, previous = 0, window_start = 0;
+    void Add(uint64_t value, uint64_t now);
+    uint64_t Get(uint64_t now) const;
+  };
+  WindowedMax scheduling_delay_;
 
   std::mutex post_mu_;
   std::vector<std::function<void()>> posted_;

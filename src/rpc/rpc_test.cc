@@ -1366,6 +1366,39 @@ TEST(RpcCongestion, PathsWithoutCongestionControlAreNeverPaced) {
   EXPECT_EQ(p.client_->counters().pacing_delays, 0u);
 }
 
+// ---------------------------------------------------------------- dead-peer detection
+
+// The limit adapts to the delays the session has seen: with every server
+// packet taking 60 ms, a server stall of 250 ms (2.5x the 100 ms base
+// limit, well under 8 x 60 ms) does not end the session; a stall without
+// end does, and the limit stays bounded. Pass/fail is what happened to
+// the session, with margins of several x on either side.
+TEST(RpcDeadPeer, LimitGrowsWithObservedDelaySoAShortStallIsSurvived) {
+  const FaultConfig slow_server{.delay = 1.0, .delay_ns = 60'000'000, .seed = 3};
+  RpcOptions o = TestOptions();  // heartbeat 20 ms x 5: base limit 100 ms
+  o.initial_rto_ns = o.min_rto_ns = 2 * kSecond;
+  o.max_rto_ns = 4 * kSecond;
+  o.max_dead_peer_ns = 2 * kSecond;
+  RpcPair p({}, slow_server, o);
+  auto sid = p.Connect();
+  ASSERT_TRUE(sid.ok()) << sid.status();
+  EXPECT_EQ(p.EchoMany(*sid, 3, {64}), 3u);
+  auto c = p.client_->session_counters(*sid);
+  ASSERT_TRUE(c.ok());
+  ASSERT_GE(c->dead_peer_limit_ns, 8 * 60'000'000ull) << "precondition: delays were observed";
+  // The server stalls (its loop does not run) for 250 ms; the client runs.
+  const uint64_t stall_end = MonotonicNanos() + 250'000'000;
+  while (MonotonicNanos() < stall_end) p.client_->RunEventLoopOnce();
+  ASSERT_TRUE(p.client_->IsConnected(*sid)) << "a 250 ms stall ended the session";
+  EXPECT_EQ(p.EchoMany(*sid, 3, {64}), 3u);
+  // A server that never comes back is still declared dead.
+  const uint64_t give_up = MonotonicNanos() + 20 * kSecond;
+  while (p.client_->IsConnected(*sid) && MonotonicNanos() < give_up) {
+    p.client_->RunEventLoopOnce();
+  }
+  EXPECT_FALSE(p.client_->IsConnected(*sid));
+}
+
 TEST(RpcDeathTest, UseFromANonOwnerThreadIsACheckFailure) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   auto net = std::make_shared<MemoryNetwork>();

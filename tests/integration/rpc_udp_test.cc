@@ -549,6 +549,66 @@ TEST(RpcUdp, ExampleServerAndClientProcessesExchangeRequests) {
   EXPECT_EQ(WaitExit(server), 0);
 }
 
+// Dead-peer detection against a real stopped process: a SIGSTOP shorter
+// than the limit (200 ms against 100 ms x 5 heartbeats) leaves the session
+// working; a stop without end is detected (Unavailable for the pending
+// request), and after SIGCONT a new session works. The limit adapts to the
+// delays seen (rpc_test's RpcDeadPeer covers that); this checks the
+// mechanism end to end with a real stalled peer.
+TEST(RpcUdp, StoppedServerProcessIsSurvivedBrieflyAndDetectedWhenItStaysStopped) {
+  const std::string bin = std::string(COSMOS_BINARY_DIR) + "/examples/rpc_echo/rpc_echo";
+  if (::access(bin.c_str(), X_OK) != 0) GTEST_SKIP() << "rpc_echo example not built: " << bin;
+  const uint16_t port = FreeUdpPort();
+  pid_t server = Spawn({bin, "server", "--listen", "127.0.0.1:" + std::to_string(port),
+                        "--adaptive", "--seconds", "120"});
+  ASSERT_GT(server, 0);
+  Nexus nexus;
+  auto t = OpenUdpTransport({.bind = {kLoopback, 0}});
+  ASSERT_TRUE(t.ok());
+  RpcOptions o = TestOptions();
+  o.heartbeat_interval_ns = 100'000'000;
+  o.max_missed_heartbeats = 5;
+  auto rpc = Rpc::Create(&nexus, std::move(*t), o);
+  ASSERT_TRUE(rpc.ok());
+  const NetAddress addr{kLoopback, port};
+  Result<SessionId> sid = Status::Unavailable("not tried");
+  for (int i = 0; i < 50 && !sid.ok(); ++i) sid = (*rpc)->Connect(addr, {}, kSecond);
+  ASSERT_TRUE(sid.ok()) << sid.status();
+  auto echo = [&](SessionId s) {
+    Status result = Status::Internal("no reply");
+    bool done = false;
+    const std::vector<std::byte> req = Pattern(100, 9);
+    if (!(*rpc)
+             ->EnqueueRequest(s, 1, req,
+                              [&](const Status& st, auto) {
+                                result = st;
+                                done = true;
+                              })
+             .ok()) {
+      return Status::Internal("enqueue failed");
+    }
+    (*rpc)->RunUntil([&] { return done; }, 60 * kSecond);
+    return result;
+  };
+  ASSERT_TRUE(echo(*sid).ok());
+  ::kill(server, SIGSTOP);
+  (*rpc)->RunEventLoopFor(200'000'000);
+  ::kill(server, SIGCONT);
+  EXPECT_TRUE((*rpc)->IsConnected(*sid)) << "a 200 ms stop ended the session";
+  EXPECT_TRUE(echo(*sid).ok());
+  ::kill(server, SIGSTOP);
+  const Status while_stopped = echo(*sid);
+  EXPECT_EQ(while_stopped.code(), StatusCode::kUnavailable) << while_stopped;
+  EXPECT_FALSE((*rpc)->IsConnected(*sid));
+  ::kill(server, SIGCONT);
+  ASSERT_TRUE((*rpc)->DestroySession(*sid).ok());
+  auto again = (*rpc)->Connect(addr, {}, 10 * kSecond);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_TRUE(echo(*again).ok());
+  ::kill(server, SIGTERM);
+  EXPECT_EQ(WaitExit(server), 0);
+}
+
 // Creates two namespaces joined by a veth pair, optionally with netem loss on
 // both ends; deletes them in the destructor (also when the test fails).
 // Names carry the pid so concurrent runs do not collide.
