@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmarks per BENCHMARKS.md: builds Release (build-release/), runs SUITE,
 # prints a table and writes bench/results/SUITE.json.
-#   scripts/bench.sh SUITE [--quick]     SUITE: pmem | rpc | rpm | secure | kv | all
+#   scripts/bench.sh SUITE [--quick]     SUITE: pmem | rpc | rpm | secure | kv | cluster | all
 set -euo pipefail
 cd "$(dirname "$0")/.."
 usage() { sed -n '2,4p' "$0" | sed 's/^# \{0,1\}//'; }
@@ -29,7 +29,7 @@ run_suite() {
 }
 
 if [ "$SUITE" = all ]; then
-  for s in pmem rpc rpm secure kv; do run_suite "$s"; done
+  for s in pmem rpc rpm secure kv cluster; do run_suite "$s"; done
 else
   run_suite "$SUITE"
 fi
