@@ -103,6 +103,12 @@ const Dispatcher::CommandSpec Dispatcher::kCommands[] = {
     {"quit", -1, &Dispatcher::Quit, false},
     {"hello", -1, &Dispatcher::Hello, false},
     {"time", 1, &Dispatcher::Time, false},
+    {"publish", 3, &Dispatcher::Publish, false},
+    {"subscribe", -2, &Dispatcher::Subscribe, false},
+    {"unsubscribe", -1, &Dispatcher::Subscribe, false},
+    {"psubscribe", -2, &Dispatcher::Subscribe, false},
+    {"punsubscribe", -1, &Dispatcher::Subscribe, false},
+    {"pubsub", -2, &Dispatcher::PubSub, false},
 };
 
 size_t Dispatcher::CommandCount() { return std::size(kCommands) + TypedCommandCount() + 5; }
@@ -176,6 +182,10 @@ uint64_t Dispatcher::StoreError(Ctx& c, const Status& s) {
 uint64_t Dispatcher::Ping(Ctx& c) {
   if (c.args.size() > 2) {
     AppendError(c.out, "ERR wrong number of arguments for 'ping' command");
+  } else if (c.session.subscriptions > 0) {  // RESP2 subscribed mode: ["pong", msg]
+    AppendArrayHeader(c.out, 2);
+    AppendBulk(c.out, "pong");
+    AppendBulk(c.out, c.args.size() == 2 ? c.args[1] : std::string_view());
   } else if (c.args.size() == 2) {
     AppendBulk(c.out, c.args[1]);
   } else {
@@ -857,6 +867,94 @@ uint64_t Dispatcher::Hello(Ctx& c) {
   AppendBulk(c.out, "master");
   AppendBulk(c.out, "modules");
   AppendArrayHeader(c.out, 0);
+  return 0;
+}
+
+bool Dispatcher::RejectInSubscribedMode(const ClientSession& session,
+                                        std::span<const std::string_view> args,
+                                        std::string* out) {
+  if (session.subscriptions == 0) return false;
+  for (std::string_view ok :
+       {"subscribe", "unsubscribe", "psubscribe", "punsubscribe", "ping", "quit", "reset"}) {
+    if (EqualsIgnoreCase(args[0], ok)) return false;
+  }
+  const CommandSpec* spec = Find(args[0]);
+  const TypedCommand* typed = spec == nullptr ? FindTypedCommand(args[0]) : nullptr;
+  // Redis checks arity before the subscribed-mode rule.
+  if ((spec != nullptr && !ArityOk(spec->arity, args.size())) ||
+      (typed != nullptr && !ArityOk(typed->arity, args.size()))) {
+    return false;
+  }
+  const bool transaction = EqualsIgnoreCase(args[0], "multi") ||
+                           EqualsIgnoreCase(args[0], "exec") ||
+                           EqualsIgnoreCase(args[0], "discard") ||
+                           EqualsIgnoreCase(args[0], "watch") || EqualsIgnoreCase(args[0], "unwatch");
+  if (spec == nullptr && typed == nullptr && !transaction) {
+    AppendUnknownCommand(args, out);
+    return true;
+  }
+  const std::string name = spec != nullptr ? spec->name : typed != nullptr ? typed->name
+                                                                           : Lower(args[0]);
+  AppendError(out, "ERR Can't execute '" + name +
+                       "': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are "
+                       "allowed in this context");
+  return true;
+}
+
+uint64_t Dispatcher::Publish(Ctx& c) {
+  AppendInteger(c.out, options_.pubsub.publish ? options_.pubsub.publish(c.args[1], c.args[2]) : 0);
+  return 0;
+}
+
+uint64_t Dispatcher::Subscribe(Ctx& c) {
+  if (!options_.pubsub.subscribe) {
+    AppendError(c.out, "ERR pub/sub needs the cosmos-kv server");
+    return 0;
+  }
+  options_.pubsub.subscribe(c.session, c.args, c.out);
+  return 0;
+}
+
+uint64_t Dispatcher::PubSub(Ctx& c) {
+  const std::string sub = Lower(c.args[1]);
+  const bool known = (sub == "channels" && c.args.size() <= 3) || sub == "numsub" ||
+                     (sub == "numpat" && c.args.size() == 2);
+  if (sub == "help" && c.args.size() == 2) {
+    const char* lines[] = {
+        "PUBSUB <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "CHANNELS [<pattern>]",
+        "    Return the currently active channels matching a <pattern> (default: '*').",
+        "NUMPAT",
+        "    Return number of subscriptions to patterns.",
+        "NUMSUB [<channel> ...]",
+        "    Return the number of subscribers for the specified channels, excluding",
+        "    pattern subscriptions(default: no channels).",
+        "HELP",
+        "    Print this help.",
+    };
+    AppendArrayHeader(c.out, static_cast<int64_t>(std::size(lines)));
+    for (const char* l : lines) AppendSimple(c.out, l);
+  } else if (sub == "channels" || sub == "numpat") {
+    if (!known && sub == "channels") {  // Redis checks CHANNELS's arguments itself
+      AppendError(c.out, "ERR unknown subcommand or wrong number of arguments for '" +
+                             std::string(c.args[1].substr(0, 128)) + "'. Try PUBSUB HELP.");
+    } else if (!known) {
+      AppendError(c.out, "ERR wrong number of arguments for 'pubsub|" + sub + "' command");
+    } else if (options_.pubsub.introspect) {
+      options_.pubsub.introspect(c.args, c.out);
+    } else {
+      AppendError(c.out, "ERR pub/sub needs the cosmos-kv server");
+    }
+  } else if (sub == "numsub") {
+    if (options_.pubsub.introspect) {
+      options_.pubsub.introspect(c.args, c.out);
+    } else {
+      AppendError(c.out, "ERR pub/sub needs the cosmos-kv server");
+    }
+  } else {
+    AppendError(c.out, "ERR unknown subcommand '" + std::string(c.args[1].substr(0, 128)) +
+                           "'. Try PUBSUB HELP.");
+  }
   return 0;
 }
 

@@ -28,6 +28,26 @@ struct ClientSession {
   // Set by a blocking command that found nothing to serve (BLPOP, ...): the
   // server parks the client until a key is ready or the timeout passes.
   BlockRequest block;
+  // Channels plus patterns this client subscribes to (pub/sub): while
+  // non-zero only (P)SUBSCRIBE, (P)UNSUBSCRIBE, PING, QUIT and RESET run.
+  size_t subscriptions = 0;
+};
+
+// Pub/sub lives in the RESP server (it delivers to other connections); the
+// Dispatcher routes the commands to it. Without hooks (a Dispatcher outside
+// a server) the commands answer an error.
+struct PubSubHooks {
+  // PUBLISH: delivers `message` and returns the number of receivers.
+  std::function<int64_t(std::string_view channel, std::string_view message)> publish;
+  // SUBSCRIBE, UNSUBSCRIBE, PSUBSCRIBE, PUNSUBSCRIBE (args[0] names which):
+  // appends one reply per channel or pattern and updates
+  // session.subscriptions.
+  std::function<void(ClientSession& session, std::span<const std::string_view> args,
+                     std::string* out)>
+      subscribe;
+  // PUBSUB CHANNELS|NUMSUB|NUMPAT: appends the reply (args[1] is the
+  // subcommand, checked by the Dispatcher).
+  std::function<void(std::span<const std::string_view> args, std::string* out)> introspect;
 };
 
 struct DispatcherOptions {
@@ -37,6 +57,7 @@ struct DispatcherOptions {
   // Extra "key:value\r\n" lines for INFO's # Clients / # Stats sections.
   std::function<std::string()> info_clients;
   std::function<std::string()> info_stats;
+  PubSubHooks pubsub;
 };
 
 // Thread-safety: Execute may be called from several threads only if the
@@ -131,6 +152,12 @@ class Dispatcher {
   uint64_t Quit(Ctx&);
   uint64_t Hello(Ctx&);
   uint64_t Time(Ctx&);
+  uint64_t Publish(Ctx&);
+  uint64_t Subscribe(Ctx&);
+  uint64_t PubSub(Ctx&);
+  // In subscribed mode: true (error appended) if `args` may not run.
+  static bool RejectInSubscribedMode(const ClientSession& session,
+                                     std::span<const std::string_view> args, std::string* out);
 
   Store* const store_;
   DispatcherOptions options_;

@@ -16,6 +16,7 @@
 #include <cstring>
 
 #include "common/log.h"
+#include "kv/server_conn.h"
 
 namespace cosmos::kv {
 
@@ -39,27 +40,6 @@ void Waker::Drain() const {
   }
 }
 
-struct RespServer::Conn {
-  int fd;
-  explicit Conn(int f, RespLimits limits) : fd(f), parser(limits) {}
-  std::string in;
-  size_t in_off = 0;
-  RespParser parser;
-  std::string out;  // replies ready to send
-  size_t out_off = 0;
-  std::string pending;  // replies waiting for pending_seq to be durable
-  uint64_t pending_seq = 0;
-  bool waiting = false;
-  bool close_after_write = false;
-  bool want_write = false;
-  bool reading = true;
-  bool reading_registered = true;
-  ClientSession session;
-  std::vector<std::string_view> args;
-  bool blocked = false;  // parked by a blocking command (session.block)
-  bool has_deadline = false;
-  std::multimap<std::chrono::steady_clock::time_point, Conn*>::iterator deadline;
-};
 
 RespServer::RespServer(Store* store, Waker* durable_waker, ServerOptions options)
     : store_(store), durable_waker_(durable_waker), options_(std::move(options)) {}
@@ -109,6 +89,18 @@ Result<std::unique_ptr<RespServer>> RespServer::Listen(Store* store, Waker* dura
   dopts.tcp_port = s->port_;
   dopts.info_clients = [raw = s.get()] { return raw->ClientsInfo(); };
   dopts.info_stats = [raw = s.get()] { return raw->StatsInfo(); };
+  dopts.pubsub.publish = [raw = s.get()](std::string_view channel, std::string_view message) {
+    return raw->Publish(channel, message);
+  };
+  dopts.pubsub.subscribe = [raw = s.get()](ClientSession& session,
+                                           std::span<const std::string_view> args,
+                                           std::string* out) {
+    raw->SubscribeCommand(session, args, out);
+  };
+  dopts.pubsub.introspect = [raw = s.get()](std::span<const std::string_view> args,
+                                            std::string* out) {
+    raw->PubSubIntrospect(args, out);
+  };
   s->dispatcher_ = std::make_unique<Dispatcher>(store, std::move(dopts));
   // Apply runs on the event-loop thread only (the Dispatcher's), so the
   // observer may touch the server's blocked-key table.
@@ -219,6 +211,9 @@ Status RespServer::Run() {
   blocked_keys_.clear();
   block_deadlines_.clear();
   block_count_ = 0;
+  conns_by_id_.clear();
+  channels_.clear();
+  patterns_.clear();
   unblocked_.clear();
   return Status::Ok();
 }
@@ -245,6 +240,7 @@ void RespServer::Accept() {
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     auto c = std::make_unique<Conn>(fd, options_.limits);
     c->session.id = next_client_id_++;
+    conns_by_id_[c->session.id] = c.get();
     epoll_event ev{};
     ev.events = EPOLLIN;
     ev.data.fd = fd;
@@ -444,6 +440,9 @@ void RespServer::CloseForLimit(Conn* c, const char* what, size_t bytes, size_t l
 void RespServer::Close(Conn* c) {
   const int fd = c->fd;
   if (c->blocked) UnblockClient(c);
+  while (!c->channels.empty()) Unsubscribe(c, std::string(c->channels.back()), false, nullptr);
+  while (!c->patterns.empty()) Unsubscribe(c, std::string(c->patterns.back()), true, nullptr);
+  conns_by_id_.erase(c->session.id);
   unblocked_.erase(std::remove(unblocked_.begin(), unblocked_.end(), c), unblocked_.end());
   epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
   close(fd);

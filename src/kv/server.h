@@ -10,6 +10,7 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <span>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -110,6 +111,13 @@ class RespServer {
   // event-loop pass so clients are served in between.
   void ActiveExpire();
   std::string StatsInfo() const;
+  // Pub/sub (server_pubsub.cc), reached through the Dispatcher's hooks.
+  int64_t Publish(std::string_view channel, std::string_view message);
+  void SubscribeCommand(ClientSession& session, std::span<const std::string_view> args,
+                        std::string* out);
+  void PubSubIntrospect(std::span<const std::string_view> args, std::string* out);
+  void Unsubscribe(Conn* c, std::string_view name, bool pattern, std::string* out);
+  void DeliverMessage(Conn* c, const std::string& message);
 
   Store* const store_;
   Waker* const durable_waker_;
@@ -129,6 +137,9 @@ class RespServer {
   std::vector<std::string> ready_keys_;  // blocked keys that received a value
   std::vector<Conn*> unblocked_;         // served or timed out, not yet resumed
   size_t block_count_ = 0;
+  std::unordered_map<uint64_t, Conn*> conns_by_id_;
+  std::unordered_map<std::string, std::vector<Conn*>> channels_;  // subscribers, in order
+  std::map<std::string, std::vector<Conn*>> patterns_;
   static constexpr size_t kActiveExpireBatch = 200;
   uint64_t expired_keys_ = 0;             // deleted by active expiry
   int64_t expire_retry_after_ms_ = 0;     // after a failed delete (log full): back off

@@ -24,6 +24,7 @@ bool IsTransactionCommand(std::string_view name) {
 uint64_t Dispatcher::Execute(ClientSession& session, std::span<const std::string_view> args,
                              std::string* out) {
   if (args.empty()) return Dispatch(session, args, out);  // checked there
+  if (RejectInSubscribedMode(session, args, out)) return 0;
   if (IsTransactionCommand(args[0])) return TransactionCommand(session, args, out);
   TransactionState& tx = session.tx;
   // QUIT is never queued (Redis closes the connection at once).

@@ -80,7 +80,8 @@ std::string Lower(std::string s) {
 }
 
 // Commands whose array order Redis does not define (hash-table encodings).
-const std::set<std::string> kUnordered = {"smembers", "sinter", "sunion", "sdiff", "keys"};
+const std::set<std::string> kUnordered = {"smembers", "sinter", "sunion", "sdiff", "keys",
+                                          "pubsub"};
 // Commands whose elements are random: only the element count is compared.
 const std::set<std::string> kRandom = {"spop", "srandmember", "hrandfield", "zrandmember"};
 
@@ -1036,6 +1037,78 @@ TEST_F(RedisDiff, StringAndKeyspaceFamily) {
       "RANDOMKEY",
       "RANDOMKEY x",
   }));
+}
+
+// Pub/sub: subscriptions, messages and pattern messages, subscribed-mode
+// rules, PUBSUB introspection, on both servers with the same clients.
+TEST_F(RedisDiff, PubSub) {
+  RespClient redis_pub(redis_.port()), kv_pub(kv_->port());
+  RespClient redis_sub2(redis_.port()), kv_sub2(kv_->port());
+  // Sends `line` on both connections and compares `replies` replies.
+  auto on = [](RespClient& r, RespClient& k, const std::string& line, int replies) {
+    const Command cmd = Words(line);
+    ASSERT_TRUE(r.SendRaw(RespClient::Encode(cmd)));
+    ASSERT_TRUE(k.SendRaw(RespClient::Encode(cmd)));
+    for (int i = 0; i < replies; ++i) {
+      auto want = r.ReadReply();
+      auto got = k.ReadReply();
+      ASSERT_TRUE(want.has_value() && got.has_value()) << line;
+      EXPECT_EQ(Render(Normalize(cmd, *got)), Render(Normalize(cmd, *want))) << line;
+    }
+  };
+  // Reads one pushed message on both.
+  auto message = [](RespClient& r, RespClient& k, const std::string& what) {
+    auto want = r.ReadReply();
+    auto got = k.ReadReply();
+    ASSERT_TRUE(want.has_value() && got.has_value()) << what;
+    EXPECT_EQ(Render(*got), Render(*want)) << what;
+  };
+  RespClient& rs = *redis_client_;
+  RespClient& ks = *kv_client_;
+  on(rs, ks, "SUBSCRIBE ch1 ch2", 2);
+  on(rs, ks, "SUBSCRIBE ch1", 1);
+  on(rs, ks, "PSUBSCRIBE news.* n?ws.x", 2);
+  on(redis_pub, kv_pub, "PUBLISH ch1 hello", 1);
+  message(rs, ks, "message on ch1");
+  on(redis_pub, kv_pub, "PUBLISH news.x 'big news'", 1);
+  message(rs, ks, "pmessage news.*");
+  message(rs, ks, "pmessage n?ws.x");
+  on(redis_pub, kv_pub, "PUBLISH nobody m", 1);
+  on(redis_sub2, kv_sub2, "SUBSCRIBE ch2", 1);
+  on(redis_pub, kv_pub, "PUBLISH ch2 both", 1);
+  message(rs, ks, "message on ch2 (first subscriber)");
+  message(redis_sub2, kv_sub2, "message on ch2 (second subscriber)");
+  on(redis_pub, kv_pub, "PUBSUB NUMSUB ch1 ch2 zz", 1);
+  on(redis_pub, kv_pub, "PUBSUB NUMSUB", 1);
+  on(redis_pub, kv_pub, "PUBSUB NUMPAT", 1);
+  on(redis_pub, kv_pub, "PUBSUB CHANNELS", 1);
+  on(redis_pub, kv_pub, "PUBSUB CHANNELS ch1*", 1);
+  on(redis_pub, kv_pub, "PUBSUB CHANNELS zz*", 1);
+  on(redis_pub, kv_pub, "PUBSUB BOGUS", 1);
+  on(redis_pub, kv_pub, "PUBSUB NUMPAT x", 1);
+  on(redis_pub, kv_pub, "PUBSUB CHANNELS a b", 1);
+  on(redis_pub, kv_pub, "PUBSUB", 1);
+  on(redis_pub, kv_pub, "PUBLISH ch", 1);
+  // Subscribed mode (RESP2): only (P)(UN)SUBSCRIBE, PING, QUIT, RESET.
+  on(rs, ks, "GET x", 1);
+  on(rs, ks, "SET x 1", 1);
+  on(rs, ks, "MULTI", 1);
+  on(rs, ks, "PING", 1);
+  on(rs, ks, "PING hi", 1);
+  on(rs, ks, "FOOBAR", 1);
+  on(rs, ks, "GET", 1);
+  on(rs, ks, "UNSUBSCRIBE ch1 notsub", 2);
+  on(rs, ks, "PUNSUBSCRIBE news.*", 1);
+  on(rs, ks, "PUNSUBSCRIBE", 1);
+  on(rs, ks, "UNSUBSCRIBE", 1);
+  on(rs, ks, "UNSUBSCRIBE", 1);
+  on(rs, ks, "PUNSUBSCRIBE", 1);
+  on(rs, ks, "PING", 1);
+  on(rs, ks, "GET x", 1);
+  on(redis_pub, kv_pub, "PUBSUB NUMPAT", 1);
+  on(redis_pub, kv_pub, "PUBLISH ch1 gone", 1);
+  on(redis_sub2, kv_sub2, "QUIT", 1);
+  on(redis_pub, kv_pub, "PUBSUB NUMSUB ch2", 1);
 }
 
 // Values of every type survive a restart of cosmos-kv (the index is rebuilt
