@@ -16,6 +16,7 @@ PACKAGES=(
   redis-server redis-tools
   etcd-server etcd-client
   iproute2 python3 procps ccache valgrind
+  zsh dpkg-dev systemd  # completion syntax check, cpack DEB (dpkg-shlibdeps), systemd-analyze verify
 )
 
 missing=()

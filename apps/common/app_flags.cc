@@ -1,6 +1,8 @@
 // Shared flag definitions and the parse step with COSMOS's exit codes.
 #include "app_flags.h"
 
+#include <charconv>
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
 #include <vector>
@@ -25,7 +27,9 @@ void AddLogFlags(CLI::App& app, LogFlags& flags, std::string_view default_level)
             Status s = log::ValidateLevel(v);
             return s.ok() ? std::string() : s.message();
           },
-          "LEVEL"));
+          // The choices in CLI11's {a,b} form: help shows them and
+          // `cosmos completion` offers them.
+          "{trace,debug,info,warn,error,off}"));
   app.add_option("--log-file", flags.file,
                  "Append log lines to this file instead of stderr (reopened on SIGHUP for "
                  "log rotation)");
@@ -44,12 +48,31 @@ CLI::Validator SizeValidator() {
       "SIZE");
 }
 
-CLI::Validator NonNegativeInteger() {
+CLI::Validator ByteCount(uint64_t max) {
   return CLI::Validator(
-      [](std::string& v) {
-        if (!v.empty() && v.find_first_not_of("0123456789") == std::string::npos)
-          return std::string();
-        return "must be a non-negative integer, not '" + v + "'";
+      [max](std::string& v) {
+        auto bytes = ParseSize(v);
+        if (!bytes.ok()) return bytes.status().message();
+        if (*bytes > max) {
+          return "'" + v + "' is too large (at most " + FormatSize(max) + " = " +
+                 std::to_string(max) + " bytes)";
+        }
+        v = std::to_string(*bytes);
+        return std::string();
+      },
+      "BYTES");
+}
+
+CLI::Validator NonNegativeInteger(uint64_t max) {
+  return CLI::Validator(
+      [max](std::string& v) {
+        if (v.empty() || v.find_first_not_of("0123456789") != std::string::npos)
+          return "must be a non-negative integer, not '" + v + "'";
+        uint64_t value = 0;
+        const auto [end, error] = std::from_chars(v.data(), v.data() + v.size(), value);
+        if (error != std::errc() || end != v.data() + v.size() || value > max)
+          return "'" + v + "' is too large (at most " + std::to_string(max) + ")";
+        return std::string();
       },
       "UINT");
 }
@@ -97,8 +120,12 @@ std::string UnknownCommandMessage(const CLI::App& app, int argc, const char* con
       continue;
     }
     if (names.empty() || current->get_require_subcommand_min() == 0) return "";
-    std::string m = "unknown command '" + token + "' for '" + CommandPath(current) +
-                    "' (did you mean '" + std::string(NearestName(token, names)) + "'?); commands:";
+    std::string m = "unknown command '" + token + "' for '" + CommandPath(current) + "'";
+    const std::string_view nearest = NearestName(token, names);
+    if (EditDistance(token, nearest) <= std::max<size_t>(2, token.size() / 3)) {
+      m += " (did you mean '" + std::string(nearest) + "'?)";
+    }
+    m += "; commands:";
     for (size_t n = 0; n < names.size(); ++n) m += (n == 0 ? " " : ", ") + std::string(names[n]);
     return m;
   }

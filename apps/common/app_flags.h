@@ -5,6 +5,7 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -40,9 +41,16 @@ void AddLogFlags(CLI::App& app, LogFlags& flags, std::string_view default_level)
 // bad unit is a usage error with the same message in every binary.
 CLI::Validator SizeValidator();
 
-// A CLI11 check for integer options that must not be negative (CLI11 would
-// otherwise wrap "-1" to 2^64-1 for unsigned options).
-CLI::Validator NonNegativeInteger();
+// A CLI11 check for byte counts and offsets: the ParseSize grammar (so
+// "4096", "4K" and "1MiB" all work), at most `max`; the option then sees the
+// plain decimal count (so add it with ->transform(), not ->check()). A sign,
+// an unknown unit or overflow is a usage error.
+CLI::Validator ByteCount(uint64_t max = UINT64_MAX);
+
+// A CLI11 check for unsigned integer options: decimal digits only, at most
+// `max` (pass the option type's maximum). CLI11 alone would wrap "-1" to
+// 2^64-1 and accept a number past 2^64; both are usage errors here.
+CLI::Validator NonNegativeInteger(uint64_t max = UINT64_MAX);
 
 // Parses argv into `app`. Returns nullopt when the program should go on, or
 // the code to exit with: kExitOk after --help or --version (printed on
@@ -53,8 +61,9 @@ std::optional<int> Parse(CLI::App& app, int argc, char** argv);
 
 // For apps with subcommands: the message for argv's first word that is not
 // a subcommand where one is required ("unknown command 'regoin' for
-// 'cosmos' (did you mean 'region'?); commands: pool, region, ..."); empty
-// when argv names no such word. Exposed for tests.
+// 'cosmos' (did you mean 'region'?); commands: pool, region, ..."; the
+// suggestion only when it is a plausible typo, at most 2 edits or a third of
+// the word away); empty when argv names no such word. Exposed for tests.
 std::string UnknownCommandMessage(const CLI::App& app, int argc, const char* const* argv);
 
 }  // namespace cosmos::app

@@ -22,16 +22,26 @@ TEST(AppFlags, UsageErrorsExitTwoAndHelpAndVersionExitZero) {
                                               {"--no-such-flag"},
                                               {"--log-format", "xml"},
                                               {"--size", "64Q"},
-                                              {"--count", "-1"}}) {
+                                              {"--count", "-1"},
+                                              {"--count", "99999999999999999999999"},
+                                              {"--small", "256"},
+                                              {"--count", "1e3"},
+                                              {"--bytes", "-1"},
+                                              {"--bytes", "2K"},
+                                              {"--bytes", "99999999999999999999"}}) {
     CLI::App app;
     AddVersionFlag(app, "prog");
     LogFlags log;
     AddLogFlags(app, log, "info");
     std::string size;
     uint64_t count = 0;
+    uint8_t small = 0;
+    uint64_t bytes = 0;
+    app.add_option("--bytes", bytes)->transform(ByteCount(1024));
     app.add_option("--size", size)->check(SizeValidator());
     app.add_option("--count", count)->check(NonNegativeInteger());
-    EXPECT_EQ(ParseArgs(app, bad), kExitUsage) << bad[0];
+    app.add_option("--small", small)->check(NonNegativeInteger(255));
+    EXPECT_EQ(ParseArgs(app, bad), kExitUsage) << bad[0] << " " << bad[1];
   }
   CLI::App app;
   AddVersionFlag(app, "prog");
@@ -44,6 +54,18 @@ TEST(AppFlags, UsageErrorsExitTwoAndHelpAndVersionExitZero) {
   EXPECT_EQ(ParseArgs(fine, {"--log-level", "debug", "--log-format", "json"}), std::nullopt);
   EXPECT_EQ(log.level, "debug");
   EXPECT_EQ(log.format, "json");
+  CLI::App counts;
+  uint64_t count = 0;
+  counts.add_option("--count", count)->check(NonNegativeInteger());
+  EXPECT_EQ(ParseArgs(counts, {"--count", "18446744073709551615"}), std::nullopt);
+  EXPECT_EQ(count, UINT64_MAX);
+  CLI::App sizes;
+  uint64_t bytes = 0;
+  sizes.add_option("--bytes", bytes)->transform(ByteCount());
+  EXPECT_EQ(ParseArgs(sizes, {"--bytes", "4K"}), std::nullopt);
+  EXPECT_EQ(bytes, 4096u);
+  EXPECT_EQ(ParseArgs(sizes, {"--bytes", "17"}), std::nullopt);
+  EXPECT_EQ(bytes, 17u);
 }
 
 TEST(AppFlags, UnknownCommandIsNamedWithTheNearestOne) {
@@ -66,6 +88,10 @@ TEST(AppFlags, UnknownCommandIsNamedWithTheNearestOne) {
   EXPECT_EQ(UnknownCommandMessage(app, 3, deep),
             "unknown command 'lst' for 'cosmos region' (did you mean 'list'?); commands: create, "
             "list");
+  // No suggestion for a word that is nothing like any command.
+  const char* far[] = {"cosmos", "region", "frobnicate"};
+  EXPECT_EQ(UnknownCommandMessage(app, 3, far),
+            "unknown command 'frobnicate' for 'cosmos region'; commands: create, list");
   const char* fine[] = {"cosmos", "region", "list", "extra"};
   EXPECT_EQ(UnknownCommandMessage(app, 4, fine), "");
 }

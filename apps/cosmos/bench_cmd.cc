@@ -152,12 +152,18 @@ void RegisterBenchCommands(CLI::App& app, Context& ctx) {
   AddConnectOptions(*rpm, args->client);
   rpm->add_flag("--secure", args->secure,
                 "use protected (secure) scratch regions; needs a secure connection");
-  rpm->add_option("--op", args->op, "write_flush | write | read")->capture_default_str();
+  rpm->add_option("--op", args->op, "write_flush | write | read")
+      ->check(CLI::IsMember({"write_flush", "write", "read"}))
+      ->capture_default_str();
   rpm->add_option("--size", args->size, "bytes per op, e.g. 64, 4K, 64K")
       ->check(cosmos::app::SizeValidator())
       ->capture_default_str();
-  rpm->add_option("-n,--ops", args->ops, "total operations")->capture_default_str();
-  rpm->add_option("-c,--concurrency", args->concurrency, "operations in flight (one region each)")
+  rpm->add_option("-n,--ops", args->ops, "total operations")
+      ->check(cosmos::app::NonNegativeInteger())
+      ->capture_default_str();
+  rpm->add_option("-c,--concurrency", args->concurrency,
+                  "operations in flight (one region each), 1..256")
+      ->check(CLI::Range(1u, 256u))
       ->capture_default_str();
   rpm->add_option("--pool", args->pool, "pool on the node for the scratch regions");
   rpm->callback([&ctx, args] { ctx.status = RunRpmBench(*args, ctx); });

@@ -10,6 +10,7 @@
 
 #include <array>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -130,11 +131,102 @@ TEST(CliRights, LettersAndWordsParseToAccessBits) {
 TEST(CliHelp, EveryVerbHasHelp) {
   for (const char* verb :
        {"", "pool", "pool create", "pool info", "pool check", "region", "region create",
-        "region list", "region delete", "region write", "region read"}) {
+        "region list", "region delete", "region write", "region read", "region verify",
+        "remote region", "remote region read", "completion"}) {
     CliRun r = Cosmos(std::string(verb) + " --help");
     EXPECT_EQ(r.exit_code, 0) << verb;
     EXPECT_NE(r.out.find("Usage"), std::string::npos) << verb << ": " << r.out;
   }
+  // The local region group names the flag that makes its verbs remote.
+  EXPECT_NE(Cosmos("region --help").out.find("--server"), std::string::npos);
+}
+
+TEST_F(CliTest, BadWordsAndNumbersAreUsageErrorsNamingThem) {
+  ASSERT_EQ(Cosmos("pool create " + pool_ + " --size 4M").exit_code, 0);
+  CliRun r = Cosmos("region frobnicate " + pool_);
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_NE(r.out.find("unknown command 'frobnicate' for 'cosmos region'; commands: create, list, "
+                       "delete, write, read, verify"),
+            std::string::npos)
+      << r.out;
+  r = Cosmos("remote region lst --server 127.0.0.1:1");
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_NE(r.out.find("unknown command 'lst' for 'cosmos remote region' (did you mean 'list'?)"),
+            std::string::npos)
+      << r.out;
+  for (const std::string& bad :
+       {"region create " + pool_ + " a --size 4K --flags -1",
+        "region create " + pool_ + " a --size 4K --flags 4294967296",
+        "pool create " + dir_ + "/b.pool --size 4M --max-regions -1",
+        "region read " + pool_ + " a --offset 18446744073709551616",
+        "region read " + pool_ + " a --length 1e3",
+        std::string("remote region list --timeout-ms -1"), std::string("bench rpm --concurrency 0"),
+        std::string("bench rpm --op scan")}) {
+    r = Cosmos(bad);
+    EXPECT_EQ(r.exit_code, 2) << bad << ": " << r.out;
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir_ + "/b.pool"));
+}
+
+// The bash script generated from the command tree is valid bash and its
+// function completes verbs, flags (remote ones on the local region verbs
+// too) and flag choices.
+TEST_F(CliTest, BashCompletionIsValidAndCompletesVerbsAndFlags) {
+  const std::string script = dir_ + "/cosmos.bash";
+  CliRun gen = Cosmos("completion bash > " + script);
+  ASSERT_EQ(gen.exit_code, 0) << gen.out;
+  CliRun syntax = [&] {
+    const std::string cmd = "bash -n " + script + " 2>&1";
+    FILE* p = popen(cmd.c_str(), "r");
+    std::string out;
+    std::array<char, 512> buf;
+    size_t n;
+    while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
+    const int status = pclose(p);
+    return CliRun{WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+  }();
+  ASSERT_EQ(syntax.exit_code, 0) << syntax.out;
+  // Runs the completion function for `words` (the last one is being typed).
+  auto complete = [&](const std::string& words) {
+    const std::string driver = dir_ + "/complete.sh";
+    std::FILE* f = std::fopen(driver.c_str(), "w");
+    std::fprintf(f,
+                 "source '%s'\nCOMP_WORDS=(%s)\nCOMP_CWORD=$(( ${#COMP_WORDS[@]} - 1 ))\n"
+                 "_cosmos\necho \"${COMPREPLY[*]}\"\n",
+                 script.c_str(), words.c_str());
+    std::fclose(f);
+    FILE* p = popen(("bash " + driver + " 2>&1").c_str(), "r");
+    std::string out;
+    std::array<char, 4096> buf;
+    size_t n;
+    while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
+    pclose(p);
+    return out;
+  };
+  EXPECT_EQ(complete("cosmos reg"), "region\n");
+  EXPECT_EQ(complete("cosmos --json po"), "pool\n");
+  EXPECT_EQ(complete("cosmos pool ''"), "check create info\n");
+  EXPECT_EQ(complete("cosmos region create --si"), "--size\n");
+  EXPECT_EQ(complete("cosmos region read POOL r --he"), "--help --hex\n");
+  EXPECT_EQ(complete("cosmos region read r --serv"), "--server\n");
+  EXPECT_EQ(complete("cosmos region rot"), "rotate-key\n");
+  EXPECT_EQ(complete("cosmos --log-level ''"), "trace debug info warn error off\n");
+  EXPECT_EQ(complete("cosmos region write POOL r --data"), "--data\n");
+}
+
+TEST_F(CliTest, ZshCompletionIsGeneratedFromTheSameTree) {
+  CliRun zsh = Cosmos("completion zsh");
+  ASSERT_EQ(zsh.exit_code, 0) << zsh.out;
+  EXPECT_EQ(zsh.out.rfind("#compdef cosmos\n", 0), 0u) << zsh.out;
+  EXPECT_NE(zsh.out.find("\"cosmos region read\") subs=(); opts=("), std::string::npos);
+  EXPECT_NE(zsh.out.find("--log-level) compadd -- trace debug info warn error off"),
+            std::string::npos);
+  if (std::system("command -v zsh >/dev/null 2>&1") == 0) {
+    const std::string file = dir_ + "/_cosmos";
+    ASSERT_EQ(Cosmos("completion zsh > " + file).exit_code, 0);
+    EXPECT_EQ(std::system(("zsh -n " + file).c_str()), 0);
+  }
+  EXPECT_EQ(Cosmos("completion fish").exit_code, 2);
 }
 
 }  // namespace

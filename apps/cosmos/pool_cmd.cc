@@ -99,6 +99,7 @@ void RegisterPoolCommands(CLI::App& app, Context& ctx) {
         ->check(cosmos::app::SizeValidator())
         ->required();
     cmd->add_option("--max-regions", *max_regions, "Capacity of the region table")
+        ->check(cosmos::app::NonNegativeInteger(UINT32_MAX))
         ->capture_default_str();
     AddBackendOption(cmd, backend.get());
     cmd->callback([&ctx, path, size, backend, max_regions] {

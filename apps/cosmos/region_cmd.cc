@@ -1,10 +1,7 @@
-// `cosmos region create|list|delete|write|read`: regions of a local pool.
-#include <cctype>
-#include <cstdio>
-#include <fstream>
-#include <iterator>
+// `cosmos region create|list|delete|write|read|verify POOL ...`: regions of
+// a local pool, with the flags and output formats of the remote verbs (cli.h).
+#include <cstring>
 #include <memory>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -30,31 +27,22 @@ void AddTarget(CLI::App* cmd, Target* t, bool with_name) {
   if (with_name) cmd->add_option("name", t->name, "Region name")->required();
 }
 
-std::string Printable(const std::byte* p, size_t n, bool hex) {
-  bool text = !hex;
-  for (size_t i = 0; i < n && text; ++i) {
-    const auto c = static_cast<unsigned char>(p[i]);
-    text = std::isprint(c) || c == '\n' || c == '\t';
-  }
-  if (text) return std::string(reinterpret_cast<const char*>(p), n);
-  std::string out;
-  char buf[4];
-  for (size_t i = 0; i < n; ++i) {
-    std::snprintf(buf, sizeof(buf), "%02x", static_cast<unsigned>(p[i]));
-    out += buf;
-  }
-  return out;
-}
-
 }  // namespace
 
 void RegisterRegionCommands(CLI::App& app, Context& ctx) {
   CLI::App* region = app.add_subcommand(
       "region",
-      "Create, list, delete, write and read regions of a local pool (region VERB POOL ...); "
-      "add --server HOST:PORT for the regions of a cosmosd node (flags: `cosmos remote region "
-      "--help`)");
+      "Create, list, delete, write, read and verify regions of a local pool (region VERB POOL "
+      "...), or with --server HOST:PORT the regions of a cosmosd node (region VERB ... --server "
+      "H:P; every remote flag and verb: `cosmos remote region --help`)");
   region->require_subcommand(1);
+  // Never parsed here: main.cc routes any `region ... --server` command line
+  // to `remote region`. Declared so that help and completion show it.
+  static std::string unused_server;
+  region->add_option("--server", unused_server,
+                     "cosmosd node HOST:PORT: run the verb there instead of on a local POOL "
+                     "(connection flags: `cosmos remote region --help`)")
+      ->group("Remote (cosmosd node)");
 
   // region create
   {
@@ -66,7 +54,9 @@ void RegisterRegionCommands(CLI::App& app, Context& ctx) {
     cmd->add_option("--size", *size, "Region size, e.g. 4K or 16M")
         ->check(cosmos::app::SizeValidator())
         ->required();
-    cmd->add_option("--flags", *flags, "Flags stored for upper layers")->capture_default_str();
+    cmd->add_option("--flags", *flags, "Flags stored for upper layers")
+        ->check(cosmos::app::NonNegativeInteger(UINT32_MAX))
+        ->capture_default_str();
     cmd->callback([&ctx, t, size, flags] {
       ctx.status = [&]() -> Status {
         COSMOS_ASSIGN_OR_RETURN(uint64_t bytes, ParseSize(*size));
@@ -96,23 +86,15 @@ void RegisterRegionCommands(CLI::App& app, Context& ctx) {
     cmd->callback([&ctx, t] {
       ctx.status = [&]() -> Status {
         COSMOS_ASSIGN_OR_RETURN(auto pool, pmem::Pool::Open(t->path, {.read_only = true}));
-        const auto regions = pool->ListRegions();
+        std::vector<RegionRow> rows;
         nlohmann::ordered_json list = nlohmann::ordered_json::array();
-        std::ostringstream out;
-        char line[160];
-        std::snprintf(line, sizeof(line), "%-24s %6s %12s %12s %14s %6s\n", "NAME", "ID", "SIZE",
-                      "BYTES", "POOL_OFFSET", "FLAGS");
-        out << line;
-        for (const auto& r : regions) {
-          std::snprintf(line, sizeof(line), "%-24s %6llu %12s %12llu %14llu %6u\n", r.name.c_str(),
-                        static_cast<unsigned long long>(r.id), HumanBytes(r.size).c_str(),
-                        static_cast<unsigned long long>(r.size),
-                        static_cast<unsigned long long>(r.offset), r.flags);
-          out << line;
+        for (const auto& r : pool->ListRegions()) {
+          rows.push_back({r.name,
+                          r.size,
+                          {std::to_string(r.id), std::to_string(r.offset), std::to_string(r.flags)}});
           list.push_back(RegionJson(r));
         }
-        out << regions.size() << " region(s)\n";
-        ctx.Emit(out.str(), {{"path", t->path}, {"regions", list}});
+        EmitRegionList(ctx, {"ID", "POOL_OFFSET", "FLAGS"}, rows, "path", t->path, list);
         return pool->Close();
       }();
     });
@@ -137,74 +119,77 @@ void RegisterRegionCommands(CLI::App& app, Context& ctx) {
   {
     auto* cmd = region->add_subcommand("write", "Write bytes into a region and persist them");
     auto t = std::make_shared<Target>();
-    auto offset = std::make_shared<uint64_t>(0);
-    auto data = std::make_shared<std::string>();
-    auto file = std::make_shared<std::string>();
+    auto range = std::make_shared<RangeFlags>();
+    auto payload = std::make_shared<PayloadFlags>();
     AddTarget(cmd, t.get(), true);
-    cmd->add_option("--offset", *offset, "Byte offset within the region")
-        ->check(cosmos::app::NonNegativeInteger())
-        ->capture_default_str();
-    auto* data_opt = cmd->add_option("--data", *data, "Bytes to write (as given)");
-    auto* file_opt = cmd->add_option("--file", *file, "Write the contents of this file");
-    data_opt->excludes(file_opt);
-    cmd->callback([&ctx, t, offset, data, file, data_opt, file_opt] {
+    AddOffsetOption(cmd, range.get());
+    AddPayloadOptions(cmd, payload.get(), "Write");
+    cmd->callback([&ctx, t, range, payload] {
       ctx.status = [&]() -> Status {
-        std::string bytes = *data;
-        if (file_opt->count() > 0) {
-          std::ifstream in(*file, std::ios::binary);
-          if (!in) return Status::NotFound("cannot read input file " + *file);
-          bytes.assign(std::istreambuf_iterator<char>(in), {});
-        } else if (data_opt->count() == 0) {
-          return Status::InvalidArgument("give --data or --file");
-        }
+        COSMOS_ASSIGN_OR_RETURN(std::vector<std::byte> bytes, LoadPayload(*payload));
         COSMOS_ASSIGN_OR_RETURN(auto pool, pmem::Pool::Open(t->path));
         {
           COSMOS_ASSIGN_OR_RETURN(pmem::Region r, pool->OpenRegion(t->name));
-          COSMOS_RETURN_IF_ERROR(r.MemcpyPersist(*offset, bytes.data(), bytes.size()));
-          ctx.Emit("wrote and persisted " + std::to_string(bytes.size()) + " bytes at offset " +
-                       std::to_string(*offset) + " of region '" + t->name + "' (durability " +
-                       std::string(pmem::DurabilityName(r.durability())) + ")\n",
-                   {{"region", t->name},
-                    {"offset", *offset},
-                    {"bytes", bytes.size()},
-                    {"durability", std::string(pmem::DurabilityName(r.durability()))}});
+          COSMOS_RETURN_IF_ERROR(r.MemcpyPersist(range->offset, bytes.data(), bytes.size()));
+          EmitWrite(ctx, t->name, range->offset, bytes.size(),
+                    pmem::DurabilityName(r.durability()));
         }
         return pool->Close();
       }();
     });
   }
 
-  // region read
+  // region read / verify: both check the range against the region first.
+  auto in_region = [](const Target& t, const pmem::Region& r, uint64_t offset,
+                      uint64_t length) -> Status {
+    if (offset <= r.size() && length <= r.size() - offset) return Status::Ok();
+    return Status::OutOfRange("pool " + t.path + ": region '" + t.name + "': range [" +
+                              std::to_string(offset) + ", +" + std::to_string(length) +
+                              ") is outside the region of " + std::to_string(r.size()) + " bytes");
+  };
   {
     auto* cmd = region->add_subcommand("read", "Print bytes of a region (text, or hex)");
     auto t = std::make_shared<Target>();
-    auto offset = std::make_shared<uint64_t>(0);
-    auto length = std::make_shared<uint64_t>(64);
-    auto hex = std::make_shared<bool>(false);
+    auto range = std::make_shared<RangeFlags>();
     AddTarget(cmd, t.get(), true);
-    cmd->add_option("--offset", *offset, "Byte offset within the region")
-        ->check(cosmos::app::NonNegativeInteger())
-        ->capture_default_str();
-    cmd->add_option("--length", *length, "Number of bytes")
-        ->check(cosmos::app::NonNegativeInteger())
-        ->capture_default_str();
-    cmd->add_flag("--hex", *hex, "Always print hex");
-    cmd->callback([&ctx, t, offset, length, hex] {
+    AddReadOptions(cmd, range.get());
+    cmd->callback([&ctx, t, range, in_region] {
       ctx.status = [&]() -> Status {
         COSMOS_ASSIGN_OR_RETURN(auto pool, pmem::Pool::Open(t->path, {.read_only = true}));
         {
           COSMOS_ASSIGN_OR_RETURN(pmem::Region r, pool->OpenRegion(t->name));
-          if (*offset > r.size() || *length > r.size() - *offset) {
-            return Status::OutOfRange("pool " + t->path + ": region '" + t->name + "': range [" +
-                                      std::to_string(*offset) + ", +" + std::to_string(*length) +
-                                      ") is outside the region of " + std::to_string(r.size()) +
-                                      " bytes");
+          COSMOS_RETURN_IF_ERROR(in_region(*t, r, range->offset, range->length));
+          EmitRead(ctx, t->name, range->offset,
+                   std::span<const std::byte>(r.data() + range->offset, range->length),
+                   range->hex);
+        }
+        return pool->Close();
+      }();
+    });
+  }
+  {
+    auto* cmd = region->add_subcommand(
+        "verify", "Check that the region's persisted bytes equal --data/--file");
+    auto t = std::make_shared<Target>();
+    auto range = std::make_shared<RangeFlags>();
+    auto payload = std::make_shared<PayloadFlags>();
+    AddTarget(cmd, t.get(), true);
+    AddOffsetOption(cmd, range.get());
+    AddPayloadOptions(cmd, payload.get(), "Expected");
+    cmd->callback([&ctx, t, range, payload, in_region] {
+      ctx.status = [&]() -> Status {
+        COSMOS_ASSIGN_OR_RETURN(std::vector<std::byte> bytes, LoadPayload(*payload));
+        COSMOS_ASSIGN_OR_RETURN(auto pool, pmem::Pool::Open(t->path, {.read_only = true}));
+        {
+          COSMOS_ASSIGN_OR_RETURN(pmem::Region r, pool->OpenRegion(t->name));
+          COSMOS_RETURN_IF_ERROR(in_region(*t, r, range->offset, bytes.size()));
+          if (!bytes.empty() &&
+              std::memcmp(r.data() + range->offset, bytes.data(), bytes.size()) != 0) {
+            return Status::IntegrityViolation("region '" + t->name + "': the bytes at offset " +
+                                    std::to_string(range->offset) + " differ from the expected " +
+                                    std::to_string(bytes.size()) + " bytes");
           }
-          const std::string shown = Printable(r.data() + *offset, *length, *hex);
-          ctx.Emit(shown + "\n", {{"region", t->name},
-                                  {"offset", *offset},
-                                  {"length", *length},
-                                  {"hex", Printable(r.data() + *offset, *length, true)}});
+          EmitVerified(ctx, t->name, range->offset, bytes.size());
         }
         return pool->Close();
       }();

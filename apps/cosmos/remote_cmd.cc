@@ -4,9 +4,6 @@
 // library, over a plain or a secure connection.
 #include "remote_cmd.h"
 
-#include <cctype>
-#include <fstream>
-#include <iterator>
 #include <memory>
 
 #include "cosmos/client.h"
@@ -23,43 +20,6 @@ nlohmann::ordered_json InfoJson(const RegionInfo& r) {
 
 Result<std::unique_ptr<Client>> ConnectTo(const ClientOptions& options) {
   return Client::Connect(options);
-}
-
-std::string Printable(const std::vector<std::byte>& bytes, bool hex) {
-  bool text = !hex;
-  for (auto b : bytes) {
-    unsigned char c = static_cast<unsigned char>(b);
-    if (!std::isprint(c) && c != '\n' && c != '\t') text = false;
-  }
-  std::string out;
-  if (text) {
-    for (auto b : bytes) out.push_back(static_cast<char>(b));
-    return out;
-  }
-  static const char* kHex = "0123456789abcdef";
-  for (size_t i = 0; i < bytes.size(); ++i) {
-    unsigned char c = static_cast<unsigned char>(bytes[i]);
-    out.push_back(kHex[c >> 4]);
-    out.push_back(kHex[c & 15]);
-    if (i % 32 == 31) out.push_back('\n');
-  }
-  return out;
-}
-
-// Reads --data or --file into bytes.
-Result<std::vector<std::byte>> Payload(const std::string& data, const std::string& file,
-                                       bool have_file) {
-  if (!have_file) {
-    std::vector<std::byte> v(data.size());
-    for (size_t i = 0; i < data.size(); ++i) v[i] = std::byte(static_cast<unsigned char>(data[i]));
-    return v;
-  }
-  std::ifstream in(file, std::ios::binary);
-  if (!in) return Status::NotFound("cannot read " + file);
-  std::vector<char> raw((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  std::vector<std::byte> v(raw.size());
-  for (size_t i = 0; i < raw.size(); ++i) v[i] = std::byte(static_cast<unsigned char>(raw[i]));
-  return v;
 }
 
 // `grant`, `revoke`, `access`, `rotate-key`: a secure region's access list
@@ -163,7 +123,9 @@ void AddConnectOptions(CLI::App& cmd, ClientOptions& options) {
   cmd.add_option("--client-key", options.client_key_file,
                  "Secure connection: this client's credentials (NAME.key from `cosmos keys "
                  "client`)");
-  cmd.add_option("--timeout-ms", options.timeout_ms, "Per-call timeout")->capture_default_str();
+  cmd.add_option("--timeout-ms", options.timeout_ms, "Per-call timeout")
+      ->check(cosmos::app::NonNegativeInteger(UINT32_MAX))
+      ->capture_default_str();
   cmd.add_option("--mtu", options.mtu,
                  "Largest UDP payload per datagram; the session uses the smaller of this, the "
                  "node's and the path MTU - 28 (8972 suits jumbo frames and loopback)")
@@ -229,15 +191,14 @@ void RegisterRemoteCommands(CLI::App& app, Context& ctx) {
       if (!c.ok()) return void(ctx.status = c.status());
       auto list = (*c)->ListRegions();
       if (!list.ok()) return void(ctx.status = list.status());
-      std::string text = "NAME\tSIZE\tDURABILITY\tSECURE\n";
+      std::vector<RegionRow> rows;
       nlohmann::ordered_json arr = nlohmann::ordered_json::array();
       for (const auto& r : *list) {
-        text += r.name + "\t" + HumanBytes(r.size) + "\t" + DurabilityName(r.durability) +
-                (r.secure ? "\tyes" : "\tno") + "\n";
+        rows.push_back(
+            {r.name, r.size, {std::string(DurabilityName(r.durability)), r.secure ? "yes" : "no"}});
         arr.push_back(InfoJson(r));
       }
-      if (list->empty()) text = "no regions\n";
-      ctx.Emit(text, {{"server", copts->server}, {"regions", arr}});
+      EmitRegionList(ctx, {"DURABILITY", "SECURE"}, rows, "server", copts->server, arr);
     });
   }
   {
@@ -248,100 +209,65 @@ void RegisterRemoteCommands(CLI::App& app, Context& ctx) {
       auto c = ConnectTo(*copts);
       if (!c.ok()) return void(ctx.status = c.status());
       ctx.status = (*c)->DeleteRegion(*name);
-      if (ctx.status.ok()) ctx.Emit("deleted region " + *name + "\n", {{"deleted", *name}});
+      if (ctx.status.ok()) ctx.Emit("deleted region '" + *name + "'\n", {{"deleted", *name}});
     });
   }
   {
     auto* cmd = region->add_subcommand("write", "Write bytes and flush them (durable on success)");
     auto name = std::make_shared<std::string>();
-    auto offset = std::make_shared<uint64_t>(0);
-    auto data = std::make_shared<std::string>();
-    auto file = std::make_shared<std::string>();
+    auto range = std::make_shared<RangeFlags>();
+    auto payload = std::make_shared<PayloadFlags>();
     cmd->add_option("name", *name, "Region name")->required();
-    cmd->add_option("--offset", *offset, "Byte offset")
-        ->check(cosmos::app::NonNegativeInteger())
-        ->capture_default_str();
-    auto* d = cmd->add_option("--data", *data, "Bytes to write (as given)");
-    auto* f = cmd->add_option("--file", *file, "Write the contents of this file");
-    d->excludes(f);
-    cmd->callback([&ctx, copts, name, offset, data, file, f] {
-      auto bytes = Payload(*data, *file, f->count() > 0);
+    AddOffsetOption(cmd, range.get());
+    AddPayloadOptions(cmd, payload.get(), "Write");
+    cmd->callback([&ctx, copts, name, range, payload] {
+      auto bytes = LoadPayload(*payload);
       if (!bytes.ok()) return void(ctx.status = bytes.status());
       auto c = ConnectTo(*copts);
       if (!c.ok()) return void(ctx.status = c.status());
       auto r = (*c)->OpenRegion(*name);
       if (!r.ok()) return void(ctx.status = r.status());
-      Status s = (*r)->Write(*offset, *bytes);
-      if (s.ok()) s = (*r)->Flush(*offset, bytes->size());
+      Status s = (*r)->Write(range->offset, *bytes);
+      if (s.ok()) s = (*r)->Flush(range->offset, bytes->size());
       if (!s.ok()) return void(ctx.status = s);
-      ctx.Emit("wrote and flushed " + std::to_string(bytes->size()) + " bytes at " +
-                   std::to_string(*offset) + " (durability " +
-                   DurabilityName((*r)->info().durability) + ")\n",
-               {{"region", *name},
-                {"offset", *offset},
-                {"length", bytes->size()},
-                {"durability", DurabilityName((*r)->info().durability)}});
+      EmitWrite(ctx, *name, range->offset, bytes->size(), DurabilityName((*r)->info().durability));
     });
   }
   {
     auto* cmd = region->add_subcommand("read", "Print bytes of a remote region (text, or hex)");
     auto name = std::make_shared<std::string>();
-    auto offset = std::make_shared<uint64_t>(0);
-    auto length = std::make_shared<uint64_t>(64);
-    auto hex = std::make_shared<bool>(false);
+    auto range = std::make_shared<RangeFlags>();
     cmd->add_option("name", *name, "Region name")->required();
-    cmd->add_option("--offset", *offset, "Byte offset")
-        ->check(cosmos::app::NonNegativeInteger())
-        ->capture_default_str();
-    cmd->add_option("--length", *length, "Number of bytes")
-        ->check(cosmos::app::NonNegativeInteger())
-        ->capture_default_str();
-    cmd->add_flag("--hex", *hex, "Always print hex");
-    cmd->callback([&ctx, copts, name, offset, length, hex] {
-      if (*length > (64u << 20))
-        return void(ctx.status = Status::InvalidArgument("--length at most 64M"));
+    AddReadOptions(cmd, range.get());
+    cmd->callback([&ctx, copts, name, range] {
       auto c = ConnectTo(*copts);
       if (!c.ok()) return void(ctx.status = c.status());
       auto r = (*c)->OpenRegion(*name);
       if (!r.ok()) return void(ctx.status = r.status());
-      std::vector<std::byte> out(*length);
-      Status s = (*r)->Read(*offset, out);
+      std::vector<std::byte> out(range->length);
+      Status s = (*r)->Read(range->offset, out);
       if (!s.ok()) return void(ctx.status = s);
-      const std::string shown = Printable(out, *hex);
-      ctx.Emit(shown + "\n", {{"region", *name},
-                              {"offset", *offset},
-                              {"length", *length},
-                              {"data", shown},
-                              {"hex", Printable(out, true)}});
+      EmitRead(ctx, *name, range->offset, out, range->hex);
     });
   }
   {
-    auto* cmd =
-        region->add_subcommand("verify", "Check that the durable bytes equal --data/--file");
+    auto* cmd = region->add_subcommand("verify",
+                                       "Check that the region's durable bytes equal --data/--file");
     auto name = std::make_shared<std::string>();
-    auto offset = std::make_shared<uint64_t>(0);
-    auto data = std::make_shared<std::string>();
-    auto file = std::make_shared<std::string>();
+    auto range = std::make_shared<RangeFlags>();
+    auto payload = std::make_shared<PayloadFlags>();
     cmd->add_option("name", *name, "Region name")->required();
-    cmd->add_option("--offset", *offset, "Byte offset")
-        ->check(cosmos::app::NonNegativeInteger())
-        ->capture_default_str();
-    auto* d = cmd->add_option("--data", *data, "Expected bytes");
-    auto* f = cmd->add_option("--file", *file, "Expected contents of this file");
-    d->excludes(f);
-    cmd->callback([&ctx, copts, name, offset, data, file, f] {
-      auto bytes = Payload(*data, *file, f->count() > 0);
+    AddOffsetOption(cmd, range.get());
+    AddPayloadOptions(cmd, payload.get(), "Expected");
+    cmd->callback([&ctx, copts, name, range, payload] {
+      auto bytes = LoadPayload(*payload);
       if (!bytes.ok()) return void(ctx.status = bytes.status());
       auto c = ConnectTo(*copts);
       if (!c.ok()) return void(ctx.status = c.status());
       auto r = (*c)->OpenRegion(*name);
       if (!r.ok()) return void(ctx.status = r.status());
-      ctx.status = (*r)->Verify(*offset, *bytes);
-      if (ctx.status.ok()) {
-        ctx.Emit("verified " + std::to_string(bytes->size()) + " durable bytes at " +
-                     std::to_string(*offset) + "\n",
-                 {{"region", *name}, {"verified", true}});
-      }
+      ctx.status = (*r)->Verify(range->offset, *bytes);
+      if (ctx.status.ok()) EmitVerified(ctx, *name, range->offset, bytes->size());
     });
   }
   RegisterAccessCommands(*region, ctx, copts);

@@ -7,6 +7,7 @@
 
 #include <array>
 #include <cstdio>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -73,6 +74,86 @@ TEST(CliRemoteTest, RegionVerbsWithServerReachThePlainNode) {
   r = Cosmos(Cat({"region", "write", "notes", "--offset", "65530", "--data", "too long"}, conn));
   EXPECT_NE(r.exit_code, 0) << r.out;
   EXPECT_NE(r.out.find("out_of_range"), std::string::npos) << r.out;
+}
+
+// One grammar: the local form (`region VERB POOL ...`) and the remote form
+// (`region VERB ... --server`) take the same flags and print the same
+// formats (read, --hex, write, verify, list header and JSON keys).
+TEST(CliRemoteTest, LocalAndRemoteVerbsShareFlagsAndOutputFormats) {
+  rpm_test::TempDir dir;
+  rpm_test::Daemon d;
+  ASSERT_TRUE(d.Start(dir.path, {"--listen", "127.0.0.1", "--pool",
+                                 "main=" + dir.path + "/node.pool,size=16M,create"}));
+  const std::vector<std::string> conn = {"--server", d.address()};
+  const std::string pool = dir.path + "/local.pool";
+  ASSERT_EQ(Cosmos({"pool", "create", pool, "--size", "4M"}).exit_code, 0);
+  // Both forms, each with the same trailing arguments.
+  auto local = [&](const std::string& verb, std::vector<std::string> rest) {
+    std::vector<std::string> args = {"region", verb, pool};
+    args.insert(args.end(), rest.begin(), rest.end());
+    return Cosmos(args);
+  };
+  auto remote = [&](const std::string& verb, std::vector<std::string> rest) {
+    std::vector<std::string> args = {"region", verb};
+    args.insert(args.end(), rest.begin(), rest.end());
+    return Cosmos(Cat(args, conn));
+  };
+  struct Form {
+    const char* name;
+    std::function<::Run(const std::string&, std::vector<std::string>)> run;
+  };
+  std::vector<Form> forms = {{"local", local}, {"remote", remote}};
+  std::vector<std::string> read_json_keys, list_headers;
+  for (const Form& f : forms) {
+    SCOPED_TRACE(f.name);
+    ASSERT_EQ(f.run("create", {"notes", "--size", "64K"}).exit_code, 0);
+    ::Run r = f.run("write", {"notes", "--offset", "1K", "--data", "hello"});
+    ASSERT_EQ(r.exit_code, 0) << r.out;
+    EXPECT_EQ(r.out.rfind("wrote and persisted 5 bytes at offset 1024 of region 'notes'", 0), 0u)
+        << r.out;
+    r = f.run("read", {"notes", "--offset", "1K", "--length", "5"});
+    EXPECT_EQ(r.out, "hello\n");
+    r = f.run("read", {"notes", "--offset", "1024", "--length", "5", "--hex"});
+    EXPECT_EQ(r.out, "68656c6c6f\n");
+    r = f.run("read", {"notes", "--offset", "1K", "--length", "6", "--json"});
+    ASSERT_EQ(r.exit_code, 0) << r.out;
+    auto j = nlohmann::json::parse(r.out, nullptr, false);
+    ASSERT_FALSE(j.is_discarded()) << r.out;
+    EXPECT_EQ(j["hex"], "68656c6c6f00");
+    EXPECT_TRUE(j["text"].is_null());  // a NUL byte is not printable
+    std::string keys;
+    for (auto it = j.begin(); it != j.end(); ++it) keys += it.key() + " ";
+    read_json_keys.push_back(keys);
+    EXPECT_EQ(f.run("verify", {"notes", "--offset", "1K", "--data", "hello"}).exit_code, 0);
+    r = f.run("verify", {"notes", "--offset", "1K", "--data", "hellp"});
+    EXPECT_EQ(r.exit_code, 1) << r.out;
+    EXPECT_NE(r.out.find("integrity_violation"), std::string::npos) << r.out;
+    // Usage errors are the same in both forms and exit 2.
+    for (const std::vector<std::string>& bad :
+         {std::vector<std::string>{"notes", "--length", "-1"},
+          {"notes", "--length", "99999999999999999999999"},
+          {"notes", "--offset", "-5"},
+          {"notes", "--length", "65M"}}) {
+      r = f.run("read", bad);
+      EXPECT_EQ(r.exit_code, 2) << bad[1] << " " << bad[2] << ": " << r.out;
+      EXPECT_NE(r.out.find(bad[1]), std::string::npos) << r.out;
+    }
+    r = f.run("write", {"notes"});
+    EXPECT_EQ(r.exit_code, 2) << r.out;
+    EXPECT_NE(r.out.find("--data"), std::string::npos) << r.out;
+    r = f.run("list", {});
+    ASSERT_EQ(r.exit_code, 0) << r.out;
+    list_headers.push_back(r.out.substr(0, r.out.find("BYTES") + 5));
+    EXPECT_NE(r.out.find("\n1 region(s)\n"), std::string::npos) << r.out;
+    r = f.run("list", {"--json"});
+    j = nlohmann::json::parse(r.out, nullptr, false);
+    ASSERT_FALSE(j.is_discarded()) << r.out;
+    EXPECT_EQ(j["regions"][0]["name"], "notes");
+    EXPECT_EQ(j["regions"][0]["size"], 65536);
+  }
+  EXPECT_EQ(read_json_keys[0], read_json_keys[1]);
+  EXPECT_EQ(list_headers[0], list_headers[1]);
+  EXPECT_EQ(list_headers[0], "NAME   SIZE      BYTES");
 }
 
 TEST(CliRemoteTest, SecureRegionThroughTheCliWithKeysFromCosmosKeys) {
