@@ -1,7 +1,8 @@
 // cosmos-kv: Redis-compatible durable key-value server. Parses flags, opens
 // the log device (a local pmem pool region by default, a local file, DRAM, or
 // a region of a remote cosmosd, plain or secure) and the store, serves RESP2
-// until SIGTERM/SIGINT.
+// until SIGTERM/SIGINT. Under systemd it reports READY=1 once listening and
+// STOPPING=1 at shutdown.
 #include <pthread.h>
 
 #include <atomic>
@@ -12,6 +13,7 @@
 #include <thread>
 
 #include "app_flags.h"
+#include "service_notify.h"
 #include "common/build_info.h"
 #include "common/log.h"
 #include "common/size.h"
@@ -35,6 +37,13 @@ void OnSignal(int) {
 uint64_t SizeOf(const std::string& text) {
   auto size = cosmos::ParseSize(text);
   return size.ok() ? *size : 0;
+}
+
+// sd_notify to the service manager, if any; a failure is logged, not fatal.
+void Notify(const std::string& state) {
+  if (cosmos::Status s = cosmos::app::NotifyServiceManager(state); !s.ok()) {
+    COSMOS_LOG_WARN("cosmos-kv: service manager notification failed: {}", s.ToString());
+  }
 }
 
 // SIGHUP: a thread that waits for it (blocked in every thread) and reopens
@@ -320,8 +329,11 @@ int main(int argc, char** argv) {
   sigaction(SIGTERM, &sa, nullptr);
   sigaction(SIGINT, &sa, nullptr);
   signal(SIGPIPE, SIG_IGN);
+  // Under systemd (Type=notify): listening, and SIGTERM handled from here on.
+  Notify("READY=1\nSTATUS=accepting connections on port " + std::to_string((*server)->port()));
 
   cosmos::Status s = (*server)->Run();
+  Notify("STOPPING=1");
   g_server = nullptr;
   server->reset();
   // A store that failed (e.g. the remote node was lost) served only errors

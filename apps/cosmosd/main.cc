@@ -2,6 +2,7 @@
 // the pools, serves their regions over UDP until SIGTERM/SIGINT, then shuts
 // down cleanly (in-flight flushes finish and are answered first). SIGHUP
 // reopens the log file and reloads the settings that can change safely.
+// Under systemd it reports READY=1 once serving and STOPPING=1 at shutdown.
 #include <signal.h>
 
 #include <cstdio>
@@ -9,6 +10,7 @@
 #include <optional>
 
 #include "app_flags.h"
+#include "service_notify.h"
 #include "common/build_info.h"
 #include "common/log.h"
 #include "replication/cluster_node.h"
@@ -142,6 +144,13 @@ Result<DaemonConfig> BuildConfig(const Flags& f) {
   if (f.secure_flushers) cfg.server.secure_flushers = *f.secure_flushers;
   if (f.accept_counter_reset) s.accept_counter_reset = true;
   COSMOS_RETURN_IF_ERROR(cosmos::server::ValidateSecureConfig(s));
+  COSMOS_RETURN_IF_ERROR(cosmos::server::ValidateStartConfig(cfg));
+  if (f.cluster.empty() && (!f.node_id.empty() || !f.zone.empty() || !f.advertise.empty())) {
+    return Status::InvalidArgument("--node-id, --zone and --advertise need --cluster");
+  }
+  if (!f.cluster.empty() && f.node_id.empty()) {
+    return Status::InvalidArgument("--cluster needs --node-id");
+  }
   return cfg;
 }
 
@@ -174,12 +183,6 @@ std::vector<std::string> ChangesNeedingRestart(const DaemonConfig& a, const Daem
   check(x.secure_flushers != y.secure_flushers, "server.secure_flushers");
   check(a.log_format != b.log_format, "server.log_format");
   check(a.log_file != b.log_file, "server.log_file");
-  check(x.qos.client_bytes_per_sec != y.qos.client_bytes_per_sec ||
-            x.qos.client_ops_per_sec != y.qos.client_ops_per_sec ||
-            x.qos.region_bytes_per_sec != y.qos.region_bytes_per_sec ||
-            x.qos.region_ops_per_sec != y.qos.region_ops_per_sec ||
-            x.qos.burst_seconds != y.qos.burst_seconds,
-        "qos");
   bool pools_differ = a.pools.size() != b.pools.size();
   for (size_t i = 0; !pools_differ && i < a.pools.size(); ++i) {
     const auto &p = a.pools[i], &q = b.pools[i];
@@ -200,10 +203,19 @@ std::vector<std::string> ChangesNeedingRestart(const DaemonConfig& a, const Daem
   return out;
 }
 
+bool QosDiffers(const cosmos::server::QosLimits& a, const cosmos::server::QosLimits& b) {
+  return a.client_bytes_per_sec != b.client_bytes_per_sec ||
+         a.client_ops_per_sec != b.client_ops_per_sec ||
+         a.region_bytes_per_sec != b.region_bytes_per_sec ||
+         a.region_ops_per_sec != b.region_ops_per_sec || a.burst_seconds != b.burst_seconds;
+}
+
 // SIGHUP: reopen the log file, re-read the configuration, apply the log
-// level and (secure mode) the client allow list, and log what else changed
-// and needs a restart. A bad new configuration changes nothing.
-void Reload(const Flags& flags, DaemonConfig& running, cosmos::sec::SimulatedEnclave* enclave) {
+// level, the QoS limits and (secure mode) the client allow list, and log
+// what else changed and needs a restart. A bad new configuration changes
+// nothing.
+void Reload(const Flags& flags, DaemonConfig& running, cosmos::server::Server& server,
+            cosmos::sec::SimulatedEnclave* enclave) {
   if (Status s = cosmos::log::Reopen(); !s.ok()) {
     COSMOS_LOG_ERROR("cosmosd: SIGHUP: {}", s.ToString());
   }
@@ -232,6 +244,14 @@ void Reload(const Flags& flags, DaemonConfig& running, cosmos::sec::SimulatedEnc
     cosmos::log::SetLevel(next->log_level);
     reloaded.push_back("server.log_level = " + next->log_level);
   }
+  if (QosDiffers(next->server.qos, running.server.qos)) {
+    if (Status s = server.SetQosLimits(next->server.qos); !s.ok()) {
+      COSMOS_LOG_ERROR("cosmosd: SIGHUP: QoS limits kept: {}", s.ToString());
+      next->server.qos = running.server.qos;
+    } else {
+      reloaded.push_back("qos (" + cosmos::server::DescribeQos(next->server.qos) + ")");
+    }
+  }
   std::string list;
   for (const auto& r : reloaded) list += (list.empty() ? "" : ", ") + r;
   COSMOS_LOG_INFO("cosmosd: SIGHUP: reopened log {}; reloaded: {}",
@@ -247,6 +267,14 @@ void Reload(const Flags& flags, DaemonConfig& running, cosmos::sec::SimulatedEnc
   // Only what was applied becomes the running configuration.
   running.log_level = next->log_level;
   running.secure.allow = next->secure.allow;
+  running.server.qos = next->server.qos;
+}
+
+// sd_notify to the service manager, if any; a failure is logged, not fatal.
+void Notify(const std::string& state) {
+  if (Status s = cosmos::app::NotifyServiceManager(state); !s.ok()) {
+    COSMOS_LOG_WARN("cosmosd: service manager notification failed: {}", s.ToString());
+  }
 }
 
 void WritePortFile(const std::string& path, uint16_t port, int* exit_code) {
@@ -291,11 +319,30 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  auto pools = cosmos::server::OpenPools(cfg.pools);
+  // Everything that can be checked is checked (BuildConfig, the allow
+  // list) before the first pool file is created; a start failing after that
+  // removes the pool files it created.
+  std::vector<cosmos::sec::Ed25519PublicKey> allowed_clients;
+  if (!sec_cfg.platform_keys.empty()) {
+    auto clients = LoadAllowList(sec_cfg.allow);
+    if (!clients.ok()) {
+      std::fprintf(stderr, "cosmosd: %s\n", clients.status().ToString().c_str());
+      return cosmos::app::kExitUsage;
+    }
+    allowed_clients = std::move(*clients);
+  }
+  std::vector<std::string> created_pools;
+  auto pools = cosmos::server::OpenPools(cfg.pools, &created_pools);
   if (!pools.ok()) {
     std::fprintf(stderr, "cosmosd: %s\n", pools.status().ToString().c_str());
-    return 1;
+    return cosmos::app::kExitFailure;
   }
+  auto failed_start = [&](const std::string& what, int code = cosmos::app::kExitFailure) {
+    std::fprintf(stderr, "cosmosd: %s\n", what.c_str());
+    pools->clear();
+    cosmos::server::RemovePoolFiles(created_pools);
+    return code;
+  };
   std::unique_ptr<cosmos::sec::SimulatedEnclave> enclave;
   std::unique_ptr<cosmos::server::EnclaveRegionEngine> engine;
   if (!sec_cfg.platform_keys.empty()) {
@@ -307,26 +354,17 @@ int main(int argc, char** argv) {
     eo.counter_stabilisation_ns = uint64_t{sec_cfg.counter_delay_ms} * 1'000'000;
     eo.region_policy = cosmos::server::RegionPolicyFor(sec_cfg);
     auto created = cosmos::sec::SimulatedEnclave::Create(std::move(eo));
-    if (!created.ok()) {
-      std::fprintf(stderr, "cosmosd: enclave: %s\n", created.status().ToString().c_str());
-      return 1;
-    }
+    if (!created.ok()) return failed_start("enclave: " + created.status().ToString());
     enclave = std::move(*created);
-    auto clients = LoadAllowList(sec_cfg.allow);
-    if (!clients.ok()) {
-      std::fprintf(stderr, "cosmosd: %s\n", clients.status().ToString().c_str());
-      return cosmos::app::kExitUsage;
-    }
-    if (auto s = enclave->SetClientAllowList(*clients); !s.ok()) {
-      std::fprintf(stderr, "cosmosd: %s\n", s.ToString().c_str());
-      return 1;
+    if (auto s = enclave->SetClientAllowList(allowed_clients); !s.ok()) {
+      return failed_start(s.ToString());
     }
     engine =
         std::make_unique<cosmos::server::EnclaveRegionEngine>(enclave.get(), sec_cfg.block_size);
     cfg.server.secure_engine = engine.get();
     cfg.server.require_secure = sec_cfg.require_secure;
     COSMOS_LOG_INFO("cosmosd: secure mode, {}; {} allowed clients; block size {}",
-                    enclave->Description(), clients->size(), sec_cfg.block_size);
+                    enclave->Description(), allowed_clients.size(), sec_cfg.block_size);
     COSMOS_LOG_INFO("cosmosd: {}", cosmos::server::DescribeFreshness(sec_cfg));
     if (sec_cfg.accept_counter_reset) {
       COSMOS_LOG_WARN(
@@ -344,31 +382,22 @@ int main(int argc, char** argv) {
     }
   }
   std::unique_ptr<cosmos::replication::ClusterNode> cluster_node;
-  if (!flags.cluster.empty()) {
-    if (flags.node_id.empty()) {
-      std::fprintf(stderr, "cosmosd: --cluster needs --node-id\n");
-      return cosmos::app::kExitUsage;
-    }
+  if (!flags.cluster.empty()) {  // flag combinations were checked by BuildConfig
     cosmos::replication::ClusterNodeOptions co;
     co.etcd_endpoints = flags.cluster;
     co.node_id = flags.node_id;
     co.zone = flags.zone;
     for (const auto& p : cfg.pools) co.capacity_bytes += p.size_bytes;
     auto created = cosmos::replication::ClusterNode::Create(std::move(co));
-    if (!created.ok()) {
-      std::fprintf(stderr, "cosmosd: %s\n", created.status().ToString().c_str());
-      return cosmos::app::kExitUsage;
-    }
+    if (!created.ok()) return failed_start(created.status().ToString(), cosmos::app::kExitUsage);
     cluster_node = std::move(*created);
     cfg.server.replication = cluster_node.get();
-  } else if (!flags.node_id.empty() || !flags.zone.empty() || !flags.advertise.empty()) {
-    std::fprintf(stderr, "cosmosd: --node-id, --zone and --advertise need --cluster\n");
-    return cosmos::app::kExitUsage;
   }
   auto server = cosmos::server::Server::Start(cfg.server, std::move(*pools));
   if (!server.ok()) {
-    std::fprintf(stderr, "cosmosd: %s\n", server.status().ToString().c_str());
-    return 1;
+    cluster_node.reset();
+    engine.reset();
+    return failed_start(server.status().ToString());
   }
   if (cluster_node != nullptr) {
     std::string address = flags.advertise;
@@ -383,8 +412,11 @@ int main(int argc, char** argv) {
     }
     if (Status s = cluster_node->Join(address); !s.ok()) {
       std::fprintf(stderr, "cosmosd: joining the cluster: %s\n", s.ToString().c_str());
-      (*server)->Stop();
-      return 1;
+      server->reset();
+      cluster_node.reset();
+      engine.reset();
+      cosmos::server::RemovePoolFiles(created_pools);
+      return cosmos::app::kExitFailure;
     }
   }
   int exit_code = cosmos::app::kExitOk;
@@ -392,8 +424,15 @@ int main(int argc, char** argv) {
   if (exit_code != cosmos::app::kExitOk) return exit_code;
   COSMOS_LOG_INFO("cosmosd: {} ready on port {}", cosmos::VersionLine("cosmosd"),
                   (*server)->port());
+  // Under systemd (Type=notify): ready only now, with every socket bound.
+  Notify("READY=1\nSTATUS=serving on port " + std::to_string((*server)->port()));
   int sig = 0;
-  while (sigwait(&signals, &sig) == 0 && sig == SIGHUP) Reload(flags, cfg, enclave.get());
+  while (sigwait(&signals, &sig) == 0 && sig == SIGHUP) {
+    Notify("RELOADING=1");
+    Reload(flags, cfg, **server, enclave.get());
+    Notify("READY=1");
+  }
+  Notify("STOPPING=1");
   COSMOS_LOG_INFO("cosmosd: {} received, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
   (*server)->Stop();
   cluster_node.reset();  // leaves the cluster (revokes the lease) once nothing is served

@@ -6,7 +6,9 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <chrono>
 #include <filesystem>
+#include <thread>
 
 #include "pmem/fault_injection.h"
 #include "pmem/mapping.h"
@@ -328,6 +330,38 @@ TEST(Client, QosThrottledClientStillCompletes) {
   auto r = std::move(*c->OpenRegion("r"));
   for (int i = 0; i < 100; ++i) ASSERT_TRUE(r->FetchAdd(0, 1).ok());
   EXPECT_EQ(*r->FetchAdd(0, 0), 100u);
+}
+
+// cosmosd's SIGHUP path: limits set on a running server delay a client, and
+// lifting them serves the batch that was waiting for tokens.
+TEST(Client, QosLimitsChangeOnARunningServer) {
+  auto node = StartNode("dram", 1);
+  auto c = ConnectTo(*node);
+  ASSERT_TRUE(c->CreateRegion("r", 4096).ok());
+  auto r = std::move(*c->OpenRegion("r"));
+  ASSERT_TRUE(r->FetchAdd(0, 1).ok());
+  EXPECT_EQ(node->server->stats().qos_delayed, 0u);
+  server::QosLimits slow;
+  slow.client_ops_per_sec = 0.001;  // per session: one batch now (the burst), the next in 1000 s
+  ASSERT_TRUE(node->server->SetQosLimits(slow).ok());
+  // A second client (a Client belongs to one thread): its open takes the
+  // session's one token, its op waits for the next.
+  std::thread waiting([&] {
+    auto c2 = ConnectTo(*node);
+    auto r2 = c2->OpenRegion("r");
+    ASSERT_TRUE(r2.ok()) << r2.status();
+    EXPECT_TRUE((*r2)->FetchAdd(0, 1).ok());
+  });
+  // Bounded wait for the server to queue that op.
+  for (int i = 0; i < 1000 && node->server->stats().qos_delayed == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_GE(node->server->stats().qos_delayed, 1u);
+  ASSERT_TRUE(node->server->SetQosLimits({}).ok());  // lifted: the waiting op is served
+  waiting.join();
+  EXPECT_EQ(*r->FetchAdd(0, 0), 2u);
+  node->server->Stop();
+  EXPECT_EQ(node->server->SetQosLimits(slow).code(), StatusCode::kUnavailable);
 }
 
 TEST(Client, ConnectToSilentAddressFailsWithUnavailable) {

@@ -1,7 +1,9 @@
 // cosmosd configuration: TOML keys, --pool flag syntax, opening pools.
 #include "server/daemon_config.h"
 
+#include <arpa/inet.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <set>
 
@@ -334,31 +336,73 @@ Result<PoolSpec> ParsePoolFlag(const std::string& text) {
   return s;
 }
 
-Result<std::vector<ServedPool>> OpenPools(const std::vector<PoolSpec>& specs) {
+Status ValidateStartConfig(const DaemonConfig& cfg) {
+  in_addr addr{};
+  if (inet_pton(AF_INET, cfg.server.listen_ip.c_str(), &addr) != 1) {
+    return Status::InvalidArgument("server.listen: '" + cfg.server.listen_ip +
+                                   "' is not an IPv4 address (e.g. 0.0.0.0 or 10.0.0.5)");
+  }
+  if (cfg.server.port != 0 && uint32_t{cfg.server.port} + cfg.server.workers > 65536) {
+    return Status::InvalidArgument("server.port: workers use ports " +
+                                   std::to_string(cfg.server.port) + ".." +
+                                   std::to_string(cfg.server.port + cfg.server.workers - 1) +
+                                   ", past 65535");
+  }
+  if (cfg.pools.empty()) return Status::InvalidArgument("no pools configured (use --pool or [[pool]])");
+  std::set<std::string> names;
+  for (const auto& p : cfg.pools) {
+    if (!names.insert(p.name).second)
+      return Status::InvalidArgument("pool name '" + p.name + "' used twice");
+    COSMOS_RETURN_IF_ERROR(pmem::BackendFromName(p.backend).status().WithContext("pool '" + p.name + "'"));
+  }
+  return Status::Ok();
+}
+
+Result<std::vector<ServedPool>> OpenPools(const std::vector<PoolSpec>& specs,
+                                          std::vector<std::string>* created_files) {
+  if (specs.empty()) return Status::InvalidArgument("no pools configured (use --pool or [[pool]])");
   std::vector<ServedPool> out;
+  std::vector<std::string> created;
+  // A failure closes what was opened and removes what this call created.
+  auto fail = [&](Status s) {
+    out.clear();
+    RemovePoolFiles(created);
+    return s;
+  };
   std::set<std::string> names;
   for (const auto& s : specs) {
     if (!names.insert(s.name).second)
-      return Status::InvalidArgument("pool name '" + s.name + "' used twice");
+      return fail(Status::InvalidArgument("pool name '" + s.name + "' used twice"));
     pmem::PoolOptions o;
-    COSMOS_ASSIGN_OR_RETURN(o.backend, pmem::BackendFromName(s.backend));
+    auto backend = pmem::BackendFromName(s.backend);
+    if (!backend.ok()) return fail(backend.status().WithContext("pool '" + s.name + "'"));
+    o.backend = *backend;
     struct stat st;
     bool exists = ::stat(s.path.c_str(), &st) == 0;
     Result<std::unique_ptr<pmem::Pool>> pool = Status::Internal("unset");
     if (o.backend == pmem::BackendKind::kDram) {
       pool = pmem::Pool::Create(s.path, s.size_bytes, o);
     } else if (!exists && s.create) {
-      COSMOS_LOG_INFO("cosmosd: creating pool '{}' at {} ({} MiB)", s.name, s.path,
-                      s.size_bytes >> 20);
+      COSMOS_LOG_INFO("cosmosd: creating pool '{}' at {} ({})", s.name, s.path,
+                      FormatSize(s.size_bytes));
       pool = pmem::Pool::Create(s.path, s.size_bytes, o);
+      if (pool.ok()) created.push_back(s.path);
     } else {
       pool = pmem::Pool::Open(s.path, o);
     }
-    if (!pool.ok()) return pool.status().WithContext("pool '" + s.name + "'");
+    if (!pool.ok()) return fail(pool.status().WithContext("pool '" + s.name + "'"));
     out.push_back(ServedPool{s.name, std::move(*pool)});
   }
-  if (out.empty()) return Status::InvalidArgument("no pools configured (use --pool or [[pool]])");
+  if (created_files != nullptr) *created_files = std::move(created);
   return out;
+}
+
+void RemovePoolFiles(const std::vector<std::string>& paths) {
+  for (const auto& path : paths) {
+    if (::unlink(path.c_str()) == 0) {
+      COSMOS_LOG_INFO("cosmosd: removed pool file {} created by this failed start", path);
+    }
+  }
 }
 
 }  // namespace cosmos::server

@@ -84,8 +84,22 @@ std::string DescribeFreshness(const SecureConfig& secure);
 // ",backend=NAME" and ",create" suffixes. InvalidArgument on bad text.
 Result<PoolSpec> ParsePoolFlag(const std::string& text);
 
+// The checks a start must pass before it touches anything on disk or the
+// network: server.listen is an IPv4 address, the workers' ports fit below
+// 65536, at least one pool, unique pool names, known backends.
+// InvalidArgument naming the setting.
+[[nodiscard]] Status ValidateStartConfig(const DaemonConfig& cfg);
+
 // Opens every pool (creating those marked `create` that do not exist yet).
-// Errors name the pool; nothing is left open on failure.
-Result<std::vector<ServedPool>> OpenPools(const std::vector<PoolSpec>& specs);
+// Errors name the pool; on failure nothing is left open and the pool files
+// this call created are removed again. On success `created_files` (if not
+// null) lists the files it created, so that a start failing later can
+// remove them (RemovePoolFiles).
+Result<std::vector<ServedPool>> OpenPools(const std::vector<PoolSpec>& specs,
+                                          std::vector<std::string>* created_files = nullptr);
+
+// Removes `paths` (pool files a failed start created), logging each.
+// REQUIRES: no pool on them is open.
+void RemovePoolFiles(const std::vector<std::string>& paths);
 
 }  // namespace cosmos::server

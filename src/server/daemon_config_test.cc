@@ -2,6 +2,9 @@
 #include "server/daemon_config.h"
 
 #include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <filesystem>
 
 namespace cosmos::server {
 namespace {
@@ -370,6 +373,53 @@ TEST(DaemonConfig, SecureSettingsNeedPlatformKeys) {
   s.require_secure = true;
   s.block_size = 65536;
   EXPECT_TRUE(ValidateSecureConfig(s).ok());
+}
+
+TEST(DaemonConfig, StartChecksRefuseBadListenPortsAndPoolsBeforeAnythingIsCreated) {
+  DaemonConfig cfg;
+  cfg.pools.push_back(PoolSpec{"main", "/nonexistent/main.pool"});
+  EXPECT_TRUE(ValidateStartConfig(cfg).ok());
+  for (const char* bad : {"300.1.2.3", "localhost", "", "10.0.0.1:7410", "::1"}) {
+    DaemonConfig c = cfg;
+    c.server.listen_ip = bad;
+    Status s = ValidateStartConfig(c);
+    EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << bad;
+    EXPECT_NE(s.message().find("server.listen"), std::string::npos) << s.message();
+  }
+  DaemonConfig ports = cfg;
+  ports.server.port = 65535;
+  ports.server.workers = 2;
+  EXPECT_NE(ValidateStartConfig(ports).message().find("65535"), std::string::npos);
+  DaemonConfig none = cfg;
+  none.pools.clear();
+  EXPECT_FALSE(ValidateStartConfig(none).ok());
+  DaemonConfig twice = cfg;
+  twice.pools.push_back(twice.pools[0]);
+  EXPECT_NE(ValidateStartConfig(twice).message().find("used twice"), std::string::npos);
+  DaemonConfig backend = cfg;
+  backend.pools[0].backend = "nvme";
+  EXPECT_FALSE(ValidateStartConfig(backend).ok());
+}
+
+TEST(DaemonConfig, FailedOpenRemovesThePoolFilesItCreated) {
+  char tmpl[] = "/tmp/cosmos_daemon_config_XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  PoolSpec fresh{"fresh", dir + "/fresh.pool", 16u << 20, "auto", true};
+  PoolSpec missing{"missing", dir + "/missing.pool", 16u << 20, "auto", false};
+  auto opened = OpenPools({fresh, missing});
+  EXPECT_EQ(opened.status().code(), StatusCode::kNotFound) << opened.status();
+  EXPECT_FALSE(std::filesystem::exists(fresh.path));
+  // On success the created files are listed; RemovePoolFiles takes them away.
+  std::vector<std::string> created;
+  {
+    auto ok = OpenPools({fresh}, &created);
+    ASSERT_TRUE(ok.ok()) << ok.status();
+    EXPECT_EQ(created, std::vector<std::string>{fresh.path});
+  }
+  RemovePoolFiles(created);
+  EXPECT_FALSE(std::filesystem::exists(fresh.path));
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

@@ -175,7 +175,9 @@ struct Worker {
   std::thread thread;
   std::vector<Op> ops;                 // scratch
   protocol::ResponseBuilder response;  // scratch
-  // QoS state, worker-local.
+  // QoS state, worker-local. `qos` starts as ServerOptions::qos and changes
+  // only on this worker's thread (SetQosLimits posts the change here).
+  QosLimits qos;
   std::unordered_map<rpc::SessionId, std::pair<TokenBucket, TokenBucket>> session_buckets;
   std::unordered_map<uint64_t, std::pair<TokenBucket, TokenBucket>> region_buckets;
   FairQueue<rpc::SessionId, QueuedBatch> qos_queue;
@@ -711,7 +713,7 @@ void Server::Impl::RunPrimary(DeferredBatch& d, std::span<const Op> list) {
 }
 
 void Server::Impl::PumpQos(Worker& w) {
-  const QosLimits& q = options.qos;
+  const QosLimits& q = w.qos;
   const uint64_t now = MonotonicNanos();
   auto make = [&](double rate) {
     double burst = rate * q.burst_seconds;
@@ -748,7 +750,7 @@ void Server::Impl::HandleRequest(rpc::Rpc& rpc, const rpc::IncomingRequest& req)
     (void)rpc.EnqueueResponse(req.handle, rb.bytes());
     return;
   }
-  if (options.qos.enabled()) {
+  if (w->qos.enabled()) {
     QueuedBatch b;
     b.handle = req.handle;
     b.request.assign(req.payload.begin(), req.payload.end());
@@ -836,10 +838,9 @@ void Server::Impl::WorkerLoop(Worker* w, std::promise<Status>* ready) {
   w->rpc = rpc.get();
   w->port = rpc->local_address().port;
   ready->set_value(Status::Ok());
-  const bool qos = options.qos.enabled();
   while (!stop_workers.load(std::memory_order_acquire)) {
     rpc->RunEventLoopOnce();
-    if (qos && !w->qos_queue.empty()) PumpQos(*w);
+    if (!w->qos_queue.empty()) PumpQos(*w);
   }
   // Deliver the answers flushers posted last, then close.
   rpc->RunEventLoopFor(2'000'000);
@@ -878,6 +879,7 @@ Result<std::unique_ptr<Server>> Server::Start(const ServerOptions& options,
   for (uint32_t i = 0; i < options.workers; ++i) {
     auto w = std::make_unique<Worker>();
     w->index = i;
+    w->qos = options.qos;
     impl->workers.push_back(std::move(w));
   }
   std::unique_ptr<Server> server(new Server(std::move(impl)));
@@ -953,6 +955,38 @@ void Server::Stop() {
   }
   COSMOS_LOG_INFO("cosmosd: stopped after {} batches, {} ops", impl_->batches.load(),
                   impl_->ops.load());
+}
+
+Status Server::SetQosLimits(const QosLimits& limits) {
+  std::lock_guard stop_lock(impl_->stop_mu);
+  if (impl_->stopped) return Status::Unavailable("server is stopped");
+  for (auto& w : impl_->workers) {
+    Worker* worker = w.get();
+    Impl* impl = impl_.get();
+    // On the worker's thread: new buckets at the new rates, then serve what
+    // they admit (everything queued, when the limits are lifted).
+    worker->rpc->Post([impl, worker, limits] {
+      worker->qos = limits;
+      worker->session_buckets.clear();
+      worker->region_buckets.clear();
+      if (!worker->qos_queue.empty()) impl->PumpQos(*worker);
+    });
+  }
+  impl_->options.qos = limits;
+  COSMOS_LOG_INFO("cosmosd: QoS limits now: {}", DescribeQos(limits));
+  return Status::Ok();
+}
+
+std::string DescribeQos(const QosLimits& q) {
+  if (!q.enabled()) return "off (unlimited)";
+  auto rate = [](double v, const char* unit) {
+    if (v <= 0) return std::string("unlimited");
+    return v >= 1 ? fmt::format("{:.0f} {}", v, unit) : fmt::format("{:g} {}", v, unit);
+  };
+  return fmt::format(
+      "client {} and {}, region {} and {}, burst {:.3f} s",
+      rate(q.client_bytes_per_sec, "B/s"), rate(q.client_ops_per_sec, "ops/s"),
+      rate(q.region_bytes_per_sec, "B/s"), rate(q.region_ops_per_sec, "ops/s"), q.burst_seconds);
 }
 
 uint16_t Server::port() const { return impl_->workers.front()->port; }

@@ -32,6 +32,9 @@ struct QosLimits {
   }
 };
 
+// One line for logs: "off (unlimited)" or each limit with its unit.
+std::string DescribeQos(const QosLimits& limits);
+
 struct ServerOptions {
   std::string listen_ip = "0.0.0.0";
   uint16_t port = 7410;   // worker i listens on port + i; 0 = ephemeral ports
@@ -88,6 +91,13 @@ class Server {
   // running deferred batches (flushes) finish and are answered, then the
   // endpoints close. Idempotent.
   void Stop();
+
+  // Replaces the QoS limits of every worker (cosmosd's SIGHUP). Each worker
+  // applies them on its own thread with fresh token buckets (so a session
+  // may burst once right after the change); batches already waiting for
+  // tokens are served as the new limits allow (at once when lifted).
+  // Unavailable after Stop. Thread-safe.
+  [[nodiscard]] Status SetQosLimits(const QosLimits& limits);
 
   // UDP port of worker 0 (the one clients connect to) and of every worker.
   uint16_t port() const;

@@ -1,8 +1,14 @@
 // Operator behaviour of the built binaries: every binary answers --version,
 // usage errors exit 2 with one message, and SIGHUP no longer kills cosmosd or
 // cosmos-kv: it reopens the log file and reloads what can change safely.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -204,6 +210,24 @@ TEST(Sighup, CosmosdReopensItsLogReloadsTheLevelAndNamesWhatNeedsARestart) {
   EXPECT_EQ(Slurp(log + ".1").find("SIGHUP"), std::string::npos);
   EXPECT_TRUE(d.Alive());
 
+  // QoS limits apply without a restart.
+  write_config("debug", 2, "[qos]\nclient_ops_per_sec = 5000\n");
+  d.Signal(SIGHUP);
+  ASSERT_TRUE(WaitForText(log, "reloaded: qos (client unlimited and 5000 ops/s")) << Slurp(log);
+  EXPECT_NE(Slurp(log).find("QoS limits now: client unlimited and 5000 ops/s"), std::string::npos);
+  // The second "needs a restart" line (this reload's) names workers only.
+  const auto second_restart_line = [&] {
+    const std::string t = Slurp(log);
+    const size_t first = t.find("needs a restart to apply:");
+    const size_t second = t.find("needs a restart to apply:", first + 1);
+    return second == std::string::npos ? std::string()
+                                       : t.substr(second, t.find('\n', second) - second);
+  };
+  for (int i = 0; i < 500 && second_restart_line().empty(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(second_restart_line(), "needs a restart to apply: server.workers") << Slurp(log);
+
   // A typo in the new file is refused and changes nothing.
   write_config("info", 2, "workrs = 3\n");
   d.Signal(SIGHUP);
@@ -226,6 +250,134 @@ TEST(Sighup, CosmosKvReopensItsLogAndKeepsServing) {
   EXPECT_TRUE(kv.Alive());
   const int status = kv.Stop();
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+}
+
+// A start that fails leaves nothing behind: a bad --listen is refused before
+// the pool file is created (usage error, exit 2); a taken port is found only
+// when binding, after the pool was created, and the file is removed again.
+TEST(FailedStart, LeavesNoPoolFileBehind) {
+  TempDir dir;
+  const std::string pool = dir.path + "/p.pool";
+  for (const std::string listen : {"300.1.2.3", "localhost", "10.0.0.1:7410"}) {
+    Outcome r = Shell(kCosmosd + " --listen " + listen + " --port 0 --pool " + pool +
+                      ",size=16M,create");
+    EXPECT_EQ(r.exit_code, 2) << listen << ": " << r.out;
+    EXPECT_NE(r.out.find("server.listen: '" + listen + "' is not an IPv4 address"),
+              std::string::npos)
+        << r.out;
+    EXPECT_FALSE(std::filesystem::exists(pool)) << listen;
+  }
+  Outcome cluster = Shell(kCosmosd + " --zone a --port 0 --pool " + pool + ",size=16M,create");
+  EXPECT_EQ(cluster.exit_code, 2) << cluster.out;
+  EXPECT_FALSE(std::filesystem::exists(pool));
+
+  // Hold a UDP port so that cosmosd's bind fails.
+  const int fd = socket(AF_INET, SOCK_DGRAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  socklen_t len = sizeof(addr);
+  ASSERT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  const std::string port = std::to_string(ntohs(addr.sin_port));
+  Outcome taken = Shell(kCosmosd + " --listen 127.0.0.1 --port " + port + " --workers 1 --pool " +
+                        pool + ",size=16M,create");
+  close(fd);
+  EXPECT_EQ(taken.exit_code, 1) << taken.out;
+  EXPECT_NE(taken.out.find("removed pool file " + pool), std::string::npos) << taken.out;
+  EXPECT_FALSE(std::filesystem::exists(pool)) << taken.out;
+
+  // An existing pool is never removed by a failed start.
+  ASSERT_EQ(Shell(kCosmos + " pool create " + pool + " --size 16M").exit_code, 0);
+  const int fd2 = socket(AF_INET, SOCK_DGRAM, 0);
+  ASSERT_EQ(bind(fd2, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  Outcome again = Shell(kCosmosd + " --listen 127.0.0.1 --port " + port + " --workers 1 --pool " +
+                        pool + ",size=16M,create");
+  close(fd2);
+  EXPECT_EQ(again.exit_code, 1) << again.out;
+  EXPECT_TRUE(std::filesystem::exists(pool));
+}
+
+// Under systemd (Type=notify) cosmosd and cosmos-kv report READY=1 only once
+// they serve (sockets bound) and STOPPING=1 at shutdown. A fake service
+// manager socket receives the datagrams.
+class FakeServiceManager {
+ public:
+  explicit FakeServiceManager(const std::string& path) : path_(path) {
+    fd_ = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", path.c_str());
+    bound_ = bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+    setenv("NOTIFY_SOCKET", path.c_str(), 1);
+  }
+  ~FakeServiceManager() {
+    unsetenv("NOTIFY_SOCKET");
+    close(fd_);
+  }
+  bool bound() const { return bound_; }
+  // The next datagram (empty after 10 s without one).
+  std::string Next() {
+    pollfd p{fd_, POLLIN, 0};
+    if (poll(&p, 1, 10'000) != 1) return "";
+    char buf[1024];
+    const ssize_t n = recv(fd_, buf, sizeof(buf), 0);
+    return n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
+  }
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+  bool bound_ = false;
+};
+
+// True if UDP `port` on 127.0.0.1 is taken (by the daemon).
+bool UdpPortTaken(int port) {
+  const int fd = socket(AF_INET, SOCK_DGRAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  const bool taken = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0;
+  close(fd);
+  return taken;
+}
+
+TEST(ServiceManager, CosmosdNotifiesReadyOnceBoundAndStoppingAtShutdown) {
+  TempDir dir;
+  FakeServiceManager manager(dir.path + "/notify");
+  ASSERT_TRUE(manager.bound());
+  Child d({kCosmosd, "--listen", "127.0.0.1", "--port", "0", "--workers", "1", "--port-file",
+           dir.path + "/port", "--pool", dir.path + "/p.pool,size=16M,create"});
+  const std::string ready = manager.Next();
+  ASSERT_EQ(ready.rfind("READY=1\n", 0), 0u) << ready;
+  // At READY=1 the node serves: its port file is written and its port bound.
+  const std::string port = Slurp(dir.path + "/port");
+  ASSERT_FALSE(port.empty());
+  EXPECT_NE(ready.find("STATUS=serving on port " + std::to_string(std::stoi(port))),
+            std::string::npos)
+      << ready;
+  EXPECT_TRUE(UdpPortTaken(std::stoi(port)));
+  d.Signal(SIGHUP);
+  EXPECT_EQ(manager.Next(), "RELOADING=1");
+  EXPECT_EQ(manager.Next(), "READY=1");
+  const int status = d.Stop();  // SIGTERM
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  EXPECT_EQ(manager.Next(), "STOPPING=1");
+}
+
+TEST(ServiceManager, CosmosKvNotifiesReadyOnceListeningAndStoppingAtShutdown) {
+  TempDir dir;
+  FakeServiceManager manager(dir.path + "/notify");
+  ASSERT_TRUE(manager.bound());
+  const std::string log = dir.path + "/kv.log";
+  Child kv({kKv, "--backend", "memory", "--log-size", "4M", "--port", "0", "--log-file", log});
+  const std::string ready = manager.Next();
+  ASSERT_EQ(ready.rfind("READY=1\n", 0), 0u) << ready;
+  EXPECT_NE(Slurp(log).find("ready to accept connections"), std::string::npos) << Slurp(log);
+  const int status = kv.Stop();  // SIGTERM
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  EXPECT_EQ(manager.Next(), "STOPPING=1");
 }
 
 }  // namespace
