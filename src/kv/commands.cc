@@ -11,6 +11,7 @@
 #include <unordered_set>
 
 #include "common/check.h"
+#include "cosmos/version.h"
 #include "kv/command_util.h"
 #include "kv/resp.h"
 #include "kv/typed_commands.h"
@@ -25,6 +26,10 @@ struct Dispatcher::Ctx {
 };
 
 namespace {
+
+// The Redis release whose replies cosmos-kv reproduces (the differential
+// tests run against it); reported as redis_version for clients that check.
+constexpr std::string_view kRedisCompatVersion = "7.0.15";
 
 const int64_t kStartMs = std::chrono::duration_cast<std::chrono::milliseconds>(
                              std::chrono::steady_clock::now().time_since_epoch())
@@ -98,7 +103,9 @@ const Dispatcher::CommandSpec Dispatcher::kCommands[] = {
     {"info", -1, &Dispatcher::Info, false},
     {"command", -1, &Dispatcher::Command, false},
     {"client", -2, &Dispatcher::Client, false},
-    {"config", -2, &Dispatcher::Info, false},  // CONFIG GET handled in Info()
+    {"config", -2, &Dispatcher::Config, false},
+    {"shutdown", -1, &Dispatcher::Shutdown, false},
+    {"wait", 3, &Dispatcher::Wait, false},
     {"select", 2, &Dispatcher::Select, false},
     {"quit", -1, &Dispatcher::Quit, false},
     {"hello", -1, &Dispatcher::Hello, false},
@@ -699,22 +706,92 @@ uint64_t Dispatcher::Persist(Ctx& c) {
   return *seq;
 }
 
-uint64_t Dispatcher::Info(Ctx& c) {
-  if (EqualsIgnoreCase(c.args[0], "config")) {
-    // CONFIG GET <param>: enough for tools such as redis-benchmark.
-    if (!EqualsIgnoreCase(c.args[1], "get") || c.args.size() != 3) {
-      AppendError(c.out, "ERR CONFIG supports only GET <parameter> in cosmos-kv");
+// CONFIG GET pattern [pattern ...] over the parameters cosmos-kv has (all
+// fixed at startup); CONFIG SET answers Redis's errors; CONFIG RESETSTAT.
+uint64_t Dispatcher::Config(Ctx& c) {
+  const std::string sub = Lower(c.args[1]);
+  std::vector<std::pair<std::string, std::string>> params = {
+      {"proto-max-bulk-len", std::to_string(options_.max_bulk_len)}, {"databases", "1"}};
+  if (options_.config_params) {
+    for (auto& p : options_.config_params()) params.push_back(std::move(p));
+  }
+  if (sub == "get" && c.args.size() >= 3) {
+    std::vector<const std::pair<std::string, std::string>*> hits;
+    for (const auto& p : params) {
+      for (size_t i = 2; i < c.args.size(); ++i) {
+        if (GlobMatch(Lower(c.args[i]), p.first)) {
+          hits.push_back(&p);
+          break;
+        }
+      }
+    }
+    AppendArrayHeader(c.out, static_cast<int64_t>(2 * hits.size()));
+    for (const auto* p : hits) {
+      AppendBulk(c.out, p->first);
+      AppendBulk(c.out, p->second);
+    }
+  } else if (sub == "set" && c.args.size() >= 4 && c.args.size() % 2 == 0) {
+    const std::string name = Lower(c.args[2]);
+    const bool known = std::any_of(params.begin(), params.end(),
+                                   [&](const auto& p) { return p.first == name; });
+    if (known) {  // every parameter is fixed at startup (a flag of cosmos-kv)
+      AppendError(c.out, "ERR CONFIG SET failed (possibly related to argument '" + name +
+                             "') - can't set immutable config");
+    } else {
+      AppendError(c.out, "ERR Unknown option or number of arguments for CONFIG SET - '" +
+                             std::string(c.args[2].substr(0, 128)) + "'");
+    }
+  } else if (sub == "resetstat" && c.args.size() == 2) {
+    commands_processed_ = 0;
+    AppendSimple(c.out, "OK");
+  } else if (sub == "get" || sub == "set" || sub == "resetstat") {
+    AppendError(c.out, "ERR wrong number of arguments for 'config|" + sub + "' command");
+  } else {
+    AppendError(c.out, "ERR unknown subcommand '" + std::string(c.args[1].substr(0, 128)) +
+                           "'. Try CONFIG HELP.");
+  }
+  return 0;
+}
+
+// SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT]: every applied write is
+// committed by the store's shutdown, so SAVE and NOSAVE mean the same here.
+uint64_t Dispatcher::Shutdown(Ctx& c) {
+  bool abort = false;
+  for (size_t i = 1; i < c.args.size(); ++i) {
+    const std::string opt = Lower(c.args[i]);
+    if (opt == "abort") {
+      abort = true;
+    } else if (opt != "nosave" && opt != "save" && opt != "now" && opt != "force") {
+      AppendError(c.out, kSyntax);
       return 0;
     }
-    if (GlobMatch(c.args[2], "proto-max-bulk-len")) {
-      AppendArrayHeader(c.out, 2);
-      AppendBulk(c.out, "proto-max-bulk-len");
-      AppendBulk(c.out, std::to_string(options_.max_bulk_len));
-    } else {
-      AppendArrayHeader(c.out, 0);
-    }
+  }
+  if (abort) {
+    AppendError(c.out, c.args.size() == 2 ? "ERR No shutdown in progress." : kSyntax);
     return 0;
   }
+  c.session.shutdown = true;  // no reply: the connection closes, as in Redis
+  c.session.quit = true;
+  return 0;
+}
+
+// WAIT numreplicas timeout: regions are not replicated yet, so no replica
+// ever acknowledges; answers 0 at once (Redis would wait up to the timeout).
+uint64_t Dispatcher::Wait(Ctx& c) {
+  int64_t replicas, timeout;
+  if (!ParseInt64(c.args[1], &replicas) || !ParseInt64(c.args[2], &timeout)) {
+    AppendError(c.out, kNotInteger);
+    return 0;
+  }
+  if (timeout < 0) {
+    AppendError(c.out, "ERR timeout is negative");
+    return 0;
+  }
+  AppendInteger(c.out, 0);
+  return ReadSeq();  // after this client's earlier writes are durable locally
+}
+
+uint64_t Dispatcher::Info(Ctx& c) {
   const StoreStats st = store_->Stats();
   const int64_t uptime_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                                 std::chrono::steady_clock::now().time_since_epoch())
@@ -726,7 +803,8 @@ uint64_t Dispatcher::Info(Ctx& c) {
   auto want = [&](const char* name) { return section == "all" || section == name; };
   std::string s;
   if (want("server")) {
-    s += "# Server\r\nredis_version:7.0.0\r\ncosmos_kv_version:0.1.0\r\nredis_mode:standalone\r\n";
+    s += "# Server\r\nredis_version:" + std::string(kRedisCompatVersion) +
+         "\r\ncosmos_kv_version:" COSMOS_VERSION_STRING "\r\nredis_mode:standalone\r\n";
     s += "os:Linux\r\narch_bits:64\r\nprocess_id:" + std::to_string(getpid()) + "\r\n";
     s += "tcp_port:" + std::to_string(options_.tcp_port) + "\r\n";
     s += "uptime_in_seconds:" + std::to_string(uptime_ms / 1000) + "\r\n\r\n";
@@ -804,9 +882,16 @@ uint64_t Dispatcher::Client(Ctx& c) {
     AppendInteger(c.out, static_cast<int64_t>(c.session.id));
   } else if (EqualsIgnoreCase(sub, "setinfo") && c.args.size() == 4) {
     AppendSimple(c.out, "OK");
+  } else if ((EqualsIgnoreCase(sub, "list") || EqualsIgnoreCase(sub, "info") ||
+              EqualsIgnoreCase(sub, "kill")) &&
+             options_.client_admin) {
+    options_.client_admin(c.session, c.args, c.out);
+  } else if (const std::string lower = Lower(sub);
+             lower == "setname" || lower == "getname" || lower == "id" || lower == "setinfo") {
+    AppendError(c.out, "ERR wrong number of arguments for 'client|" + lower + "' command");
   } else {
-    AppendError(c.out, "ERR unknown subcommand or wrong number of arguments for '" +
-                           std::string(sub.substr(0, 128)) + "'. Try CLIENT HELP.");
+    AppendError(c.out, "ERR unknown subcommand '" + std::string(sub.substr(0, 128)) +
+                           "'. Try CLIENT HELP.");
   }
   return 0;
 }
@@ -856,7 +941,7 @@ uint64_t Dispatcher::Hello(Ctx& c) {
   AppendBulk(c.out, "server");
   AppendBulk(c.out, "redis");
   AppendBulk(c.out, "version");
-  AppendBulk(c.out, "7.0.0");
+  AppendBulk(c.out, kRedisCompatVersion);
   AppendBulk(c.out, "proto");
   AppendInteger(c.out, 2);
   AppendBulk(c.out, "id");

@@ -10,6 +10,8 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "kv/blocking.h"
 #include "kv/store.h"
@@ -31,6 +33,7 @@ struct ClientSession {
   // Channels plus patterns this client subscribes to (pub/sub): while
   // non-zero only (P)SUBSCRIBE, (P)UNSUBSCRIBE, PING, QUIT and RESET run.
   size_t subscriptions = 0;
+  bool shutdown = false;  // set by SHUTDOWN: the server stops after this command
 };
 
 // Pub/sub lives in the RESP server (it delivers to other connections); the
@@ -58,6 +61,13 @@ struct DispatcherOptions {
   std::function<std::string()> info_clients;
   std::function<std::string()> info_stats;
   PubSubHooks pubsub;
+  // CLIENT LIST|INFO|KILL (the server knows the connections): appends the
+  // reply. Null: those subcommands answer an error.
+  std::function<void(ClientSession& session, std::span<const std::string_view> args,
+                     std::string* out)>
+      client_admin;
+  // CONFIG GET: the server's parameters as (name, value), all read-only.
+  std::function<std::vector<std::pair<std::string, std::string>>()> config_params;
 };
 
 // Thread-safety: Execute may be called from several threads only if the
@@ -153,6 +163,9 @@ class Dispatcher {
   uint64_t Hello(Ctx&);
   uint64_t Time(Ctx&);
   uint64_t Publish(Ctx&);
+  uint64_t Shutdown(Ctx&);
+  uint64_t Wait(Ctx&);
+  uint64_t Config(Ctx&);
   uint64_t Subscribe(Ctx&);
   uint64_t PubSub(Ctx&);
   // In subscribed mode: true (error appended) if `args` may not run.

@@ -20,6 +20,16 @@
 
 namespace cosmos::kv {
 
+namespace {
+
+std::string FormatAddress(const sockaddr_in& a) {
+  char ip[INET_ADDRSTRLEN] = "?";
+  inet_ntop(AF_INET, &a.sin_addr, ip, sizeof(ip));
+  return std::string(ip) + ":" + std::to_string(ntohs(a.sin_port));
+}
+
+}  // namespace
+
 Result<std::unique_ptr<Waker>> Waker::Create() {
   int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (fd < 0) return Status::FromErrno(errno, "eventfd");
@@ -89,6 +99,20 @@ Result<std::unique_ptr<RespServer>> RespServer::Listen(Store* store, Waker* dura
   dopts.tcp_port = s->port_;
   dopts.info_clients = [raw = s.get()] { return raw->ClientsInfo(); };
   dopts.info_stats = [raw = s.get()] { return raw->StatsInfo(); };
+  dopts.client_admin = [raw = s.get()](ClientSession& session,
+                                       std::span<const std::string_view> args, std::string* out) {
+    raw->ClientAdmin(session, args, out);
+  };
+  dopts.config_params = [raw = s.get()] {
+    const ServerOptions& o = raw->options_;
+    return std::vector<std::pair<std::string, std::string>>{
+        {"port", std::to_string(raw->port_)},
+        {"bind", o.bind},
+        {"maxclients", std::to_string(o.max_clients)},
+        {"client-query-buffer-limit", std::to_string(o.query_buffer_limit_bytes)},
+        {"timeout", "0"},  // idle clients are never closed
+    };
+  };
   dopts.pubsub.publish = [raw = s.get()](std::string_view channel, std::string_view message) {
     return raw->Publish(channel, message);
   };
@@ -168,6 +192,7 @@ Status RespServer::Run() {
     }
     if (!block_deadlines_.empty()) TimeOutBlocked();
     ResumeUnblocked();
+    if (!killed_.empty()) CloseKilled();
     ActiveExpire();
     // Group commit: everything applied in this loop iteration shares a flush.
     if (wrote_since_flush_) {
@@ -220,7 +245,10 @@ Status RespServer::Run() {
 
 void RespServer::Accept() {
   for (;;) {
-    int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    sockaddr_in peer{};
+    socklen_t peer_len = sizeof(peer);
+    int fd = accept4(listen_fd_, reinterpret_cast<sockaddr*>(&peer), &peer_len,
+                     SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       if (errno == EINTR) continue;
       if (errno != EAGAIN && errno != EWOULDBLOCK) {
@@ -240,6 +268,12 @@ void RespServer::Accept() {
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     auto c = std::make_unique<Conn>(fd, options_.limits);
     c->session.id = next_client_id_++;
+    c->addr = FormatAddress(peer);
+    sockaddr_in local{};
+    socklen_t local_len = sizeof(local);
+    getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_len);
+    c->laddr = FormatAddress(local);
+    c->created = c->last_active = Clock::now();
     conns_by_id_[c->session.id] = c.get();
     epoll_event ev{};
     ev.events = EPOLLIN;
@@ -254,6 +288,7 @@ void RespServer::Accept() {
 
 void RespServer::OnReadable(Conn* c) {
   if (!c->reading) return;
+  c->last_active = Clock::now();
   // Read at least 16 KB, more when a large bulk is known to be coming.
   const uint64_t missing = c->parser.bulk_bytes_missing(c->in.size() - c->in_off);
   const size_t want = static_cast<size_t>(std::clamp<uint64_t>(missing, 16 << 10, 4 << 20));
@@ -279,7 +314,7 @@ void RespServer::OnReadable(Conn* c) {
 
 void RespServer::ProcessInput(Conn* c) {
   const int fd = c->fd;
-  while (c->in_off < c->in.size() && !c->close_after_write && !c->blocked) {
+  while (c->in_off < c->in.size() && !c->close_after_write && !c->blocked && !c->killed) {
     if (c->out.size() - c->out_off + c->pending.size() > options_.output_backpressure_bytes) {
       c->reading = false;  // resume when the client drains its replies
       break;
@@ -297,7 +332,12 @@ void RespServer::ProcessInput(Conn* c) {
       break;
     }
     if (!c->args.empty()) {
+      c->last_command.assign(c->args[0].substr(0, 32));
       const uint64_t seq = dispatcher_->Execute(c->session, c->args, &c->pending);
+      if (c->session.shutdown) {
+        COSMOS_LOG_INFO("cosmos-kv: SHUTDOWN by client id={}", c->session.id);
+        Stop();
+      }
       c->pending_seq = std::max(c->pending_seq, seq);
       if (c->session.quit) c->close_after_write = true;
       if (c->session.block.blocked) BlockClient(c);

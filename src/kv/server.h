@@ -118,6 +118,11 @@ class RespServer {
   void PubSubIntrospect(std::span<const std::string_view> args, std::string* out);
   void Unsubscribe(Conn* c, std::string_view name, bool pattern, std::string* out);
   void DeliverMessage(Conn* c, const std::string& message);
+  // CLIENT LIST|INFO|KILL (server_admin.cc).
+  void ClientAdmin(ClientSession& session, std::span<const std::string_view> args,
+                   std::string* out);
+  std::string DescribeClient(const Conn* c) const;
+  void CloseKilled();  // closes the clients CLIENT KILL marked
 
   Store* const store_;
   Waker* const durable_waker_;
@@ -140,6 +145,7 @@ class RespServer {
   std::unordered_map<uint64_t, Conn*> conns_by_id_;
   std::unordered_map<std::string, std::vector<Conn*>> channels_;  // subscribers, in order
   std::map<std::string, std::vector<Conn*>> patterns_;
+  std::vector<uint64_t> killed_;  // client ids marked by CLIENT KILL
   static constexpr size_t kActiveExpireBatch = 200;
   uint64_t expired_keys_ = 0;             // deleted by active expiry
   int64_t expire_retry_after_ms_ = 0;     // after a failed delete (log full): back off

@@ -35,6 +35,11 @@ struct RespServer::Conn {
   bool has_deadline = false;
   std::multimap<std::chrono::steady_clock::time_point, Conn*>::iterator deadline;
   std::vector<std::string> channels, patterns;  // pub/sub, in subscription order
+  // CLIENT LIST / INFO.
+  std::string addr, laddr;
+  std::chrono::steady_clock::time_point created, last_active;
+  std::string last_command;  // as sent (lower-cased when listed)
+  bool killed = false;       // CLIENT KILL: closed after the current command
 };
 
 }  // namespace cosmos::kv

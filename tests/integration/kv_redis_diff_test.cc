@@ -1111,6 +1111,64 @@ TEST_F(RedisDiff, PubSub) {
   on(redis_pub, kv_pub, "PUBSUB NUMSUB ch2", 1);
 }
 
+// Administration commands whose replies do not depend on the server's
+// identity, then SHUTDOWN: cosmos-kv exits cleanly (status 0) and every
+// write acknowledged before it is there after a restart.
+TEST_F(RedisDiff, AdministrationAndShutdown) {
+  Compare(Script({
+      "FLUSHALL",
+      "SET k v",
+      "WAIT 0 0",
+      "WAIT 1 -1",
+      "WAIT x 0",
+      "CONFIG GET maxclients",
+      "CONFIG GET timeout",
+      "CONFIG GET no-such-parameter",
+      "CONFIG SET no-such-parameter 1",
+      "CONFIG SET maxclients",
+      "CONFIG BOGUS",
+      "CONFIG GET",
+      "CLIENT KILL 1.2.3.4:5",
+      "CLIENT KILL ID 999999",
+      "CLIENT KILL ID 0",
+      "CLIENT KILL BOGUS x",
+      "CLIENT LIST ID x",
+      "CLIENT BOGUS",
+      "SHUTDOWN ABORT",
+      "SHUTDOWN BOGUS",
+  }));
+  // CLIENT INFO and LIST describe this connection with Redis's field names.
+  auto info = kv_client_->Call({"CLIENT", "INFO"});
+  ASSERT_TRUE(info.has_value());
+  for (const char* field : {"id=", " addr=127.0.0.1:", " fd=", " age=", " idle=", " flags=N",
+                            " db=0", " cmd=client"}) {
+    EXPECT_NE(info->text.find(field), std::string::npos) << field << " in " << info->text;
+  }
+  RespClient other(kv_->port());
+  auto other_id = other.Call({"CLIENT", "ID"});
+  ASSERT_TRUE(other_id.has_value());
+  auto list = kv_client_->Call({"CLIENT", "LIST"});
+  ASSERT_TRUE(list.has_value());
+  EXPECT_NE(list->text.find("id=" + other_id->text + " "), std::string::npos) << list->text;
+  auto killed = kv_client_->Call({"CLIENT", "KILL", "ID", other_id->text});
+  ASSERT_TRUE(killed.has_value());
+  EXPECT_EQ(Render(*killed), ":1");
+  EXPECT_FALSE(other.Call({"PING"}).has_value());  // its connection was closed
+
+  auto set = kv_client_->Call({"SET", "before-shutdown", "durable"});
+  ASSERT_TRUE(set.has_value());
+  EXPECT_EQ(set->text, "OK");
+  EXPECT_FALSE(kv_client_->Call({"SHUTDOWN", "NOSAVE"}).has_value());  // no reply, closed
+  const int status = kv_->Kill(0);  // reaps the process SHUTDOWN ended
+  ASSERT_TRUE(WIFEXITED(status)) << status;
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  ASSERT_TRUE(kv_->Start());
+  kv_client_ = std::make_unique<RespClient>(kv_->port());
+  auto got = kv_client_->Call({"GET", "before-shutdown"});
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->text, "durable");
+}
+
 // Values of every type survive a restart of cosmos-kv (the index is rebuilt
 // from the log) and compare equal to Redis afterwards.
 TEST_F(RedisDiff, EveryTypeSurvivesRestart) {
