@@ -1,0 +1,50 @@
+# Builds the Debian package with CPack into a scratch directory and checks it
+# with dpkg-deb: the binaries, units, completions and client library are in
+# it, the units start /usr/bin binaries, and Depends names the shared
+# libraries the binaries link (from dpkg-shlibdeps). Needs -DBIN= -DWORK=;
+# exits 77 (skipped) without dpkg-deb or dpkg-shlibdeps (Debian dpkg-dev).
+find_program(DPKG_DEB dpkg-deb)
+find_program(SHLIBDEPS dpkg-shlibdeps)
+if(NOT DPKG_DEB OR NOT SHLIBDEPS)
+  message("SKIP: dpkg-deb or dpkg-shlibdeps not found (Debian package dpkg-dev)")
+  cmake_language(EXIT 77)
+endif()
+file(REMOVE_RECURSE ${WORK})
+execute_process(COMMAND ${CMAKE_CPACK_COMMAND} --config ${BIN}/CPackConfig.cmake -G DEB -B ${WORK}
+                RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "cpack failed (${rc}):\n${out}${err}")
+endif()
+file(GLOB debs ${WORK}/cosmos_*.deb)
+list(LENGTH debs n)
+if(NOT n EQUAL 1)
+  message(FATAL_ERROR "expected one cosmos_*.deb in ${WORK}, found: ${debs}")
+endif()
+execute_process(COMMAND ${DPKG_DEB} -c ${debs} OUTPUT_VARIABLE listing RESULT_VARIABLE rc)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "dpkg-deb -c failed")
+endif()
+foreach(want ./usr/bin/cosmosd ./usr/bin/cosmos ./usr/bin/cosmos-kv
+        ./usr/lib/systemd/system/cosmosd@.service ./usr/lib/systemd/system/cosmos-kv@.service
+        ./usr/share/bash-completion/completions/cosmos ./usr/share/zsh/vendor-completions/_cosmos
+        ./usr/include/cosmos/client.h ./usr/lib/cmake/cosmos/cosmosConfig.cmake)
+  string(FIND "${listing}" " ${want}\n" at)
+  if(at EQUAL -1)
+    message(FATAL_ERROR "${want} is not in the package:\n${listing}")
+  endif()
+endforeach()
+execute_process(COMMAND ${DPKG_DEB} -f ${debs} Depends OUTPUT_VARIABLE depends)
+foreach(want libc6 libssl3 libspdlog libfmt libpmem2 libcurl4 libxxhash0)
+  string(FIND "${depends}" "${want}" at)
+  if(at EQUAL -1)
+    message(FATAL_ERROR "Depends lacks ${want}: ${depends}")
+  endif()
+endforeach()
+execute_process(COMMAND ${DPKG_DEB} -x ${debs} ${WORK}/root)
+file(READ ${WORK}/root/usr/lib/systemd/system/cosmosd@.service unit)
+string(FIND "${unit}" "ExecStart=/usr/bin/cosmosd " at)
+if(at EQUAL -1)
+  message(FATAL_ERROR "the packaged cosmosd@.service does not start /usr/bin/cosmosd:\n${unit}")
+endif()
+message(STATUS "${debs}: binaries, units, completions, library; Depends: ${depends}")
+file(REMOVE_RECURSE ${WORK})
