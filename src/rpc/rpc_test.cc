@@ -1141,6 +1141,52 @@ TEST(RpcConnect, UnconfirmedSessionsAreLimitedPerSourceHoldNoBudgetAndExpire) {
   EXPECT_EQ(p.server_->counters().connects_limited, 1u);
 }
 
+// A protected session (the hook installed a protector: for cosmosd, the
+// secure handshake) is confirmed only by a packet that opens under its
+// keys: someone who completed the cookie round trip but has no keys gets a
+// session that holds no receive budget and expires.
+TEST(RpcConnect, ProtectedSessionIsConfirmedOnlyByASealedPacket) {
+  RpcOptions o = TestOptions();
+  o.unconfirmed_session_idle_ns = 50'000'000;
+  RpcPair p({}, {}, o, 32 * 1472 * 2);  // one session's budget
+  RawPeer peer(p.net_, {0x0a00000b, 1111});
+  ConnectRequestBody b = PlainConnect(1 << 20, 4);
+  const std::string hello = "protect";  // the hook protects this session
+  PacketHeader h;
+  h.type = PacketType::kConnectRequest;
+  std::vector<std::byte> body(kConnectRequestBodySize + hello.size());
+  EncodeConnectRequest(b, body);
+  std::memcpy(body.data() + kConnectRequestBodySize, hello.data(), hello.size());
+  peer.Send(kServerAddr, h, body);
+  std::vector<std::byte> cookie = AwaitPacket(p, peer, PacketType::kConnectCookie);
+  ASSERT_EQ(cookie.size(), kCookieSize);
+  std::memcpy(body.data() + 20, cookie.data(), kCookieSize);
+  peer.Send(kServerAddr, h, body);
+  PacketHeader reply;
+  std::vector<std::byte> rbody = AwaitPacket(p, peer, PacketType::kConnectReply, &reply);
+  ASSERT_EQ(reply.status, 0);
+  ConnectReplyBody rb;
+  ASSERT_TRUE(DecodeConnectReply(rbody, &rb));
+  EXPECT_EQ(rb.flags & kReplyFlagProtected, kReplyFlagProtected);
+  // Unsealed packets (no keys) do not confirm it.
+  PacketHeader ping;
+  ping.type = PacketType::kPing;
+  ping.dest_session = rb.server_session;
+  ping.epoch = reply.epoch;
+  for (int i = 0; i < 5; ++i) peer.Send(kServerAddr, ping, {});
+  for (int i = 0; i < 50; ++i) p.server_->RunEventLoopOnce();
+  EXPECT_EQ(p.server_->counters().sessions_confirmed, 0u);
+  EXPECT_GE(p.server_->counters().auth_failures, 5u);
+  // The whole budget is still free for a real (protected) client.
+  auto sid = p.Connect("protect");
+  ASSERT_TRUE(sid.ok()) << sid.status();
+  ASSERT_TRUE(
+      p.client_->SetSessionProtector(*sid, std::make_unique<ChecksumProtector>(0x5eed)).ok());
+  EXPECT_EQ(p.EchoMany(*sid, 5, {64, 3000}), 5u);
+  EXPECT_EQ(p.server_->counters().sessions_confirmed, 1u);
+  ASSERT_TRUE(p.RunUntil([&] { return p.server_->counters().unconfirmed_expired == 1; }));
+}
+
 TEST(RpcConnect, SessionConfirmedAfterTheBudgetFilledIsResetWithResourceExhausted) {
   RpcOptions o = TestOptions();
   RpcPair p({}, {}, o, 32 * 1472 * 2);  // one session's budget
