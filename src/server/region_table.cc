@@ -134,6 +134,9 @@ Status RegionTable::Delete(std::string_view name) {
   // Ops that pinned the entry before it was retired finish first; new
   // lookups see `deleted` and fail.
   while (e->users.load(std::memory_order_acquire) != 0) std::this_thread::yield();
+  // A secure region closes in the enclave first: that waits for a background
+  // key-rotation step still re-encrypting it, which uses e->region.
+  if (e->secure() && secure_engine_ != nullptr) secure_engine_->Forget(*e);
   std::string pool_name = e->pool_name;
   std::string region_name = e->region.name();
   // Drop our handle so the pool lets the region go; the entry object stays

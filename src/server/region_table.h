@@ -217,8 +217,10 @@ class RegionTable {
   // The NotFound message for a region name: also what a session that may not
   // learn of a secure region gets, so both answers are identical.
   static std::string NotFoundMessage(std::string_view name);
-  // Retires the handle, waits for in-flight ops on it to finish, deletes the
-  // region. Errors: NotFound, the pool's errors.
+  // Retires the handle, waits for in-flight ops on it to finish, closes a
+  // secure region in the engine (SecureRegionEngine::Forget, which waits for
+  // its background work), deletes the region. Errors: NotFound, the pool's
+  // errors.
   Status Delete(std::string_view name);
 
   // Data path: pins the region behind `handle`. NotFound for an unknown,

@@ -372,17 +372,12 @@ Status Server::Impl::ExecuteOne(Requester requester, const Op& op, uint64_t atte
     }
     case Opcode::kDeleteRegion: {
       std::string_view name(reinterpret_cast<const char*>(op.payload.data()), op.payload.size());
-      RegionEntry* secure_entry = nullptr;
       COSMOS_ASSIGN_OR_RETURN(auto desc, table->Open(name));
       // Deleting a secure region takes its admin right (checked in the
-      // enclave); a plain session cannot even see it.
+      // enclave); a plain session cannot even see it. The table closes it in
+      // the enclave before it frees the pool region.
       COSMOS_RETURN_IF_ERROR(AuthorizeAdmin(requester, desc, kSecureRightAdmin));
-      if (desc.secure && table->secure_engine() != nullptr) {
-        auto ref = table->Lookup(desc.handle);
-        if (ref.ok()) secure_entry = ref->get();
-      }
       COSMOS_RETURN_IF_ERROR(table->Delete(name));
-      if (secure_entry != nullptr) table->secure_engine()->Forget(*secure_entry);
       COSMOS_LOG_INFO("server: deleted region '{}'", name);
       out->AddOk();
       return Status::Ok();
@@ -456,7 +451,14 @@ Status Server::Impl::ExecuteOne(Requester requester, const Op& op, uint64_t atte
             CheckRange(r.offset, r.length, size, op.opcode == Opcode::kFlush ? "flush" : "verify"));
       }
       if (engine != nullptr) {
-        COSMOS_RETURN_IF_ERROR(engine->Flush(requester, *ref.get(), wait));
+        // Verify persists first, as a flush does, when the client may write;
+        // a reader (read right only) may not commit the writers' pending
+        // data and gets the digest of the durable state (the enclave checks
+        // the read right).
+        const bool persist =
+            op.opcode == Opcode::kFlush ||
+            engine->Authorize(requester, *ref.get(), kSecureRightWrite).ok();
+        if (persist) COSMOS_RETURN_IF_ERROR(engine->Flush(requester, *ref.get(), wait));
       } else {
         if (ranges.size() == 1) {
           // One range: Persist lets the backend sync just that range.
