@@ -239,7 +239,11 @@ int main(int argc, char** argv) {
   report.Note("baseline: an unreplicated region on the same primary node through a plain "
               "client; ops/s are one synchronous write+flush at a time on both sides");
   report.Note("failover_ms: SIGKILL of the primary right after 100 write+flush, until the next "
-              "write+flush completes on the new configuration (heartbeats 50 ms x 8 missed "
-              "+ etcd CAS + client re-read)");
+              "write+flush completes on the new configuration: the client's RPC session "
+              "notices the dead primary (its default silence limit, 1 s) while the backups "
+              "fail it over (50 ms heartbeats x 8 + etcd CAS), then the client re-reads the "
+              "placement and repeats the call");
+  report.Note("build: whatever CMake build the binary comes from (scripts/bench.sh: "
+              "build-release)");
   return report.Write(args.results) ? 0 : 1;
 }
