@@ -8,6 +8,7 @@
 #include <random>
 #include <unordered_map>
 
+#include "common/checksum.h"
 #include "kv/command_util.h"
 #include "kv/resp.h"
 
@@ -341,20 +342,18 @@ void AppendArityError(TypedCtx& c) {
   AppendError(c.out, "ERR wrong number of arguments for '" + Lower(c.args[0]) + "' command");
 }
 
-bool ParseScanArgs(TypedCtx& c, std::string_view* pattern) {
-  uint64_t cursor;
-  if (!ParseUint64(c.args[2], &cursor)) {
+bool ParseScanArgs(TypedCtx& c, ScanArgs* args) {
+  if (!ParseUint64(c.args[2], &args->cursor)) {
     AppendError(c.out, "ERR invalid cursor");
     return false;
   }
-  *pattern = "*";
   for (size_t i = 3; i < c.args.size(); i += 2) {
     if (i + 1 >= c.args.size()) {
       AppendError(c.out, kSyntax);
       return false;
     }
     if (EqualsIgnoreCase(c.args[i], "match")) {
-      *pattern = c.args[i + 1];
+      args->pattern = c.args[i + 1];
     } else if (EqualsIgnoreCase(c.args[i], "count")) {
       int64_t n;
       if (!ParseInt64(c.args[i + 1], &n)) {
@@ -365,12 +364,40 @@ bool ParseScanArgs(TypedCtx& c, std::string_view* pattern) {
         AppendError(c.out, kSyntax);
         return false;
       }
+      args->count = static_cast<uint64_t>(n);
     } else {
       AppendError(c.out, kSyntax);
       return false;
     }
   }
   return true;
+}
+
+uint64_t PickScanBatch(size_t n, const std::function<std::string_view(size_t)>& name_of,
+                       const ScanArgs& args, std::vector<size_t>* picked) {
+  picked->clear();
+  if (n <= kScanAllAtOnce) {
+    for (size_t i = 0; i < n; ++i) picked->push_back(i);
+    return 0;
+  }
+  constexpr uint64_t kSeed = 0x5ca7c0de5ca7c0deull;
+  std::vector<std::pair<uint64_t, size_t>> ahead;  // (hash, index) at or after the cursor
+  for (size_t i = 0; i < n; ++i) {
+    const std::string_view name = name_of(i);
+    const uint64_t h = Checksum64(name.data(), name.size(), kSeed) | 1;
+    if (h >= args.cursor) ahead.emplace_back(h, i);
+  }
+  const size_t take = static_cast<size_t>(std::min<uint64_t>(args.count, ahead.size()));
+  if (take < ahead.size()) {
+    std::nth_element(ahead.begin(), ahead.begin() + static_cast<std::ptrdiff_t>(take),
+                     ahead.end());
+  }
+  std::sort(ahead.begin(), ahead.begin() + static_cast<std::ptrdiff_t>(take));
+  for (size_t i = 0; i < take; ++i) picked->push_back(ahead[i].second);
+  if (take == ahead.size()) return 0;
+  // The smallest hash not returned (ahead[take] after nth_element). Equal
+  // hashes split across calls come again: duplicates, never a miss.
+  return ahead[take].first;
 }
 
 }  // namespace cosmos::kv

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <optional>
 #include <span>
 #include <string>
@@ -216,10 +217,24 @@ void BlockOrTimeOut(TypedCtx& c, std::vector<std::string> keys, ValueType type, 
                     bool null_array);
 // Appends "ERR wrong number of arguments for '<name>' command".
 void AppendArityError(TypedCtx& c);
-// Parses the cursor/MATCH/COUNT arguments of HSCAN/SSCAN/ZSCAN starting at
-// args[2]; returns false after appending an error. `*pattern` is "*" if
-// absent. Collections reply in one pass (cursor 0), like Redis's small
-// encodings, so COUNT is validated and otherwise ignored.
-[[nodiscard]] bool ParseScanArgs(TypedCtx& c, std::string_view* pattern);
+// The cursor/MATCH/COUNT arguments of HSCAN/SSCAN/ZSCAN (from args[2]).
+struct ScanArgs {
+  uint64_t cursor = 0;
+  std::string_view pattern = "*";
+  uint64_t count = 10;
+};
+// Parses them; false after appending Redis's error.
+[[nodiscard]] bool ParseScanArgs(TypedCtx& c, ScanArgs* args);
+// One HSCAN/SSCAN/ZSCAN step over a collection of `n` elements named by
+// name_of(i). Up to kScanAllAtOnce elements answer everything in one call
+// with cursor 0, as Redis's compact encodings do. Larger collections are
+// walked in the order of a 64-bit hash of each element's name (never 0):
+// the cursor is the hash the next call starts at, so every element present
+// for a whole iteration is returned at least once however the collection
+// changes in between (an element may come twice). Fills `picked` with about
+// `count` indexes and returns the next cursor (0: done). O(n) per call.
+inline constexpr size_t kScanAllAtOnce = 128;
+uint64_t PickScanBatch(size_t n, const std::function<std::string_view(size_t)>& name_of,
+                       const ScanArgs& args, std::vector<size_t>* picked);
 
 }  // namespace cosmos::kv

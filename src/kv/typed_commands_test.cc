@@ -6,6 +6,8 @@
 
 #include <gtest/gtest.h>
 
+#include <set>
+
 #include <atomic>
 #include <deque>
 #include <thread>
@@ -429,6 +431,69 @@ TEST(TypedCommandsCrash, ExecIsAllOrNothingAtEveryPersistPoint) { ExecAllOrNothi
 TEST(TypedCommandsCrash, ExecOfDeltasIsAllOrNothingAtEveryPersistPoint) { ExecAllOrNothing(true); }
 TEST(TypedCommandsCrash, DeltaChainsSurvivePowerLossDuringCompaction) {
   ExecAllOrNothing(true, /*compact=*/true);
+}
+
+// Parses a HSCAN/SSCAN/ZSCAN reply: the next cursor and the array's bulks.
+uint64_t ParseScanReply(const std::string& r, std::vector<std::string>* items) {
+  size_t at = r.find("\r\n$");
+  EXPECT_NE(at, std::string::npos) << r;
+  at += 3;
+  size_t eol = r.find("\r\n", at);
+  const size_t len = std::stoul(r.substr(at, eol - at));
+  const uint64_t cursor = std::stoull(r.substr(eol + 2, len));
+  at = r.find('*', eol + 2 + len);
+  eol = r.find("\r\n", at);
+  const size_t n = std::stoul(r.substr(at + 1, eol - at - 1));
+  at = eol + 2;
+  for (size_t i = 0; i < n; ++i) {
+    eol = r.find("\r\n", at);
+    const size_t l = std::stoul(r.substr(at + 1, eol - at - 1));
+    items->push_back(r.substr(eol + 2, l));
+    at = eol + 2 + l + 2;
+  }
+  return cursor;
+}
+
+// Large collections are scanned with a real cursor (several calls of about
+// COUNT elements), and every element present for the whole iteration is
+// returned although elements are added and removed between the calls.
+TEST_F(TypedCommandsTest, ScanCursorsVisitEveryStableElementWhileTheCollectionChanges) {
+  for (const std::string type : {"hash", "set", "zset"}) {
+    SCOPED_TRACE(type);
+    h_.Run("FLUSHALL");
+    const std::string add = type == "hash" ? "HSET" : type == "set" ? "SADD" : "ZADD";
+    const std::string scan = type == "hash" ? "HSCAN" : type == "set" ? "SSCAN" : "ZSCAN";
+    auto element = [&](const std::string& name) {
+      return type == "set" ? std::vector<std::string>{add, "k", name}
+                           : std::vector<std::string>{add, "k", type == "hash" ? name : "1",
+                                                      type == "hash" ? "v" : name};
+    };
+    for (int i = 0; i < 600; ++i) h_.RunArgs(element("stable" + std::to_string(i)));
+    for (int i = 0; i < 300; ++i) h_.RunArgs(element("gone" + std::to_string(i)));
+    std::set<std::string> seen;
+    uint64_t cursor = 0;
+    int calls = 0, churn = 0;
+    do {
+      std::vector<std::string> items;
+      cursor = ParseScanReply(h_.RunArgs({scan, "k", std::to_string(cursor), "COUNT", "25"}),
+                              &items);
+      for (size_t i = 0; i < items.size(); i += (type == "set" ? 1 : 2)) seen.insert(items[i]);
+      // Churn between calls: remove a "gone" element, add a "new" one.
+      const std::string del = type == "hash" ? "HDEL" : type == "set" ? "SREM" : "ZREM";
+      if (churn < 300) h_.RunArgs({del, "k", "gone" + std::to_string(churn)});
+      h_.RunArgs(element("new" + std::to_string(churn++)));
+      ASSERT_LT(++calls, 10000);
+    } while (cursor != 0);
+    EXPECT_GT(calls, 10) << "a large collection came back in one call";
+    for (int i = 0; i < 600; ++i) {
+      EXPECT_EQ(seen.count("stable" + std::to_string(i)), 1u) << "missed stable" << i;
+    }
+  }
+  // Small collections still answer at once with cursor 0, as Redis does.
+  h_.Run("FLUSHALL");
+  h_.Run("HSET small a 1 b 2");
+  EXPECT_EQ(h_.Run("HSCAN small 0 COUNT 1"),
+            "*2\r\n$1\r\n0\r\n*4\r\n$1\r\na\r\n$1\r\n1\r\n$1\r\nb\r\n$1\r\n2\r\n");
 }
 
 }  // namespace

@@ -182,20 +182,25 @@ uint64_t HIncrByFloat(TypedCtx& c) {
 }
 
 uint64_t HScan(TypedCtx& c) {
-  std::string_view pattern;
-  if (!ParseScanArgs(c, &pattern)) return 0;
+  ScanArgs scan;
+  if (!ParseScanArgs(c, &scan)) return 0;
   Loaded<HashValue> h;
   if (!LoadHash(c, c.args[1], &h)) return 0;
+  const auto& entries = h.value.entries();
+  std::vector<size_t> picked;
+  const uint64_t next = PickScanBatch(
+      entries.size(), [&](size_t i) { return std::string_view(entries[i].first); }, scan, &picked);
   std::string items;
   int64_t n = 0;
-  for (const auto& [f, v] : h.value.entries()) {
-    if (!GlobMatch(pattern, f)) continue;
+  for (size_t i : picked) {
+    const auto& [f, v] = entries[i];
+    if (!GlobMatch(scan.pattern, f)) continue;
     AppendBulk(&items, f);
     AppendBulk(&items, v);
     n += 2;
   }
   AppendArrayHeader(c.out, 2);
-  AppendBulk(c.out, "0");
+  AppendBulk(c.out, std::to_string(next));
   AppendArrayHeader(c.out, n);
   c.out->append(items);
   return ReadSeq(c);

@@ -242,16 +242,20 @@ uint64_t SMove(TypedCtx& c) {
 }
 
 uint64_t SScan(TypedCtx& c) {
-  std::string_view pattern;
-  if (!ParseScanArgs(c, &pattern)) return 0;
+  ScanArgs scan;
+  if (!ParseScanArgs(c, &scan)) return 0;
   Loaded<SetValue> s;
   if (!LoadSet(c, c.args[1], &s)) return 0;
+  const auto& members = s.value.members();
+  std::vector<size_t> picked;
+  const uint64_t next = PickScanBatch(
+      members.size(), [&](size_t i) { return std::string_view(members[i]); }, scan, &picked);
   std::vector<std::string> matched;
-  for (const auto& m : s.value.members()) {
-    if (GlobMatch(pattern, m)) matched.push_back(m);
+  for (size_t i : picked) {
+    if (GlobMatch(scan.pattern, members[i])) matched.push_back(members[i]);
   }
   AppendArrayHeader(c.out, 2);
-  AppendBulk(c.out, "0");
+  AppendBulk(c.out, std::to_string(next));
   AppendMembers(c.out, matched);
   return ReadSeq(c);
 }

@@ -706,16 +706,21 @@ uint64_t ZInterStore(TypedCtx& c) { return CombineStoreZ(c, Combine::kInter); }
 uint64_t ZDiffStore(TypedCtx& c) { return CombineStoreZ(c, Combine::kDiff); }
 
 uint64_t ZScan(TypedCtx& c) {
-  std::string_view pattern;
-  if (!ParseScanArgs(c, &pattern)) return 0;
+  ScanArgs scan;
+  if (!ParseScanArgs(c, &scan)) return 0;
   Loaded<ZSetValue> z;
   if (!LoadZSet(c, c.args[1], &z)) return 0;
+  std::vector<const Element*> all;
+  for (const Element& e : z.value.ordered()) all.push_back(&e);
+  std::vector<size_t> picked;
+  const uint64_t next = PickScanBatch(
+      all.size(), [&](size_t i) { return std::string_view(all[i]->second); }, scan, &picked);
   std::vector<const Element*> matched;
-  for (const Element& e : z.value.ordered()) {
-    if (GlobMatch(pattern, e.second)) matched.push_back(&e);
+  for (size_t i : picked) {
+    if (GlobMatch(scan.pattern, all[i]->second)) matched.push_back(all[i]);
   }
   AppendArrayHeader(c.out, 2);
-  AppendBulk(c.out, "0");
+  AppendBulk(c.out, std::to_string(next));
   AppendElements(c.out, matched, true);
   return ReadSeq(c);
 }
