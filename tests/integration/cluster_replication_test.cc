@@ -277,4 +277,50 @@ TEST_F(ClusterReplicationTest, PausedOldPrimaryCannotAcknowledgeAfterFailover) {
   EXPECT_EQ(p.replicas.size(), 2u);
 }
 
+// A backup dies: the primary's next forward fails, it removes the backup by
+// compare-and-swap and the write goes on (acknowledged once durable on the
+// remaining replicas of the new epoch), without the client seeing an error.
+TEST_F(ClusterReplicationTest, DeadBackupIsRemovedAndWritesGoOn) {
+  auto client = Client::Connect(ClusterOptions());
+  ASSERT_TRUE(client.ok()) << client.status().ToString();
+  cosmos::RegionOptions ro;
+  ro.replicas = 3;
+  ASSERT_TRUE((*client)->CreateRegion("backup_dies", 64 << 10, ro).ok());
+  auto region = (*client)->OpenRegion("backup_dies");
+  ASSERT_TRUE(region.ok()) << region.status().ToString();
+  Region& r = **region;
+  auto data = Pattern(4096, 5);
+  ASSERT_TRUE(r.Write(0, data).ok());
+  ASSERT_TRUE(r.Flush(0, data.size()).ok());
+  std::string victim;
+  for (const auto& id : r.info().replicas) {
+    if (id != r.info().primary) victim = id;
+  }
+  nodes_.at(victim)->Stop(SIGKILL);
+  for (int i = 1; i < 8; ++i) {
+    auto more = Pattern(4096, 5 + i);
+    ASSERT_TRUE(r.Write(i * 4096, more).ok());
+    auto s = r.Flush(i * 4096, more.size());
+    ASSERT_TRUE(s.ok()) << "block " << i << ": " << s.ToString();
+  }
+  const auto p = Placement("backup_dies").placement;
+  EXPECT_GE(p.epoch, 2u);
+  EXPECT_EQ(p.replicas.size(), 2u);
+  EXPECT_FALSE(std::count(p.replicas.begin(), p.replicas.end(), victim));
+  // The remaining backup holds every block (read through the replica path).
+  std::string backup;
+  for (const auto& id : p.replicas) {
+    if (id != p.primary) backup = id;
+  }
+  auto c = NodeClient(backup);
+  ASSERT_NE(c, nullptr);
+  auto copy = cosmos::client::OpenRegionAtEpoch(*c, "backup_dies", p.epoch, /*replica=*/true);
+  ASSERT_TRUE(copy.ok()) << copy.status().ToString();
+  std::vector<std::byte> got(4096);
+  for (int i = 0; i < 8; ++i) {
+    ASSERT_TRUE((*copy)->Read(i * 4096, got).ok());
+    EXPECT_EQ(got, Pattern(4096, 5 + i)) << "block " << i;
+  }
+}
+
 }  // namespace
