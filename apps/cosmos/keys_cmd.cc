@@ -1,6 +1,7 @@
-// `cosmos keys platform|client`: creates the memory node's platform key pair,
-// sealing secret and expected measurement, and client identity credentials
-// (file format and key hierarchy: docs/security.md "Key files").
+// `cosmos keys platform|client|region-key`: creates the memory node's
+// platform key pair, sealing secret and expected measurement, client identity
+// credentials, and user-supplied region keys (file format and key hierarchy:
+// docs/security.md "Key files", "User keys").
 #include <cstdio>
 #include <memory>
 #include <sstream>
@@ -25,7 +26,8 @@ std::string HexOf(const uint8_t* p, size_t n) {
 }  // namespace
 
 void RegisterKeysCommands(CLI::App& app, Context& ctx) {
-  CLI::App* keys = app.add_subcommand("keys", "Create platform keys and client credentials");
+  CLI::App* keys =
+      app.add_subcommand("keys", "Create platform keys, client credentials and region keys");
   keys->require_subcommand(1);
 
   // keys platform DIR
@@ -99,6 +101,26 @@ void RegisterKeysCommands(CLI::App& app, Context& ctx) {
                              {"client_public_key", pub_hex}});
         return Status::Ok();
       }();
+    });
+  }
+
+  // keys region-key FILE
+  {
+    auto* cmd = keys->add_subcommand(
+        "region-key",
+        "Create a region key FILE (32 random bytes, mode 0600) for `region create --secure "
+        "--user-key-file` and `region rotate-key --user-key-file`");
+    auto path = std::make_shared<std::string>();
+    auto force = std::make_shared<bool>(false);
+    cmd->add_option("file", *path, "Key file to create")->required();
+    cmd->add_flag("--force", *force, "Overwrite an existing file");
+    cmd->callback([&ctx, path, force] {
+      ctx.status = sec::GenerateRegionKey(*path, *force);
+      if (ctx.status.ok()) {
+        ctx.Emit("region key in " + *path +
+                     " (keep it on the client; the node never stores it in clear)\n",
+                 {{"file", *path}});
+      }
     });
   }
 }

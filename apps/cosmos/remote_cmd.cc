@@ -4,12 +4,27 @@
 // library, over a plain or a secure connection.
 #include "remote_cmd.h"
 
+#include <algorithm>
 #include <memory>
+#include <optional>
 
 #include "cosmos/client.h"
+#include "sec/key_files.h"
 
 namespace cosmos::cli {
 namespace {
+
+// The region key in a `cosmos keys region-key` file.
+Result<UserKey> LoadUserKey(const std::string& path) {
+  COSMOS_ASSIGN_OR_RETURN(sec::Bytes bytes, sec::ReadKeyFile(path, sec::KeyKind::kRegionKey));
+  UserKey key;
+  if (bytes.size() != key.bytes.size()) {
+    return Status::Corruption(path + ": a region key is 32 bytes");
+  }
+  std::copy(bytes.begin(), bytes.end(), key.bytes.begin());
+  sec::SecureWipe(bytes);
+  return key;
+}
 
 nlohmann::ordered_json InfoJson(const RegionInfo& r) {
   return {{"name", r.name},
@@ -96,11 +111,21 @@ void RegisterAccessCommands(CLI::App& region, Context& ctx,
     auto* cmd = region.add_subcommand(
         "rotate-key", "Re-encrypt a secure region under a fresh key (data stays readable)");
     auto name = std::make_shared<std::string>();
+    auto key_file = std::make_shared<std::string>();
     cmd->add_option("name", *name, "Region name")->required();
-    cmd->callback([&ctx, copts, name] {
+    cmd->add_option("--user-key-file", *key_file,
+                    "Derive the new key from this region key (`cosmos keys region-key`) "
+                    "instead of one the enclave draws");
+    cmd->callback([&ctx, copts, name, key_file] {
+      std::optional<UserKey> key;
+      if (!key_file->empty()) {
+        auto loaded = LoadUserKey(*key_file);
+        if (!loaded.ok()) return void(ctx.status = loaded.status());
+        key = *loaded;
+      }
       auto c = ConnectTo(*copts);
       if (!c.ok()) return void(ctx.status = c.status());
-      auto epoch = (*c)->RotateKey(*name);
+      auto epoch = key ? (*c)->RotateKeyToUserKey(*name, *key) : (*c)->RotateKey(*name);
       if (!epoch.ok()) return void(ctx.status = epoch.status());
       ctx.Emit("region " + *name + " re-encrypted under key epoch " + std::to_string(*epoch) + "\n",
                {{"region", *name}, {"key_epoch", *epoch}});
@@ -164,15 +189,29 @@ void RegisterRemoteCommands(CLI::App& app, Context& ctx) {
                   "Protected region: encrypted, integrity- and freshness-checked by the node's "
                   "enclave; needs a secure connection (--platform-pub, --measurement, "
                   "--client-key)");
-    cmd->callback([&ctx, copts, name, size, pool, secure, replicas] {
+    auto key_file = std::make_shared<std::string>();
+    cmd->add_option("--user-key-file", *key_file,
+                    "With --secure: derive the region key from this region key (`cosmos keys "
+                    "region-key`) instead of one the enclave draws");
+    cmd->callback([&ctx, copts, name, size, pool, secure, replicas, key_file] {
       auto bytes = ParseSize(*size);
       if (!bytes.ok()) return void(ctx.status = bytes.status());
+      std::optional<UserKey> key;
+      if (!key_file->empty()) {
+        if (!*secure) {
+          return void(ctx.status = Status::InvalidArgument("--user-key-file needs --secure"));
+        }
+        auto loaded = LoadUserKey(*key_file);
+        if (!loaded.ok()) return void(ctx.status = loaded.status());
+        key = *loaded;
+      }
       auto c = ConnectTo(*copts);
       if (!c.ok()) return void(ctx.status = c.status());
       RegionOptions o;
       o.pool = *pool;
       o.secure = *secure;
       o.replicas = *replicas;
+      if (key) o.user_key = &*key;
       if (*replicas != 0 && copts->cluster.empty()) {
         return void(ctx.status = Status::InvalidArgument("--replicas needs --cluster"));
       }

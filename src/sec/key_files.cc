@@ -18,7 +18,7 @@ constexpr std::string_view kHeader = "cosmos-key v1\n";
 
 bool IsPrivate(KeyKind k) {
   return k == KeyKind::kPlatformPrivate || k == KeyKind::kSealingSecret ||
-         k == KeyKind::kClientPrivate;
+         k == KeyKind::kClientPrivate || k == KeyKind::kRegionKey;
 }
 
 int HexValue(char c) {
@@ -43,6 +43,8 @@ std::string_view KeyKindName(KeyKind kind) {
       return "client-public";
     case KeyKind::kMeasurement:
       return "measurement";
+    case KeyKind::kRegionKey:
+      return "region-key";
   }
   return "unknown";
 }
@@ -151,6 +153,12 @@ Status GenerateClientCredentials(const std::string& dir, const std::string& name
   COSMOS_RETURN_IF_ERROR(
       WriteKeyFile(dir + "/" + name + ".key", KeyKind::kClientPrivate, kp.seed.span(), overwrite));
   return WriteKeyFile(dir + "/" + name + ".pub", KeyKind::kClientPublic, kp.public_key, overwrite);
+}
+
+Status GenerateRegionKey(const std::string& path, bool overwrite) {
+  SecretArray<32> key;
+  COSMOS_RETURN_IF_ERROR(RandomBytes(key.mutable_span()));
+  return WriteKeyFile(path, KeyKind::kRegionKey, key.span(), overwrite);
 }
 
 Result<Ed25519KeyPair> LoadSigningKey(const std::string& path, KeyKind kind) {

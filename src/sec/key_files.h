@@ -22,6 +22,7 @@ enum class KeyKind {
   kClientPrivate,    // Ed25519 seed of a client identity (client only)
   kClientPublic,     // goes into the node allow list and region access lists
   kMeasurement,      // expected enclave measurement (clients pin it)
+  kRegionKey,        // a user-supplied region key (user_key.h; client only)
 };
 
 // The stable name used in the file ("platform-private", ...).
@@ -48,6 +49,10 @@ Result<Bytes> ReadKeyFile(const std::string& path, KeyKind expected);
 // `cosmos keys client DIR NAME`: creates DIR/NAME.key and DIR/NAME.pub.
 [[nodiscard]] Status GenerateClientCredentials(const std::string& dir, const std::string& name,
                                                bool overwrite = false);
+
+// `cosmos keys region-key FILE`: 32 random bytes as a region-key file (0600).
+// AlreadyExists unless `overwrite`.
+[[nodiscard]] Status GenerateRegionKey(const std::string& path, bool overwrite = false);
 
 // Loads an Ed25519 key pair from a private key file of `kind`
 // (kPlatformPrivate or kClientPrivate).
