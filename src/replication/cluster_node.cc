@@ -88,6 +88,7 @@ Status ClusterNode::Join(const std::string& address) {
   record.capacity_bytes = options_.capacity_bytes;
   COSMOS_ASSIGN_OR_RETURN(cluster::NodeRegistration reg,
                           membership_->Register(record, options_.lease_ttl_seconds));
+  record_ = record;
   registration_ = reg;
   keeper_ = std::make_unique<cluster::LeaseKeeper>(
       *etcd_, reg.lease_id, std::chrono::milliseconds(options_.lease_ttl_seconds * 1000 / 3));
@@ -461,7 +462,20 @@ void ClusterNode::DetectLoop() {
   std::map<std::string, Probe> probes;  // primary node id -> heartbeat session
   uint64_t next_backstop = 0;
   const auto hello = protocol::EncodeHello(protocol::Hello{});
+  uint64_t next_register = 0;
   while (Sleep(std::chrono::milliseconds(0))) {
+    // A lease lost while etcd was unreachable: register again once it is
+    // back (other nodes may meanwhile have failed this node's regions over).
+    if (keeper_ != nullptr && keeper_->lost() && MonotonicNanos() >= next_register) {
+      next_register = MonotonicNanos() + 1'000'000'000;
+      auto reg = membership_->Register(record_, options_.lease_ttl_seconds);
+      if (reg.ok()) {
+        registration_ = *reg;
+        keeper_ = std::make_unique<cluster::LeaseKeeper>(
+            *etcd_, reg->lease_id, std::chrono::milliseconds(options_.lease_ttl_seconds * 1000 / 3));
+        COSMOS_LOG_WARN("cluster: node {} lost its lease and registered again", record_.id);
+      }
+    }
     // Primaries of the regions this node backs up, with those regions.
     std::map<std::string, std::vector<std::pair<std::string, uint64_t>>> watched;
     {

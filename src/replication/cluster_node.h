@@ -95,6 +95,10 @@ class ClusterNode final : public server::ReplicationHook {
   std::unique_ptr<cluster::EtcdClient> etcd_;
   std::unique_ptr<cluster::Membership> membership_;
   std::unique_ptr<cluster::PlacementStore> placement_;
+  // Set by Join; afterwards changed only by the detector thread (a lease
+  // lost while etcd was down is registered again) and read by the destructor
+  // once that thread has stopped.
+  cluster::NodeRecord record_;
   std::optional<cluster::NodeRegistration> registration_;
   std::unique_ptr<cluster::LeaseKeeper> keeper_;
 
