@@ -732,8 +732,8 @@ uint64_t Dispatcher::Config(Ctx& c) {
     }
   } else if (sub == "set" && c.args.size() >= 4 && c.args.size() % 2 == 0) {
     const std::string name = Lower(c.args[2]);
-    const bool known = std::any_of(params.begin(), params.end(),
-                                   [&](const auto& p) { return p.first == name; });
+    const bool known =
+        std::any_of(params.begin(), params.end(), [&](const auto& p) { return p.first == name; });
     if (known) {  // every parameter is fixed at startup (a flag of cosmos-kv)
       AppendError(c.out, "ERR CONFIG SET failed (possibly related to argument '" + name +
                              "') - can't set immutable config");
@@ -837,9 +837,9 @@ uint64_t Dispatcher::Info(Ctx& c) {
   if (want("keyspace")) {
     s += "# Keyspace\r\n";
     if (st.keys > 0) {
-      s += "db0:keys=" + std::to_string(st.keys) + ",expires=" +
-           std::to_string(st.keys_with_expiry) + ",avg_ttl=" + std::to_string(st.avg_ttl_ms) +
-           "\r\n";
+      s += "db0:keys=" + std::to_string(st.keys) +
+           ",expires=" + std::to_string(st.keys_with_expiry) +
+           ",avg_ttl=" + std::to_string(st.avg_ttl_ms) + "\r\n";
     }
   }
   AppendBulk(c.out, s);
@@ -956,8 +956,7 @@ uint64_t Dispatcher::Hello(Ctx& c) {
 }
 
 bool Dispatcher::RejectInSubscribedMode(const ClientSession& session,
-                                        std::span<const std::string_view> args,
-                                        std::string* out) {
+                                        std::span<const std::string_view> args, std::string* out) {
   if (session.subscriptions == 0) return false;
   for (std::string_view ok :
        {"subscribe", "unsubscribe", "psubscribe", "punsubscribe", "ping", "quit", "reset"}) {
@@ -970,16 +969,17 @@ bool Dispatcher::RejectInSubscribedMode(const ClientSession& session,
       (typed != nullptr && !ArityOk(typed->arity, args.size()))) {
     return false;
   }
-  const bool transaction = EqualsIgnoreCase(args[0], "multi") ||
-                           EqualsIgnoreCase(args[0], "exec") ||
-                           EqualsIgnoreCase(args[0], "discard") ||
-                           EqualsIgnoreCase(args[0], "watch") || EqualsIgnoreCase(args[0], "unwatch");
+  const bool transaction =
+      EqualsIgnoreCase(args[0], "multi") || EqualsIgnoreCase(args[0], "exec") ||
+      EqualsIgnoreCase(args[0], "discard") || EqualsIgnoreCase(args[0], "watch") ||
+      EqualsIgnoreCase(args[0], "unwatch");
   if (spec == nullptr && typed == nullptr && !transaction) {
     AppendUnknownCommand(args, out);
     return true;
   }
-  const std::string name = spec != nullptr ? spec->name : typed != nullptr ? typed->name
-                                                                           : Lower(args[0]);
+  const std::string name = spec != nullptr    ? spec->name
+                           : typed != nullptr ? typed->name
+                                              : Lower(args[0]);
   AppendError(out, "ERR Can't execute '" + name +
                        "': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are "
                        "allowed in this context");

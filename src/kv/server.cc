@@ -50,7 +50,6 @@ void Waker::Drain() const {
   }
 }
 
-
 RespServer::RespServer(Store* store, Waker* durable_waker, ServerOptions options)
     : store_(store), durable_waker_(durable_waker), options_(std::move(options)) {}
 
@@ -100,9 +99,8 @@ Result<std::unique_ptr<RespServer>> RespServer::Listen(Store* store, Waker* dura
   dopts.info_clients = [raw = s.get()] { return raw->ClientsInfo(); };
   dopts.info_stats = [raw = s.get()] { return raw->StatsInfo(); };
   dopts.client_admin = [raw = s.get()](ClientSession& session,
-                                       std::span<const std::string_view> args, std::string* out) {
-    raw->ClientAdmin(session, args, out);
-  };
+                                       std::span<const std::string_view> args,
+                                       std::string* out) { raw->ClientAdmin(session, args, out); };
   dopts.config_params = [raw = s.get()] {
     const ServerOptions& o = raw->options_;
     return std::vector<std::pair<std::string, std::string>>{
@@ -116,15 +114,11 @@ Result<std::unique_ptr<RespServer>> RespServer::Listen(Store* store, Waker* dura
   dopts.pubsub.publish = [raw = s.get()](std::string_view channel, std::string_view message) {
     return raw->Publish(channel, message);
   };
-  dopts.pubsub.subscribe = [raw = s.get()](ClientSession& session,
-                                           std::span<const std::string_view> args,
-                                           std::string* out) {
-    raw->SubscribeCommand(session, args, out);
-  };
+  dopts.pubsub.subscribe = [raw = s.get()](
+                               ClientSession& session, std::span<const std::string_view> args,
+                               std::string* out) { raw->SubscribeCommand(session, args, out); };
   dopts.pubsub.introspect = [raw = s.get()](std::span<const std::string_view> args,
-                                            std::string* out) {
-    raw->PubSubIntrospect(args, out);
-  };
+                                            std::string* out) { raw->PubSubIntrospect(args, out); };
   s->dispatcher_ = std::make_unique<Dispatcher>(store, std::move(dopts));
   // Apply runs on the event-loop thread only (the Dispatcher's), so the
   // observer may touch the server's blocked-key table.

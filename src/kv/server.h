@@ -147,8 +147,8 @@ class RespServer {
   std::map<std::string, std::vector<Conn*>> patterns_;
   std::vector<uint64_t> killed_;  // client ids marked by CLIENT KILL
   static constexpr size_t kActiveExpireBatch = 200;
-  uint64_t expired_keys_ = 0;             // deleted by active expiry
-  int64_t expire_retry_after_ms_ = 0;     // after a failed delete (log full): back off
+  uint64_t expired_keys_ = 0;          // deleted by active expiry
+  int64_t expire_retry_after_ms_ = 0;  // after a failed delete (log full): back off
   bool wrote_since_flush_ = false;
   size_t writes_since_kick_ = 0;
   std::string read_buffer_;

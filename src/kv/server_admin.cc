@@ -23,16 +23,15 @@ std::string RespServer::DescribeClient(const Conn* c) const {
   if (flags.empty()) flags = "N";
   const std::string command = c->last_command.empty() ? "NULL" : Lower(c->last_command);
   return "id=" + std::to_string(c->session.id) + " addr=" + c->addr + " laddr=" + c->laddr +
-         " fd=" + std::to_string(c->fd) + " name=" + c->session.name + " age=" +
-         seconds(c->created) + " idle=" + seconds(c->last_active) + " flags=" + flags +
+         " fd=" + std::to_string(c->fd) + " name=" + c->session.name +
+         " age=" + seconds(c->created) + " idle=" + seconds(c->last_active) + " flags=" + flags +
          " db=0 sub=" + std::to_string(c->channels.size()) +
-         " psub=" + std::to_string(c->patterns.size()) + " multi=" +
-         (c->session.tx.in_multi ? std::to_string(c->session.tx.queued.size()) : "-1") +
+         " psub=" + std::to_string(c->patterns.size()) +
+         " multi=" + (c->session.tx.in_multi ? std::to_string(c->session.tx.queued.size()) : "-1") +
          " qbuf=" + std::to_string(c->in.size() - c->in_off) +
          " obl=" + std::to_string(c->out.size() - c->out_off) +
          " omem=" + std::to_string(c->pending.size()) + " events=" + (c->reading ? "r" : "") +
-         (c->out_off < c->out.size() ? "w" : "") + " cmd=" + command +
-         " user=default resp=2\n";
+         (c->out_off < c->out.size() ? "w" : "") + " cmd=" + command + " user=default resp=2\n";
 }
 
 void RespServer::ClientAdmin(ClientSession& session, std::span<const std::string_view> args,
@@ -96,8 +95,8 @@ void RespServer::ClientAdmin(ClientSession& session, std::span<const std::string
         addr = args[i + 1];
       } else if (filter == "laddr") {
         laddr = args[i + 1];
-      } else if (filter == "skipme" && (EqualsIgnoreCase(args[i + 1], "yes") ||
-                                        EqualsIgnoreCase(args[i + 1], "no"))) {
+      } else if (filter == "skipme" &&
+                 (EqualsIgnoreCase(args[i + 1], "yes") || EqualsIgnoreCase(args[i + 1], "no"))) {
         skip_me = EqualsIgnoreCase(args[i + 1], "yes");
       } else {
         AppendError(out, kSyntax);

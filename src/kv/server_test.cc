@@ -8,13 +8,12 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <pthread.h>
-#include <time.h>
-
 #include <chrono>
 #include <cstring>
 #include <string>
@@ -385,7 +384,6 @@ TEST_F(ServerFixture, BlockedPopWhoseCommitFailsIsNotAcknowledged) {
   close(a);
   close(b);
 }
-
 
 // ---- Active expiry and idling ----
 

@@ -286,7 +286,7 @@ class Store {
   std::condition_variable compact_cv_;  // compactor waits for a trigger
   Index index_;
   Chains chains_;
-  std::set<std::pair<uint64_t, std::string_view>> scan_order_;  // views into index_ keys
+  std::set<std::pair<uint64_t, std::string_view>> scan_order_;   // views into index_ keys
   std::set<std::pair<int64_t, std::string_view>> expiry_order_;  // keys with an expiry
   uint64_t generation_ = 0;
   int half_ = 0;

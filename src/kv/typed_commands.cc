@@ -17,9 +17,8 @@ namespace cosmos::kv {
 const TypedCommand* FindTypedCommand(std::string_view name) {
   static const auto* table = [] {
     auto* t = new std::unordered_map<std::string, const TypedCommand*>();
-    for (auto family :
-         {HashCommands(), ListCommands(), SetCommands(), ZSetCommands(), KeyspaceCommands(),
-          StringCommands()}) {
+    for (auto family : {HashCommands(), ListCommands(), SetCommands(), ZSetCommands(),
+                        KeyspaceCommands(), StringCommands()}) {
       for (const TypedCommand& c : family) (*t)[c.name] = &c;
     }
     return t;
@@ -389,8 +388,7 @@ uint64_t PickScanBatch(size_t n, const std::function<std::string_view(size_t)>& 
   }
   const size_t take = static_cast<size_t>(std::min<uint64_t>(args.count, ahead.size()));
   if (take < ahead.size()) {
-    std::nth_element(ahead.begin(), ahead.begin() + static_cast<std::ptrdiff_t>(take),
-                     ahead.end());
+    std::nth_element(ahead.begin(), ahead.begin() + static_cast<std::ptrdiff_t>(take), ahead.end());
   }
   std::sort(ahead.begin(), ahead.begin() + static_cast<std::ptrdiff_t>(take));
   for (size_t i = 0; i < take; ++i) picked->push_back(ahead[i].second);

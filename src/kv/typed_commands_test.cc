@@ -6,10 +6,9 @@
 
 #include <gtest/gtest.h>
 
-#include <set>
-
 #include <atomic>
 #include <deque>
+#include <set>
 #include <thread>
 
 #include "kv/commands.h"
@@ -475,8 +474,8 @@ TEST_F(TypedCommandsTest, ScanCursorsVisitEveryStableElementWhileTheCollectionCh
     int calls = 0, churn = 0;
     do {
       std::vector<std::string> items;
-      cursor = ParseScanReply(h_.RunArgs({scan, "k", std::to_string(cursor), "COUNT", "25"}),
-                              &items);
+      cursor =
+          ParseScanReply(h_.RunArgs({scan, "k", std::to_string(cursor), "COUNT", "25"}), &items);
       for (size_t i = 0; i < items.size(); i += (type == "set" ? 1 : 2)) seen.insert(items[i]);
       // Churn between calls: remove a "gone" element, add a "new" one.
       const std::string del = type == "hash" ? "HDEL" : type == "set" ? "SREM" : "ZREM";

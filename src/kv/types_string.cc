@@ -52,7 +52,8 @@ bool SaveString(TypedCtx& c, std::string_view key, std::string_view value, int64
   return ApplyBatch(c, b, seq);
 }
 
-constexpr std::string_view kTooLong = "ERR string exceeds maximum allowed size (proto-max-bulk-len)";
+constexpr std::string_view kTooLong =
+    "ERR string exceeds maximum allowed size (proto-max-bulk-len)";
 
 // Redis string2ld: a long double, infinities included (they fail later).
 bool ParseFloatOrInf(std::string_view s, long double* v) {
@@ -523,7 +524,8 @@ std::string_view RedisEncoding(TypedCtx& c, std::string_view key, ValueType type
       Loaded<HashValue> h;
       if (!(*ok = LoadHash(c, key, &h))) return {};
       bool small = h.value.size() <= 128;
-      for (const auto& [f, v] : h.value.entries()) small = small && f.size() <= 64 && v.size() <= 64;
+      for (const auto& [f, v] : h.value.entries())
+        small = small && f.size() <= 64 && v.size() <= 64;
       return small ? "listpack" : "hashtable";
     }
     case ValueType::kSet: {
@@ -594,18 +596,12 @@ uint64_t Object(TypedCtx& c) {
 }
 
 constexpr TypedCommand kStringCommands[] = {
-    {"incrbyfloat", 3, &IncrByFloat, true},
-    {"getex", -2, &GetEx, true},
-    {"getrange", 4, &GetRange, false},
-    {"substr", 4, &GetRange, false},
-    {"setrange", 4, &SetRange, true},
-    {"setbit", 4, &SetBit, true},
-    {"getbit", 3, &GetBit, false},
-    {"bitcount", -2, &BitCount, false},
-    {"bitpos", -3, &BitPos, false},
-    {"lcs", -3, &Lcs, false},
-    {"randomkey", 1, &RandomKey, false},
-    {"touch", -2, &Touch, false},
+    {"incrbyfloat", 3, &IncrByFloat, true}, {"getex", -2, &GetEx, true},
+    {"getrange", 4, &GetRange, false},      {"substr", 4, &GetRange, false},
+    {"setrange", 4, &SetRange, true},       {"setbit", 4, &SetBit, true},
+    {"getbit", 3, &GetBit, false},          {"bitcount", -2, &BitCount, false},
+    {"bitpos", -3, &BitPos, false},         {"lcs", -3, &Lcs, false},
+    {"randomkey", 1, &RandomKey, false},    {"touch", -2, &Touch, false},
     {"object", -2, &Object, false},
 };
 

@@ -80,8 +80,8 @@ std::string Lower(std::string s) {
 }
 
 // Commands whose array order Redis does not define (hash-table encodings).
-const std::set<std::string> kUnordered = {"smembers", "sinter", "sunion", "sdiff", "keys",
-                                          "pubsub"};
+const std::set<std::string> kUnordered = {"smembers", "sinter", "sunion",
+                                          "sdiff",    "keys",   "pubsub"};
 // Commands whose elements are random: only the element count is compared.
 const std::set<std::string> kRandom = {"spop", "srandmember", "hrandfield", "zrandmember"};
 
@@ -1140,8 +1140,8 @@ TEST_F(RedisDiff, AdministrationAndShutdown) {
   // CLIENT INFO and LIST describe this connection with Redis's field names.
   auto info = kv_client_->Call({"CLIENT", "INFO"});
   ASSERT_TRUE(info.has_value());
-  for (const char* field : {"id=", " addr=127.0.0.1:", " fd=", " age=", " idle=", " flags=N",
-                            " db=0", " cmd=client"}) {
+  for (const char* field :
+       {"id=", " addr=127.0.0.1:", " fd=", " age=", " idle=", " flags=N", " db=0", " cmd=client"}) {
     EXPECT_NE(info->text.find(field), std::string::npos) << field << " in " << info->text;
   }
   RespClient other(kv_->port());
