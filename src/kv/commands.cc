@@ -116,6 +116,7 @@ const Dispatcher::CommandSpec Dispatcher::kCommands[] = {
     {"psubscribe", -2, &Dispatcher::Subscribe, false},
     {"punsubscribe", -1, &Dispatcher::Subscribe, false},
     {"pubsub", -2, &Dispatcher::PubSub, false},
+    {"reset", 1, &Dispatcher::Reset, false},
 };
 
 size_t Dispatcher::CommandCount() { return std::size(kCommands) + TypedCommandCount() + 5; }
@@ -984,6 +985,22 @@ bool Dispatcher::RejectInSubscribedMode(const ClientSession& session,
                        "': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are "
                        "allowed in this context");
   return true;
+}
+
+// RESET: leaves MULTI, forgets WATCHed keys and the client name, and drops
+// every subscription, as Redis does; replies +RESET.
+uint64_t Dispatcher::Reset(Ctx& c) {
+  c.session.tx.Reset();
+  c.session.name.clear();
+  if (c.session.subscriptions > 0 && options_.pubsub.subscribe) {
+    std::string discarded;  // the unsubscribe replies are not sent
+    const std::string_view unsub[] = {"unsubscribe"};
+    const std::string_view punsub[] = {"punsubscribe"};
+    options_.pubsub.subscribe(c.session, unsub, &discarded);
+    options_.pubsub.subscribe(c.session, punsub, &discarded);
+  }
+  AppendSimple(c.out, "RESET");
+  return 0;
 }
 
 uint64_t Dispatcher::Publish(Ctx& c) {

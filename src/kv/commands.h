@@ -163,6 +163,7 @@ class Dispatcher {
   uint64_t Hello(Ctx&);
   uint64_t Time(Ctx&);
   uint64_t Publish(Ctx&);
+  uint64_t Reset(Ctx&);
   uint64_t Shutdown(Ctx&);
   uint64_t Wait(Ctx&);
   uint64_t Config(Ctx&);

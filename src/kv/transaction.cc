@@ -27,8 +27,10 @@ uint64_t Dispatcher::Execute(ClientSession& session, std::span<const std::string
   if (RejectInSubscribedMode(session, args, out)) return 0;
   if (IsTransactionCommand(args[0])) return TransactionCommand(session, args, out);
   TransactionState& tx = session.tx;
-  // QUIT is never queued (Redis closes the connection at once).
-  if (!tx.in_multi || EqualsIgnoreCase(args[0], "quit")) return Dispatch(session, args, out);
+  // QUIT and RESET are never queued (Redis runs them at once).
+  if (!tx.in_multi || EqualsIgnoreCase(args[0], "quit") || EqualsIgnoreCase(args[0], "reset")) {
+    return Dispatch(session, args, out);
+  }
   if (!CheckCommand(args, out)) {
     tx.queue_error = true;
     return 0;

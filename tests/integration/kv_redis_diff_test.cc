@@ -1109,6 +1109,19 @@ TEST_F(RedisDiff, PubSub) {
   on(redis_pub, kv_pub, "PUBLISH ch1 gone", 1);
   on(redis_sub2, kv_sub2, "QUIT", 1);
   on(redis_pub, kv_pub, "PUBSUB NUMSUB ch2", 1);
+  // RESET leaves subscribed mode and MULTI at once.
+  on(rs, ks, "SUBSCRIBE r1", 1);
+  on(rs, ks, "PSUBSCRIBE r*", 1);
+  on(rs, ks, "RESET", 1);
+  on(rs, ks, "GET x", 1);
+  on(redis_pub, kv_pub, "PUBSUB NUMSUB r1", 1);
+  on(redis_pub, kv_pub, "PUBSUB NUMPAT", 1);
+  on(rs, ks, "MULTI", 1);
+  on(rs, ks, "SET x 1", 1);
+  on(rs, ks, "RESET", 1);
+  on(rs, ks, "EXEC", 1);
+  on(rs, ks, "GET x", 1);
+  on(rs, ks, "RESET x", 1);
 }
 
 // Administration commands whose replies do not depend on the server's
