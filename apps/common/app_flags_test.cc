@@ -59,6 +59,14 @@ TEST(AppFlags, UsageErrorsExitTwoAndHelpAndVersionExitZero) {
   counts.add_option("--count", count)->check(NonNegativeInteger());
   EXPECT_EQ(ParseArgs(counts, {"--count", "18446744073709551615"}), std::nullopt);
   EXPECT_EQ(count, UINT64_MAX);
+  // The messages name the bound (CLI11's own conversion would only say
+  // "Could not convert").
+  std::string too_big = "256";
+  EXPECT_EQ(NonNegativeInteger(255)(too_big), "'256' is too large (at most 255)");
+  std::string negative = "-1";
+  EXPECT_EQ(NonNegativeInteger()(negative), "must be a non-negative integer, not '-1'");
+  std::string length = "65M";
+  EXPECT_EQ(ByteCount(64u << 20)(length), "'65M' is too large (at most 64M = 67108864 bytes)");
   CLI::App sizes;
   uint64_t bytes = 0;
   sizes.add_option("--bytes", bytes)->transform(ByteCount());
