@@ -1,8 +1,8 @@
 // Shared flag definitions and the parse step with COSMOS's exit codes.
 #include "app_flags.h"
 
-#include <charconv>
 #include <algorithm>
+#include <charconv>
 #include <cstdio>
 #include <iostream>
 #include <vector>

@@ -24,8 +24,7 @@ Status NotifyServiceManager(std::string_view state) {
   }
   std::memcpy(addr.sun_path, name.data(), name.size());
   if (name[0] == '@') addr.sun_path[0] = '\0';  // abstract namespace
-  const socklen_t length =
-      static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + name.size());
+  const socklen_t length = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + name.size());
   const int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return Status::FromErrno(errno, "NOTIFY_SOCKET socket");
   const ssize_t sent = ::sendto(fd, state.data(), state.size(), MSG_NOSIGNAL,

@@ -136,14 +136,16 @@ std::string Hex(std::span<const std::byte> bytes, bool wrap) {
 }  // namespace
 
 std::string ShowBytes(std::span<const std::byte> bytes, bool hex) {
-  if (!hex && AllPrintable(bytes)) return std::string(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+  if (!hex && AllPrintable(bytes))
+    return std::string(reinterpret_cast<const char*>(bytes.data()), bytes.size());
   return Hex(bytes, true);
 }
 
 void EmitRead(Context& ctx, std::string_view region, uint64_t offset,
               std::span<const std::byte> bytes, bool hex) {
   nlohmann::ordered_json text = nullptr;
-  if (AllPrintable(bytes)) text = std::string(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+  if (AllPrintable(bytes))
+    text = std::string(reinterpret_cast<const char*>(bytes.data()), bytes.size());
   ctx.Emit(ShowBytes(bytes, hex) + "\n", {{"region", region},
                                           {"offset", offset},
                                           {"length", bytes.size()},
@@ -153,10 +155,11 @@ void EmitRead(Context& ctx, std::string_view region, uint64_t offset,
 
 void EmitWrite(Context& ctx, std::string_view region, uint64_t offset, uint64_t length,
                std::string_view durability) {
-  ctx.Emit("wrote and persisted " + std::to_string(length) + " bytes at offset " +
-               std::to_string(offset) + " of region '" + std::string(region) + "' (durability " +
-               std::string(durability) + ")\n",
-           {{"region", region}, {"offset", offset}, {"length", length}, {"durability", durability}});
+  ctx.Emit(
+      "wrote and persisted " + std::to_string(length) + " bytes at offset " +
+          std::to_string(offset) + " of region '" + std::string(region) + "' (durability " +
+          std::string(durability) + ")\n",
+      {{"region", region}, {"offset", offset}, {"length", length}, {"durability", durability}});
 }
 
 void EmitVerified(Context& ctx, std::string_view region, uint64_t offset, uint64_t length) {
@@ -177,7 +180,8 @@ void EmitRegionList(Context& ctx, const std::vector<std::string>& extra_columns,
   }
   std::vector<size_t> width(table.front().size(), 0);
   for (const auto& row : table) {
-    for (size_t c = 0; c < row.size() && c < width.size(); ++c) width[c] = std::max(width[c], row[c].size());
+    for (size_t c = 0; c < row.size() && c < width.size(); ++c)
+      width[c] = std::max(width[c], row[c].size());
   }
   std::string text;
   for (const auto& row : table) {

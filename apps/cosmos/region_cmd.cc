@@ -39,9 +39,10 @@ void RegisterRegionCommands(CLI::App& app, Context& ctx) {
   // Never parsed here: main.cc routes any `region ... --server` command line
   // to `remote region`. Declared so that help and completion show it.
   static std::string unused_server;
-  region->add_option("--server", unused_server,
-                     "cosmosd node HOST:PORT: run the verb there instead of on a local POOL "
-                     "(connection flags: `cosmos remote region --help`)")
+  region
+      ->add_option("--server", unused_server,
+                   "cosmosd node HOST:PORT: run the verb there instead of on a local POOL "
+                   "(connection flags: `cosmos remote region --help`)")
       ->group("Remote (cosmosd node)");
 
   // region create
@@ -89,9 +90,10 @@ void RegisterRegionCommands(CLI::App& app, Context& ctx) {
         std::vector<RegionRow> rows;
         nlohmann::ordered_json list = nlohmann::ordered_json::array();
         for (const auto& r : pool->ListRegions()) {
-          rows.push_back({r.name,
-                          r.size,
-                          {std::to_string(r.id), std::to_string(r.offset), std::to_string(r.flags)}});
+          rows.push_back(
+              {r.name,
+               r.size,
+               {std::to_string(r.id), std::to_string(r.offset), std::to_string(r.flags)}});
           list.push_back(RegionJson(r));
         }
         EmitRegionList(ctx, {"ID", "POOL_OFFSET", "FLAGS"}, rows, "path", t->path, list);
@@ -160,8 +162,7 @@ void RegisterRegionCommands(CLI::App& app, Context& ctx) {
           COSMOS_ASSIGN_OR_RETURN(pmem::Region r, pool->OpenRegion(t->name));
           COSMOS_RETURN_IF_ERROR(in_region(*t, r, range->offset, range->length));
           EmitRead(ctx, t->name, range->offset,
-                   std::span<const std::byte>(r.data() + range->offset, range->length),
-                   range->hex);
+                   std::span<const std::byte>(r.data() + range->offset, range->length), range->hex);
         }
         return pool->Close();
       }();
@@ -185,9 +186,9 @@ void RegisterRegionCommands(CLI::App& app, Context& ctx) {
           COSMOS_RETURN_IF_ERROR(in_region(*t, r, range->offset, bytes.size()));
           if (!bytes.empty() &&
               std::memcmp(r.data() + range->offset, bytes.data(), bytes.size()) != 0) {
-            return Status::IntegrityViolation("region '" + t->name + "': the bytes at offset " +
-                                    std::to_string(range->offset) + " differ from the expected " +
-                                    std::to_string(bytes.size()) + " bytes");
+            return Status::IntegrityViolation(
+                "region '" + t->name + "': the bytes at offset " + std::to_string(range->offset) +
+                " differ from the expected " + std::to_string(bytes.size()) + " bytes");
           }
           EmitVerified(ctx, t->name, range->offset, bytes.size());
         }

@@ -343,17 +343,18 @@ Status ValidateStartConfig(const DaemonConfig& cfg) {
                                    "' is not an IPv4 address (e.g. 0.0.0.0 or 10.0.0.5)");
   }
   if (cfg.server.port != 0 && uint32_t{cfg.server.port} + cfg.server.workers > 65536) {
-    return Status::InvalidArgument("server.port: workers use ports " +
-                                   std::to_string(cfg.server.port) + ".." +
-                                   std::to_string(cfg.server.port + cfg.server.workers - 1) +
-                                   ", past 65535");
+    return Status::InvalidArgument(
+        "server.port: workers use ports " + std::to_string(cfg.server.port) + ".." +
+        std::to_string(cfg.server.port + cfg.server.workers - 1) + ", past 65535");
   }
-  if (cfg.pools.empty()) return Status::InvalidArgument("no pools configured (use --pool or [[pool]])");
+  if (cfg.pools.empty())
+    return Status::InvalidArgument("no pools configured (use --pool or [[pool]])");
   std::set<std::string> names;
   for (const auto& p : cfg.pools) {
     if (!names.insert(p.name).second)
       return Status::InvalidArgument("pool name '" + p.name + "' used twice");
-    COSMOS_RETURN_IF_ERROR(pmem::BackendFromName(p.backend).status().WithContext("pool '" + p.name + "'"));
+    COSMOS_RETURN_IF_ERROR(
+        pmem::BackendFromName(p.backend).status().WithContext("pool '" + p.name + "'"));
   }
   return Status::Ok();
 }
