@@ -4,6 +4,7 @@
 #include <toml++/toml.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <vector>
@@ -27,7 +28,24 @@ Result<ConfigFile> ConfigFile::Load(const std::string& path) {
   if (!in) return Status::NotFound("config file " + path + ": cannot open");
   std::stringstream ss;
   ss << in.rdbuf();
-  return Parse(ss.str(), path);
+  COSMOS_ASSIGN_OR_RETURN(ConfigFile f, Parse(ss.str(), path));
+  std::error_code ec;
+  std::filesystem::path abs = std::filesystem::absolute(path, ec);
+  f.base_dir_ = ec ? std::filesystem::path(path).parent_path().string()
+                   : abs.parent_path().string();
+  if (f.base_dir_.empty()) f.base_dir_ = ".";
+  return f;
+}
+
+std::string ConfigFile::ResolvePath(const std::string& path) const {
+  if (path.empty() || base_dir_.empty() || std::filesystem::path(path).is_absolute()) return path;
+  return (std::filesystem::path(base_dir_) / path).lexically_normal().string();
+}
+
+Result<std::string> ConfigFile::GetPath(std::string_view key, std::string fallback) const {
+  if (!Has(key)) return fallback;
+  COSMOS_ASSIGN_OR_RETURN(std::string p, GetString(key, ""));
+  return ResolvePath(p);
 }
 
 Result<ConfigFile> ConfigFile::Parse(std::string_view text, std::string origin) {
@@ -104,8 +122,10 @@ Result<ConfigFile> ConfigFile::TableArrayElement(std::string_view key, size_t in
   if (index >= arr.size()) return Status::OutOfRange("config " + origin_ + ": index past end");
   auto impl = std::make_unique<Impl>();
   impl->table = *arr[index].as_table();
-  return ConfigFile(std::move(impl),
-                    origin_ + ":" + std::string(key) + "[" + std::to_string(index) + "]");
+  ConfigFile element(std::move(impl),
+                     origin_ + ":" + std::string(key) + "[" + std::to_string(index) + "]");
+  element.base_dir_ = base_dir_;
+  return element;
 }
 
 namespace {

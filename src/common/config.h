@@ -52,11 +52,21 @@ class ConfigFile {
 
   const std::string& origin() const { return origin_; }
 
+  // A path taken from the file: relative paths resolve against the
+  // directory of the file it was loaded from (as nginx and systemd read
+  // theirs), so the daemon's working directory does not matter. Absolute
+  // and empty paths, and any path of a config not loaded from a file
+  // (Parse), are returned as they are.
+  std::string ResolvePath(const std::string& path) const;
+  // Like GetString, the value resolved with ResolvePath.
+  Result<std::string> GetPath(std::string_view key, std::string fallback) const;
+
  private:
   struct Impl;
   ConfigFile(std::unique_ptr<Impl> impl, std::string origin);
   std::unique_ptr<Impl> impl_;
   std::string origin_;
+  std::string base_dir_;  // directory of the loaded file; empty for Parse
 };
 
 }  // namespace cosmos

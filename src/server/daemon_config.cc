@@ -214,15 +214,18 @@ Result<DaemonConfig> LoadDaemonConfig(const ConfigFile& f, DaemonConfig c) {
                           f.GetInt("server.idle_spin_us", c.server.idle_spin_us, 0, 10'000'000));
   c.server.idle_spin_us = static_cast<uint32_t>(spin);
   COSMOS_ASSIGN_OR_RETURN(c.log_level, f.GetString("server.log_level", c.log_level));
-  COSMOS_ASSIGN_OR_RETURN(c.log_file, f.GetString("server.log_file", c.log_file));
+  COSMOS_ASSIGN_OR_RETURN(c.log_file, f.GetPath("server.log_file", c.log_file));
   COSMOS_ASSIGN_OR_RETURN(c.log_format, f.GetString("server.log_format", c.log_format));
   SecureConfig& sc = c.secure;
-  COSMOS_ASSIGN_OR_RETURN(sc.platform_keys, f.GetString("server.platform_keys", sc.platform_keys));
-  COSMOS_ASSIGN_OR_RETURN(sc.enclave_state, f.GetString("server.enclave_state", sc.enclave_state));
+  COSMOS_ASSIGN_OR_RETURN(sc.platform_keys, f.GetPath("server.platform_keys", sc.platform_keys));
+  COSMOS_ASSIGN_OR_RETURN(sc.enclave_state, f.GetPath("server.enclave_state", sc.enclave_state));
   bool allow_present = false;
   COSMOS_ASSIGN_OR_RETURN(std::vector<std::string> allow,
                           GetStringList(f, "server.allow", &allow_present));
-  if (allow_present) sc.allow = std::move(allow);
+  if (allow_present) {
+    for (auto& a : allow) a = f.ResolvePath(a);
+    sc.allow = std::move(allow);
+  }
   for (const auto& a : sc.allow) {
     if (a.empty())
       return Status::InvalidArgument("config " + f.origin() +
@@ -274,7 +277,7 @@ Result<DaemonConfig> LoadDaemonConfig(const ConfigFile& f, DaemonConfig c) {
   for (size_t i = 0; i < n; ++i) {
     COSMOS_ASSIGN_OR_RETURN(ConfigFile p, f.TableArrayElement("pool", i));
     PoolSpec s;
-    COSMOS_ASSIGN_OR_RETURN(s.path, p.GetString("path", ""));
+    COSMOS_ASSIGN_OR_RETURN(s.path, p.GetPath("path", ""));
     if (s.path.empty())
       return Status::InvalidArgument(f.origin() + ": [[pool]] #" + std::to_string(i) +
                                      " needs path");

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
+#include <cstdio>
 #include <filesystem>
 
 namespace cosmos::server {
@@ -419,6 +420,48 @@ TEST(DaemonConfig, FailedOpenRemovesThePoolFilesItCreated) {
   }
   RemovePoolFiles(created);
   EXPECT_FALSE(std::filesystem::exists(fresh.path));
+  std::filesystem::remove_all(dir);
+}
+
+// Relative paths in a config file resolve against the file's directory, not
+// the daemon's working directory; absolute ones stay as written.
+TEST(DaemonConfig, RelativePathsResolveAgainstTheConfigFilesDirectory) {
+  char tmpl[] = "/tmp/cosmos_cfgdir_XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  std::filesystem::create_directories(dir + "/etc");
+  const std::string path = dir + "/etc/cosmosd.toml";
+  FILE* out = std::fopen(path.c_str(), "w");
+  ASSERT_NE(out, nullptr);
+  std::fputs(R"([server]
+log_file = "../log/cosmosd.log"
+platform_keys = "node"
+enclave_state = "/var/lib/cosmos/state"
+allow = ["clients/alice.pub", "/abs/bob.pub"]
+[[pool]]
+path = "pools/main.pool"
+)",
+             out);
+  std::fclose(out);
+  auto f = ConfigFile::Load(path);
+  ASSERT_TRUE(f.ok()) << f.status();
+  auto c = LoadDaemonConfig(*f);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->log_file, dir + "/log/cosmosd.log");
+  EXPECT_EQ(c->secure.platform_keys, dir + "/etc/node");
+  EXPECT_EQ(c->secure.enclave_state, "/var/lib/cosmos/state");
+  ASSERT_EQ(c->secure.allow.size(), 2u);
+  EXPECT_EQ(c->secure.allow[0], dir + "/etc/clients/alice.pub");
+  EXPECT_EQ(c->secure.allow[1], "/abs/bob.pub");
+  ASSERT_EQ(c->pools.size(), 1u);
+  EXPECT_EQ(c->pools[0].path, dir + "/etc/pools/main.pool");
+  EXPECT_EQ(c->pools[0].name, "main");  // BaseName drops the extension
+  // The same text parsed from a string (no file) keeps the paths as written.
+  auto g = ConfigFile::Parse("[[pool]]\npath = \"pools/main.pool\"\n");
+  ASSERT_TRUE(g.ok());
+  auto d = LoadDaemonConfig(*g);
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_EQ(d->pools[0].path, "pools/main.pool");
   std::filesystem::remove_all(dir);
 }
 
