@@ -23,6 +23,12 @@ std::string HexOf(const uint8_t* p, size_t n) {
   return out;
 }
 
+// An existing key file is never replaced silently; say which flag does it.
+Status WithForceHint(Status s) {
+  if (s.code() != StatusCode::kAlreadyExists) return s;
+  return Status(s.code(), s.message() + "; --force replaces it");
+}
+
 }  // namespace
 
 void RegisterKeysCommands(CLI::App& app, Context& ctx) {
@@ -42,7 +48,7 @@ void RegisterKeysCommands(CLI::App& app, Context& ctx) {
     cmd->add_flag("--force", *force, "Overwrite existing key files");
     cmd->callback([&ctx, dir, force] {
       ctx.status = [&]() -> Status {
-        COSMOS_RETURN_IF_ERROR(sec::GeneratePlatformKeys(*dir, *force));
+        COSMOS_RETURN_IF_ERROR(WithForceHint(sec::GeneratePlatformKeys(*dir, *force)));
         COSMOS_ASSIGN_OR_RETURN(
             sec::Ed25519PublicKey pub,
             sec::LoadPublicKey(*dir + "/platform.pub", sec::KeyKind::kPlatformPublic));
@@ -84,7 +90,7 @@ void RegisterKeysCommands(CLI::App& app, Context& ctx) {
     cmd->add_flag("--force", *force, "Overwrite existing key files");
     cmd->callback([&ctx, dir, name, force] {
       ctx.status = [&]() -> Status {
-        COSMOS_RETURN_IF_ERROR(sec::GenerateClientCredentials(*dir, *name, *force));
+        COSMOS_RETURN_IF_ERROR(WithForceHint(sec::GenerateClientCredentials(*dir, *name, *force)));
         const std::string pub_path = *dir + "/" + *name + ".pub";
         COSMOS_ASSIGN_OR_RETURN(sec::Ed25519PublicKey pub,
                                 sec::LoadPublicKey(pub_path, sec::KeyKind::kClientPublic));
@@ -115,7 +121,7 @@ void RegisterKeysCommands(CLI::App& app, Context& ctx) {
     cmd->add_option("file", *path, "Key file to create")->required();
     cmd->add_flag("--force", *force, "Overwrite an existing file");
     cmd->callback([&ctx, path, force] {
-      ctx.status = sec::GenerateRegionKey(*path, *force);
+      ctx.status = WithForceHint(sec::GenerateRegionKey(*path, *force));
       if (ctx.status.ok()) {
         ctx.Emit("region key in " + *path +
                      " (keep it on the client; the node never stores it in clear)\n",

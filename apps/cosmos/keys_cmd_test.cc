@@ -73,6 +73,7 @@ TEST_F(KeysCmdTest, PlatformRefusesToOverwriteWithoutForce) {
   CliRun again = Cosmos("keys platform " + d);
   EXPECT_NE(again.exit_code, 0);
   EXPECT_NE(again.out.find("exists"), std::string::npos) << again.out;
+  EXPECT_NE(again.out.find("--force replaces it"), std::string::npos) << again.out;
   auto same = sec::LoadPublicKey(d + "/platform.pub", sec::KeyKind::kPlatformPublic);
   ASSERT_TRUE(same.ok());
   EXPECT_EQ(*same, *before);

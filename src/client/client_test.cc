@@ -109,6 +109,17 @@ TEST(Client, CreatesOpensListsAndDeletesRegions) {
   EXPECT_TRUE(c->ListRegions()->empty());
 }
 
+// Errors a client gets name the node's pools, not their file paths (those
+// stay in the node's log).
+TEST(Client, ErrorsNameThePoolNotTheNodesFilePaths) {
+  auto node = StartNode("file");
+  auto c = ConnectTo(*node);
+  auto big = c->CreateRegion("big", 1ull << 40);
+  ASSERT_EQ(big.status().code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(big.status().message().find(node->dir), std::string::npos) << big.status();
+  EXPECT_NE(big.status().message().find("pool 'p0'"), std::string::npos) << big.status();
+}
+
 TEST(Client, WriteFlushReadRoundTripsAndReadSeesBufferedWrites) {
   for (const char* kind : {"dram", "file"}) {
     SCOPED_TRACE(kind);

@@ -864,7 +864,33 @@ uint64_t Dispatcher::Command(Ctx& c) {
 
 uint64_t Dispatcher::Client(Ctx& c) {
   std::string_view sub = c.args[1];
-  if (EqualsIgnoreCase(sub, "setname") && c.args.size() == 3) {
+  if (EqualsIgnoreCase(sub, "help") && c.args.size() == 2) {
+    // The subcommands cosmos-kv has (Redis's wording where they overlap).
+    const char* lines[] = {
+        "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "GETNAME",
+        "    Return the name of the current connection.",
+        "ID",
+        "    Return the ID of the current connection.",
+        "INFO",
+        "    Return information about the current client connection.",
+        "KILL <ip:port>",
+        "    Kill connection made from <ip:port>.",
+        "KILL <option> <value> [<option> <value> [...]]",
+        "    Kill connections. Options are: ID <client-id>, ADDR <ip:port>, LADDR <ip:port>,",
+        "    SKIPME (YES|NO).",
+        "LIST [ID <id> [<id> ...]]",
+        "    Return information about client connections.",
+        "SETINFO <LIB-NAME|LIB-VER> <value>",
+        "    Accepted and ignored.",
+        "SETNAME <name>",
+        "    Assign the name <name> to the current connection.",
+        "HELP",
+        "    Print this help.",
+    };
+    AppendArrayHeader(c.out, static_cast<int64_t>(std::size(lines)));
+    for (const char* l : lines) AppendSimple(c.out, l);
+  } else if (EqualsIgnoreCase(sub, "setname") && c.args.size() == 3) {
     for (char ch : c.args[2]) {
       if (ch < '!' || ch > '~') {
         AppendError(c.out,

@@ -191,6 +191,11 @@ TEST_F(CommandsTest, CommandClientHello) {
   EXPECT_EQ(Run("CLIENT GETNAME"), "$4\r\napp1\r\n");
   EXPECT_EQ(Run("CLIENT SETNAME \"a b\""),
             "-ERR Client names cannot contain spaces, newlines or special characters.\r\n");
+  // CLIENT HELP exists (the unknown-subcommand error points at it).
+  const std::string help = Run("CLIENT HELP");
+  EXPECT_EQ(help.substr(0, 1), "*");
+  EXPECT_NE(help.find("SETNAME <name>"), std::string::npos) << help;
+  EXPECT_NE(Run("CLIENT BOGUS").find("Try CLIENT HELP"), std::string::npos);
   EXPECT_EQ(Run("HELLO 3"), "-NOPROTO sorry, this protocol version is not supported.\r\n");
   std::string hello = Run("HELLO 2");
   EXPECT_EQ(hello.substr(0, 5), "*14\r\n");

@@ -91,7 +91,7 @@ Result<Bytes> ParseKeyFile(std::string_view text, KeyKind expected) {
 Status WriteKeyFile(const std::string& path, KeyKind kind, ByteSpan key, bool overwrite) {
   std::error_code ec;
   if (!overwrite && std::filesystem::exists(path, ec)) {
-    return Status::AlreadyExists(path + " exists (use overwrite to replace it)");
+    return Status::AlreadyExists(path + " exists (not replaced)");
   }
   std::string text = FormatKeyFile(kind, key);
   const std::string tmp = path + ".tmp";

@@ -187,6 +187,26 @@ struct Worker {
 struct Server::Impl {
   ServerOptions options;
   std::unique_ptr<RegionTable> table;
+  // (pool file path, "pool 'NAME'") of every served pool: what an error sent
+  // to a client says instead of the node's file paths (ClientError).
+  std::vector<std::pair<std::string, std::string>> pool_paths;
+
+  // `s` as a client may see it: the node's pool file paths replaced by the
+  // pool names (the full message stays in the node's log).
+  Status ClientError(const Status& s) const {
+    std::string m = s.message();
+    bool changed = false;
+    for (const auto& [path, name] : pool_paths) {
+      if (path.empty()) continue;
+      for (size_t at = m.find(path); at != std::string::npos; at = m.find(path, at + name.size())) {
+        m.replace(at, path.size(), name);
+        changed = true;
+      }
+    }
+    if (!changed) return s;
+    COSMOS_LOG_WARN("server: op failed: {}", s.ToString());
+    return Status(s.code(), std::move(m));
+  }
   rpc::Nexus nexus;
   std::vector<std::unique_ptr<Worker>> workers;
 
@@ -340,8 +360,12 @@ Status Server::Impl::ExecuteOne(Requester requester, const Op& op, uint64_t atte
           return formatted;
         }
       }
-      COSMOS_LOG_INFO("server: created region '{}' ({} bytes, {}) in pool", desc.name, desc.size,
-                      pmem::DurabilityName(static_cast<pmem::DurabilityLevel>(desc.durability)));
+      std::string pool_name = std::string(pool);
+      if (auto created = table->Lookup(desc.handle); created.ok()) pool_name = (*created)->pool_name;
+      COSMOS_LOG_INFO("server: created {}region '{}' ({} bytes, {}) in pool '{}'",
+                      desc.secure ? "secure " : "", desc.name, desc.size,
+                      pmem::DurabilityName(static_cast<pmem::DurabilityLevel>(desc.durability)),
+                      pool_name);
       out->AddRegionDesc(desc, with_user_key ? std::span<const std::byte>(user_key.receipt)
                                              : std::span<const std::byte>());
       return Status::Ok();
@@ -551,7 +575,7 @@ size_t Server::Impl::Execute(Requester requester, uint64_t attempt_base, std::sp
     }
     ops.fetch_add(1, std::memory_order_relaxed);
     if (!s.ok()) {
-      out->AddError(s);
+      out->AddError(ClientError(s));
       for (size_t j = i + 1; j < list.size(); ++j) {
         out->AddError(
             Status::Cancelled("not executed: op " + std::to_string(i) + " of the batch failed"));
@@ -873,6 +897,11 @@ Result<std::unique_ptr<Server>> Server::Start(const ServerOptions& options,
   impl->options = options;
   impl->table = std::make_unique<RegionTable>(std::move(pools));
   impl->table->set_secure_engine(options.secure_engine);
+  for (const auto& [name, info] : impl->table->PoolInfos()) {
+    // "pool /srv/x.pool: msync ..." becomes "pool 'main': msync ...".
+    impl->pool_paths.emplace_back("pool " + info.path, "pool '" + name + "'");
+    impl->pool_paths.emplace_back(info.path, "pool '" + name + "'");
+  }
   impl->nexus.RegisterHandler(
       protocol::kRpmRequestType,
       [self](rpc::Rpc& rpc, const rpc::IncomingRequest& req) { self->HandleRequest(rpc, req); });
