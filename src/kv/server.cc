@@ -394,8 +394,8 @@ void RespServer::FailWaiting(const Status& failure) {
     c->pending_seq = 0;
     AppendError(&c->out,
                 "MISCONF cosmos-kv storage failed; restart to recover the durable "
-                "state: " +
-                    failure.message());
+                "state (" +
+                    failure.message() + ")");
     c->close_after_write = true;
     WriteOut(c);
   }

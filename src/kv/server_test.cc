@@ -172,6 +172,9 @@ TEST_F(ServerFixture, FailedCommitAnswersMisconfAndClosesInsteadOfHanging) {
   ASSERT_GE(fd, 0);
   const std::string later = Exchange(fd, "*3\r\n$3\r\nSET\r\n$1\r\nd\r\n$1\r\n4\r\n", 8);
   EXPECT_EQ(later.rfind("-MISCONF", 0), 0u) << later;
+  // Said once, with the cause (the store's message does not repeat it).
+  EXPECT_EQ(later.find("restart to recover"), later.rfind("restart to recover")) << later;
+  EXPECT_NE(later.find("a commit to the log failed"), std::string::npos) << later;
   close(fd);
 }
 

@@ -411,8 +411,9 @@ Status Store::ReadLog(uint64_t pos, void* out, uint64_t len) {
 
 void Store::Fail(const Status& s) {
   if (failed_.ok()) {
-    failed_ = Status::FailedPrecondition("kv store failed, restart to recover: " + s.ToString());
-    COSMOS_LOG_ERROR("kv: {}", failed_.message());
+    // The front end says "storage failed; restart to recover"; this says why.
+    failed_ = Status::FailedPrecondition("a commit to the log failed: " + s.ToString());
+    COSMOS_LOG_ERROR("kv: store failed, restart to recover: {}", failed_.message());
     // Wake the front end so writes waiting on a commit that will never come
     // get an error instead of hanging (on_durable is cheap and never calls
     // back into the Store, so calling it with mu_ held is safe).
