@@ -31,6 +31,9 @@ void CheckRequestReencodes(std::span<const std::byte> bytes, const std::vector<O
       case Opcode::kVerify:
         b.Verify(op.handle, DecodeRanges(op.payload));
         break;
+      case Opcode::kEpoch:
+        b.Epoch(op.handle, op.offset, op.flags);
+        break;
       case Opcode::kWriteAfterFlush:
       case Opcode::kFetchAdd:
       case Opcode::kCompareAndSwap:
