@@ -13,7 +13,6 @@
 #include <thread>
 
 #include "app_flags.h"
-#include "service_notify.h"
 #include "common/build_info.h"
 #include "common/log.h"
 #include "common/size.h"
@@ -23,6 +22,7 @@
 #include "kv/log_device_remote.h"
 #include "kv/server.h"
 #include "kv/store.h"
+#include "service_notify.h"
 
 namespace {
 

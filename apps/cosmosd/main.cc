@@ -10,7 +10,6 @@
 #include <optional>
 
 #include "app_flags.h"
-#include "service_notify.h"
 #include "common/build_info.h"
 #include "common/log.h"
 #include "replication/cluster_node.h"
@@ -18,6 +17,7 @@
 #include "sec/key_files.h"
 #include "server/daemon_config.h"
 #include "server/enclave_region_engine.h"
+#include "service_notify.h"
 
 namespace {
 
@@ -94,7 +94,8 @@ void DefineFlags(CLI::App& app, Flags& f) {
   app.add_option("--cluster", f.cluster,
                  "join a cluster: comma-separated etcd endpoints (host:port or http://host:port); "
                  "replicated regions, docs/cluster.md. Without it the node is a single node");
-  app.add_option("--node-id", f.node_id, "cluster: this node's unique id (letters, digits . _ : -)");
+  app.add_option("--node-id", f.node_id,
+                 "cluster: this node's unique id (letters, digits . _ : -)");
   app.add_option("--zone", f.zone, "cluster: failure domain label (replicas go to distinct zones)");
   app.add_option("--advertise", f.advertise,
                  "cluster: HOST:PORT other nodes and clients reach this node at (default: the "
@@ -406,8 +407,10 @@ int main(int argc, char** argv) {
           cfg.server.listen_ip == "0.0.0.0" ? "127.0.0.1" : cfg.server.listen_ip;
       address = host + ":" + std::to_string((*server)->port());
       if (cfg.server.listen_ip == "0.0.0.0") {
-        COSMOS_LOG_WARN("cosmosd: advertising {} to the cluster; pass --advertise HOST:PORT "
-                        "when other hosts must reach this node", address);
+        COSMOS_LOG_WARN(
+            "cosmosd: advertising {} to the cluster; pass --advertise HOST:PORT "
+            "when other hosts must reach this node",
+            address);
       }
     }
     if (Status s = cluster_node->Join(address); !s.ok()) {
@@ -436,7 +439,9 @@ int main(int argc, char** argv) {
   COSMOS_LOG_INFO("cosmosd: {} received, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
   (*server)->Stop();
   cluster_node.reset();  // leaves the cluster (revokes the lease) once nothing is served
-  engine.reset();  // close protected regions while their pmem regions are still mapped
+  // The region table closes each protected region in the engine before it
+  // unmaps the region, so the engine (and enclave) must outlive the server.
   server->reset();
+  engine.reset();
   return exit_code;
 }

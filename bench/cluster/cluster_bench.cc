@@ -32,9 +32,7 @@ struct Args {
   std::string pool_dir = "/dev/shm";
 };
 
-double Micros(Clock::duration d) {
-  return std::chrono::duration<double, std::micro>(d).count();
-}
+double Micros(Clock::duration d) { return std::chrono::duration<double, std::micro>(d).count(); }
 
 // Per-op latencies (us) of `n` write+flush of `size` bytes at rotating offsets.
 std::vector<double> WriteFlush(Region& r, size_t size, int n) {
@@ -183,9 +181,9 @@ int main(int argc, char** argv) {
     (void)WriteFlush(*r2, size, 50);
     (void)WriteFlush(*r3, size, 50);
     for (int round = 0; round < rounds; ++round) {
-      for (auto [region, p50, rate] : {std::tuple{plain.get(), &a, &a_ops},
-                                       std::tuple{r2.get(), &b, &b_ops},
-                                       std::tuple{r3.get(), &c, &c_ops}}) {
+      for (auto [region, p50, rate] :
+           {std::tuple{plain.get(), &a, &a_ops}, std::tuple{r2.get(), &b, &b_ops},
+            std::tuple{r3.get(), &c, &c_ops}}) {
         const auto t0 = Clock::now();
         auto lat = WriteFlush(*region, size, ops);
         const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
@@ -199,9 +197,8 @@ int main(int argc, char** argv) {
     const std::string base = "unreplicated_write_flush_" + tag + "_p50_us";
     report.AddWithBaseline("replicated_write_flush_" + tag + "_p50_us", cosmos::bench::Median(b),
                            "us", "lower", base, cosmos::bench::Median(a), b, a);
-    report.AddWithBaseline("replicated_r3_write_flush_" + tag + "_p50_us",
-                           cosmos::bench::Median(c), "us", "lower", base,
-                           cosmos::bench::Median(a), c, a);
+    report.AddWithBaseline("replicated_r3_write_flush_" + tag + "_p50_us", cosmos::bench::Median(c),
+                           "us", "lower", base, cosmos::bench::Median(a), c, a);
     if (size == 4096) {
       report.AddWithBaseline("replicated_write_flush_4KB_ops", cosmos::bench::Median(b_ops),
                              "ops/s", "higher", "unreplicated_write_flush_4KB_ops",
@@ -230,20 +227,25 @@ int main(int argc, char** argv) {
     if (f + 1 < failovers && (!cluster.StartNode(victim) || !cluster.WaitNodes(3))) return 1;
   }
   report.Add("failover_ms", cosmos::bench::Median(failover_ms), "ms", "lower", failover_ms);
-  report.Note("3 cosmosd (1 worker, 1 flusher each), etcd and the client on one 2-core host, "
-              "loopback; pools in " + args.pool_dir +
-              (args.pool_dir == "/dev/shm" ? " (tmpfs: durability none, so the figures are "
-                                             "network + forwarding, not msync)"
-                                           : "") +
-              "; client and nodes poll adaptively (no busy spinning) on both sides");
-  report.Note("baseline: an unreplicated region on the same primary node through a plain "
-              "client; ops/s are one synchronous write+flush at a time on both sides");
-  report.Note("failover_ms: SIGKILL of the primary right after 100 write+flush, until the next "
-              "write+flush completes on the new configuration: the client's RPC session "
-              "notices the dead primary (its default silence limit, 1 s) while the backups "
-              "fail it over (50 ms heartbeats x 8 + etcd CAS), then the client re-reads the "
-              "placement and repeats the call");
-  report.Note("build: whatever CMake build the binary comes from (scripts/bench.sh: "
-              "build-release)");
+  report.Note(
+      "3 cosmosd (1 worker, 1 flusher each), etcd and the client on one 2-core host, "
+      "loopback; pools in " +
+      args.pool_dir +
+      (args.pool_dir == "/dev/shm" ? " (tmpfs: durability none, so the figures are "
+                                     "network + forwarding, not msync)"
+                                   : "") +
+      "; client and nodes poll adaptively (no busy spinning) on both sides");
+  report.Note(
+      "baseline: an unreplicated region on the same primary node through a plain "
+      "client; ops/s are one synchronous write+flush at a time on both sides");
+  report.Note(
+      "failover_ms: SIGKILL of the primary right after 100 write+flush, until the next "
+      "write+flush completes on the new configuration: the client's RPC session "
+      "notices the dead primary (its default silence limit, 1 s) while the backups "
+      "fail it over (50 ms heartbeats x 8 + etcd CAS), then the client re-reads the "
+      "placement and repeats the call");
+  report.Note(
+      "build: whatever CMake build the binary comes from (scripts/bench.sh: "
+      "build-release)");
   return report.Write(args.results) ? 0 : 1;
 }

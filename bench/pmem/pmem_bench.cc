@@ -229,10 +229,9 @@ void BenchPmem2Emulated(const Options& o, cosmos::bench::BenchReport& report) {
       std::fprintf(stderr, "  pmem2 %s round %d: cosmos %.0f ns, raw pmem2 %.0f ns\n",
                    label.c_str(), r + 1, ours.back(), base.back());
     }
-    report.AddWithBaseline("persist_" + label + "_p50_ns_pmem2_emulated",
-                           cosmos::bench::Median(ours), "ns", "lower",
-                           "raw_pmem2_persist_" + label + "_p50_ns", cosmos::bench::Median(base),
-                           ours, base);
+    report.AddWithBaseline(
+        "persist_" + label + "_p50_ns_pmem2_emulated", cosmos::bench::Median(ours), "ns", "lower",
+        "raw_pmem2_persist_" + label + "_p50_ns", cosmos::bench::Median(base), ours, base);
   }
   pmem2_map_delete(&map);
   pmem2_source_delete(&src);
@@ -319,8 +318,8 @@ void BenchGroupCommit(const Options& o, cosmos::bench::BenchReport& report) {
     many.push_back(GroupCommitOps(*region, 64, seconds, &syncs, &persists));
     if (r % 2 == 1) raw_ops.push_back(RawSyncOps(raw, seconds));
     ratio.push_back(many.back() / one.back());
-    syncs_per_persist.push_back(persists == 0 ? 0 : static_cast<double>(syncs) /
-                                                        static_cast<double>(persists));
+    syncs_per_persist.push_back(
+        persists == 0 ? 0 : static_cast<double>(syncs) / static_cast<double>(persists));
     std::fprintf(stderr,
                  "  group commit round %d: raw msync %.0f ops/s, 1 thread %.0f ops/s, 64 threads "
                  "%.0f ops/s with %.4f syncs per persist\n",

@@ -449,8 +449,8 @@ GrpcResult RunGrpc(const std::string& peer, uint64_t calls, double seconds, int 
   // and client threads are pinned before they start work. (Pinning the
   // server's pid after spawning it, as this did before, left the threads it
   // had already created free to run on the client's CPU.)
-  std::vector<std::string> args = {"taskset", "-c", std::to_string(kServerCpu), peer,
-                                   "server",  "--listen", addr};
+  std::vector<std::string> args = {"taskset",  "-c", std::to_string(kServerCpu), peer, "server",
+                                   "--listen", addr};
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -569,8 +569,8 @@ int main(int argc, char** argv) {
   report.AddWithBaseline("grpc_throughput_32B_rps", Median(s["grpc_rps"]), "req/s", "higher",
                          "throughput_32B_rps", cos_tput, s["grpc_rps"], s["cos_tput"]);
   report.AddWithBaseline("bandwidth_1MB_gbps", Median(s["cos_bw"]), "Gbit/s", "higher",
-                         gso ? "raw_udp_gso_bulk_gbps" : "raw_udp_bulk_gbps",
-                         Median(s["raw_bulk"]), s["cos_bw"], s["raw_bulk"]);
+                         gso ? "raw_udp_gso_bulk_gbps" : "raw_udp_bulk_gbps", Median(s["raw_bulk"]),
+                         s["cos_bw"], s["raw_bulk"]);
   report.AddWithBaseline("loss1pct_throughput", Median(s["mem_loss1"]), "req/s", "higher",
                          "lossless_throughput_rps", Median(s["mem_lossless"]), s["mem_loss1"],
                          s["mem_lossless"]);
@@ -588,11 +588,12 @@ int main(int argc, char** argv) {
       "throughput_32B_rps lets COSMOS coalesce its packet bursts with UDP GSO/GRO, which "
       "the raw sendmmsg/recvmmsg echo does not; throughput_32B_nogso_rps is COSMOS "
       "without GSO/GRO against the same baseline");
-  report.Note("grpc ratios are gRPC / COSMOS (targets: throughput ratio <= 0.2, p50 ratio >= 5); "
-              "gRPC server and client processes run under taskset -c " +
-              std::to_string(kServerCpu) + " / " + std::to_string(kClientCpu) +
-              " from exec (every thread pinned, as COSMOS's); " + std::to_string(grpc_calls) +
-              " sequential calls per round for the RTT, one gRPC run per round");
+  report.Note(
+      "grpc ratios are gRPC / COSMOS (targets: throughput ratio <= 0.2, p50 ratio >= 5); "
+      "gRPC server and client processes run under taskset -c " +
+      std::to_string(kServerCpu) + " / " + std::to_string(kClientCpu) +
+      " from exec (every thread pinned, as COSMOS's); " + std::to_string(grpc_calls) +
+      " sequential calls per round for the RTT, one gRPC run per round");
   report.Note(
       "loss1pct_throughput uses the in-memory transport with 1% seeded drop in each "
       "direction (tc netem is not available on this kernel); its baseline is the same "

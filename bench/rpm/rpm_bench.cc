@@ -294,8 +294,8 @@ int main(int argc, char** argv) {
       // range, checked here so a typo is a usage error, not an abort.
       auto mtu = cosmos::ParseSize(argv[++i]);
       if (!mtu.ok() || *mtu < cosmos::rpc::kMinMtu || *mtu > cosmos::rpc::kMaxMtu) {
-        std::fprintf(stderr, "rpm_bench: --mtu %s: a byte count in [%zu, %zu] expected\n",
-                     argv[i], cosmos::rpc::kMinMtu, cosmos::rpc::kMaxMtu);
+        std::fprintf(stderr, "rpm_bench: --mtu %s: a byte count in [%zu, %zu] expected\n", argv[i],
+                     cosmos::rpc::kMinMtu, cosmos::rpc::kMaxMtu);
         return 2;
       }
       o.mtu = static_cast<size_t>(*mtu);
@@ -594,11 +594,12 @@ int main(int argc, char** argv) {
                            "raw_udp_rtt_plus_local_msync_4KB_p50_us", Median(base_p50), cosmos_p50,
                            base_p50);
   }
-  report.Note("baseline phases (raw UDP and local persist) run after the COSMOS worker went "
-              "idle, with the client not polled: " +
-              std::to_string(woken_phases) + " of " + std::to_string(baseline_phases) +
-              " phases lasted over 0.5 s and polled the client to keep the session (" +
-              std::to_string(baseline_wakeups) + " polls, each a heartbeat that may wake the node)");
+  report.Note(
+      "baseline phases (raw UDP and local persist) run after the COSMOS worker went "
+      "idle, with the client not polled: " +
+      std::to_string(woken_phases) + " of " + std::to_string(baseline_phases) +
+      " phases lasted over 0.5 s and polled the client to keep the session (" +
+      std::to_string(baseline_wakeups) + " polls, each a heartbeat that may wake the node)");
   region.reset();
   region_d.reset();
   client->reset();

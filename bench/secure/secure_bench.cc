@@ -135,7 +135,7 @@ class Node {
     secure_.reset();
     server_->Stop();
     server_.reset();
-    engine_.reset();  // closes protected regions while the pool is still mapped
+    engine_.reset();  // the server closed its protected regions in the engine first
     enclave_.reset();
   }
   // Creates region `name` on both sides (secure: a protected region).

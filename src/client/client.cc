@@ -248,8 +248,7 @@ class ClientImpl final : public Client {
   // A user key wrapped for the enclave under the current secure session
   // (FailedPrecondition on a plain connection), and the check of the
   // enclave's receipt for it (IntegrityViolation on a mismatch).
-  Result<sec::Bytes> WrapUserKey(sec::UserKeyUse use, const std::string& name,
-                                 const UserKey& key);
+  Result<sec::Bytes> WrapUserKey(sec::UserKeyUse use, const std::string& name, const UserKey& key);
   Status CheckUserKeyReceipt(sec::UserKeyUse use, const std::string& name, uint32_t key_epoch,
                              const UserKey& key, std::span<const std::byte> receipt);
   Status session_status_;
@@ -527,11 +526,12 @@ Result<RegionInfo> ClientImpl::CreateRegion(const std::string& name, uint64_t si
   sec::Bytes wrapped;
   if (options.user_key != nullptr) {
     if (!options.secure) return Status::InvalidArgument("a user key is for secure regions only");
-    COSMOS_ASSIGN_OR_RETURN(
-        wrapped, WrapUserKey(sec::UserKeyUse::kCreateRegion, name, *options.user_key));
+    COSMOS_ASSIGN_OR_RETURN(wrapped,
+                            WrapUserKey(sec::UserKeyUse::kCreateRegion, name, *options.user_key));
   }
   RequestBuilder b;
-  b.CreateRegion(name, size, options.secure, options.pool, std::as_bytes(std::span<const uint8_t>(wrapped)));
+  b.CreateRegion(name, size, options.secure, options.pool,
+                 std::as_bytes(std::span<const uint8_t>(wrapped)));
   COSMOS_ASSIGN_OR_RETURN(auto payload, AdminCall(b));
   std::array<std::byte, protocol::kUserKeyReceiptSize> receipt{};
   COSMOS_ASSIGN_OR_RETURN(auto desc, options.user_key != nullptr

@@ -35,7 +35,8 @@ class ClusterClient;
 // A replicated region used through its current primary.
 class ReplicatedRegion final : public Region {
  public:
-  ReplicatedRegion(ClusterClient* owner, std::string name) : owner_(owner), name_(std::move(name)) {}
+  ReplicatedRegion(ClusterClient* owner, std::string name)
+      : owner_(owner), name_(std::move(name)) {}
 
   // Reads the placement and opens the region on its primary.
   Status Attach();
@@ -215,12 +216,10 @@ class ClusterClient final : public Client {
     return region->info();
   }
 
-  Result<std::unique_ptr<Region>> OpenRegion(const std::string& name,
-                                             const OpenOptions&) override {
+  Result<std::unique_ptr<Region>> OpenRegion(const std::string& name, const OpenOptions&) override {
     auto region = std::make_unique<ReplicatedRegion>(this, name);
     // A primary that just died is still named until a backup fails it over.
-    const uint64_t deadline =
-        MonotonicNanos() + uint64_t{options_.failover_timeout_ms} * 1'000'000;
+    const uint64_t deadline = MonotonicNanos() + uint64_t{options_.failover_timeout_ms} * 1'000'000;
     for (;;) {
       Status s = region->Attach();
       if (s.ok()) break;
@@ -362,7 +361,8 @@ Status ReplicatedRegion::Attach() {
 Status ReplicatedRegion::Reattach(const Status& cause) {
   if (log_overflow_) {
     inner_.reset();
-    return Status::Unavailable("region '" + name_ + "': failover after more than 64 MiB of "
+    return Status::Unavailable("region '" + name_ +
+                               "': failover after more than 64 MiB of "
                                "unflushed writes; they cannot be replayed (" +
                                cause.ToString() + ")");
   }

@@ -31,8 +31,8 @@ Result<ConfigFile> ConfigFile::Load(const std::string& path) {
   COSMOS_ASSIGN_OR_RETURN(ConfigFile f, Parse(ss.str(), path));
   std::error_code ec;
   std::filesystem::path abs = std::filesystem::absolute(path, ec);
-  f.base_dir_ = ec ? std::filesystem::path(path).parent_path().string()
-                   : abs.parent_path().string();
+  f.base_dir_ =
+      ec ? std::filesystem::path(path).parent_path().string() : abs.parent_path().string();
   if (f.base_dir_.empty()) f.base_dir_ = ".";
   return f;
 }

@@ -62,7 +62,8 @@ Status CheckPayloadShape(Opcode op, uint8_t flags, size_t len) {
         return Status::InvalidArgument("region name length must be 1..63");
       return Status::Ok();
     case Opcode::kRotateKey: {
-      if ((flags & ~kRotateFlagUserKey) != 0) return Status::InvalidArgument("rotate: unknown flags");
+      if ((flags & ~kRotateFlagUserKey) != 0)
+        return Status::InvalidArgument("rotate: unknown flags");
       const size_t key = (flags & kRotateFlagUserKey) != 0 ? kWrappedUserKeySize : 0;
       if (len < key || len - key == 0 || len - key > kMaxNameLength)
         return Status::InvalidArgument("region name length must be 1..63");
@@ -255,8 +256,7 @@ void RequestBuilder::ListAccess(std::string_view name) {
   std::byte* p = AddOp(Opcode::kListAccess, 0, 0, 0, name.size());
   if (!name.empty()) std::memcpy(p, name.data(), name.size());
 }
-void RequestBuilder::RotateKey(std::string_view name,
-                               std::span<const std::byte> wrapped_user_key) {
+void RequestBuilder::RotateKey(std::string_view name, std::span<const std::byte> wrapped_user_key) {
   COSMOS_CHECK(wrapped_user_key.empty() || wrapped_user_key.size() == kWrappedUserKeySize);
   std::byte* p = AddOp(Opcode::kRotateKey, wrapped_user_key.empty() ? 0 : kRotateFlagUserKey, 0, 0,
                        name.size() + wrapped_user_key.size());

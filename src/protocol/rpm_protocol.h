@@ -46,10 +46,10 @@ enum class Opcode : uint8_t {
   // name_len, name, pool[, wrapped user key (kWrappedUserKeySize) with bit1];
   // result: RegionDesc[, receipt (kUserKeyReceiptSize) with bit1].
   kCreateRegion = 16,
-  kOpenRegion = 17,      // payload: name
-  kListRegions = 18,     // no payload
-  kDeleteRegion = 19,    // payload: name
-  kStat = 20,            // no payload; result: NodeStat
+  kOpenRegion = 17,    // payload: name
+  kListRegions = 18,   // no payload
+  kDeleteRegion = 19,  // payload: name
+  kStat = 20,          // no payload; result: NodeStat
   // Secure-region administration (rpm version 1; a node without them answers
   // InvalidArgument "unknown opcode"). Payloads: docs/semantics.md section 7.
   kGrantAccess = 21,  // payload: u8 rights, u8[32] identity, name; rights 0 = revoke

@@ -61,7 +61,8 @@ Result<std::unique_ptr<ClusterNode>> ClusterNode::Create(ClusterNodeOptions opti
   std::unique_ptr<ClusterNode> node(new ClusterNode(std::move(options)));
   COSMOS_ASSIGN_OR_RETURN(node->etcd_, cluster::OpenEtcdHttpClient(std::move(eo)));
   node->membership_ = std::make_unique<cluster::Membership>(*node->etcd_, cluster::ClusterKeys());
-  node->placement_ = std::make_unique<cluster::PlacementStore>(*node->etcd_, cluster::ClusterKeys());
+  node->placement_ =
+      std::make_unique<cluster::PlacementStore>(*node->etcd_, cluster::ClusterKeys());
   return node;
 }
 
@@ -76,7 +77,8 @@ ClusterNode::~ClusterNode() {
   keeper_.reset();
   if (registration_) {
     Status s = membership_->Deregister(*registration_);
-    if (!s.ok()) COSMOS_LOG_WARN("cluster: deregistering node {}: {}", options_.node_id, s.ToString());
+    if (!s.ok())
+      COSMOS_LOG_WARN("cluster: deregistering node {}: {}", options_.node_id, s.ToString());
   }
 }
 
@@ -254,9 +256,10 @@ void ClusterNode::ExecutePrimary(std::string_view region, std::span<const Op> op
     // Acknowledge only if the new configuration holds exactly this node and
     // the backups that did acknowledge; otherwise the client retries.
     auto now = PlacementFor(region, epoch + 1);
-    bool covered = now.ok() && now->primary == options_.node_id &&
-                   now->epoch == epoch + failed.size();
-    for (const std::string& f : failed) covered = covered && now.ok() && !Contains(now->replicas, f);
+    bool covered =
+        now.ok() && now->primary == options_.node_id && now->epoch == epoch + failed.size();
+    for (const std::string& f : failed)
+      covered = covered && now.ok() && !Contains(now->replicas, f);
     if (!covered) {
       return FailBatch(Status::Unavailable("region '" + std::string(region) + "': backup " +
                                            failed.front() + " failed; retry on the new epoch"),
@@ -323,8 +326,9 @@ Status ClusterNode::Forward(const std::string& node, std::string_view region, ui
         if (!before.ok()) return drop(before.status());
         uint64_t after = 0;
         if (op.opcode == Opcode::kCompareAndSwap) {
-          after = *before == protocol::PayloadU64(op.payload, 0) ? protocol::PayloadU64(op.payload, 1)
-                                                                  : *before;
+          after = *before == protocol::PayloadU64(op.payload, 0)
+                      ? protocol::PayloadU64(op.payload, 1)
+                      : *before;
         } else {
           after = *before + protocol::PayloadU64(op.payload, 0);
         }
@@ -406,7 +410,8 @@ void ClusterNode::WatchLoop() {
     {
       std::lock_guard lock(mu_);
       std::map<std::string, Cached, std::less<>> fresh;
-      for (const auto& vp : list->regions) fresh[vp.placement.region] = {vp.placement, vp.mod_revision};
+      for (const auto& vp : list->regions)
+        fresh[vp.placement.region] = {vp.placement, vp.mod_revision};
       placements_ = std::move(fresh);
     }
     auto stream = etcd_->Watch(cluster::KeyRange::Prefix(prefix), list->revision + 1);
@@ -472,7 +477,8 @@ void ClusterNode::DetectLoop() {
       if (reg.ok()) {
         registration_ = *reg;
         keeper_ = std::make_unique<cluster::LeaseKeeper>(
-            *etcd_, reg->lease_id, std::chrono::milliseconds(options_.lease_ttl_seconds * 1000 / 3));
+            *etcd_, reg->lease_id,
+            std::chrono::milliseconds(options_.lease_ttl_seconds * 1000 / 3));
         COSMOS_LOG_WARN("cluster: node {} lost its lease and registered again", record_.id);
       }
     }
@@ -508,11 +514,11 @@ void ClusterNode::DetectLoop() {
       if (!addr.ok()) continue;
       Probe probe;
       auto flag = probe.dead;
-      auto id = rpc->CreateSession(*addr, hello,
-                                   [flag](rpc::SessionId, rpc::SessionEvent ev, const Status&,
-                                          std::span<const std::byte>) {
-                                     if (ev != rpc::SessionEvent::kConnected) *flag = true;
-                                   });
+      auto id = rpc->CreateSession(
+          *addr, hello,
+          [flag](rpc::SessionId, rpc::SessionEvent ev, const Status&, std::span<const std::byte>) {
+            if (ev != rpc::SessionEvent::kConnected) *flag = true;
+          });
       if (!id.ok()) continue;
       probe.session = *id;
       probes.emplace(primary, std::move(probe));

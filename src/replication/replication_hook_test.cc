@@ -67,7 +67,9 @@ std::unique_ptr<Client> Connect(const server::Server& s) {
   return c.ok() ? std::move(*c) : nullptr;
 }
 
-std::vector<std::byte> Bytes(size_t n, uint8_t v) { return std::vector<std::byte>(n, std::byte{v}); }
+std::vector<std::byte> Bytes(size_t n, uint8_t v) {
+  return std::vector<std::byte>(n, std::byte{v});
+}
 
 TEST(ReplicationHook, ClientBatchesOfTheCurrentEpochRunThroughThePrimaryHook) {
   FakeHook hook;

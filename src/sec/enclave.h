@@ -53,9 +53,9 @@ struct RegionAccessInfo {
 // RegionRotateKey: the client's wrapped material in, the enclave's receipt
 // out (the client checks it: proof the material is in use).
 struct UserKeyRequest {
-  ByteSpan wrapped;  // WrapUserKey(session key-wrap key, use, region name, material)
-  Digest receipt{};         // set on success
-  uint32_t key_epoch = 0;   // set on success: the epoch the receipt names
+  ByteSpan wrapped;        // WrapUserKey(session key-wrap key, use, region name, material)
+  Digest receipt{};        // set on success
+  uint32_t key_epoch = 0;  // set on success: the epoch the receipt names
 };
 
 // Unfinished atomic attempts (see RegionCompareAndSwap) one session may hold.

@@ -569,10 +569,9 @@ Status SimulatedEnclave::RegionRotateKey(SessionHandle session, RegionHandle reg
   return receipt();
 }
 
-Result<SecretArray<kUserKeySize>> SimulatedEnclave::UnwrapSessionUserKey(Session& s,
-                                                                       UserKeyUse use,
-                                                                       std::string_view name,
-                                                                       ByteSpan wrapped) {
+Result<SecretArray<kUserKeySize>> SimulatedEnclave::UnwrapSessionUserKey(Session& s, UserKeyUse use,
+                                                                         std::string_view name,
+                                                                         ByteSpan wrapped) {
   std::lock_guard<std::mutex> l(s.mu);
   return UnwrapUserKey(s.channel->key_wrap_key(), use, name, wrapped);
 }

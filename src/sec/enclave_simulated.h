@@ -78,10 +78,10 @@ class SimulatedEnclave final : public Enclave {
                                     UserKeyRequest* user_key) override;
   using Enclave::CreateRegion;
   using Enclave::OpenRegion;
-  using Enclave::RegionRotateKey;
   using Enclave::RegionCompareAndSwap;
   using Enclave::RegionFetchAdd;
   using Enclave::RegionFlush;
+  using Enclave::RegionRotateKey;
   using Enclave::RegionWrite;
   Result<RegionHandle> OpenRegion(const RegionBinding& binding, UntrustedStore* store,
                                   CounterWait wait) override;

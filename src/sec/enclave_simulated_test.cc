@@ -514,8 +514,8 @@ TEST_F(EnclaveTest, AUserKeyCreatesTheRegionAndItsReceiptProvesTheEnclaveUsedIt)
     UserKeyRequest rotate{*rewrapped};
     ASSERT_TRUE(enclave_->RegionRotateKey(alice->handle, *region, &rotate).ok());
     EXPECT_EQ(rotate.key_epoch, 2u);
-    EXPECT_EQ(rotate.receipt, UserKeyReceipt(alice->channel->key_wrap_key(),
-                                             UserKeyUse::kRotateKey, "r3", 2, next));
+    EXPECT_EQ(rotate.receipt, UserKeyReceipt(alice->channel->key_wrap_key(), UserKeyUse::kRotateKey,
+                                             "r3", 2, next));
     enclave_->WaitForRotations();
     ASSERT_TRUE(enclave_->CloseRegion(*region).ok());
   }
@@ -561,13 +561,15 @@ TEST_F(EnclaveTest, AUserKeyWrappedForAnotherSessionRegionOrUseIsRefused) {
   Bytes flipped = *wrapped;
   flipped[20] ^= 1;
   UserKeyRequest modified{flipped};
-  EXPECT_EQ(
-      enclave_->CreateRegion(alice->handle, B(4), geometry_, store_.get(), &modified).status().code(),
-      StatusCode::kIntegrityViolation);
+  EXPECT_EQ(enclave_->CreateRegion(alice->handle, B(4), geometry_, store_.get(), &modified)
+                .status()
+                .code(),
+            StatusCode::kIntegrityViolation);
   UserKeyRequest truncated{ByteSpan(wrapped->data(), wrapped->size() - 1)};
-  EXPECT_EQ(
-      enclave_->CreateRegion(alice->handle, B(4), geometry_, store_.get(), &truncated).status().code(),
-      StatusCode::kInvalidArgument);
+  EXPECT_EQ(enclave_->CreateRegion(alice->handle, B(4), geometry_, store_.get(), &truncated)
+                .status()
+                .code(),
+            StatusCode::kInvalidArgument);
   // The genuine one works after all those refusals (they left nothing behind).
   UserKeyRequest good{*wrapped};
   EXPECT_TRUE(enclave_->CreateRegion(alice->handle, B(4), geometry_, store_.get(), &good).ok());

@@ -110,13 +110,10 @@ class ProtectedRegion {
   // bytes, opaque to the engine, and is bound to `binding`). `counter`,
   // `sealer` and `store` must outlive the region. InvalidArgument for a bad
   // geometry or binding or too small a store.
-  static Result<std::unique_ptr<ProtectedRegion>> Create(const RegionBinding& binding,
-                                                         const RegionGeometry& geometry,
-                                                         ByteSpan access_list,
-                                                         UntrustedStore* store,
-                                                         MonotonicCounter* counter, Sealer* sealer,
-                                                         const RegionPolicy& policy = {},
-                                                         ByteSpan user_material = {});
+  static Result<std::unique_ptr<ProtectedRegion>> Create(
+      const RegionBinding& binding, const RegionGeometry& geometry, ByteSpan access_list,
+      UntrustedStore* store, MonotonicCounter* counter, Sealer* sealer,
+      const RegionPolicy& policy = {}, ByteSpan user_material = {});
 
   // Opens an existing region: picks the newest valid sealed root record,
   // replays a committed redo log, rebuilds the cached tree levels and checks

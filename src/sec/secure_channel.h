@@ -28,7 +28,7 @@ struct ChannelOptions {
 struct SessionKeys {
   SecretArray<32> client_to_server;
   SecretArray<32> server_to_client;
-  SecretArray<32> verify;  // MAC key for region Verify digests of this session
+  SecretArray<32> verify;    // MAC key for region Verify digests of this session
   SecretArray<32> key_wrap;  // wraps user region keys for the enclave (user_key.h)
 };
 

@@ -36,10 +36,9 @@ Result<Bytes> WrapUserKey(ByteSpan wrap_key, UserKeyUse use, std::string_view re
   MutableByteSpan nonce(out.data() + 1, kGcmNonceSize);
   COSMOS_RETURN_IF_ERROR(RandomBytes(nonce));
   const Bytes aad = AssociatedData(kWrapLabel, use, region_name);
-  COSMOS_RETURN_IF_ERROR(gcm->Seal(nonce, aad, material,
-                                   MutableByteSpan(out.data() + 1 + kGcmNonceSize, kUserKeySize),
-                                   MutableByteSpan(out.data() + 1 + kGcmNonceSize + kUserKeySize,
-                                                   kGcmTagSize)));
+  COSMOS_RETURN_IF_ERROR(
+      gcm->Seal(nonce, aad, material, MutableByteSpan(out.data() + 1 + kGcmNonceSize, kUserKeySize),
+                MutableByteSpan(out.data() + 1 + kGcmNonceSize + kUserKeySize, kGcmTagSize)));
   return out;
 }
 
@@ -56,10 +55,9 @@ Result<SecretArray<kUserKeySize>> UnwrapUserKey(ByteSpan wrap_key, UserKeyUse us
   COSMOS_ASSIGN_OR_RETURN(auto gcm, AesGcm::Create(wrap_key));
   SecretArray<kUserKeySize> material;
   const Bytes aad = AssociatedData(kWrapLabel, use, region_name);
-  Status s = gcm->Open(wrapped.subspan(1, kGcmNonceSize), aad,
-                       wrapped.subspan(1 + kGcmNonceSize, kUserKeySize),
-                       wrapped.subspan(1 + kGcmNonceSize + kUserKeySize, kGcmTagSize),
-                       material.mutable_span());
+  Status s = gcm->Open(
+      wrapped.subspan(1, kGcmNonceSize), aad, wrapped.subspan(1 + kGcmNonceSize, kUserKeySize),
+      wrapped.subspan(1 + kGcmNonceSize + kUserKeySize, kGcmTagSize), material.mutable_span());
   if (!s.ok()) {
     return Status::IntegrityViolation(
         "wrapped user key does not open under this session for this region and use");

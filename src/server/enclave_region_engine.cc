@@ -150,8 +150,7 @@ Result<sec::RegionHandle> EnclaveRegionEngine::RegionOf(RegionEntry& e, WaitMode
   return h;
 }
 
-Status EnclaveRegionEngine::Format(Requester requester, RegionEntry& e,
-                                   UserKeyTransfer* user_key) {
+Status EnclaveRegionEngine::Format(Requester requester, RegionEntry& e, UserKeyTransfer* user_key) {
   COSMOS_ASSIGN_OR_RETURN(sec::SessionHandle session, SessionOf(requester));
   const uint32_t b = BlockSizeOf(e.region.flags());
   if (b == 0) return Status::Internal("new secure region has no valid block size in its flags");

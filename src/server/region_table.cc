@@ -35,7 +35,17 @@ RegionTable::RegionTable(std::vector<ServedPool> pools)
 }
 
 RegionTable::~RegionTable() {
-  // Region handles must be released before their pools close.
+  // The secure engine may outlive the table and keeps enclave-side state
+  // (and a background key-rotation thread) that reads each region's store:
+  // it must let go of a region before the store is freed. Region handles
+  // must be released before their pools close.
+  if (secure_engine_ != nullptr) {
+    for (const auto& e : entries_) {
+      if (e && !e->deleted.load(std::memory_order_acquire) && e->secure()) {
+        secure_engine_->Forget(*e);
+      }
+    }
+  }
   entries_.clear();
   pools_.clear();
 }

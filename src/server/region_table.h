@@ -232,6 +232,8 @@ class RegionTable {
   // Name, path-ish description and durability of each pool, for logs.
   std::vector<std::pair<std::string, pmem::PoolInfo>> PoolInfos() const;
 
+  // REQUIRES: `engine` outlives the table (its destructor closes every live
+  // secure region in the engine before it frees the region).
   void set_secure_engine(SecureRegionEngine* engine) { secure_engine_ = engine; }
   SecureRegionEngine* secure_engine() const { return secure_engine_; }
 

@@ -67,9 +67,7 @@ TEST(RegionTable, ServesRegionsAlreadyInThePool) {
 // A secure-region engine that only records what Forget sees of the entry.
 class ForgetProbe final : public SecureRegionEngine {
  public:
-  rpc::ConnectDecision AcceptConnect(SessionKey, std::span<const std::byte>) override {
-    return {};
-  }
+  rpc::ConnectDecision AcceptConnect(SessionKey, std::span<const std::byte>) override { return {}; }
   uint64_t SecureSessionOf(SessionKey) override { return 0; }
   Result<uint64_t> StoreSize(uint64_t size) const override { return size; }
   uint32_t RegionFlags() const override { return kRegionFlagSecure; }
@@ -130,6 +128,26 @@ TEST(RegionTable, DeleteClosesASecureRegionInTheEngineBeforeFreeingIt) {
   ASSERT_TRUE(t.Create("p", 4096, /*secure=*/false, "").ok());
   ASSERT_TRUE(t.Delete("p").ok());
   EXPECT_EQ(engine.forgets, 1);
+}
+
+// Destroying the table (server shutdown) closes every live secure region in
+// the engine before the region stores are freed: the engine, and the
+// enclave's background key rotation, may outlive the table (found by ASan in
+// CI as a heap-use-after-free in the rotation thread after Server::Stop).
+TEST(RegionTable, DestructionClosesLiveSecureRegionsInTheEngineFirst) {
+  ForgetProbe engine;
+  {
+    RegionTable t(DramPool());
+    t.set_secure_engine(&engine);
+    ASSERT_TRUE(t.Create("a", 8192, /*secure=*/true, "").ok());
+    ASSERT_TRUE(t.Create("b", 8192, /*secure=*/true, "").ok());
+    ASSERT_TRUE(t.Create("p", 4096, /*secure=*/false, "").ok());
+    ASSERT_TRUE(t.Delete("b").ok());
+    EXPECT_EQ(engine.forgets, 1);
+    engine.size_seen_by_forget = 0;
+  }
+  EXPECT_EQ(engine.forgets, 2);  // "a" at destruction; "b" only once, at Delete
+  EXPECT_EQ(engine.size_seen_by_forget, 8192u);
 }
 
 }  // namespace

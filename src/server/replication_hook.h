@@ -21,8 +21,7 @@ class ReplicationHook {
   // replication) and appends one result per op to `out`; returns the index
   // one past the last op executed (ops after a failure are answered
   // Cancelled and count as executed).
-  using LocalExecutor =
-      std::function<size_t(size_t from, protocol::ResponseBuilder* out)>;
+  using LocalExecutor = std::function<size_t(size_t from, protocol::ResponseBuilder* out)>;
 
   // A client's batch on replicated region `region`: ops[0] is its EPOCH op
   // (no replica flag). Checks that this node is the region's primary at

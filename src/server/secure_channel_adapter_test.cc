@@ -16,11 +16,11 @@
 
 #include "client/secure_session.h"
 #include "common/clock.h"
+#include "pmem/mapping.h"
 #include "rpc/rpc.h"
 #include "rpc/transport_memory.h"
 #include "rpc/wire.h"
 #include "sec/enclave_simulated.h"
-#include "pmem/mapping.h"
 #include "sec/key_files.h"
 #include "server/enclave_region_engine.h"
 
@@ -329,8 +329,9 @@ TEST_F(SecureRpcTest, DeferredOpKeepsTheSessionItWasAdmittedUnder) {
   ASSERT_TRUE(pool.ok()) << pool.status();
   std::vector<ServedPool> pools;
   pools.push_back(ServedPool{"p0", std::move(*pool)});
-  RegionTable table(std::move(pools));
+  // The engine outlives the table: the table closes its secure regions in it.
   EnclaveRegionEngine engine(enclave_.get(), 4096);
+  RegionTable table(std::move(pools));
   table.set_secure_engine(&engine);
   const SessionKey key = (uint64_t{2} << 32) | 9;
 

@@ -253,8 +253,8 @@ struct Server::Impl {
   void RunBatch(Worker& w, const rpc::RequestHandle& handle, std::span<const std::byte> bytes);
   void PumpQos(Worker& w);
   void Defer(Worker& w, const rpc::RequestHandle& handle, const Requester& requester,
-             std::span<const std::byte> bytes, size_t resume_at, uint64_t attempt_base, protocol::ResponseBuilder&& partial,
-             DeferQueue* queue);
+             std::span<const std::byte> bytes, size_t resume_at, uint64_t attempt_base,
+             protocol::ResponseBuilder&& partial, DeferQueue* queue);
   void FlusherLoop(DeferQueue* q);
   // Replicated regions: Ok when the batch may run. A batch that starts with
   // an EPOCH op needs a cluster node and only data ops on that op's region;
@@ -361,7 +361,8 @@ Status Server::Impl::ExecuteOne(Requester requester, const Op& op, uint64_t atte
         }
       }
       std::string pool_name = std::string(pool);
-      if (auto created = table->Lookup(desc.handle); created.ok()) pool_name = (*created)->pool_name;
+      if (auto created = table->Lookup(desc.handle); created.ok())
+        pool_name = (*created)->pool_name;
       COSMOS_LOG_INFO("server: created {}region '{}' ({} bytes, {}) in pool '{}'",
                       desc.secure ? "secure " : "", desc.name, desc.size,
                       pmem::DurabilityName(static_cast<pmem::DurabilityLevel>(desc.durability)),
@@ -479,9 +480,8 @@ Status Server::Impl::ExecuteOne(Requester requester, const Op& op, uint64_t atte
         // a reader (read right only) may not commit the writers' pending
         // data and gets the digest of the durable state (the enclave checks
         // the read right).
-        const bool persist =
-            op.opcode == Opcode::kFlush ||
-            engine->Authorize(requester, *ref.get(), kSecureRightWrite).ok();
+        const bool persist = op.opcode == Opcode::kFlush ||
+                             engine->Authorize(requester, *ref.get(), kSecureRightWrite).ok();
         if (persist) COSMOS_RETURN_IF_ERROR(engine->Flush(requester, *ref.get(), wait));
       } else {
         if (ranges.size() == 1) {
@@ -631,8 +631,8 @@ void Server::Impl::RunBatch(Worker& w, const rpc::RequestHandle& handle,
   if (!s.ok()) lost.fetch_add(1, std::memory_order_relaxed);
 }
 
-void Server::Impl::Defer(Worker& w, const rpc::RequestHandle& handle,
-                         const Requester& requester, std::span<const std::byte> bytes, size_t resume_at, uint64_t attempt_base,
+void Server::Impl::Defer(Worker& w, const rpc::RequestHandle& handle, const Requester& requester,
+                         std::span<const std::byte> bytes, size_t resume_at, uint64_t attempt_base,
                          protocol::ResponseBuilder&& partial, DeferQueue* queue) {
   auto d = std::make_unique<DeferredBatch>();
   d->worker = w.index;
@@ -1014,10 +1014,10 @@ std::string DescribeQos(const QosLimits& q) {
     if (v <= 0) return std::string("unlimited");
     return v >= 1 ? fmt::format("{:.0f} {}", v, unit) : fmt::format("{:g} {}", v, unit);
   };
-  return fmt::format(
-      "client {} and {}, region {} and {}, burst {:.3f} s",
-      rate(q.client_bytes_per_sec, "B/s"), rate(q.client_ops_per_sec, "ops/s"),
-      rate(q.region_bytes_per_sec, "B/s"), rate(q.region_ops_per_sec, "ops/s"), q.burst_seconds);
+  return fmt::format("client {} and {}, region {} and {}, burst {:.3f} s",
+                     rate(q.client_bytes_per_sec, "B/s"), rate(q.client_ops_per_sec, "ops/s"),
+                     rate(q.region_bytes_per_sec, "B/s"), rate(q.region_ops_per_sec, "ops/s"),
+                     q.burst_seconds);
 }
 
 uint16_t Server::port() const { return impl_->workers.front()->port; }

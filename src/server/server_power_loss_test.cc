@@ -142,11 +142,11 @@ std::vector<std::byte> Fill(size_t len, int seed) {
 // One step of the workload; acknowledged when Run returns Ok.
 struct Step {
   enum Kind {
-    kWriteFlush,       // write, Flush(that range): one Persist on a plain region
-    kWriteFlushTwo,    // two writes, Flush of both ranges: Flush + Flush + Drain
-    kLogAppend,        // write, AsyncFlush, WriteAfterFlush(tail), Drain
-    kFetchAdd,         // durable on completion
-    kCompareAndSwap,   // expected = the current value; durable on completion
+    kWriteFlush,      // write, Flush(that range): one Persist on a plain region
+    kWriteFlushTwo,   // two writes, Flush of both ranges: Flush + Flush + Drain
+    kLogAppend,       // write, AsyncFlush, WriteAfterFlush(tail), Drain
+    kFetchAdd,        // durable on completion
+    kCompareAndSwap,  // expected = the current value; durable on completion
   } kind;
   size_t region;
   uint64_t offset;   // data (kLogAppend: records)
@@ -276,8 +276,8 @@ class ServerPowerLossTest : public ::testing::TestWithParam<PowerLossCase> {
     for (size_t i : {kPlain, kSecure}) {
       COSMOS_ASSIGN_OR_RETURN(c->client[i], Client::Connect(Options(node, i == kSecure)));
       if (create) {
-        auto info = c->client[i]->CreateRegion(kRegionNames[i], kRegionSize,
-                                               {.secure = i == kSecure});
+        auto info =
+            c->client[i]->CreateRegion(kRegionNames[i], kRegionSize, {.secure = i == kSecure});
         if (!info.ok()) return info.status();
       }
       COSMOS_ASSIGN_OR_RETURN(c->region[i], c->client[i]->OpenRegion(kRegionNames[i]));
@@ -340,8 +340,7 @@ class ServerPowerLossTest : public ::testing::TestWithParam<PowerLossCase> {
     if (!s.ok()) return true;
     Clients c;
     s = Connect(node, /*create=*/false, &c);
-    EXPECT_TRUE(s.ok()) << "power loss at persist point " << k << " (" << interrupted
-                        << "): " << s;
+    EXPECT_TRUE(s.ok()) << "power loss at persist point " << k << " (" << interrupted << "): " << s;
     if (!s.ok()) return true;
     for (size_t i : {kPlain, kSecure}) {
       std::vector<std::byte> got(kRegionSize);
@@ -351,7 +350,8 @@ class ServerPowerLossTest : public ::testing::TestWithParam<PowerLossCase> {
       if (!s.ok()) continue;
       const RegionModel& m = model[i];
       for (uint64_t off = 0; off < kRegionSize; ++off) {
-        const bool fine = got[off] == m.acked[off] || (m.has_maybe[off] && got[off] == m.maybe[off]);
+        const bool fine =
+            got[off] == m.acked[off] || (m.has_maybe[off] && got[off] == m.maybe[off]);
         if (!fine) {
           ADD_FAILURE() << "power loss at persist point " << k << " (interrupted: " << interrupted
                         << "): region " << kRegionNames[i] << " byte " << off << " is "
@@ -403,13 +403,12 @@ TEST_P(ServerPowerLossTest, EveryAcknowledgedFlushSurvivesPowerLossAtEveryPersis
 
 INSTANTIATE_TEST_SUITE_P(
     Cases, ServerPowerLossTest,
-    ::testing::Values(
-        PowerLossCase{"StrictDropUnpersisted", sec::CounterMode::kStrict,
-                      pmem::CrashMode::kDiscardUnpersisted},
-        PowerLossCase{"RelaxedDropUnpersisted", sec::CounterMode::kRelaxed,
-                      pmem::CrashMode::kDiscardUnpersisted},
-        PowerLossCase{"StrictTearUnpersisted", sec::CounterMode::kStrict,
-                      pmem::CrashMode::kTearUnpersisted}),
+    ::testing::Values(PowerLossCase{"StrictDropUnpersisted", sec::CounterMode::kStrict,
+                                    pmem::CrashMode::kDiscardUnpersisted},
+                      PowerLossCase{"RelaxedDropUnpersisted", sec::CounterMode::kRelaxed,
+                                    pmem::CrashMode::kDiscardUnpersisted},
+                      PowerLossCase{"StrictTearUnpersisted", sec::CounterMode::kStrict,
+                                    pmem::CrashMode::kTearUnpersisted}),
     [](const auto& info) { return std::string(info.param.name); });
 
 }  // namespace

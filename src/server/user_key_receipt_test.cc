@@ -46,7 +46,9 @@ class KeyStrippingEngine final : public SecureRegionEngine {
   Status Authorize(Requester r, RegionEntry& e, uint8_t rights) override {
     return real_->Authorize(r, e, rights);
   }
-  Result<uint64_t> AuthenticatedSize(RegionEntry& e) override { return real_->AuthenticatedSize(e); }
+  Result<uint64_t> AuthenticatedSize(RegionEntry& e) override {
+    return real_->AuthenticatedSize(e);
+  }
   Status Write(Requester r, RegionEntry& e, uint64_t off, std::span<const std::byte> d,
                WaitMode w) override {
     return real_->Write(r, e, off, d, w);

@@ -130,11 +130,10 @@ TEST(CliRemoteTest, LocalAndRemoteVerbsShareFlagsAndOutputFormats) {
     EXPECT_EQ(r.exit_code, 1) << r.out;
     EXPECT_NE(r.out.find("integrity_violation"), std::string::npos) << r.out;
     // Usage errors are the same in both forms and exit 2.
-    for (const std::vector<std::string>& bad :
-         {std::vector<std::string>{"notes", "--length", "-1"},
-          {"notes", "--length", "99999999999999999999999"},
-          {"notes", "--offset", "-5"},
-          {"notes", "--length", "65M"}}) {
+    for (const std::vector<std::string>& bad : {std::vector<std::string>{"notes", "--length", "-1"},
+                                                {"notes", "--length", "99999999999999999999999"},
+                                                {"notes", "--offset", "-5"},
+                                                {"notes", "--length", "65M"}}) {
       r = f.run("read", bad);
       EXPECT_EQ(r.exit_code, 2) << bad[1] << " " << bad[2] << ": " << r.out;
       EXPECT_NE(r.out.find(bad[1]), std::string::npos) << r.out;
@@ -291,8 +290,8 @@ TEST(CliRemoteTest, UserSuppliedRegionKeysFromKeyFiles) {
                                           "--platform-pub", dir.path + "/node/platform.pub",
                                           "--measurement",  dir.path + "/node/measurement",
                                           "--client-key",   dir.path + "/clients/alice.key"};
-  r = Cosmos(Cat({"region", "create", "vault", "--size", "64K", "--secure", "--user-key-file", key1},
-                 alice));
+  r = Cosmos(Cat(
+      {"region", "create", "vault", "--size", "64K", "--secure", "--user-key-file", key1}, alice));
   ASSERT_EQ(r.exit_code, 0) << r.out;
   r = Cosmos(Cat({"region", "write", "vault", "--data", "OWN-KEY-MARKER"}, alice));
   ASSERT_EQ(r.exit_code, 0) << r.out;
@@ -310,9 +309,9 @@ TEST(CliRemoteTest, UserSuppliedRegionKeysFromKeyFiles) {
   EXPECT_NE(r.exit_code, 0) << r.out;
   r = Cosmos(Cat({"region", "rotate-key", "vault", "--user-key-file", dir.path + "/none"}, alice));
   EXPECT_NE(r.exit_code, 0) << r.out;
-  r = Cosmos(Cat({"region", "rotate-key", "vault", "--user-key-file",
-                  dir.path + "/clients/alice.pub"},
-                 alice));
+  r = Cosmos(
+      Cat({"region", "rotate-key", "vault", "--user-key-file", dir.path + "/clients/alice.pub"},
+          alice));
   EXPECT_NE(r.exit_code, 0) << r.out;
   EXPECT_NE(r.out.find("region-key"), std::string::npos) << r.out;
 }

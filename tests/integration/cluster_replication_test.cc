@@ -55,9 +55,9 @@ class ClusterReplicationTest : public ::testing::Test {
     const std::string dir = tmp_.path + "/" + id;
     std::filesystem::create_directories(dir);
     auto d = std::make_unique<rpm_test::Daemon>();
-    ASSERT_TRUE(d->Start(dir, {"--pool", dir + "/pool,size=16M,create", "--workers", "1",
-                               "--flushers", "1", "--cluster", etcd_.endpoint(), "--node-id", id,
-                               "--zone", "zone-" + id}))
+    ASSERT_TRUE(
+        d->Start(dir, {"--pool", dir + "/pool,size=16M,create", "--workers", "1", "--flushers", "1",
+                       "--cluster", etcd_.endpoint(), "--node-id", id, "--zone", "zone-" + id}))
         << "cosmosd " << id << " did not start";
     nodes_[id] = std::move(d);
   }

@@ -259,8 +259,8 @@ TEST(FailedStart, LeavesNoPoolFileBehind) {
   TempDir dir;
   const std::string pool = dir.path + "/p.pool";
   for (const std::string listen : {"300.1.2.3", "localhost", "10.0.0.1:7410"}) {
-    Outcome r = Shell(kCosmosd + " --listen " + listen + " --port 0 --pool " + pool +
-                      ",size=16M,create");
+    Outcome r =
+        Shell(kCosmosd + " --listen " + listen + " --port 0 --pool " + pool + ",size=16M,create");
     EXPECT_EQ(r.exit_code, 2) << listen << ": " << r.out;
     EXPECT_NE(r.out.find("server.listen: '" + listen + "' is not an IPv4 address"),
               std::string::npos)

@@ -2,7 +2,6 @@
 // atomics on secure regions against a real cosmosd, through the client
 // library, as owner, other allowed client and plain client (issue 11).
 #include <gtest/gtest.h>
-
 #include <unistd.h>
 
 #include <cstring>
@@ -311,7 +310,11 @@ TEST_F(SecAccessTest, EveryOpcodeIsAuthorizedForOwnerOthersPlainAndStrangers) {
     std::function<StatusCode(Region&)> run;
   };
   const std::vector<RegionOp> region_ops = {
-      {"read", [](Region& r) { std::vector<std::byte> b(8); return r.Read(0, b).code(); }},
+      {"read",
+       [](Region& r) {
+         std::vector<std::byte> b(8);
+         return r.Read(0, b).code();
+       }},
       {"verify",
        [](Region& r) {
          std::vector<std::byte> b(8);
