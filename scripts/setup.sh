@@ -17,6 +17,8 @@ PACKAGES=(
   etcd-server etcd-client
   iproute2 python3 procps ccache valgrind
   zsh dpkg-dev systemd  # completion syntax check, cpack DEB (dpkg-shlibdeps), systemd-analyze verify
+  libfuse3-dev fuse3  # the power-cut file system of the whole-process power-loss tests
+  python3-redis  # differential tests of cosmos-kv through a real client library
 )
 
 missing=()
