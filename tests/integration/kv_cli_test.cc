@@ -84,6 +84,18 @@ TEST_F(KvCliTest, CommandCoverageMatchesRedisReplies) {
   }
 }
 
+// cosmos-kv has one database and behaves exactly as redis-server started
+// with `--databases 1`: `redis-cli -n 1` is told that SELECT failed (on
+// stderr, not silently) and then works in database 0, as with Redis.
+TEST_F(KvCliTest, SelectOfAnotherDatabaseFailsAsRedisWithOneDatabase) {
+  const std::string out = Cli("-n 1 SET k v");
+  EXPECT_NE(out.find("SELECT 1 failed: ERR DB index is out of range"), std::string::npos) << out;
+  EXPECT_NE(out.find("OK"), std::string::npos) << out;
+  EXPECT_EQ(Cli("CONFIG GET databases"), "1) \"databases\"\n2) \"1\"");
+  EXPECT_EQ(Cli("SELECT 0"), "OK");
+  EXPECT_EQ(Cli("SELECT 15"), "(error) ERR DB index is out of range");
+}
+
 TEST_F(KvCliTest, ScanIteratesAllKeysWithRedisCli) {
   std::string mset = "MSET";
   for (int i = 0; i < 300; ++i) mset += " key:" + std::to_string(i) + " v";
