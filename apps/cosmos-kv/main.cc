@@ -4,6 +4,7 @@
 // until SIGTERM/SIGINT. Under systemd it reports READY=1 once listening and
 // STOPPING=1 at shutdown.
 #include <pthread.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <csignal>
@@ -11,6 +12,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <utility>
 
 #include "app_flags.h"
 #include "common/build_info.h"
@@ -224,6 +226,22 @@ int main(int argc, char** argv) {
     return cosmos::app::kExitUsage;
   }
 
+  // Listen before touching storage: a start that cannot listen (bad
+  // address, port taken) creates no log or pool file.
+  auto listener = cosmos::kv::BindListener(bind, port);
+  if (!listener.ok()) {
+    std::fprintf(stderr, "cosmos-kv: %s\n", listener.status().ToString().c_str());
+    return listener.status().code() == cosmos::StatusCode::kInvalidArgument
+               ? cosmos::app::kExitUsage
+               : cosmos::app::kExitFailure;
+  }
+  struct ListenerGuard {
+    int fd;
+    ~ListenerGuard() {
+      if (fd >= 0) close(fd);
+    }
+  } listen_guard{*listener};
+
   Backend backend;
   if (backend_name == "pool") {
     cosmos::kv::PoolLogDeviceOptions o;
@@ -304,6 +322,7 @@ int main(int argc, char** argv) {
   opts.output_buffer_limit_bytes = SizeOf(output_limit_text);
   opts.early_commit_clients = early_commit;
   opts.security_mode = backend.security_mode;
+  opts.listen_fd = std::exchange(listen_guard.fd, -1);  // the server owns it now
   auto server = cosmos::kv::RespServer::Listen(store->get(), waker->get(), opts);
   if (!server.ok()) {
     COSMOS_LOG_ERROR("cosmos-kv: {}", server.status().ToString());

@@ -60,27 +60,45 @@ RespServer::~RespServer() {
   if (epoll_fd_ >= 0) close(epoll_fd_);
 }
 
-Result<std::unique_ptr<RespServer>> RespServer::Listen(Store* store, Waker* durable_waker,
-                                                       ServerOptions options) {
-  std::unique_ptr<RespServer> s(new RespServer(store, durable_waker, std::move(options)));
-  COSMOS_ASSIGN_OR_RETURN(s->stop_waker_, Waker::Create());
+Result<int> BindListener(const std::string& bind_address, int port) {
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(s->options_.port));
-  if (inet_pton(AF_INET, s->options_.bind.c_str(), &addr.sin_addr) != 1) {
-    return Status::InvalidArgument("bad bind address '" + s->options_.bind + "' (IPv4 expected)");
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  if (inet_pton(AF_INET, bind_address.c_str(), &addr.sin_addr) != 1) {
+    return Status::InvalidArgument("bad bind address '" + bind_address + "' (IPv4 expected)");
   }
-  s->listen_fd_ = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (s->listen_fd_ < 0) return Status::FromErrno(errno, "socket");
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return Status::FromErrno(errno, "socket");
   int one = 1;
-  setsockopt(s->listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-  if (bind(s->listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    return Status::FromErrno(errno,
-                             "bind " + s->options_.bind + ":" + std::to_string(s->options_.port));
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    Status s = Status::FromErrno(errno, "bind " + bind_address + ":" + std::to_string(port));
+    close(fd);
+    return s;
   }
-  if (listen(s->listen_fd_, 511) != 0) return Status::FromErrno(errno, "listen");
+  if (listen(fd, 511) != 0) {
+    Status s = Status::FromErrno(errno, "listen");
+    close(fd);
+    return s;
+  }
+  return fd;
+}
+
+Result<std::unique_ptr<RespServer>> RespServer::Listen(Store* store, Waker* durable_waker,
+                                                       ServerOptions options) {
+  const int given_fd = options.listen_fd;
+  std::unique_ptr<RespServer> s(new RespServer(store, durable_waker, std::move(options)));
+  // Owned from here on: the destructor closes it on every error path below.
+  s->listen_fd_ = given_fd;
+  COSMOS_ASSIGN_OR_RETURN(s->stop_waker_, Waker::Create());
+  if (s->listen_fd_ < 0) {
+    COSMOS_ASSIGN_OR_RETURN(s->listen_fd_, BindListener(s->options_.bind, s->options_.port));
+  }
+  sockaddr_in addr{};
   socklen_t len = sizeof(addr);
-  getsockname(s->listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+  if (getsockname(s->listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    return Status::FromErrno(errno, "getsockname");
+  }
   s->port_ = ntohs(addr.sin_port);
   s->epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
   if (s->epoll_fd_ < 0) return Status::FromErrno(errno, "epoll_create1");

@@ -39,9 +39,19 @@ class Waker {
   int fd_;
 };
 
+// Binds a listening TCP socket on bind:port (IPv4; port 0 picks a free one)
+// and returns its fd (non-blocking, close-on-exec; the caller owns it).
+// Errors: InvalidArgument (bad bind address), IoError (socket, bind, listen,
+// e.g. the port is taken). cosmos-kv calls it before it opens its storage so
+// that a start that cannot listen creates no files.
+Result<int> BindListener(const std::string& bind, int port);
+
 struct ServerOptions {
   std::string bind = "127.0.0.1";
   int port = 6379;  // 0 picks a free port (see RespServer::port())
+  // A socket from BindListener to serve on instead of binding bind:port; the
+  // server owns it from Listen on (also when Listen fails). -1: bind here.
+  int listen_fd = -1;
   RespLimits limits;
   size_t max_clients = 10000;
   std::string security_mode = "none";

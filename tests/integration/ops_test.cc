@@ -298,6 +298,35 @@ TEST(FailedStart, LeavesNoPoolFileBehind) {
   EXPECT_TRUE(std::filesystem::exists(pool));
 }
 
+// cosmos-kv listens before it opens its storage: a bad --bind (usage error,
+// exit 2) or a taken port (exit 1) creates neither a log nor a pool file.
+TEST(FailedStart, CosmosKvCreatesNoStorageWhenItCannotListen) {
+  TempDir dir;
+  const std::string log = dir.path + "/kv.log", pool = dir.path + "/kv.pool";
+  Outcome bad = Shell(kKv + " --bind 300.1.2.3 --port 0 --log " + log);
+  EXPECT_EQ(bad.exit_code, 2) << bad.out;
+  EXPECT_NE(bad.out.find("bad bind address '300.1.2.3'"), std::string::npos) << bad.out;
+  EXPECT_FALSE(std::filesystem::exists(log));
+
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(listen(fd, 1), 0);
+  socklen_t len = sizeof(addr);
+  ASSERT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  const std::string port = std::to_string(ntohs(addr.sin_port));
+  Outcome taken_file = Shell(kKv + " --port " + port + " --log " + log);
+  Outcome taken_pool = Shell(kKv + " --port " + port + " --pool " + pool + " --pool-size 4M");
+  close(fd);
+  EXPECT_EQ(taken_file.exit_code, 1) << taken_file.out;
+  EXPECT_NE(taken_file.out.find("Address already in use"), std::string::npos) << taken_file.out;
+  EXPECT_FALSE(std::filesystem::exists(log)) << taken_file.out;
+  EXPECT_EQ(taken_pool.exit_code, 1) << taken_pool.out;
+  EXPECT_FALSE(std::filesystem::exists(pool)) << taken_pool.out;
+}
+
 // Under systemd (Type=notify) cosmosd and cosmos-kv report READY=1 only once
 // they serve (sockets bound) and STOPPING=1 at shutdown. A fake service
 // manager socket receives the datagrams.
