@@ -14,6 +14,7 @@
 #include "cosmos/version.h"
 #include "kv/command_util.h"
 #include "kv/resp.h"
+#include "kv/resp3.h"
 #include "kv/typed_commands.h"
 
 namespace cosmos::kv {
@@ -39,6 +40,27 @@ const int64_t kStartMs = std::chrono::duration_cast<std::chrono::milliseconds>(
 bool ArityOk(int arity, size_t args) {
   const int n = static_cast<int>(std::min<size_t>(args, INT_MAX));
   return arity > 0 ? n == arity : n >= -arity;
+}
+
+// CLIENT SETNAME / HELLO SETNAME: false (error appended) for a name Redis
+// refuses (spaces, control or non-ASCII characters).
+bool SetClientName(ClientSession& session, std::string_view name, std::string* out) {
+  for (char ch : name) {
+    if (ch < '!' || ch > '~') {
+      AppendError(out, "ERR Client names cannot contain spaces, newlines or special characters.");
+      return false;
+    }
+  }
+  session.name = std::string(name);
+  return true;
+}
+
+// AUTH / HELLO AUTH without passwords configured (Redis's default user with
+// nopass): "default" with any password passes; any other user does not exist.
+bool AuthenticateUser(std::string_view user, std::string* out) {
+  if (user == "default") return true;
+  AppendError(out, "WRONGPASS invalid username-password pair or user is disabled.");
+  return false;
 }
 
 }  // namespace
@@ -109,6 +131,7 @@ const Dispatcher::CommandSpec Dispatcher::kCommands[] = {
     {"select", 2, &Dispatcher::Select, false},
     {"quit", -1, &Dispatcher::Quit, false},
     {"hello", -1, &Dispatcher::Hello, false},
+    {"auth", -2, &Dispatcher::Auth, false},
     {"time", 1, &Dispatcher::Time, false},
     {"publish", 3, &Dispatcher::Publish, false},
     {"subscribe", -2, &Dispatcher::Subscribe, false},
@@ -154,6 +177,18 @@ void Dispatcher::AppendUnknownCommand(std::span<const std::string_view> args, st
 
 uint64_t Dispatcher::Dispatch(ClientSession& session, std::span<const std::string_view> args,
                               std::string* out) {
+  const size_t start = out->size();
+  const uint64_t seq = DispatchResp2(session, args, out);
+  // The protocol after the command: HELLO 3 answers in RESP3 already.
+  if (session.resp == 3 && !ConvertRepliesToResp3(args, out, start)) {
+    out->resize(start);  // cannot happen for the encoders' output; never send half a reply
+    AppendError(out, "ERR cosmos-kv could not encode this reply in RESP3");
+  }
+  return seq;
+}
+
+uint64_t Dispatcher::DispatchResp2(ClientSession& session, std::span<const std::string_view> args,
+                                   std::string* out) {
   COSMOS_CHECK(!args.empty());
   ++commands_processed_;
   const CommandSpec* spec = Find(args[0]);
@@ -190,7 +225,7 @@ uint64_t Dispatcher::StoreError(Ctx& c, const Status& s) {
 uint64_t Dispatcher::Ping(Ctx& c) {
   if (c.args.size() > 2) {
     AppendError(c.out, "ERR wrong number of arguments for 'ping' command");
-  } else if (c.session.subscriptions > 0) {  // RESP2 subscribed mode: ["pong", msg]
+  } else if (c.session.subscriptions > 0 && c.session.resp == 2) {  // ["pong", msg]
     AppendArrayHeader(c.out, 2);
     AppendBulk(c.out, "pong");
     AppendBulk(c.out, c.args.size() == 2 ? c.args[1] : std::string_view());
@@ -258,11 +293,7 @@ uint64_t Dispatcher::Set(Ctx& c) {
       return 0;
     }
   }
-  if (nx && get) {
-    AppendError(c.out, kSyntax);
-    return 0;
-  }
-  auto info = store_->Lookup(c.args[1]);
+  auto info = store_->Lookup(c.args[1]);  // NX with GET is allowed since Redis 7.0
   if (!info.ok()) return StoreError(c, info.status());
   bool had_old = false;
   if (get && info->has_value()) {
@@ -891,15 +922,7 @@ uint64_t Dispatcher::Client(Ctx& c) {
     AppendArrayHeader(c.out, static_cast<int64_t>(std::size(lines)));
     for (const char* l : lines) AppendSimple(c.out, l);
   } else if (EqualsIgnoreCase(sub, "setname") && c.args.size() == 3) {
-    for (char ch : c.args[2]) {
-      if (ch < '!' || ch > '~') {
-        AppendError(c.out,
-                    "ERR Client names cannot contain spaces, newlines or special characters.");
-        return 0;
-      }
-    }
-    c.session.name = std::string(c.args[2]);
-    AppendSimple(c.out, "OK");
+    if (SetClientName(c.session, c.args[2], c.out)) AppendSimple(c.out, "OK");
   } else if (EqualsIgnoreCase(sub, "getname") && c.args.size() == 2) {
     if (c.session.name.empty())
       AppendNull(c.out);
@@ -941,36 +964,48 @@ uint64_t Dispatcher::Quit(Ctx& c) {
   return 0;
 }
 
+// HELLO [protover [AUTH username password] [SETNAME name]]: switches the
+// connection's protocol (2 or 3) and answers the server's properties, as a
+// map in RESP3. Nothing changes unless every option is valid (Redis's order
+// of checks: version, option syntax, AUTH, SETNAME).
 uint64_t Dispatcher::Hello(Ctx& c) {
+  int64_t ver = 0;
   size_t i = 1;
   if (c.args.size() >= 2) {
-    int64_t ver;
     if (!ParseInt64(c.args[1], &ver)) {
       AppendError(c.out, "ERR Protocol version is not an integer or out of range");
       return 0;
     }
-    if (ver != 2) {
-      AppendError(c.out, "NOPROTO sorry, this protocol version is not supported.");
+    if (ver < 2 || ver > 3) {
+      AppendError(c.out, "NOPROTO unsupported protocol version");
       return 0;
     }
     i = 2;
   }
+  std::optional<std::string_view> user, name;
   for (; i < c.args.size(); ++i) {
-    if (EqualsIgnoreCase(c.args[i], "setname") && i + 1 < c.args.size()) {
-      c.session.name = std::string(c.args[++i]);
+    const size_t more = c.args.size() - 1 - i;
+    if (EqualsIgnoreCase(c.args[i], "auth") && more >= 2) {
+      user = c.args[i + 1];
+      i += 2;  // any password: the default user has none (nopass)
+    } else if (EqualsIgnoreCase(c.args[i], "setname") && more >= 1) {
+      name = c.args[++i];
     } else {
       AppendError(c.out, "ERR Syntax error in HELLO option '" +
                              std::string(c.args[i].substr(0, 128)) + "'");
       return 0;
     }
   }
-  AppendArrayHeader(c.out, 14);
+  if (user.has_value() && !AuthenticateUser(*user, c.out)) return 0;
+  if (name.has_value() && !SetClientName(c.session, *name, c.out)) return 0;
+  if (ver != 0) c.session.resp = static_cast<int>(ver);
+  AppendArrayHeader(c.out, 14);  // a map in RESP3 (kv/resp3.cc)
   AppendBulk(c.out, "server");
   AppendBulk(c.out, "redis");
   AppendBulk(c.out, "version");
   AppendBulk(c.out, kRedisCompatVersion);
   AppendBulk(c.out, "proto");
-  AppendInteger(c.out, 2);
+  AppendInteger(c.out, c.session.resp);
   AppendBulk(c.out, "id");
   AppendInteger(c.out, static_cast<int64_t>(c.session.id));
   AppendBulk(c.out, "mode");
@@ -982,9 +1017,25 @@ uint64_t Dispatcher::Hello(Ctx& c) {
   return 0;
 }
 
+// AUTH [username] password, as Redis with no password configured: the only
+// user is "default" and it takes any password.
+uint64_t Dispatcher::Auth(Ctx& c) {
+  if (c.args.size() > 3) {
+    AppendError(c.out, kSyntax);
+  } else if (c.args.size() == 2) {
+    AppendError(c.out,
+                "ERR AUTH <password> called without any password configured for the default "
+                "user. Are you sure your configuration is correct?");
+  } else if (AuthenticateUser(c.args[1], c.out)) {
+    AppendSimple(c.out, "OK");
+  }
+  return 0;
+}
+
 bool Dispatcher::RejectInSubscribedMode(const ClientSession& session,
                                         std::span<const std::string_view> args, std::string* out) {
-  if (session.subscriptions == 0) return false;
+  // RESP3 connections may run any command while subscribed (Redis 7.0).
+  if (session.subscriptions == 0 || session.resp != 2) return false;
   for (std::string_view ok :
        {"subscribe", "unsubscribe", "psubscribe", "punsubscribe", "ping", "quit", "reset"}) {
     if (EqualsIgnoreCase(args[0], ok)) return false;
@@ -1018,6 +1069,7 @@ bool Dispatcher::RejectInSubscribedMode(const ClientSession& session,
 uint64_t Dispatcher::Reset(Ctx& c) {
   c.session.tx.Reset();
   c.session.name.clear();
+  c.session.resp = 2;
   if (c.session.subscriptions > 0 && options_.pubsub.subscribe) {
     std::string discarded;  // the unsubscribe replies are not sent
     const std::string_view unsub[] = {"unsubscribe"};

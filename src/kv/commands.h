@@ -1,6 +1,6 @@
-// Dispatcher: executes Redis commands against a Store and encodes RESP2
-// replies. Each command reports the log sequence number that must be durable
-// before its reply may be released, so no client observes a write (its own or
+// Dispatcher: executes Redis commands against a Store and encodes their
+// replies (RESP2, or RESP3 after HELLO 3: kv/resp3.h). Each command reports the log sequence number
+// that must be durable before its reply may be released, so no client observes a write (its own or
 // another client's) before it is durable.
 #pragma once
 
@@ -25,6 +25,7 @@ class ValueCache;  // kv/typed_commands.h
 struct ClientSession {
   uint64_t id = 0;
   std::string name;
+  int resp = 2;         // protocol version (HELLO 2|3); replies are RESP3 when 3
   bool quit = false;    // set by QUIT: close after the reply is sent
   TransactionState tx;  // MULTI/EXEC/WATCH (kv/transaction.cc)
   // Set by a blocking command that found nothing to serve (BLPOP, ...): the
@@ -102,9 +103,13 @@ class Dispatcher {
     bool write;
   };
   static const CommandSpec* Find(std::string_view name);
-  // Runs one command outside transaction handling (the command tables).
+  // Runs one command outside transaction handling (the command tables),
+  // its reply in the session's protocol.
   uint64_t Dispatch(ClientSession& session, std::span<const std::string_view> args,
                     std::string* out);
+  // As Dispatch, the reply always in RESP2 (every handler encodes RESP2).
+  uint64_t DispatchResp2(ClientSession& session, std::span<const std::string_view> args,
+                         std::string* out);
   // Queue-time check inside MULTI: false (error appended) for an unknown
   // command or a wrong number of arguments.
   static bool CheckCommand(std::span<const std::string_view> args, std::string* out);
@@ -161,6 +166,7 @@ class Dispatcher {
   uint64_t Select(Ctx&);
   uint64_t Quit(Ctx&);
   uint64_t Hello(Ctx&);
+  uint64_t Auth(Ctx&);
   uint64_t Time(Ctx&);
   uint64_t Publish(Ctx&);
   uint64_t Reset(Ctx&);

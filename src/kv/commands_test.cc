@@ -8,6 +8,7 @@
 
 #include "kv/log_device_memory.h"
 #include "kv/resp.h"
+#include "kv/resp3.h"
 
 namespace cosmos::kv {
 namespace {
@@ -196,10 +197,58 @@ TEST_F(CommandsTest, CommandClientHello) {
   EXPECT_EQ(help.substr(0, 1), "*");
   EXPECT_NE(help.find("SETNAME <name>"), std::string::npos) << help;
   EXPECT_NE(Run("CLIENT BOGUS").find("Try CLIENT HELP"), std::string::npos);
-  EXPECT_EQ(Run("HELLO 3"), "-NOPROTO sorry, this protocol version is not supported.\r\n");
+  EXPECT_EQ(Run("HELLO 4"), "-NOPROTO unsupported protocol version\r\n");
   std::string hello = Run("HELLO 2");
   EXPECT_EQ(hello.substr(0, 5), "*14\r\n");
   EXPECT_NE(hello.find("proto\r\n:2"), std::string::npos);
+}
+
+// HELLO 3 switches the session to RESP3: maps, sets, doubles, nulls and
+// verbatim strings where Redis 7.0 sends them (kv_redis_diff_test compares
+// the bytes with a real redis-server); HELLO 2 and RESET switch back.
+TEST_F(CommandsTest, Resp3RepliesAfterHello3) {
+  EXPECT_EQ(Run("HELLO 3 AUTH bob pw"),
+            "-WRONGPASS invalid username-password pair or user is disabled.\r\n");
+  EXPECT_EQ(Run("HELLO 3 SETNAME \"a b\""),
+            "-ERR Client names cannot contain spaces, newlines or special characters.\r\n");
+  EXPECT_EQ(session_.resp, 2);  // a refused HELLO changes nothing
+  const std::string hello = Run("HELLO 3 AUTH default any SETNAME app");
+  EXPECT_EQ(hello.substr(0, 4), "%7\r\n") << hello;
+  EXPECT_NE(hello.find("proto\r\n:3"), std::string::npos);
+  EXPECT_EQ(session_.name, "app");
+  EXPECT_EQ(Run("GET nokey"), "_\r\n");
+  EXPECT_EQ(Run("HSET h a 1"), ":1\r\n");
+  EXPECT_EQ(Run("HGETALL h"), "%1\r\n$1\r\na\r\n$1\r\n1\r\n");
+  EXPECT_EQ(Run("HMGET h a b"), "*2\r\n$1\r\n1\r\n_\r\n");
+  EXPECT_EQ(Run("SADD s x"), ":1\r\n");
+  EXPECT_EQ(Run("SMEMBERS s"), "~1\r\n$1\r\nx\r\n");
+  EXPECT_EQ(Run("ZADD z 1.5 m"), ":1\r\n");
+  EXPECT_EQ(Run("ZSCORE z m"), ",1.5\r\n");
+  EXPECT_EQ(Run("ZRANGE z 0 -1 WITHSCORES"), "*1\r\n*2\r\n$1\r\nm\r\n,1.5\r\n");
+  EXPECT_EQ(Run("INCRBYFLOAT f 1.5"), "$3\r\n1.5\r\n");  // a bulk in Redis 7.0 too
+  EXPECT_EQ(Run("INFO server").substr(0, 1), "=");
+  EXPECT_EQ(Run("MULTI"), "+OK\r\n");
+  EXPECT_EQ(Run("ZSCORE z m"), "+QUEUED\r\n");
+  EXPECT_EQ(Run("GET nokey"), "+QUEUED\r\n");
+  EXPECT_EQ(Run("EXEC"), "*2\r\n,1.5\r\n_\r\n");
+  EXPECT_EQ(Run("HELLO 2").substr(0, 5), "*14\r\n");
+  EXPECT_EQ(Run("GET nokey"), "$-1\r\n");
+  Run("HELLO 3");
+  EXPECT_EQ(Run("RESET"), "+RESET\r\n");
+  EXPECT_EQ(Run("GET nokey"), "$-1\r\n");
+  EXPECT_EQ(Run("AUTH pw").substr(0, 38), "-ERR AUTH <password> called without an");
+  EXPECT_EQ(Run("AUTH default pw"), "+OK\r\n");
+  EXPECT_EQ(Run("AUTH a b c"), "-ERR syntax error\r\n");
+}
+
+TEST(Resp3, MalformedRepliesAreLeftUnchanged) {
+  const std::string_view args[] = {"hgetall", "h"};
+  for (std::string bad :
+       {"*2\r\n$1\r\na\r\n", "*2\r\n$5\r\na\r\n$1\r\nb\r\n", "$x\r\n", "*1\r\n?\r\n", "*1"}) {
+    std::string out = "+OK\r\n" + bad;
+    EXPECT_FALSE(ConvertRepliesToResp3(args, &out, 5)) << bad;
+    EXPECT_EQ(out, "+OK\r\n" + bad);
+  }
 }
 
 TEST_F(CommandsTest, ValueCapAppliesToSetAndAppend) {

@@ -568,7 +568,8 @@ void RespServer::TimeOutBlocked() {
   const auto now = Clock::now();
   while (!block_deadlines_.empty() && block_deadlines_.begin()->first <= now) {
     Conn* b = block_deadlines_.begin()->second;
-    b->pending.append("*-1\r\n");  // Redis 7.0: a nil array for every blocking command
+    // Redis 7.0: a nil array for every blocking command (RESP3: the null).
+    b->pending.append(b->session.resp == 3 ? "_\r\n" : "*-1\r\n");
     UnblockClient(b);
     unblocked_.push_back(b);
   }

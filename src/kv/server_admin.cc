@@ -31,7 +31,8 @@ std::string RespServer::DescribeClient(const Conn* c) const {
          " qbuf=" + std::to_string(c->in.size() - c->in_off) +
          " obl=" + std::to_string(c->out.size() - c->out_off) +
          " omem=" + std::to_string(c->pending.size()) + " events=" + (c->reading ? "r" : "") +
-         (c->out_off < c->out.size() ? "w" : "") + " cmd=" + command + " user=default resp=2\n";
+         (c->out_off < c->out.size() ? "w" : "") + " cmd=" + command +
+         " user=default resp=" + std::to_string(c->session.resp) + "\n";
 }
 
 void RespServer::ClientAdmin(ClientSession& session, std::span<const std::string_view> args,

@@ -1,11 +1,12 @@
 // RespServer pub/sub: SUBSCRIBE/UNSUBSCRIBE/PSUBSCRIBE/PUNSUBSCRIBE, PUBLISH
-// and PUBSUB CHANNELS|NUMSUB|NUMPAT with Redis's RESP2 replies. Messages are
-// not stored (Redis pub/sub is fire and forget): PUBLISH is not a write and
-// needs no durability.
+// and PUBSUB CHANNELS|NUMSUB|NUMPAT with Redis's replies (push messages for
+// RESP3 connections). Messages are not stored (Redis pub/sub is fire and
+// forget): PUBLISH is not a write and needs no durability.
 #include <algorithm>
 
 #include "kv/command_util.h"
 #include "kv/resp.h"
+#include "kv/resp3.h"
 #include "kv/server.h"
 #include "kv/server_conn.h"
 
@@ -127,12 +128,16 @@ int64_t RespServer::Publish(std::string_view channel, std::string_view message) 
 
 // A message goes behind the client's replies still waiting for durability,
 // else straight to its socket buffer (written when the socket is writable).
+// RESP3 clients get it as a push message.
 void RespServer::DeliverMessage(Conn* c, const std::string& message) {
+  std::string push;
+  if (c->session.resp == 3) push = PushMessage(message);
+  const std::string& m = c->session.resp == 3 ? push : message;
   if (c->waiting || !c->pending.empty()) {
-    c->pending.append(message);
+    c->pending.append(m);
     return;
   }
-  c->out.append(message);
+  c->out.append(m);
   UpdateEvents(c);
 }
 

@@ -127,7 +127,7 @@ uint64_t Dispatcher::Exec(ClientSession& session, std::string* out) {
     if (info.ok() && info->has_value()) now = (*info)->version;
     if (!info.ok() || now != version) {
       tx.Reset();
-      out->append("*-1\r\n");
+      out->append(session.resp == 3 ? "_\r\n" : "*-1\r\n");
       return ReadSeq();
     }
   }

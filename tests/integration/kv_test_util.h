@@ -127,13 +127,15 @@ class KvServer {
 
 // One RESP reply, flattened: type char and text; arrays keep elements.
 struct Reply {
-  char type = 0;  // + - : $ *  ('$' or '*' with null=true for nil)
+  // + - : $ * (RESP2; '$' or '*' with null=true for nil), and RESP3's
+  // , _ # ( = ! ~ > % (a map's elements are its keys and values in turn).
+  char type = 0;
   std::string text;
   bool null = false;
   std::vector<Reply> elements;
 };
 
-// Blocking RESP2 client for tests (no pipelining beyond SendRaw).
+// Blocking RESP2/RESP3 client for tests (no pipelining beyond SendRaw).
 class RespClient {
  public:
   explicit RespClient(int port) : fd_(Connect(port)) {}
@@ -174,8 +176,16 @@ class RespClient {
       case '+':
       case '-':
       case ':':
+      case ',':
+      case '#':
+      case '(':
         r.text = rest;
         return r;
+      case '_':
+        r.null = true;
+        return r;
+      case '=':
+      case '!':
       case '$': {
         long n = std::stol(rest);
         if (n < 0) {
@@ -186,12 +196,16 @@ class RespClient {
         r.text.resize(static_cast<size_t>(n));
         return r;
       }
-      case '*': {
+      case '*':
+      case '~':
+      case '>':
+      case '%': {
         long n = std::stol(rest);
         if (n < 0) {  // nil array (*-1)
           r.null = true;
           return r;
         }
+        if (r.type == '%') n *= 2;
         for (long i = 0; i < n; ++i) {
           auto e = ReadReply();
           if (!e) return std::nullopt;
