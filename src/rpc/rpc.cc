@@ -130,6 +130,12 @@ struct ClientSlot {
   uint8_t response_status = 0;
   uint32_t num_tx = 0;  // client packets sent (go-back-N point is num_rx)
   uint32_t num_rx = 0;  // server packets received in order
+  uint32_t max_tx = 0;  // client packets ever sent: a send below it is a retransmission
+  // A retransmission timeout resent only packet probe_pkt (= num_rx then)
+  // and left the rest in flight; the next acknowledgement decides whether
+  // the timeout was spurious (see the probe handling in HandleClientPacket).
+  bool probing = false;
+  uint32_t probe_pkt = 0;
   uint64_t start_ns = 0;
   uint64_t last_progress_ns = 0;
   uint64_t rto_ns = 0;
@@ -566,6 +572,8 @@ void Rpc::StartRequest(Session* s, uint32_t slot_index, uint16_t type,
   slot.response_status = 0;
   slot.num_tx = 0;
   slot.num_rx = 0;
+  slot.max_tx = 0;
+  slot.probing = false;
   slot.start_ns = MonotonicNanos();
   slot.last_progress_ns = slot.start_ns;
   slot.rto_ns = s->rto_ns;
@@ -604,30 +612,44 @@ void Rpc::SendSlotPackets(Session* s, uint32_t slot_index) {
         return;
       }
     }
-    if (s->congestion_control && slot.sample_pkt == kNoSample) {
-      slot.sample_pkt = i;
-      slot.sample_sent_ns = now;
-    }
-    PacketHeader h;
-    h.req_type = slot.type;
-    h.dest_session = s->remote_session;
-    h.epoch = s->server_epoch;
-    h.req_num = slot.req_num;
-    if (i < slot.request_pkts) {
-      h.type = PacketType::kRequest;
-      h.msg_size = slot.request_size;
-      h.pkt_num = i;
-      const size_t off = static_cast<size_t>(i) * s->chunk;
-      const size_t len = ChunkLength(slot.request_size, s->chunk, i);
-      QueuePacket(s, h, std::span<const std::byte>(slot.request.data() + off, len));
+    if (i < slot.max_tx) {
+      ++s->counters.retransmissions;
+      ++counters_.retransmissions;
     } else {
-      h.type = PacketType::kRequestForResponse;
-      h.msg_size = slot.response_size;
-      h.pkt_num = i - slot.request_pkts + 1;
-      QueuePacket(s, h, {});
+      slot.max_tx = i + 1;
+      // Karn: only a packet sent once is timed.
+      if (s->congestion_control && slot.sample_pkt == kNoSample) {
+        slot.sample_pkt = i;
+        slot.sample_sent_ns = now;
+      }
     }
+    QueueSlotPacket(s, slot_index, i);
     ++slot.num_tx;
     --s->credits;
+  }
+}
+
+// Client packet `i` of a slot: request packet i, or past the request the
+// request-for-response of response packet i - request_pkts + 1.
+void Rpc::QueueSlotPacket(Session* s, uint32_t slot_index, uint32_t i) {
+  const ClientSlot& slot = s->client_slots[slot_index];
+  PacketHeader h;
+  h.req_type = slot.type;
+  h.dest_session = s->remote_session;
+  h.epoch = s->server_epoch;
+  h.req_num = slot.req_num;
+  if (i < slot.request_pkts) {
+    h.type = PacketType::kRequest;
+    h.msg_size = slot.request_size;
+    h.pkt_num = i;
+    const size_t off = static_cast<size_t>(i) * s->chunk;
+    const size_t len = ChunkLength(slot.request_size, s->chunk, i);
+    QueuePacket(s, h, std::span<const std::byte>(slot.request.data() + off, len));
+  } else {
+    h.type = PacketType::kRequestForResponse;
+    h.msg_size = slot.response_size;
+    h.pkt_num = i - slot.request_pkts + 1;
+    QueuePacket(s, h, {});
   }
 }
 
@@ -1458,6 +1480,21 @@ void Rpc::HandleClientPacket(Session* s, const ParsedPacket& p, uint64_t now) {
   }
   const uint32_t advanced = index + 1 - slot.num_rx;
   slot.num_rx = index + 1;
+  if (slot.probing) {
+    slot.probing = false;
+    if (slot.num_rx == slot.probe_pkt + 1 && slot.num_rx < slot.num_tx) {
+      // The answer stops at the probed packet: the server has none of the
+      // packets sent after it (a go-back-N receiver drops everything after
+      // a hole). Go back N: reclaim their credits and resend them (the
+      // PumpSession below). (If that acknowledgement was sent before the
+      // probe arrived, this resends what may still arrive: no worse than
+      // going back N at the timeout, as before.)
+      const uint32_t lost = slot.num_tx - slot.num_rx;
+      s->credits = static_cast<uint16_t>(std::min<uint32_t>(s->credits + lost, s->max_credits));
+      slot.num_tx = slot.num_rx;
+      if (s->congestion_control) s->cc.OnTimeout(now);
+    }
+  }
   if (slot.sample_pkt != kNoSample && slot.sample_pkt < slot.num_rx) {
     // The acknowledgement of the last request packet is response packet 0,
     // which waits for the handler: that sample would count server work as
@@ -1613,21 +1650,29 @@ void Rpc::RunTimers(uint64_t now, bool rx_backlog) {
       ++s->unanswered_pings;
       SendControl(s, PacketType::kPing, 0, 0);
     }
-    bool resent = false;
     for (uint32_t i = 0; check_rto && i < s->window; ++i) {
       ClientSlot& slot = s->client_slots[i];
       // (last_progress_ns may be a little after `now`: pacing sends within the iteration.)
       if (!slot.busy || slot.num_tx == slot.num_rx || now < slot.last_progress_ns + slot.rto_ns) {
         continue;
       }
-      // Go-back-N: everything after the last in-order server packet is resent.
-      const uint32_t in_flight = slot.num_tx - slot.num_rx;
-      s->credits =
-          static_cast<uint16_t>(std::min<uint32_t>(s->credits + in_flight, s->max_credits));
-      slot.num_tx = slot.num_rx;
+      // Probe first (after F-RTO, RFC 5682): resend only the first
+      // unanswered packet and leave the rest in flight. Most timeouts on a
+      // busy host are spurious (the server's thread was descheduled for
+      // longer than the RTO; the packets wait in its socket), and going back
+      // N at once resent up to every credit's worth of packets the server
+      // already had (thousands per second in the 1 MB benchmark). The first
+      // acknowledgement after the probe decides (HandleClientPacket): one
+      // that covers packets after the probed one shows they arrived, so
+      // nothing more is resent; one that stops at the probed packet means
+      // the rest was lost, and the slot goes back N then. A timeout while
+      // already probing (nothing came back at all) probes again and counts
+      // as congestion.
+      if (slot.probing && s->congestion_control) s->cc.OnTimeout(now);
+      slot.probing = true;
+      slot.probe_pkt = slot.num_rx;
       slot.retransmitted = true;
       slot.sample_pkt = kNoSample;  // Karn: no sample from a retransmitted packet
-      if (s->congestion_control) s->cc.OnTimeout(now);
       slot.last_progress_ns = now;
       slot.rto_ns = std::min(slot.rto_ns * 2, options_.max_rto_ns);
       // Karn: the backed-off RTO stays the session's until a clean RTT
@@ -1638,13 +1683,10 @@ void Rpc::RunTimers(uint64_t now, bool rx_backlog) {
       s->rto_ns = std::max(s->rto_ns, slot.rto_ns);
       ++s->counters.timeouts;
       ++counters_.timeouts;
-      const uint64_t before = s->counters.packets_sent;
-      SendSlotPackets(s, i);
-      s->counters.retransmissions += s->counters.packets_sent - before;
-      counters_.retransmissions += s->counters.packets_sent - before;
-      resent = true;
+      ++s->counters.retransmissions;
+      ++counters_.retransmissions;
+      QueueSlotPacket(s, i, slot.probe_pkt);
     }
-    if (resent) PumpSession(s);
   }
 }
 

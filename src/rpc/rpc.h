@@ -353,6 +353,7 @@ class Rpc {
                     std::vector<std::byte>* take = nullptr);
   void PumpSession(Session* s);
   void SendSlotPackets(Session* s, uint32_t slot_index);
+  void QueueSlotPacket(Session* s, uint32_t slot_index, uint32_t packet);
   void SendResponsePacket(Session* s, uint32_t slot_index, uint32_t pkt_num);
   void SendControl(Session* s, PacketType type, uint64_t req_num, uint32_t pkt_num);
   void SendConnectRequest(Session* s);

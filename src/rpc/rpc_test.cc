@@ -951,6 +951,128 @@ TEST(Rpc, ReadsQueuedAcknowledgementsBeforeTimingOut) {
   EXPECT_EQ(p.client_->counters().retransmissions, 0u);
 }
 
+// A client transport that drops the first copy of request packet `pkt_num`
+// (of any request) once; everything else passes. Deterministic.
+class DropOnceTransport final : public Transport {
+ public:
+  DropOnceTransport(std::unique_ptr<Transport> inner, uint32_t pkt_num)
+      : inner_(std::move(inner)), pkt_num_(pkt_num) {}
+
+  size_t SendBurst(std::span<const TxDatagram> batch) override {
+    std::vector<TxDatagram> out;
+    for (const TxDatagram& d : batch) {
+      std::vector<std::byte> bytes(d.data, d.data + d.len);
+      if (d.tail_len > 0) bytes.insert(bytes.end(), d.tail, d.tail + d.tail_len);
+      ParsedPacket p;
+      if (!dropped_ && ParsePacket(bytes, 65535, &p) == ParseError::kNone &&
+          p.header.type == PacketType::kRequest && p.header.pkt_num == pkt_num_) {
+        dropped_ = true;
+        continue;
+      }
+      out.push_back(d);
+    }
+    inner_->SendBurst(out);
+    return batch.size();
+  }
+  size_t RecvBurst(std::span<RxDatagram> out) override { return inner_->RecvBurst(out); }
+  int readable_fd() const override { return inner_->readable_fd(); }
+  NetAddress local_address() const override { return inner_->local_address(); }
+  size_t receive_buffer_bytes() const override { return inner_->receive_buffer_bytes(); }
+  size_t max_datagram_size() const override { return inner_->max_datagram_size(); }
+  const TransportStats& stats() const override { return inner_->stats(); }
+  std::string_view name() const override { return "drop-once"; }
+
+  bool dropped() const { return dropped_; }
+
+ private:
+  std::unique_ptr<Transport> inner_;
+  uint32_t pkt_num_;
+  bool dropped_ = false;
+};
+
+RpcOptions ShortRtoOptions() {
+  RpcOptions o = TestOptions();
+  o.initial_rto_ns = 1'000'000;
+  o.min_rto_ns = 1'000'000;
+  o.max_rto_ns = 4'000'000;
+  o.session_credits = 256;
+  return o;
+}
+
+// A server that stops reading (its thread descheduled) for longer than the
+// client's RTO has lost nothing: the client's packets wait in its socket. The
+// client must then resend one packet per timeout (the probe), not go back N
+// over the 200 packets in flight; the first acknowledgement after the server
+// resumes covers the packets after the probed one and ends the probe.
+TEST(Rpc, SpuriousTimeoutResendsOnePacketNotTheWholeWindow) {
+  const RpcOptions o = ShortRtoOptions();
+  RpcPair p({}, {}, o);
+  auto sid = p.Connect();
+  ASSERT_TRUE(sid.ok()) << sid.status();
+  const size_t chunk = o.mtu - kHeaderSize - kMaxTagSize;
+  const uint64_t id = p.next_id_++;
+  bool done = false;
+  ASSERT_TRUE(p.client_
+                  ->EnqueueRequest(*sid, kSized, SizedRequest(id, 200 * chunk, 8),
+                                   [&done](const Status& st, auto r) {
+                                     EXPECT_TRUE(st.ok()) << st;
+                                     EXPECT_EQ(r.size(), 8u);
+                                     done = true;
+                                   })
+                  .ok());
+  const uint64_t retx_before = p.client_->counters().retransmissions;
+  // The stall: only the client runs, until it has timed out twice.
+  const uint64_t end = MonotonicNanos() + 20 * kSecond;
+  while (p.client_->counters().timeouts < 2 && MonotonicNanos() < end) {
+    p.client_->RunEventLoopOnce();
+  }
+  ASSERT_EQ(p.client_->counters().timeouts, 2u);
+  EXPECT_EQ(p.client_->counters().retransmissions - retx_before, 2u);
+  ASSERT_TRUE(p.RunUntil([&] { return done; }));
+  EXPECT_EQ(p.runs_[id], 1);
+  // Every retransmission was a probe: one packet per timeout.
+  EXPECT_EQ(p.client_->counters().retransmissions - retx_before, p.client_->counters().timeouts);
+  EXPECT_LE(p.server_->counters().duplicates, p.client_->counters().timeouts);
+}
+
+// A real loss in the middle of a message: the packets after the hole were
+// dropped by the server (in-order receiver), so the acknowledgement of the
+// probe stops at the probed packet and the client goes back N from there.
+TEST(Rpc, LossAfterTheProbeGoesBackNAndCompletesOnce) {
+  const RpcOptions o = ShortRtoOptions();
+  RpcPair p({}, {}, o);
+  const size_t chunk = o.mtu - kHeaderSize - kMaxTagSize;
+  p.client_.reset();  // frees the client address
+  auto ct = OpenMemoryTransport(p.net_, {.address = kClientAddr});
+  ASSERT_TRUE(ct.ok());
+  auto drop = std::make_unique<DropOnceTransport>(std::move(*ct), 50);
+  DropOnceTransport* dropper = drop.get();
+  auto c = Rpc::Create(&p.nexus_, std::move(drop), o);
+  ASSERT_TRUE(c.ok()) << c.status();
+  p.client_ = std::move(*c);
+  auto sid = p.Connect();
+  ASSERT_TRUE(sid.ok()) << sid.status();
+  const uint64_t id = p.next_id_++;
+  bool done = false;
+  ASSERT_TRUE(p.client_
+                  ->EnqueueRequest(*sid, kSized, SizedRequest(id, 200 * chunk, 8),
+                                   [&done](const Status& st, auto r) {
+                                     EXPECT_TRUE(st.ok()) << st;
+                                     EXPECT_EQ(r.size(), 8u);
+                                     done = true;
+                                   })
+                  .ok());
+  ASSERT_TRUE(p.RunUntil([&] { return done; }));
+  ASSERT_TRUE(dropper->dropped());
+  EXPECT_EQ(p.runs_[id], 1);
+  EXPECT_GE(p.client_->counters().timeouts, 1u);
+  // The probe (packet 50) and then packets 51..199 again, after one timeout
+  // (a few more if this thread was descheduled; probing alone, without going
+  // back N, would need one timeout per packet after the hole: 150).
+  EXPECT_GE(p.client_->counters().retransmissions, 150u);
+  EXPECT_LT(p.client_->counters().timeouts, 50u);
+}
+
 INSTANTIATE_TEST_SUITE_P(Network, CreditWindowTest, ::testing::Values(false, true),
                          [](const auto& info) {
                            return info.param ? std::string("LateDuplicates") : std::string("Clean");
