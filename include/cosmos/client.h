@@ -71,6 +71,17 @@ struct ClientOptions {
   // false: the client's endpoint blocks in poll() when idle instead of
   // spinning (for several processes on few cores; costs some latency).
   bool busy_poll = true;
+  // Without busy_poll: how long the endpoint keeps polling after the last
+  // traffic before it blocks (0: block at once; the right choice when more
+  // threads than cores wait on each other, as on a small shared host).
+  uint32_t idle_spin_us = 100;
+  // Failure detection: an idle session is pinged every heartbeat_interval_ms
+  // and ended (calls fail with Unavailable) after missed_heartbeats silent
+  // intervals; the RPC layer raises the limit when it sees long delays
+  // (docs/rpc.md, "Failure handling"), so a loaded host does not end a live
+  // session. The cluster client uses shorter values (docs/cluster.md).
+  uint32_t heartbeat_interval_ms = 100;
+  uint32_t missed_heartbeats = 10;
   // Cluster mode (docs/cluster.md): comma-separated etcd endpoints
   // ("127.0.0.1:2379,http://h:2379"). The client then finds every region's
   // replicas, primary and epoch in etcd, talks to the primary, and after a

@@ -152,7 +152,15 @@ bool ClusterNode::IsReplicated(std::string_view region) {
 // The fencing rule: a request acts in exactly the epoch this node knows.
 // Older: Aborted (a newer configuration exists; the sender must not get an
 // acknowledgement). Newer: the placement is read from etcd first.
-Status ClusterNode::CheckReplica(std::string_view region, uint64_t epoch) {
+Status ClusterNode::CheckReplica(std::string_view region, uint64_t epoch, bool may_block) {
+  if (!may_block) {
+    std::lock_guard lock(mu_);
+    auto it = placements_.find(region);
+    if (it == placements_.end() || it->second.placement.epoch < epoch) {
+      return Status::WouldBlock("placement of region '" + std::string(region) + "' at epoch " +
+                                std::to_string(epoch) + " needs etcd");
+    }
+  }
   COSMOS_ASSIGN_OR_RETURN(cluster::RegionPlacement p, PlacementFor(region, epoch));
   if (epoch < p.epoch) {
     return Status::Aborted("region '" + std::string(region) + "': stale epoch " +
@@ -283,6 +291,9 @@ Status ClusterNode::Forward(const std::string& node, std::string_view region, ui
     ClientOptions co;
     co.server = address;
     co.busy_poll = false;
+    // Blocks at once while a backup works: on a host with fewer cores than
+    // busy threads a spinning waiter delays the very backup it waits for.
+    co.idle_spin_us = 0;
     co.timeout_ms = 2000;
     auto c = Client::Connect(co);
     if (!c.ok()) return drop(c.status());

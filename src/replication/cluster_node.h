@@ -56,7 +56,7 @@ class ClusterNode final : public server::ReplicationHook {
   // server::ReplicationHook
   void ExecutePrimary(std::string_view region, std::span<const protocol::Op> ops,
                       const LocalExecutor& local, protocol::ResponseBuilder* out) override;
-  Status CheckReplica(std::string_view region, uint64_t epoch) override;
+  Status CheckReplica(std::string_view region, uint64_t epoch, bool may_block) override;
   bool IsReplicated(std::string_view region) override;
 
   // The placement of `region` as this node knows it (tests, logs).

@@ -32,13 +32,17 @@ class FakeHook : public server::ReplicationHook {
     out->AddOk();
     (void)local(1, out);
   }
-  Status CheckReplica(std::string_view, uint64_t epoch) override {
+  // Epoch 6 stands for a placement the node must read from etcd first: only
+  // a check that may block answers it.
+  Status CheckReplica(std::string_view, uint64_t epoch, bool may_block) override {
     replica_checks++;
+    (may_block ? blocking_checks : quick_checks)++;
+    if (epoch == 6) return may_block ? Status::Ok() : Status::WouldBlock("needs etcd");
     return epoch == 5 ? Status::Ok() : Status::Aborted("stale epoch");
   }
   bool IsReplicated(std::string_view region) override { return region == "rep"; }
 
-  std::atomic<int> primary_batches{0}, replica_checks{0};
+  std::atomic<int> primary_batches{0}, replica_checks{0}, quick_checks{0}, blocking_checks{0};
 };
 
 std::unique_ptr<server::Server> StartServer(server::ReplicationHook* hook) {
@@ -116,6 +120,32 @@ TEST(ReplicationHook, RefusedEpochFailsTheWholeBatchWithAborted) {
   ASSERT_TRUE((*forward)->Write(0, Bytes(64, 1)).ok());
   ASSERT_TRUE((*forward)->Flush(0, 64).ok());
   EXPECT_GE(hook.replica_checks.load(), 2);
+}
+
+TEST(ReplicationHook, ForwardedBatchesRunOnTheWorkerUnlessTheCheckNeedsEtcd) {
+  FakeHook hook;
+  auto server = StartServer(&hook);
+  auto client = Connect(*server);
+  ASSERT_TRUE(client->CreateRegion("rep", 4096).ok());
+  // A known epoch: checked without blocking, no flusher involved.
+  auto known = client::OpenRegionAtEpoch(*client, "rep", 5, /*replica=*/true);
+  ASSERT_TRUE(known.ok());
+  ASSERT_TRUE((*known)->Write(0, Bytes(64, 3)).ok());
+  ASSERT_TRUE((*known)->Flush(0, 64).ok());
+  EXPECT_GE(hook.quick_checks.load(), 1);
+  EXPECT_EQ(hook.blocking_checks.load(), 0);
+  // An epoch only etcd knows: the quick check says WouldBlock and the batch
+  // is run again where the check may block, once, and applies.
+  auto later = client::OpenRegionAtEpoch(*client, "rep", 6, /*replica=*/true);
+  ASSERT_TRUE(later.ok());
+  ASSERT_TRUE((*later)->Write(64, Bytes(64, 4)).ok());
+  ASSERT_TRUE((*later)->Flush(64, 64).ok());
+  EXPECT_EQ(hook.blocking_checks.load(), 1);
+  std::vector<std::byte> got(64);
+  auto reader = client::OpenRegionAtEpoch(*client, "rep", 5, /*replica=*/false);
+  ASSERT_TRUE(reader.ok());
+  ASSERT_TRUE((*reader)->Read(64, got).ok());
+  EXPECT_EQ(got, Bytes(64, 4));
 }
 
 TEST(ReplicationHook, EpochlessOpsOnAReplicatedRegionAreRefused) {

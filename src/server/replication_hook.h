@@ -35,8 +35,11 @@ class ReplicationHook {
   // A batch forwarded by a primary (EPOCH op with kEpochFlagReplica): Ok when
   // this node is a backup of `region` at exactly `epoch`. Aborted for an
   // older epoch (fencing) or when this node is not a backup of it;
-  // Unavailable when this node does not know `epoch` yet. May block (etcd).
-  virtual Status CheckReplica(std::string_view region, uint64_t epoch) = 0;
+  // Unavailable when this node does not know `epoch` yet. With `may_block`
+  // it may read the placement from etcd; without, it answers from what the
+  // node knows and returns WouldBlock when only etcd could tell (the server
+  // then repeats the call on a flusher thread, with `may_block`).
+  virtual Status CheckReplica(std::string_view region, uint64_t epoch, bool may_block) = 0;
 
   // True when `region` is replicated: ops on it without an EPOCH op are
   // refused (they would bypass replication and fencing). Never blocks.

@@ -77,7 +77,11 @@ bool MayBlock(const Op& op, RegionTable& table) {
       return ref.ok() && (*ref)->durability() == Durability::kPage;
     }
     case Opcode::kEpoch:
-      return true;  // replicated region: checks the epoch (etcd), forwards to backups
+      // A client's batch on a replicated region forwards to the backups (a
+      // replication thread). A primary's forwarded batch is tried on the
+      // worker (ExecuteEpoch without waiting): only a placement the node does
+      // not know yet (etcd) sends it to a flusher.
+      return (op.flags & protocol::kEpochFlagReplica) == 0;
     default:
       return false;
   }
@@ -260,8 +264,9 @@ struct Server::Impl {
   // an EPOCH op needs a cluster node and only data ops on that op's region;
   // a batch without one may not touch a replicated region.
   Status AdmitReplication(std::span<const Op> ops);
-  // EPOCH op of a batch a primary forwarded (kEpochFlagReplica).
-  Status ExecuteEpoch(const Op& op, protocol::ResponseBuilder* out);
+  // EPOCH op of a batch a primary forwarded (kEpochFlagReplica). kNoWait:
+  // WouldBlock (nothing added to `out`) when the check needs etcd.
+  Status ExecuteEpoch(const Op& op, protocol::ResponseBuilder* out, WaitMode wait);
   // A deferred client batch on a replicated region, on a `replicate` thread.
   void RunPrimary(DeferredBatch& d, std::span<const Op> list);
   void WorkerLoop(Worker* w, std::promise<Status>* ready);
@@ -412,7 +417,7 @@ Status Server::Impl::ExecuteOne(Requester requester, const Op& op, uint64_t atte
     case Opcode::kRotateKey:
       return ExecuteSecureAdmin(requester, op, out);
     case Opcode::kEpoch:
-      return ExecuteEpoch(op, out);
+      return ExecuteEpoch(op, out, wait);
     case Opcode::kStat: {
       protocol::NodeStat s;
       s.workers = static_cast<uint32_t>(workers.size());
@@ -566,9 +571,11 @@ size_t Server::Impl::Execute(Requester requester, uint64_t attempt_base, std::sp
   for (size_t i = from; i < list.size(); ++i) {
     if (worker_thread && MayBlock(list[i], *table)) return i;
     const uint64_t attempt = attempt_base + i + 1;
-    const WaitMode wait = worker_thread && TriedWithoutCounterWait(list[i], *table)
-                              ? WaitMode::kNoWait
-                              : WaitMode::kMayWait;
+    const WaitMode wait =
+        worker_thread && (TriedWithoutCounterWait(list[i], *table) ||
+                          list[i].opcode == Opcode::kEpoch)  // a forwarded batch's (MayBlock)
+            ? WaitMode::kNoWait
+            : WaitMode::kMayWait;
     Status s = ExecuteOne(requester, list[i], attempt, out, wait);
     if (wait == WaitMode::kNoWait && s.code() == StatusCode::kWouldBlock) {
       return i;  // nothing was added to `out`; a secure flusher repeats it
@@ -707,14 +714,15 @@ Status Server::Impl::AdmitReplication(std::span<const Op> list) {
   return Status::Ok();
 }
 
-Status Server::Impl::ExecuteEpoch(const Op& op, protocol::ResponseBuilder* out) {
+Status Server::Impl::ExecuteEpoch(const Op& op, protocol::ResponseBuilder* out, WaitMode wait) {
   // Only a batch forwarded by a primary gets here; a client's goes to
   // RunPrimary, which answers its EPOCH op itself.
   if (options.replication == nullptr || (op.flags & protocol::kEpochFlagReplica) == 0) {
     return Status::Internal("epoch op outside a replicated batch");
   }
   COSMOS_ASSIGN_OR_RETURN(RegionRef ref, table->Lookup(op.handle));
-  COSMOS_RETURN_IF_ERROR(options.replication->CheckReplica(ref->region.name(), op.offset));
+  COSMOS_RETURN_IF_ERROR(options.replication->CheckReplica(ref->region.name(), op.offset,
+                                                           wait == WaitMode::kMayWait));
   out->AddOk();
   return Status::Ok();
 }
