@@ -29,3 +29,12 @@ if(TARGET cosmos_sec)
     DEPS cosmos::sec cosmos::common Threads::Threads)
   add_dependencies(kv_remote_test cosmos-kv cosmosd)
 endif()
+# Whole-process power loss: cosmos-kv (file and pool backends) on the FUSE
+# power-cut file system, which drops everything unsynced at the cut.
+if(TARGET cosmos-powercut-fs)
+  cosmos_integration_test(kv_power_cut_test
+    SOURCES ${CMAKE_CURRENT_LIST_DIR}/kv_power_cut_test.cc
+    DEPS cosmos::common Threads::Threads)
+  target_include_directories(kv_power_cut_test PRIVATE ${CMAKE_SOURCE_DIR}/tools/powercut_fs)
+  add_dependencies(kv_power_cut_test cosmos-kv cosmos-powercut-fs)
+endif()
