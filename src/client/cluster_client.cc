@@ -24,6 +24,16 @@ namespace {
 // instead of silently dropping writes the caller never saw flushed.
 constexpr size_t kMaxReplayBytes = 64u << 20;
 
+// Failover (docs/cluster.md "Failure detection and failover"): sessions to
+// the nodes are declared dead after kHeartbeatMs x kMissedHeartbeats of
+// silence (the RPC layer raises that limit on a slow host), the same budget
+// the nodes' failure detector uses; meanwhile the placement is polled every
+// kPlacementPollMs for the new configuration.
+constexpr uint32_t kHeartbeatMs = 20;
+constexpr uint32_t kMissedHeartbeats = 5;
+constexpr uint64_t kPlacementPollMs = 5;
+constexpr uint64_t kSamePrimaryGraceMs = 1000;
+
 // Errors after which the configuration may have changed.
 bool IsFailoverError(const Status& s) {
   return s.code() == StatusCode::kAborted || s.code() == StatusCode::kUnavailable ||
@@ -124,6 +134,13 @@ class ReplicatedRegion final : public Region {
   // After a failover: a new primary (or the same one at a new epoch), with
   // the logged writes replayed. Waits up to the failover timeout.
   Status Reattach(const Status& cause);
+  // The primary stopped answering (not a refusal): polls the placement until
+  // the backups have failed it over (a new epoch or primary) instead of
+  // connecting to a dead node again (a connect to a silent address takes the
+  // RPC layer's full connect timeout). After kSamePrimaryGraceMs without a
+  // change (only this client's path to the primary may have failed) the
+  // caller tries the same primary again.
+  void WaitForNewConfiguration(const std::string& old_primary, uint64_t deadline);
 
   // Idempotent call: repeated on the new configuration after a failover.
   Status Retry(const std::function<Status()>& call) {
@@ -295,6 +312,8 @@ class ClusterClient final : public Client {
       ClientOptions o = options_;
       o.cluster.clear();
       o.server = n.address;
+      o.heartbeat_interval_ms = std::min(o.heartbeat_interval_ms, kHeartbeatMs);
+      o.missed_heartbeats = std::min(o.missed_heartbeats, kMissedHeartbeats);
       COSMOS_ASSIGN_OR_RETURN(auto c, Client::Connect(o));
       Client* raw = c.get();
       nodes_[id] = std::move(c);
@@ -369,6 +388,7 @@ Status ReplicatedRegion::Reattach(const Status& cause) {
   const uint64_t deadline =
       MonotonicNanos() + uint64_t{owner_->options().failover_timeout_ms} * 1'000'000;
   const std::string old_primary = info_.primary;
+  if (cause.code() != StatusCode::kAborted) WaitForNewConfiguration(old_primary, deadline);
   Status last = cause;
   for (;;) {
     inner_.reset();
@@ -392,7 +412,18 @@ Status ReplicatedRegion::Reattach(const Status& cause) {
                                       " ms after: " + cause.message() +
                                       "; last attempt: " + last.ToString());
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    std::this_thread::sleep_for(std::chrono::milliseconds(kPlacementPollMs));
+  }
+}
+
+void ReplicatedRegion::WaitForNewConfiguration(const std::string& old_primary, uint64_t deadline) {
+  const uint64_t grace = std::min(deadline, MonotonicNanos() + kSamePrimaryGraceMs * 1'000'000);
+  while (MonotonicNanos() < grace) {
+    auto vp = owner_->placement().Get(name_);
+    if (vp.ok() && (vp->placement.epoch != info_.epoch || vp->placement.primary != old_primary)) {
+      return;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(kPlacementPollMs));
   }
 }
 

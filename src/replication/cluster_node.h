@@ -33,8 +33,8 @@ struct ClusterNodeOptions {
   // Failure detection of a primary by the backups: RPC heartbeats every
   // `heartbeat_interval`, the primary declared dead after `missed_heartbeats`
   // silent intervals (a session that ends). The etcd lease is the backstop.
-  std::chrono::milliseconds heartbeat_interval{50};
-  uint32_t missed_heartbeats = 8;
+  std::chrono::milliseconds heartbeat_interval{20};
+  uint32_t missed_heartbeats = 5;
 };
 
 // Thread-safety: the ReplicationHook calls may run concurrently on any server
