@@ -7,3 +7,12 @@ if(TARGET cosmos_rpc)
     add_dependencies(rpc_udp_test rpc_echo)
   endif()
 endif()
+
+# Issue 15: a captured secure connect replayed with fresh session fields
+# against a real cosmosd (secure mode) while real secure clients work.
+if(TARGET cosmos_client AND TARGET cosmos_sec AND TARGET cosmosd)
+  cosmos_integration_test(rpc_secure_flood_test
+    SOURCES ${CMAKE_CURRENT_LIST_DIR}/rpc_secure_flood_test.cc
+    DEPS cosmos::client cosmos::sec cosmos::rpc)
+  add_dependencies(rpc_secure_flood_test cosmosd)
+endif()
