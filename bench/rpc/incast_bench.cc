@@ -1,9 +1,11 @@
-// Incast benchmark (issue 15): N client endpoints in one network namespace
-// send 64 KB requests to one server endpoint in another, through a veth link
-// whose client side is shaped with tc tbf (the bottleneck queue), with and
-// without congestion control in the same run (alternating rounds), while a
-// probe endpoint measures the round trip of a 32-byte request. Merges the
-// incast_* rows into rpc.json (bench/rpc/run.sh). Needs root (ip netns, tc).
+// Incast benchmark (issue 15): N client endpoints, each in its own network
+// namespace with its own address, send 64 KB requests to one server endpoint
+// in another namespace through a bridge (a "switch" namespace) whose port
+// towards the server is shaped with tc tbf (the bottleneck queue), with and
+// without congestion control in the same run, while a probe endpoint (its own
+// namespace too) measures the round trip of a 32-byte request. Runs 8 and 32
+// clients by default. Merges the incast_* rows into rpc.json
+// (bench/rpc/run.sh). Needs root (ip netns, tc).
 #include <fcntl.h>
 #include <sched.h>
 #include <unistd.h>
@@ -30,52 +32,78 @@ namespace {
 using namespace cosmos;
 using namespace cosmos::rpc;
 
-constexpr uint16_t kSink = 1;               // answers with 8 bytes
-constexpr uint16_t kProbe = 2;              // echo
-constexpr uint32_t kServerIp = 0x0a4f0001;  // 10.79.0.1
-constexpr uint32_t kClientIp = 0x0a4f0002;  // 10.79.0.2
+constexpr uint16_t kSink = 1;                // answers with 8 bytes
+constexpr uint16_t kProbe = 2;               // echo
+constexpr uint32_t kServerIp = 0x0a4f0001;   // 10.79.0.1
+constexpr uint32_t kProbeIp = 0x0a4f0009;    // 10.79.0.9
+constexpr uint32_t kClientIp0 = 0x0a4f000a;  // client i: 10.79.0.(10 + i)
+constexpr int kMaxClients = 64;
 constexpr uint16_t kServerPort = 9300;
 constexpr size_t kRequestBytes = 64 * 1024;
 constexpr int kInflight = 4;  // requests in flight per client endpoint
 
 bool Sh(const std::string& cmd) { return std::system((cmd + " >/dev/null 2>&1").c_str()) == 0; }
 
-// Two namespaces joined by a veth pair; the client end shaped with tbf.
+std::string Ipv4(uint32_t ip) {
+  return std::to_string(ip >> 24) + "." + std::to_string((ip >> 16) & 0xff) + "." +
+         std::to_string((ip >> 8) & 0xff) + "." + std::to_string(ip & 0xff);
+}
+
+// A switch namespace holding a bridge; the server, the probe and every client
+// in their own namespace, each joined to the bridge by a veth pair. The
+// bridge's port towards the server is shaped with tbf: every client's
+// traffic meets in that one queue, as at a switch port in incast.
 class Topology {
  public:
-  Topology(int rate_mbit, int limit_kb) {
-    const std::string tag = std::to_string(::getpid() % 100000);
-    server_ = "cosincS" + tag;
-    client_ = "cosincC" + tag;
-    const std::string vs = "vins" + tag, vc = "vinc" + tag;
+  Topology(int rate_mbit, int limit_kb, int clients) {
+    tag_ = std::to_string(::getpid() % 100000);
+    switch_ = "cosincW" + tag_;
+    server_ = "cosincS" + tag_;
+    probe_ = "cosincP" + tag_;
+    for (int i = 0; i < clients; ++i)
+      clients_.push_back("cosincC" + std::to_string(i) + "_" + tag_);
     Cleanup();
-    ok_ = Sh("ip netns add " + server_) && Sh("ip netns add " + client_) &&
-          Sh("ip link add " + vs + " type veth peer name " + vc) &&
-          Sh("ip link set " + vs + " netns " + server_) &&
-          Sh("ip link set " + vc + " netns " + client_) &&
-          Sh("ip -n " + server_ + " addr add 10.79.0.1/24 dev " + vs) &&
-          Sh("ip -n " + client_ + " addr add 10.79.0.2/24 dev " + vc) &&
-          Sh("ip -n " + server_ + " link set " + vs + " up") &&
-          Sh("ip -n " + client_ + " link set " + vc + " up") &&
-          Sh("ip -n " + server_ + " link set lo up") && Sh("ip -n " + client_ + " link set lo up");
-    // The bottleneck: client -> server direction. burst 16 KB (about 11
-    // packets at line rate), queue limit `limit_kb`.
+    ok_ = Sh("ip netns add " + switch_) && Sh("ip -n " + switch_ + " link add br0 type bridge") &&
+          Sh("ip -n " + switch_ + " link set br0 up") && Join(server_, "s", kServerIp) &&
+          Join(probe_, "p", kProbeIp);
+    for (int i = 0; ok_ && i < clients; ++i) {
+      ok_ = Join(clients_[i], "c" + std::to_string(i), kClientIp0 + i);
+    }
+    // The bottleneck: the bridge port towards the server. burst 16 KB (about
+    // 11 packets at line rate), queue limit `limit_kb`.
     tbf_ = "tbf rate " + std::to_string(rate_mbit) + "mbit burst 16kb limit " +
            std::to_string(limit_kb) + "kb";
-    ok_ = ok_ && Sh("tc -n " + client_ + " qdisc add dev " + vc + " root " + tbf_);
+    ok_ = ok_ && Sh("tc -n " + switch_ + " qdisc add dev ws" + tag_ + " root " + tbf_);
   }
   ~Topology() { Cleanup(); }
   bool ok() const { return ok_; }
   const std::string& server() const { return server_; }
-  const std::string& client() const { return client_; }
+  const std::string& probe() const { return probe_; }
+  const std::string& client(int i) const { return clients_[i]; }
   const std::string& tbf() const { return tbf_; }
 
  private:
-  void Cleanup() {
-    Sh("ip netns del " + server_);
-    Sh("ip netns del " + client_);
+  // Namespace `ns` with address `ip`, joined to the bridge by veth
+  // "v<short><tag>" (inside) / "w<short><tag>" (bridge port).
+  bool Join(const std::string& ns, const std::string& short_name, uint32_t ip) {
+    const std::string inside = "v" + short_name + tag_, port = "w" + short_name + tag_;
+    return Sh("ip netns add " + ns) &&
+           Sh("ip link add " + inside + " type veth peer name " + port) &&
+           Sh("ip link set " + inside + " netns " + ns) &&
+           Sh("ip link set " + port + " netns " + switch_) &&
+           Sh("ip -n " + switch_ + " link set " + port + " master br0 up") &&
+           Sh("ip -n " + ns + " addr add " + Ipv4(ip) + "/24 dev " + inside) &&
+           Sh("ip -n " + ns + " link set " + inside + " up") &&
+           Sh("ip -n " + ns + " link set lo up");
   }
-  std::string server_, client_, tbf_;
+  void Cleanup() {
+    Sh("ip netns del " + switch_);  // deletes the bridge ports and so every veth pair
+    Sh("ip netns del " + server_);
+    Sh("ip netns del " + probe_);
+    for (const std::string& c : clients_) Sh("ip netns del " + c);
+  }
+  std::string tag_, switch_, server_, probe_, tbf_;
+  std::vector<std::string> clients_;
   bool ok_ = false;
 };
 
@@ -126,14 +154,14 @@ struct ClientStats {
   bool failed = false;
 };
 
-void RunLoadClient(const std::string& netns, bool cc, Phase* phase, ClientStats* out) {
+void RunLoadClient(const std::string& netns, uint32_t ip, bool cc, Phase* phase, ClientStats* out) {
   if (!EnterNetns(netns)) {
     out->failed = true;
     phase->ready.fetch_add(1);
     return;
   }
   Nexus nexus;
-  auto rpc = OpenEndpoint(&nexus, {kClientIp, 0}, cc, /*gso=*/false);
+  auto rpc = OpenEndpoint(&nexus, {ip, 0}, cc, /*gso=*/false);
   if (rpc == nullptr) {
     out->failed = true;
     phase->ready.fetch_add(1);
@@ -189,7 +217,7 @@ void RunProbe(const std::string& netns, bool cc, const std::atomic<bool>& stop,
     return;
   }
   Nexus nexus;
-  auto rpc = OpenEndpoint(&nexus, {kClientIp, 0}, cc, true);
+  auto rpc = OpenEndpoint(&nexus, {kProbeIp, 0}, cc, true);
   if (rpc == nullptr) {
     *failed = true;
     return;
@@ -279,7 +307,7 @@ ModeResult RunMode(const Topology& topo, bool cc, int clients, double idle_s, do
   bool probe_failed = false;
   {
     std::thread probe(
-        [&] { RunProbe(topo.client(), cc, probe_stop, probe_record, &idle_rtt, &probe_failed); });
+        [&] { RunProbe(topo.probe(), cc, probe_stop, probe_record, &idle_rtt, &probe_failed); });
     sleep_s(0.2);
     probe_record = true;
     sleep_s(idle_s);
@@ -292,11 +320,12 @@ ModeResult RunMode(const Topology& topo, bool cc, int clients, double idle_s, do
   std::vector<ClientStats> stats(clients);
   std::vector<std::thread> threads;
   for (int i = 0; i < clients; ++i) {
-    threads.emplace_back([&, i] { RunLoadClient(topo.client(), cc, &phase, &stats[i]); });
+    threads.emplace_back(
+        [&, i] { RunLoadClient(topo.client(i), kClientIp0 + i, cc, &phase, &stats[i]); });
   }
   probe_stop = false;
   std::thread probe(
-      [&] { RunProbe(topo.client(), cc, probe_stop, probe_record, &loaded_rtt, &probe_failed); });
+      [&] { RunProbe(topo.probe(), cc, probe_stop, probe_record, &loaded_rtt, &probe_failed); });
   while (phase.ready.load() < clients) sleep_s(0.01);
   sleep_s(warmup_s);
   phase.measuring = true;
@@ -340,18 +369,43 @@ ModeResult RunMode(const Topology& topo, bool cc, int clients, double idle_s, do
 
 }  // namespace
 
+// The rows of one client count: medians over the rounds, each mode's values.
+struct CountResults {
+  int clients = 0;
+  std::vector<double> goodput[2], retx[2], p99[2], fair[2], idle50[2];
+};
+
+void AddRows(cosmos::bench::BenchReport& report, const CountResults& c, const std::string& suffix) {
+  using cosmos::bench::Median;
+  auto add = [&](const std::string& name, const std::vector<double>* v, const char* unit,
+                 const char* better) {
+    report.AddWithBaseline(name + suffix, Median(v[1]), unit, better, name + suffix + "_without_cc",
+                           Median(v[0]), v[1], v[0]);
+  };
+  add("incast_goodput_ratio", c.goodput, "of shaped rate", "higher");
+  add("incast_retx_ratio", c.retx, "retx/sent", "lower");
+  add("incast_probe_p99_ratio", c.p99, "x idle p99", "lower");
+  add("incast_fairness", c.fair, "Jain", "higher");
+  add("incast_idle_probe_p50_us", c.idle50, "us", "lower");
+}
+
 int main(int argc, char** argv) {
   cosmos::log::Init("warn");
-  CLI::App app{"incast_bench: congestion control under incast on a tbf-shaped veth link"};
+  CLI::App app{"incast_bench: congestion control under incast on a tbf-shaped bridge port"};
   bool quick = false;
   std::string out_dir = "bench/results";
-  int clients = 16;
+  std::vector<int> client_counts = {8, 32};
   int rate_mbit = 200;
   int limit_kb = 256;
   app.add_flag("--quick", quick, "one round per mode, shorter phases");
   app.add_option("--out", out_dir, "directory holding rpc.json (rows are merged)")
       ->capture_default_str();
-  app.add_option("--clients", clients, "client endpoints (8-32)")->capture_default_str();
+  app.add_option("--clients", client_counts,
+                 "client endpoints per run, one namespace and address each (each count is a "
+                 "run; the largest also gives the unsuffixed rows)")
+      ->delimiter(',')
+      ->check(CLI::Range(1, kMaxClients))
+      ->capture_default_str();
   app.add_option("--rate-mbit", rate_mbit, "tbf rate of the bottleneck")->capture_default_str();
   app.add_option("--limit-kb", limit_kb, "tbf queue limit")->capture_default_str();
   uint64_t target_us = 0, flow_scaling_us = 0;
@@ -365,65 +419,64 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "incast_bench: needs root (ip netns, tc); not run\n");
     return 2;
   }
-  Topology topo(rate_mbit, limit_kb);
+  std::sort(client_counts.begin(), client_counts.end());
+  client_counts.erase(std::unique(client_counts.begin(), client_counts.end()), client_counts.end());
+  Topology topo(rate_mbit, limit_kb, client_counts.back());
   if (!topo.ok()) {
-    std::fprintf(stderr, "incast_bench: could not build the namespaces, veth and tbf\n");
+    std::fprintf(stderr, "incast_bench: could not build the namespaces, bridge, veths and tbf\n");
     return 1;
   }
   const int rounds = quick ? 1 : 3;
   const double idle_s = quick ? 1.0 : 2.0, warmup_s = quick ? 1.0 : 2.0,
                measure_s = quick ? 2.0 : 4.0;
   const double shaped = rate_mbit * 1e6 / 8;
-  std::vector<double> goodput[2], retx[2], p99[2], fair[2], idle50[2];
+  std::vector<CountResults> results;
+  for (int clients : client_counts) results.push_back({.clients = clients});
   for (int round = 0; round < rounds; ++round) {
-    for (int cc = 1; cc >= 0; --cc) {
-      std::fprintf(stderr, "incast: round %d/%d, congestion control %s\n", round + 1, rounds,
-                   cc ? "on" : "off");
-      ModeResult m = RunMode(topo, cc == 1, clients, idle_s, warmup_s, measure_s);
-      if (!m.ok) return 1;
-      std::fprintf(stderr,
-                   "  goodput %.1f Mbit/s, retx %.4f, probe idle p50/p99 %.0f/%.0f us, loaded p99 "
-                   "%.0f us, jain %.3f, per client:",
-                   m.goodput_bytes_per_s * 8 / 1e6, m.retx_ratio, m.idle_p50_us, m.idle_p99_us,
-                   m.loaded_p99_us, m.jain);
-      for (double x : m.per_client_mbit) std::fprintf(stderr, " %.1f", x);
-      std::fprintf(stderr, "\n");
-      goodput[cc].push_back(m.goodput_bytes_per_s / shaped);
-      retx[cc].push_back(m.retx_ratio);
-      p99[cc].push_back(m.loaded_p99_us / m.idle_p99_us);
-      fair[cc].push_back(m.jain);
-      idle50[cc].push_back(m.idle_p50_us);
+    for (CountResults& c : results) {
+      for (int cc = 1; cc >= 0; --cc) {
+        std::fprintf(stderr, "incast: round %d/%d, %d clients, congestion control %s\n", round + 1,
+                     rounds, c.clients, cc ? "on" : "off");
+        ModeResult m = RunMode(topo, cc == 1, c.clients, idle_s, warmup_s, measure_s);
+        if (!m.ok) return 1;
+        std::fprintf(stderr,
+                     "  goodput %.1f Mbit/s, retx %.4f, probe idle p50/p99 %.0f/%.0f us, loaded "
+                     "p99 %.0f us, jain %.3f, per client:",
+                     m.goodput_bytes_per_s * 8 / 1e6, m.retx_ratio, m.idle_p50_us, m.idle_p99_us,
+                     m.loaded_p99_us, m.jain);
+        for (double x : m.per_client_mbit) std::fprintf(stderr, " %.1f", x);
+        std::fprintf(stderr, "\n");
+        c.goodput[cc].push_back(m.goodput_bytes_per_s / shaped);
+        c.retx[cc].push_back(m.retx_ratio);
+        c.p99[cc].push_back(m.loaded_p99_us / m.idle_p99_us);
+        c.fair[cc].push_back(m.jain);
+        c.idle50[cc].push_back(m.idle_p50_us);
+      }
     }
   }
-  using cosmos::bench::Median;
   cosmos::bench::BenchReport report("rpc", quick);
-  report.AddWithBaseline("incast_goodput_ratio", Median(goodput[1]), "of shaped rate", "higher",
-                         "incast_goodput_ratio_without_cc", Median(goodput[0]), goodput[1],
-                         goodput[0]);
-  report.AddWithBaseline("incast_retx_ratio", Median(retx[1]), "retx/sent", "lower",
-                         "incast_retx_ratio_without_cc", Median(retx[0]), retx[1], retx[0]);
-  report.AddWithBaseline("incast_probe_p99_ratio", Median(p99[1]), "x idle p99", "lower",
-                         "incast_probe_p99_ratio_without_cc", Median(p99[0]), p99[1], p99[0]);
-  report.AddWithBaseline("incast_fairness", Median(fair[1]), "Jain", "higher",
-                         "incast_fairness_without_cc", Median(fair[0]), fair[1], fair[0]);
-  report.AddWithBaseline("incast_idle_probe_p50_us", Median(idle50[1]), "us", "lower",
-                         "incast_idle_probe_p50_us_without_cc", Median(idle50[0]), idle50[1],
-                         idle50[0]);
-  report.Note("incast: " + std::to_string(clients) +
-              " client endpoints (one thread and UDP socket each, GSO off, adaptive polling) in "
-              "one network namespace, each keeping " +
+  AddRows(report, results.back(), "");
+  std::string counts;
+  for (const CountResults& c : results) {
+    AddRows(report, c, "_c" + std::to_string(c.clients));
+    counts += (counts.empty() ? "" : ", ") + std::to_string(c.clients);
+  }
+  report.Note("incast: " + counts +
+              " client endpoints (one run each; one thread, UDP socket, network namespace and "
+              "address each, GSO off, adaptive polling), each keeping " +
               std::to_string(kInflight) + " x " + std::to_string(kRequestBytes / 1024) +
-              " KB requests in flight to one server endpoint in another namespace; veth pair, "
-              "client side shaped with tc " +
+              " KB requests in flight to one server endpoint in its own namespace; all joined by "
+              "a bridge in a switch namespace whose port towards the server is shaped with tc " +
               topo.tbf() + "; " + std::to_string(rounds) +
               " round(s), each running congestion control on, then off (the baseline); "
-              "medians");
+              "medians; rows _cN are N clients, the unsuffixed rows repeat the largest N (" +
+              std::to_string(results.back().clients) + ")");
   report.Note(
       "incast: goodput = request bytes completed in the " + std::to_string(measure_s) +
       " s window after " + std::to_string(warmup_s) +
       " s of warm-up / shaped rate (the payload share of the wire bytes is ~0.95, so 0.95 is "
       "the ceiling); retx = retransmitted / sent packets of the clients in the window; probe: a "
-      "32-byte request every 500 us from a separate endpoint in the client namespace, p99 "
+      "32-byte request every 500 us from a separate endpoint in its own namespace, p99 "
       "under incast / p99 with the link idle (each measured in its own mode); fairness: Jain "
       "index of per-client goodput; idle_probe_p50: probe RTT on the idle link, congestion "
       "control on vs off (its cost on an idle path)");
