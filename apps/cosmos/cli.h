@@ -97,6 +97,8 @@ std::string RightsName(uint8_t rights);
 void RegisterPoolCommands(CLI::App& app, Context& ctx);
 void RegisterRegionCommands(CLI::App& app, Context& ctx);
 void RegisterKeysCommands(CLI::App& app, Context& ctx);
+// Adds `cluster status|nodes|regions --cluster ETCD` (cluster_cmd.cc).
+void RegisterClusterCommands(CLI::App& app, Context& ctx);
 // Adds `version`: version, git commit, build type, backends, enclave kind.
 void RegisterVersionCommand(CLI::App& app, Context& ctx);
 // Adds `completion bash|zsh`: a completion script generated from `app`'s

@@ -69,6 +69,7 @@ int main(int argc, char** argv) {
   cosmos::cli::RegisterRemoteCommands(app, ctx);
   cosmos::cli::RegisterBenchCommands(app, ctx);
   cosmos::cli::RegisterKeysCommands(app, ctx);
+  cosmos::cli::RegisterClusterCommands(app, ctx);
   cosmos::cli::RegisterVersionCommand(app, ctx);
   cosmos::cli::RegisterCompletionCommand(app, ctx);  // last: it describes the whole tree
 

@@ -11,6 +11,6 @@ endif()
 if(TARGET cosmos_replication AND TARGET cosmos_client)
   cosmos_integration_test(cluster_replication_test
     SOURCES ${CMAKE_CURRENT_LIST_DIR}/cluster_replication_test.cc
-    DEPS cosmos::client cosmos::cluster TIMEOUT 300 SERIAL)
-  add_dependencies(cluster_replication_test cosmosd)
+    DEPS cosmos::client cosmos::cluster nlohmann_json::nlohmann_json TIMEOUT 300 SERIAL)
+  add_dependencies(cluster_replication_test cosmosd cosmos)
 endif()

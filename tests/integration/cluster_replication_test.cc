@@ -3,10 +3,14 @@
 // and fencing of a stale epoch on every replica.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/wait.h>
 
+#include <array>
+#include <cstdio>
 #include <cstring>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 
 #include "client/replica_region.h"
 #include "cluster/membership.h"
@@ -32,6 +36,20 @@ std::vector<std::byte> Pattern(size_t n, uint32_t seed) {
     b = std::byte{static_cast<uint8_t>(x >> 16)};
   }
   return v;
+}
+
+// Runs the cosmos CLI with `args` (single-quoted for the shell); stdout only.
+std::pair<int, std::string> Cosmos(const std::vector<std::string>& args) {
+  std::string cmd = std::string(COSMOS_BINARY_DIR) + "/apps/cosmos/cosmos";
+  for (const auto& a : args) cmd += " '" + a + "'";
+  std::string out;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (p == nullptr) return {-1, out};
+  std::array<char, 4096> buf{};
+  size_t n = 0;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
+  const int st = pclose(p);
+  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
 }
 
 class ClusterReplicationTest : public ::testing::Test {
@@ -321,6 +339,64 @@ TEST_F(ClusterReplicationTest, DeadBackupIsRemovedAndWritesGoOn) {
     ASSERT_TRUE((*copy)->Read(i * 4096, got).ok());
     EXPECT_EQ(got, Pattern(4096, 5 + i)) << "block " << i;
   }
+}
+
+// `cosmos cluster status|regions`: the operator's view follows a failover
+// (epoch, primary, replicas, degraded) and tells a dead node from live ones.
+TEST_F(ClusterReplicationTest, ClusterStatusShowsNodesRegionsAndAFailover) {
+  auto client = Client::Connect(ClusterOptions());
+  ASSERT_TRUE(client.ok()) << client.status().ToString();
+  cosmos::RegionOptions ro;
+  ro.replicas = 3;
+  auto info = (*client)->CreateRegion("shown", 64 << 10, ro);
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  auto [code, out] = Cosmos({"cluster", "status", "--cluster", etcd_.endpoint(), "--json"});
+  ASSERT_EQ(code, 0) << out;
+  auto j = nlohmann::json::parse(out);
+  ASSERT_EQ(j["nodes"].size(), 3u) << out;
+  for (const auto& n : j["nodes"]) {
+    EXPECT_TRUE(n["reachable"].get<bool>()) << out;
+    EXPECT_EQ(n["zone"], "zone-" + n["id"].get<std::string>());
+  }
+  ASSERT_EQ(j["regions"].size(), 1u) << out;
+  EXPECT_EQ(j["regions"][0]["name"], "shown");
+  EXPECT_EQ(j["regions"][0]["epoch"], 1);
+  EXPECT_EQ(j["regions"][0]["primary"], info->primary);
+  EXPECT_EQ(j["regions"][0]["replicas"].size(), 3u);
+  EXPECT_EQ(j["regions"][0]["state"], "ok");
+
+  const std::string victim = info->primary;
+  nodes_.at(victim)->Stop(SIGKILL);
+  ASSERT_TRUE(WaitFor([&] { return Placement("shown").placement.epoch >= 2; }))
+      << "the backups did not fail the primary over";
+  std::tie(code, out) = Cosmos({"cluster", "regions", "--cluster", etcd_.endpoint(), "--json"});
+  ASSERT_EQ(code, 0) << out;
+  j = nlohmann::json::parse(out);
+  ASSERT_EQ(j["regions"].size(), 1u) << out;
+  EXPECT_EQ(j["regions"][0]["epoch"], 2);
+  EXPECT_NE(j["regions"][0]["primary"], victim);
+  EXPECT_EQ(j["regions"][0]["replicas"].size(), 2u);
+  EXPECT_EQ(j["regions"][0]["state"], "degraded");
+  // The killed node is either gone from etcd (lease expired) or listed as
+  // not answering; the two others answer.
+  std::tie(code, out) = Cosmos({"cluster", "status", "--cluster", etcd_.endpoint(), "--json"});
+  ASSERT_EQ(code, 0) << out;
+  j = nlohmann::json::parse(out);
+  int answering = 0;
+  for (const auto& n : j["nodes"]) {
+    if (n["id"] == victim) {
+      EXPECT_FALSE(n["reachable"].get<bool>()) << out;
+    } else {
+      EXPECT_TRUE(n["reachable"].get<bool>()) << out;
+      ++answering;
+    }
+  }
+  EXPECT_EQ(answering, 2) << out;
+  // The human form says the same.
+  std::tie(code, out) = Cosmos({"cluster", "status", "--cluster", etcd_.endpoint()});
+  ASSERT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("degraded"), std::string::npos) << out;
+  EXPECT_NE(out.find("2 of"), std::string::npos) << out;
 }
 
 }  // namespace
