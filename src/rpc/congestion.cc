@@ -53,6 +53,11 @@ void RateController::OnRttSample(uint64_t rtt_ns, uint64_t now_ns) {
   updated_ = true;
 }
 
+void RateController::OnUpperBoundSample(uint64_t rtt_ns, uint64_t now_ns) {
+  if (rtt_ns > target_ns()) return;
+  OnRttSample(rtt_ns, now_ns);
+}
+
 void RateController::OnTimeout(uint64_t now_ns) {
   increases_in_a_row_ = 0;
   rate_ = std::max(options_.min_rate, rate_ * (1.0 - options_.max_decrease));

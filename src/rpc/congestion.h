@@ -54,6 +54,13 @@ class RateController {
   // One round-trip sample: a packet's send to its acknowledgement, taken
   // only from packets that were not retransmitted (Karn).
   void OnRttSample(uint64_t rtt_ns, uint64_t now_ns);
+  // A round trip that includes server work (a request's last packet to its
+  // response): an upper bound of the network delay. At or below the target it
+  // proves the path uncongested and counts as a sample; above it, the server's
+  // time may explain it and it is ignored. Without it a session of
+  // single-packet requests (which give no other samples) could only be cut
+  // (by timeouts) and never climb back.
+  void OnUpperBoundSample(uint64_t rtt_ns, uint64_t now_ns);
   // A retransmission timeout: loss is the strongest congestion signal.
   void OnTimeout(uint64_t now_ns);
 

@@ -73,6 +73,32 @@ TEST(RateController, NeverFallsBelowTheFloorAndClimbsBackToUnlimited) {
   EXPECT_GT(intervals, 100);
 }
 
+// Round trips that include server work (single-packet requests) bound the
+// network delay from above: below the target they prove the path idle and
+// let a session cut by timeouts climb back; above it they say nothing.
+TEST(RateController, UpperBoundSamplesRaiseTheRateOnlyBelowTheTarget) {
+  CongestionOptions o;
+  RateController rc(o);
+  uint64_t now = 0;
+  for (int i = 0; i < 200; ++i) {
+    now += 100'000 * kUs;
+    rc.OnTimeout(now);
+  }
+  ASSERT_EQ(rc.rate(), o.min_rate);
+  for (int i = 0; i < 1000; ++i) {
+    now += 3000 * kUs;
+    rc.OnUpperBoundSample(2000 * kUs, now);  // far above target: maybe server time
+  }
+  EXPECT_EQ(rc.rate(), o.min_rate);
+  int intervals = 0;
+  while (!rc.unlimited()) {
+    now += 60 * kUs;
+    rc.OnUpperBoundSample(55 * kUs, now);
+    ASSERT_LT(++intervals, 100'000);
+  }
+  EXPECT_LT(intervals, 1000);
+}
+
 TEST(Pacer, SendsABurstAtOnceThenSpacesPacketsAtTheRate) {
   Pacer p;
   const double rate = 1e6;  // 1 MB/s: 1000 bytes per ms

@@ -1497,12 +1497,15 @@ void Rpc::HandleClientPacket(Session* s, const ParsedPacket& p, uint64_t now) {
   }
   if (slot.sample_pkt != kNoSample && slot.sample_pkt < slot.num_rx) {
     // The acknowledgement of the last request packet is response packet 0,
-    // which waits for the handler: that sample would count server work as
-    // network delay, so it is dropped.
+    // which waits for the handler: that round trip counts server work as
+    // network delay, so it is only an upper bound (used when below target,
+    // see RateController::OnUpperBoundSample).
     if (slot.sample_pkt + 1 != slot.request_pkts) {
       s->cc.OnRttSample(now - slot.sample_sent_ns, now);
-      ++s->counters.rtt_samples;
+    } else {
+      s->cc.OnUpperBoundSample(now - slot.sample_sent_ns, now);
     }
+    ++s->counters.rtt_samples;
     slot.sample_pkt = kNoSample;
   }
   s->credits = static_cast<uint16_t>(std::min<uint32_t>(s->credits + advanced, s->max_credits));

@@ -32,8 +32,15 @@ constexpr int kUdpIpv4Overhead = 28;  // IPv4 header (no options) + UDP header
 
 class UdpTransport final : public Transport {
  public:
-  UdpTransport(int fd, NetAddress local, bool gso, bool gro, size_t rcvbuf, size_t max_dgram)
-      : fd_(fd), local_(local), gso_(gso), gro_(gro), rcvbuf_(rcvbuf), max_dgram_(max_dgram) {
+  UdpTransport(int fd, NetAddress local, bool gso, bool gro, size_t rcvbuf, size_t max_dgram,
+               bool congestion_control_local)
+      : fd_(fd),
+        local_(local),
+        gso_(gso),
+        gro_(gro),
+        rcvbuf_(rcvbuf),
+        max_dgram_(max_dgram),
+        congestion_control_local_(congestion_control_local) {
     rx_buf_size_ = gro_ ? kGroBufferBytes : max_dgram_;
     rx_storage_.resize(kRecvBatch * rx_buf_size_);
     pending_.reserve(kRecvBatch * kMaxGsoSegments);
@@ -191,6 +198,7 @@ class UdpTransport final : public Transport {
   const TransportStats& stats() const override { return stats_; }
   std::string_view name() const override { return name_; }
   bool congestion_controlled(NetAddress peer) const override {
+    if (congestion_control_local_) return true;
     if ((peer.ip >> 24) == 127) return false;
     // Any address of this host is reached through the loopback device: the
     // source address the kernel picks for it is the address itself.
@@ -281,6 +289,7 @@ class UdpTransport final : public Transport {
   bool gro_;
   size_t rcvbuf_;
   size_t max_dgram_;
+  bool congestion_control_local_;
   size_t rx_buf_size_ = 0;
   std::vector<std::byte> rx_storage_;
   std::vector<RxDatagram> pending_;
@@ -356,7 +365,8 @@ Result<std::unique_ptr<Transport>> OpenUdpTransport(const UdpTransportOptions& o
     gro = ::setsockopt(fd, SOL_UDP, UDP_GRO, &on, sizeof(on)) == 0;
   }
   return std::unique_ptr<Transport>(
-      new UdpTransport(fd, local, gso, gro, static_cast<size_t>(actual), options.max_datagram));
+      new UdpTransport(fd, local, gso, gro, static_cast<size_t>(actual), options.max_datagram,
+                       options.congestion_control_local));
 }
 
 std::string NetAddress::ToString() const {

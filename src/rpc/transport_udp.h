@@ -16,6 +16,11 @@ struct UdpTransportOptions {
   bool enable_gso = true;                 // use UDP_SEGMENT if the kernel supports it
   bool enable_gro = true;                 // use UDP_GRO if the kernel supports it
   size_t max_datagram = 9000;             // largest datagram sent/received (without GRO)
+  // Run congestion control (RpcOptions::congestion) on paths that stay inside
+  // this host too (loopback and own addresses), where it is off by default
+  // (see Transport::congestion_controlled). For measuring its cost on an
+  // idle path (bench/rpc: rtt_32B_cc_*); not for production use.
+  bool congestion_control_local = false;
 };
 
 // Opens a UDP socket bound to `options.bind`. Errors: IoError (socket, bind).
