@@ -294,6 +294,9 @@ Status ClusterNode::Forward(const std::string& node, std::string_view region, ui
     // Blocks at once while a backup works: on a host with fewer cores than
     // busy threads a spinning waiter delays the very backup it waits for.
     co.idle_spin_us = 0;
+    // A forward carries the client's whole batch: ask for jumbo datagrams
+    // (the session uses the smaller of this, the backup's and the path MTU).
+    co.mtu = 8972;
     co.timeout_ms = 2000;
     auto c = Client::Connect(co);
     if (!c.ok()) return drop(c.status());
