@@ -20,3 +20,15 @@ if(TARGET cosmos_server AND TARGET cosmos)
     DEPS cosmos::common nlohmann_json::nlohmann_json)
   add_dependencies(cli_remote_test cosmosd cosmos)
 endif()
+
+# Whole-process power loss: cosmosd's pool on the FUSE power-cut file system
+# (plain and secure regions), power cut after 1, 4, 32 and 160 acknowledged
+# flushes.
+if(TARGET cosmos_server AND TARGET cosmos_client AND TARGET cosmos_sec
+   AND TARGET cosmos-powercut-fs)
+  cosmos_integration_test(rpm_power_cut_test
+    SOURCES ${CMAKE_CURRENT_LIST_DIR}/rpm_power_cut_test.cc
+    DEPS cosmos::client cosmos::sec)
+  target_include_directories(rpm_power_cut_test PRIVATE ${CMAKE_SOURCE_DIR}/tools/powercut_fs)
+  add_dependencies(rpm_power_cut_test cosmosd cosmos-powercut-fs)
+endif()
