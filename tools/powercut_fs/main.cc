@@ -302,6 +302,7 @@ int Main(int argc, char** argv) {
   fuse_args fargs = FUSE_ARGS_INIT(static_cast<int>(cargs.size()), cargs.data());
   const fuse_operations ops = Operations();
   fuse* f = fuse_new(&fargs, &ops, sizeof(ops), fs.get());
+  fuse_opt_free_args(&fargs);  // fuse_new copies what it keeps
   if (f == nullptr) {
     std::fputs("cosmos-powercut-fs: fuse_new failed\n", stderr);
     return 1;
