@@ -3,7 +3,10 @@
 # worktree under /tmp), removes one durability step at a time (a sync
 # skipped, a reply sent before its flush, the tail word written before the
 # records, a directory fsync skipped, a sync of the memory node's plain or
-# secure flush path skipped), and runs the tests that must catch it.
+# secure flush path skipped), and runs the tests that must catch it. The
+# process-* and page/pool mutants are caught by whole-process power-cut
+# tests (cosmos-kv, cosmosd on the FUSE cosmos-powercut-fs; they need root
+# and /dev/fuse, else they skip and the mutant shows as MISSED).
 # Every mutant must make them fail ("caught"); a mutant the tests survive is
 # "MISSED" and the script exits 1. docs/testing.md lists the mutants.
 #
@@ -34,6 +37,14 @@ server-atomic-no-persist | src/server/server.cc | COSMOS_RETURN_IF_ERROR(region.
 secure-store-no-drain | src/server/pmem_untrusted_store.cc | return any ? region_->Drain() : Status::Ok(); | return any ? Status::Ok() : Status::Ok(); | server_power_loss_test | ServerPowerLossTest\.
 secure-commit-no-data-persist | src/sec/protected_region.cc | ++stats.persists;\n      COSMOS_RETURN_IF_ERROR(store->Persist(ranges));\n    }\n    COSMOS_RETURN_IF_ERROR(WriteSlot( | ++stats.persists;\n    }\n    COSMOS_RETURN_IF_ERROR(WriteSlot( | server_power_loss_test | ServerPowerLossTest\.
 secure-commit-no-record-persist | src/sec/protected_region.cc | ++stats.persists;\n    return store->Persist({&r, 1}); | ++stats.persists;\n    (void)r;\n    return Status::Ok(); | server_power_loss_test | ServerPowerLossTest\.
+process-file-no-fdatasync | src/kv/log_device_file.cc | COSMOS_RETURN_IF_ERROR(CheckRange(offset, len));\n  if (::fdatasync(fd_) != 0) return Status::FromErrno(errno, "fdatasync log file " + path_); | COSMOS_RETURN_IF_ERROR(CheckRange(offset, len)); | kv_power_cut_test | ^KvPowerCut\.File
+process-file-create-no-dir-fsync | src/kv/log_device_file.cc | if (Status s = SyncDirectoryOf(path); !s.ok()) { | if (Status s = Status::Ok(); !s.ok()) { | kv_power_cut_test | ^KvPowerCut\.File
+process-pool-flush-no-persist | src/kv/log_device_pool.cc | return region_.Persist(offset, len); | return Status::Ok(); | kv_power_cut_test | ^KvPowerCut\.Pool
+page-mapping-no-msync | src/pmem/mapping_file.cc | if (msync(base() + aligned, end - aligned, MS_SYNC) != 0) { | if ((void)aligned, false) { | kv_power_cut_test | ^KvPowerCut\.Pool
+pool-create-no-dir-fsync | src/pmem/pool.cc | COSMOS_RETURN_IF_ERROR(SyncDirectoryOf(path));  // the new name survives a crash | (void)0; | kv_power_cut_test | ^KvPowerCut\.Pool
+process-server-flush-no-persist | src/server/server.cc | COSMOS_RETURN_IF_ERROR(region.Persist(ranges[0].offset, ranges[0].length)); | (void)0; | rpm_power_cut_test | RpmPowerCut\..*/Plain
+process-secure-store-no-drain | src/server/pmem_untrusted_store.cc | return any ? region_->Drain() : Status::Ok(); | return any ? Status::Ok() : Status::Ok(); | rpm_power_cut_test | RpmPowerCut\..*/Secure
+process-node-page-no-msync | src/pmem/mapping_file.cc | if (msync(base() + aligned, end - aligned, MS_SYNC) != 0) { | if ((void)aligned, false) { | rpm_power_cut_test | RpmPowerCut\.
 EOF
 )
 
