@@ -42,7 +42,8 @@ struct Flags {
 void DefineFlags(CLI::App& app, Flags& f) {
   cosmos::app::AddVersionFlag(app, "cosmosd");
   app.add_option("-c,--config", f.config_path, "TOML config file (docs/operations.md)");
-  app.add_option("--listen", f.listen, "IPv4 address to bind (default 0.0.0.0)");
+  app.add_option("--listen", f.listen,
+                 "IPv4 or IPv6 address to bind (default 0.0.0.0; :: listens on IPv6 and IPv4)");
   app.add_option("-p,--port", f.port, "UDP port of worker 0; worker i uses port+i (0 = ephemeral)")
       ->check(CLI::Range(0, 65535));
   app.add_option("--workers", f.workers, "worker threads, one RPC endpoint each (default 2)")

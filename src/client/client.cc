@@ -438,6 +438,7 @@ Status ClientImpl::Init() {
                                          options_.measurement_file, options_.client_key_file));
   }
   rpc::UdpTransportOptions topts;
+  topts.bind.v6 = addr.v6;  // an IPv6 node: bind [::]:0 (IPv4 any otherwise)
   COSMOS_ASSIGN_OR_RETURN(auto transport, rpc::OpenUdpTransport(topts));
   rpc::RpcOptions ropts;
   ropts.poll_mode = options_.busy_poll ? rpc::PollMode::kBusyPoll : rpc::PollMode::kAdaptive;

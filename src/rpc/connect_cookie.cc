@@ -86,13 +86,23 @@ void CookieJar::MaybeRotate(uint64_t now_ns) {
 
 uint64_t CookieJar::Mac(const std::array<uint64_t, 2>& key, const CookieBinding& b,
                         uint32_t issued) const {
-  std::byte in[18];
-  StoreLE<uint32_t>(in + 0, b.from.ip);
-  StoreLE<uint16_t>(in + 4, b.from.port);
-  StoreLE<uint32_t>(in + 6, b.client_epoch);
-  StoreLE<uint32_t>(in + 10, b.client_session);
-  StoreLE<uint32_t>(in + 14, issued);
-  return SipHash24(key, in);
+  // IPv4: [ip:4][port:2][epoch:4][session:4][issued:4]; IPv6: the same
+  // with the 16 address bytes in front instead of the 4 (the lengths differ,
+  // so a v4 and a v6 binding never share an input).
+  std::byte in[34];
+  size_t n = 0;
+  if (b.from.v6) {
+    std::memcpy(in, b.from.ip6.data(), 16);
+    n = 16;
+  } else {
+    StoreLE<uint32_t>(in, b.from.ip);
+    n = 4;
+  }
+  StoreLE<uint16_t>(in + n, b.from.port);
+  StoreLE<uint32_t>(in + n + 2, b.client_epoch);
+  StoreLE<uint32_t>(in + n + 6, b.client_session);
+  StoreLE<uint32_t>(in + n + 10, issued);
+  return SipHash24(key, std::span<const std::byte>(in, n + 14));
 }
 
 Cookie CookieJar::Make(const CookieBinding& b, uint64_t now_ns) {

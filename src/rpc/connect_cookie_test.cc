@@ -52,6 +52,25 @@ TEST(CookieJar, AcceptsItsCookieForTheSameBindingOnly) {
   EXPECT_FALSE(jar.Verify(b, std::span<const std::byte>(c).first(8), 101 * kSecond));
 }
 
+TEST(CookieJar, BindsIpv6SourcesByTheWholeAddress) {
+  CookieJar jar(4 * kSecond, 30 * kSecond, 100 * kSecond);
+  auto a = NetAddress::Parse("[2001:db8::1]:4000");
+  ASSERT_TRUE(a.ok());
+  const CookieBinding b{*a, 77, 5};
+  const Cookie c = jar.Make(b, 100 * kSecond);
+  EXPECT_TRUE(jar.Verify(b, c, 101 * kSecond));
+  for (size_t i = 0; i < 16; ++i) {
+    CookieBinding other = b;
+    other.from.ip6[i] ^= 1;
+    EXPECT_FALSE(jar.Verify(other, c, 101 * kSecond)) << "byte " << i;
+  }
+  CookieBinding other = b;
+  other.from.port = 4001;
+  EXPECT_FALSE(jar.Verify(other, c, 101 * kSecond));
+  // Not valid for an IPv4 source either.
+  EXPECT_FALSE(jar.Verify({{0x7f000001, 4000}, 77, 5}, c, 101 * kSecond));
+}
+
 TEST(CookieJar, CookiesExpireAndAreNotValidBeforeTheirIssueTime) {
   CookieJar jar(4 * kSecond, 30 * kSecond, 100 * kSecond);
   const CookieBinding b{{0x0a000001, 9}, 1, 2};

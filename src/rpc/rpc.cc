@@ -54,7 +54,7 @@ int CurrentTid() {
 }
 
 uint64_t ConnectKey(NetAddress peer, uint32_t client_epoch, uint32_t client_session) {
-  uint64_t k = (static_cast<uint64_t>(peer.ip) << 16) | peer.port;
+  uint64_t k = (peer.HostKey() << 16) ^ (peer.HostKey() >> 48) ^ peer.port;
   k ^= (static_cast<uint64_t>(client_epoch) << 32 | client_session) * 0x9E3779B97F4A7C15ull;
   return k;
 }
@@ -339,9 +339,9 @@ Result<Rpc::Session*> Rpc::NewSession(bool is_client, NetAddress peer) {
   return sessions_[index].get();
 }
 
-void Rpc::ForgetUnconfirmed(uint32_t ip) {
+void Rpc::ForgetUnconfirmed(uint64_t host) {
   --unconfirmed_sessions_;
-  auto it = unconfirmed_by_ip_.find(ip);
+  auto it = unconfirmed_by_ip_.find(host);
   if (it != unconfirmed_by_ip_.end() && --it->second == 0) unconfirmed_by_ip_.erase(it);
 }
 
@@ -357,7 +357,7 @@ void Rpc::FreeSession(Session* s) {
   if (!s->is_client) {
     auto it = server_by_client_.find(s->connect_key);
     if (it != server_by_client_.end() && it->second == s->id) server_by_client_.erase(it);
-    if (!s->confirmed) ForgetUnconfirmed(s->peer.ip);
+    if (!s->confirmed) ForgetUnconfirmed(s->peer.HostKey());
   }
   live_indexes_.erase(std::find(live_indexes_.begin(), live_indexes_.end(), index));
   free_indexes_.push_back(index);
@@ -965,7 +965,7 @@ void Rpc::HandleConnectRequest(const RxDatagram& d, const ParsedPacket& p, uint6
   // Per-source and total limits on sessions that have not confirmed yet: a
   // replayed or scripted connect flood from addresses that do receive gets
   // this many sessions and no receive budget.
-  auto per_ip = unconfirmed_by_ip_.find(d.from.ip);
+  auto per_ip = unconfirmed_by_ip_.find(d.from.HostKey());
   if (unconfirmed_sessions_ >= options_.max_unconfirmed_sessions ||
       (per_ip != unconfirmed_by_ip_.end() && per_ip->second >= options_.max_unconfirmed_per_ip)) {
     ++counters_.connects_limited;
@@ -1002,7 +1002,7 @@ void Rpc::HandleConnectRequest(const RxDatagram& d, const ParsedPacket& p, uint6
   s->credits = credits;
   s->confirmed = false;  // no budget charged yet
   ++unconfirmed_sessions_;
-  ++unconfirmed_by_ip_[d.from.ip];
+  ++unconfirmed_by_ip_[d.from.HostKey()];
   s->peer_max_msg = b.max_msg_size;
   s->last_rx_ns = now;
   s->connect_key = key;
@@ -1231,7 +1231,7 @@ bool Rpc::ConfirmSession(Session* s) {
     ResetSession(s, StatusCode::kResourceExhausted);
     return false;
   }
-  ForgetUnconfirmed(s->peer.ip);
+  ForgetUnconfirmed(s->peer.HostKey());
   s->confirmed = true;
   ChargeReceiveBudget(s, s->max_credits, s->mtu);
   ++counters_.sessions_confirmed;

@@ -317,7 +317,7 @@ class Rpc {
   Result<Session*> NewSession(bool is_client, NetAddress peer);
   void FreeSession(Session* s);
   // Bookkeeping of a server session from `ip` that leaves the unconfirmed state.
-  void ForgetUnconfirmed(uint32_t ip);
+  void ForgetUnconfirmed(uint64_t host);  // NetAddress::HostKey()
   // Sets the receive-buffer bytes charged to `s` to what `credits` packets
   // of `mtu` bytes may occupy, adjusting receive_budget_in_use_.
   void ChargeReceiveBudget(Session* s, size_t credits, size_t mtu);
@@ -395,7 +395,8 @@ class Rpc {
   std::unordered_map<uint64_t, SessionId> server_by_client_;  // connect dedup
   std::unique_ptr<CookieJar> cookies_;
   uint32_t unconfirmed_sessions_ = 0;
-  std::unordered_map<uint32_t, uint32_t> unconfirmed_by_ip_;  // source IP -> unconfirmed sessions
+  // Source host (NetAddress::HostKey) -> unconfirmed sessions.
+  std::unordered_map<uint64_t, uint32_t> unconfirmed_by_ip_;
   // Socket receive-buffer bytes the sessions may fill: the sum over sessions
   // of credits x session MTU x the kernel's overhead factor (see Sessions in
   // docs/rpc.md). Counted at the negotiated MTU, so a session on a narrower

@@ -6,6 +6,7 @@
 
 #include <netinet/in.h>
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -16,18 +17,39 @@
 
 namespace cosmos::rpc {
 
-// An IPv4 address and UDP port (host byte order). The in-memory transport
-// uses the same shape with made-up addresses.
+// A UDP endpoint address: IPv4 (`ip`, host byte order) or, when `v6`, IPv6
+// (`ip6`, network byte order; `ip` is 0), and a port (host byte order). The
+// in-memory transport uses the IPv4 shape with made-up addresses. An IPv4
+// peer reached through a dual-stack IPv6 socket is an IPv4 address here (the
+// v4-mapped form never appears).
 struct NetAddress {
   uint32_t ip = 0;
   uint16_t port = 0;
+  bool v6 = false;
+  std::array<uint8_t, 16> ip6{};
   friend bool operator==(const NetAddress&, const NetAddress&) = default;
-  // "a.b.c.d:port".
+  // "a.b.c.d:port" or "[v6]:port".
   std::string ToString() const;
-  // Parses "a.b.c.d:port" (or "host:port" for "localhost"). InvalidArgument on bad text.
+  // Parses "a.b.c.d:port", "[v6]:port", "v6:port" (the last colon starts the
+  // port) or "localhost:port". InvalidArgument on bad text.
   static Result<NetAddress> Parse(std::string_view text);
+  // The IPv6 address `bytes` (network order) and `port`; a v4-mapped
+  // address (::ffff:a.b.c.d) becomes the IPv4 address.
+  static NetAddress Ipv6(const std::array<uint8_t, 16>& bytes, uint16_t port);
+  // REQUIRES: !v6.
   sockaddr_in ToSockaddr() const;
   static NetAddress FromSockaddr(const sockaddr_in& sa);
+  // Either family, for a socket of `family` (AF_INET or AF_INET6): an IPv4
+  // address on an AF_INET6 socket is written v4-mapped. Returns the length,
+  // or 0 if an IPv6 address was asked for on an AF_INET socket.
+  socklen_t ToSockaddr(int family, sockaddr_storage* out) const;
+  // AF_INET or AF_INET6 (v4-mapped becomes IPv4).
+  static NetAddress FromSockaddr(const sockaddr_storage& sa);
+  // 64 bits identifying the host part (the port left out), e.g. for
+  // per-source limits: the IPv4 address itself, or a fold of the IPv6 one.
+  uint64_t HostKey() const;
+  // 127.0.0.0/8 or ::1.
+  bool IsLoopback() const;
 };
 
 // One datagram to send: `data` followed by the optional `tail` (so a header

@@ -230,5 +230,85 @@ TEST(NetAddress, ParsesAndPrints) {
   EXPECT_FALSE(NetAddress::Parse("10.1.2.3:99999").ok());
 }
 
+TEST(NetAddress, ParsesAndPrintsIpv6) {
+  auto a = NetAddress::Parse("[::1]:7410");
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_TRUE(a->v6);
+  EXPECT_EQ(a->port, 7410);
+  EXPECT_TRUE(a->IsLoopback());
+  EXPECT_EQ(a->ToString(), "[::1]:7410");
+  // Without brackets the last colon starts the port (cosmosd builds
+  // listen + ":" + port).
+  auto b = NetAddress::Parse(":::7410");
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_TRUE(b->v6);
+  EXPECT_EQ(b->ToString(), "[::]:7410");
+  EXPECT_EQ(NetAddress::Parse("fe80::1:2:80")->ToString(), "[fe80::1:2]:80");
+  // A v4-mapped address is the IPv4 address.
+  auto m = NetAddress::Parse("[::ffff:10.1.2.3]:9");
+  ASSERT_TRUE(m.ok());
+  EXPECT_FALSE(m->v6);
+  EXPECT_EQ(*m, (NetAddress{0x0a010203, 9}));
+  EXPECT_FALSE(NetAddress::Parse("[::1]").ok());
+  EXPECT_FALSE(NetAddress::Parse("[::g]:1").ok());
+  // Distinct host keys for v4 and v6, equal for the same host on two ports.
+  EXPECT_NE(a->HostKey(), (NetAddress{0x7f000001, 7410}).HostKey());
+  NetAddress other_port = *a;
+  other_port.port = 1;
+  EXPECT_EQ(a->HostKey(), other_port.HostKey());
+  // Socket address round trips, including v4 on an IPv6 socket (v4-mapped).
+  sockaddr_storage ss;
+  ASSERT_EQ(a->ToSockaddr(AF_INET6, &ss), sizeof(sockaddr_in6));
+  EXPECT_EQ(NetAddress::FromSockaddr(ss), *a);
+  EXPECT_EQ(a->ToSockaddr(AF_INET, &ss), 0u);
+  ASSERT_EQ(m->ToSockaddr(AF_INET6, &ss), sizeof(sockaddr_in6));
+  EXPECT_EQ(NetAddress::FromSockaddr(ss), *m);
+}
+
+// A datagram over ::1, and an IPv4 peer of a dual-stack socket bound to ::,
+// seen as its IPv4 address. Skipped where the host has no IPv6 loopback.
+TEST(UdpTransport, CarriesIpv6AndDualStackDatagrams) {
+  auto any6 = NetAddress::Parse("[::]:0");
+  auto loop6 = NetAddress::Parse("[::1]:0");
+  ASSERT_TRUE(any6.ok() && loop6.ok());
+  auto server = OpenUdpTransport({.bind = *any6});
+  if (!server.ok()) GTEST_SKIP() << "no IPv6 socket: " << server.status();
+  auto c6 = OpenUdpTransport({.bind = *loop6});
+  if (!c6.ok()) GTEST_SKIP() << "no IPv6 loopback: " << c6.status();
+  auto c4 = OpenUdpTransport({.bind = {0x7f000001, 0}});
+  ASSERT_TRUE(c4.ok());
+  NetAddress to6 = *loop6;
+  to6.port = (*server)->local_address().port;
+  const NetAddress to4{0x7f000001, to6.port};
+  for (auto* client : {c6->get(), c4->get()}) {
+    const std::byte msg[3] = {std::byte{1}, std::byte{2}, std::byte{3}};
+    const NetAddress to = client == c6->get() ? to6 : to4;
+    TxDatagram d{to, msg, 3};
+    ASSERT_EQ(client->SendBurst({&d, 1}), 1u) << to.ToString();
+    RxDatagram rx[4];
+    size_t n = 0;
+    for (int i = 0; i < 2000 && n == 0; ++i) {
+      n = (*server)->RecvBurst(rx);
+      if (n == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    ASSERT_EQ(n, 1u) << to.ToString();
+    EXPECT_EQ(rx[0].len, 3u);
+    NetAddress want = client->local_address();
+    EXPECT_EQ(rx[0].from, want) << rx[0].from.ToString() << " vs " << want.ToString();
+    // And the answer back to the address as received.
+    TxDatagram back{rx[0].from, msg, 3};
+    ASSERT_EQ((*server)->SendBurst({&back, 1}), 1u);
+    RxDatagram got[4];
+    size_t m = 0;
+    for (int i = 0; i < 2000 && m == 0; ++i) {
+      m = client->RecvBurst(got);
+      if (m == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    EXPECT_EQ(m, 1u);
+  }
+  EXPECT_LE((*server)->PathMtu(to6), (*server)->max_datagram_size());
+  EXPECT_FALSE((*server)->congestion_controlled(to6)) << "::1 stays inside the host";
+}
+
 }  // namespace
 }  // namespace cosmos::rpc

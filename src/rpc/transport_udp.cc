@@ -29,12 +29,14 @@ constexpr size_t kMaxGsoSegments = 64;
 constexpr size_t kMaxGsoBytes = 65000;
 constexpr size_t kGroBufferBytes = 65536;
 constexpr int kUdpIpv4Overhead = 28;  // IPv4 header (no options) + UDP header
+constexpr int kUdpIpv6Overhead = 48;  // IPv6 header (no extensions) + UDP header
 
 class UdpTransport final : public Transport {
  public:
-  UdpTransport(int fd, NetAddress local, bool gso, bool gro, size_t rcvbuf, size_t max_dgram,
-               bool congestion_control_local)
+  UdpTransport(int fd, int family, NetAddress local, bool gso, bool gro, size_t rcvbuf,
+               size_t max_dgram, bool congestion_control_local)
       : fd_(fd),
+        family_(family),
         local_(local),
         gso_(gso),
         gro_(gro),
@@ -53,11 +55,13 @@ class UdpTransport final : public Transport {
   size_t SendBurst(std::span<const TxDatagram> batch) override {
     if (batch.size() == 1 && batch[0].tail_len == 0) {
       // One small datagram (the latency path): plain sendto is the cheapest syscall.
-      const sockaddr_in to = batch[0].to.ToSockaddr();
-      ssize_t r;
+      sockaddr_storage to;
+      const socklen_t to_len = batch[0].to.ToSockaddr(family_, &to);
+      ssize_t r = -1;
       do {
-        r = ::sendto(fd_, batch[0].data, batch[0].len, MSG_DONTWAIT,
-                     reinterpret_cast<const sockaddr*>(&to), sizeof(to));
+        r = to_len == 0 ? -1
+                        : ::sendto(fd_, batch[0].data, batch[0].len, MSG_DONTWAIT,
+                                   reinterpret_cast<const sockaddr*>(&to), to_len);
       } while (r < 0 && errno == EINTR);
       if (r < 0) {
         ++stats_.send_errors;
@@ -71,7 +75,7 @@ class UdpTransport final : public Transport {
     while (i < batch.size()) {
       // Build up to kSendBatch messages, each one datagram or one GSO run.
       mmsghdr msgs[kSendBatch];
-      sockaddr_in addrs[kSendBatch];
+      sockaddr_storage addrs[kSendBatch];
       size_t counts[kSendBatch];
       size_t iov_counts[kSendBatch];
       size_t nmsg = 0;
@@ -112,11 +116,11 @@ class UdpTransport final : public Transport {
           if (d.tail_len) add(d.tail, d.tail_len);
         }
         iovs = v - iov_used;
-        addrs[nmsg] = first.to.ToSockaddr();
         mmsghdr& m = msgs[nmsg];
         std::memset(&m, 0, sizeof(m));
         m.msg_hdr.msg_name = &addrs[nmsg];
-        m.msg_hdr.msg_namelen = sizeof(sockaddr_in);
+        // (0 for an IPv6 peer on an IPv4 socket: the kernel refuses the send.)
+        m.msg_hdr.msg_namelen = first.to.ToSockaddr(family_, &addrs[nmsg]);
         m.msg_hdr.msg_iovlen = iovs;
         counts[nmsg] = run;
         iov_counts[nmsg] = iovs;
@@ -184,32 +188,39 @@ class UdpTransport final : public Transport {
   size_t PathMtu(NetAddress peer) const override {
     // The kernel reports the route MTU only for a connected socket; a
     // throwaway one asks without touching the endpoint's socket.
-    int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    const int family = peer.v6 ? AF_INET6 : AF_INET;
+    const int overhead = peer.v6 ? kUdpIpv6Overhead : kUdpIpv4Overhead;
+    int fd = ::socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return max_dgram_;
     int mtu = 0;
     socklen_t len = sizeof(mtu);
-    const sockaddr_in sa = peer.ToSockaddr();
-    const bool ok = ::connect(fd, reinterpret_cast<const sockaddr*>(&sa), sizeof(sa)) == 0 &&
-                    ::getsockopt(fd, IPPROTO_IP, IP_MTU, &mtu, &len) == 0 && mtu > kUdpIpv4Overhead;
+    sockaddr_storage sa;
+    const socklen_t sl = peer.ToSockaddr(family, &sa);
+    const bool ok = ::connect(fd, reinterpret_cast<const sockaddr*>(&sa), sl) == 0 &&
+                    (peer.v6 ? ::getsockopt(fd, IPPROTO_IPV6, IPV6_MTU, &mtu, &len)
+                             : ::getsockopt(fd, IPPROTO_IP, IP_MTU, &mtu, &len)) == 0 &&
+                    mtu > overhead;
     ::close(fd);
     if (!ok) return max_dgram_;  // no route now: the send itself will report it
-    return std::min(max_dgram_, static_cast<size_t>(mtu - kUdpIpv4Overhead));
+    return std::min(max_dgram_, static_cast<size_t>(mtu - overhead));
   }
   const TransportStats& stats() const override { return stats_; }
   std::string_view name() const override { return name_; }
   bool congestion_controlled(NetAddress peer) const override {
     if (congestion_control_local_) return true;
-    if ((peer.ip >> 24) == 127) return false;
+    if (peer.IsLoopback()) return false;
     // Any address of this host is reached through the loopback device: the
     // source address the kernel picks for it is the address itself.
-    int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    const int family = peer.v6 ? AF_INET6 : AF_INET;
+    int fd = ::socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return true;
-    const sockaddr_in sa = peer.ToSockaddr();
-    sockaddr_in src{};
+    sockaddr_storage sa;
+    const socklen_t sl = peer.ToSockaddr(family, &sa);
+    sockaddr_storage src{};
     socklen_t len = sizeof(src);
-    const bool local = ::connect(fd, reinterpret_cast<const sockaddr*>(&sa), sizeof(sa)) == 0 &&
+    const bool local = ::connect(fd, reinterpret_cast<const sockaddr*>(&sa), sl) == 0 &&
                        ::getsockname(fd, reinterpret_cast<sockaddr*>(&src), &len) == 0 &&
-                       NetAddress::FromSockaddr(src).ip == peer.ip;
+                       NetAddress::FromSockaddr(src).HostKey() == peer.HostKey();
     ::close(fd);
     return !local;
   }
@@ -223,7 +234,7 @@ class UdpTransport final : public Transport {
       rx_iov_[k].iov_len = rx_buf_size_;
       msghdr& h = rx_msgs_[k].msg_hdr;
       h.msg_name = &rx_addrs_[k];
-      h.msg_namelen = sizeof(sockaddr_in);
+      h.msg_namelen = sizeof(sockaddr_storage);
       h.msg_iov = &rx_iov_[k];
       h.msg_iovlen = 1;
       h.msg_control = gro_ ? rx_cmsgs_[k] : nullptr;
@@ -237,7 +248,7 @@ class UdpTransport final : public Transport {
     rx_dirty_ = 0;
     mmsghdr* msgs = rx_msgs_;
     iovec* iov = rx_iov_;
-    sockaddr_in* addrs = rx_addrs_;
+    sockaddr_storage* addrs = rx_addrs_;
     // recvmmsg returning one datagram has already tried for a second and
     // found the queue empty: on a request/response path that extra attempt
     // is paid on every packet by both peers. After an empty or single
@@ -284,6 +295,7 @@ class UdpTransport final : public Transport {
   }
 
   int fd_;
+  int family_;  // AF_INET, or AF_INET6 (dual-stack: IPv4 peers v4-mapped)
   NetAddress local_;
   bool gso_;
   bool gro_;
@@ -298,7 +310,7 @@ class UdpTransport final : public Transport {
   alignas(cmsghdr) char cmsg_[kSendBatch][CMSG_SPACE(sizeof(uint16_t))];
   mmsghdr rx_msgs_[kRecvBatch] = {};
   iovec rx_iov_[kRecvBatch] = {};
-  sockaddr_in rx_addrs_[kRecvBatch] = {};
+  sockaddr_storage rx_addrs_[kRecvBatch] = {};
   alignas(cmsghdr) char rx_cmsgs_[kRecvBatch][CMSG_SPACE(sizeof(int))] = {};
   size_t rx_dirty_ = kRecvBatch;  // headers to reset before the next recvmmsg
   bool expect_more_ = false;      // the last receive suggests a backlog: use recvmmsg
@@ -309,7 +321,10 @@ class UdpTransport final : public Transport {
 }  // namespace
 
 Result<std::unique_ptr<Transport>> OpenUdpTransport(const UdpTransportOptions& options) {
-  int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  // An IPv6 bind address opens a dual-stack IPv6 socket (IPv4 peers too,
+  // v4-mapped; "::" listens on both); an IPv4 one an IPv4 socket.
+  const int family = options.bind.v6 ? AF_INET6 : AF_INET;
+  int fd = ::socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return Status::FromErrno(errno, "udp transport: socket");
   auto fail = [fd](const char* what) {
     Status s = Status::FromErrno(errno, what);
@@ -332,12 +347,24 @@ Result<std::unique_ptr<Transport>> OpenUdpTransport(const UdpTransportOptions& o
   // Never fragment: datagrams go out with DF set, and one larger than the
   // known path MTU fails to send instead of being split into IP fragments.
   // Sessions size their packets to PathMtu() so this does not happen.
+  // (On an IPv6 socket the IPv4 option covers its v4-mapped traffic.)
   int pmtu = IP_PMTUDISC_DO;
   if (::setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &pmtu, sizeof(pmtu)) != 0) {
     return fail("udp transport: IP_MTU_DISCOVER");
   }
-  sockaddr_in sa = options.bind.ToSockaddr();
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0) {
+  if (family == AF_INET6) {
+    int pmtu6 = IPV6_PMTUDISC_DO;
+    if (::setsockopt(fd, IPPROTO_IPV6, IPV6_MTU_DISCOVER, &pmtu6, sizeof(pmtu6)) != 0) {
+      return fail("udp transport: IPV6_MTU_DISCOVER");
+    }
+    int off = 0;
+    if (::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof(off)) != 0) {
+      return fail("udp transport: IPV6_V6ONLY");
+    }
+  }
+  sockaddr_storage sa;
+  const socklen_t bind_len = options.bind.ToSockaddr(family, &sa);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&sa), bind_len) != 0) {
     return fail(("udp transport: bind " + options.bind.ToString()).c_str());
   }
   socklen_t sl = sizeof(sa);
@@ -365,11 +392,16 @@ Result<std::unique_ptr<Transport>> OpenUdpTransport(const UdpTransportOptions& o
     gro = ::setsockopt(fd, SOL_UDP, UDP_GRO, &on, sizeof(on)) == 0;
   }
   return std::unique_ptr<Transport>(
-      new UdpTransport(fd, local, gso, gro, static_cast<size_t>(actual), options.max_datagram,
-                       options.congestion_control_local));
+      new UdpTransport(fd, family, local, gso, gro, static_cast<size_t>(actual),
+                       options.max_datagram, options.congestion_control_local));
 }
 
 std::string NetAddress::ToString() const {
+  if (v6) {
+    char buf[INET6_ADDRSTRLEN] = {};
+    ::inet_ntop(AF_INET6, ip6.data(), buf, sizeof(buf));
+    return "[" + std::string(buf) + "]:" + std::to_string(port);
+  }
   char buf[INET_ADDRSTRLEN] = {};
   in_addr a{htonl(ip)};
   ::inet_ntop(AF_INET, &a, buf, sizeof(buf));
@@ -383,17 +415,39 @@ Result<NetAddress> NetAddress::Parse(std::string_view text) {
   }
   std::string host(text.substr(0, colon));
   std::string port(text.substr(colon + 1));
-  if (host == "localhost") host = "127.0.0.1";
-  in_addr a{};
-  if (::inet_pton(AF_INET, host.c_str(), &a) != 1) {
-    return Status::InvalidArgument("address '" + std::string(text) + "': bad IPv4 address");
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
   }
+  if (host == "localhost") host = "127.0.0.1";
   char* end = nullptr;
   long p = std::strtol(port.c_str(), &end, 10);
   if (port.empty() || *end != '\0' || p < 0 || p > 65535) {
     return Status::InvalidArgument("address '" + std::string(text) + "': bad port");
   }
-  return NetAddress{ntohl(a.s_addr), static_cast<uint16_t>(p)};
+  in_addr a{};
+  if (::inet_pton(AF_INET, host.c_str(), &a) == 1) {
+    return NetAddress{ntohl(a.s_addr), static_cast<uint16_t>(p)};
+  }
+  std::array<uint8_t, 16> a6{};
+  if (::inet_pton(AF_INET6, host.c_str(), a6.data()) == 1) {
+    return Ipv6(a6, static_cast<uint16_t>(p));
+  }
+  return Status::InvalidArgument("address '" + std::string(text) +
+                                 "': bad IPv4 or IPv6 address (IPv6 as [addr]:port)");
+}
+
+NetAddress NetAddress::Ipv6(const std::array<uint8_t, 16>& bytes, uint16_t port) {
+  static constexpr uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  if (std::memcmp(bytes.data(), kMapped, sizeof(kMapped)) == 0) {
+    uint32_t v4 = 0;
+    std::memcpy(&v4, bytes.data() + 12, 4);
+    return NetAddress{ntohl(v4), port};
+  }
+  NetAddress a;
+  a.port = port;
+  a.v6 = true;
+  a.ip6 = bytes;
+  return a;
 }
 
 sockaddr_in NetAddress::ToSockaddr() const {
@@ -406,6 +460,57 @@ sockaddr_in NetAddress::ToSockaddr() const {
 
 NetAddress NetAddress::FromSockaddr(const sockaddr_in& sa) {
   return NetAddress{ntohl(sa.sin_addr.s_addr), ntohs(sa.sin_port)};
+}
+
+socklen_t NetAddress::ToSockaddr(int family, sockaddr_storage* out) const {
+  std::memset(out, 0, sizeof(*out));
+  if (family == AF_INET) {
+    if (v6) return 0;
+    const sockaddr_in sa = ToSockaddr();
+    std::memcpy(out, &sa, sizeof(sa));
+    return sizeof(sa);
+  }
+  sockaddr_in6 sa{};
+  sa.sin6_family = AF_INET6;
+  sa.sin6_port = htons(port);
+  if (v6) {
+    std::memcpy(&sa.sin6_addr, ip6.data(), 16);
+  } else {  // v4-mapped ::ffff:a.b.c.d
+    sa.sin6_addr.s6_addr[10] = 0xff;
+    sa.sin6_addr.s6_addr[11] = 0xff;
+    const uint32_t v4 = htonl(ip);
+    std::memcpy(&sa.sin6_addr.s6_addr[12], &v4, 4);
+  }
+  std::memcpy(out, &sa, sizeof(sa));
+  return sizeof(sa);
+}
+
+NetAddress NetAddress::FromSockaddr(const sockaddr_storage& sa) {
+  if (sa.ss_family == AF_INET6) {
+    sockaddr_in6 s6;
+    std::memcpy(&s6, &sa, sizeof(s6));
+    std::array<uint8_t, 16> bytes;
+    std::memcpy(bytes.data(), &s6.sin6_addr, 16);
+    return Ipv6(bytes, ntohs(s6.sin6_port));
+  }
+  sockaddr_in s4;
+  std::memcpy(&s4, &sa, sizeof(s4));
+  return FromSockaddr(s4);
+}
+
+uint64_t NetAddress::HostKey() const {
+  if (!v6) return ip;
+  uint64_t hi = 0, lo = 0;
+  std::memcpy(&hi, ip6.data(), 8);
+  std::memcpy(&lo, ip6.data() + 8, 8);
+  // Never equal to an IPv4 key (those fit in 32 bits).
+  return (hi * 0x9e3779b97f4a7c15ull ^ lo) | (1ull << 63);
+}
+
+bool NetAddress::IsLoopback() const {
+  if (!v6) return (ip >> 24) == 127;
+  static constexpr std::array<uint8_t, 16> kLoop = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+  return ip6 == kLoop;
 }
 
 }  // namespace cosmos::rpc

@@ -341,9 +341,12 @@ Result<PoolSpec> ParsePoolFlag(const std::string& text) {
 
 Status ValidateStartConfig(const DaemonConfig& cfg) {
   in_addr addr{};
-  if (inet_pton(AF_INET, cfg.server.listen_ip.c_str(), &addr) != 1) {
-    return Status::InvalidArgument("server.listen: '" + cfg.server.listen_ip +
-                                   "' is not an IPv4 address (e.g. 0.0.0.0 or 10.0.0.5)");
+  in6_addr addr6{};
+  if (inet_pton(AF_INET, cfg.server.listen_ip.c_str(), &addr) != 1 &&
+      inet_pton(AF_INET6, cfg.server.listen_ip.c_str(), &addr6) != 1) {
+    return Status::InvalidArgument(
+        "server.listen: '" + cfg.server.listen_ip +
+        "' is not an IPv4 or IPv6 address (e.g. 0.0.0.0, 10.0.0.5, :: or ::1)");
   }
   if (cfg.server.port != 0 && uint32_t{cfg.server.port} + cfg.server.workers > 65536) {
     return Status::InvalidArgument(

@@ -16,3 +16,11 @@ if(TARGET cosmos_client AND TARGET cosmos_sec AND TARGET cosmosd)
     DEPS cosmos::client cosmos::sec cosmos::rpc)
   add_dependencies(rpc_secure_flood_test cosmosd)
 endif()
+
+# Issue 15: cosmosd --listen :: (dual stack) with IPv6 and IPv4 clients.
+if(TARGET cosmos_client AND TARGET cosmos_sec AND TARGET cosmosd)
+  cosmos_integration_test(rpc_ipv6_daemon_test
+    SOURCES ${CMAKE_CURRENT_LIST_DIR}/rpc_ipv6_daemon_test.cc
+    DEPS cosmos::client cosmos::sec)
+  add_dependencies(rpc_ipv6_daemon_test cosmosd)
+endif()

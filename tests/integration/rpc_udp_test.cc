@@ -313,6 +313,38 @@ TEST(RpcUdp, ClientDetectsServerRestartAndReconnects) {
   EXPECT_TRUE(echo_once(*again).ok());
 }
 
+// IPv6 (issue 15): a server listening on "::" (dual stack) serves a client
+// on ::1 and a client on 127.0.0.1; connect cookies are bound to each
+// client's own address. Skipped where the host has no IPv6 loopback.
+TEST(RpcUdp, DualStackServerServesIpv6AndIpv4Clients) {
+  auto any6 = NetAddress::Parse("[::]:0");
+  auto loop6 = NetAddress::Parse("[::1]:0");
+  ASSERT_TRUE(any6.ok() && loop6.ok());
+  {
+    auto probe = OpenUdpTransport({.bind = *loop6});
+    if (!probe.ok()) GTEST_SKIP() << "no IPv6 loopback: " << probe.status();
+  }
+  EchoServer server(*any6);
+  ASSERT_FALSE(server.failed());
+  NetAddress to6 = *loop6;
+  to6.port = server.address().port;
+  const NetAddress to4{kLoopback, to6.port};
+  ClientResult r6 = RunClient(to6, 200, {32, 3000, 20000}, 1, *loop6);
+  ClientResult r4 = RunClient(to4, 200, {32, 3000, 20000}, 1'000'000);
+  ASSERT_TRUE(r6.connect_status.ok()) << r6.connect_status;
+  ASSERT_TRUE(r4.connect_status.ok()) << r4.connect_status;
+  EXPECT_EQ(r6.ok, 200u);
+  EXPECT_EQ(r4.ok, 200u);
+  // The IPv6 path MTU: the loopback's, less 48 header bytes, capped by the
+  // client's mtu option (1472 by default).
+  EXPECT_GT(r6.session_mtu, 0u);
+  server.Stop();
+  const EndpointCounters& c = server.counters();
+  EXPECT_EQ(c.cookies_sent, 2u) << "one cookie round trip per client";
+  EXPECT_EQ(c.sessions_confirmed, 2u);
+  EXPECT_EQ(c.handlers_run, 400u);
+}
+
 // ---------------------------------------------------------------- connect floods
 
 // One connect request datagram (header + body + `extra` payload bytes).
