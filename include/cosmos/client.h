@@ -82,6 +82,10 @@ struct ClientOptions {
   // session. The cluster client uses shorter values (docs/cluster.md).
   uint32_t heartbeat_interval_ms = 100;
   uint32_t missed_heartbeats = 10;
+  // Upper bound of that raised limit. The RPC layer also counts time the
+  // application spent outside the client (between calls) as delay, so an
+  // application idle for seconds would otherwise get a limit of up to 10 s.
+  uint32_t max_dead_peer_ms = 10000;
   // Cluster mode (docs/cluster.md): comma-separated etcd endpoints
   // ("127.0.0.1:2379,http://h:2379"). The client then finds every region's
   // replicas, primary and epoch in etcd, talks to the primary, and after a

@@ -443,9 +443,12 @@ Status ClientImpl::Init() {
   rpc::RpcOptions ropts;
   ropts.poll_mode = options_.busy_poll ? rpc::PollMode::kBusyPoll : rpc::PollMode::kAdaptive;
   ropts.adaptive_spin_ns = uint64_t{options_.idle_spin_us} * 1000;
-  if (options_.heartbeat_interval_ms == 0 || options_.missed_heartbeats == 0) {
-    return Status::InvalidArgument("heartbeat_interval_ms and missed_heartbeats must be >= 1");
+  if (options_.heartbeat_interval_ms == 0 || options_.missed_heartbeats == 0 ||
+      options_.max_dead_peer_ms == 0) {
+    return Status::InvalidArgument(
+        "heartbeat_interval_ms, missed_heartbeats and max_dead_peer_ms must be >= 1");
   }
+  ropts.max_dead_peer_ns = uint64_t{options_.max_dead_peer_ms} * 1'000'000;
   ropts.heartbeat_interval_ns = uint64_t{options_.heartbeat_interval_ms} * 1'000'000;
   ropts.max_missed_heartbeats = options_.missed_heartbeats;
   ropts.mtu = options_.mtu;

@@ -31,6 +31,12 @@ constexpr size_t kMaxReplayBytes = 64u << 20;
 // kPlacementPollMs for the new configuration.
 constexpr uint32_t kHeartbeatMs = 20;
 constexpr uint32_t kMissedHeartbeats = 5;
+// The RPC layer raises the silence limit to 8x the delays it saw, including
+// the application's pauses between calls; a client idle for a few seconds
+// would then wait up to 10 s for a dead primary. A wrong guess here costs
+// only a re-read of the placement and a reconnect (the nodes decide
+// failovers, with their own detector).
+constexpr uint32_t kMaxDeadPeerMs = 500;
 constexpr uint64_t kPlacementPollMs = 5;
 constexpr uint64_t kSamePrimaryGraceMs = 1000;
 
@@ -314,6 +320,7 @@ class ClusterClient final : public Client {
       o.server = n.address;
       o.heartbeat_interval_ms = std::min(o.heartbeat_interval_ms, kHeartbeatMs);
       o.missed_heartbeats = std::min(o.missed_heartbeats, kMissedHeartbeats);
+      o.max_dead_peer_ms = std::min(o.max_dead_peer_ms, kMaxDeadPeerMs);
       COSMOS_ASSIGN_OR_RETURN(auto c, Client::Connect(o));
       Client* raw = c.get();
       nodes_[id] = std::move(c);
