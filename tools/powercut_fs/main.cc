@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <climits>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -157,6 +158,14 @@ int Write(const char* path, const char* buf, size_t size, off_t off, fuse_file_i
       Fs()->Cut();
       return static_cast<int>(size);
     }
+    // "cut-at-sync N": the Nth sync from now is replaced by the cut.
+    if (cmd.rfind("cut-at-sync ", 0) == 0) {
+      char* end = nullptr;
+      const unsigned long long n = std::strtoull(cmd.c_str() + 12, &end, 10);
+      if (end == cmd.c_str() + 12 || (*end != '\0' && *end != '\n')) return -EINVAL;
+      Fs()->CutAtSync(n);
+      return static_cast<int>(size);
+    }
     return -EINVAL;
   }
   auto node = NodeOf(path, fi);
@@ -256,7 +265,9 @@ BACKING_DIR at MOUNTPOINT, but BACKING_DIR only ever holds what was synced:
     directory they touched (in order: every earlier change is committed too).
 Everything else stays in this process's memory. Writing "cut" to
 MOUNTPOINT/.powercut is the power cut: all of it is dropped and every later
-operation fails with EIO. Unmount (umount MOUNTPOINT) and mount again over
+operation fails with EIO. Writing "cut-at-sync N" arms the cut at the
+Nth fsync (file or directory) from then on: that sync does not happen and
+fails with EIO (0 disarms). Unmount (umount MOUNTPOINT) and mount again over
 BACKING_DIR to "reboot". Reading MOUNTPOINT/.powercut gives counters.
 Stopping this process without a cut drops the unsynced state too.
 Runs in the foreground, single-threaded; needs /dev/fuse and root (or fusermount3).

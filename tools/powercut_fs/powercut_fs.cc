@@ -427,7 +427,7 @@ int PowercutFs::ReadDir(const Node& dir, std::vector<std::string>* names) {
 
 int PowercutFs::Fsync(Node& node) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (cut_) return -EIO;
+  if (cut_ || CutHere()) return -EIO;
   ++stats_.fsyncs;
   if (node.is_dir) return 0;
   struct stat st {};
@@ -476,7 +476,7 @@ int PowercutFs::Commit(const DirOp& op) {
 
 int PowercutFs::FsyncDir(Node& dir) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (cut_) return -EIO;
+  if (cut_ || CutHere()) return -EIO;
   ++stats_.dir_fsyncs;
   size_t end = 0;
   for (size_t i = 0; i < journal_.size(); ++i) {
@@ -515,6 +515,21 @@ uint64_t PowercutFs::PendingBytes() const {
 
 void PowercutFs::Cut() {
   std::lock_guard<std::mutex> lock(mu_);
+  CutLocked();
+}
+
+void PowercutFs::CutAtSync(uint64_t n) {
+  std::lock_guard<std::mutex> lock(mu_);
+  cut_at_sync_ = n;
+}
+
+bool PowercutFs::CutHere() {
+  if (cut_at_sync_ == 0 || --cut_at_sync_ != 0) return false;
+  CutLocked();
+  return true;
+}
+
+void PowercutFs::CutLocked() {
   if (cut_) return;
   stats_.dropped_bytes = PendingBytes();
   stats_.dropped_dir_ops = journal_.size();
@@ -544,7 +559,8 @@ std::string PowercutFs::StatsText() {
     << "pending_bytes " << (cut_ ? 0 : PendingBytes()) << "\n"
     << "pending_dir_ops " << journal_.size() << "\n"
     << "dropped_bytes " << stats_.dropped_bytes << "\n"
-    << "dropped_dir_ops " << stats_.dropped_dir_ops << "\n";
+    << "dropped_dir_ops " << stats_.dropped_dir_ops << "\n"
+    << "cut_at_sync " << cut_at_sync_ << "\n";
   return o.str();
 }
 

@@ -89,6 +89,10 @@ class PowercutFs {
   // the dropped data, so the mount must not be used again: unmount it and
   // mount a new instance over the backing directory).
   void Cut();
+  // Arms a cut at a sync: the `n`th fsync (of a file or a directory) from
+  // now does not happen; the power is cut instead and it fails with EIO.
+  // n = 0 disarms. Lets a test cut at every sync point of a process.
+  void CutAtSync(uint64_t n);
   bool cut() const { return cut_; }
   // Human-readable counters, one "name value" per line.
   std::string StatsText();
@@ -112,6 +116,9 @@ class PowercutFs {
   void ReadDurable(Node& node, char* out, size_t len, uint64_t offset);
   int Commit(const DirOp& op);
   uint64_t PendingBytes() const;
+  void CutLocked();
+  // True (and the power cut) when this sync is the armed one.
+  bool CutHere();
 
   std::mutex mu_;
   const std::string backing_;
@@ -121,6 +128,7 @@ class PowercutFs {
   std::vector<DirOp> journal_;
   uint64_t next_ino_ = 2;
   bool cut_ = false;
+  uint64_t cut_at_sync_ = 0;  // syncs until the armed cut; 0: none armed
   Stats stats_;
 };
 

@@ -267,5 +267,21 @@ TEST_F(PowercutFsTest, EveryOperationFailsAfterTheCut) {
   EXPECT_EQ(ReadFile(at("f")), "old");
 }
 
+TEST_F(PowercutFsTest, CutAtSyncReplacesTheArmedSyncByTheCut) {
+  DurableFile("f", "old");
+  ASSERT_TRUE(mount_->CutAtSync(2));
+  const int fd = open(at("f").c_str(), O_RDWR | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(pwrite(fd, "one", 3, 0), 3);
+  ASSERT_EQ(fsync(fd), 0);  // sync 1 happens
+  ASSERT_EQ(pwrite(fd, "two", 3, 0), 3);
+  EXPECT_EQ(fsync(fd), -1);  // sync 2 is the cut
+  EXPECT_EQ(errno, EIO);
+  close(fd);
+  EXPECT_EQ(mount_->Stat("state"), 1);
+  Remount(/*cut=*/false);
+  EXPECT_EQ(ReadFile(at("f")), "one");
+}
+
 }  // namespace
 }  // namespace cosmos::powercut

@@ -96,6 +96,9 @@ class PowercutMount {
   // The power cut: every unsynced byte and name change is dropped, and the
   // mount fails every later operation with EIO.
   bool Cut() { return Control("cut"); }
+  // Arms the cut at the `n`th fsync (of a file or a directory) from now:
+  // that sync fails with EIO and everything unsynced is dropped.
+  bool CutAtSync(uint64_t n) { return Control("cut-at-sync " + std::to_string(n)); }
 
   // The counters of the control file as text ("name value" lines).
   std::string StatsText() const {
