@@ -1,5 +1,5 @@
 // What a blocking command (BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BZPOPMIN,
-// BZPOPMAX) leaves for the RESP server when it found nothing to serve: the
+// BZPOPMAX, BLMPOP, BZMPOP) leaves for the RESP server when it found nothing to serve: the
 // keys it waits on, its timeout, and the command to run again once one of
 // the keys receives a value of the wanted type.
 #pragma once

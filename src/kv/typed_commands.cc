@@ -337,6 +337,46 @@ void BlockOrTimeOut(TypedCtx& c, std::vector<std::string> keys, ValueType type, 
   c.block->timeout_ms = timeout_ms;
 }
 
+bool ParseMultiPopArgs(TypedCtx& c, size_t numkeys_index, std::string_view first,
+                       std::string_view second, MultiPopArgs* out) {
+  int64_t numkeys;
+  if (!ParseInt64(c.args[numkeys_index], &numkeys) || numkeys < 1) {
+    AppendError(c.out, "ERR numkeys should be greater than 0");
+    return false;
+  }
+  // The end's index must be inside args (checked before adding, so a huge
+  // numkeys cannot overflow).
+  if (static_cast<uint64_t>(numkeys) >= c.args.size() - numkeys_index - 1) {
+    AppendError(c.out, kSyntax);
+    return false;
+  }
+  const size_t end_index = numkeys_index + static_cast<size_t>(numkeys) + 1;
+  if (EqualsIgnoreCase(c.args[end_index], first)) {
+    out->second = false;
+  } else if (EqualsIgnoreCase(c.args[end_index], second)) {
+    out->second = true;
+  } else {
+    AppendError(c.out, kSyntax);
+    return false;
+  }
+  bool has_count = false;
+  for (size_t i = end_index + 1; i < c.args.size(); ++i) {
+    if (!has_count && EqualsIgnoreCase(c.args[i], "count") && i + 1 < c.args.size()) {
+      if (!ParseInt64(c.args[++i], &out->count) || out->count < 1) {
+        AppendError(c.out, "ERR count should be greater than 0");
+        return false;
+      }
+      has_count = true;
+    } else {
+      AppendError(c.out, kSyntax);
+      return false;
+    }
+  }
+  out->first_key = numkeys_index + 1;
+  out->numkeys = static_cast<size_t>(numkeys);
+  return true;
+}
+
 void AppendArityError(TypedCtx& c) {
   AppendError(c.out, "ERR wrong number of arguments for '" + Lower(c.args[0]) + "' command");
 }

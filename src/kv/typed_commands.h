@@ -217,6 +217,19 @@ void BlockOrTimeOut(TypedCtx& c, std::vector<std::string> keys, ValueType type, 
                     bool null_array);
 // Appends "ERR wrong number of arguments for '<name>' command".
 void AppendArityError(TypedCtx& c);
+// LMPOP/BLMPOP/ZMPOP/BZMPOP arguments from args[numkeys_index] on:
+// numkeys key [key ...] <end> [COUNT count], where <end> is `first` (LEFT,
+// MIN) or `second` (RIGHT, MAX), any case.
+struct MultiPopArgs {
+  size_t first_key = 0;  // index of the first key in args
+  size_t numkeys = 0;
+  bool second = false;  // the end named `second` was chosen
+  int64_t count = 1;    // at least 1
+};
+// False after appending Redis 7.0's error (its order of checks: numkeys,
+// the end, COUNT).
+[[nodiscard]] bool ParseMultiPopArgs(TypedCtx& c, size_t numkeys_index, std::string_view first,
+                                     std::string_view second, MultiPopArgs* out);
 // The cursor/MATCH/COUNT arguments of HSCAN/SSCAN/ZSCAN (from args[2]).
 struct ScanArgs {
   uint64_t cursor = 0;

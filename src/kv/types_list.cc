@@ -1,6 +1,6 @@
 // List commands (LPUSH, RPUSH, LPUSHX, RPUSHX, LPOP, RPOP, LLEN, LRANGE,
-// LINDEX, LSET, LREM, LTRIM, LINSERT, LMOVE, RPOPLPUSH, LPOS) and the
-// blocking BLPOP, BRPOP, BLMOVE, BRPOPLPUSH with Redis's replies and error
+// LINDEX, LSET, LREM, LTRIM, LINSERT, LMOVE, RPOPLPUSH, LPOS, LMPOP) and the
+// blocking BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP with Redis's replies and error
 // texts. A blocking command that finds nothing parks itself (BlockOrTimeOut);
 // the RESP server runs it again when a key it waits on receives a list.
 #include <algorithm>
@@ -443,6 +443,52 @@ uint64_t BLMove(TypedCtx& c) {
 
 uint64_t BRPopLPush(TypedCtx& c) { return BlockingMove(c, false, true, 3); }
 
+// LMPOP numkeys key [key ...] LEFT|RIGHT [COUNT count] and BLMPOP timeout
+// numkeys ...: pops up to count elements from the first list among the keys
+// (reply [key, [element, ...]]); none: nil, or BLMPOP blocks.
+uint64_t MultiPopImpl(TypedCtx& c, bool blocking) {
+  MultiPopArgs a;
+  if (!ParseMultiPopArgs(c, blocking ? 2 : 1, "left", "right", &a)) return 0;
+  int64_t timeout_ms = 0;
+  if (blocking && !ParseBlockTimeout(c, 1, &timeout_ms)) return 0;
+  std::vector<std::string> keys;
+  for (size_t i = a.first_key; i < a.first_key + a.numkeys; ++i) {
+    Loaded<ListValue> l;
+    if (!LoadList(c, c.args[i], &l)) return 0;
+    if (!l.found) {
+      keys.emplace_back(c.args[i]);
+      continue;
+    }
+    const size_t n = std::min<uint64_t>(static_cast<uint64_t>(a.count), l.value.size());
+    std::string reply;
+    AppendArrayHeader(&reply, 2);
+    AppendBulk(&reply, c.args[i]);
+    AppendArrayHeader(&reply, static_cast<int64_t>(n));
+    for (size_t k = 0; k < n; ++k) {
+      if (a.second) {
+        AppendBulk(&reply, l.value.back());
+        l.value.PopBack();
+      } else {
+        AppendBulk(&reply, l.value.front());
+        l.value.PopFront();
+      }
+    }
+    uint64_t seq;
+    if (!SaveList(c, c.args[i], l, &seq)) return 0;
+    c.out->append(reply);
+    return seq;
+  }
+  if (!blocking) {
+    c.out->append("*-1\r\n");
+    return ReadSeq(c);
+  }
+  BlockOrTimeOut(c, std::move(keys), ValueType::kList, timeout_ms, /*null_array=*/true);
+  return ReadSeq(c);
+}
+
+uint64_t LMPop(TypedCtx& c) { return MultiPopImpl(c, false); }
+uint64_t BLMPop(TypedCtx& c) { return MultiPopImpl(c, true); }
+
 constexpr TypedCommand kListCommands[] = {
     {"lpush", -3, &LPush, true},        {"rpush", -3, &RPush, true},
     {"lpushx", -3, &LPushX, true},      {"rpushx", -3, &RPushX, true},
@@ -454,6 +500,7 @@ constexpr TypedCommand kListCommands[] = {
     {"rpoplpush", 3, &RPopLPush, true}, {"lpos", -3, &LPos, false},
     {"blpop", -3, &BLPop, true},        {"brpop", -3, &BRPop, true},
     {"blmove", 6, &BLMove, true},       {"brpoplpush", 4, &BRPopLPush, true},
+    {"lmpop", -4, &LMPop, true},        {"blmpop", -5, &BLMPop, true},
 };
 
 }  // namespace

@@ -1,7 +1,7 @@
 // Sorted-set commands (ZADD with NX/XX/GT/LT/CH/INCR, ZRANGE with
 // BYSCORE/BYLEX/REV/LIMIT/WITHSCORES, ZRANGEBYSCORE, ZREVRANGEBYSCORE,
 // ZRANGEBYLEX, ZREVRANGEBYLEX, ZREVRANGE, ZRANK, ZREVRANK, ZSCORE, ZMSCORE,
-// ZINCRBY, ZREM, ZCARD, ZCOUNT, ZLEXCOUNT, ZPOPMIN, ZPOPMAX, ZREMRANGEBYRANK,
+// ZINCRBY, ZREM, ZCARD, ZCOUNT, ZLEXCOUNT, ZPOPMIN, ZPOPMAX, ZMPOP, BZMPOP, ZREMRANGEBYRANK,
 // ZREMRANGEBYSCORE, ZSCAN, ZUNION/ZINTER/ZDIFF and their STORE forms) with
 // Redis's replies and error texts.
 #include <algorithm>
@@ -547,6 +547,51 @@ uint64_t BlockingPopImpl(TypedCtx& c, bool max) {
 uint64_t BZPopMin(TypedCtx& c) { return BlockingPopImpl(c, false); }
 uint64_t BZPopMax(TypedCtx& c) { return BlockingPopImpl(c, true); }
 
+// ZMPOP numkeys key [key ...] MIN|MAX [COUNT count] and BZMPOP timeout
+// numkeys ...: pops up to count members from the first sorted set among the
+// keys (reply [key, [[member, score], ...]]); none: nil, or BZMPOP blocks.
+uint64_t MultiPopImpl(TypedCtx& c, bool blocking) {
+  MultiPopArgs a;
+  if (!ParseMultiPopArgs(c, blocking ? 2 : 1, "min", "max", &a)) return 0;
+  int64_t timeout_ms = 0;
+  if (blocking && !ParseBlockTimeout(c, 1, &timeout_ms)) return 0;
+  std::vector<std::string> keys;
+  for (size_t i = a.first_key; i < a.first_key + a.numkeys; ++i) {
+    Loaded<ZSetValue> z;
+    if (!LoadZSet(c, c.args[i], &z)) return 0;
+    if (!z.found || z.value.size() == 0) {
+      keys.emplace_back(c.args[i]);
+      continue;
+    }
+    std::vector<Element> popped;
+    while (popped.size() < static_cast<uint64_t>(a.count) && z.value.size() > 0) {
+      const Element e = a.second ? *z.value.ordered().rbegin() : *z.value.ordered().begin();
+      z.value.Erase(e.second);
+      popped.push_back(e);
+    }
+    uint64_t seq;
+    if (!SaveZSet(c, c.args[i], z, &seq)) return 0;
+    AppendArrayHeader(c.out, 2);
+    AppendBulk(c.out, c.args[i]);
+    AppendArrayHeader(c.out, static_cast<int64_t>(popped.size()));
+    for (const Element& e : popped) {
+      AppendArrayHeader(c.out, 2);
+      AppendBulk(c.out, e.second);
+      AppendBulk(c.out, FormatDouble(e.first));
+    }
+    return seq;
+  }
+  if (!blocking) {
+    c.out->append("*-1\r\n");
+    return ReadSeq(c);
+  }
+  BlockOrTimeOut(c, std::move(keys), ValueType::kZSet, timeout_ms, /*null_array=*/true);
+  return ReadSeq(c);
+}
+
+uint64_t ZMPop(TypedCtx& c) { return MultiPopImpl(c, false); }
+uint64_t BZMPop(TypedCtx& c) { return MultiPopImpl(c, true); }
+
 // ---- ZUNION / ZINTER / ZDIFF and their STORE forms ----
 
 enum class Combine { kUnion, kInter, kDiff };
@@ -750,6 +795,8 @@ constexpr TypedCommand kZSetCommands[] = {
     {"zpopmax", -2, &ZPopMax, true},
     {"bzpopmin", -3, &BZPopMin, true},
     {"bzpopmax", -3, &BZPopMax, true},
+    {"zmpop", -4, &ZMPop, true},
+    {"bzmpop", -5, &BZMPop, true},
     {"zscan", -3, &ZScan, false},
     {"zunion", -3, &ZUnion, false},
     {"zinter", -3, &ZInter, false},

@@ -783,6 +783,71 @@ TEST_F(RedisDiff, WatchSeesOtherClientsWrites) {
   Compare(Script({"EXEC", "GET k"}));
 }
 
+// LMPOP/BLMPOP and ZMPOP/BZMPOP: argument errors in Redis's order, the
+// first non-empty key, COUNT, WRONGTYPE, nil, and the blocking forms that
+// do not wait (data present, a short timeout, inside MULTI).
+TEST_F(RedisDiff, MultiKeyPops) {
+  Compare(Script({
+      "FLUSHALL",
+      "RPUSH l1 a b c d",
+      "RPUSH l2 x",
+      "SET s v",
+      "ZADD z1 1 a 2 b 3 c",
+      "ZADD z2 1.5 q",
+      "LMPOP 2 nokey l1 LEFT",
+      "LMPOP 2 nokey l1 RIGHT COUNT 2",
+      "LMPOP 1 l1 left count 10",
+      "EXISTS l1",
+      "LMPOP 2 l1 l2 LEFT",
+      "LMPOP 1 nokey LEFT",
+      "LMPOP 2 s l2 LEFT",
+      "LMPOP 0 l2 LEFT",
+      "LMPOP -1 l2 LEFT",
+      "LMPOP x l2 LEFT",
+      "LMPOP 3 l2 LEFT",
+      "LMPOP 99999999999999999 l2 LEFT",
+      "LMPOP 1 l2 UP",
+      "LMPOP 1 l2 LEFT COUNT 0",
+      "LMPOP 1 l2 LEFT COUNT x",
+      "LMPOP 1 l2 LEFT COUNT 1 COUNT 1",
+      "LMPOP 1 l2 LEFT BOGUS",
+      "LMPOP 1 l2 LEFT COUNT",
+      "LMPOP 1 l2",
+      "RPUSH l2 x y z",
+      "BLMPOP 0.01 1 nokey LEFT",
+      "BLMPOP 0 2 nokey l2 LEFT",
+      "BLMPOP -1 1 l2 LEFT",
+      "BLMPOP x 1 l2 LEFT",
+      "BLMPOP x 1 l2 UP",
+      "BLMPOP 0 1 s LEFT",
+      "ZMPOP 2 nokey z1 MIN",
+      "ZMPOP 2 nokey z1 MAX COUNT 2",
+      "ZMPOP 2 z1 z2 min count 5",
+      "ZMPOP 1 z1 MIN",
+      "ZMPOP 2 s z2 MIN",
+      "ZMPOP 0 z2 MIN",
+      "ZMPOP 1 z2 LEFT",
+      "ZMPOP 1 z2 MIN COUNT -1",
+      "ZMPOP 2 z2 MIN",
+      "ZADD z2 1 q 2 r",
+      "BZMPOP 0.01 1 nokey MIN",
+      "BZMPOP 0 2 nokey z2 MAX",
+      "BZMPOP -1 1 z2 MAX",
+      "BZMPOP 0 1 s MAX",
+      "ZADD z3 1 a",
+      "MULTI",
+      "BLMPOP 0 1 nokey LEFT",
+      "BZMPOP 0 1 nokey MIN",
+      "BZMPOP 0 1 z3 MIN",
+      "LMPOP 1",
+      "EXEC",
+      "MULTI",
+      "BLMPOP 0 1 nokey LEFT",
+      "BZMPOP 0 1 nokey MIN",
+      "EXEC",
+  }));
+}
+
 // Blocking list and sorted-set commands: the forms that do not wait (data
 // present, errors, WRONGTYPE, a short timeout, inside MULTI), then a client
 // parked on both servers and served by another client's push.
@@ -846,6 +911,8 @@ TEST_F(RedisDiff, BlockingCommands) {
       {Words("BLMOVE w3 d RIGHT LEFT 0"), Words("RPUSH w3 e1 e2")},
       {Words("BZPOPMIN w2 0"), Words("ZADD w2 7 m 8 n")},
       {Words("BRPOP w4 5"), Words("LPUSH w4 a b")},
+      {Words("BLMPOP 0 2 w5 w6 RIGHT COUNT 2"), Words("RPUSH w6 a b c")},
+      {Words("BZMPOP 5 2 w7 w8 MAX COUNT 5"), Words("ZADD w8 1 a 2 b")},
   };
   for (const auto& [waiter, push] : rounds) {
     ASSERT_TRUE(redis_client_->SendRaw(RespClient::Encode(waiter)));
@@ -1243,6 +1310,13 @@ TEST_F(RedisDiff, Resp3Replies) {
       "LPOP nokey 2",
       "LPOS l c",
       "LRANGE l 0 -1",
+      "RPUSH l2 a b",
+      "LMPOP 1 l2 LEFT COUNT 5",
+      "LMPOP 1 l2 LEFT",
+      "ZADD z4 1 a 2.5 b",
+      "ZMPOP 1 z4 MAX COUNT 5",
+      "ZMPOP 1 z4 MAX",
+      "BZMPOP 0.01 1 z4 MAX",
       "SET str hello",
       "LCS str str",
       "LCS str str IDX",
