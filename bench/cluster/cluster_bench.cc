@@ -242,7 +242,7 @@ int main(int argc, char** argv) {
     // A client per round that works without pauses until the kill: the RPC
     // layer counts an application's pauses between calls (here: the node
     // restarts between rounds) as delay and raises its silence limit for
-    // ~10 s (capped at 500 ms for the cluster client's sessions).
+    // ~10 s (capped at 250 ms for the cluster client's sessions).
     auto fo_client = Must(Client::Connect(cluster.ClusterOptions()), "connect (failover)");
     Must(fo_client->CreateRegion(name, 1 << 20, r3o), "create failover region");
     auto region = Must(fo_client->OpenRegion(name), "open failover region");

@@ -36,9 +36,9 @@ constexpr uint32_t kMissedHeartbeats = 5;
 // would then wait up to 10 s for a dead primary. A wrong guess here costs
 // only a re-read of the placement and a reconnect (the nodes decide
 // failovers, with their own detector).
-constexpr uint32_t kMaxDeadPeerMs = 500;
+constexpr uint32_t kMaxDeadPeerMs = 250;
 constexpr uint64_t kPlacementPollMs = 5;
-constexpr uint64_t kSamePrimaryGraceMs = 1000;
+constexpr uint64_t kSamePrimaryGraceMs = 500;
 
 // Errors after which the configuration may have changed.
 bool IsFailoverError(const Status& s) {
