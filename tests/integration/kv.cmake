@@ -38,3 +38,20 @@ if(TARGET cosmos-powercut-fs)
   target_include_directories(kv_power_cut_test PRIVATE ${CMAKE_SOURCE_DIR}/tools/powercut_fs)
   add_dependencies(kv_power_cut_test cosmos-kv cosmos-powercut-fs)
 endif()
+# Differential test through a real client library: python3-redis drives a
+# redis-server and cosmos-kv with the same calls (data types, expiry,
+# pipelines, transactions, pub/sub, blocking pops). Debian's python3-redis
+# is installed for /usr/bin/python3 (a pyenv or venv python3 earlier on PATH
+# would not see it), so that one is preferred. Skips (77) without
+# python3-redis or redis-server.
+find_program(COSMOS_SYSTEM_PYTHON3 python3 PATHS /usr/bin NO_DEFAULT_PATH)
+if(NOT COSMOS_SYSTEM_PYTHON3)
+  find_program(COSMOS_SYSTEM_PYTHON3 python3)
+endif()
+if(COSMOS_SYSTEM_PYTHON3)
+  add_test(NAME kv_pyredis_diff_test
+    COMMAND ${COSMOS_SYSTEM_PYTHON3} ${CMAKE_CURRENT_LIST_DIR}/kv_pyredis_diff_test.py
+            $<TARGET_FILE:cosmos-kv>)
+  set_tests_properties(kv_pyredis_diff_test PROPERTIES
+    LABELS integration SKIP_RETURN_CODE 77 TIMEOUT 600)
+endif()
