@@ -81,6 +81,20 @@ std::unique_ptr<Client> ConnectTo(const Node& node, size_t batch_bytes = 8192, s
   return std::move(*c);
 }
 
+TEST(Client, ZeroFailureDetectionOptionsAreRefused) {
+  auto node = StartNode("dram");
+  for (int which = 0; which < 3; ++which) {
+    ClientOptions o;
+    o.server = node->address();
+    if (which == 0) o.heartbeat_interval_ms = 0;
+    if (which == 1) o.missed_heartbeats = 0;
+    if (which == 2) o.max_dead_peer_ms = 0;
+    auto c = Client::Connect(o);
+    ASSERT_FALSE(c.ok()) << which;
+    EXPECT_EQ(c.status().code(), StatusCode::kInvalidArgument) << which;
+  }
+}
+
 TEST(Client, CreatesOpensListsAndDeletesRegions) {
   auto node = StartNode("dram");
   auto c = ConnectTo(*node);
