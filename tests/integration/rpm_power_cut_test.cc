@@ -1,7 +1,8 @@
 // Whole-process power loss for cosmosd: its pool file lives on
 // cosmos-powercut-fs, which keeps every unsynced byte and name in memory. A
-// client writes and flushes blocks of a plain or a secure region and
-// advances a tail word with write_after_flush; after a fixed number of
+// client writes and flushes blocks of a plain or a secure region (one or
+// two ranges per flush), advances a tail word with write_after_flush and
+// two counters with fetch_add and compare_and_swap; after a fixed number of
 // acknowledged flushes it leaves one write unflushed, the power is cut
 // (everything unsynced dropped, every later file operation fails) and
 // cosmosd is SIGKILLed. cosmosd restarts on a fresh mount of what was synced:
@@ -83,7 +84,8 @@ TEST_P(RpmPowerCut, AcknowledgedFlushesSurvivePowerCuts) {
   std::mt19937_64 rng(20261203);
   std::map<uint64_t, uint64_t> acked;  // block -> version whose flush was acknowledged
   uint64_t acked_tail = 0, total = 0;
-  int64_t unflushed_block = -1;  // written, never flushed: old (zero) or new
+  uint64_t acked_adds = 0, acked_swaps = 0;  // fetch_add and compare_and_swap words
+  int64_t unflushed_block = -1;              // written, never flushed: old (zero) or new
   uint64_t unflushed_version = 0;
   int unflushed_lost = 0;
   const int cycles = static_cast<int>(std::size(kCutAfter));
@@ -111,6 +113,11 @@ TEST_P(RpmPowerCut, AcknowledgedFlushesSurvivePowerCuts) {
     uint64_t tail = 0;
     std::memcpy(&tail, all.data(), sizeof(tail));
     ASSERT_GE(tail, acked_tail) << "acknowledged write_after_flush lost after cut " << cycle;
+    uint64_t adds = 0, swaps = 0;
+    std::memcpy(&adds, all.data() + 8, sizeof(adds));
+    std::memcpy(&swaps, all.data() + 16, sizeof(swaps));
+    ASSERT_EQ(adds, acked_adds) << "acknowledged fetch_add lost after cut " << cycle;
+    ASSERT_EQ(swaps, acked_swaps) << "acknowledged compare_and_swap lost after cut " << cycle;
     for (const auto& [block, version] : acked) {
       ASSERT_EQ(
           std::memcmp(all.data() + block * kBlock, BlockContent(block, version).data(), kBlock), 0)
@@ -131,13 +138,31 @@ TEST_P(RpmPowerCut, AcknowledgedFlushesSurvivePowerCuts) {
     const uint64_t version = static_cast<uint64_t>(cycle) + 1;
     for (int i = 0; i < kCutAfter[cycle]; ++i) {
       const uint64_t block = 1 + rng() % (kBlocks - 2);
+      const uint64_t block2 = 1 + rng() % (kBlocks - 2);
       ASSERT_TRUE((*r)->Write(block * kBlock, BlockContent(block, version)).ok());
-      Status s = (*r)->Flush(block * kBlock, kBlock);
-      ASSERT_TRUE(s.ok()) << s;
+      Status s;
+      if (i % 2 == 1 && block2 != block) {
+        // Two ranges in one flush: the node flushes each, then drains once.
+        ASSERT_TRUE((*r)->Write(block2 * kBlock, BlockContent(block2, version)).ok());
+        const cosmos::Range ranges[] = {{block * kBlock, kBlock}, {block2 * kBlock, kBlock}};
+        s = (*r)->Flush(ranges);
+        ASSERT_TRUE(s.ok()) << s;
+        acked[block2] = version;
+      } else {
+        s = (*r)->Flush(block * kBlock, kBlock);
+        ASSERT_TRUE(s.ok()) << s;
+      }
       acked[block] = version;
       s = (*r)->WriteAfterFlush(0, total + 1);
       ASSERT_TRUE(s.ok()) << s;
       acked_tail = ++total;
+      // Atomics are durable on return; none is ever left unacknowledged.
+      auto added = (*r)->FetchAdd(8, 1);
+      ASSERT_TRUE(added.ok()) << added.status();
+      ASSERT_EQ(*added, acked_adds++);
+      auto swapped = (*r)->CompareAndSwap(16, acked_swaps, acked_swaps + 1);
+      ASSERT_TRUE(swapped.ok()) << swapped.status();
+      ASSERT_EQ(*swapped, acked_swaps++);
     }
     // The last block is only ever written without a flush (never acknowledged).
     unflushed_block = static_cast<int64_t>(kBlocks - 1);
