@@ -137,7 +137,7 @@ void CutCycle(const fs::path& dir, const Args& args, std::vector<PowerWriter>& w
     ASSERT_TRUE(mount.Unmount());
     return;
   }
-  ASSERT_TRUE(started) << "cosmos-kv did not start after the cut at sync " << n;
+  ASSERT_TRUE(started) << "cosmos-kv did not start on what the last cut left";
   if (!from_start) {
     for (size_t w = 0; w < writers.size(); ++w) {
       Verify(server.port(), static_cast<int>(w), &writers[w].state, static_cast<int>(n));
