@@ -307,6 +307,8 @@ def transactions(d):
             result = "executed"
         except redis.exceptions.WatchError:
             result = "WatchError"
+        except redis.exceptions.RedisError as e:
+            result = f"{type(e).__name__}: {e}"
         d.check(f"WATCH on {name}", result, "WatchError")
         d.check(f"WATCH on {name}: value", c.get("w"), b"changed")
 
