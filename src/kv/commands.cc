@@ -874,6 +874,8 @@ uint64_t Dispatcher::Info(Ctx& c) {
            ",avg_ttl=" + std::to_string(st.avg_ttl_ms) + "\r\n";
     }
   }
+  // Redis separates sections by a blank line and ends without one.
+  if (s.ends_with("\r\n\r\n")) s.resize(s.size() - 2);
   AppendBulk(c.out, s);
   return 0;
 }

@@ -546,8 +546,10 @@ std::string_view RedisEncoding(TypedCtx& c, std::string_view key, ValueType type
   return "raw";
 }
 
-// OBJECT ENCODING|REFCOUNT key, OBJECT HELP. IDLETIME and FREQ need access
-// tracking cosmos-kv does not keep: Redis's unknown-subcommand error.
+// OBJECT ENCODING|REFCOUNT|FREQ key, OBJECT HELP. FREQ answers what Redis
+// answers without an LFU maxmemory policy (cosmos-kv has no eviction
+// policy at all). IDLETIME needs access tracking cosmos-kv does not keep:
+// Redis's unknown-subcommand error.
 uint64_t Object(TypedCtx& c) {
   const std::string sub = Lower(c.args[1]);
   if (sub == "help" && c.args.size() == 2) {
@@ -566,7 +568,7 @@ uint64_t Object(TypedCtx& c) {
     for (const char* l : lines) AppendSimple(c.out, l);
     return 0;
   }
-  if (sub != "encoding" && sub != "refcount") {
+  if (sub != "encoding" && sub != "refcount" && sub != "freq") {
     AppendError(c.out, "ERR unknown subcommand '" + std::string(c.args[1].substr(0, 128)) +
                            "'. Try OBJECT HELP.");
     return 0;
@@ -587,6 +589,13 @@ uint64_t Object(TypedCtx& c) {
   if (sub == "refcount") {
     AppendInteger(c.out, 1);  // values are never shared
     return ReadSeq(c);
+  }
+  if (sub == "freq") {
+    AppendError(c.out,
+                "ERR An LFU maxmemory policy is not selected, access frequency not tracked. "
+                "Please note that when switching between policies at runtime LRU and LFU data "
+                "will take some time to adjust.");
+    return 0;
   }
   bool ok;
   const std::string_view encoding = RedisEncoding(c, c.args[2], (*info)->type, &ok);

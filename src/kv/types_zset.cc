@@ -1,7 +1,8 @@
 // Sorted-set commands (ZADD with NX/XX/GT/LT/CH/INCR, ZRANGE with
 // BYSCORE/BYLEX/REV/LIMIT/WITHSCORES, ZRANGEBYSCORE, ZREVRANGEBYSCORE,
 // ZRANGEBYLEX, ZREVRANGEBYLEX, ZREVRANGE, ZRANK, ZREVRANK, ZSCORE, ZMSCORE,
-// ZINCRBY, ZREM, ZCARD, ZCOUNT, ZLEXCOUNT, ZPOPMIN, ZPOPMAX, ZMPOP, BZMPOP, ZREMRANGEBYRANK,
+// ZINCRBY, ZREM, ZCARD, ZCOUNT, ZLEXCOUNT, ZPOPMIN, ZPOPMAX, ZMPOP, BZMPOP,
+// ZINTERCARD, ZREMRANGEBYLEX, ZREMRANGEBYRANK,
 // ZREMRANGEBYSCORE, ZSCAN, ZUNION/ZINTER/ZDIFF and their STORE forms) with
 // Redis's replies and error texts.
 #include <algorithm>
@@ -422,6 +423,7 @@ uint64_t RemRangeImpl(TypedCtx& c, RangeKind kind) {
 
 uint64_t ZRemRangeByRank(TypedCtx& c) { return RemRangeImpl(c, RangeKind::kIndex); }
 uint64_t ZRemRangeByScore(TypedCtx& c) { return RemRangeImpl(c, RangeKind::kScore); }
+uint64_t ZRemRangeByLex(TypedCtx& c) { return RemRangeImpl(c, RangeKind::kLex); }
 
 // ---- Point commands ----
 
@@ -743,6 +745,51 @@ uint64_t CombineStoreZ(TypedCtx& c, Combine op) {
   return seq;
 }
 
+// ZINTERCARD numkeys key [key ...] [LIMIT limit]: the size of the
+// intersection (sets count as sorted sets), at most limit (0: no limit).
+uint64_t ZInterCard(TypedCtx& c) {
+  int64_t numkeys;
+  if (!ParseIntArg(c, 1, &numkeys)) return 0;
+  if (numkeys < 1) {
+    AppendError(c.out, "ERR at least 1 input key is needed for 'zintercard' command");
+    return 0;
+  }
+  if (static_cast<uint64_t>(numkeys) > c.args.size() - 2) {
+    AppendError(c.out, kSyntax);
+    return 0;
+  }
+  const size_t n = static_cast<size_t>(numkeys);
+  int64_t limit = 0;
+  for (size_t i = 2 + n; i < c.args.size(); ++i) {
+    if (EqualsIgnoreCase(c.args[i], "limit") && i + 1 < c.args.size()) {
+      if (!ParseInt64(c.args[++i], &limit) || limit < 0) {
+        AppendError(c.out, "ERR LIMIT can't be negative");
+        return 0;
+      }
+    } else {
+      AppendError(c.out, kSyntax);
+      return 0;
+    }
+  }
+  std::vector<std::vector<std::pair<std::string, double>>> inputs(n);
+  for (size_t k = 0; k < n; ++k) {
+    if (!LoadScored(c, c.args[2 + k], &inputs[k])) return 0;
+  }
+  std::vector<std::unordered_set<std::string_view>> others(n);
+  for (size_t k = 1; k < n; ++k) {
+    for (const auto& e : inputs[k]) others[k].insert(e.first);
+  }
+  int64_t count = 0;
+  for (const auto& e : inputs[0]) {
+    if (limit != 0 && count == limit) break;
+    bool everywhere = true;
+    for (size_t k = 1; k < n && everywhere; ++k) everywhere = others[k].count(e.first) != 0;
+    if (everywhere) ++count;
+  }
+  AppendInteger(c.out, count);
+  return ReadSeq(c);
+}
+
 uint64_t ZUnion(TypedCtx& c) { return CombineReplyZ(c, Combine::kUnion); }
 uint64_t ZInter(TypedCtx& c) { return CombineReplyZ(c, Combine::kInter); }
 uint64_t ZDiff(TypedCtx& c) { return CombineReplyZ(c, Combine::kDiff); }
@@ -785,6 +832,8 @@ constexpr TypedCommand kZSetCommands[] = {
     {"zlexcount", 4, &ZLexCount, false},
     {"zremrangebyrank", 4, &ZRemRangeByRank, true},
     {"zremrangebyscore", 4, &ZRemRangeByScore, true},
+    {"zremrangebylex", 4, &ZRemRangeByLex, true},
+    {"zintercard", -3, &ZInterCard, false},
     {"zrank", 3, &ZRank, false},
     {"zrevrank", 3, &ZRevRank, false},
     {"zscore", 3, &ZScore, false},
