@@ -306,6 +306,12 @@ TEST(UdpTransport, CarriesIpv6AndDualStackDatagrams) {
     }
     EXPECT_EQ(m, 1u);
   }
+  // An IPv4 socket cannot reach an IPv6 peer: counted as a send error.
+  const std::byte one[1] = {std::byte{9}};
+  TxDatagram unreachable{to6, one, 1};
+  const uint64_t errors = (*c4)->stats().send_errors;
+  EXPECT_EQ((*c4)->SendBurst({&unreachable, 1}), 0u);
+  EXPECT_EQ((*c4)->stats().send_errors, errors + 1);
   EXPECT_LE((*server)->PathMtu(to6), (*server)->max_datagram_size());
   EXPECT_FALSE((*server)->congestion_controlled(to6)) << "::1 stays inside the host";
 }

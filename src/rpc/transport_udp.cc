@@ -58,11 +58,12 @@ class UdpTransport final : public Transport {
       sockaddr_storage to;
       const socklen_t to_len = batch[0].to.ToSockaddr(family_, &to);
       ssize_t r = -1;
-      do {
-        r = to_len == 0 ? -1
-                        : ::sendto(fd_, batch[0].data, batch[0].len, MSG_DONTWAIT,
-                                   reinterpret_cast<const sockaddr*>(&to), to_len);
-      } while (r < 0 && errno == EINTR);
+      if (to_len != 0) {  // (0: an IPv6 peer on an IPv4 socket, unreachable)
+        do {
+          r = ::sendto(fd_, batch[0].data, batch[0].len, MSG_DONTWAIT,
+                       reinterpret_cast<const sockaddr*>(&to), to_len);
+        } while (r < 0 && errno == EINTR);
+      }
       if (r < 0) {
         ++stats_.send_errors;
         return 0;
