@@ -45,6 +45,10 @@ pool-create-no-dir-fsync | src/pmem/pool.cc | COSMOS_RETURN_IF_ERROR(SyncDirecto
 process-server-flush-no-persist | src/server/server.cc | COSMOS_RETURN_IF_ERROR(region.Persist(ranges[0].offset, ranges[0].length)); | (void)0; | rpm_power_cut_test | RpmPowerCut\..*/Plain
 process-secure-store-no-drain | src/server/pmem_untrusted_store.cc | return any ? region_->Drain() : Status::Ok(); | return any ? Status::Ok() : Status::Ok(); | rpm_power_cut_test | RpmPowerCut\..*/Secure
 process-node-page-no-msync | src/pmem/mapping_file.cc | if (msync(base() + aligned, end - aligned, MS_SYNC) != 0) { | if ((void)aligned, false) { | rpm_power_cut_test | RpmPowerCut\.
+process-file-create-no-fsync | src/kv/log_device_file.cc | if (::fsync(fd) != 0) return fail(errno, "fsync new log file"); | (void)0; | kv_power_cut_test | ^KvPowerCut\.File
+process-store-tail-before-records | src/kv/store.cc | Status s = device_->Write(inflight_start_, inflight_.data(), inflight_.size());\n    if (s.ok()) s = device_->Flush(inflight_start_, inflight_.size());\n    const uint64_t tail_value = end - RecordBase(half);\n    if (s.ok()) s = device_->Write(TailWordOffset(half), &tail_value, sizeof(tail_value)); | const uint64_t tail_value = end - RecordBase(half);\n    Status s = device_->WriteAfterFlush(TailWordOffset(half), tail_value);\n    if (s.ok()) s = device_->Write(inflight_start_, inflight_.data(), inflight_.size());\n    if (s.ok()) s = device_->Flush(inflight_start_, inflight_.size()); | kv_power_cut_test | ^KvPowerCut\.
+process-server-flush-no-drain | src/server/server.cc | if (any) COSMOS_RETURN_IF_ERROR(region.Drain()); | (void)any; | rpm_power_cut_test | RpmPowerCut\..*/Plain
+process-server-atomic-no-persist | src/server/server.cc | COSMOS_RETURN_IF_ERROR(region.Persist(op.offset, 8)); | (void)0; | rpm_power_cut_test | RpmPowerCut\..*/Plain
 EOF
 )
 
