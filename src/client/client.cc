@@ -1017,6 +1017,14 @@ Result<std::unique_ptr<Region>> client::OpenRegionAtEpoch(Client& client, const 
   return region;
 }
 
+Result<std::unique_ptr<Region>> client::OpenRegionForResync(Client& client, const std::string& name,
+                                                            uint64_t epoch) {
+  COSMOS_ASSIGN_OR_RETURN(auto region, OpenRegionAtEpoch(client, name, epoch, true));
+  static_cast<RegionImpl*>(region.get())->state()->epoch_flags =
+      protocol::kEpochFlagReplica | protocol::kEpochFlagResync;
+  return region;
+}
+
 Result<ClientIdentity> ClientIdentity::FromPublicKeyFile(const std::string& path) {
   COSMOS_ASSIGN_OR_RETURN(sec::Ed25519PublicKey key,
                           sec::LoadPublicKey(path, sec::KeyKind::kClientPublic));

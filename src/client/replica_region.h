@@ -21,6 +21,12 @@ namespace cosmos::client {
 Result<std::unique_ptr<Region>> OpenRegionAtEpoch(Client& client, const std::string& name,
                                                   uint64_t epoch, bool replica);
 
+// OpenRegionAtEpoch for a primary resyncing this node into the region
+// (kEpochFlagReplica | kEpochFlagResync): accepted only while the node is
+// not a replica of `epoch`.
+Result<std::unique_ptr<Region>> OpenRegionForResync(Client& client, const std::string& name,
+                                                    uint64_t epoch);
+
 // Client::Connect with options.cluster set (cluster_client.cc).
 Result<std::unique_ptr<Client>> ConnectCluster(const ClientOptions& options);
 

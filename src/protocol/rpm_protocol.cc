@@ -299,8 +299,11 @@ Status ParseRequest(std::span<const std::byte> bytes, std::vector<Op>* out) {
     op.offset = LoadLE<uint64_t>(p + 16);
     op.payload = bytes.subspan(pos, len);
     COSMOS_RETURN_IF_ERROR(CheckPayloadShape(op.opcode, op.flags, len));
-    if (op.opcode == Opcode::kEpoch && (i != 0 || (op.flags & ~kEpochFlagReplica) != 0)) {
-      return Status::Corruption("rpm request: epoch op must come first, with flags 0 or 1");
+    if (op.opcode == Opcode::kEpoch &&
+        (i != 0 || (op.flags & ~(kEpochFlagReplica | kEpochFlagResync)) != 0 ||
+         op.flags == kEpochFlagResync)) {
+      return Status::Corruption(
+          "rpm request: epoch op must come first, with flags 0, 1 (replica) or 3 (resync)");
     }
     pos += len;
     out->push_back(op);

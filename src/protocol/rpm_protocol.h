@@ -67,6 +67,9 @@ inline constexpr uint8_t kRotateFlagUserKey = 1;
 inline constexpr size_t kWrappedUserKeySize = 61;
 inline constexpr size_t kUserKeyReceiptSize = 32;
 inline constexpr uint8_t kEpochFlagReplica = 1;
+// With kEpochFlagReplica: a primary resyncing a node that is not (yet) a
+// replica of the epoch (docs/cluster.md "Resync"); that node accepts it.
+inline constexpr uint8_t kEpochFlagResync = 2;
 
 // "write", "read", ... ; "unknown" otherwise.
 std::string_view OpcodeName(Opcode op);
@@ -193,7 +196,7 @@ class RequestBuilder {
 // bounds-checked; op payload shapes are checked per opcode (READ payload is
 // 8 bytes, ranges are a multiple of 16 and at most kMaxRangesPerOp, ...).
 // An EPOCH op is valid only as the first op of a batch, with no payload and
-// flags 0 or kEpochFlagReplica.
+// flags 0, kEpochFlagReplica or kEpochFlagReplica | kEpochFlagResync.
 // Errors: Corruption (bad magic, truncated, trailing bytes, bad shape),
 // FailedPrecondition (unsupported version), InvalidArgument (unknown opcode,
 // too many ops). On error `out` is left in an unspecified state.

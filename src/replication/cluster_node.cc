@@ -29,6 +29,11 @@ struct ForwardTarget {
 };
 thread_local std::map<const void*, std::map<std::string, ForwardTarget>> t_forward;
 
+// Resync granularity: one Verify digest and, when it differs, one copy per
+// block; passes over the blocks changed meanwhile are bounded.
+constexpr uint64_t kResyncBlock = 64 * 1024;
+constexpr int kMaxResyncPasses = 20;
+
 bool Contains(const std::vector<std::string>& v, std::string_view x) {
   return std::find(v.begin(), v.end(), x) != v.end();
 }
@@ -74,6 +79,7 @@ ClusterNode::~ClusterNode() {
   cv_.notify_all();
   if (watch_thread_.joinable()) watch_thread_.join();
   if (detect_thread_.joinable()) detect_thread_.join();
+  if (resync_thread_.joinable()) resync_thread_.join();
   keeper_.reset();
   if (registration_) {
     Status s = membership_->Deregister(*registration_);
@@ -98,6 +104,7 @@ Status ClusterNode::Join(const std::string& address) {
                   record.failure_domain, reg.ttl_seconds);
   watch_thread_ = std::thread([this] { WatchLoop(); });
   detect_thread_ = std::thread([this] { DetectLoop(); });
+  resync_thread_ = std::thread([this] { ResyncLoop(); });
   return Status::Ok();
 }
 
@@ -152,7 +159,8 @@ bool ClusterNode::IsReplicated(std::string_view region) {
 // The fencing rule: a request acts in exactly the epoch this node knows.
 // Older: Aborted (a newer configuration exists; the sender must not get an
 // acknowledgement). Newer: the placement is read from etcd first.
-Status ClusterNode::CheckReplica(std::string_view region, uint64_t epoch, bool may_block) {
+Status ClusterNode::CheckReplica(std::string_view region, uint64_t epoch, bool resync,
+                                 bool may_block) {
   if (!may_block) {
     std::lock_guard lock(mu_);
     auto it = placements_.find(region);
@@ -170,6 +178,14 @@ Status ClusterNode::CheckReplica(std::string_view region, uint64_t epoch, bool m
   if (epoch > p.epoch) {
     return Status::Unavailable("region '" + std::string(region) + "': epoch " +
                                std::to_string(epoch) + " not known yet");
+  }
+  if (resync) {
+    // Copies for a node joining the region: never onto a serving replica.
+    if (Contains(p.replicas, options_.node_id)) {
+      return Status::Aborted("region '" + std::string(region) + "': node " + options_.node_id +
+                             " is already a replica at epoch " + std::to_string(epoch));
+    }
+    return Status::Ok();
   }
   if (!Contains(p.replicas, options_.node_id) || p.primary == options_.node_id) {
     return Status::Aborted("region '" + std::string(region) + "': node " + options_.node_id +
@@ -228,6 +244,14 @@ void ClusterNode::ExecutePrimary(std::string_view region, std::span<const Op> op
   if (!parsed.ok() || results.size() != ops.size() - 1) {
     return FailBatch(Status::Internal("local results of a replicated batch"), ops.size(), out);
   }
+  MarkDirty(region, ops.subspan(1), results);
+  std::string joiner;  // a node being resynced gets every batch too
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = resyncs_.find(region); it != resyncs_.end() && !it->second.failed) {
+      joiner = it->second.joiner;
+    }
+  }
   std::vector<std::string> backups;
   for (const std::string& r : p->replicas) {
     if (r != options_.node_id) backups.push_back(r);
@@ -252,6 +276,17 @@ void ClusterNode::ExecutePrimary(std::string_view region, std::span<const Op> op
       fenced = s;
     } else {
       failed.push_back(b);
+    }
+  }
+  if (!joiner.empty()) {
+    Status s = Forward(joiner, region, epoch, ops.subspan(1), results, /*resync=*/true);
+    if (s.ok()) s = FinishForward(joiner, region, /*resync=*/true);
+    if (!s.ok()) {
+      // Not a replica: the batch does not depend on it; the resync stops.
+      COSMOS_LOG_WARN("cluster: region '{}': forward to joining node {} failed: {}", region, joiner,
+                      s.ToString());
+      std::lock_guard lock(mu_);
+      if (auto it = resyncs_.find(region); it != resyncs_.end()) it->second.failed = true;
     }
   }
   if (!fenced.ok()) {
@@ -279,15 +314,20 @@ void ClusterNode::ExecutePrimary(std::string_view region, std::span<const Op> op
 }
 
 Status ClusterNode::Forward(const std::string& node, std::string_view region, uint64_t epoch,
-                            std::span<const Op> ops, std::span<const OpResult> results) {
+                            std::span<const Op> ops, std::span<const OpResult> results,
+                            bool resync) {
   auto& targets = t_forward[this];
+  COSMOS_ASSIGN_OR_RETURN(std::string address, AddressOf(node));
+  if (auto old = targets.find(node); old != targets.end() && old->second.client != nullptr &&
+                                     old->second.client->server() != address) {
+    targets.erase(old);  // the node came back at another address
+  }
   ForwardTarget& t = targets[node];
   auto drop = [&](Status s) {
     targets.erase(node);  // reconnect next time
     return s;
   };
   if (t.client == nullptr) {
-    COSMOS_ASSIGN_OR_RETURN(std::string address, AddressOf(node));
     ClientOptions co;
     co.server = address;
     co.busy_poll = false;
@@ -297,15 +337,19 @@ Status ClusterNode::Forward(const std::string& node, std::string_view region, ui
     // A forward carries the client's whole batch: ask for jumbo datagrams
     // (the session uses the smaller of this, the backup's and the path MTU).
     co.mtu = 8972;
+    // The same failure-detection budget as the backups' detector.
+    co.heartbeat_interval_ms = static_cast<uint32_t>(options_.heartbeat_interval.count());
+    co.missed_heartbeats = options_.missed_heartbeats;
     co.timeout_ms = 2000;
     auto c = Client::Connect(co);
     if (!c.ok()) return drop(c.status());
     t.client = std::move(*c);
   }
-  auto& [at_epoch, rr] = t.regions[std::string(region)];
+  auto& [at_epoch, rr] = t.regions[std::string(region) + (resync ? "\n" : "")];
   if (rr == nullptr || at_epoch != epoch) {
     rr.reset();
-    auto opened = client::OpenRegionAtEpoch(*t.client, std::string(region), epoch, true);
+    auto opened = resync ? client::OpenRegionForResync(*t.client, std::string(region), epoch)
+                         : client::OpenRegionAtEpoch(*t.client, std::string(region), epoch, true);
     if (!opened.ok()) return drop(opened.status());
     rr = std::move(*opened);
     at_epoch = epoch;
@@ -358,11 +402,11 @@ Status ClusterNode::Forward(const std::string& node, std::string_view region, ui
   return Status::Ok();
 }
 
-Status ClusterNode::FinishForward(const std::string& node, std::string_view region) {
+Status ClusterNode::FinishForward(const std::string& node, std::string_view region, bool resync) {
   auto& targets = t_forward[this];
   auto it = targets.find(node);
   if (it == targets.end()) return Status::Internal("forward target vanished");
-  auto rit = it->second.regions.find(region);
+  auto rit = it->second.regions.find(std::string(region) + (resync ? "\n" : ""));
   if (rit == it->second.regions.end() || rit->second.second == nullptr) {
     return Status::Internal("forward region vanished");
   }
@@ -402,6 +446,182 @@ void ClusterNode::RemoveReplica(std::string_view region, const std::string& dead
       COSMOS_LOG_WARN("cluster: region '{}': reconfiguration waits: {}", region,
                       done.status().ToString());
       if (!Sleep(std::chrono::milliseconds(100))) return;
+    }
+  }
+}
+
+void ClusterNode::MarkDirty(std::string_view region, std::span<const Op> ops,
+                            std::span<const OpResult> results) {
+  std::lock_guard lock(mu_);
+  auto it = resyncs_.find(region);
+  if (it == resyncs_.end()) return;
+  for (size_t i = 0; i < ops.size() && i < results.size(); ++i) {
+    if (results[i].code != StatusCode::kOk) break;  // the rest did not run
+    uint64_t length = 0;
+    switch (ops[i].opcode) {
+      case Opcode::kWrite:
+        length = ops[i].payload.size();
+        break;
+      case Opcode::kWriteAfterFlush:
+      case Opcode::kCompareAndSwap:
+      case Opcode::kFetchAdd:
+        length = 8;
+        break;
+      default:
+        break;
+    }
+    if (length == 0) continue;
+    for (uint64_t b = ops[i].offset / kResyncBlock;
+         b <= (ops[i].offset + length - 1) / kResyncBlock; ++b) {
+      ++it->second.changes[b];
+    }
+  }
+}
+
+Status ClusterNode::Resync(const cluster::RegionPlacement& p, const std::string& joiner) {
+  const uint64_t epoch = p.epoch;
+  COSMOS_ASSIGN_OR_RETURN(std::string joiner_address, AddressOf(joiner));  // fresh: ResyncLoop
+  ClientOptions co;
+  co.busy_poll = false;
+  co.idle_spin_us = 0;
+  co.mtu = 8972;
+  co.timeout_ms = 5000;
+  // The primary's own copy, read through this node's replicated path (each
+  // read takes the region's lock, so it is ordered with client batches).
+  co.server = record_.address;
+  COSMOS_ASSIGN_OR_RETURN(auto self, Client::Connect(co));
+  COSMOS_ASSIGN_OR_RETURN(auto source, client::OpenRegionAtEpoch(*self, p.region, epoch, false));
+  const uint64_t size = source->info().size;
+  co.server = joiner_address;
+  COSMOS_ASSIGN_OR_RETURN(auto joiner_client, Client::Connect(co));
+  // A returning node keeps its copy (only what differs is copied); a new or
+  // emptied one gets a zero-filled region of the same size first.
+  bool present = false;
+  COSMOS_ASSIGN_OR_RETURN(auto listed, joiner_client->ListRegions());
+  for (const auto& info : listed) {
+    if (info.name != p.region) continue;
+    if (info.size == size) {
+      present = true;
+    } else {
+      COSMOS_RETURN_IF_ERROR(joiner_client->DeleteRegion(p.region));
+    }
+  }
+  COSMOS_LOG_INFO("cluster: region '{}': resyncing node {} ({})", p.region, joiner,
+                  present ? "it holds a copy: only what differs is copied" : "new copy");
+  if (!present) {
+    auto created = joiner_client->CreateRegion(p.region, size, RegionOptions{});
+    if (!created.ok()) return created.status();
+  }
+  COSMOS_ASSIGN_OR_RETURN(auto target,
+                          client::OpenRegionForResync(*joiner_client, p.region, epoch));
+
+  {
+    // From here on every batch of the region also reaches the joiner (taken
+    // under the region's lock: no batch is half-way through).
+    std::lock_guard region_lock(RegionMutex(p.region));
+    std::lock_guard lock(mu_);
+    resyncs_[p.region] = ResyncState{joiner, false, {}};
+  }
+  struct StopTracking {
+    ClusterNode* node;
+    std::string region;
+    ~StopTracking() {
+      std::lock_guard lock(node->mu_);
+      node->resyncs_.erase(region);
+    }
+  } stop_tracking{this, p.region};
+
+  const uint64_t blocks = (size + kResyncBlock - 1) / kResyncBlock;
+  uint64_t copied = 0;
+  std::vector<std::byte> buffer(kResyncBlock);
+  for (int pass = 1; pass <= kMaxResyncPasses; ++pass) {
+    size_t changed = 0, raced = 0;
+    for (uint64_t b = 0; b < blocks; ++b) {
+      if (!Sleep(std::chrono::milliseconds(0))) return Status::Cancelled("node stopping");
+      const uint64_t before = Changes(p.region, b);
+      if (before == ~uint64_t{0})
+        return Status::Unavailable("a forward to the joining node failed");
+      const uint64_t offset = b * kResyncBlock;
+      const auto bytes = std::span(buffer).first(std::min<uint64_t>(kResyncBlock, size - offset));
+      COSMOS_RETURN_IF_ERROR(source->Read(offset, bytes));
+      Status same = target->Verify(offset, bytes);  // digests only cross the network
+      if (!same.ok()) {
+        if (same.code() != StatusCode::kIntegrityViolation) return same;
+        COSMOS_RETURN_IF_ERROR(target->Write(offset, bytes));
+        COSMOS_RETURN_IF_ERROR(target->Flush(offset, bytes.size()));
+        copied += bytes.size();
+        ++changed;
+      }
+      // A batch that wrote the block meanwhile may have reached the joiner
+      // before this copy (or the check): the block is done again next pass.
+      if (Changes(p.region, b) != before) ++raced;
+    }
+    if (changed == 0 && raced == 0) {
+      // Every block's digest matched the primary's with no batch in
+      // between, and every later batch reaches the joiner too: add it.
+      std::lock_guard region_lock(RegionMutex(p.region));
+      if (Changes(p.region, 0) == ~uint64_t{0}) {
+        return Status::Unavailable("a forward to the joining node failed");
+      }
+      COSMOS_ASSIGN_OR_RETURN(cluster::VersionedPlacement vp, placement_->Get(p.region));
+      if (vp.placement.epoch != epoch || vp.placement.primary != options_.node_id) {
+        return Status::Aborted("region reconfigured during the resync");
+      }
+      COSMOS_ASSIGN_OR_RETURN(cluster::RegionPlacement next,
+                              cluster::WithReplica(vp.placement, joiner));
+      COSMOS_ASSIGN_OR_RETURN(cluster::VersionedPlacement done, placement_->Reconfigure(vp, next));
+      Install(done);
+      COSMOS_LOG_WARN(
+          "cluster: region '{}': node {} resynced and added: {} of {} bytes copied "
+          "(resync_bytes_ratio {:.4f}), {} pass(es); epoch {}",
+          p.region, joiner, copied, size, size == 0 ? 0.0 : double(copied) / double(size), pass,
+          done.placement.epoch);
+      return Status::Ok();
+    }
+  }
+  return Status::Unavailable("resync of node " + joiner + " into region '" + p.region +
+                             "' did not converge in " + std::to_string(kMaxResyncPasses) +
+                             " passes (writes faster than the copy)");
+}
+
+uint64_t ClusterNode::Changes(std::string_view region, uint64_t block) {
+  std::lock_guard lock(mu_);
+  auto it = resyncs_.find(region);
+  if (it == resyncs_.end() || it->second.failed) return ~uint64_t{0};
+  auto b = it->second.changes.find(block);
+  return b == it->second.changes.end() ? 0 : b->second;
+}
+
+void ClusterNode::ResyncLoop() {
+  while (Sleep(std::chrono::milliseconds(500))) {
+    std::vector<cluster::RegionPlacement> degraded;
+    {
+      std::lock_guard lock(mu_);
+      for (const auto& [name, c] : placements_) {
+        const auto& p = c.placement;
+        if (p.primary == options_.node_id &&
+            p.replicas.size() < static_cast<size_t>(p.replication_factor)) {
+          degraded.push_back(p);
+        }
+      }
+    }
+    if (degraded.empty()) continue;
+    auto nodes = membership_->ListNodes();
+    if (!nodes.ok()) continue;  // etcd down: nothing can be added now anyway
+    {
+      // A returning node registers at a new address: forget cached ones.
+      std::lock_guard lock(mu_);
+      addresses_.clear();
+      for (const auto& n : nodes->nodes) addresses_[n.id] = n.address;
+    }
+    for (const auto& p : degraded) {
+      auto pick = cluster::ChooseNodes(nodes->nodes, 1, p.replicas);
+      if (!pick.ok()) continue;  // no node to add yet
+      Status s = Resync(p, pick->front());
+      if (!s.ok()) {
+        COSMOS_LOG_WARN("cluster: region '{}': resync of node {} failed: {}; retrying later",
+                        p.region, pick->front(), s.ToString());
+      }
     }
   }
 }

@@ -13,6 +13,8 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
+#include <span>
 #include <string>
 #include <thread>
 
@@ -56,7 +58,8 @@ class ClusterNode final : public server::ReplicationHook {
   // server::ReplicationHook
   void ExecutePrimary(std::string_view region, std::span<const protocol::Op> ops,
                       const LocalExecutor& local, protocol::ResponseBuilder* out) override;
-  Status CheckReplica(std::string_view region, uint64_t epoch, bool may_block) override;
+  Status CheckReplica(std::string_view region, uint64_t epoch, bool resync,
+                      bool may_block) override;
   bool IsReplicated(std::string_view region) override;
 
   // The placement of `region` as this node knows it (tests, logs).
@@ -78,17 +81,36 @@ class ClusterNode final : public server::ReplicationHook {
   // Stages the executed ops for backup `node` at `epoch` (posted writes and
   // flushes are sent without waiting; write-after-flush and atomics wait);
   // FinishForward then waits until the backup acknowledged all of it.
-  Status FinishForward(const std::string& node, std::string_view region);
+  // `resync`: to a node joining the region (kEpochFlagResync), not a backup.
+  Status FinishForward(const std::string& node, std::string_view region, bool resync = false);
   Status Forward(const std::string& node, std::string_view region, uint64_t epoch,
-                 std::span<const protocol::Op> ops, std::span<const protocol::OpResult> results);
+                 std::span<const protocol::Op> ops, std::span<const protocol::OpResult> results,
+                 bool resync = false);
   // Removes `dead` from `region` by compare-and-swap, if the region is still
   // at `epoch` (the configuration in which the failure was seen) and lists it.
   void RemoveReplica(std::string_view region, const std::string& dead, uint64_t epoch);
   std::mutex& RegionMutex(std::string_view region);
   Result<std::string> AddressOf(const std::string& node);
 
+  // Resync (docs/cluster.md "Resync"): brings `joiner` to an identical copy
+  // of `region` (a region this node is the primary of, at p.epoch) and adds
+  // it by compare-and-swap (epoch + 1). While it runs, every batch the
+  // primary executes is also forwarded to the joiner (the region stays
+  // writable); the resync copies only the blocks whose Verify digest
+  // differs, redoes a block a batch changed while it was copied or checked
+  // (MarkDirty), and adds the node after a pass over every block found all
+  // digests equal without interference.
+  Status Resync(const cluster::RegionPlacement& p, const std::string& joiner);
+  // Counts a change of each block a primary's executed batch wrote, for a
+  // running resync of `region`.
+  void MarkDirty(std::string_view region, std::span<const protocol::Op> ops,
+                 std::span<const protocol::OpResult> results);
+
   void WatchLoop();
   void DetectLoop();
+  // Every 500 ms: each region this node is the primary of and that has fewer
+  // replicas than its factor gets a registered node resynced into it.
+  void ResyncLoop();
   bool Sleep(std::chrono::milliseconds d);  // false once stopping
 
   ClusterNodeOptions options_;
@@ -108,7 +130,15 @@ class ClusterNode final : public server::ReplicationHook {
   std::map<std::string, Cached, std::less<>> placements_;
   std::map<std::string, std::unique_ptr<std::mutex>, std::less<>> region_mutexes_;
   std::map<std::string, std::string> addresses_;  // node id -> host:port
-  std::thread watch_thread_, detect_thread_;
+  // Running resyncs (at most one per region, driven by the resync thread).
+  struct ResyncState {
+    std::string joiner;
+    bool failed = false;                   // a forward to the joiner failed
+    std::map<uint64_t, uint64_t> changes;  // block -> writes seen
+  };
+  std::map<std::string, ResyncState, std::less<>> resyncs_;
+  uint64_t Changes(std::string_view region, uint64_t block);  // ~0 when aborted
+  std::thread watch_thread_, detect_thread_, resync_thread_;
 };
 
 }  // namespace cosmos::replication

@@ -34,7 +34,7 @@ class FakeHook : public server::ReplicationHook {
   }
   // Epoch 6 stands for a placement the node must read from etcd first: only
   // a check that may block answers it.
-  Status CheckReplica(std::string_view, uint64_t epoch, bool may_block) override {
+  Status CheckReplica(std::string_view, uint64_t epoch, bool, bool may_block) override {
     replica_checks++;
     (may_block ? blocking_checks : quick_checks)++;
     if (epoch == 6) return may_block ? Status::Ok() : Status::WouldBlock("needs etcd");

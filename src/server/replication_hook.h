@@ -39,7 +39,11 @@ class ReplicationHook {
   // it may read the placement from etcd; without, it answers from what the
   // node knows and returns WouldBlock when only etcd could tell (the server
   // then repeats the call on a flusher thread, with `may_block`).
-  virtual Status CheckReplica(std::string_view region, uint64_t epoch, bool may_block) = 0;
+  // `resync`: the batch copies data to a node that is joining the region
+  // (kEpochFlagResync); Ok when this node is not a replica of exactly
+  // `epoch` (it is not serving the region yet), Aborted when it is one.
+  virtual Status CheckReplica(std::string_view region, uint64_t epoch, bool resync,
+                              bool may_block) = 0;
 
   // True when `region` is replicated: ops on it without an EPOCH op are
   // refused (they would bypass replication and fencing). Never blocks.

@@ -721,8 +721,9 @@ Status Server::Impl::ExecuteEpoch(const Op& op, protocol::ResponseBuilder* out, 
     return Status::Internal("epoch op outside a replicated batch");
   }
   COSMOS_ASSIGN_OR_RETURN(RegionRef ref, table->Lookup(op.handle));
-  COSMOS_RETURN_IF_ERROR(options.replication->CheckReplica(ref->region.name(), op.offset,
-                                                           wait == WaitMode::kMayWait));
+  COSMOS_RETURN_IF_ERROR(options.replication->CheckReplica(
+      ref->region.name(), op.offset, (op.flags & protocol::kEpochFlagResync) != 0,
+      wait == WaitMode::kMayWait));
   out->AddOk();
   return Status::Ok();
 }
