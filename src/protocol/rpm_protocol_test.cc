@@ -211,9 +211,16 @@ TEST(RpmProtocol, EpochOpRoundTripsOnlyAsFirstOp) {
   late.Write(7, 0, Bytes("x"));
   late.Epoch(7, 42, 0);
   EXPECT_EQ(ParseRequest(late.bytes(), &ops).code(), StatusCode::kCorruption);
-  RequestBuilder flags;  // unknown flag bits
-  flags.Epoch(7, 42, 2);
+  RequestBuilder flags;  // resync without replica
+  flags.Epoch(7, 42, kEpochFlagResync);
   EXPECT_EQ(ParseRequest(flags.bytes(), &ops).code(), StatusCode::kCorruption);
+  RequestBuilder unknown;  // unknown flag bits
+  unknown.Epoch(7, 42, kEpochFlagReplica | 4);
+  EXPECT_EQ(ParseRequest(unknown.bytes(), &ops).code(), StatusCode::kCorruption);
+  RequestBuilder resync;  // a primary resyncing a joining node
+  resync.Epoch(7, 42, kEpochFlagReplica | kEpochFlagResync);
+  ASSERT_TRUE(ParseRequest(resync.bytes(), &ops).ok());
+  EXPECT_EQ(ops[0].flags, kEpochFlagReplica | kEpochFlagResync);
 }
 
 TEST(RpmProtocol, AbortedGoesOnTheWireAndWouldBlockNever) {
