@@ -81,6 +81,20 @@ class Topology {
   const std::string& probe() const { return probe_; }
   const std::string& client(int i) const { return clients_[i]; }
   const std::string& tbf() const { return tbf_; }
+  // Bytes queued in the tbf now (`tc -s qdisc` backlog); -1 if unreadable.
+  long Backlog() const {
+    FILE* f = ::popen(
+        ("tc -n " + switch_ + " -s qdisc show dev ws" + tag_ + " 2>/dev/null").c_str(), "r");
+    if (f == nullptr) return -1;
+    char line[512];
+    long bytes = -1;
+    while (std::fgets(line, sizeof(line), f) != nullptr) {
+      const char* b = std::strstr(line, "backlog ");
+      if (b != nullptr) bytes = std::strtol(b + 8, nullptr, 10);
+    }
+    ::pclose(f);
+    return bytes;
+  }
 
  private:
   // Namespace `ns` with address `ip`, joined to the bridge by veth
@@ -118,6 +132,7 @@ bool EnterNetns(const std::string& name) {
 // Overrides of the congestion-control defaults (0: library default).
 uint64_t g_target_delay_ns = 0;
 uint64_t g_flow_scaling_ns = 0;
+bool g_sample_queue = false;  // --sample-queue
 
 RpcOptions EndpointOptions(bool congestion_control) {
   RpcOptions o;
@@ -256,14 +271,15 @@ struct ModeResult {
   bool ok = false;
   double idle_p50_us = 0, idle_p99_us = 0;
   double loaded_p99_us = 0;
+  double queue_p99_us = 0;  // the tbf backlog's p99, as delay at the shaped rate
   double goodput_bytes_per_s = 0;
   double retx_ratio = 0;
   double jain = 0;
   std::vector<double> per_client_mbit;
 };
 
-ModeResult RunMode(const Topology& topo, bool cc, int clients, double idle_s, double warmup_s,
-                   double measure_s) {
+ModeResult RunMode(const Topology& topo, double shaped_bytes_per_s, bool cc, int clients,
+                   double idle_s, double warmup_s, double measure_s) {
   ModeResult r;
   // Server.
   Nexus nexus;
@@ -330,7 +346,22 @@ ModeResult RunMode(const Topology& topo, bool cc, int clients, double idle_s, do
   sleep_s(warmup_s);
   phase.measuring = true;
   probe_record = true;
-  sleep_s(measure_s);
+  // The bottleneck queue itself, sampled every 20 ms: tells network queueing
+  // from the probe's CPU scheduling delay among clients + 2 threads on the
+  // host's cores (which the probe's round trip includes).
+  // Off by default (--sample-queue): running tc 50 times a second costs
+  // the 2-core host enough CPU to lower the goodput it measures.
+  std::vector<double> backlog;
+  if (g_sample_queue) {
+    for (const uint64_t end = MonotonicNanos() + static_cast<uint64_t>(measure_s * 1e9);
+         MonotonicNanos() < end;) {
+      const long b = topo.Backlog();
+      if (b >= 0) backlog.push_back(static_cast<double>(b));
+      sleep_s(0.02);
+    }
+  } else {
+    sleep_s(measure_s);
+  }
   probe_record = false;
   phase.measuring = false;
   sleep_s(0.05);  // each client snapshots its counters at the end of the window
@@ -360,6 +391,7 @@ ModeResult RunMode(const Topology& topo, bool cc, int clients, double idle_s, do
   r.idle_p50_us = bench::Quantile(idle_rtt, 0.5);
   r.idle_p99_us = bench::Quantile(idle_rtt, 0.99);
   r.loaded_p99_us = bench::Quantile(loaded_rtt, 0.99);
+  r.queue_p99_us = backlog.empty() ? 0 : bench::Quantile(backlog, 0.99) / shaped_bytes_per_s * 1e6;
   r.goodput_bytes_per_s = sum;
   r.jain = sum_sq > 0 ? sum * sum / (clients * sum_sq) : 0;
   r.retx_ratio = sent > 0 ? static_cast<double>(retx) / sent : 0;
@@ -372,7 +404,7 @@ ModeResult RunMode(const Topology& topo, bool cc, int clients, double idle_s, do
 // The rows of one client count: medians over the rounds, each mode's values.
 struct CountResults {
   int clients = 0;
-  std::vector<double> goodput[2], retx[2], p99[2], fair[2], idle50[2];
+  std::vector<double> goodput[2], retx[2], p99[2], fair[2], idle50[2], queue[2];
 };
 
 void AddRows(cosmos::bench::BenchReport& report, const CountResults& c, const std::string& suffix) {
@@ -387,6 +419,7 @@ void AddRows(cosmos::bench::BenchReport& report, const CountResults& c, const st
   add("incast_probe_p99_ratio", c.p99, "x idle p99", "lower");
   add("incast_fairness", c.fair, "Jain", "higher");
   add("incast_idle_probe_p50_us", c.idle50, "us", "lower");
+  if (g_sample_queue) add("incast_queue_p99_us", c.queue, "us", "lower");
 }
 
 int main(int argc, char** argv) {
@@ -412,6 +445,9 @@ int main(int argc, char** argv) {
   app.add_option("--target-us", target_us, "congestion.target_delay_ns in us (0: default)");
   app.add_option("--flow-scaling-us", flow_scaling_us,
                  "congestion.flow_scaling_range_ns in us (0: default)");
+  app.add_flag("--sample-queue", g_sample_queue,
+               "also sample the tbf backlog (tc -s qdisc every 20 ms) and report "
+               "incast_queue_p99_us; costs CPU on a small host");
   CLI11_PARSE(app, argc, argv);
   g_target_delay_ns = target_us * 1000;
   g_flow_scaling_ns = flow_scaling_us * 1000;
@@ -437,19 +473,20 @@ int main(int argc, char** argv) {
       for (int cc = 1; cc >= 0; --cc) {
         std::fprintf(stderr, "incast: round %d/%d, %d clients, congestion control %s\n", round + 1,
                      rounds, c.clients, cc ? "on" : "off");
-        ModeResult m = RunMode(topo, cc == 1, c.clients, idle_s, warmup_s, measure_s);
+        ModeResult m = RunMode(topo, shaped, cc == 1, c.clients, idle_s, warmup_s, measure_s);
         if (!m.ok) return 1;
         std::fprintf(stderr,
                      "  goodput %.1f Mbit/s, retx %.4f, probe idle p50/p99 %.0f/%.0f us, loaded "
-                     "p99 %.0f us, jain %.3f, per client:",
+                     "p99 %.0f us, tbf queue p99 %.0f us, jain %.3f, per client:",
                      m.goodput_bytes_per_s * 8 / 1e6, m.retx_ratio, m.idle_p50_us, m.idle_p99_us,
-                     m.loaded_p99_us, m.jain);
+                     m.loaded_p99_us, m.queue_p99_us, m.jain);
         for (double x : m.per_client_mbit) std::fprintf(stderr, " %.1f", x);
         std::fprintf(stderr, "\n");
         c.goodput[cc].push_back(m.goodput_bytes_per_s / shaped);
         c.retx[cc].push_back(m.retx_ratio);
         c.p99[cc].push_back(m.loaded_p99_us / m.idle_p99_us);
         c.fair[cc].push_back(m.jain);
+        c.queue[cc].push_back(m.queue_p99_us);
         c.idle50[cc].push_back(m.idle_p50_us);
       }
     }
@@ -479,7 +516,13 @@ int main(int argc, char** argv) {
       "32-byte request every 500 us from a separate endpoint in its own namespace, p99 "
       "under incast / p99 with the link idle (each measured in its own mode); fairness: Jain "
       "index of per-client goodput; idle_probe_p50: probe RTT on the idle link, congestion "
-      "control on vs off (its cost on an idle path)");
+      "control on vs off (its cost on an idle path)" +
+      std::string(g_sample_queue
+                      ? "; queue_p99 (--sample-queue): p99 of the tbf backlog (tc -s qdisc, "
+                        "sampled every 20 ms in the window) as delay at the shaped rate: the "
+                        "network queue alone, without the CPU scheduling delay the probe's "
+                        "round trip also carries when clients + 2 threads share the host's cores"
+                      : ""));
   const cosmos::rpc::CongestionOptions cc_options = EndpointOptions(true).congestion;
   report.Note("incast: congestion control target_delay " +
               std::to_string(cc_options.target_delay_ns / 1000) + " us, flow_scaling_range " +
