@@ -416,6 +416,11 @@ Status ClusterNode::FinishForward(const std::string& node, std::string_view regi
 }
 
 void ClusterNode::RemoveReplica(std::string_view region, const std::string& dead, uint64_t epoch) {
+  {
+    // Not a resync candidate at this address until it registers again.
+    std::lock_guard lock(mu_);
+    if (auto it = addresses_.find(dead); it != addresses_.end()) failed_at_[dead] = it->second;
+  }
   for (int attempt = 0; attempt < 20; ++attempt) {
     auto vp = placement_->Get(region);
     if (!vp.ok()) {
@@ -614,8 +619,18 @@ void ClusterNode::ResyncLoop() {
       addresses_.clear();
       for (const auto& n : nodes->nodes) addresses_[n.id] = n.address;
     }
+    // A node seen failing is still listed until its lease expires: only a
+    // node registered at another address since (it came back) is eligible.
+    std::vector<cluster::NodeRecord> eligible;
+    {
+      std::lock_guard lock(mu_);
+      for (const auto& n : nodes->nodes) {
+        auto it = failed_at_.find(n.id);
+        if (it == failed_at_.end() || it->second != n.address) eligible.push_back(n);
+      }
+    }
     for (const auto& p : degraded) {
-      auto pick = cluster::ChooseNodes(nodes->nodes, 1, p.replicas);
+      auto pick = cluster::ChooseNodes(eligible, 1, p.replicas);
       if (!pick.ok()) continue;  // no node to add yet
       Status s = Resync(p, pick->front());
       if (!s.ok()) {

@@ -130,6 +130,7 @@ class ClusterNode final : public server::ReplicationHook {
   std::map<std::string, Cached, std::less<>> placements_;
   std::map<std::string, std::unique_ptr<std::mutex>, std::less<>> region_mutexes_;
   std::map<std::string, std::string> addresses_;  // node id -> host:port
+  std::map<std::string, std::string> failed_at_;  // node id -> address it failed at
   // Running resyncs (at most one per region, driven by the resync thread).
   struct ResyncState {
     std::string joiner;
