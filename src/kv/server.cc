@@ -76,11 +76,6 @@ Result<int> BindListener(const std::string& bind_address, int port) {
     close(fd);
     return s;
   }
-  if (listen(fd, 511) != 0) {
-    Status s = Status::FromErrno(errno, "listen");
-    close(fd);
-    return s;
-  }
   return fd;
 }
 
@@ -94,6 +89,9 @@ Result<std::unique_ptr<RespServer>> RespServer::Listen(Store* store, Waker* dura
   if (s->listen_fd_ < 0) {
     COSMOS_ASSIGN_OR_RETURN(s->listen_fd_, BindListener(s->options_.bind, s->options_.port));
   }
+  // Only now, with the store open, do connections queue up: a client that
+  // connects sees a server that can answer.
+  if (listen(s->listen_fd_, 511) != 0) return Status::FromErrno(errno, "listen");
   sockaddr_in addr{};
   socklen_t len = sizeof(addr);
   if (getsockname(s->listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {

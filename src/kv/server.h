@@ -39,11 +39,12 @@ class Waker {
   int fd_;
 };
 
-// Binds a listening TCP socket on bind:port (IPv4; port 0 picks a free one)
-// and returns its fd (non-blocking, close-on-exec; the caller owns it).
-// Errors: InvalidArgument (bad bind address), IoError (socket, bind, listen,
-// e.g. the port is taken). cosmos-kv calls it before it opens its storage so
-// that a start that cannot listen creates no files.
+// Binds a TCP socket on bind:port (IPv4; port 0 picks a free one) without
+// listening yet (connections are refused until RespServer::Listen) and
+// returns its fd (non-blocking, close-on-exec; the caller owns it). Errors:
+// InvalidArgument (bad bind address), IoError (socket, bind: e.g. the port
+// is taken). cosmos-kv calls it before it opens its storage, so that a
+// start that cannot listen creates no files.
 Result<int> BindListener(const std::string& bind, int port);
 
 struct ServerOptions {

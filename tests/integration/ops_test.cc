@@ -262,7 +262,7 @@ TEST(FailedStart, LeavesNoPoolFileBehind) {
     Outcome r =
         Shell(kCosmosd + " --listen " + listen + " --port 0 --pool " + pool + ",size=16M,create");
     EXPECT_EQ(r.exit_code, 2) << listen << ": " << r.out;
-    EXPECT_NE(r.out.find("server.listen: '" + listen + "' is not an IPv4 address"),
+    EXPECT_NE(r.out.find("server.listen: '" + listen + "' is not an IPv4 or IPv6 address"),
               std::string::npos)
         << r.out;
     EXPECT_FALSE(std::filesystem::exists(pool)) << listen;
