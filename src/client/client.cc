@@ -17,6 +17,7 @@
 #include "common/checksum.h"
 #include "common/clock.h"
 #include "protocol/rpm_protocol.h"
+#include "protocol/sealed_batch.h"
 #include "rpc/rpc.h"
 #include "rpc/transport_udp.h"
 #include "sec/access_list.h"
@@ -185,7 +186,13 @@ class ClientImpl final : public Client {
 
   // Sends one batch on the session; `done` runs exactly once inside the
   // event loop (or at once if the send fails).
-  void SendBatch(std::span<const std::byte> bytes, BatchDone done);
+  // Sends one RPM batch. With `sealed_for` (a secure region, on a secure
+  // session) the batch is sealed end to end for the node's enclave
+  // (protocol/sealed_batch.h) and the response opened here.
+  void SendBatch(std::span<const std::byte> bytes, BatchDone done,
+                 const RegionState* sealed_for = nullptr);
+  void SendSealedBatch(std::span<const std::byte> bytes, const std::shared_ptr<BatchDone>& done,
+                       const RegionState& st);
 
   // Runs the event loop until `done()` or the call timeout. Timeout otherwise.
   Status WaitUntil(const std::function<bool()>& done);
@@ -242,9 +249,12 @@ class ClientImpl final : public Client {
   std::unique_ptr<rpc::Rpc> rpc_;
   rpc::SessionId session_ = 0;
   bool session_up_ = false;
-  std::optional<client::SecureClientConfig> secure_;  // set in secure mode
-  sec::SecretArray<32> verify_key_;                   // of the current secure session
-  sec::SecretArray<32> key_wrap_key_;                 // of the current secure session
+  std::optional<client::SecureClientConfig> secure_;   // set in secure mode
+  sec::SecretArray<32> verify_key_;                    // of the current secure session
+  std::unique_ptr<sec::SecureChannel> batch_channel_;  // of the current secure session
+  uint64_t batch_seq_ = 0;                             // last sealed batch's seq
+  uint64_t batch_generation_ = 0;                      // bumped when batch_channel_ changes
+  sec::SecretArray<32> key_wrap_key_;                  // of the current secure session
   // A user key wrapped for the enclave under the current secure session
   // (FailedPrecondition on a plain connection), and the check of the
   // enclave's receipt for it (IntegrityViolation on a mismatch).
@@ -279,33 +289,37 @@ void Pump(const std::shared_ptr<RegionState>& st) {
     BatchDone done = std::move(out.done);
     const size_t pending_ops = out.pending_ops, pending_flushes = out.pending_flushes;
     const bool epoch_op = out.epoch_op;
-    st->client->SendBatch(out.bytes, [st, id, pending_ops, pending_flushes, epoch_op,
-                                      done = std::move(done)](const Status& transport,
-                                                              std::span<const OpResult> all) {
-      // A refused EPOCH op (stale epoch, not the primary) fails the batch as
-      // a whole: nothing after it ran.
-      Status s = transport;
-      std::span<const OpResult> results = all;
-      if (s.ok() && epoch_op) {
-        if (all.empty()) {
-          s = Status::Corruption("rpm response: no result for the epoch op");
-        } else if (all[0].code != StatusCode::kOk) {
-          s = protocol::ResultStatus(all[0]);
-        }
-        results = s.ok() ? all.subspan(1) : std::span<const OpResult>();
-      }
-      auto it = std::find_if(st->inflight.begin(), st->inflight.end(),
-                             [id](const RegionState::InFlight& f) { return f.id == id; });
-      if (it != st->inflight.end()) st->inflight.erase(it);
-      // The leading buffered ops (posted writes, AsyncFlushes) report to the
-      // Region's posted error; the caller's own ops go to `done`.
-      size_t k = std::min(pending_ops, results.size());
-      Status posted = s.ok() ? FirstError(results.first(k)) : (pending_ops > 0 ? s : Status::Ok());
-      if (!posted.ok() && st->posted_error.ok()) st->posted_error = posted;
-      st->async_flushes -= pending_flushes;
-      if (done) done(s, s.ok() ? results.subspan(k) : results);
-      Pump(st);
-    });
+    const RegionState* sealed_for = st->info.secure && !epoch_op ? st.get() : nullptr;
+    st->client->SendBatch(
+        out.bytes,
+        [st, id, pending_ops, pending_flushes, epoch_op, done = std::move(done)](
+            const Status& transport, std::span<const OpResult> all) {
+          // A refused EPOCH op (stale epoch, not the primary) fails the batch as
+          // a whole: nothing after it ran.
+          Status s = transport;
+          std::span<const OpResult> results = all;
+          if (s.ok() && epoch_op) {
+            if (all.empty()) {
+              s = Status::Corruption("rpm response: no result for the epoch op");
+            } else if (all[0].code != StatusCode::kOk) {
+              s = protocol::ResultStatus(all[0]);
+            }
+            results = s.ok() ? all.subspan(1) : std::span<const OpResult>();
+          }
+          auto it = std::find_if(st->inflight.begin(), st->inflight.end(),
+                                 [id](const RegionState::InFlight& f) { return f.id == id; });
+          if (it != st->inflight.end()) st->inflight.erase(it);
+          // The leading buffered ops (posted writes, AsyncFlushes) report to the
+          // Region's posted error; the caller's own ops go to `done`.
+          size_t k = std::min(pending_ops, results.size());
+          Status posted =
+              s.ok() ? FirstError(results.first(k)) : (pending_ops > 0 ? s : Status::Ok());
+          if (!posted.ok() && st->posted_error.ok()) st->posted_error = posted;
+          st->async_flushes -= pending_flushes;
+          if (done) done(s, s.ok() ? results.subspan(k) : results);
+          Pump(st);
+        },
+        sealed_for);
   }
 }
 
@@ -416,6 +430,9 @@ Status ClientImpl::ConnectTo(rpc::NetAddress addr, uint16_t flags, protocol::Hel
     }
     verify_key_ = keys->verify_key;
     key_wrap_key_ = keys->key_wrap_key;
+    batch_channel_ = std::move(keys->batch_channel);
+    batch_seq_ = 0;
+    ++batch_generation_;
     COSMOS_RETURN_IF_ERROR(rpc_->SetSessionProtector(*id, std::move(keys->protector)));
     reply_bytes.resize(n);
   }
@@ -465,7 +482,8 @@ Status ClientImpl::Init() {
   return Status::Ok();
 }
 
-void ClientImpl::SendBatch(std::span<const std::byte> bytes, BatchDone done) {
+void ClientImpl::SendBatch(std::span<const std::byte> bytes, BatchDone done,
+                           const RegionState* sealed_for) {
   if (!session_up_) {
     done(session_status_.ok() ? Status::Unavailable("not connected") : session_status_, {});
     return;
@@ -473,6 +491,10 @@ void ClientImpl::SendBatch(std::span<const std::byte> bytes, BatchDone done) {
   // The continuation may outlive `done`'s captures only through shared state
   // they own, so moving `done` in is safe.
   auto shared_done = std::make_shared<BatchDone>(std::move(done));
+  if (sealed_for != nullptr && batch_channel_ != nullptr) {
+    SendSealedBatch(bytes, shared_done, *sealed_for);
+    return;
+  }
   Status s = rpc_->EnqueueRequest(
       session_, protocol::kRpmRequestType, bytes,
       [shared_done](const Status& status, std::span<const std::byte> response) {
@@ -489,6 +511,87 @@ void ClientImpl::SendBatch(std::span<const std::byte> bytes, BatchDone done) {
         (*shared_done)(Status::Ok(), results);
       });
   if (!s.ok()) (*shared_done)(s, {});
+}
+
+void ClientImpl::SendSealedBatch(std::span<const std::byte> bytes,
+                                 const std::shared_ptr<BatchDone>& done, const RegionState& st) {
+  std::vector<protocol::Op> parsed;
+  bool read_only = protocol::ParseRequest(bytes, &parsed).ok();
+  for (const auto& op : parsed) read_only = read_only && op.opcode == protocol::Opcode::kRead;
+  protocol::SealedRequestHeader h;
+  h.flags = read_only ? protocol::kSealedFlagReadOnly : 0;
+  h.handle = st.handle;
+  h.seq = ++batch_seq_;
+  h.name = st.info.name;
+  std::vector<std::byte> message = protocol::EncodeSealedRequestHeader(h);
+  const size_t aad_size = message.size();
+  message.resize(aad_size + bytes.size() + protocol::kSealedTagSize);
+  if (!bytes.empty()) std::memcpy(message.data() + aad_size, bytes.data(), bytes.size());
+  auto* m = reinterpret_cast<uint8_t*>(message.data());
+  Status sealed = batch_channel_->Seal(
+      h.seq, sec::ByteSpan(m, aad_size), sec::MutableByteSpan(m + aad_size, bytes.size()),
+      sec::MutableByteSpan(m + message.size() - protocol::kSealedTagSize,
+                           protocol::kSealedTagSize));
+  if (!sealed.ok()) {
+    (*done)(sealed, {});
+    return;
+  }
+  // A reconnect installs a new batch channel: an answer sealed for the old
+  // session cannot be opened any more and fails the batch.
+  const uint64_t generation = batch_generation_;
+  const uint64_t seq = h.seq;
+  Status s = rpc_->EnqueueRequest(
+      session_, protocol::kRpmSealedRequestType, message,
+      [done, seq, generation, self = this](const Status& status,
+                                           std::span<const std::byte> response) {
+        if (!status.ok()) {
+          (*done)(status, {});
+          return;
+        }
+        auto view = protocol::ParseSealedResponse(response);
+        if (!view.ok()) {
+          (*done)(view.status(), {});
+          return;
+        }
+        if (view->header.request_seq != seq) {
+          (*done)(Status::IntegrityViolation("sealed response answers another batch"), {});
+          return;
+        }
+        std::vector<OpResult> results;
+        if ((view->header.flags & protocol::kSealedResponseHostError) != 0) {
+          // Unauthenticated: the host may only ever make a batch fail.
+          Status parsed = protocol::ParseResponse(view->body, &results);
+          Status failed = parsed.ok() && results.size() == 1 ? protocol::ResultStatus(results[0])
+                                                             : Status::Ok();
+          if (failed.ok()) {
+            failed = Status::IntegrityViolation("malformed host error for a sealed batch");
+          }
+          (*done)(failed, {});
+          return;
+        }
+        if (self->batch_generation_ != generation || self->batch_channel_ == nullptr) {
+          (*done)(Status::Unavailable("secure session replaced before the answer arrived"), {});
+          return;
+        }
+        std::vector<std::byte> plain(view->body.begin(), view->body.end());
+        auto* b = reinterpret_cast<uint8_t*>(plain.data());
+        const auto* aad = reinterpret_cast<const uint8_t*>(view->associated_data.data());
+        const auto* tag = reinterpret_cast<const uint8_t*>(view->tag.data());
+        Status opened = self->batch_channel_->Open(
+            view->header.response_seq, sec::ByteSpan(aad, view->associated_data.size()),
+            sec::MutableByteSpan(b, plain.size()), sec::ByteSpan(tag, view->tag.size()));
+        if (!opened.ok()) {
+          (*done)(Status::IntegrityViolation("sealed response rejected: " + opened.ToString()), {});
+          return;
+        }
+        Status parsed = protocol::ParseResponse(plain, &results);
+        if (!parsed.ok()) {
+          (*done)(parsed, {});
+          return;
+        }
+        (*done)(Status::Ok(), results);
+      });
+  if (!s.ok()) (*done)(s, {});
 }
 
 Status ClientImpl::WaitUntil(const std::function<bool()>& done) {

@@ -77,6 +77,7 @@ Result<SecureSessionKeys> SecureConnector::Finish(std::span<const std::byte> con
   COSMOS_CHECK(wrap.size() == keys.key_wrap_key.size());
   std::memcpy(keys.key_wrap_key.data(), wrap.data(), wrap.size());
   keys.session_id = channel->session_id();
+  COSMOS_ASSIGN_OR_RETURN(keys.batch_channel, channel->NewBatchChannel(channel_options_));
   keys.protector = std::make_unique<ChannelPacketProtector>(std::move(channel));
   return keys;
 }

@@ -61,6 +61,9 @@ struct SecureSessionKeys {
   sec::SecretArray<32> verify_key;                    // checks region Verify digests
   sec::SecretArray<32> key_wrap_key;                  // wraps user region keys (sec/user_key.h)
   uint64_t session_id = 0;                            // the enclave's session id (public)
+  // Seals whole batches on secure regions end to end for the enclave
+  // (protocol/sealed_batch.h); the node's host never sees their plaintext.
+  std::unique_ptr<sec::SecureChannel> batch_channel;
 };
 
 // One connect attempt. Not thread-safe.

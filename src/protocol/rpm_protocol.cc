@@ -312,6 +312,38 @@ Status ParseRequest(std::span<const std::byte> bytes, std::vector<Op>* out) {
   return Status::Ok();
 }
 
+Status CheckOpRange(uint64_t offset, uint64_t len, uint64_t size, std::string_view what) {
+  if (offset > size || len > size - offset) {
+    return Status::OutOfRange(std::string(what) + " [" + std::to_string(offset) + ", +" +
+                              std::to_string(len) + ") outside region of " + std::to_string(size) +
+                              " bytes");
+  }
+  return Status::Ok();
+}
+
+Status CheckOpAtomic(uint64_t offset, uint64_t size, std::string_view what) {
+  if (offset % 8 != 0) {
+    return Status::InvalidArgument(std::string(what) + " offset " + std::to_string(offset) +
+                                   " is not 8-byte aligned");
+  }
+  return CheckOpRange(offset, 8, size, what);
+}
+
+bool IsDataOpcode(Opcode op) {
+  switch (op) {
+    case Opcode::kWrite:
+    case Opcode::kRead:
+    case Opcode::kFlush:
+    case Opcode::kWriteAfterFlush:
+    case Opcode::kCompareAndSwap:
+    case Opcode::kFetchAdd:
+    case Opcode::kVerify:
+      return true;
+    default:
+      return false;
+  }
+}
+
 std::vector<Range> DecodeRanges(std::span<const std::byte> payload) {
   std::vector<Range> r(payload.size() / kRangeSize);
   for (size_t i = 0; i < r.size(); ++i) {

@@ -202,6 +202,16 @@ class RequestBuilder {
 // too many ops). On error `out` is left in an unspecified state.
 Status ParseRequest(std::span<const std::byte> bytes, std::vector<Op>* out);
 
+// Range checks of an op against a region of `size` bytes, with the messages
+// every executor sends (the server for plain regions, the enclave for sealed
+// batches). CheckOpRange: OutOfRange unless [offset, offset+len) fits
+// (overflow-safe). CheckOpAtomic: InvalidArgument for an offset that is not
+// 8-byte aligned, else CheckOpRange(offset, 8). `what` names the op.
+Status CheckOpRange(uint64_t offset, uint64_t len, uint64_t size, std::string_view what);
+Status CheckOpAtomic(uint64_t offset, uint64_t size, std::string_view what);
+// True for the ops that touch a region's bytes (WRITE, READ, FLUSH,
+// WRITE_AFTER_FLUSH, CAS, FETCH_ADD, VERIFY).
+bool IsDataOpcode(Opcode op);
 // Decodes the ranges of a FLUSH/VERIFY op (shape already checked by ParseRequest).
 std::vector<Range> DecodeRanges(std::span<const std::byte> payload);
 // Reads the i-th u64 of a payload. REQUIRES: payload holds it.

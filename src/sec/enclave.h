@@ -218,6 +218,24 @@ class Enclave {
   [[nodiscard]] Status RegionRotateKey(SessionHandle session, RegionHandle region) {
     return RegionRotateKey(session, region, nullptr);
   }
+
+  // Runs a sealed RPM batch (protocol/sealed_batch.h) on `region` for
+  // `session` in one call, so that neither the request's nor the response's
+  // plaintext is ever in host memory: opens `message` with the session's
+  // batch key (each sequence number at most once: a replayed message is
+  // refused), checks that the clear header names this region (its
+  // authenticated name) and that every op is a data op on the header's
+  // handle (READ only, with kSealedFlagReadOnly), executes the ops in order
+  // as the Region* calls above do (same rights, same freshness; a failed op
+  // ends the batch, the rest are Cancelled), and returns the sealed response
+  // (header, ciphertext, tag) for the client. Waits for the trusted counter
+  // as a flush needs: call it from a thread that may block, unless the batch
+  // is read-only. Errors, when nothing ran and nothing was sealed:
+  // PermissionDenied (unknown session, no right on the region), NotFound
+  // (unknown region), IntegrityViolation (forged, modified, replayed or
+  // misrouted message), Corruption (malformed framing).
+  virtual Result<Bytes> ExecuteSealedBatch(SessionHandle session, RegionHandle region,
+                                           ByteSpan message) = 0;
 };
 
 }  // namespace cosmos::sec

@@ -11,6 +11,7 @@
 #include <optional>
 
 #include "common/log.h"
+#include "protocol/sealed_batch.h"
 #include "sec/key_files.h"
 
 namespace cosmos::sec {
@@ -167,6 +168,8 @@ Result<AcceptedSession> SimulatedEnclave::AcceptClientHello(ByteSpan client_hell
                               [&](const Ed25519PublicKey& k) { return allowed.count(k) > 0; },
                               options_.channel_options));
   auto session = std::make_shared<Session>();
+  COSMOS_ASSIGN_OR_RETURN(session->batch_channel,
+                          s.channel->NewBatchChannel(options_.channel_options));
   session->channel = std::move(s.channel);
   session->client = s.client_identity;
   AcceptedSession out;
@@ -580,6 +583,197 @@ Digest SimulatedEnclave::SessionUserKeyReceipt(Session& s, UserKeyUse use, std::
                                                uint32_t key_epoch, ByteSpan material) {
   std::lock_guard<std::mutex> l(s.mu);
   return UserKeyReceipt(s.channel->key_wrap_key(), use, name, key_epoch, material);
+}
+
+namespace {
+
+std::span<const std::byte> StdBytes(ByteSpan b) {
+  return {reinterpret_cast<const std::byte*>(b.data()), b.size()};
+}
+
+// Enclave scratch for plaintext, wiped when it goes out of scope.
+class SecureBuffer {
+ public:
+  explicit SecureBuffer(size_t size) : bytes_(size) {}
+  ~SecureBuffer() { SecureWipe(bytes_); }
+  SecureBuffer(const SecureBuffer&) = delete;
+  SecureBuffer& operator=(const SecureBuffer&) = delete;
+  uint8_t* data() { return bytes_.data(); }
+  size_t size() const { return bytes_.size(); }
+
+ private:
+  Bytes bytes_;
+};
+
+}  // namespace
+
+Result<Bytes> SimulatedEnclave::ExecuteSealedBatch(SessionHandle session, RegionHandle region,
+                                                   ByteSpan message) {
+  std::shared_ptr<Session> s;
+  std::shared_ptr<Region> r;
+  COSMOS_RETURN_IF_ERROR(Authorize(session, region, /*any right*/ 0, &s, &r));
+  COSMOS_ASSIGN_OR_RETURN(protocol::SealedRequestView view,
+                          protocol::ParseSealedRequest(StdBytes(message)));
+  // The plaintext exists only here, in enclave memory, and is wiped on return.
+  SecureBuffer plain(view.ciphertext.size());
+  if (!view.ciphertext.empty()) {
+    std::memcpy(plain.data(), view.ciphertext.data(), view.ciphertext.size());
+  }
+  {
+    std::lock_guard<std::mutex> l(s->batch_mu);
+    const auto* aad = reinterpret_cast<const uint8_t*>(view.associated_data.data());
+    const auto* tag = reinterpret_cast<const uint8_t*>(view.tag.data());
+    Status opened = s->batch_channel->Open(
+        view.header.seq, ByteSpan(aad, view.associated_data.size()),
+        MutableByteSpan(plain.data(), plain.size()), ByteSpan(tag, view.tag.size()));
+    if (!opened.ok()) {
+      return Status::IntegrityViolation("sealed batch rejected (forged, modified or replayed): " +
+                                        opened.ToString());
+    }
+  }
+  // The host routed the message by a handle it controls: the region it chose
+  // must be the one the client named (the name is authenticated both in the
+  // message and in the region's sealed root record).
+  const std::string& name = r->engine->binding().name;
+  if (view.header.name != name) {
+    return Status::IntegrityViolation("sealed batch for region '" + std::string(view.header.name) +
+                                      "' was routed to region '" + name + "'");
+  }
+  std::vector<protocol::Op> ops;
+  protocol::ResponseBuilder out;
+  const std::span<const std::byte> request(reinterpret_cast<const std::byte*>(plain.data()),
+                                           plain.size());
+  Status parsed = protocol::ParseRequest(request, &ops);
+  if (parsed.ok()) {
+    for (const protocol::Op& op : ops) {
+      if (!protocol::IsDataOpcode(op.opcode) || op.handle != view.header.handle) {
+        parsed = Status::InvalidArgument("a sealed batch holds only data ops on its own region");
+      } else if ((view.header.flags & protocol::kSealedFlagReadOnly) != 0 &&
+                 op.opcode != protocol::Opcode::kRead) {
+        parsed = Status::InvalidArgument("a read-only sealed batch holds only reads");
+      }
+      if (!parsed.ok()) break;
+    }
+  }
+  if (!parsed.ok()) {
+    // Nothing runs; the client learns why, sealed like any answer.
+    out.AddError(parsed);
+  } else {
+    const uint64_t size = r->engine->size();
+    for (size_t i = 0; i < ops.size(); ++i) {
+      Status st = RunSealedOp(session, region, size, ops[i], &out);
+      if (st.ok()) continue;
+      out.AddError(st);
+      for (size_t j = i + 1; j < ops.size(); ++j) {
+        out.AddError(
+            Status::Cancelled("not executed: op " + std::to_string(i) + " of the batch failed"));
+      }
+      break;
+    }
+  }
+  std::span<const std::byte> response = out.bytes();
+  Bytes sealed(protocol::kSealedResponseHeaderSize + response.size() + protocol::kSealedTagSize);
+  std::memcpy(sealed.data() + protocol::kSealedResponseHeaderSize, response.data(),
+              response.size());
+  SecureWipe(MutableByteSpan(reinterpret_cast<uint8_t*>(out.buffer().data()), out.buffer().size()));
+  {
+    std::lock_guard<std::mutex> l(s->batch_mu);
+    protocol::SealedResponseHeader h;
+    h.request_seq = view.header.seq;
+    h.response_seq = ++s->batch_response_seq;
+    auto* header = reinterpret_cast<std::byte*>(sealed.data());
+    protocol::EncodeSealedResponseHeader(h,
+                                         std::span<std::byte, protocol::kSealedResponseHeaderSize>(
+                                             header, protocol::kSealedResponseHeaderSize));
+    COSMOS_RETURN_IF_ERROR(s->batch_channel->Seal(
+        h.response_seq, ByteSpan(sealed.data(), protocol::kSealedResponseHeaderSize),
+        MutableByteSpan(sealed.data() + protocol::kSealedResponseHeaderSize, response.size()),
+        MutableByteSpan(sealed.data() + sealed.size() - protocol::kSealedTagSize,
+                        protocol::kSealedTagSize)));
+  }
+  return sealed;
+}
+
+Status SimulatedEnclave::RunSealedOp(SessionHandle session, RegionHandle region, uint64_t size,
+                                     const protocol::Op& op, protocol::ResponseBuilder* out) {
+  using protocol::Opcode;
+  const auto* payload = reinterpret_cast<const uint8_t*>(op.payload.data());
+  switch (op.opcode) {
+    case Opcode::kWrite:
+      COSMOS_RETURN_IF_ERROR(protocol::CheckOpRange(op.offset, op.payload.size(), size, "write"));
+      COSMOS_RETURN_IF_ERROR(RegionWrite(
+          session, region, op.offset, ByteSpan(payload, op.payload.size()), CounterWait::kMayWait));
+      out->AddOk();
+      return Status::Ok();
+    case Opcode::kRead: {
+      const uint64_t len = protocol::PayloadU64(op.payload, 0);
+      COSMOS_RETURN_IF_ERROR(protocol::CheckOpRange(op.offset, len, size, "read"));
+      if (out->bytes().size() + len + protocol::kSealedResponseHeaderSize +
+              protocol::kSealedTagSize >
+          protocol::kMaxMessageLength - 1024) {
+        return Status::InvalidArgument("read of " + std::to_string(len) +
+                                       " bytes exceeds the node's response limit");
+      }
+      // Decrypt into enclave scratch first: a refused or tampered read leaves
+      // no half-built result behind.
+      SecureBuffer plain(static_cast<size_t>(len));
+      COSMOS_RETURN_IF_ERROR(
+          RegionRead(session, region, op.offset, MutableByteSpan(plain.data(), plain.size())));
+      std::byte* dst = out->Add(StatusCode::kOk, len);
+      if (len > 0) std::memcpy(dst, plain.data(), len);
+      return Status::Ok();
+    }
+    case Opcode::kFlush:
+    case Opcode::kVerify: {
+      const auto ranges = protocol::DecodeRanges(op.payload);
+      for (const auto& x : ranges) {
+        COSMOS_RETURN_IF_ERROR(protocol::CheckOpRange(
+            x.offset, x.length, size, op.opcode == Opcode::kFlush ? "flush" : "verify"));
+      }
+      // Verify persists first, as a flush does, when the client may write; a
+      // reader gets the digest of the durable state.
+      const bool persist =
+          op.opcode == Opcode::kFlush || RegionCheckAccess(session, region, kRightWrite).ok();
+      if (persist) COSMOS_RETURN_IF_ERROR(RegionFlush(session, region, CounterWait::kMayWait));
+      if (op.opcode == Opcode::kFlush) {
+        out->AddOk();
+        return Status::Ok();
+      }
+      std::vector<ByteRange> r;
+      r.reserve(ranges.size());
+      for (const auto& x : ranges) r.push_back({x.offset, x.length});
+      COSMOS_ASSIGN_OR_RETURN(Digest d, RegionVerify(session, region, r));
+      uint64_t v = 0;
+      for (int i = 7; i >= 0; --i) v = (v << 8) | d[static_cast<size_t>(i)];
+      out->AddU64(v);
+      return Status::Ok();
+    }
+    case Opcode::kWriteAfterFlush: {
+      COSMOS_RETURN_IF_ERROR(protocol::CheckOpAtomic(op.offset, size, "write_after_flush"));
+      COSMOS_RETURN_IF_ERROR(
+          RegionWrite(session, region, op.offset, ByteSpan(payload, 8), CounterWait::kMayWait));
+      COSMOS_RETURN_IF_ERROR(RegionFlush(session, region, CounterWait::kMayWait));
+      out->AddOk();
+      return Status::Ok();
+    }
+    case Opcode::kCompareAndSwap:
+    case Opcode::kFetchAdd: {
+      COSMOS_RETURN_IF_ERROR(protocol::CheckOpAtomic(op.offset, size, OpcodeName(op.opcode)));
+      // The batch runs once, on a thread that may wait: no attempt id needed.
+      COSMOS_ASSIGN_OR_RETURN(
+          uint64_t before,
+          op.opcode == Opcode::kCompareAndSwap
+              ? RegionCompareAndSwap(
+                    session, region, op.offset, protocol::PayloadU64(op.payload, 0),
+                    protocol::PayloadU64(op.payload, 1), /*attempt=*/0, CounterWait::kMayWait)
+              : RegionFetchAdd(session, region, op.offset, protocol::PayloadU64(op.payload, 0),
+                               /*attempt=*/0, CounterWait::kMayWait));
+      out->AddU64(before);
+      return Status::Ok();
+    }
+    default:
+      return Status::InvalidArgument("unexpected opcode in a sealed batch");
+  }
 }
 
 }  // namespace cosmos::sec

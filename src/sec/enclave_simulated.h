@@ -15,6 +15,7 @@
 #include <string>
 #include <thread>
 
+#include "protocol/rpm_protocol.h"
 #include "sec/access_list.h"
 #include "sec/attestation.h"
 #include "sec/counter.h"
@@ -106,6 +107,8 @@ class SimulatedEnclave final : public Enclave {
   Result<RegionAccessInfo> RegionListAccess(SessionHandle session, RegionHandle region) override;
   Status RegionRotateKey(SessionHandle session, RegionHandle region,
                          UserKeyRequest* user_key) override;
+  Result<Bytes> ExecuteSealedBatch(SessionHandle session, RegionHandle region,
+                                   ByteSpan message) override;
 
   // Whether the secret memory could be locked / excluded from dumps.
   bool secrets_locked() const { return secrets_->locked(); }
@@ -129,6 +132,9 @@ class SimulatedEnclave final : public Enclave {
   struct Session {
     std::mutex mu;  // SecureChannel is single-owner; serialise concurrent callers
     std::unique_ptr<SecureChannel> channel;
+    std::mutex batch_mu;                           // guards batch_channel and batch_response_seq
+    std::unique_ptr<SecureChannel> batch_channel;  // sealed RPM batches (ExecuteSealedBatch)
+    uint64_t batch_response_seq = 0;               // last response seq sealed
     Ed25519PublicKey client{};
     std::mutex atomics_mu;                              // guards pending_atomics
     std::map<uint64_t, PendingAtomic> pending_atomics;  // by attempt id
@@ -153,6 +159,10 @@ class SimulatedEnclave final : public Enclave {
   // region_policy.accept_counter_reset.
   Result<std::unique_ptr<SimulatedCounter>> OpenCounter(const RegionBinding& binding,
                                                         bool existing);
+  // One op of a sealed batch (ExecuteSealedBatch), its result appended to
+  // `out`; on error nothing is appended.
+  Status RunSealedOp(SessionHandle session, RegionHandle region, uint64_t size,
+                     const protocol::Op& op, protocol::ResponseBuilder* out);
   // Looks up session + region and checks `right` against the region ACL.
   Status Authorize(SessionHandle session, RegionHandle region, uint8_t right,
                    std::shared_ptr<Session>* s, std::shared_ptr<Region>* r);

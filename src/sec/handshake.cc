@@ -99,6 +99,12 @@ Result<SessionKeys> DeriveSessionKeys(ByteSpan shared_secret, ByteSpan client_he
   if (s.ok()) s = HkdfExpand(prk, AsBytes("cosmos s2c v1"), k.server_to_client.mutable_span());
   if (s.ok()) s = HkdfExpand(prk, AsBytes("cosmos verify v1"), k.verify.mutable_span());
   if (s.ok()) s = HkdfExpand(prk, AsBytes("cosmos key wrap v1"), k.key_wrap.mutable_span());
+  if (s.ok()) {
+    s = HkdfExpand(prk, AsBytes("cosmos batch c2s v1"), k.batch_client_to_server.mutable_span());
+  }
+  if (s.ok()) {
+    s = HkdfExpand(prk, AsBytes("cosmos batch s2c v1"), k.batch_server_to_client.mutable_span());
+  }
   SecureWipe(prk);
   COSMOS_RETURN_IF_ERROR(s);
   return k;

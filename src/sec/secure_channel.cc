@@ -21,6 +21,8 @@ Result<std::unique_ptr<SecureChannel>> SecureChannel::Create(ChannelRole role, u
   c->options_ = options;
   c->verify_ = keys.verify;
   c->key_wrap_ = keys.key_wrap;
+  c->batch_c2s_ = keys.batch_client_to_server;
+  c->batch_s2c_ = keys.batch_server_to_client;
   const bool client = role == ChannelRole::kClient;
   c->send_key_ = client ? keys.client_to_server : keys.server_to_client;
   c->recv_key_ = client ? keys.server_to_client : keys.client_to_server;
@@ -32,6 +34,14 @@ Result<std::unique_ptr<SecureChannel>> SecureChannel::Create(ChannelRole role, u
 }
 
 SecureChannel::~SecureChannel() = default;
+
+Result<std::unique_ptr<SecureChannel>> SecureChannel::NewBatchChannel(
+    const ChannelOptions& options) const {
+  SessionKeys keys;
+  keys.client_to_server = batch_c2s_;
+  keys.server_to_client = batch_s2c_;
+  return Create(role_, session_id_, keys, options);
+}
 
 void SecureChannel::Nonce(uint8_t direction, uint64_t seq, GcmNonce* nonce) const {
   // byte 0: direction (0 = client to server); bytes 1..3: low 24 bits of the

@@ -30,6 +30,11 @@ struct SessionKeys {
   SecretArray<32> server_to_client;
   SecretArray<32> verify;    // MAC key for region Verify digests of this session
   SecretArray<32> key_wrap;  // wraps user region keys for the enclave (user_key.h)
+  // End-to-end keys of sealed RPM batches between the client and the enclave
+  // (protocol/sealed_batch.h): the host that terminates packet protection
+  // never holds them in a hardware TEE.
+  SecretArray<32> batch_client_to_server;
+  SecretArray<32> batch_server_to_client;
 };
 
 // Counters for tests and `info`.
@@ -82,6 +87,11 @@ class SecureChannel {
   ByteSpan verify_key() const { return verify_.span(); }
   // The session's key-wrap key (user region keys, sec/user_key.h).
   ByteSpan key_wrap_key() const { return key_wrap_.span(); }
+  // A second channel of the same role and session id whose send and receive
+  // keys are the session's sealed-batch keys (SessionKeys::batch_*): the
+  // client and the enclave seal whole RPM batches with it, with their own
+  // sequence numbers and replay window. Carries no verify or key-wrap key.
+  Result<std::unique_ptr<SecureChannel>> NewBatchChannel(const ChannelOptions& options) const;
 
  private:
   SecureChannel() = default;
@@ -94,6 +104,7 @@ class SecureChannel {
   ChannelOptions options_;
   SecretArray<32> verify_;
   SecretArray<32> key_wrap_;
+  SecretArray<32> batch_c2s_, batch_s2c_;
   // Send side.
   SecretArray<32> send_key_;
   std::unique_ptr<AesGcm> send_gcm_;

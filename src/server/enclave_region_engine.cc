@@ -307,4 +307,17 @@ Result<uint32_t> EnclaveRegionEngine::RotateKey(Requester requester, RegionEntry
   return info.key_epoch;
 }
 
+Result<std::vector<std::byte>> EnclaveRegionEngine::ExecuteSealedBatch(
+    Requester requester, RegionEntry& e, std::span<const std::byte> message) {
+  COSMOS_ASSIGN_OR_RETURN(sec::SessionHandle session, SessionOf(requester));
+  COSMOS_ASSIGN_OR_RETURN(sec::RegionHandle region, RegionOf(e, WaitMode::kMayWait));
+  COSMOS_ASSIGN_OR_RETURN(
+      sec::Bytes sealed,
+      enclave_->ExecuteSealedBatch(
+          session, region, {reinterpret_cast<const uint8_t*>(message.data()), message.size()}));
+  std::vector<std::byte> out(sealed.size());
+  if (!sealed.empty()) std::memcpy(out.data(), sealed.data(), sealed.size());
+  return out;
+}
+
 }  // namespace cosmos::server

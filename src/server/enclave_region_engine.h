@@ -50,6 +50,8 @@ class EnclaveRegionEngine final : public SecureRegionEngine {
   Status Grant(Requester requester, RegionEntry& e, std::span<const std::byte> identity,
                uint8_t rights) override;
   Result<protocol::AccessInfo> ListAccess(Requester requester, RegionEntry& e) override;
+  Result<std::vector<std::byte>> ExecuteSealedBatch(Requester requester, RegionEntry& e,
+                                                    std::span<const std::byte> message) override;
   Result<uint32_t> RotateKey(Requester requester, RegionEntry& e,
                              UserKeyTransfer* user_key) override;
 

@@ -141,6 +141,19 @@ class SecureRegionEngine {
   // with `user_key`); returns the new key epoch.
   virtual Result<uint32_t> RotateKey(Requester requester, RegionEntry& e,
                                      UserKeyTransfer* user_key) = 0;
+  // Hands a sealed RPM batch (protocol/sealed_batch.h) for `e` to the
+  // enclave in one call and returns its sealed response; the host never sees
+  // the batch's plaintext. May wait for the trusted counter unless the batch
+  // is read-only. Errors (the batch did not run): those of
+  // sec::Enclave::ExecuteSealedBatch. The default refuses: an engine without
+  // an enclave cannot run sealed batches.
+  virtual Result<std::vector<std::byte>> ExecuteSealedBatch(Requester requester, RegionEntry& e,
+                                                            std::span<const std::byte> message) {
+    (void)requester;
+    (void)e;
+    (void)message;
+    return Status::FailedPrecondition("this node's security engine cannot run sealed batches");
+  }
 };
 
 // One served region. Lives until the table is destroyed (entries are never

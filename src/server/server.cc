@@ -15,6 +15,7 @@
 #include "common/clock.h"
 #include "common/endian.h"
 #include "common/log.h"
+#include "protocol/sealed_batch.h"
 #include "rpc/rpc.h"
 #include "rpc/transport_udp.h"
 #include "server/qos.h"
@@ -31,23 +32,8 @@ uint64_t LoadFirstHandle(std::span<const std::byte> request) {
   return LoadLE<uint64_t>(request.data() + protocol::kBatchHeaderSize + 8);
 }
 
-// Checks [offset, offset+len) against a region of `size` bytes without overflow.
-Status CheckRange(uint64_t offset, uint64_t len, uint64_t size, std::string_view what) {
-  if (offset > size || len > size - offset) {
-    return Status::OutOfRange(std::string(what) + " [" + std::to_string(offset) + ", +" +
-                              std::to_string(len) + ") outside region of " + std::to_string(size) +
-                              " bytes");
-  }
-  return Status::Ok();
-}
-
-Status CheckAtomic(uint64_t offset, uint64_t size, std::string_view what) {
-  if (offset % 8 != 0) {
-    return Status::InvalidArgument(std::string(what) + " offset " + std::to_string(offset) +
-                                   " is not 8-byte aligned");
-  }
-  return CheckRange(offset, 8, size, what);
-}
+using protocol::CheckOpAtomic;
+using protocol::CheckOpRange;
 
 // True if executing `op` may block the thread (sync on a page-cache pool, or
 // an admin change that formats/persists pool metadata). Such ops run on a
@@ -154,10 +140,15 @@ struct DeferredBatch {
   size_t resume_at = 0;       // index of the first op not executed yet
   uint64_t attempt_base = 0;  // AttemptBase of the batch
   protocol::ResponseBuilder response;
+  // A sealed batch (protocol/sealed_batch.h): `request` is the whole message,
+  // run by the enclave in one call; its answer goes to `sealed_response`.
+  bool sealed = false;
+  std::vector<std::byte> sealed_response;
 };
 
 struct QueuedBatch {  // a batch waiting for QoS tokens on its worker
   rpc::RequestHandle handle;
+  uint16_t type = protocol::kRpmRequestType;
   std::vector<std::byte> request;
   uint64_t first_handle = 0;
   size_t ops = 0;
@@ -255,6 +246,14 @@ struct Server::Impl {
   Status AuthorizeAdmin(Requester requester, protocol::RegionDesc& desc, uint8_t rights);
   void HandleRequest(rpc::Rpc& rpc, const rpc::IncomingRequest& req);
   void RunBatch(Worker& w, const rpc::RequestHandle& handle, std::span<const std::byte> bytes);
+  // A sealed batch: the host reads only its clear header, routes it (a
+  // read-only one runs here, any other on a secure flusher: it may wait for
+  // the trusted counter) and hands the whole message to the enclave.
+  void RunSealedBatch(Worker& w, const rpc::RequestHandle& handle,
+                      std::span<const std::byte> bytes);
+  // The enclave's answer to a sealed batch, or a host-error response.
+  std::vector<std::byte> ExecuteSealed(const Requester& requester,
+                                       std::span<const std::byte> bytes);
   void PumpQos(Worker& w);
   void Defer(Worker& w, const rpc::RequestHandle& handle, const Requester& requester,
              std::span<const std::byte> bytes, size_t resume_at, uint64_t attempt_base,
@@ -441,7 +440,7 @@ Status Server::Impl::ExecuteOne(Requester requester, const Op& op, uint64_t atte
   const uint64_t size = engine != nullptr ? engine->LogicalSize(*ref.get()) : region.size();
   switch (op.opcode) {
     case Opcode::kWrite: {
-      COSMOS_RETURN_IF_ERROR(CheckRange(op.offset, op.payload.size(), size, "write"));
+      COSMOS_RETURN_IF_ERROR(CheckOpRange(op.offset, op.payload.size(), size, "write"));
       if (engine != nullptr) {
         COSMOS_RETURN_IF_ERROR(engine->Write(requester, *ref.get(), op.offset, op.payload, wait));
       } else if (!op.payload.empty()) {
@@ -453,7 +452,7 @@ Status Server::Impl::ExecuteOne(Requester requester, const Op& op, uint64_t atte
     }
     case Opcode::kRead: {
       uint64_t len = protocol::PayloadU64(op.payload, 0);
-      COSMOS_RETURN_IF_ERROR(CheckRange(op.offset, len, size, "read"));
+      COSMOS_RETURN_IF_ERROR(CheckOpRange(op.offset, len, size, "read"));
       if (len > options.max_read_bytes ||
           out->bytes().size() + len > protocol::kMaxMessageLength - 1024) {
         return Status::InvalidArgument("read of " + std::to_string(len) +
@@ -477,8 +476,8 @@ Status Server::Impl::ExecuteOne(Requester requester, const Op& op, uint64_t atte
     case Opcode::kVerify: {
       auto ranges = protocol::DecodeRanges(op.payload);
       for (const auto& r : ranges) {
-        COSMOS_RETURN_IF_ERROR(
-            CheckRange(r.offset, r.length, size, op.opcode == Opcode::kFlush ? "flush" : "verify"));
+        COSMOS_RETURN_IF_ERROR(CheckOpRange(r.offset, r.length, size,
+                                            op.opcode == Opcode::kFlush ? "flush" : "verify"));
       }
       if (engine != nullptr) {
         // Verify persists first, as a flush does, when the client may write;
@@ -519,7 +518,7 @@ Status Server::Impl::ExecuteOne(Requester requester, const Op& op, uint64_t atte
       return Status::Ok();
     }
     case Opcode::kWriteAfterFlush: {
-      COSMOS_RETURN_IF_ERROR(CheckAtomic(op.offset, size, "write_after_flush"));
+      COSMOS_RETURN_IF_ERROR(CheckOpAtomic(op.offset, size, "write_after_flush"));
       uint64_t value = protocol::PayloadU64(op.payload, 0);
       if (engine != nullptr) {
         std::byte b[8];
@@ -534,7 +533,7 @@ Status Server::Impl::ExecuteOne(Requester requester, const Op& op, uint64_t atte
     }
     case Opcode::kCompareAndSwap:
     case Opcode::kFetchAdd: {
-      COSMOS_RETURN_IF_ERROR(CheckAtomic(op.offset, size, OpcodeName(op.opcode)));
+      COSMOS_RETURN_IF_ERROR(CheckOpAtomic(op.offset, size, OpcodeName(op.opcode)));
       if (engine != nullptr) {
         // In the enclave, acknowledged with a flush's freshness; a repeat
         // after a counter-wait deferral carries the same attempt id.
@@ -669,6 +668,18 @@ void Server::Impl::FlusherLoop(DeferQueue* q) {
       if (q->queue.empty()) return;  // stopping and drained
       d = std::move(q->queue.Pop()->second);
     }
+    if (d->sealed) {
+      d->sealed_response = ExecuteSealed(d->requester, d->request);
+      Worker& w = *workers[d->worker];
+      auto* raw = d.release();
+      w.rpc->Post([this, raw, &w] {
+        std::unique_ptr<DeferredBatch> owned(raw);
+        if (!w.rpc->EnqueueResponse(owned->handle, owned->sealed_response).ok()) {
+          lost.fetch_add(1, std::memory_order_relaxed);
+        }
+      });
+      continue;
+    }
     Status parsed = protocol::ParseRequest(d->request, &list);
     COSMOS_CHECK(parsed.ok());  // parsed once already on the worker
     if (q == &replicate) {
@@ -772,24 +783,42 @@ void Server::Impl::PumpQos(Worker& w) {
     rit->second.second.Take(n);
     return true;
   })) {
-    RunBatch(w, item->second.handle, item->second.request);
+    if (item->second.type == protocol::kRpmSealedRequestType) {
+      RunSealedBatch(w, item->second.handle, item->second.request);
+    } else {
+      RunBatch(w, item->second.handle, item->second.request);
+    }
   }
 }
 
 void Server::Impl::HandleRequest(rpc::Rpc& rpc, const rpc::IncomingRequest& req) {
   Worker* w = current_worker;
   COSMOS_CHECK(w != nullptr && w->rpc == &rpc);
+  const bool sealed = req.type == protocol::kRpmSealedRequestType;
   if (!accepting.load(std::memory_order_acquire)) {
+    const Status down = Status::Unavailable("node is shutting down");
+    if (sealed) {
+      auto view = protocol::ParseSealedRequest(req.payload);
+      (void)rpc.EnqueueResponse(
+          req.handle, protocol::EncodeSealedHostError(view.ok() ? view->header.seq : 0, down));
+      return;
+    }
     protocol::ResponseBuilder rb;
-    rb.AddError(Status::Unavailable("node is shutting down"));
+    rb.AddError(down);
     (void)rpc.EnqueueResponse(req.handle, rb.bytes());
     return;
   }
   if (w->qos.enabled()) {
     QueuedBatch b;
     b.handle = req.handle;
+    b.type = req.type;
     b.request.assign(req.payload.begin(), req.payload.end());
-    if (req.payload.size() >= protocol::kBatchHeaderSize + protocol::kOpHeaderSize) {
+    if (sealed) {
+      // The host cannot count a sealed batch's ops: it is charged as one.
+      auto view = protocol::ParseSealedRequest(req.payload);
+      b.first_handle = view.ok() ? view->header.handle : 0;
+      b.ops = 1;
+    } else if (req.payload.size() >= protocol::kBatchHeaderSize + protocol::kOpHeaderSize) {
       b.first_handle = LoadFirstHandle(req.payload);
       b.ops = LoadLE<uint16_t>(req.payload.data() + 6);
     }
@@ -799,7 +828,76 @@ void Server::Impl::HandleRequest(rpc::Rpc& rpc, const rpc::IncomingRequest& req)
     if (w->qos_queue.size() >= before) qos_delayed.fetch_add(1, std::memory_order_relaxed);
     return;
   }
-  RunBatch(*w, req.handle, req.payload);
+  if (sealed) {
+    RunSealedBatch(*w, req.handle, req.payload);
+  } else {
+    RunBatch(*w, req.handle, req.payload);
+  }
+}
+
+std::vector<std::byte> Server::Impl::ExecuteSealed(const Requester& requester,
+                                                   std::span<const std::byte> bytes) {
+  auto view = protocol::ParseSealedRequest(bytes);
+  if (!view.ok()) {
+    rejected.fetch_add(1, std::memory_order_relaxed);
+    return protocol::EncodeSealedHostError(0, view.status());
+  }
+  const uint64_t seq = view->header.seq;
+  SecureRegionEngine* engine = table->secure_engine();
+  if (engine == nullptr || !engine->IsSecureSession(requester)) {
+    return protocol::EncodeSealedHostError(
+        seq, Status::FailedPrecondition("sealed batches need a secure session"));
+  }
+  auto ref = table->Lookup(view->header.handle);
+  if (!ref.ok()) return protocol::EncodeSealedHostError(seq, ref.status());
+  if (!(*ref)->secure()) {
+    return protocol::EncodeSealedHostError(
+        seq, Status::FailedPrecondition("sealed batches are for secure regions only"));
+  }
+  if (options.replication != nullptr && options.replication->IsReplicated((*ref)->region.name())) {
+    return protocol::EncodeSealedHostError(
+        seq, Status::FailedPrecondition("replicated secure regions are not supported yet"));
+  }
+  auto sealed = engine->ExecuteSealedBatch(requester, *ref->get(), bytes);
+  if (!sealed.ok()) {
+    COSMOS_LOG_WARN("server: sealed batch on region '{}' refused: {}", (*ref)->region.name(),
+                    sealed.status().ToString());
+    return protocol::EncodeSealedHostError(seq, ClientError(sealed.status()));
+  }
+  ops.fetch_add(1, std::memory_order_relaxed);
+  return std::move(*sealed);
+}
+
+void Server::Impl::RunSealedBatch(Worker& w, const rpc::RequestHandle& handle,
+                                  std::span<const std::byte> bytes) {
+  batches.fetch_add(1, std::memory_order_relaxed);
+  Requester requester;
+  requester.session = (static_cast<uint64_t>(w.index) << 32) | handle.session;
+  if (SecureRegionEngine* engine = table->secure_engine(); engine != nullptr) {
+    requester.secure_session = engine->SecureSessionOf(requester.session);
+  }
+  auto view = protocol::ParseSealedRequest(bytes);
+  if (view.ok() && (view->header.flags & protocol::kSealedFlagReadOnly) == 0) {
+    // It may wait for the trusted counter: a secure flusher runs it.
+    auto d = std::make_unique<DeferredBatch>();
+    d->worker = w.index;
+    d->handle = handle;
+    d->requester = requester;
+    d->request.assign(bytes.begin(), bytes.end());
+    d->sealed = true;
+    deferred.fetch_add(1, std::memory_order_relaxed);
+    const uint64_t key = (static_cast<uint64_t>(w.index) << 32) | handle.session;
+    {
+      std::lock_guard lock(secure.mu);
+      secure.queue.Push(key, std::move(d));
+    }
+    secure.cv.notify_one();
+    return;
+  }
+  std::vector<std::byte> response = ExecuteSealed(requester, bytes);
+  if (!w.rpc->EnqueueResponse(handle, response).ok()) {
+    lost.fetch_add(1, std::memory_order_relaxed);
+  }
 }
 
 rpc::ConnectDecision Server::Impl::OnConnect(const rpc::ConnectRequestInfo& info) {
@@ -913,6 +1011,9 @@ Result<std::unique_ptr<Server>> Server::Start(const ServerOptions& options,
   }
   impl->nexus.RegisterHandler(
       protocol::kRpmRequestType,
+      [self](rpc::Rpc& rpc, const rpc::IncomingRequest& req) { self->HandleRequest(rpc, req); });
+  impl->nexus.RegisterHandler(
+      protocol::kRpmSealedRequestType,
       [self](rpc::Rpc& rpc, const rpc::IncomingRequest& req) { self->HandleRequest(rpc, req); });
   impl->nexus.SetConnectHook(
       [self](const rpc::ConnectRequestInfo& info) { return self->OnConnect(info); });

@@ -8,6 +8,7 @@ if(TARGET cosmos_server AND TARGET cosmos_client)
       ${CMAKE_SOURCE_DIR}/src/server/pmem_untrusted_store_test.cc
       ${CMAKE_SOURCE_DIR}/src/server/secure_flush_dispatch_test.cc
       ${CMAKE_SOURCE_DIR}/src/server/user_key_receipt_test.cc
+      ${CMAKE_SOURCE_DIR}/src/server/sealed_batch_host_test.cc
     DEPS cosmos::server cosmos::client cosmos::sec cosmos::rpc cosmos::pmem cosmos::common)
 
   cosmos_integration_test(sec_daemon_test

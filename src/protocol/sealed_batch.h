@@ -1,0 +1,103 @@
+// Sealed RPM batches: how a secure client's batch on a secure region reaches
+// the node's enclave without its plaintext ever passing through host memory.
+//
+// The client seals a whole RPM request batch (rpm_protocol.h) end to end for
+// the enclave under the session's batch key (a key of the secure handshake
+// that only the client and the enclave hold), inside an RPC request of type
+// kRpmSealedRequestType. The host reads only the clear header below, which
+// is the AEAD's associated data: it routes the batch to the region's enclave
+// state and to a thread, and hands the whole message to the enclave in one
+// ecall. The enclave opens it, checks the header against the authenticated
+// region identity, executes every op and seals the RPM response for the
+// client. Spec: docs/semantics.md "Sealed batches". Little-endian.
+//
+// Request:  u32 magic "CMSB", u16 version, u16 flags, u64 region handle,
+//           u64 seq, u8 name_len, u8[3] 0, name, ciphertext, u8[16] tag
+//           (associated data: everything before the ciphertext).
+// Response: u32 magic "CMSR", u16 version, u16 flags, u64 request seq,
+//           u64 response seq, then either ciphertext and u8[16] tag
+//           (associated data: the 24-byte header), or, with
+//           kSealedResponseHostError, a plain RPM response holding one error
+//           that the host (not the enclave) reports: the batch did not run.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string_view>
+#include <vector>
+
+#include "cosmos/result.h"
+#include "cosmos/status.h"
+
+namespace cosmos::protocol {
+
+// RPC request type of a sealed batch (registered by the server).
+inline constexpr uint16_t kRpmSealedRequestType = 0x0401;
+
+inline constexpr uint32_t kSealedRequestMagic = 0x42534d43;   // "CMSB"
+inline constexpr uint32_t kSealedResponseMagic = 0x52534d43;  // "CMSR"
+inline constexpr uint16_t kSealedVersion = 1;
+inline constexpr size_t kSealedTagSize = 16;
+inline constexpr size_t kSealedRequestFixedSize = 28;  // up to and including the 3 zero bytes
+inline constexpr size_t kSealedResponseHeaderSize = 24;
+
+// Request flag: every op of the batch is a READ (the host may run it on a
+// worker thread: it never waits for the trusted counter). The enclave
+// refuses a batch with this flag that holds any other op.
+inline constexpr uint16_t kSealedFlagReadOnly = 1;
+// Response flag: the host could not hand the batch to the enclave (unknown
+// or plain region, node shutting down, enclave refused the message); the
+// body is a plain RPM response with one error result.
+inline constexpr uint16_t kSealedResponseHostError = 1;
+
+struct SealedRequestHeader {
+  uint16_t flags = 0;
+  uint64_t handle = 0;    // the node's region handle (routing only)
+  uint64_t seq = 0;       // the client's batch sequence number (nonce, replay window)
+  std::string_view name;  // the region's name as the client opened it
+};
+
+// A parsed sealed request; spans point into the parsed buffer.
+struct SealedRequestView {
+  SealedRequestHeader header;
+  std::span<const std::byte> associated_data;  // the clear header
+  std::span<const std::byte> ciphertext;
+  std::span<const std::byte> tag;
+};
+
+// Encodes the clear header (the associated data) of a sealed request.
+// REQUIRES: name.size() <= kMaxNameLength (rpm_protocol.h).
+std::vector<std::byte> EncodeSealedRequestHeader(const SealedRequestHeader& header);
+
+// Parses an untrusted sealed request (lengths only; authenticity is the
+// enclave's check). Corruption (bad magic, truncated, bad name length,
+// nonzero reserved bytes, unknown flags), FailedPrecondition (version).
+Result<SealedRequestView> ParseSealedRequest(std::span<const std::byte> bytes);
+
+struct SealedResponseHeader {
+  uint16_t flags = 0;
+  uint64_t request_seq = 0;
+  uint64_t response_seq = 0;
+};
+
+struct SealedResponseView {
+  SealedResponseHeader header;
+  std::span<const std::byte> associated_data;  // the 24-byte header
+  // With kSealedResponseHostError: the plain RPM response; else ciphertext.
+  std::span<const std::byte> body;
+  std::span<const std::byte> tag;  // empty with kSealedResponseHostError
+};
+
+void EncodeSealedResponseHeader(const SealedResponseHeader& header,
+                                std::span<std::byte, kSealedResponseHeaderSize> out);
+
+// A host-error response: the header (request seq, flags = host error) and a
+// plain RPM response with `status` as its one result.
+std::vector<std::byte> EncodeSealedHostError(uint64_t request_seq, const Status& status);
+
+// Parses an untrusted sealed response. Corruption (bad magic, truncated,
+// unknown flags), FailedPrecondition (version).
+Result<SealedResponseView> ParseSealedResponse(std::span<const std::byte> bytes);
+
+}  // namespace cosmos::protocol
