@@ -380,12 +380,17 @@ TEST(DaemonConfig, StartChecksRefuseBadListenPortsAndPoolsBeforeAnythingIsCreate
   DaemonConfig cfg;
   cfg.pools.push_back(PoolSpec{"main", "/nonexistent/main.pool"});
   EXPECT_TRUE(ValidateStartConfig(cfg).ok());
-  for (const char* bad : {"300.1.2.3", "localhost", "", "10.0.0.1:7410", "::1"}) {
+  for (const char* bad : {"300.1.2.3", "localhost", "", "10.0.0.1:7410", "[::1]", "::1:7410:x"}) {
     DaemonConfig c = cfg;
     c.server.listen_ip = bad;
     Status s = ValidateStartConfig(c);
     EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << bad;
     EXPECT_NE(s.message().find("server.listen"), std::string::npos) << s.message();
+  }
+  for (const char* good : {"0.0.0.0", "127.0.0.1", "::", "::1"}) {  // IPv6 since issue 15
+    DaemonConfig c = cfg;
+    c.server.listen_ip = good;
+    EXPECT_TRUE(ValidateStartConfig(c).ok()) << good;
   }
   DaemonConfig ports = cfg;
   ports.server.port = 65535;
