@@ -113,22 +113,6 @@ uint64_t AttemptBase(uint64_t admitted, uint32_t worker) {
   return (admitted * 64 + worker) * protocol::kMaxOpsPerBatch;  // workers <= 64
 }
 
-// Ops a batch on a replicated region may carry after its EPOCH op.
-bool IsRegionDataOp(Opcode opcode) {
-  switch (opcode) {
-    case Opcode::kWrite:
-    case Opcode::kRead:
-    case Opcode::kFlush:
-    case Opcode::kWriteAfterFlush:
-    case Opcode::kCompareAndSwap:
-    case Opcode::kFetchAdd:
-    case Opcode::kVerify:
-      return true;
-    default:
-      return false;
-  }
-}
-
 }  // namespace
 
 // A batch moved off the worker: owns a copy of the request bytes.
@@ -705,7 +689,7 @@ Status Server::Impl::AdmitReplication(std::span<const Op> list) {
           "this node is not a cluster member (cosmosd --cluster): no replicated regions");
     }
     for (size_t i = 1; i < list.size(); ++i) {
-      if (!IsRegionDataOp(list[i].opcode) || list[i].handle != list.front().handle) {
+      if (!protocol::IsDataOpcode(list[i].opcode) || list[i].handle != list.front().handle) {
         return Status::InvalidArgument(
             "a batch on a replicated region holds only data ops on that region");
       }
@@ -714,7 +698,7 @@ Status Server::Impl::AdmitReplication(std::span<const Op> list) {
   }
   if (options.replication == nullptr) return Status::Ok();
   for (const Op& op : list) {
-    if (!IsRegionDataOp(op.opcode)) continue;
+    if (!protocol::IsDataOpcode(op.opcode)) continue;
     auto ref = table->Lookup(op.handle);
     if (ref.ok() && options.replication->IsReplicated((*ref)->region.name())) {
       return Status::FailedPrecondition("region '" + (*ref)->region.name() +
