@@ -185,6 +185,8 @@ class RequestBuilder {
   void Append(const RequestBuilder& other);
 
   std::span<const std::byte> bytes() const { return buf_; }
+  // The encoded batch, writable (for wiping a batch that held secrets).
+  std::vector<std::byte>& buffer() { return buf_; }
 
  private:
   std::byte* AddOp(Opcode op, uint8_t flags, uint64_t handle, uint64_t offset, size_t len);

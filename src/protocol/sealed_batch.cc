@@ -12,7 +12,8 @@ namespace cosmos::protocol {
 
 std::vector<std::byte> EncodeSealedRequestHeader(const SealedRequestHeader& h) {
   COSMOS_CHECK(h.name.size() <= kMaxNameLength);
-  std::vector<std::byte> out(kSealedRequestFixedSize + h.name.size());
+  const bool with_epoch = (h.flags & kSealedFlagEpoch) != 0;
+  std::vector<std::byte> out(kSealedRequestFixedSize + h.name.size() + (with_epoch ? 8 : 0));
   StoreLE<uint32_t>(out.data(), kSealedRequestMagic);
   StoreLE<uint16_t>(out.data() + 4, kSealedVersion);
   StoreLE<uint16_t>(out.data() + 6, h.flags);
@@ -21,6 +22,7 @@ std::vector<std::byte> EncodeSealedRequestHeader(const SealedRequestHeader& h) {
   out[24] = static_cast<std::byte>(h.name.size());
   if (!h.name.empty())
     std::memcpy(out.data() + kSealedRequestFixedSize, h.name.data(), h.name.size());
+  if (with_epoch) StoreLE<uint64_t>(out.data() + kSealedRequestFixedSize + h.name.size(), h.epoch);
   return out;
 }
 
@@ -38,7 +40,7 @@ Result<SealedRequestView> ParseSealedRequest(std::span<const std::byte> bytes) {
   }
   SealedRequestView v;
   v.header.flags = LoadLE<uint16_t>(bytes.data() + 6);
-  if ((v.header.flags & ~kSealedFlagReadOnly) != 0) {
+  if ((v.header.flags & ~(kSealedFlagReadOnly | kSealedFlagEpoch)) != 0) {
     return Status::Corruption("sealed batch: unknown flags");
   }
   v.header.handle = LoadLE<uint64_t>(bytes.data() + 8);
@@ -50,12 +52,17 @@ Result<SealedRequestView> ParseSealedRequest(std::span<const std::byte> bytes) {
   if (name_len == 0 || name_len > kMaxNameLength) {
     return Status::Corruption("sealed batch: bad region name length");
   }
-  const size_t header_size = kSealedRequestFixedSize + name_len;
+  const bool with_epoch = (v.header.flags & kSealedFlagEpoch) != 0;
+  const size_t header_size = kSealedRequestFixedSize + name_len + (with_epoch ? 8 : 0);
   if (bytes.size() < header_size + kSealedTagSize) {
     return Status::Corruption("sealed batch: truncated");
   }
   v.header.name = std::string_view(
       reinterpret_cast<const char*>(bytes.data() + kSealedRequestFixedSize), name_len);
+  if (with_epoch) {
+    v.header.epoch = LoadLE<uint64_t>(bytes.data() + kSealedRequestFixedSize + name_len);
+    if (v.header.epoch == 0) return Status::Corruption("sealed batch: epoch 0");
+  }
   v.associated_data = bytes.first(header_size);
   v.ciphertext = bytes.subspan(header_size, bytes.size() - header_size - kSealedTagSize);
   v.tag = bytes.last(kSealedTagSize);
@@ -113,6 +120,55 @@ Result<SealedResponseView> ParseSealedResponse(std::span<const std::byte> bytes)
   }
   v.body = bytes.subspan(kSealedResponseHeaderSize,
                          bytes.size() - kSealedResponseHeaderSize - kSealedTagSize);
+  v.tag = bytes.last(kSealedTagSize);
+  return v;
+}
+
+std::vector<std::byte> EncodeReplicaBatchHeader(const ReplicaBatchHeader& h) {
+  COSMOS_CHECK(!h.name.empty() && h.name.size() <= kMaxNameLength);
+  std::vector<std::byte> out(kReplicaBatchFixedSize + h.name.size());
+  StoreLE<uint32_t>(out.data(), kReplicaBatchMagic);
+  StoreLE<uint16_t>(out.data() + 4, kSealedVersion);
+  StoreLE<uint16_t>(out.data() + 6, 0);
+  StoreLE<uint64_t>(out.data() + 8, h.channel_id);
+  StoreLE<uint64_t>(out.data() + 16, h.seq);
+  StoreLE<uint64_t>(out.data() + 24, h.epoch);
+  out[32] = static_cast<std::byte>(h.name.size());
+  std::memcpy(out.data() + kReplicaBatchFixedSize, h.name.data(), h.name.size());
+  return out;
+}
+
+Result<ReplicaBatchView> ParseReplicaBatch(std::span<const std::byte> bytes) {
+  if (bytes.size() < kReplicaBatchFixedSize) return Status::Corruption("replica batch: truncated");
+  if (LoadLE<uint32_t>(bytes.data()) != kReplicaBatchMagic) {
+    return Status::Corruption("replica batch: bad magic");
+  }
+  const uint16_t version = LoadLE<uint16_t>(bytes.data() + 4);
+  if (version != kSealedVersion) {
+    return Status::FailedPrecondition("replica batch: unsupported version " +
+                                      std::to_string(version));
+  }
+  if (LoadLE<uint16_t>(bytes.data() + 6) != 0) return Status::Corruption("replica batch: flags");
+  ReplicaBatchView v;
+  v.header.channel_id = LoadLE<uint64_t>(bytes.data() + 8);
+  v.header.seq = LoadLE<uint64_t>(bytes.data() + 16);
+  v.header.epoch = LoadLE<uint64_t>(bytes.data() + 24);
+  if (v.header.epoch == 0) return Status::Corruption("replica batch: epoch 0");
+  const size_t name_len = static_cast<uint8_t>(bytes[32]);
+  if (bytes[33] != std::byte{0} || bytes[34] != std::byte{0} || bytes[35] != std::byte{0}) {
+    return Status::Corruption("replica batch: nonzero reserved bytes");
+  }
+  if (name_len == 0 || name_len > kMaxNameLength) {
+    return Status::Corruption("replica batch: bad region name length");
+  }
+  const size_t header_size = kReplicaBatchFixedSize + name_len;
+  if (bytes.size() < header_size + kSealedTagSize) {
+    return Status::Corruption("replica batch: truncated");
+  }
+  v.header.name = std::string_view(
+      reinterpret_cast<const char*>(bytes.data() + kReplicaBatchFixedSize), name_len);
+  v.associated_data = bytes.first(header_size);
+  v.ciphertext = bytes.subspan(header_size, bytes.size() - header_size - kSealedTagSize);
   v.tag = bytes.last(kSealedTagSize);
   return v;
 }

@@ -46,7 +46,7 @@ TEST(SealedBatch, MalformedRequestsAreRefused) {
   bad[4] = std::byte{9};
   EXPECT_EQ(ParseSealedRequest(bad).status().code(), StatusCode::kFailedPrecondition);
   bad = good;
-  bad[6] = std::byte{2};  // unknown flag
+  bad[6] = std::byte{4};  // unknown flag
   EXPECT_EQ(ParseSealedRequest(bad).status().code(), StatusCode::kCorruption);
   bad = good;
   bad[24] = std::byte{0};  // empty name
@@ -57,6 +57,68 @@ TEST(SealedBatch, MalformedRequestsAreRefused) {
   bad = good;
   bad[26] = std::byte{1};  // reserved
   EXPECT_EQ(ParseSealedRequest(bad).status().code(), StatusCode::kCorruption);
+}
+
+TEST(SealedBatch, EpochFlagCarriesTheEpochInTheAuthenticatedHeader) {
+  SealedRequestHeader h;
+  h.flags = kSealedFlagEpoch;
+  h.handle = 7;
+  h.seq = 3;
+  h.name = "replicated";
+  h.epoch = 0x0102030405060708ull;
+  std::vector<std::byte> bytes = EncodeSealedRequestHeader(h);
+  const size_t header = bytes.size();
+  EXPECT_EQ(header, kSealedRequestFixedSize + 10 + 8);
+  bytes.resize(header + 5 + kSealedTagSize);
+  auto v = ParseSealedRequest(bytes);
+  ASSERT_TRUE(v.ok()) << v.status();
+  EXPECT_EQ(v->header.epoch, h.epoch);
+  EXPECT_EQ(v->header.name, "replicated");
+  EXPECT_EQ(v->associated_data.size(), header);  // the epoch is authenticated
+  EXPECT_EQ(v->ciphertext.size(), 5u);
+  h.epoch = 0;
+  auto zero = EncodeSealedRequestHeader(h);
+  zero.resize(zero.size() + kSealedTagSize);
+  EXPECT_EQ(ParseSealedRequest(zero).status().code(), StatusCode::kCorruption);
+}
+
+TEST(SealedBatch, ReplicaBatchFramingRoundTripsAndRefusesMalformedHeaders) {
+  ReplicaBatchHeader h;
+  h.channel_id = 0xabcdefull;
+  h.seq = 9;
+  h.epoch = 4;
+  h.name = "reg";
+  std::vector<std::byte> good = EncodeReplicaBatchHeader(h);
+  ASSERT_EQ(good.size(), kReplicaBatchFixedSize + 3);
+  good.resize(good.size() + 11 + kSealedTagSize, std::byte{0x33});
+  auto v = ParseReplicaBatch(good);
+  ASSERT_TRUE(v.ok()) << v.status();
+  EXPECT_EQ(v->header.channel_id, h.channel_id);
+  EXPECT_EQ(v->header.seq, 9u);
+  EXPECT_EQ(v->header.epoch, 4u);
+  EXPECT_EQ(v->header.name, "reg");
+  EXPECT_EQ(v->ciphertext.size(), 11u);
+  for (size_t cut = 0; cut < kReplicaBatchFixedSize + 3 + kSealedTagSize; ++cut) {
+    EXPECT_FALSE(ParseReplicaBatch(std::span(good).first(cut)).ok()) << cut;
+  }
+  auto bad = good;
+  bad[0] = std::byte{0};
+  EXPECT_EQ(ParseReplicaBatch(bad).status().code(), StatusCode::kCorruption);
+  bad = good;
+  bad[4] = std::byte{2};
+  EXPECT_EQ(ParseReplicaBatch(bad).status().code(), StatusCode::kFailedPrecondition);
+  bad = good;
+  bad[6] = std::byte{1};  // flags
+  EXPECT_EQ(ParseReplicaBatch(bad).status().code(), StatusCode::kCorruption);
+  bad = good;
+  std::memset(bad.data() + 24, 0, 8);  // epoch 0
+  EXPECT_EQ(ParseReplicaBatch(bad).status().code(), StatusCode::kCorruption);
+  bad = good;
+  bad[32] = std::byte{0};  // empty name
+  EXPECT_EQ(ParseReplicaBatch(bad).status().code(), StatusCode::kCorruption);
+  bad = good;
+  bad[34] = std::byte{1};  // reserved
+  EXPECT_EQ(ParseReplicaBatch(bad).status().code(), StatusCode::kCorruption);
 }
 
 TEST(SealedBatch, ResponsesAndHostErrors) {

@@ -75,10 +75,20 @@ Status SignQuote(const Ed25519KeyPair& platform_key, Quote* q) {
 
 Status VerifyQuote(const Quote& q, const AttestationPolicy& policy, ByteSpan expected_nonce,
                    ByteSpan expected_report_data) {
-  if (q.platform_key_id != PlatformKeyId(policy.platform_public_key)) {
-    return Status::IntegrityViolation("quote: signed by an untrusted platform key");
+  const Ed25519PublicKey* key = nullptr;
+  if (q.platform_key_id == PlatformKeyId(policy.platform_public_key)) {
+    key = &policy.platform_public_key;
+  } else {
+    for (const Ed25519PublicKey& k : policy.more_platform_keys) {
+      if (q.platform_key_id == PlatformKeyId(k)) {
+        key = &k;
+        break;
+      }
+    }
   }
-  if (!Ed25519Verify(policy.platform_public_key, SignedPart(q), q.signature).ok()) {
+  if (key == nullptr)
+    return Status::IntegrityViolation("quote: signed by an untrusted platform key");
+  if (!Ed25519Verify(*key, SignedPart(q), q.signature).ok()) {
     return Status::IntegrityViolation("quote: platform signature does not verify");
   }
   if (!ConstantTimeEqual(q.measurement, policy.expected_measurement)) {

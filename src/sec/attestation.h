@@ -7,6 +7,7 @@
 #include <array>
 #include <cstdint>
 #include <string_view>
+#include <vector>
 
 #include "cosmos/result.h"
 #include "sec/bytes.h"
@@ -48,15 +49,19 @@ Result<Quote> ParseQuote(ByteSpan bytes);
 // Fills platform_key_id and signature with the platform key.
 [[nodiscard]] Status SignQuote(const Ed25519KeyPair& platform_key, Quote* q);
 
-// What a client trusts: the platform public key and the expected
-// measurement (both configured out of band, e.g. from `cosmos keys`).
+// What a client trusts: the platform public key(s) and the expected
+// measurement (configured out of band, e.g. from `cosmos keys`). A cluster
+// has one platform key per node: `more_platform_keys` lists the others (a
+// quote signed by any of them is accepted; the key id in the quote picks it).
 struct AttestationPolicy {
   Ed25519PublicKey platform_public_key{};
   Digest expected_measurement{};
+  std::vector<Ed25519PublicKey> more_platform_keys;
 };
 
-// Checks key id, signature, measurement, nonce and report data.
-// IntegrityViolation naming the first mismatch.
+// Checks key id (against every trusted platform key), signature,
+// measurement, nonce and report data. IntegrityViolation naming the first
+// mismatch.
 [[nodiscard]] Status VerifyQuote(const Quote& q, const AttestationPolicy& policy,
                                  ByteSpan expected_nonce, ByteSpan expected_report_data);
 

@@ -10,6 +10,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "cosmos/result.h"
 #include "sec/access_list.h"
@@ -31,6 +32,36 @@ enum class CounterWait : uint8_t { kMayWait, kNoWait };
 // Opaque handles the enclave hands out; 0 is never valid.
 using SessionHandle = uint64_t;
 using RegionHandle = uint64_t;
+// A peer channel to another node's enclave (sec/peer_handshake.h): the
+// channel id both ends name it by (public; chosen by the responder).
+using PeerChannelId = uint64_t;
+
+// An initiator's half-open peer channel: the hello to send, and the id to
+// finish it with.
+struct PeerConnectStart {
+  Bytes hello;
+  uint64_t attempt = 0;
+};
+
+// A responder's answer to a peer hello.
+struct AcceptedPeerChannel {
+  Bytes reply;
+  PeerChannelId channel = 0;
+};
+
+// What a sealed batch on a replicated secure region yields on its primary:
+// the client's sealed response and, per backup channel given, the batch's
+// effects sealed for that backup's enclave (protocol/sealed_batch.h
+// "Replica batch"). `replica_messages` is empty when the batch changed
+// nothing (reads only, or it failed before any write).
+struct ReplicatedSealedBatch {
+  Bytes response;
+  std::vector<Bytes> replica_messages;
+};
+
+// Peer channels a node's enclave keeps at most (initiated + accepted); the
+// oldest is dropped beyond it (its peer reconnects).
+inline constexpr size_t kMaxPeerChannels = 256;
 
 // Result of an accepted handshake: bytes to return to the client plus the
 // handle of the enclave-side session (its keys stay inside).
@@ -236,6 +267,45 @@ class Enclave {
   // misrouted message), Corruption (malformed framing).
   virtual Result<Bytes> ExecuteSealedBatch(SessionHandle session, RegionHandle region,
                                            ByteSpan message) = 0;
+
+  // --- Replicated secure regions (docs/cluster.md "Secure replicated
+  // regions"). Each replica's enclave holds its own region key; what a batch
+  // changes travels from the primary's enclave to each backup's enclave over
+  // an attested peer channel, never in clear through a host.
+
+  // Replaces the platform keys a peer enclave's quote may be signed by (the
+  // cluster's nodes, `cosmosd --peer-platform-keys`); a peer must also run
+  // this enclave's measurement. Empty: no peer is trusted (the default).
+  // Existing channels stay (they were attested when opened).
+  [[nodiscard]] virtual Status SetPeerPlatformKeys(std::span<const Ed25519PublicKey> keys) = 0;
+  // Initiator: starts a channel to another node's enclave.
+  virtual Result<PeerConnectStart> PeerConnect() = 0;
+  // Initiator: checks the peer's reply (IntegrityViolation: forged,
+  // untrusted platform, other measurement, not for this hello) and opens the
+  // channel. NotFound for an unknown or finished attempt.
+  virtual Result<PeerChannelId> PeerFinish(uint64_t attempt, ByteSpan reply) = 0;
+  // Responder: checks a peer's hello (IntegrityViolation as above; also
+  // when no peer platform key is configured) and opens the channel.
+  virtual Result<AcceptedPeerChannel> PeerAccept(ByteSpan hello) = 0;
+  // Forgets a channel and wipes its keys. NotFound if unknown.
+  [[nodiscard]] virtual Status ClosePeer(PeerChannelId channel) = 0;
+
+  // ExecuteSealedBatch on the primary of a replicated secure region at
+  // `epoch` (the client's authenticated header must name the same epoch:
+  // IntegrityViolation otherwise), which also seals the batch's effects for
+  // each channel of `backups` (initiated channels; NotFound for an unknown
+  // one, before anything runs). Effects: every write, an atomic's outcome as
+  // a write, and a flush wherever the batch made data durable.
+  virtual Result<ReplicatedSealedBatch> ExecuteReplicatedSealedBatch(
+      SessionHandle session, RegionHandle region, ByteSpan message, uint64_t epoch,
+      std::span<const PeerChannelId> backups) = 0;
+  // On a backup: opens a replica batch (each seq at most once per channel),
+  // checks that it names `region` (its authenticated name) and applies its
+  // writes and flushes in order, durable and fresh by this node's counter
+  // on return (waits for it: call from a thread that may block).
+  // IntegrityViolation (forged, replayed, misrouted, unknown channel),
+  // Corruption (malformed plaintext), else the region's errors.
+  [[nodiscard]] virtual Status ApplyReplicaBatch(RegionHandle region, ByteSpan message) = 0;
 };
 
 }  // namespace cosmos::sec

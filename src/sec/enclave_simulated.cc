@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <optional>
 
+#include "common/endian.h"
 #include "common/log.h"
 #include "protocol/sealed_batch.h"
 #include "sec/key_files.h"
@@ -609,6 +610,12 @@ class SecureBuffer {
 
 Result<Bytes> SimulatedEnclave::ExecuteSealedBatch(SessionHandle session, RegionHandle region,
                                                    ByteSpan message) {
+  return RunSealedBatch(session, region, message, /*epoch=*/0, nullptr);
+}
+
+Result<Bytes> SimulatedEnclave::RunSealedBatch(SessionHandle session, RegionHandle region,
+                                               ByteSpan message, uint64_t epoch,
+                                               protocol::RequestBuilder* effects) {
   std::shared_ptr<Session> s;
   std::shared_ptr<Region> r;
   COSMOS_RETURN_IF_ERROR(Authorize(session, region, /*any right*/ 0, &s, &r));
@@ -639,6 +646,16 @@ Result<Bytes> SimulatedEnclave::ExecuteSealedBatch(SessionHandle session, Region
     return Status::IntegrityViolation("sealed batch for region '" + std::string(view.header.name) +
                                       "' was routed to region '" + name + "'");
   }
+  // A batch the client sent for a replicated region at one epoch runs only
+  // with replication at that epoch: a host cannot skip the backups by
+  // routing it to the unreplicated path, nor replay it into another epoch.
+  const bool has_epoch = (view.header.flags & protocol::kSealedFlagEpoch) != 0;
+  if (has_epoch != (epoch != 0) || (has_epoch && view.header.epoch != epoch)) {
+    return Status::IntegrityViolation(
+        "sealed batch for region '" + name + "': the client's epoch (" +
+        (has_epoch ? std::to_string(view.header.epoch) : std::string("none")) +
+        ") is not the one it runs at (" + (epoch != 0 ? std::to_string(epoch) : "none") + ")");
+  }
   std::vector<protocol::Op> ops;
   protocol::ResponseBuilder out;
   const std::span<const std::byte> request(reinterpret_cast<const std::byte*>(plain.data()),
@@ -661,7 +678,7 @@ Result<Bytes> SimulatedEnclave::ExecuteSealedBatch(SessionHandle session, Region
   } else {
     const uint64_t size = r->engine->size();
     for (size_t i = 0; i < ops.size(); ++i) {
-      Status st = RunSealedOp(session, region, size, ops[i], &out);
+      Status st = RunSealedOp(session, region, size, ops[i], &out, effects);
       if (st.ok()) continue;
       out.AddError(st);
       for (size_t j = i + 1; j < ops.size(); ++j) {
@@ -695,14 +712,23 @@ Result<Bytes> SimulatedEnclave::ExecuteSealedBatch(SessionHandle session, Region
 }
 
 Status SimulatedEnclave::RunSealedOp(SessionHandle session, RegionHandle region, uint64_t size,
-                                     const protocol::Op& op, protocol::ResponseBuilder* out) {
+                                     const protocol::Op& op, protocol::ResponseBuilder* out,
+                                     protocol::RequestBuilder* effects) {
   using protocol::Opcode;
   const auto* payload = reinterpret_cast<const uint8_t*>(op.payload.data());
+  // What the backups must apply after this op (replicated regions).
+  auto effect_write = [&](uint64_t offset, std::span<const std::byte> data) {
+    if (effects != nullptr) effects->Write(0, offset, data);
+  };
+  auto effect_flush = [&] {
+    if (effects != nullptr) effects->Flush(0, {});
+  };
   switch (op.opcode) {
     case Opcode::kWrite:
       COSMOS_RETURN_IF_ERROR(protocol::CheckOpRange(op.offset, op.payload.size(), size, "write"));
       COSMOS_RETURN_IF_ERROR(RegionWrite(
           session, region, op.offset, ByteSpan(payload, op.payload.size()), CounterWait::kMayWait));
+      effect_write(op.offset, op.payload);
       out->AddOk();
       return Status::Ok();
     case Opcode::kRead: {
@@ -734,7 +760,10 @@ Status SimulatedEnclave::RunSealedOp(SessionHandle session, RegionHandle region,
       // reader gets the digest of the durable state.
       const bool persist =
           op.opcode == Opcode::kFlush || RegionCheckAccess(session, region, kRightWrite).ok();
-      if (persist) COSMOS_RETURN_IF_ERROR(RegionFlush(session, region, CounterWait::kMayWait));
+      if (persist) {
+        COSMOS_RETURN_IF_ERROR(RegionFlush(session, region, CounterWait::kMayWait));
+        effect_flush();
+      }
       if (op.opcode == Opcode::kFlush) {
         out->AddOk();
         return Status::Ok();
@@ -750,9 +779,15 @@ Status SimulatedEnclave::RunSealedOp(SessionHandle session, RegionHandle region,
     }
     case Opcode::kWriteAfterFlush: {
       COSMOS_RETURN_IF_ERROR(protocol::CheckOpAtomic(op.offset, size, "write_after_flush"));
+      // Ordered after everything before it, durable on return: the write
+      // persists only once the earlier writes have (RegionWrite + flush, as
+      // the unreplicated path; the backups apply the same order).
       COSMOS_RETURN_IF_ERROR(
           RegionWrite(session, region, op.offset, ByteSpan(payload, 8), CounterWait::kMayWait));
       COSMOS_RETURN_IF_ERROR(RegionFlush(session, region, CounterWait::kMayWait));
+      effect_flush();
+      effect_write(op.offset, op.payload.first(8));
+      effect_flush();
       out->AddOk();
       return Status::Ok();
     }
@@ -768,12 +803,243 @@ Status SimulatedEnclave::RunSealedOp(SessionHandle session, RegionHandle region,
                     protocol::PayloadU64(op.payload, 1), /*attempt=*/0, CounterWait::kMayWait)
               : RegionFetchAdd(session, region, op.offset, protocol::PayloadU64(op.payload, 0),
                                /*attempt=*/0, CounterWait::kMayWait));
+      if (effects != nullptr) {
+        // The primary decided the atomic; the backups store its outcome.
+        uint64_t after = before + protocol::PayloadU64(op.payload, 0);
+        if (op.opcode == Opcode::kCompareAndSwap) {
+          after = before == protocol::PayloadU64(op.payload, 0)
+                      ? protocol::PayloadU64(op.payload, 1)
+                      : before;
+        }
+        std::array<std::byte, 8> word;
+        StoreLE<uint64_t>(word.data(), after);
+        effect_write(op.offset, word);
+        effect_flush();
+        SecureWipe(MutableByteSpan(reinterpret_cast<uint8_t*>(word.data()), word.size()));
+      }
       out->AddU64(before);
       return Status::Ok();
     }
     default:
       return Status::InvalidArgument("unexpected opcode in a sealed batch");
   }
+}
+
+// --- Peer channels and replicated secure regions ---------------------------
+
+Status SimulatedEnclave::SetPeerPlatformKeys(std::span<const Ed25519PublicKey> keys) {
+  if (keys.size() > kMaxPeerChannels) return Status::InvalidArgument("too many peer platform keys");
+  std::lock_guard<std::mutex> l(peers_mu_);
+  peer_platform_keys_.assign(keys.begin(), keys.end());
+  return Status::Ok();
+}
+
+Result<PeerConnectStart> SimulatedEnclave::PeerConnect() {
+  AttestationPolicy trusted;
+  {
+    std::lock_guard<std::mutex> l(peers_mu_);
+    if (peer_platform_keys_.empty()) {
+      return Status::FailedPrecondition("no peer platform keys configured (--peer-platform-keys)");
+    }
+    trusted.platform_public_key = peer_platform_keys_.front();
+    trusted.more_platform_keys.assign(peer_platform_keys_.begin() + 1, peer_platform_keys_.end());
+  }
+  COSMOS_ASSIGN_OR_RETURN(Ed25519KeyPair platform, Ed25519FromSeed(ByteSpan(secrets_->data(), 32)));
+  COSMOS_ASSIGN_OR_RETURN(auto initiator, PeerInitiator::Start(platform, measurement_, trusted));
+  PeerConnectStart out;
+  out.hello = initiator->hello();
+  std::lock_guard<std::mutex> l(peers_mu_);
+  if (peer_attempts_.size() >= kMaxPeerChannels) peer_attempts_.erase(peer_attempts_.begin());
+  out.attempt = next_peer_attempt_++;
+  peer_attempts_[out.attempt] = std::move(initiator);
+  return out;
+}
+
+Result<PeerChannelId> SimulatedEnclave::PeerFinish(uint64_t attempt, ByteSpan reply) {
+  std::unique_ptr<PeerInitiator> initiator;
+  {
+    std::lock_guard<std::mutex> l(peers_mu_);
+    auto it = peer_attempts_.find(attempt);
+    if (it == peer_attempts_.end()) return Status::NotFound("unknown peer connect attempt");
+    initiator = std::move(it->second);
+    peer_attempts_.erase(it);
+  }
+  uint64_t id = 0;
+  auto channel = initiator->Finish(reply, &id, options_.channel_options);
+  if (!channel.ok()) return channel.status().WithContext("peer enclave refused");
+  if (id == 0) return Status::IntegrityViolation("peer channel id 0");
+  auto peer = std::make_shared<Peer>();
+  peer->channel = std::move(*channel);
+  peer->initiator = true;
+  AddPeer(id, std::move(peer));
+  return id;
+}
+
+Result<AcceptedPeerChannel> SimulatedEnclave::PeerAccept(ByteSpan hello) {
+  AttestationPolicy trusted;
+  {
+    std::lock_guard<std::mutex> l(peers_mu_);
+    if (peer_platform_keys_.empty()) {
+      return Status::IntegrityViolation("peer hello refused: this node trusts no peer platform");
+    }
+    trusted.platform_public_key = peer_platform_keys_.front();
+    trusted.more_platform_keys.assign(peer_platform_keys_.begin() + 1, peer_platform_keys_.end());
+  }
+  COSMOS_ASSIGN_OR_RETURN(Ed25519KeyPair platform, Ed25519FromSeed(ByteSpan(secrets_->data(), 32)));
+  auto accepted = AcceptPeerHello(hello, platform, measurement_, trusted, options_.channel_options);
+  if (!accepted.ok()) return accepted.status().WithContext("peer hello refused");
+  if (accepted->channel_id == 0) return Status::Unavailable("peer channel id 0: retry");
+  auto peer = std::make_shared<Peer>();
+  peer->channel = std::move(accepted->channel);
+  AcceptedPeerChannel out;
+  out.reply = std::move(accepted->reply);
+  out.channel = accepted->channel_id;
+  AddPeer(out.channel, std::move(peer));
+  return out;
+}
+
+void SimulatedEnclave::AddPeer(PeerChannelId id, std::shared_ptr<Peer> peer) {
+  std::lock_guard<std::mutex> l(peers_mu_);
+  if (peers_.count(id) == 0) peer_order_.push_back(id);
+  peers_[id] = std::move(peer);
+  while (peers_.size() > kMaxPeerChannels && !peer_order_.empty()) {
+    peers_.erase(peer_order_.front());
+    peer_order_.pop_front();
+  }
+}
+
+Status SimulatedEnclave::ClosePeer(PeerChannelId channel) {
+  std::lock_guard<std::mutex> l(peers_mu_);
+  if (peers_.erase(channel) == 0) return Status::NotFound("unknown peer channel");
+  peer_order_.erase(std::remove(peer_order_.begin(), peer_order_.end(), channel),
+                    peer_order_.end());
+  return Status::Ok();
+}
+
+Result<std::shared_ptr<SimulatedEnclave::Peer>> SimulatedEnclave::FindPeer(PeerChannelId id,
+                                                                           bool initiator) {
+  std::lock_guard<std::mutex> l(peers_mu_);
+  auto it = peers_.find(id);
+  if (it == peers_.end() || it->second->initiator != initiator) {
+    return Status::NotFound("unknown peer channel " + std::to_string(id));
+  }
+  return it->second;
+}
+
+Result<ReplicatedSealedBatch> SimulatedEnclave::ExecuteReplicatedSealedBatch(
+    SessionHandle session, RegionHandle region, ByteSpan message, uint64_t epoch,
+    std::span<const PeerChannelId> backups) {
+  if (epoch == 0) return Status::InvalidArgument("a replicated batch runs at an epoch >= 1");
+  std::vector<std::shared_ptr<Peer>> peers;
+  for (PeerChannelId id : backups) {
+    COSMOS_ASSIGN_OR_RETURN(auto p, FindPeer(id, /*initiator=*/true));
+    peers.push_back(std::move(p));
+  }
+  protocol::RequestBuilder effects;
+  ReplicatedSealedBatch out;
+  COSMOS_ASSIGN_OR_RETURN(out.response, RunSealedBatch(session, region, message, epoch, &effects));
+  std::string name;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    auto it = regions_.find(region);
+    if (it != regions_.end()) name = it->second->engine->binding().name;
+  }
+  auto wipe_effects = [&] {
+    SecureWipe(MutableByteSpan(reinterpret_cast<uint8_t*>(effects.buffer().data()),
+                               effects.buffer().size()));
+  };
+  if (effects.empty() || name.empty()) {
+    wipe_effects();
+    return out;
+  }
+  const std::span<const std::byte> plain = effects.bytes();
+  for (size_t i = 0; i < peers.size(); ++i) {
+    Peer& p = *peers[i];
+    std::lock_guard<std::mutex> l(p.mu);
+    protocol::ReplicaBatchHeader h;
+    h.channel_id = backups[i];
+    h.seq = p.send_seq + 1;
+    h.epoch = epoch;
+    h.name = name;
+    std::vector<std::byte> header = protocol::EncodeReplicaBatchHeader(h);
+    Bytes m(header.size() + plain.size() + protocol::kSealedTagSize);
+    std::memcpy(m.data(), header.data(), header.size());
+    std::memcpy(m.data() + header.size(), plain.data(), plain.size());
+    Status sealed = p.channel->Seal(
+        h.seq, ByteSpan(m.data(), header.size()),
+        MutableByteSpan(m.data() + header.size(), plain.size()),
+        MutableByteSpan(m.data() + m.size() - protocol::kSealedTagSize, protocol::kSealedTagSize));
+    if (!sealed.ok()) {
+      wipe_effects();
+      return sealed;
+    }
+    p.send_seq = h.seq;
+    out.replica_messages.push_back(std::move(m));
+  }
+  wipe_effects();
+  return out;
+}
+
+Status SimulatedEnclave::ApplyReplicaBatch(RegionHandle region, ByteSpan message) {
+  COSMOS_ASSIGN_OR_RETURN(protocol::ReplicaBatchView view,
+                          protocol::ParseReplicaBatch(StdBytes(message)));
+  auto peer = FindPeer(view.header.channel_id, /*initiator=*/false);
+  if (!peer.ok()) {
+    return Status::IntegrityViolation("replica batch on an unknown peer channel (reconnect)");
+  }
+  std::shared_ptr<Region> r;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    auto it = regions_.find(region);
+    if (it == regions_.end()) return Status::NotFound("unknown region handle");
+    r = it->second;
+  }
+  // The name in the clear header is authenticated by the open below; check
+  // it first, so that a host routing the message to another region cannot
+  // use up its sequence number (it would then be refused as a replay).
+  const std::string& name = r->engine->binding().name;
+  if (view.header.name != name) {
+    return Status::IntegrityViolation("replica batch for region '" + std::string(view.header.name) +
+                                      "' was routed to region '" + name + "'");
+  }
+  SecureBuffer plain(view.ciphertext.size());
+  if (!view.ciphertext.empty()) {
+    std::memcpy(plain.data(), view.ciphertext.data(), view.ciphertext.size());
+  }
+  {
+    Peer& p = **peer;
+    std::lock_guard<std::mutex> l(p.mu);
+    const auto* aad = reinterpret_cast<const uint8_t*>(view.associated_data.data());
+    const auto* tag = reinterpret_cast<const uint8_t*>(view.tag.data());
+    Status opened = p.channel->Open(view.header.seq, ByteSpan(aad, view.associated_data.size()),
+                                    MutableByteSpan(plain.data(), plain.size()),
+                                    ByteSpan(tag, view.tag.size()));
+    if (!opened.ok()) {
+      return Status::IntegrityViolation("replica batch rejected (forged, modified or replayed): " +
+                                        opened.ToString());
+    }
+  }
+  std::vector<protocol::Op> ops;
+  const std::span<const std::byte> request(reinterpret_cast<const std::byte*>(plain.data()),
+                                           plain.size());
+  COSMOS_RETURN_IF_ERROR(protocol::ParseRequest(request, &ops));
+  const uint64_t size = r->engine->size();
+  CounterWaitPolicy policy(CounterWait::kMayWait);
+  for (const protocol::Op& op : ops) {
+    if (op.handle != 0) return Status::Corruption("replica batch: op on another handle");
+    if (op.opcode == protocol::Opcode::kWrite) {
+      COSMOS_RETURN_IF_ERROR(
+          protocol::CheckOpRange(op.offset, op.payload.size(), size, "replica write"));
+      COSMOS_RETURN_IF_ERROR(r->engine->Write(
+          op.offset,
+          ByteSpan(reinterpret_cast<const uint8_t*>(op.payload.data()), op.payload.size())));
+    } else if (op.opcode == protocol::Opcode::kFlush) {
+      COSMOS_RETURN_IF_ERROR(r->engine->Flush());
+    } else {
+      return Status::Corruption("replica batch: only writes and flushes");
+    }
+  }
+  return Status::Ok();
 }
 
 }  // namespace cosmos::sec

@@ -21,6 +21,7 @@
 #include "sec/counter.h"
 #include "sec/enclave.h"
 #include "sec/handshake.h"
+#include "sec/peer_handshake.h"
 #include "sec/sealing.h"
 #include "sec/secure_memory.h"
 #include "sec/user_key.h"
@@ -109,6 +110,15 @@ class SimulatedEnclave final : public Enclave {
                          UserKeyRequest* user_key) override;
   Result<Bytes> ExecuteSealedBatch(SessionHandle session, RegionHandle region,
                                    ByteSpan message) override;
+  Status SetPeerPlatformKeys(std::span<const Ed25519PublicKey> keys) override;
+  Result<PeerConnectStart> PeerConnect() override;
+  Result<PeerChannelId> PeerFinish(uint64_t attempt, ByteSpan reply) override;
+  Result<AcceptedPeerChannel> PeerAccept(ByteSpan hello) override;
+  Status ClosePeer(PeerChannelId channel) override;
+  Result<ReplicatedSealedBatch> ExecuteReplicatedSealedBatch(
+      SessionHandle session, RegionHandle region, ByteSpan message, uint64_t epoch,
+      std::span<const PeerChannelId> backups) override;
+  Status ApplyReplicaBatch(RegionHandle region, ByteSpan message) override;
 
   // Whether the secret memory could be locked / excluded from dumps.
   bool secrets_locked() const { return secrets_->locked(); }
@@ -160,9 +170,26 @@ class SimulatedEnclave final : public Enclave {
   Result<std::unique_ptr<SimulatedCounter>> OpenCounter(const RegionBinding& binding,
                                                         bool existing);
   // One op of a sealed batch (ExecuteSealedBatch), its result appended to
-  // `out`; on error nothing is appended.
+  // `out`; on error nothing is appended. `effects` (replicated regions): the
+  // op's effect for the backups is appended (see ExecuteReplicatedSealedBatch).
   Status RunSealedOp(SessionHandle session, RegionHandle region, uint64_t size,
-                     const protocol::Op& op, protocol::ResponseBuilder* out);
+                     const protocol::Op& op, protocol::ResponseBuilder* out,
+                     protocol::RequestBuilder* effects);
+  // ExecuteSealedBatch and ExecuteReplicatedSealedBatch: `epoch` 0 for an
+  // unreplicated region (a message with an epoch is then refused).
+  Result<Bytes> RunSealedBatch(SessionHandle session, RegionHandle region, ByteSpan message,
+                               uint64_t epoch, protocol::RequestBuilder* effects);
+  // A peer channel (sec/peer_handshake.h); its SecureChannel is single-owner.
+  struct Peer {
+    std::mutex mu;
+    std::unique_ptr<SecureChannel> channel;
+    bool initiator = false;  // we send replica batches on it (else: we apply them)
+    uint64_t send_seq = 0;   // last seq sealed (initiator)
+  };
+  // Looks up a peer channel of the given role. NotFound otherwise.
+  Result<std::shared_ptr<Peer>> FindPeer(PeerChannelId id, bool initiator);
+  // Inserts a channel, dropping the oldest beyond kMaxPeerChannels.
+  void AddPeer(PeerChannelId id, std::shared_ptr<Peer> peer);
   // Looks up session + region and checks `right` against the region ACL.
   Status Authorize(SessionHandle session, RegionHandle region, uint8_t right,
                    std::shared_ptr<Session>* s, std::shared_ptr<Region>* r);
@@ -185,6 +212,14 @@ class SimulatedEnclave final : public Enclave {
   std::map<SessionHandle, std::shared_ptr<Session>> sessions_;
   std::map<RegionHandle, std::shared_ptr<Region>> regions_;
   uint64_t next_handle_ = 1;
+
+  // Peer channels: guarded by peers_mu_ (never held with mu_).
+  std::mutex peers_mu_;
+  std::vector<Ed25519PublicKey> peer_platform_keys_;
+  std::map<uint64_t, std::unique_ptr<PeerInitiator>> peer_attempts_;  // by attempt id
+  uint64_t next_peer_attempt_ = 1;
+  std::map<PeerChannelId, std::shared_ptr<Peer>> peers_;
+  std::deque<PeerChannelId> peer_order_;  // oldest first (eviction)
 
   // Background key rotation (options_.background_rotation).
   void QueueRotation(RegionHandle region);

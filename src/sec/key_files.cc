@@ -175,11 +175,53 @@ Result<Ed25519PublicKey> LoadPublicKey(const std::string& path, KeyKind kind) {
   return k;
 }
 
+Result<std::vector<Ed25519PublicKey>> ParsePublicKeyList(std::string_view text, KeyKind kind) {
+  // Every v1 key file of one kind has the same length.
+  const size_t one = kHeader.size() + std::string_view("kind: ").size() + KeyKindName(kind).size() +
+                     1 + std::string_view("key: ").size() + 64 + 1;
+  if (text.empty() || text.size() % one != 0) {
+    return Status::Corruption("key list: not a concatenation of " + std::string(KeyKindName(kind)) +
+                              " key files");
+  }
+  if (text.size() / one > kMaxKeyListEntries) {
+    return Status::Corruption("key list: more than " + std::to_string(kMaxKeyListEntries) +
+                              " keys");
+  }
+  std::vector<Ed25519PublicKey> keys;
+  for (size_t at = 0; at < text.size(); at += one) {
+    auto key = ParseKeyFile(text.substr(at, one), kind);
+    if (!key.ok()) {
+      return key.status().WithContext("key list entry " + std::to_string(keys.size() + 1));
+    }
+    Ed25519PublicKey k;
+    std::memcpy(k.data(), key->data(), k.size());
+    for (const auto& seen : keys) {
+      if (seen == k) return Status::Corruption("key list: a key is listed twice");
+    }
+    keys.push_back(k);
+  }
+  return keys;
+}
+
+Result<std::vector<Ed25519PublicKey>> LoadPublicKeyList(const std::string& path, KeyKind kind) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status::NotFound("cannot open key file " + path);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (text.size() > kMaxKeyListEntries * 256) {
+    return Status::Corruption("key file " + path + " too large");
+  }
+  auto keys = ParsePublicKeyList(text, kind);
+  if (!keys.ok()) return keys.status().WithContext(path);
+  return keys;
+}
+
 Result<AttestationPolicy> LoadAttestationPolicy(const std::string& platform_public_path,
                                                 const std::string& measurement_path) {
   AttestationPolicy p;
-  COSMOS_ASSIGN_OR_RETURN(p.platform_public_key,
-                          LoadPublicKey(platform_public_path, KeyKind::kPlatformPublic));
+  COSMOS_ASSIGN_OR_RETURN(std::vector<Ed25519PublicKey> keys,
+                          LoadPublicKeyList(platform_public_path, KeyKind::kPlatformPublic));
+  p.platform_public_key = keys.front();
+  p.more_platform_keys.assign(keys.begin() + 1, keys.end());
   COSMOS_ASSIGN_OR_RETURN(Bytes m, ReadKeyFile(measurement_path, KeyKind::kMeasurement));
   std::memcpy(p.expected_measurement.data(), m.data(), m.size());
   return p;

@@ -7,6 +7,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "cosmos/result.h"
 #include "sec/attestation.h"
@@ -59,7 +60,15 @@ Result<Bytes> ReadKeyFile(const std::string& path, KeyKind expected);
 Result<Ed25519KeyPair> LoadSigningKey(const std::string& path, KeyKind kind);
 // Loads a public key file of `kind` (kPlatformPublic or kClientPublic).
 Result<Ed25519PublicKey> LoadPublicKey(const std::string& path, KeyKind kind);
-// Loads what a client trusts: platform public key + expected measurement.
+// Parses a trust list: one or more v1 public key files of `kind` concatenated
+// (`cat n1/platform.pub n2/platform.pub > cluster.pub`), at most
+// kMaxKeyListEntries, no duplicates. Corruption on any deviation.
+inline constexpr size_t kMaxKeyListEntries = 64;
+Result<std::vector<Ed25519PublicKey>> ParsePublicKeyList(std::string_view text, KeyKind kind);
+// Reads and parses a trust list file. IoError / NotFound / Corruption.
+Result<std::vector<Ed25519PublicKey>> LoadPublicKeyList(const std::string& path, KeyKind kind);
+// Loads what a client trusts: the platform public key(s) (one key file, or a
+// trust list of a cluster's nodes) + the expected measurement.
 Result<AttestationPolicy> LoadAttestationPolicy(const std::string& platform_public_path,
                                                 const std::string& measurement_path);
 
