@@ -37,6 +37,7 @@ struct Flags {
   std::optional<uint32_t> secure_block_size, relaxed_window, counter_delay_ms, secure_flushers;
   bool require_secure = false, accept_counter_reset = false;
   std::string cluster, node_id, zone, advertise;
+  std::string peer_platform_keys;
 };
 
 void DefineFlags(CLI::App& app, Flags& f) {
@@ -97,6 +98,10 @@ void DefineFlags(CLI::App& app, Flags& f) {
                  "replicated regions, docs/cluster.md. Without it the node is a single node");
   app.add_option("--node-id", f.node_id,
                  "cluster: this node's unique id (letters, digits . _ : -)");
+  app.add_option("--peer-platform-keys", f.peer_platform_keys,
+                 "cluster, secure mode: the platform public keys of the cluster's nodes (their "
+                 "platform.pub files concatenated); only enclaves whose quotes they sign get an "
+                 "attested peer channel for secure replicated regions (docs/cluster.md)");
   app.add_option("--zone", f.zone, "cluster: failure domain label (replicas go to distinct zones)");
   app.add_option("--advertise", f.advertise,
                  "cluster: HOST:PORT other nodes and clients reach this node at (default: the "
@@ -149,6 +154,9 @@ Result<DaemonConfig> BuildConfig(const Flags& f) {
   COSMOS_RETURN_IF_ERROR(cosmos::server::ValidateStartConfig(cfg));
   if (f.cluster.empty() && (!f.node_id.empty() || !f.zone.empty() || !f.advertise.empty())) {
     return Status::InvalidArgument("--node-id, --zone and --advertise need --cluster");
+  }
+  if (!f.peer_platform_keys.empty() && (f.cluster.empty() || s.platform_keys.empty())) {
+    return Status::InvalidArgument("--peer-platform-keys needs --cluster and --platform-keys");
   }
   if (!f.cluster.empty() && f.node_id.empty()) {
     return Status::InvalidArgument("--cluster needs --node-id");
@@ -361,6 +369,19 @@ int main(int argc, char** argv) {
     if (auto s = enclave->SetClientAllowList(allowed_clients); !s.ok()) {
       return failed_start(s.ToString());
     }
+    if (!flags.peer_platform_keys.empty()) {
+      auto peers = cosmos::sec::LoadPublicKeyList(flags.peer_platform_keys,
+                                                  cosmos::sec::KeyKind::kPlatformPublic);
+      if (!peers.ok()) {
+        return failed_start("--peer-platform-keys: " + peers.status().ToString(),
+                            cosmos::app::kExitUsage);
+      }
+      if (auto s = enclave->SetPeerPlatformKeys(*peers); !s.ok()) return failed_start(s.ToString());
+      COSMOS_LOG_INFO(
+          "cosmosd: {} peer platform keys trusted for attested enclave-to-enclave channels "
+          "(secure replicated regions)",
+          peers->size());
+    }
     engine =
         std::make_unique<cosmos::server::EnclaveRegionEngine>(enclave.get(), sec_cfg.block_size);
     cfg.server.secure_engine = engine.get();
@@ -390,6 +411,7 @@ int main(int argc, char** argv) {
     co.node_id = flags.node_id;
     co.zone = flags.zone;
     for (const auto& p : cfg.pools) co.capacity_bytes += p.size_bytes;
+    co.enclave = enclave.get();
     auto created = cosmos::replication::ClusterNode::Create(std::move(co));
     if (!created.ok()) return failed_start(created.status().ToString(), cosmos::app::kExitUsage);
     cluster_node = std::move(*created);

@@ -197,6 +197,19 @@ class ClientImpl final : public Client {
   // Runs the event loop until `done()` or the call timeout. Timeout otherwise.
   Status WaitUntil(const std::function<bool()>& done);
 
+  // A cluster-internal request of RPC type `type` (replica_region.h).
+  Status SendRaw(uint16_t type, std::span<const std::byte> payload, client::RawDone done) {
+    CheckThread();
+    if (!session_up_) {
+      return session_status_.ok() ? Status::Unavailable("not connected") : session_status_;
+    }
+    return rpc_->EnqueueRequest(
+        session_, type, payload,
+        [d = std::move(done)](const Status& s, std::span<const std::byte> response) {
+          d(s, response);
+        });
+  }
+
   // Queues a user completion to run after the current loop iteration.
   void Defer(Completion done, Status status) {
     ready_.push_back([d = std::move(done), s = std::move(status)] { d(s); });
@@ -289,6 +302,8 @@ void Pump(const std::shared_ptr<RegionState>& st) {
     BatchDone done = std::move(out.done);
     const size_t pending_ops = out.pending_ops, pending_flushes = out.pending_flushes;
     const bool epoch_op = out.epoch_op;
+    // A secure region's batches are sealed (those of a replicated one carry
+    // its epoch in the sealed header instead of an EPOCH op).
     const RegionState* sealed_for = st->info.secure && !epoch_op ? st.get() : nullptr;
     st->client->SendBatch(
         out.bytes,
@@ -340,7 +355,7 @@ RequestBuilder TakePending(RegionState* st) {
 void Enqueue(const std::shared_ptr<RegionState>& st, RequestBuilder b, bool barrier, uint64_t lo,
              uint64_t hi, BatchDone done, bool writes = false) {
   Outgoing o;
-  if (st->epoch != 0) {
+  if (st->epoch != 0 && !st->info.secure) {
     RequestBuilder with_epoch;
     with_epoch.Epoch(st->handle, st->epoch, st->epoch_flags);
     with_epoch.Append(b);
@@ -523,6 +538,12 @@ void ClientImpl::SendSealedBatch(std::span<const std::byte> bytes,
   h.handle = st.handle;
   h.seq = ++batch_seq_;
   h.name = st.info.name;
+  if (st.epoch != 0) {
+    // A replicated region: the node checks the epoch as an EPOCH op's, and
+    // the enclave runs the batch only with replication at that epoch.
+    h.flags |= protocol::kSealedFlagEpoch;
+    h.epoch = st.epoch;
+  }
   std::vector<std::byte> message = protocol::EncodeSealedRequestHeader(h);
   const size_t aad_size = message.size();
   message.resize(aad_size + bytes.size() + protocol::kSealedTagSize);
@@ -1153,6 +1174,20 @@ Result<std::unique_ptr<Client>> Client::Connect(const ClientOptions& options) {
   auto c = std::make_unique<ClientImpl>(options);
   COSMOS_RETURN_IF_ERROR(c->Init());
   return std::unique_ptr<Client>(std::move(c));
+}
+
+Status client::SendRawRequest(Client& client, uint16_t type, std::span<const std::byte> payload,
+                              RawDone done) {
+  auto* impl = dynamic_cast<ClientImpl*>(&client);
+  if (impl == nullptr) return Status::InvalidArgument("not a single-node client");
+  return impl->SendRaw(type, payload, std::move(done));
+}
+
+Status client::WaitForRaw(Client& client, const std::function<bool()>& done) {
+  auto* impl = dynamic_cast<ClientImpl*>(&client);
+  if (impl == nullptr) return Status::InvalidArgument("not a single-node client");
+  impl->CheckThread();
+  return impl->WaitUntil(done);
 }
 
 }  // namespace cosmos

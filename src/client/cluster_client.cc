@@ -192,9 +192,6 @@ class ClusterClient final : public Client {
   explicit ClusterClient(const ClientOptions& options) : options_(options) {}
 
   Status Init() {
-    if (options_.secure()) {
-      return Status::FailedPrecondition("replicated secure regions are not built yet (issue 12)");
-    }
     COSMOS_ASSIGN_OR_RETURN(auto endpoints, cluster::ParseEtcdEndpoints(options_.cluster));
     cluster::EtcdHttpOptions eo;
     eo.endpoints = std::move(endpoints);
@@ -206,8 +203,8 @@ class ClusterClient final : public Client {
 
   Result<RegionInfo> CreateRegion(const std::string& name, uint64_t size,
                                   const RegionOptions& options) override {
-    if (options.secure) {
-      return Status::FailedPrecondition("replicated secure regions are not built yet (issue 12)");
+    if (options.secure && !options_.secure()) {
+      return Status::FailedPrecondition("a secure region needs a secure connection");
     }
     const int r = options.replicas == 0 ? 1 : options.replicas;
     COSMOS_ASSIGN_OR_RETURN(cluster::NodeList nodes, membership_->ListNodes());
@@ -216,8 +213,15 @@ class ClusterClient final : public Client {
                             placement_->Create(name, r, nodes.nodes));
     std::vector<std::string> created;
     Status failed;
+    // A secure region is created by this client on every replica over its
+    // own attested session: each replica's enclave makes its own region key
+    // (from the client's material, with a fresh salt, when given one) and
+    // lists this client as admin. Data reaches the backups only from the
+    // primary's enclave over attested peer channels.
     RegionOptions local;
     local.pool = options.pool;
+    local.secure = options.secure;
+    local.user_key = options.user_key;
     for (const std::string& node : vp.placement.replicas) {
       auto c = Node(node);
       Result<RegionInfo> info = c.ok() ? (*c)->CreateRegion(name, size, local) : c.status();
@@ -287,14 +291,40 @@ class ClusterClient final : public Client {
     return placement_->Remove(vp);
   }
 
-  Status GrantAccess(const std::string&, const ClientIdentity&, uint8_t) override {
-    return Status::FailedPrecondition("replicated secure regions are not built yet (issue 12)");
+  // Access lists and keys are per replica (each enclave seals its own): a
+  // change goes to every replica of the current configuration, primary
+  // first; a failure part-way leaves the replicas differing until the call
+  // is repeated (it is idempotent: Grant sets, RotateKey only advances).
+  Status GrantAccess(const std::string& name, const ClientIdentity& who, uint8_t rights) override {
+    COSMOS_ASSIGN_OR_RETURN(cluster::VersionedPlacement vp, placement_->Get(name));
+    for (const std::string& node : PrimaryFirst(vp.placement)) {
+      COSMOS_ASSIGN_OR_RETURN(Client * c, Node(node));
+      COSMOS_RETURN_IF_ERROR(c->GrantAccess(name, who, rights).WithContext("node " + node));
+    }
+    return Status::Ok();
   }
-  Result<AccessInfo> ListAccess(const std::string&) override {
-    return Status::FailedPrecondition("replicated secure regions are not built yet (issue 12)");
+  Result<AccessInfo> ListAccess(const std::string& name) override {
+    COSMOS_ASSIGN_OR_RETURN(cluster::VersionedPlacement vp, placement_->Get(name));
+    COSMOS_ASSIGN_OR_RETURN(Client * c, Node(vp.placement.primary));
+    return c->ListAccess(name);
   }
-  Result<uint32_t> RotateKey(const std::string&) override {
-    return Status::FailedPrecondition("replicated secure regions are not built yet (issue 12)");
+  Result<uint32_t> RotateKey(const std::string& name) override {
+    COSMOS_ASSIGN_OR_RETURN(cluster::VersionedPlacement vp, placement_->Get(name));
+    uint32_t primary_epoch = 0;
+    for (const std::string& node : PrimaryFirst(vp.placement)) {
+      COSMOS_ASSIGN_OR_RETURN(Client * c, Node(node));
+      auto epoch = c->RotateKey(name);
+      if (!epoch.ok()) return epoch.status().WithContext("node " + node);
+      if (node == vp.placement.primary) primary_epoch = *epoch;
+    }
+    return primary_epoch;
+  }
+  static std::vector<std::string> PrimaryFirst(const cluster::RegionPlacement& p) {
+    std::vector<std::string> order{p.primary};
+    for (const std::string& r : p.replicas) {
+      if (r != p.primary) order.push_back(r);
+    }
+    return order;
   }
 
   size_t Poll(uint32_t max_wait_us) override {

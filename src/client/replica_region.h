@@ -4,7 +4,10 @@
 // its backups) and by tests; applications use include/cosmos/client.h.
 #pragma once
 
+#include <cstdint>
+#include <functional>
 #include <memory>
+#include <span>
 #include <string>
 
 #include "cosmos/client.h"
@@ -26,6 +29,18 @@ Result<std::unique_ptr<Region>> OpenRegionAtEpoch(Client& client, const std::str
 // not a replica of `epoch`.
 Result<std::unique_ptr<Region>> OpenRegionForResync(Client& client, const std::string& name,
                                                     uint64_t epoch);
+
+// Cluster-internal requests of other RPC types than RPM batches (replica
+// batches and peer hellos of secure replicated regions:
+// protocol/sealed_batch.h). `done` runs exactly once, on the client's thread,
+// inside its event loop (Poll, WaitForRaw), with the raw response or the
+// transport error. REQUIRES: a single-node client (InvalidArgument
+// otherwise); Unavailable when not connected.
+using RawDone = std::function<void(const Status& status, std::span<const std::byte> response)>;
+Status SendRawRequest(Client& client, uint16_t type, std::span<const std::byte> payload,
+                      RawDone done);
+// Runs `client`'s event loop until `done()` or its call timeout (Timeout).
+Status WaitForRaw(Client& client, const std::function<bool()>& done);
 
 // Client::Connect with options.cluster set (cluster_client.cc).
 Result<std::unique_ptr<Client>> ConnectCluster(const ClientOptions& options);

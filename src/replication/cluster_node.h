@@ -21,6 +21,7 @@
 #include "cluster/etcd_client.h"
 #include "cluster/membership.h"
 #include "cluster/placement.h"
+#include "cosmos/client.h"
 #include "cosmos/result.h"
 #include "server/replication_hook.h"
 
@@ -37,6 +38,11 @@ struct ClusterNodeOptions {
   // silent intervals (a session that ends). The etcd lease is the backstop.
   std::chrono::milliseconds heartbeat_interval{20};
   uint32_t missed_heartbeats = 5;
+  // The node's enclave (cosmosd with platform keys), for secure replicated
+  // regions: peer channels to the backups' enclaves start here. nullptr:
+  // sealed batches on replicated regions are refused (FailedPrecondition).
+  // Must outlive the ClusterNode.
+  sec::Enclave* enclave = nullptr;
 };
 
 // Thread-safety: the ReplicationHook calls may run concurrently on any server
@@ -61,6 +67,8 @@ class ClusterNode final : public server::ReplicationHook {
   Status CheckReplica(std::string_view region, uint64_t epoch, bool resync,
                       bool may_block) override;
   bool IsReplicated(std::string_view region) override;
+  Result<std::vector<std::byte>> ExecutePrimarySealed(std::string_view region, uint64_t epoch,
+                                                      const SealedRunner& run) override;
 
   // The placement of `region` as this node knows it (tests, logs).
   std::optional<cluster::RegionPlacement> Known(std::string_view region);
@@ -106,6 +114,16 @@ class ClusterNode final : public server::ReplicationHook {
   void MarkDirty(std::string_view region, std::span<const protocol::Op> ops,
                  std::span<const protocol::OpResult> results);
 
+  // secure_replication.cc: the placement of `region` if this node is its
+  // primary at exactly `epoch` (Aborted: stale epoch or not the primary;
+  // Unavailable: epoch not known yet).
+  Result<cluster::RegionPlacement> CheckPrimary(std::string_view region, uint64_t epoch);
+  // The peer channel from this node's enclave to `node`'s enclave, opened
+  // (one peer-hello round trip over `via`, a connection to that node) when
+  // none is cached.
+  Result<sec::PeerChannelId> PeerChannelTo(const std::string& node, Client& via);
+  void DropPeerChannel(const std::string& node);
+
   void WatchLoop();
   void DetectLoop();
   // Every 500 ms: each region this node is the primary of and that has fewer
@@ -139,6 +157,7 @@ class ClusterNode final : public server::ReplicationHook {
   };
   std::map<std::string, ResyncState, std::less<>> resyncs_;
   uint64_t Changes(std::string_view region, uint64_t block);  // ~0 when aborted
+  std::map<std::string, sec::PeerChannelId> peer_channels_;   // node id -> channel (mu_)
   std::thread watch_thread_, detect_thread_, resync_thread_;
 };
 

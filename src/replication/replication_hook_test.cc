@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cstring>
 #include <mutex>
 #include <set>
 
@@ -41,7 +42,18 @@ class FakeHook : public server::ReplicationHook {
     return epoch == 5 ? Status::Ok() : Status::Aborted("stale epoch");
   }
   bool IsReplicated(std::string_view region) override { return region == "rep"; }
+  // A sealed batch at epoch 5 runs in the enclave without backups.
+  Result<std::vector<std::byte>> ExecutePrimarySealed(std::string_view, uint64_t epoch,
+                                                      const SealedRunner& run) override {
+    sealed_batches++;
+    if (epoch != 5) return Status::Aborted("stale epoch");
+    COSMOS_ASSIGN_OR_RETURN(sec::ReplicatedSealedBatch b, run({}));
+    std::vector<std::byte> out(b.response.size());
+    if (!out.empty()) std::memcpy(out.data(), b.response.data(), out.size());
+    return out;
+  }
 
+  std::atomic<int> sealed_batches{0};
   std::atomic<int> primary_batches{0}, replica_checks{0}, quick_checks{0}, blocking_checks{0};
 };
 

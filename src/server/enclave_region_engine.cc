@@ -320,4 +320,29 @@ Result<std::vector<std::byte>> EnclaveRegionEngine::ExecuteSealedBatch(
   return out;
 }
 
+Result<sec::ReplicatedSealedBatch> EnclaveRegionEngine::ExecuteReplicatedSealedBatch(
+    Requester requester, RegionEntry& e, std::span<const std::byte> message, uint64_t epoch,
+    std::span<const sec::PeerChannelId> backups) {
+  COSMOS_ASSIGN_OR_RETURN(sec::SessionHandle session, SessionOf(requester));
+  COSMOS_ASSIGN_OR_RETURN(sec::RegionHandle region, RegionOf(e, WaitMode::kMayWait));
+  return enclave_->ExecuteReplicatedSealedBatch(
+      session, region, {reinterpret_cast<const uint8_t*>(message.data()), message.size()}, epoch,
+      backups);
+}
+
+Status EnclaveRegionEngine::ApplyReplicaBatch(RegionEntry& e, std::span<const std::byte> message) {
+  COSMOS_ASSIGN_OR_RETURN(sec::RegionHandle region, RegionOf(e, WaitMode::kMayWait));
+  return enclave_->ApplyReplicaBatch(
+      region, {reinterpret_cast<const uint8_t*>(message.data()), message.size()});
+}
+
+Result<std::vector<std::byte>> EnclaveRegionEngine::AcceptPeer(std::span<const std::byte> hello) {
+  COSMOS_ASSIGN_OR_RETURN(
+      sec::AcceptedPeerChannel accepted,
+      enclave_->PeerAccept({reinterpret_cast<const uint8_t*>(hello.data()), hello.size()}));
+  std::vector<std::byte> out(accepted.reply.size());
+  std::memcpy(out.data(), accepted.reply.data(), out.size());
+  return out;
+}
+
 }  // namespace cosmos::server

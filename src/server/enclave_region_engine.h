@@ -52,6 +52,11 @@ class EnclaveRegionEngine final : public SecureRegionEngine {
   Result<protocol::AccessInfo> ListAccess(Requester requester, RegionEntry& e) override;
   Result<std::vector<std::byte>> ExecuteSealedBatch(Requester requester, RegionEntry& e,
                                                     std::span<const std::byte> message) override;
+  Result<sec::ReplicatedSealedBatch> ExecuteReplicatedSealedBatch(
+      Requester requester, RegionEntry& e, std::span<const std::byte> message, uint64_t epoch,
+      std::span<const sec::PeerChannelId> backups) override;
+  Status ApplyReplicaBatch(RegionEntry& e, std::span<const std::byte> message) override;
+  Result<std::vector<std::byte>> AcceptPeer(std::span<const std::byte> hello) override;
   Result<uint32_t> RotateKey(Requester requester, RegionEntry& e,
                              UserKeyTransfer* user_key) override;
 

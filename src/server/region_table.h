@@ -18,6 +18,7 @@
 #include "pmem/pool.h"
 #include "protocol/rpm_protocol.h"
 #include "rpc/rpc.h"
+#include "sec/enclave.h"
 
 namespace cosmos::server {
 
@@ -153,6 +154,31 @@ class SecureRegionEngine {
     (void)e;
     (void)message;
     return Status::FailedPrecondition("this node's security engine cannot run sealed batches");
+  }
+  // Replicated secure regions (sec::Enclave's replication calls; the
+  // defaults refuse, as for sealed batches). The primary's run of a sealed
+  // batch with its effects sealed for `backups` (peer channel ids).
+  virtual Result<sec::ReplicatedSealedBatch> ExecuteReplicatedSealedBatch(
+      Requester requester, RegionEntry& e, std::span<const std::byte> message, uint64_t epoch,
+      std::span<const sec::PeerChannelId> backups) {
+    (void)requester;
+    (void)e;
+    (void)message;
+    (void)epoch;
+    (void)backups;
+    return Status::FailedPrecondition("this node's security engine cannot replicate");
+  }
+  // A backup applies a primary's replica batch to `e` (may wait for the
+  // trusted counter).
+  virtual Status ApplyReplicaBatch(RegionEntry& e, std::span<const std::byte> message) {
+    (void)e;
+    (void)message;
+    return Status::FailedPrecondition("this node's security engine cannot replicate");
+  }
+  // A peer enclave's hello (sec::Enclave::PeerAccept): the reply to send.
+  virtual Result<std::vector<std::byte>> AcceptPeer(std::span<const std::byte> hello) {
+    (void)hello;
+    return Status::FailedPrecondition("this node has no enclave");
   }
 };
 

@@ -8,8 +8,10 @@
 #include <span>
 #include <string_view>
 
+#include "cosmos/result.h"
 #include "cosmos/status.h"
 #include "protocol/rpm_protocol.h"
+#include "sec/enclave.h"
 
 namespace cosmos::server {
 
@@ -48,6 +50,26 @@ class ReplicationHook {
   // True when `region` is replicated: ops on it without an EPOCH op are
   // refused (they would bypass replication and fencing). Never blocks.
   virtual bool IsReplicated(std::string_view region) = 0;
+
+  // Secure replicated regions (docs/cluster.md "Secure replicated regions").
+  // Runs a client's sealed batch in this node's enclave with its effects
+  // sealed for the backups' enclaves: given the peer channel ids of the
+  // backups (in order), returns the client's sealed response and one replica
+  // message per backup.
+  using SealedRunner =
+      std::function<Result<sec::ReplicatedSealedBatch>(std::span<const sec::PeerChannelId>)>;
+  // A client's sealed batch on replicated secure region `region` at `epoch`
+  // (from the batch's authenticated header): checks the role and epoch as
+  // ExecutePrimary does, opens peer channels to the backups' enclaves where
+  // needed, runs the batch through `run`, forwards each replica message to
+  // its backup and returns the client's sealed response once they all
+  // applied it. An error when the batch failed (the client sees it as a host
+  // error: Aborted when fenced, Unavailable when a backup failed and the new
+  // configuration is not in place yet, FailedPrecondition without an
+  // enclave). Runs on a thread that may block.
+  virtual Result<std::vector<std::byte>> ExecutePrimarySealed(std::string_view region,
+                                                              uint64_t epoch,
+                                                              const SealedRunner& run) = 0;
 };
 
 }  // namespace cosmos::server

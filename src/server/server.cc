@@ -128,6 +128,10 @@ struct DeferredBatch {
   // run by the enclave in one call; its answer goes to `sealed_response`.
   bool sealed = false;
   std::vector<std::byte> sealed_response;
+  // A replica batch of a secure region from its primary (kReplicaBatchRequestType):
+  // `request` is the message; `checked`: its epoch passed CheckReplica already.
+  bool replica = false;
+  bool checked = false;
 };
 
 struct QueuedBatch {  // a batch waiting for QoS tokens on its worker
@@ -238,6 +242,17 @@ struct Server::Impl {
   // The enclave's answer to a sealed batch, or a host-error response.
   std::vector<std::byte> ExecuteSealed(const Requester& requester,
                                        std::span<const std::byte> bytes);
+  // A sealed batch on a replicated secure region (kSealedFlagEpoch), on a
+  // `replicate` thread: through the replication hook to every backup.
+  std::vector<std::byte> ExecuteSealedPrimary(const Requester& requester,
+                                              std::span<const std::byte> bytes);
+  // Secure replicated regions, backup side: a peer enclave's hello (answered
+  // on the worker) and a primary's replica batch (epoch checked on the
+  // worker when the node knows it, applied on a secure flusher).
+  void HandlePeerHello(rpc::Rpc& rpc, const rpc::IncomingRequest& req);
+  void HandleReplicaBatch(Worker& w, const rpc::IncomingRequest& req);
+  // The outcome of a replica batch (one result) for its primary.
+  std::vector<std::byte> ApplyReplica(const DeferredBatch& d);
   void PumpQos(Worker& w);
   void Defer(Worker& w, const rpc::RequestHandle& handle, const Requester& requester,
              std::span<const std::byte> bytes, size_t resume_at, uint64_t attempt_base,
@@ -652,8 +667,14 @@ void Server::Impl::FlusherLoop(DeferQueue* q) {
       if (q->queue.empty()) return;  // stopping and drained
       d = std::move(q->queue.Pop()->second);
     }
-    if (d->sealed) {
-      d->sealed_response = ExecuteSealed(d->requester, d->request);
+    if (d->sealed || d->replica) {
+      if (d->replica) {
+        d->sealed_response = ApplyReplica(*d);
+      } else if (q == &replicate) {
+        d->sealed_response = ExecuteSealedPrimary(d->requester, d->request);
+      } else {
+        d->sealed_response = ExecuteSealed(d->requester, d->request);
+      }
       Worker& w = *workers[d->worker];
       auto* raw = d.release();
       w.rpc->Post([this, raw, &w] {
@@ -693,6 +714,12 @@ Status Server::Impl::AdmitReplication(std::span<const Op> list) {
         return Status::InvalidArgument(
             "a batch on a replicated region holds only data ops on that region");
       }
+    }
+    if (auto ref = table->Lookup(list.front().handle); ref.ok() && (*ref)->secure()) {
+      // Its plaintext would pass through this host and the backups' hosts.
+      return Status::FailedPrecondition("region '" + (*ref)->region.name() +
+                                        "' is a secure replicated region: it takes sealed "
+                                        "batches only (a secure cluster client sends them)");
     }
     return Status::Ok();
   }
@@ -778,6 +805,14 @@ void Server::Impl::PumpQos(Worker& w) {
 void Server::Impl::HandleRequest(rpc::Rpc& rpc, const rpc::IncomingRequest& req) {
   Worker* w = current_worker;
   COSMOS_CHECK(w != nullptr && w->rpc == &rpc);
+  if (req.type == protocol::kPeerHelloRequestType) {
+    HandlePeerHello(rpc, req);
+    return;
+  }
+  if (req.type == protocol::kReplicaBatchRequestType) {
+    HandleReplicaBatch(*w, req);
+    return;
+  }
   const bool sealed = req.type == protocol::kRpmSealedRequestType;
   if (!accepting.load(std::memory_order_acquire)) {
     const Status down = Status::Unavailable("node is shutting down");
@@ -840,7 +875,9 @@ std::vector<std::byte> Server::Impl::ExecuteSealed(const Requester& requester,
   }
   if (options.replication != nullptr && options.replication->IsReplicated((*ref)->region.name())) {
     return protocol::EncodeSealedHostError(
-        seq, Status::FailedPrecondition("replicated secure regions are not supported yet"));
+        seq, Status::FailedPrecondition("region '" + (*ref)->region.name() +
+                                        "' is replicated: its sealed batches must carry its "
+                                        "epoch (open it through the cluster)"));
   }
   auto sealed = engine->ExecuteSealedBatch(requester, *ref->get(), bytes);
   if (!sealed.ok()) {
@@ -861,8 +898,19 @@ void Server::Impl::RunSealedBatch(Worker& w, const rpc::RequestHandle& handle,
     requester.secure_session = engine->SecureSessionOf(requester.session);
   }
   auto view = protocol::ParseSealedRequest(bytes);
-  if (view.ok() && (view->header.flags & protocol::kSealedFlagReadOnly) == 0) {
-    // It may wait for the trusted counter: a secure flusher runs it.
+  const bool replicated = view.ok() && (view->header.flags & protocol::kSealedFlagEpoch) != 0;
+  if (replicated && options.replication == nullptr) {
+    (void)w.rpc->EnqueueResponse(
+        handle, protocol::EncodeSealedHostError(
+                    view->header.seq,
+                    Status::FailedPrecondition("this node is not a cluster member (cosmosd "
+                                               "--cluster): no replicated regions")));
+    return;
+  }
+  if (view.ok() && (replicated || (view->header.flags & protocol::kSealedFlagReadOnly) == 0)) {
+    // It may wait for the trusted counter (and, replicated, for the backups):
+    // a secure flusher (a replication thread) runs it.
+    DeferQueue& q = replicated ? replicate : secure;
     auto d = std::make_unique<DeferredBatch>();
     d->worker = w.index;
     d->handle = handle;
@@ -872,16 +920,134 @@ void Server::Impl::RunSealedBatch(Worker& w, const rpc::RequestHandle& handle,
     deferred.fetch_add(1, std::memory_order_relaxed);
     const uint64_t key = (static_cast<uint64_t>(w.index) << 32) | handle.session;
     {
-      std::lock_guard lock(secure.mu);
-      secure.queue.Push(key, std::move(d));
+      std::lock_guard lock(q.mu);
+      q.queue.Push(key, std::move(d));
     }
-    secure.cv.notify_one();
+    q.cv.notify_one();
     return;
   }
   std::vector<std::byte> response = ExecuteSealed(requester, bytes);
   if (!w.rpc->EnqueueResponse(handle, response).ok()) {
     lost.fetch_add(1, std::memory_order_relaxed);
   }
+}
+
+std::vector<std::byte> Server::Impl::ExecuteSealedPrimary(const Requester& requester,
+                                                          std::span<const std::byte> bytes) {
+  auto view = protocol::ParseSealedRequest(bytes);
+  if (!view.ok()) return protocol::EncodeSealedHostError(0, view.status());
+  const uint64_t seq = view->header.seq;
+  SecureRegionEngine* engine = table->secure_engine();
+  if (engine == nullptr || !engine->IsSecureSession(requester)) {
+    return protocol::EncodeSealedHostError(
+        seq, Status::FailedPrecondition("sealed batches need a secure session"));
+  }
+  auto ref = table->Lookup(view->header.handle);
+  if (!ref.ok()) return protocol::EncodeSealedHostError(seq, ref.status());
+  if (!(*ref)->secure()) {
+    return protocol::EncodeSealedHostError(
+        seq, Status::FailedPrecondition("sealed batches are for secure regions only"));
+  }
+  RegionEntry& entry = *ref->get();
+  const uint64_t epoch = view->header.epoch;
+  auto sealed = options.replication->ExecutePrimarySealed(
+      entry.region.name(), epoch, [&](std::span<const sec::PeerChannelId> backups) {
+        return engine->ExecuteReplicatedSealedBatch(requester, entry, bytes, epoch, backups);
+      });
+  if (!sealed.ok()) {
+    COSMOS_LOG_WARN("server: replicated sealed batch on region '{}' failed: {}",
+                    entry.region.name(), sealed.status().ToString());
+    return protocol::EncodeSealedHostError(seq, ClientError(sealed.status()));
+  }
+  ops.fetch_add(1, std::memory_order_relaxed);
+  return std::move(*sealed);
+}
+
+void Server::Impl::HandlePeerHello(rpc::Rpc& rpc, const rpc::IncomingRequest& req) {
+  SecureRegionEngine* engine = table->secure_engine();
+  Result<std::vector<std::byte>> reply =
+      !accepting.load(std::memory_order_acquire) ? Status::Unavailable("node is shutting down")
+      : engine == nullptr ? Status::FailedPrecondition("this node does not run the security layer")
+                          : engine->AcceptPeer(req.payload);
+  if (reply.ok()) {
+    (void)rpc.EnqueueResponse(req.handle, *reply);
+    return;
+  }
+  COSMOS_LOG_WARN("server: peer enclave hello refused: {}", reply.status().ToString());
+  protocol::ResponseBuilder rb;
+  rb.AddError(reply.status());
+  (void)rpc.EnqueueResponse(req.handle, rb.bytes());
+}
+
+void Server::Impl::HandleReplicaBatch(Worker& w, const rpc::IncomingRequest& req) {
+  auto fail = [&](const Status& s) {
+    protocol::ResponseBuilder rb;
+    rb.AddError(s);
+    (void)w.rpc->EnqueueResponse(req.handle, rb.bytes());
+  };
+  if (!accepting.load(std::memory_order_acquire)) {
+    return fail(Status::Unavailable("node is shutting down"));
+  }
+  auto view = protocol::ParseReplicaBatch(req.payload);
+  if (!view.ok()) {
+    rejected.fetch_add(1, std::memory_order_relaxed);
+    return fail(view.status());
+  }
+  if (options.replication == nullptr || table->secure_engine() == nullptr) {
+    return fail(Status::FailedPrecondition(
+        "replica batches need a secure cluster member (cosmosd --cluster with platform keys)"));
+  }
+  auto desc = table->Open(view->header.name);
+  if (!desc.ok()) return fail(desc.status());
+  if (!desc->secure) {
+    return fail(Status::FailedPrecondition("region '" + std::string(view->header.name) +
+                                           "' is not secure here"));
+  }
+  Status check = options.replication->CheckReplica(view->header.name, view->header.epoch,
+                                                   /*resync=*/false, /*may_block=*/false);
+  if (!check.ok() && check.code() != StatusCode::kWouldBlock) return fail(check);
+  auto d = std::make_unique<DeferredBatch>();
+  d->worker = w.index;
+  d->handle = req.handle;
+  d->request.assign(req.payload.begin(), req.payload.end());
+  d->replica = true;
+  d->checked = check.ok();
+  deferred.fetch_add(1, std::memory_order_relaxed);
+  const uint64_t key = (static_cast<uint64_t>(w.index) << 32) | req.handle.session;
+  {
+    std::lock_guard lock(secure.mu);
+    secure.queue.Push(key, std::move(d));
+  }
+  secure.cv.notify_one();
+}
+
+std::vector<std::byte> Server::Impl::ApplyReplica(const DeferredBatch& d) {
+  protocol::ResponseBuilder rb;
+  auto view = protocol::ParseReplicaBatch(d.request);
+  Status s = view.status();
+  if (s.ok() && !d.checked) {
+    s = options.replication->CheckReplica(view->header.name, view->header.epoch,
+                                          /*resync=*/false, /*may_block=*/true);
+  }
+  if (s.ok()) {
+    auto desc = table->Open(view->header.name);
+    s = desc.status();
+    if (s.ok()) {
+      auto ref = table->Lookup(desc->handle);
+      s = ref.ok() ? table->secure_engine()->ApplyReplicaBatch(*ref->get(), d.request)
+                   : ref.status();
+    }
+  }
+  if (s.ok()) {
+    ops.fetch_add(1, std::memory_order_relaxed);
+    rb.AddOk();
+  } else {
+    if (s.code() != StatusCode::kAborted) {
+      COSMOS_LOG_WARN("server: replica batch refused: {}", s.ToString());
+    }
+    rb.AddError(s);
+  }
+  return {rb.bytes().begin(), rb.bytes().end()};
 }
 
 rpc::ConnectDecision Server::Impl::OnConnect(const rpc::ConnectRequestInfo& info) {
@@ -999,6 +1165,11 @@ Result<std::unique_ptr<Server>> Server::Start(const ServerOptions& options,
   impl->nexus.RegisterHandler(
       protocol::kRpmSealedRequestType,
       [self](rpc::Rpc& rpc, const rpc::IncomingRequest& req) { self->HandleRequest(rpc, req); });
+  for (uint16_t type : {protocol::kReplicaBatchRequestType, protocol::kPeerHelloRequestType}) {
+    impl->nexus.RegisterHandler(type, [self](rpc::Rpc& rpc, const rpc::IncomingRequest& req) {
+      self->HandleRequest(rpc, req);
+    });
+  }
   impl->nexus.SetConnectHook(
       [self](const rpc::ConnectRequestInfo& info) { return self->OnConnect(info); });
   for (uint32_t i = 0; i < options.workers; ++i) {

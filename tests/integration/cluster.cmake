@@ -14,3 +14,12 @@ if(TARGET cosmos_replication AND TARGET cosmos_client)
     DEPS cosmos::client cosmos::cluster nlohmann_json::nlohmann_json TIMEOUT 300 SERIAL)
   add_dependencies(cluster_replication_test cosmosd cosmos)
 endif()
+
+# Secure replicated regions: etcd + three secure cosmosd (own platform keys,
+# simulated enclaves, attested peer channels) + the secure cluster client.
+if(TARGET cosmos_replication AND TARGET cosmos_client)
+  cosmos_integration_test(cluster_secure_test
+    SOURCES ${CMAKE_CURRENT_LIST_DIR}/cluster_secure_test.cc
+    DEPS cosmos::client cosmos::cluster cosmos::sec TIMEOUT 300 SERIAL)
+  add_dependencies(cluster_secure_test cosmosd cosmos)
+endif()
