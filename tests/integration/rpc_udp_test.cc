@@ -1,7 +1,8 @@
 // Integration tests of the RPC layer over real kernel UDP: loopback echo of
 // many sizes with exactly-once checks, garbage sprayed at a live server,
 // spoofed-source and replayed connect floods while real clients work, a
-// server restart, the rpc_echo example as two processes, and (as root) a
+// server restart, the rpc_echo example as two processes, dead-peer detection
+// under CPU hogs and a stopped server process, and (as root) a
 // network-namespace pair joined by veth with tc netem loss.
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -11,6 +12,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -639,6 +641,257 @@ TEST(RpcUdp, StoppedServerProcessIsSurvivedBrieflyAndDetectedWhenItStaysStopped)
   EXPECT_TRUE(echo(*again).ok());
   ::kill(server, SIGTERM);
   EXPECT_EQ(WaitExit(server), 0);
+}
+
+// ---- Dead-peer detection under CPU hogs (issue 15)
+
+// The first two CPUs this process may run on (the same one twice on a
+// one-CPU machine).
+std::pair<int, int> TwoCpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  std::vector<int> cpus;
+  if (::sched_getaffinity(0, sizeof(set), &set) == 0) {
+    for (int c = 0; c < CPU_SETSIZE && cpus.size() < 2; ++c) {
+      if (CPU_ISSET(c, &set)) cpus.push_back(c);
+    }
+  }
+  if (cpus.empty()) cpus.push_back(0);
+  return {cpus.front(), cpus.back()};
+}
+
+bool PinTo(pid_t pid, int cpu) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  return ::sched_setaffinity(pid, sizeof(set), &set) == 0;
+}
+
+// Busy-looping child processes, one per entry of `cpus`, pinned there;
+// killed and reaped in the destructor (also when the test fails).
+class CpuHogs {
+ public:
+  explicit CpuHogs(const std::vector<int>& cpus) {
+    for (int cpu : cpus) {
+      const pid_t pid = ::fork();
+      if (pid == 0) {  // child: only system calls and a loop after fork
+        PinTo(0, cpu);
+        for (;;) asm volatile("" ::: "memory");
+      }
+      if (pid > 0) pids_.push_back(pid);
+    }
+  }
+  ~CpuHogs() {
+    for (pid_t p : pids_) ::kill(p, SIGKILL);
+    for (pid_t p : pids_) ::waitpid(p, nullptr, 0);
+  }
+  size_t count() const { return pids_.size(); }
+
+ private:
+  std::vector<pid_t> pids_;
+};
+
+// Pins the calling thread to `cpu` until destroyed (then restores its mask).
+class PinnedThread {
+ public:
+  explicit PinnedThread(int cpu) {
+    saved_ok_ = ::sched_getaffinity(0, sizeof(saved_), &saved_) == 0;
+    PinTo(0, cpu);
+  }
+  ~PinnedThread() {
+    if (saved_ok_) ::sched_setaffinity(0, sizeof(saved_), &saved_);
+  }
+
+ private:
+  cpu_set_t saved_;
+  bool saved_ok_ = false;
+};
+
+// An rpc_echo server process (adaptive polling) pinned to one CPU; a
+// client endpoint on the calling thread with `sessions` sessions to it,
+// each keeping one verified echo request in flight.
+class HoggedEchoHarness {
+ public:
+  HoggedEchoHarness(const std::string& bin, int server_cpu, const RpcOptions& client_options,
+                    int sessions) {
+    port_ = FreeUdpPort();
+    server_ = Spawn({bin, "server", "--listen", "127.0.0.1:" + std::to_string(port_), "--adaptive",
+                     "--seconds", "300"});
+    if (server_ <= 0) return;
+    PinTo(server_, server_cpu);
+    auto t = OpenUdpTransport({.bind = {kLoopback, 0}});
+    if (!t.ok()) return;
+    auto rpc = Rpc::Create(&nexus_, std::move(*t), client_options);
+    if (!rpc.ok()) return;
+    rpc_ = std::move(*rpc);
+    flows_.resize(sessions);
+    for (auto& f : flows_) {
+      Result<SessionId> sid = Status::Unavailable("not tried");
+      for (int i = 0; i < 50 && !sid.ok(); ++i)
+        sid = rpc_->Connect({kLoopback, port_}, {}, kSecond);
+      if (!sid.ok()) return;
+      f.session = *sid;
+    }
+    ready_ = true;
+  }
+  ~HoggedEchoHarness() {
+    rpc_.reset();
+    if (server_ > 0) {
+      ::kill(server_, SIGCONT);
+      ::kill(server_, SIGKILL);
+      ::waitpid(server_, nullptr, 0);
+    }
+  }
+  bool ready() const { return ready_; }
+  pid_t server() const { return server_; }
+  Rpc& rpc() { return *rpc_; }
+
+  struct Flow {
+    SessionId session = 0;
+    uint64_t next_id = 1;
+    size_t ok = 0;   // verified replies
+    size_t bad = 0;  // replies that did not match the request
+    Status error;    // first failure (the session ended)
+    bool ended = false;
+  };
+  std::vector<Flow>& flows() { return flows_; }
+
+  // Starts one request per session (each reissues itself on success).
+  void Start() {
+    for (size_t k = 0; k < flows_.size(); ++k) Issue(k);
+  }
+  size_t ended() const {
+    size_t n = 0;
+    for (const auto& f : flows_) n += f.ended ? 1 : 0;
+    return n;
+  }
+  uint64_t max_dead_peer_limit_ns() {
+    uint64_t m = 0;
+    for (const auto& f : flows_) {
+      if (auto c = rpc_->session_counters(f.session); c.ok())
+        m = std::max(m, c->dead_peer_limit_ns);
+    }
+    return m;
+  }
+
+ private:
+  void Issue(size_t k) {
+    Flow& f = flows_[k];
+    if (f.ended) return;
+    const uint64_t id = (static_cast<uint64_t>(k) << 40) | f.next_id++;
+    auto req = Pattern(1000, id);
+    Status s = rpc_->EnqueueRequest(
+        f.session, kEcho, req, [this, k, req](const Status& st, std::span<const std::byte> resp) {
+          Flow& fl = flows_[k];
+          if (!st.ok()) {
+            if (!fl.ended) fl.error = st;
+            fl.ended = true;
+            return;
+          }
+          if (resp.size() == req.size() && std::memcmp(resp.data(), req.data(), req.size()) == 0) {
+            ++fl.ok;
+          } else {
+            ++fl.bad;
+          }
+          Issue(k);
+        });
+    if (!s.ok()) {
+      f.error = s;
+      f.ended = true;
+    }
+  }
+
+  Nexus nexus_;
+  uint16_t port_ = 0;
+  pid_t server_ = -1;
+  std::unique_ptr<Rpc> rpc_;
+  std::vector<Flow> flows_;
+  bool ready_ = false;
+};
+
+// The server stopped for good (CPU hogs still running) must still be found
+// dead: every session ends with Unavailable. The limit is capped
+// (max_dead_peer_ns, 10 s by default), so 60 s of loop is generous.
+void ExpectStoppedServerDetected(HoggedEchoHarness& h) {
+  ::kill(h.server(), SIGSTOP);
+  h.rpc().RunUntil([&] { return h.ended() == h.flows().size(); }, 60 * kSecond);
+  for (const auto& f : h.flows()) {
+    EXPECT_TRUE(f.ended) << "session " << f.session << " not declared dead";
+    EXPECT_EQ(f.error.code(), StatusCode::kUnavailable) << f.error;
+    EXPECT_FALSE(h.rpc().IsConnected(f.session));
+  }
+}
+
+// Issue 15, dead-peer detection on a loaded machine: 4 busy-looping
+// processes on the 2 CPUs, the echo server process sharing its CPU with two
+// of them and made ever less important (nice 0, 5, 10, one second each),
+// while 4 sessions with default heartbeat settings (100 ms x 10) keep
+// requests in flight: no session is declared dead and every reply is right.
+// Then the server is stopped (SIGSTOP) with the hogs still running: every
+// session is declared dead. Behaviour only: how many requests complete is
+// not checked.
+TEST(RpcUdp, CpuHogsDoNotEndSessionsAndAStoppedServerIsStillDetected) {
+  const std::string bin = std::string(COSMOS_BINARY_DIR) + "/examples/rpc_echo/rpc_echo";
+  if (::access(bin.c_str(), X_OK) != 0) GTEST_SKIP() << "rpc_echo example not built: " << bin;
+  const auto [cpu_a, cpu_b] = TwoCpus();
+  PinnedThread pin(cpu_b);
+  RpcOptions o;  // default heartbeats: the behaviour users get
+  o.poll_mode = PollMode::kAdaptive;
+  HoggedEchoHarness h(bin, cpu_a, o, 4);
+  ASSERT_TRUE(h.ready());
+  CpuHogs hogs({cpu_a, cpu_b, cpu_a, cpu_b});
+  ASSERT_EQ(hogs.count(), 4u);
+  h.Start();
+  for (int nice : {0, 5, 10}) {
+    ::setpriority(PRIO_PROCESS, h.server(), nice);
+    h.rpc().RunEventLoopFor(kSecond);
+  }
+  for (const auto& f : h.flows()) {
+    EXPECT_FALSE(f.ended) << "session " << f.session << " ended under CPU hogs: " << f.error;
+    EXPECT_TRUE(h.rpc().IsConnected(f.session));
+    EXPECT_EQ(f.bad, 0u);
+    EXPECT_GT(f.ok, 0u) << "no request completed on session " << f.session;
+  }
+  std::printf("hogs: dead-peer limit %.0f ms\n", h.max_dead_peer_limit_ns() / 1e6);
+  ExpectStoppedServerDetected(h);
+}
+
+// The same under CPU hogs with a small silence floor (10 ms x 10 = 100 ms)
+// and server stalls the test controls (SIGSTOP for 40 ms, growing by half
+// each time to 454 ms, 300 ms of running between them): each stall is at
+// most 1.5x the one before, so the adaptive limit (8x the largest delay
+// seen) covers it, while a fixed limit would end the sessions at the first
+// stall past 100 ms (checked: with DeadPeerLimit returning the floor, every
+// session ends in the 135 ms stall). The hogs only lengthen what the client
+// observes. A lasting stop is then still detected.
+TEST(RpcUdp, GrowingServerStallsUnderCpuHogsAreSurvivedWithAnAdaptiveLimit) {
+  const std::string bin = std::string(COSMOS_BINARY_DIR) + "/examples/rpc_echo/rpc_echo";
+  if (::access(bin.c_str(), X_OK) != 0) GTEST_SKIP() << "rpc_echo example not built: " << bin;
+  const auto [cpu_a, cpu_b] = TwoCpus();
+  PinnedThread pin(cpu_b);
+  RpcOptions o;
+  o.poll_mode = PollMode::kAdaptive;
+  o.heartbeat_interval_ns = 10'000'000;
+  o.max_missed_heartbeats = 10;
+  HoggedEchoHarness h(bin, cpu_a, o, 4);
+  ASSERT_TRUE(h.ready());
+  CpuHogs hogs({cpu_a, cpu_b, cpu_a, cpu_b});
+  ASSERT_EQ(hogs.count(), 4u);
+  h.Start();
+  h.rpc().RunEventLoopFor(300'000'000);
+  for (uint64_t stall_ms = 40; stall_ms <= 460 && h.ended() == 0; stall_ms = stall_ms * 3 / 2) {
+    ::kill(h.server(), SIGSTOP);
+    h.rpc().RunEventLoopFor(stall_ms * 1'000'000);
+    ::kill(h.server(), SIGCONT);
+    h.rpc().RunEventLoopFor(300'000'000);
+  }
+  for (const auto& f : h.flows()) {
+    EXPECT_FALSE(f.ended) << "session " << f.session << " ended: " << f.error;
+    EXPECT_EQ(f.bad, 0u);
+    EXPECT_GT(f.ok, 0u);
+  }
+  std::printf("stalls: dead-peer limit %.0f ms\n", h.max_dead_peer_limit_ns() / 1e6);
+  ExpectStoppedServerDetected(h);
 }
 
 // Creates two namespaces joined by a veth pair, optionally with netem loss on
