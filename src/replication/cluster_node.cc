@@ -453,6 +453,10 @@ void ClusterNode::RemoveReplica(std::string_view region, const std::string& dead
       if (!Sleep(std::chrono::milliseconds(100))) return;
     }
   }
+  COSMOS_LOG_WARN(
+      "cluster: region '{}': failed node {} not removed (etcd unreachable); the next failure "
+      "seen on it retries",
+      region, dead);
 }
 
 void ClusterNode::MarkDirty(std::string_view region, std::span<const Op> ops,
