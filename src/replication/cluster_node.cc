@@ -46,6 +46,16 @@ void AppendResults(std::span<const OpResult> results, protocol::ResponseBuilder*
   }
 }
 
+// Payload bytes of the ops that ran (those before the first failure).
+uint64_t PayloadBytes(std::span<const Op> ops, std::span<const OpResult> results) {
+  uint64_t bytes = 0;
+  for (size_t i = 0; i < ops.size() && i < results.size(); ++i) {
+    if (results[i].code != StatusCode::kOk) break;
+    bytes += ops[i].payload.size();
+  }
+  return bytes;
+}
+
 // Fails a whole batch: `first` for op 0, Cancelled for the rest.
 void FailBatch(const Status& first, size_t ops, protocol::ResponseBuilder* out) {
   out->AddError(first);
@@ -263,13 +273,19 @@ void ClusterNode::ExecutePrimary(std::string_view region, std::span<const Op> op
   // buffered and sent at once), then wait for each: the backups work in
   // parallel.
   std::vector<Status> staged;
+  const uint64_t forward_started = MonotonicNanos();
   for (const std::string& b : backups) {
     staged.push_back(Forward(b, region, epoch, ops.subspan(1), results));
   }
   for (size_t i = 0; i < backups.size(); ++i) {
     const std::string& b = backups[i];
     Status s = staged[i].ok() ? FinishForward(b, region) : staged[i];
-    if (s.ok()) continue;
+    if (s.ok()) {
+      metrics_.forwarded_batches.Add();
+      metrics_.forwarded_bytes.Add(PayloadBytes(ops.subspan(1), results));
+      continue;
+    }
+    if (s.code() != StatusCode::kAborted) metrics_.forward_failures.Add();
     COSMOS_LOG_WARN("cluster: region '{}' epoch {}: forwarding to {} failed: {}", region, epoch, b,
                     s.ToString());
     if (s.code() == StatusCode::kAborted) {
@@ -278,6 +294,7 @@ void ClusterNode::ExecutePrimary(std::string_view region, std::span<const Op> op
       failed.push_back(b);
     }
   }
+  if (!backups.empty()) metrics_.forward_duration.ObserveNs(MonotonicNanos() - forward_started);
   if (!joiner.empty()) {
     Status s = Forward(joiner, region, epoch, ops.subspan(1), results, /*resync=*/true);
     if (s.ok()) s = FinishForward(joiner, region, /*resync=*/true);
@@ -443,6 +460,8 @@ void ClusterNode::RemoveReplica(std::string_view region, const std::string& dead
     auto done = placement_->Reconfigure(*vp, *next);
     if (done.ok()) {
       Install(*done);
+      metrics_.replicas_removed.Add();
+      if (done->placement.primary != vp->placement.primary) metrics_.failovers.Add();
       COSMOS_LOG_WARN("cluster: region '{}': removed failed node {}; epoch {}, primary {}", region,
                       dead, done->placement.epoch, done->placement.primary);
       return;
@@ -539,6 +558,12 @@ Status ClusterNode::Resync(const cluster::RegionPlacement& p, const std::string&
       node->resyncs_.erase(region);
     }
   } stop_tracking{this, p.region};
+  metrics_.resyncs_started.Add();
+  metrics_.resyncs_running.Add(1);
+  struct Running {
+    MetricGauge& gauge;
+    ~Running() { gauge.Add(-1); }
+  } running{metrics_.resyncs_running};
 
   const uint64_t blocks = (size + kResyncBlock - 1) / kResyncBlock;
   uint64_t copied = 0;
@@ -559,6 +584,7 @@ Status ClusterNode::Resync(const cluster::RegionPlacement& p, const std::string&
         COSMOS_RETURN_IF_ERROR(target->Write(offset, bytes));
         COSMOS_RETURN_IF_ERROR(target->Flush(offset, bytes.size()));
         copied += bytes.size();
+        metrics_.resync_bytes_copied.Add(bytes.size());
         ++changed;
       }
       // A batch that wrote the block meanwhile may have reached the joiner
@@ -580,6 +606,7 @@ Status ClusterNode::Resync(const cluster::RegionPlacement& p, const std::string&
                               cluster::WithReplica(vp.placement, joiner));
       COSMOS_ASSIGN_OR_RETURN(cluster::VersionedPlacement done, placement_->Reconfigure(vp, next));
       Install(done);
+      metrics_.resyncs_completed.Add();
       COSMOS_LOG_WARN(
           "cluster: region '{}': node {} resynced and added: {} of {} bytes copied "
           "(resync_bytes_ratio {:.4f}), {} pass(es); epoch {}",
@@ -638,6 +665,7 @@ void ClusterNode::ResyncLoop() {
       if (!pick.ok()) continue;  // no node to add yet
       Status s = Resync(p, pick->front());
       if (!s.ok()) {
+        metrics_.resyncs_failed.Add();
         COSMOS_LOG_WARN("cluster: region '{}': resync of node {} failed: {}; retrying later",
                         p.region, pick->front(), s.ToString());
       }

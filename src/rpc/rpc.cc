@@ -376,6 +376,12 @@ const EndpointCounters& Rpc::counters() const {
   return counters_;
 }
 
+size_t Rpc::session_count() const {
+  CheckThread();
+  return static_cast<size_t>(std::count_if(sessions_.begin(), sessions_.end(),
+                                           [](const auto& s) { return s != nullptr; }));
+}
+
 Result<SessionCounters> Rpc::session_counters(SessionId session) const {
   CheckThread();
   const Session* s = Lookup(session);

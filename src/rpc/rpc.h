@@ -305,6 +305,9 @@ class Rpc {
   void Post(std::function<void()> task);
 
   const EndpointCounters& counters() const;
+  // Sessions this endpoint holds now (client and server, connecting or
+  // connected; a session leaves when it ends or fails).
+  size_t session_count() const;
   // A copy of one session's counters. NotFound for an unknown session.
   Result<SessionCounters> session_counters(SessionId session) const;
   // The datagram size a session uses: the smaller of both endpoints'
