@@ -904,7 +904,10 @@ class NetnsPair {
     const std::string tag = std::to_string(::getpid() % 100000);
     a_ = "cosrpcA" + tag;
     b_ = "cosrpcB" + tag;
-    const std::string va = "vrpa" + tag, vb = "vrpb" + tag;
+    va_ = "vrpa" + tag;
+    vb_ = "vrpb" + tag;
+    const std::string& va = va_;
+    const std::string& vb = vb_;
     Cleanup();
     created_ = Sh("ip netns add " + a_) && Sh("ip netns add " + b_) &&
                Sh("ip link add " + va + " type veth peer name " + vb) &&
@@ -931,16 +934,20 @@ class NetnsPair {
   bool netem() const { return netem_; }
   const std::string& a() const { return a_; }
   const std::string& b() const { return b_; }
-
- private:
+  // The veth ends in a() and in b().
+  const std::string& veth_a() const { return va_; }
+  const std::string& veth_b() const { return vb_; }
+  // Runs `cmd` (a shell command); true on success.
   static bool Sh(const std::string& cmd) {
     return std::system((cmd + " >/dev/null 2>&1").c_str()) == 0;
   }
+
+ private:
   void Cleanup() {
     Sh("ip netns del " + a_);  // deleting a namespace also removes its veth end
     Sh("ip netns del " + b_);
   }
-  std::string a_, b_;
+  std::string a_, b_, va_, vb_;
   bool created_ = false;
   bool netem_ = false;
 };
@@ -971,6 +978,54 @@ TEST(RpcUdp, NetnsVethPairCarriesRequestsExactlyOnce) {
   EXPECT_EQ(r.ok, 400u);
   EXPECT_EQ(runs.size(), 400u);
   for (auto& [id, count] : runs) EXPECT_EQ(count, 1) << "request " << id;
+}
+
+// Parses `text` inside network namespace `netns` (a zone names an interface
+// there).
+Result<NetAddress> ParseInNetns(const std::string& netns, const std::string& text) {
+  Result<NetAddress> r = Status::Internal("not parsed");
+  std::thread t([&] {
+    if (!EnterNetns(netns)) {
+      r = Status::Internal("cannot enter " + netns);
+      return;
+    }
+    r = NetAddress::Parse(text);
+  });
+  t.join();
+  return r;
+}
+
+// IPv6 link-local addresses need their zone: a server bound to
+// [fe80::a%veth]:port in one namespace serves a client in the other that
+// names the server as [fe80::a%its-veth]:port; every request exactly once.
+TEST(RpcUdp, LinkLocalIpv6WithAZoneCarriesRequestsAcrossNamespaces) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root for ip netns; skipped";
+  NetnsPair ns(0);
+  if (!ns.created()) GTEST_SKIP() << "could not create network namespaces + veth (no permission?)";
+  if (!NetnsPair::Sh("ip -n " + ns.a() + " addr add fe80::a/64 dev " + ns.veth_a() + " nodad") ||
+      !NetnsPair::Sh("ip -n " + ns.b() + " addr add fe80::b/64 dev " + ns.veth_b() + " nodad")) {
+    GTEST_SKIP() << "no IPv6 link-local addresses in the namespaces (IPv6 disabled?)";
+  }
+  auto bind = ParseInNetns(ns.a(), "[fe80::a%" + ns.veth_a() + "]:9102");
+  auto target = ParseInNetns(ns.b(), "[fe80::a%" + ns.veth_b() + "]:9102");
+  auto any6 = NetAddress::Parse("[::]:0");
+  ASSERT_TRUE(bind.ok()) << bind.status();
+  ASSERT_TRUE(target.ok()) << target.status();
+  ASSERT_TRUE(any6.ok());
+  EXPECT_NE(target->scope_id, 0u);
+  EchoServer server(*bind, ns.a());
+  ASSERT_FALSE(server.failed());
+  ClientResult r;
+  std::thread client([&] {
+    if (!EnterNetns(ns.b())) return;
+    r = RunClient(*target, 300, {32, 1000, 6000, 100000}, 1, *any6);
+  });
+  client.join();
+  server.Stop();
+  ASSERT_TRUE(r.connect_status.ok()) << r.connect_status;
+  EXPECT_EQ(r.ok, 300u);
+  EXPECT_EQ(server.runs().size(), 300u);
+  for (auto& [id, count] : server.runs()) EXPECT_EQ(count, 1) << "request " << id;
 }
 
 // IP fragments this namespace has created (Ip: FragCreates of /proc/net/snmp);
