@@ -17,11 +17,11 @@ endif()
 
 # Replicated regions under faults: a node on an empty pool rebuilt by resync,
 # etcd SIGKILLed and restarted under load, the SIGKILL soak
-# (COSMOS_SOAK_KILLS, default 30), a network-partitioned old primary (root:
-# a network namespace; skipped otherwise).
+# (COSMOS_SOAK_KILLS, default 100), a network-partitioned old primary (root:
+# a network namespace; skipped otherwise); `cosmos cluster add-replica|drain`.
 if(TARGET cosmos_replication AND TARGET cosmos_client)
   cosmos_integration_test(cluster_fault_test
     SOURCES ${CMAKE_CURRENT_LIST_DIR}/cluster_fault_test.cc
-    DEPS cosmos::client cosmos::cluster TIMEOUT 900 SERIAL)
-  add_dependencies(cluster_fault_test cosmosd)
+    DEPS cosmos::client cosmos::cluster nlohmann_json::nlohmann_json TIMEOUT 900 SERIAL)
+  add_dependencies(cluster_fault_test cosmosd cosmos)
 endif()
