@@ -25,3 +25,12 @@ if(TARGET cosmos_replication AND TARGET cosmos_client)
     DEPS cosmos::client cosmos::cluster nlohmann_json::nlohmann_json TIMEOUT 900 SERIAL)
   add_dependencies(cluster_fault_test cosmosd cosmos)
 endif()
+
+# cosmosd --metrics-listen on cluster nodes: forwarded batches, failover and
+# resync counted in the Prometheus scrape (etcd + two cosmosd).
+if(TARGET cosmos_replication AND TARGET cosmos_client AND TARGET prometheus-cpp::pull)
+  cosmos_integration_test(cluster_metrics_test
+    SOURCES ${CMAKE_CURRENT_LIST_DIR}/cluster_metrics_test.cc
+    DEPS cosmos::client cosmos::cluster TIMEOUT 300 SERIAL)
+  add_dependencies(cluster_metrics_test cosmosd)
+endif()

@@ -1,10 +1,7 @@
 // cosmosd --metrics-listen as a process: a scrape of /metrics shows the ops,
 // bytes, errors, flush latencies and RPC sessions the client caused, by the
 // exact amounts; a bad or taken address stops the start with an error.
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 
 #include <filesystem>
 #include <map>
@@ -18,36 +15,16 @@ namespace {
 
 using cosmos::testing::HttpBody;
 using cosmos::testing::HttpGet;
+using cosmos::testing::LoopbackTcpPort;
 using cosmos::testing::ParsePrometheusText;
 using Samples = std::map<std::string, double>;
-
-// A TCP loopback socket bound to an ephemeral port (listening when asked).
-struct TcpPort {
-  int fd = -1;
-  uint16_t port = 0;
-  explicit TcpPort(bool listening) {
-    fd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof(a);
-    if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0 &&
-        getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0) {
-      port = ntohs(a.sin_port);
-    }
-    if (listening) (void)listen(fd, 1);
-  }
-  ~TcpPort() {
-    if (fd >= 0) close(fd);
-  }
-};
 
 // Starts `d` serving metrics on a free loopback port; returns the port. A
 // port another process took between the probe and the bind is retried.
 std::optional<uint16_t> StartWithMetrics(rpm_test::Daemon& d, const std::string& dir,
                                          std::vector<std::string> args) {
   for (int attempt = 0; attempt < 5; ++attempt) {
-    uint16_t port = TcpPort(false).port;
+    uint16_t port = LoopbackTcpPort(false).port;
     std::vector<std::string> a = args;
     a.insert(a.end(), {"--metrics-listen", "127.0.0.1:" + std::to_string(port)});
     if (d.Start(dir, a)) return port;
@@ -152,7 +129,7 @@ TEST(Metrics, RefusesAMalformedMetricsAddressBeforeCreatingAnything) {
 
 TEST(Metrics, RefusesATakenMetricsPortAndRemovesThePoolItCreated) {
   rpm_test::TempDir dir;
-  TcpPort taken(/*listening=*/true);
+  LoopbackTcpPort taken(/*listening=*/true);
   ASSERT_NE(taken.port, 0);
   rpm_test::Daemon d;
   EXPECT_FALSE(d.Start(dir.path, {"--pool", dir.path + "/main.pool,size=16M,create",

@@ -18,6 +18,30 @@
 
 namespace cosmos::testing {
 
+// A TCP loopback socket bound to an ephemeral port (listening when asked):
+// a port to hand a server under test (close it first) or one to keep taken.
+struct LoopbackTcpPort {
+  int fd = -1;
+  uint16_t port = 0;
+  explicit LoopbackTcpPort(bool listening) {
+    fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(a);
+    if (fd >= 0 && bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0 &&
+        getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0) {
+      port = ntohs(a.sin_port);
+    }
+    if (listening && fd >= 0) (void)listen(fd, 1);
+  }
+  ~LoopbackTcpPort() {
+    if (fd >= 0) close(fd);
+  }
+  LoopbackTcpPort(const LoopbackTcpPort&) = delete;
+  LoopbackTcpPort& operator=(const LoopbackTcpPort&) = delete;
+};
+
 // The whole HTTP response (status line, headers, body) of `GET path` to
 // 127.0.0.1:port, or nullopt when the connection fails or stalls (10 s per
 // read: a loaded machine is slow, not broken).
