@@ -952,15 +952,20 @@ class NetnsPair {
   bool netem_ = false;
 };
 
-// Runs 400 echo requests from namespace b to a server in namespace a and
-// checks exactly-once execution; returns the client's result.
-ClientResult RunAcrossNamespaces(const NetnsPair& ns, size_t n, std::map<uint64_t, int>* runs) {
-  EchoServer server({0x0a4d0001, 9100}, ns.a());  // 10.77.0.1:9100
+// Runs `n` echo requests from namespace b to a server in namespace a (bound
+// to `bind` there, named `target` from b; the client bound to
+// `client_bind`); returns the client's result and the server's handler
+// runs per request.
+ClientResult RunAcrossNamespaces(const NetnsPair& ns, size_t n, std::map<uint64_t, int>* runs,
+                                 NetAddress bind = {0x0a4d0001, 9100},  // 10.77.0.1:9100
+                                 NetAddress target = {0x0a4d0001, 9100},
+                                 NetAddress client_bind = {0x0a4d0002, 0}) {
+  EchoServer server(bind, ns.a());
   EXPECT_FALSE(server.failed());
   ClientResult r;
   std::thread client([&] {
     if (!EnterNetns(ns.b())) return;
-    r = RunClient({0x0a4d0001, 9100}, n, {32, 1000, 6000, 100000}, 1, {0x0a4d0002, 0});
+    r = RunClient(target, n, {32, 1000, 6000, 100000}, 1, client_bind);
   });
   client.join();
   server.Stop();
@@ -1013,19 +1018,12 @@ TEST(RpcUdp, LinkLocalIpv6WithAZoneCarriesRequestsAcrossNamespaces) {
   ASSERT_TRUE(target.ok()) << target.status();
   ASSERT_TRUE(any6.ok());
   EXPECT_NE(target->scope_id, 0u);
-  EchoServer server(*bind, ns.a());
-  ASSERT_FALSE(server.failed());
-  ClientResult r;
-  std::thread client([&] {
-    if (!EnterNetns(ns.b())) return;
-    r = RunClient(*target, 300, {32, 1000, 6000, 100000}, 1, *any6);
-  });
-  client.join();
-  server.Stop();
+  std::map<uint64_t, int> runs;
+  ClientResult r = RunAcrossNamespaces(ns, 300, &runs, *bind, *target, *any6);
   ASSERT_TRUE(r.connect_status.ok()) << r.connect_status;
   EXPECT_EQ(r.ok, 300u);
-  EXPECT_EQ(server.runs().size(), 300u);
-  for (auto& [id, count] : server.runs()) EXPECT_EQ(count, 1) << "request " << id;
+  EXPECT_EQ(runs.size(), 300u);
+  for (auto& [id, count] : runs) EXPECT_EQ(count, 1) << "request " << id;
 }
 
 // IP fragments this namespace has created (Ip: FragCreates of /proc/net/snmp);
