@@ -358,6 +358,11 @@ Status ClusterNode::Forward(const std::string& node, std::string_view region, ui
     // The same failure-detection budget as the backups' detector.
     co.heartbeat_interval_ms = static_cast<uint32_t>(options_.heartbeat_interval.count());
     co.missed_heartbeats = options_.missed_heartbeats;
+    // The RPC layer raises a session's silence limit with the delays it sees
+    // (up to 10 s); on a loaded host a dead backup then held the region's
+    // batches until the 2 s call timeout (seen: 4 s per removal in the soak
+    // test). A slow backup wrongly removed is resynced back.
+    co.max_dead_peer_ms = 500;
     co.timeout_ms = 2000;
     auto c = Client::Connect(co);
     if (!c.ok()) return drop(c.status());
