@@ -10,6 +10,9 @@ pkg_check_modules(PMEM2 REQUIRED IMPORTED_TARGET libpmem2)
 pkg_check_modules(XXHASH REQUIRED IMPORTED_TARGET libxxhash)
 pkg_check_modules(URING IMPORTED_TARGET liburing)
 pkg_check_modules(TOMLPP REQUIRED IMPORTED_TARGET tomlplusplus)
+# cosmosd --metrics-listen (Prometheus exporter). Optional: without it the
+# flag is refused at start (src/common/metrics_http_none.cc).
+find_package(prometheus-cpp CONFIG QUIET)
 if(COSMOS_BUILD_TESTS)
   find_package(GTest REQUIRED)
   include(GoogleTest)

@@ -14,6 +14,7 @@ PACKAGES=(
   clang libclang-rt-14-dev clang-format
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   redis-server redis-tools
+  prometheus-cpp-dev  # cosmosd --metrics-listen (Prometheus exporter; optional at build time)
   etcd-server etcd-client
   iproute2 python3 procps ccache valgrind
   zsh dpkg-dev systemd  # completion syntax check, cpack DEB (dpkg-shlibdeps), systemd-analyze verify

@@ -1,6 +1,7 @@
 // cosmos-kv: Redis-compatible durable key-value server. Parses flags, opens
 // the log device (a local pmem pool region by default, a local file, DRAM, or
-// a region of a remote cosmosd, plain or secure) and the store, serves RESP2
+// a region of a remote cosmosd, plain or secure, or a replicated region of a
+// cluster) and the store, serves RESP2
 // until SIGTERM/SIGINT. Under systemd it reports READY=1 once listening and
 // STOPPING=1 at shutdown.
 #include <pthread.h>
@@ -101,7 +102,8 @@ int main(int argc, char** argv) {
       "cosmos-kv: Redis-compatible, log-structured, durable key-value server.\n"
       "Every write is acknowledged only once durable (group commit).\n"
       "Backends: pool (default: a region of a local COSMOS pmem pool file), file,\n"
-      "memory (not durable), remote (a region of a cosmosd, plain or secure)."};
+      "memory (not durable), remote (a region of a cosmosd, plain or secure, or with\n"
+      "--cluster a replicated region of a cluster of cosmosd nodes)."};
   std::string bind = "127.0.0.1";
   int port = 6379;
   std::string backend_name = "pool";
@@ -115,6 +117,9 @@ int main(int argc, char** argv) {
   std::string platform_pub, measurement, client_key;
   bool secure = false;
   uint32_t remote_timeout_ms = 10000;
+  std::string cluster;
+  int replicas = 0;
+  std::string remote_poll;
   std::string max_bulk_text = "512mb";
   std::string query_limit_text = "1gb";
   std::string output_limit_text = "1gb";
@@ -151,8 +156,22 @@ int main(int argc, char** argv) {
                  "holds live data")
       ->check(cosmos::app::SizeValidator())
       ->capture_default_str();
-  app.add_option("--server", server_addr, "remote backend: cosmosd HOST:PORT")
-      ->capture_default_str();
+  auto* server_opt = app.add_option("--server", server_addr, "remote backend: cosmosd HOST:PORT")
+                         ->capture_default_str();
+  app.add_option("--cluster", cluster,
+                 "remote backend on a cluster (implies --backend remote): comma-separated etcd "
+                 "endpoints; the region is a replicated region (docs/cluster.md), every write "
+                 "acknowledged once durable on all its replicas, failovers ridden out");
+  auto* replicas_opt =
+      app.add_option("--replicas", replicas,
+                     "--cluster: copies of the region when it is created (1..5; default 1); an "
+                     "existing region keeps its own")
+          ->check(CLI::Range(1, 5));
+  app.add_option("--remote-poll", remote_poll,
+                 "remote backend: how the client waits for the node: busy (spin; default with "
+                 "--server) or block (sleep in poll(); default with --cluster, where several "
+                 "processes share few cores)")
+      ->check(CLI::IsMember({"busy", "block"}));
   app.add_option("--platform-pub", platform_pub,
                  "remote backend, secure: the node's platform.pub (cosmos keys platform)");
   app.add_option("--measurement", measurement,
@@ -162,7 +181,8 @@ int main(int argc, char** argv) {
   app.add_flag("--secure", secure,
                "remote backend: require a secure region (implied by the three key flags)");
   app.add_option("--remote-timeout-ms", remote_timeout_ms,
-                 "remote backend: per-call timeout; a flush that times out fails the store")
+                 "remote backend: per-call timeout; a flush that times out fails the store "
+                 "(--cluster: also how long a call waits for a failover)")
       ->capture_default_str();
   app.add_option("--proto-max-bulk-len", max_bulk_text,
                  "Largest accepted bulk string / value (like Redis proto-max-bulk-len)")
@@ -194,6 +214,7 @@ int main(int argc, char** argv) {
   }
   // Compatibility: `--log PATH` alone keeps selecting the local-file backend.
   if (backend_opt->count() == 0 && log_opt->count() > 0) backend_name = "file";
+  if (backend_opt->count() == 0 && !cluster.empty()) backend_name = "remote";
   // Sizes use the one grammar (64M, 64MiB, 64mb, bytes; all units binary).
   const uint64_t log_size = SizeOf(log_size_text), pool_size = SizeOf(pool_size_text),
                  max_bulk = SizeOf(max_bulk_text),
@@ -215,6 +236,26 @@ int main(int argc, char** argv) {
     return cosmos::app::kExitUsage;
   }
   const bool have_keys = !platform_pub.empty() || !measurement.empty() || !client_key.empty();
+  if (!cluster.empty() && backend_name != "remote") {
+    std::fprintf(stderr, "cosmos-kv: --cluster needs --backend remote\n");
+    return cosmos::app::kExitUsage;
+  }
+  if (!cluster.empty() && server_opt->count() > 0) {
+    std::fprintf(stderr,
+                 "cosmos-kv: --server and --cluster exclude each other (with --cluster the "
+                 "region's nodes come from etcd)\n");
+    return cosmos::app::kExitUsage;
+  }
+  if (cluster.empty() && replicas_opt->count() > 0) {
+    std::fprintf(stderr, "cosmos-kv: --replicas needs --cluster\n");
+    return cosmos::app::kExitUsage;
+  }
+  if (!cluster.empty() && (have_keys || secure)) {
+    std::fprintf(stderr,
+                 "cosmos-kv: a secure store on a cluster is refused: replicated secure regions "
+                 "are not built yet (issue 12); use --server for a secure region on one node\n");
+    return cosmos::app::kExitUsage;
+  }
   if (backend_name != "remote" && (have_keys || secure)) {
     std::fprintf(stderr, "cosmos-kv: secure key flags and --secure need --backend remote\n");
     return cosmos::app::kExitUsage;
@@ -273,7 +314,18 @@ int main(int argc, char** argv) {
   } else {
     cosmos::kv::RemoteLogDeviceOptions o;
     o.client.server = server_addr;
+    o.client.cluster = cluster;
     o.client.timeout_ms = remote_timeout_ms;
+    o.client.failover_timeout_ms = remote_timeout_ms;
+    // Blocking waits: several nodes, etcd and cosmos-kv typically share a few
+    // cores in a cluster, where a spinning client takes the core from the
+    // node it waits for (docs/cluster.md, "Latency").
+    const bool block = remote_poll.empty() ? !cluster.empty() : remote_poll == "block";
+    if (block) {
+      o.client.busy_poll = false;
+      o.client.idle_spin_us = 0;
+    }
+    o.replicas = replicas;
     o.client.platform_public_key_file = platform_pub;
     o.client.measurement_file = measurement;
     o.client.client_key_file = client_key;
@@ -282,11 +334,22 @@ int main(int argc, char** argv) {
     o.secure = secure || have_keys;
     auto dev = cosmos::kv::RemoteLogDevice::Open(o);
     if (!dev.ok()) {
-      COSMOS_LOG_ERROR("cosmos-kv: remote region '{}' on {}: {}", region_name, server_addr,
+      COSMOS_LOG_ERROR("cosmos-kv: remote region '{}' on {}: {}", region_name,
+                       cluster.empty() ? server_addr : "cluster " + cluster,
                        dev.status().ToString());
       return 1;
     }
-    if ((*dev)->secure()) {
+    if ((*dev)->replicated()) {
+      backend.security_mode =
+          "none (plain replicated region: data unencrypted on the nodes and on the network)";
+      if (replicas_opt->count() > 0 && !(*dev)->created() &&
+          (*dev)->copies() != static_cast<uint32_t>(replicas)) {
+        COSMOS_LOG_WARN(
+            "cosmos-kv: region '{}' exists with {} {} in its current configuration; "
+            "--replicas {} applies only when the region is created",
+            region_name, (*dev)->copies(), (*dev)->copies() == 1 ? "copy" : "copies", replicas);
+      }
+    } else if ((*dev)->secure()) {
       backend.security_mode =
           (*dev)->simulated_enclave()
               ? "secure-remote (AES-GCM regions, secure channel, simulated enclave: no "

@@ -1,12 +1,16 @@
-// `cosmos cluster status|nodes|regions --cluster ETCD`: the cluster as etcd
-// and the data path see it (docs/cluster.md, "Operator view"): nodes with
+// `cosmos cluster status|nodes|regions|add-replica|drain --cluster ETCD`:
+// the cluster as etcd and the data path see it, and operator moves of
+// replicas (docs/cluster.md, "Operator view"): nodes with
 // their zone, lease and whether they answer an RPC handshake; regions with
 // their epoch, primary, replicas and whether they run degraded.
+#include <algorithm>
 #include <chrono>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "cli.h"
@@ -165,6 +169,107 @@ std::string RegionsText(const ClusterView& v) {
   return t;
 }
 
+// The cluster's etcd, for the commands that change placements.
+struct Etcd {
+  std::unique_ptr<cluster::EtcdClient> client;
+  std::unique_ptr<cluster::Membership> membership;
+  std::unique_ptr<cluster::PlacementStore> placement;
+};
+
+Result<Etcd> OpenEtcd(const ClusterFlags& f) {
+  COSMOS_ASSIGN_OR_RETURN(auto endpoints, cluster::ParseEtcdEndpoints(f.endpoints));
+  cluster::EtcdHttpOptions eo;
+  eo.endpoints = std::move(endpoints);
+  Etcd e;
+  COSMOS_ASSIGN_OR_RETURN(e.client, cluster::OpenEtcdHttpClient(std::move(eo)));
+  e.membership = std::make_unique<cluster::Membership>(*e.client, cluster::ClusterKeys());
+  e.placement = std::make_unique<cluster::PlacementStore>(*e.client, cluster::ClusterKeys());
+  return e;
+}
+
+bool Has(const std::vector<std::string>& v, std::string_view x) {
+  return std::find(v.begin(), v.end(), x) != v.end();
+}
+
+// Applies `edit` to the region's current configuration and commits it by
+// compare-and-swap (epoch + 1), re-reading and deciding again when another
+// reconfiguration won meanwhile (a failover, a resync adding a node).
+// `edit` returns the next configuration, or std::nullopt when nothing is
+// left to do.
+template <typename Edit>
+Result<cluster::VersionedPlacement> Commit(Etcd& e, const std::string& region, Edit edit) {
+  for (int attempt = 0;; ++attempt) {
+    COSMOS_ASSIGN_OR_RETURN(cluster::VersionedPlacement vp, e.placement->Get(region));
+    COSMOS_ASSIGN_OR_RETURN(std::optional<cluster::RegionPlacement> next, edit(vp.placement));
+    if (!next.has_value()) return vp;
+    auto done = e.placement->Reconfigure(vp, *next);
+    if (done.ok() || done.status().code() != StatusCode::kAborted || attempt == 20) return done;
+  }
+}
+
+// Waits until `done(placement)` holds for the region (polls etcd).
+template <typename Done>
+Result<cluster::VersionedPlacement> WaitPlacement(Etcd& e, const std::string& region,
+                                                  uint32_t timeout_s, Done done) {
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
+  while (true) {
+    auto vp = e.placement->Get(region);
+    if (vp.ok() && done(vp->placement)) return vp;
+    if (std::chrono::steady_clock::now() >= until) {
+      return Status::Timeout("region " + region + ": not done after " + std::to_string(timeout_s) +
+                             " s" + (vp.ok() ? "" : " (etcd: " + vp.status().ToString() + ")"));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+}
+
+// add-replica: raises the region's factor by one when it is full and names
+// `node` as the node to add (`joining`), one CAS; the primary resyncs the
+// node (only what differs is copied) and adds it by CAS once identical.
+Result<cluster::VersionedPlacement> AddReplica(Etcd& e, const std::string& region,
+                                               const std::string& node, uint32_t timeout_s) {
+  COSMOS_ASSIGN_OR_RETURN(cluster::NodeList nodes, e.membership->ListNodes());
+  if (std::none_of(nodes.nodes.begin(), nodes.nodes.end(),
+                   [&](const auto& n) { return n.id == node; })) {
+    return Status::NotFound("node " + node + " is not registered");
+  }
+  auto requested = Commit(
+      e, region,
+      [&](const cluster::RegionPlacement& p) -> Result<std::optional<cluster::RegionPlacement>> {
+        if (Has(p.replicas, node)) {
+          return Status::AlreadyExists("node " + node + " is already a replica of region " +
+                                       region);
+        }
+        if (p.joining == node) return std::optional<cluster::RegionPlacement>();
+        cluster::RegionPlacement next = p;
+        if (!p.degraded()) {
+          if (p.replication_factor >= 5) {
+            return Status::FailedPrecondition("region " + region +
+                                              " already has 5 replicas (the maximum)");
+          }
+          ++next.replication_factor;
+        }
+        next.joining = node;
+        return std::optional(next);
+      });
+  if (!requested.ok()) return requested.status();
+  return WaitPlacement(e, region, timeout_s,
+                       [&](const cluster::RegionPlacement& p) { return Has(p.replicas, node); });
+}
+
+nlohmann::ordered_json PlacementJson(const cluster::RegionPlacement& p) {
+  return {{"name", p.region},
+          {"epoch", p.epoch},
+          {"replication_factor", p.replication_factor},
+          {"primary", p.primary},
+          {"replicas", p.replicas}};
+}
+
+struct ChangeFlags {
+  std::string region, node;
+  uint32_t timeout_s = 300;
+};
+
 }  // namespace
 
 void RegisterClusterCommands(CLI::App& app, Context& ctx) {
@@ -206,6 +311,89 @@ void RegisterClusterCommands(CLI::App& app, Context& ctx) {
         if (!v.ok()) return void(ctx.status = v.status());
         ctx.Emit(RegionsText(*v), {{"etcd_revision", v->revision}, {"regions", RegionsJson(*v)}});
       });
+
+  auto change = std::make_shared<ChangeFlags>();
+  CLI::App* add = cl->add_subcommand(
+      "add-replica",
+      "Adds NODE as a replica of REGION: the primary resyncs it (copies only what differs) and "
+      "adds it by an etcd CAS (epoch + 1); raises the replication factor by one when the region "
+      "is not degraded");
+  add->add_option("region", change->region, "Replicated region")->required();
+  add->add_option("node", change->node, "Registered node id")->required();
+  add->add_option("--timeout", change->timeout_s, "Seconds to wait for the resync")
+      ->capture_default_str();
+  add->callback([&ctx, flags, change] {
+    auto e = OpenEtcd(*flags);
+    if (!e.ok()) return void(ctx.status = e.status());
+    const auto t0 = std::chrono::steady_clock::now();
+    auto done = AddReplica(*e, change->region, change->node, change->timeout_s);
+    if (!done.ok()) return void(ctx.status = done.status());
+    const double secs =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    char took[32];
+    std::snprintf(took, sizeof(took), "%.1f", secs);
+    ctx.Emit(
+        "node " + change->node + " added to region " + change->region + " after " + took +
+            " s: epoch " + std::to_string(done->placement.epoch) + ", replicas " +
+            Join(done->placement.replicas) + "\n",
+        {{"added", change->node}, {"seconds", secs}, {"region", PlacementJson(done->placement)}});
+  });
+
+  CLI::App* drain = cl->add_subcommand(
+      "drain",
+      "Moves every region off NODE: for each region on it, a replacement replica is added by "
+      "resync (one CAS asks for it, the primary's CAS adds it), then NODE is removed (one CAS); "
+      "each step bumps the region's epoch");
+  drain->add_option("node", change->node, "Node id to drain")->required();
+  drain->add_option("--timeout", change->timeout_s, "Seconds to wait for each region's resync")
+      ->capture_default_str();
+  drain->callback([&ctx, flags, change] {
+    auto e = OpenEtcd(*flags);
+    if (!e.ok()) return void(ctx.status = e.status());
+    auto regions = e->placement->List();
+    if (!regions.ok()) return void(ctx.status = regions.status());
+    auto moved = nlohmann::ordered_json::array();
+    std::string text;
+    const std::string& node = change->node;
+    for (const auto& vp : regions->regions) {
+      if (!Has(vp.placement.replicas, node)) continue;
+      const std::string& region = vp.placement.region;
+      const int original_factor = vp.placement.replication_factor;
+      // The replacement: placement's choice among the other registered nodes.
+      auto nodes = e->membership->ListNodes();
+      if (!nodes.ok()) return void(ctx.status = nodes.status());
+      auto pick = cluster::ChooseNodes(nodes->nodes, 1, vp.placement.replicas);
+      if (!pick.ok()) {
+        return void(
+            ctx.status = Status::ResourceExhausted(
+                "region " + region + ": no node to move it to: " + pick.status().message()));
+      }
+      const std::string target = pick->front();
+      auto added = AddReplica(*e, region, target, change->timeout_s);
+      if (!added.ok()) return void(ctx.status = added.status());
+      // Then NODE leaves, and the factor returns to what it was.
+      auto removed = Commit(*e, region,
+                            [&](const cluster::RegionPlacement& p)
+                                -> Result<std::optional<cluster::RegionPlacement>> {
+                              if (!Has(p.replicas, node))
+                                return std::optional<cluster::RegionPlacement>();
+                              COSMOS_ASSIGN_OR_RETURN(cluster::RegionPlacement next,
+                                                      cluster::WithoutReplica(p, node));
+                              // Back to the factor it had (a degraded region stays at its factor).
+                              next.replication_factor = std::max<int>(
+                                  original_factor, static_cast<int>(next.replicas.size()));
+                              return std::optional(next);
+                            });
+      if (!removed.ok()) return void(ctx.status = removed.status());
+      text += "region " + region + ": " + target + " added, " + node + " removed; epoch " +
+              std::to_string(removed->placement.epoch) + ", primary " + removed->placement.primary +
+              ", replicas " + Join(removed->placement.replicas) + "\n";
+      moved.push_back(
+          {{"added", target}, {"removed", node}, {"region", PlacementJson(removed->placement)}});
+    }
+    text += std::to_string(moved.size()) + " region(s) moved off " + node + "\n";
+    ctx.Emit(text, {{"node", node}, {"moved", moved}});
+  });
 }
 
 }  // namespace cosmos::cli

@@ -12,11 +12,13 @@
 #include "app_flags.h"
 #include "common/build_info.h"
 #include "common/log.h"
+#include "common/metrics_http.h"
 #include "replication/cluster_node.h"
 #include "sec/enclave_simulated.h"
 #include "sec/key_files.h"
 #include "server/daemon_config.h"
 #include "server/enclave_region_engine.h"
+#include "server/server_metrics.h"
 #include "service_notify.h"
 
 namespace {
@@ -38,6 +40,7 @@ struct Flags {
   bool require_secure = false, accept_counter_reset = false;
   std::string cluster, node_id, zone, advertise;
   std::string peer_platform_keys;
+  std::string metrics_listen;
 };
 
 void DefineFlags(CLI::App& app, Flags& f) {
@@ -62,6 +65,9 @@ void DefineFlags(CLI::App& app, Flags& f) {
                  "pool to serve: [NAME=]PATH[,size=SIZE][,create]"
                  "[,backend=auto|file|pmem2|pmem2-emulated|dram]; SIZE like 64M, 1G or bytes");
   app.add_option("--port-file", f.port_file, "write the bound port of worker 0 here once ready");
+  app.add_option("--metrics-listen", f.metrics_listen,
+                 "serve Prometheus metrics at http://HOST:PORT/metrics (HOST an IPv4 address or "
+                 "[IPv6]; PORT 0 = ephemeral, logged); default off, or server.metrics_listen");
   cosmos::app::AddLogFlags(app, f.log, "info, or server.log_level");
   app.add_option("--platform-keys", f.platform_keys,
                  "enable secure mode: directory of `cosmos keys platform` (platform.key, "
@@ -127,6 +133,7 @@ Result<DaemonConfig> BuildConfig(const Flags& f) {
   if (f.flushers) cfg.server.flushers = static_cast<uint32_t>(*f.flushers);
   if (f.mtu) cfg.server.mtu = static_cast<size_t>(*f.mtu);
   if (f.busy_poll) cfg.server.busy_poll = true;
+  if (!f.metrics_listen.empty()) cfg.metrics_listen = f.metrics_listen;
   if (!f.log.level.empty()) cfg.log_level = f.log.level;
   if (!f.log.file.empty()) cfg.log_file = f.log.file;
   if (f.log.format != "text") cfg.log_format = f.log.format;
@@ -193,6 +200,7 @@ std::vector<std::string> ChangesNeedingRestart(const DaemonConfig& a, const Daem
   check(x.secure_flushers != y.secure_flushers, "server.secure_flushers");
   check(a.log_format != b.log_format, "server.log_format");
   check(a.log_file != b.log_file, "server.log_file");
+  check(a.metrics_listen != b.metrics_listen, "server.metrics_listen");
   bool pools_differ = a.pools.size() != b.pools.size();
   for (size_t i = 0; !pools_differ && i < a.pools.size(); ++i) {
     const auto &p = a.pools[i], &q = b.pools[i];
@@ -285,6 +293,23 @@ void Notify(const std::string& state) {
   if (Status s = cosmos::app::NotifyServiceManager(state); !s.ok()) {
     COSMOS_LOG_WARN("cosmosd: service manager notification failed: {}", s.ToString());
   }
+}
+
+// Serves `server`'s (and the cluster node's) metrics at cfg.metrics_listen.
+// REQUIRES: ValidateStartConfig(cfg) passed; both outlive the result.
+Result<std::unique_ptr<cosmos::MetricsHttpServer>> StartMetrics(
+    const DaemonConfig& cfg, const cosmos::server::Server& server,
+    const cosmos::replication::ClusterNode* cluster_node) {
+  COSMOS_ASSIGN_OR_RETURN(cosmos::MetricsAddress address,
+                          cosmos::ParseMetricsAddress(cfg.metrics_listen));
+  auto collect = [&server, cluster_node](std::vector<cosmos::MetricFamily>* out) {
+    cosmos::server::AppendServerMetrics(server, out);
+    if (cluster_node != nullptr) cluster_node->AppendMetrics(out);
+  };
+  COSMOS_ASSIGN_OR_RETURN(auto metrics, cosmos::MetricsHttpServer::Start(address, collect));
+  address.port = metrics->port();
+  COSMOS_LOG_INFO("cosmosd: Prometheus metrics at http://{}/metrics", address.ToString());
+  return metrics;
 }
 
 void WritePortFile(const std::string& path, uint16_t port, int* exit_code) {
@@ -445,6 +470,21 @@ int main(int argc, char** argv) {
       return cosmos::app::kExitFailure;
     }
   }
+  // After the server and the cluster node: the collector reads both; before
+  // the port file and READY, so a bad address fails the start.
+  std::unique_ptr<cosmos::MetricsHttpServer> metrics;
+  if (!cfg.metrics_listen.empty()) {
+    auto started = StartMetrics(cfg, **server, cluster_node.get());
+    if (!started.ok()) {
+      std::fprintf(stderr, "cosmosd: %s\n", started.status().ToString().c_str());
+      server->reset();
+      cluster_node.reset();
+      engine.reset();
+      cosmos::server::RemovePoolFiles(created_pools);
+      return cosmos::app::kExitFailure;
+    }
+    metrics = std::move(*started);
+  }
   int exit_code = cosmos::app::kExitOk;
   if (!flags.port_file.empty()) WritePortFile(flags.port_file, (*server)->port(), &exit_code);
   if (exit_code != cosmos::app::kExitOk) return exit_code;
@@ -460,6 +500,7 @@ int main(int argc, char** argv) {
   }
   Notify("STOPPING=1");
   COSMOS_LOG_INFO("cosmosd: {} received, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  metrics.reset();  // its scrapes read the server and the cluster node
   (*server)->Stop();
   cluster_node.reset();  // leaves the cluster (revokes the lease) once nothing is served
   // The region table closes each protected region in the engine before it

@@ -9,13 +9,18 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <map>
 #include <memory>
+#include <random>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "bench_report.h"
 #include "cluster/membership.h"
+#include "cluster/placement.h"
 #include "cosmos/client.h"
 #include "etcd_harness.h"
 #include "rpm_harness.h"
@@ -32,6 +37,9 @@ struct Args {
   std::string results = "bench/results";
   std::string pool_dir = "/dev/shm";
 };
+
+// The resync granularity of src/replication/cluster_node.cc (reported).
+constexpr uint64_t kResyncBlockBytes = 64 * 1024, kResyncSubBlockBytes = 4 * 1024;
 
 double Micros(Clock::duration d) { return std::chrono::duration<double, std::micro>(d).count(); }
 
@@ -74,13 +82,21 @@ class Cluster {
     std::filesystem::remove_all(pool_dir_);
   }
 
+  // Pool size of the nodes started from now on; whether their output goes
+  // to Log(id) instead of this process's stdout.
+  void set_pool_size(std::string size) { pool_size_ = std::move(size); }
+  void set_logs(bool logs) { logs_ = logs; }
+  std::string Log(const std::string& id) const { return tmp_.path + "/" + id + ".log"; }
+
   bool StartNode(const std::string& id) {
     const std::string dir = tmp_.path + "/" + id;
     std::filesystem::create_directories(dir);
     auto d = std::make_unique<rpm_test::Daemon>();
-    if (!d->Start(dir, {"--pool", pool_dir_ + "/" + id + ",size=64M,create", "--workers", "1",
-                        "--flushers", "1", "--cluster", etcd_.endpoint(), "--node-id", id, "-c",
-                        NodeConfig()})) {
+    if (!d->Start(
+            dir,
+            {"--pool", pool_dir_ + "/" + id + ",size=" + pool_size_ + ",create", "--workers", "1",
+             "--flushers", "1", "--cluster", etcd_.endpoint(), "--node-id", id, "-c", NodeConfig()},
+            logs_ ? Log(id) : "")) {
       std::fprintf(stderr, "cluster bench: cosmosd %s did not start\n", id.c_str());
       return false;
     }
@@ -118,6 +134,18 @@ class Cluster {
     });
   }
   void Kill(const std::string& id) { nodes_.at(id)->Stop(SIGKILL); }
+  // The region's placement in etcd (epoch 0 when it cannot be read).
+  cosmos::cluster::RegionPlacement Placement(const std::string& region) const {
+    auto client = etcd_.Client();
+    cosmos::cluster::PlacementStore store(*client, cosmos::cluster::ClusterKeys());
+    auto vp = store.Get(region);
+    if (!vp.ok()) {
+      cosmos::cluster::RegionPlacement none;
+      none.epoch = 0;
+      return none;
+    }
+    return vp->placement;
+  }
 
   ClientOptions ClusterOptions() const {
     ClientOptions o;
@@ -141,6 +169,8 @@ class Cluster {
   rpm_test::TempDir tmp_;
   cluster_test::EtcdProcess etcd_;
   std::string pool_dir_;
+  std::string pool_size_ = "64M";
+  bool logs_ = false;
   std::map<std::string, std::unique_ptr<rpm_test::Daemon>> nodes_;
 };
 
@@ -151,6 +181,122 @@ T Must(cosmos::Result<T> r, const char* what) {
     std::exit(1);
   }
   return std::move(*r);
+}
+
+// resync_bytes_ratio: a 64 MiB r=3 region, filled; a backup SIGKILLed; 1% of
+// the region's 4 KiB pages rewritten at random (write+flush) while it is
+// down; the node restarted on its pool (it keeps its stale copy) under the
+// same id once its lease expired; the primary's resync compares 64 KiB
+// blocks by Verify digest, a differing block again in 4 KiB sub-blocks, and
+// copies only the sub-blocks that differ. The primary logs what it copied,
+// what a compare of 64 KiB blocks alone would have copied (the same resync,
+// the same blocks: the baseline), and how many digests it compared.
+bool MeasureResync(const Args& args, cosmos::bench::BenchReport& report) {
+  constexpr uint64_t kSize = 64ull << 20, kPage = 4096;
+  const int rounds = args.quick ? 1 : 3;
+  Cluster cluster;
+  cluster.set_pool_size("160M");
+  cluster.set_logs(true);
+  if (!cluster.Start(args.pool_dir)) return false;
+  auto client = Must(Client::Connect(cluster.ClusterOptions()), "connect (resync)");
+  cosmos::RegionOptions ro;
+  ro.replicas = 3;
+  Must(client->CreateRegion("bench_resync", kSize, ro), "create 64 MiB r=3");
+  auto region = Must(client->OpenRegion("bench_resync"), "open 64 MiB r=3");
+  std::mt19937_64 rng(20261203);
+  std::vector<std::byte> chunk(1 << 20);
+  for (uint64_t off = 0; off < kSize; off += chunk.size()) {
+    for (auto& b : chunk) b = std::byte{static_cast<uint8_t>(rng() | 1)};
+    cosmos::Status s = region->Write(off, chunk);
+    if (s.ok()) s = region->Flush(off, chunk.size());
+    if (!s.ok()) {
+      std::fprintf(stderr, "cluster bench: filling the resync region: %s\n", s.ToString().c_str());
+      return false;
+    }
+  }
+  std::vector<double> ratios, coarse, compared, sub_compared, seconds, changed;
+  for (int round = 0; round < rounds; ++round) {
+    const auto before = cluster.Placement("bench_resync");
+    std::vector<std::string> backups;
+    for (const auto& id : before.replicas) {
+      if (id != before.primary) backups.push_back(id);
+    }
+    if (before.replicas.size() != 3 || backups.empty()) {
+      std::fprintf(stderr, "cluster bench: resync region not at 3 replicas\n");
+      return false;
+    }
+    const std::string victim = backups[round % backups.size()];
+    cluster.Kill(victim);
+    const uint64_t pages = kSize / kPage;
+    std::set<uint64_t> touched;
+    std::vector<std::byte> page(kPage);
+    while (touched.size() < (pages + 99) / 100) {  // 1% of the pages
+      const uint64_t p = rng() % pages;
+      touched.insert(p);
+      for (auto& b : page) b = std::byte{static_cast<uint8_t>(rng())};
+      cosmos::Status s = region->Write(p * kPage, page);
+      if (s.ok()) s = region->Flush(p * kPage, kPage);
+      if (!s.ok()) {
+        std::fprintf(stderr, "cluster bench: write while a backup is down: %s\n",
+                     s.ToString().c_str());
+        return false;
+      }
+    }
+    changed.push_back(double(touched.size()) / double(pages));
+    if (!cluster.WaitGone(victim)) return false;
+    const auto restarted = Clock::now();
+    if (!cluster.StartNode(victim)) return false;
+    const bool added = cluster_test::WaitFor(
+        [&] {
+          const auto p = cluster.Placement("bench_resync");
+          return std::count(p.replicas.begin(), p.replicas.end(), victim) > 0;
+        },
+        std::chrono::seconds(300));
+    if (!added) {
+      std::fprintf(stderr, "cluster bench: %s was not resynced (see %s)\n", victim.c_str(),
+                   cluster.Log(before.primary).c_str());
+      return false;
+    }
+    seconds.push_back(std::chrono::duration<double>(Clock::now() - restarted).count());
+    // The primary's account of this resync (its last one of `victim`).
+    std::ifstream in(cluster.Log(before.primary));
+    const std::string log((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const std::string key = "node " + victim + " resynced and added: ";
+    const size_t at = log.rfind(key);
+    unsigned long long bytes = 0, size = 0, coarse_bytes = 0, blocks = 0, subs = 0;
+    double ratio = 0, coarse_ratio = 0;
+    if (at == std::string::npos ||
+        std::sscanf(log.c_str() + at + key.size(),
+                    "%llu of %llu bytes copied (resync_bytes_ratio %lf; 64 KiB blocks alone would "
+                    "copy %llu bytes, ratio %lf), %llu digests of 64 KiB blocks and %llu of 4 KiB "
+                    "sub-blocks compared",
+                    &bytes, &size, &ratio, &coarse_bytes, &coarse_ratio, &blocks, &subs) != 7) {
+      std::fprintf(stderr, "cluster bench: no resync record for %s in %s\n", victim.c_str(),
+                   cluster.Log(before.primary).c_str());
+      return false;
+    }
+    ratios.push_back(double(bytes) / double(size));
+    coarse.push_back(double(coarse_bytes) / double(size));
+    compared.push_back(double(blocks));
+    sub_compared.push_back(double(subs));
+    std::printf(
+        "  resync %d: %s back after %.2f s; %.2f%% of pages changed; copied %llu of %llu bytes "
+        "(ratio %.4f; 64 KiB blocks alone: %llu, %.4f); %llu + %llu digests\n",
+        round + 1, victim.c_str(), seconds.back(), 100 * changed.back(), bytes, size, ratios.back(),
+        coarse_bytes, coarse.back(), blocks, subs);
+  }
+  report.AddWithBaseline("resync_bytes_ratio", cosmos::bench::Median(ratios), "ratio", "lower",
+                         "resync_bytes_ratio_64KiB_blocks_only", cosmos::bench::Median(coarse),
+                         ratios, coarse);
+  report.Add("resync_changed_page_fraction", cosmos::bench::Median(changed), "fraction", "lower",
+             changed);
+  report.Add("resync_block_bytes", double(kResyncBlockBytes), "bytes", "lower");
+  report.Add("resync_sub_block_bytes", double(kResyncSubBlockBytes), "bytes", "lower");
+  report.Add("resync_blocks_compared", cosmos::bench::Median(compared), "count", "lower", compared);
+  report.Add("resync_sub_blocks_compared", cosmos::bench::Median(sub_compared), "count", "lower",
+             sub_compared);
+  report.Add("resync_seconds", cosmos::bench::Median(seconds), "s", "lower", seconds);
+  return true;
 }
 
 }  // namespace
@@ -177,6 +323,8 @@ int main(int argc, char** argv) {
   const int rounds = args.quick ? 3 : 7;
   const int ops = args.quick ? 300 : 2000;
   cosmos::bench::BenchReport report("cluster", args.quick);
+  // First, on its own cluster (64 MiB regions need larger pools).
+  if (!MeasureResync(args, report)) return 1;
 
   Cluster cluster;
   if (!cluster.Start(args.pool_dir)) return 1;
@@ -331,6 +479,15 @@ int main(int argc, char** argv) {
       "reopens the region on the new primary and repeats the call. false_failovers: epochs "
       "the loaded r=2 region gained during its write+flush while two processes spin "
       "on both cores (after the failover phase)");
+  report.Note(
+      "resync_bytes_ratio: bytes the primary's resync copied / region size, after 1% of the "
+      "4 KiB pages of a filled 64 MiB r=3 region were rewritten at random while a backup was "
+      "down (SIGKILL, restarted on its pool under the same id once its lease expired); its "
+      "baseline resync_bytes_ratio_64KiB_blocks_only is what the same resync would have "
+      "copied comparing 64 KiB blocks alone (the differing 64 KiB blocks x 64 KiB, counted "
+      "in the same run); resync_blocks_compared / resync_sub_blocks_compared: Verify digests "
+      "of 64 KiB blocks and of 4 KiB sub-blocks of the differing blocks; on its own cluster "
+      "(pools of 160M) before the other phases");
   report.Note(
       "build: whatever CMake build the binary comes from (scripts/bench.sh: "
       "build-release)");

@@ -13,3 +13,5 @@ SHM=/dev/shm
 [ -d "$SHM" ] || SHM=/tmp
 mkdir -p "$RESULTS_DIR"
 "$BIN" --results "$RESULTS_DIR" --pool-dir "$SHM" "$@"
+# kv_replicated_set_rps_c50: cosmos-kv on a replicated region vs an unreplicated one (merged into cluster.json).
+"$(dirname "$0")/kv_replicated.sh" $([[ " $* " == *" --quick "* ]] && echo --quick)

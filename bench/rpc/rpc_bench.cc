@@ -388,10 +388,12 @@ Latency CosmosRtt(size_t size, uint64_t iters, bool cc = false) {
 }
 
 // Keeps `inflight` requests of `size` bytes outstanding for `seconds`;
-// returns completed requests per second.
+// returns completed requests per second. `owned`: hand each request's
+// buffer over (Rpc::EnqueueOwnedRequest, refilling the buffer it returns)
+// instead of having EnqueueRequest copy it.
 double CosmosThroughput(const TransportFactory& make, uint16_t type, size_t size, int inflight,
-                        double seconds, uint64_t* retransmissions = nullptr,
-                        uint16_t credits = 64) {
+                        double seconds, uint64_t* retransmissions = nullptr, uint16_t credits = 64,
+                        bool owned = false, uint64_t* timeouts = nullptr) {
   RpcOptions o;
   o.window = static_cast<uint16_t>(std::min(inflight, 64));
   o.session_credits = credits;
@@ -404,21 +406,32 @@ double CosmosThroughput(const TransportFactory& make, uint16_t type, size_t size
     SessionId session;
     uint16_t type;
     std::vector<std::byte> req;
+    bool owned;
     uint64_t done = 0;
     bool running = true;
     void Next() {
-      Status s = rpc->EnqueueRequest(session, type, req, [this](const Status& st, auto) {
+      auto then = [this](const Status& st, auto) {
         if (!st.ok()) {
           std::fprintf(stderr, "rpc_bench: request failed: %s\n", st.ToString().c_str());
           std::abort();
         }
         ++done;
         if (running) Next();
-      });
+      };
+      Status s = Status::Ok();
+      if (owned) {
+        // The buffer handed back is an earlier request's (same size once
+        // every slot has had one; its bytes are as good as any for a sink).
+        const size_t size = req.size();
+        s = rpc->EnqueueOwnedRequest(session, type, &req, then);
+        req.resize(size, std::byte{'x'});
+      } else {
+        s = rpc->EnqueueRequest(session, type, req, then);
+      }
       if (!s.ok()) std::abort();
     }
   };
-  Loop loop{c.rpc.get(), c.session, type, std::vector<std::byte>(size, std::byte{'x'})};
+  Loop loop{c.rpc.get(), c.session, type, std::vector<std::byte>(size, std::byte{'x'}), owned};
   uint64_t& done = loop.done;
   // Warm-up, then measure.
   for (int i = 0; i < inflight; ++i) loop.Next();
@@ -433,6 +446,7 @@ double CosmosThroughput(const TransportFactory& make, uint16_t type, size_t size
       [&] { return c.rpc->counters().requests_completed == c.rpc->counters().requests_sent; },
       5'000'000'000);
   if (retransmissions != nullptr) *retransmissions += c.rpc->counters().retransmissions;
+  if (timeouts != nullptr) *timeouts += c.rpc->counters().timeouts;
   return measured / secs;
 }
 
@@ -494,6 +508,10 @@ int main(int argc, char** argv) {
   app.add_option("--grpc-peer", grpc_peer, "path of the grpc_echo_peer binary")->required();
   std::string build_note;
   app.add_option("--build-note", build_note, "free text about the build, stored as a note");
+  bool bw_copy = false;
+  app.add_flag("--bw-copy", bw_copy,
+               "bandwidth phase: copy each request (EnqueueRequest) instead of handing its buffer "
+               "over (EnqueueOwnedRequest), for A/B");
   std::string only;
   app.add_option("--only", only,
                  "run only these parts (comma list of rtt,tput,grpc,bw,loss; bwcos / bwraw: one "
@@ -513,6 +531,7 @@ int main(int argc, char** argv) {
   bool gso = false;
   uint64_t loss_retx = 0;
   uint64_t bw_retx = 0;
+  uint64_t bw_timeouts = 0;
   for (int round = 0; round < rounds; ++round) {
     std::fprintf(stderr, "rpc bench: round %d/%d\n", round + 1, rounds);
     if (want("rtt")) {
@@ -551,8 +570,9 @@ int main(int argc, char** argv) {
     if (want("bw") || want("bwcos") || want("bwraw")) {
       if (want("bw") || want("bwraw")) s["raw_bulk"].push_back(RawBulk(phase, &gso));
       if (want("bw") || want("bwcos")) {
-        const double bw_rps = CosmosThroughput(UdpFactory(true), kSink, 1 << 20, kBulkInflight,
-                                               phase, &bw_retx, kBulkCredits);
+        const double bw_rps =
+            CosmosThroughput(UdpFactory(true), kSink, 1 << 20, kBulkInflight, phase, &bw_retx,
+                             kBulkCredits, /*owned=*/!bw_copy, &bw_timeouts);
         s["cos_bw"].push_back(bw_rps * (1 << 20) * 8 / 1e9);
       }
     }
@@ -630,8 +650,12 @@ int main(int argc, char** argv) {
                           "baseline: unidirectional raw UDP with ") +
               (gso ? "GSO 44x1472-byte super-datagrams and GRO" : "1472-byte datagrams") +
               ", each 1 MB transfer sent from its own 1 MB buffer (8 rotating), no flow control or "
-              "loss recovery; COSMOS retransmitted " +
-              std::to_string(bw_retx) + " packets over all bandwidth rounds");
+              "loss recovery; COSMOS " +
+              (bw_copy ? std::string("copies each request (EnqueueRequest)")
+                       : std::string("hands each request's buffer over (EnqueueOwnedRequest, "
+                                     "refilling the buffer it gets back; no copy)")) +
+              "; COSMOS retransmitted " + std::to_string(bw_retx) + " packets (" +
+              std::to_string(bw_timeouts) + " retransmission timeouts) over all bandwidth rounds");
   if (!build_note.empty()) report.Note(build_note);
   return report.Write(out_dir) ? 0 : 1;
 }

@@ -49,6 +49,13 @@ Status ValidatePlacement(const RegionPlacement& p) {
     return Status::InvalidArgument("region " + p.region + ": the primary is not a replica");
   }
   if (p.epoch < 1) return Status::InvalidArgument("region " + p.region + ": epoch 0");
+  if (!p.joining.empty()) {
+    COSMOS_RETURN_IF_ERROR(ValidateName("joining node id", p.joining));
+    if (Contains(p.replicas, p.joining)) {
+      return Status::InvalidArgument("region " + p.region + ": joining node " + p.joining +
+                                     " is already a replica");
+    }
+  }
   return Status::Ok();
 }
 
@@ -60,6 +67,7 @@ std::string EncodePlacement(const RegionPlacement& p) {
                                 {"epoch", p.epoch},
                                 {"primary", p.primary},
                                 {"replicas", p.replicas}};
+  if (!p.joining.empty()) doc["joining"] = p.joining;  // absent when empty (format 1 readers)
   return doc.dump();
 }
 
@@ -80,6 +88,7 @@ Result<RegionPlacement> DecodePlacement(std::string_view text) {
     if (!id.is_string()) return Status::Corruption(std::string(kWhat) + ": replica not a string");
     p.replicas.push_back(id.get<std::string>());
   }
+  COSMOS_ASSIGN_OR_RETURN(p.joining, json::String(doc, "joining", kWhat, /*required=*/false));
   const Status valid = ValidatePlacement(p);
   if (!valid.ok()) return Status::Corruption(std::string(kWhat) + ": " + valid.message());
   return p;
@@ -143,6 +152,7 @@ Result<RegionPlacement> WithReplica(const RegionPlacement& placement, std::strin
   }
   RegionPlacement next = placement;
   next.replicas.emplace_back(node);
+  if (next.joining == node) next.joining.clear();
   return next;
 }
 

@@ -36,6 +36,10 @@ struct RegionPlacement {
   std::vector<std::string> replicas;
   std::string primary;
   uint64_t epoch = 1;
+  // A node an operator asked to add (`cosmos cluster add-replica`): the
+  // primary resyncs this node, not one it chooses, into the degraded region.
+  // Empty: the primary chooses. Never a replica; cleared by WithReplica.
+  std::string joining;
 
   bool degraded() const { return static_cast<int>(replicas.size()) < replication_factor; }
   friend bool operator==(const RegionPlacement&, const RegionPlacement&) = default;

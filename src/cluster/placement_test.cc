@@ -23,6 +23,39 @@ TEST(PlacementRecord, RoundTripsThroughJson) {
   EXPECT_EQ(*back, Placement());
 }
 
+// An operator's add-replica request rides on the record: absent when empty
+// (records of older builds are unchanged), never a replica, cleared once the
+// node is added.
+TEST(PlacementRecord, JoiningNodeRoundTripsAndIsClearedWhenAdded) {
+  EXPECT_EQ(EncodePlacement(Placement()).find("joining"), std::string::npos);
+  RegionPlacement p = Placement();
+  p.replication_factor = 4;
+  p.joining = "d";
+  auto back = DecodePlacement(EncodePlacement(p));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(*back, p);
+  auto added = WithReplica(p, "d");
+  ASSERT_TRUE(added.ok()) << added.status();
+  EXPECT_EQ(added->joining, "");
+  EXPECT_EQ(added->replicas.size(), 4u);
+  auto other = WithReplica(p, "e");  // another node: the request stays
+  ASSERT_TRUE(other.ok()) << other.status();
+  EXPECT_EQ(other->joining, "d");
+  RegionPlacement bad = p;
+  bad.joining = "a";  // already a replica
+  EXPECT_EQ(ValidatePlacement(bad).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(DecodePlacement(R"({"format":1,"region":"r1","replication_factor":4,"epoch":4,)"
+                            R"("primary":"b","replicas":["a","b","c"],"joining":"a"})")
+                .status()
+                .code(),
+            StatusCode::kCorruption);
+  EXPECT_EQ(DecodePlacement(R"({"format":1,"region":"r1","replication_factor":4,"epoch":4,)"
+                            R"("primary":"b","replicas":["a","b","c"],"joining":7})")
+                .status()
+                .code(),
+            StatusCode::kCorruption);
+}
+
 TEST(PlacementRecord, InvariantsAreEnforced) {
   auto with = [](auto edit) {
     RegionPlacement p = Placement();

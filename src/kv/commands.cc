@@ -807,8 +807,14 @@ uint64_t Dispatcher::Shutdown(Ctx& c) {
   return 0;
 }
 
-// WAIT numreplicas timeout: regions are not replicated yet, so no replica
-// ever acknowledges; answers 0 at once (Redis would wait up to the timeout).
+// WAIT numreplicas timeout: the number of copies besides the primary that
+// hold this client's earlier writes. Every write is acknowledged only once
+// durable on every replica of the region's current epoch, so that is the
+// backups of the current configuration (confirmed by a round trip, which
+// removes a failed backup first); 0 for an unreplicated store (a Redis master
+// without replicas). Answers at once: waiting would not add copies (Redis
+// waits up to the timeout while fewer than numreplicas acknowledged). The
+// reply is released once the client's earlier writes are durable.
 uint64_t Dispatcher::Wait(Ctx& c) {
   int64_t replicas, timeout;
   if (!ParseInt64(c.args[1], &replicas) || !ParseInt64(c.args[2], &timeout)) {
@@ -819,8 +825,10 @@ uint64_t Dispatcher::Wait(Ctx& c) {
     AppendError(c.out, "ERR timeout is negative");
     return 0;
   }
-  AppendInteger(c.out, 0);
-  return ReadSeq();  // after this client's earlier writes are durable locally
+  auto backups = store_->DurableBackups();
+  if (!backups.ok()) return StoreError(c, backups.status());
+  AppendInteger(c.out, static_cast<int64_t>(*backups));
+  return ReadSeq();  // after this client's earlier writes are durable
 }
 
 uint64_t Dispatcher::Info(Ctx& c) {

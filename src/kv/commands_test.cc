@@ -294,3 +294,85 @@ TEST_F(CommandsTest, ReadsWaitForTheWritesTheyObserve) {
 
 }  // namespace
 }  // namespace cosmos::kv
+
+namespace cosmos::kv {
+namespace {
+
+// A memory device that answers DurableBackups as a replicated region would
+// (or fails it), to test WAIT above the LogDevice interface.
+class BackupsDevice final : public LogDevice {
+ public:
+  uint64_t Size() const override { return inner_.Size(); }
+  std::string_view DurabilityLevel() const override { return inner_.DurabilityLevel(); }
+  std::string_view BackendName() const override { return "replicated test device"; }
+  Status Read(uint64_t offset, void* out, size_t len) override {
+    return inner_.Read(offset, out, len);
+  }
+  Status Write(uint64_t offset, const void* data, size_t len) override {
+    return inner_.Write(offset, data, len);
+  }
+  Status Flush(uint64_t offset, uint64_t len) override { return inner_.Flush(offset, len); }
+  Status WriteAfterFlush(uint64_t offset, uint64_t value) override {
+    return inner_.WriteAfterFlush(offset, value);
+  }
+  Result<uint32_t> DurableBackups() override {
+    ++asked;
+    return backups;
+  }
+
+  Result<uint32_t> backups = 2u;
+  int asked = 0;
+
+ private:
+  MemoryLogDevice inner_{4 << 20};
+};
+
+std::string RunOn(Dispatcher& d, Store& store, ClientSession& session, const std::string& line) {
+  RespParser p;
+  size_t consumed;
+  std::vector<std::string_view> args;
+  std::string in = line + "\r\n";
+  EXPECT_EQ(p.Parse(in, &consumed, &args), RespParser::Outcome::kCommand);
+  std::string out;
+  EXPECT_TRUE(store.WaitDurable(d.Execute(session, args, &out)).ok());
+  return out;
+}
+
+TEST(CommandsWait, UnreplicatedStoreAnswersZero) {
+  MemoryLogDevice dev(4 << 20);
+  auto store = Store::Open(&dev);
+  ASSERT_TRUE(store.ok());
+  Dispatcher d(store->get(), DispatcherOptions{});
+  ClientSession session;
+  EXPECT_EQ(RunOn(d, **store, session, "SET k v"), "+OK\r\n");
+  EXPECT_EQ(RunOn(d, **store, session, "WAIT 1 0"), ":0\r\n");
+  EXPECT_EQ(RunOn(d, **store, session, "WAIT 0 100"), ":0\r\n");
+  EXPECT_EQ(RunOn(d, **store, session, "WAIT 1 -1"), "-ERR timeout is negative\r\n");
+  EXPECT_EQ(RunOn(d, **store, session, "WAIT x 0"),
+            "-ERR value is not an integer or out of range\r\n");
+}
+
+TEST(CommandsWait, ReplicatedStoreAnswersTheDevicesBackups) {
+  BackupsDevice dev;
+  auto store = Store::Open(&dev);
+  ASSERT_TRUE(store.ok());
+  Dispatcher d(store->get(), DispatcherOptions{});
+  ClientSession session;
+  EXPECT_EQ(RunOn(d, **store, session, "SET k v"), "+OK\r\n");
+  EXPECT_EQ(RunOn(d, **store, session, "WAIT 1 0"), ":2\r\n");
+  EXPECT_EQ(dev.asked, 1);  // asked each time: the configuration may change
+  dev.backups = 0u;         // a failover left the region without backups
+  EXPECT_EQ(RunOn(d, **store, session, "WAIT 5 10"), ":0\r\n");
+  // The confirming round trip failed: an error, never a count it did not get.
+  dev.backups = Status::Unavailable("no configuration");
+  const std::string reply = RunOn(d, **store, session, "WAIT 1 0");
+  EXPECT_EQ(reply.rfind("-", 0), 0u) << reply;
+  EXPECT_NE(reply.find("no configuration"), std::string::npos) << reply;
+  // Argument errors are answered before the device is asked.
+  const int asked = dev.asked;
+  EXPECT_EQ(RunOn(d, **store, session, "WAIT 1 -1"), "-ERR timeout is negative\r\n");
+  EXPECT_EQ(dev.asked, asked);
+}
+
+}  // namespace
+}  // namespace cosmos::kv

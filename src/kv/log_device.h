@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <string_view>
 
+#include "cosmos/result.h"
 #include "cosmos/status.h"
 
 namespace cosmos::kv {
@@ -46,6 +47,17 @@ class LogDevice {
   // REQUIRES: offset % 8 == 0. Stores `value` ordered after all earlier
   // flushes; durable on return.
   [[nodiscard]] virtual Status WriteAfterFlush(uint64_t offset, uint64_t value) = 0;
+
+  // Number of other copies that hold every write this device has made
+  // durable: the backups of a replicated region's current configuration
+  // (every completed Flush was durable on each backup of the configuration it
+  // ran in, and a configuration only loses failed copies or gains fully
+  // resynced ones). A replicated device confirms the configuration with a
+  // round trip first (a flush the primary forwards to every backup, so a
+  // failed backup is removed before it is counted). 0 for a device that is
+  // not replicated (every local backend, an unreplicated remote region).
+  // Errors: those of Flush.
+  [[nodiscard]] virtual Result<uint32_t> DurableBackups() { return 0u; }
 };
 
 }  // namespace cosmos::kv

@@ -2,6 +2,7 @@
 // runs queued operations in order; callers block on their operation.
 #include "kv/log_device_remote.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <future>
@@ -57,6 +58,15 @@ RemoteLogDevice::~RemoteLogDevice() {
 
 Result<std::unique_ptr<RemoteLogDevice>> RemoteLogDevice::Open(
     const RemoteLogDeviceOptions& options) {
+  if (!options.client.cluster.empty() && (options.secure || options.client.secure())) {
+    return Status::FailedPrecondition(
+        "a secure region on a cluster (--cluster with --secure or key flags): replicated secure "
+        "regions are not built yet (issue 12); use a single node (--server) for a secure store");
+  }
+  if (options.replicas < 0 || options.replicas > 5) {
+    return Status::InvalidArgument("replicas must be 1..5, got " +
+                                   std::to_string(options.replicas));
+  }
   if (options.secure && !options.client.secure()) {
     return Status::FailedPrecondition(
         "a secure region needs --platform-pub, --measurement and --client-key");
@@ -86,13 +96,14 @@ void RemoteLogDevice::IoLoop(std::shared_ptr<OpenState> open_state) {
   if (!client.ok()) {
     open_state->ready.set_value(
         Status(client.status().code(),
-               "connect to cosmosd " + options_.client.server + ": " + client.status().message()));
+               "connect to cosmosd " + Where() + ": " + client.status().message()));
     return;
   }
   auto region = (*client)->OpenRegion(options_.region);
   if (!region.ok() && region.status().code() == StatusCode::kNotFound && options_.region_size > 0) {
     RegionOptions ropts;
     ropts.secure = options_.secure;
+    ropts.replicas = replicated() ? options_.replicas : 0;
     auto info = (*client)->CreateRegion(options_.region, options_.region_size, ropts);
     if (info.ok()) {
       created_ = true;
@@ -104,14 +115,14 @@ void RemoteLogDevice::IoLoop(std::shared_ptr<OpenState> open_state) {
   }
   if (!region.ok()) {
     open_state->ready.set_value(Status(
-        region.status().code(), "region '" + options_.region + "' on " + options_.client.server +
-                                    ": " + region.status().message()));
+        region.status().code(),
+        "region '" + options_.region + "' on " + Where() + ": " + region.status().message()));
     return;
   }
   const RegionInfo& info = (*region)->info();
   if (options_.secure && !info.secure) {
     open_state->ready.set_value(Status::FailedPrecondition(
-        "region '" + options_.region + "' on " + options_.client.server +
+        "region '" + options_.region + "' on " + Where() +
         " exists but is not secure (delete it or pick another --region)"));
     return;
   }
@@ -124,13 +135,21 @@ void RemoteLogDevice::IoLoop(std::shared_ptr<OpenState> open_state) {
   durability_ = DurabilityName(info.durability);
   secure_ = info.secure;
   if (!secure_) simulated_enclave_ = false;
-  name_ = "remote " + options_.client.server + " region " + options_.region;
-  if (!secure_) {
-    name_ += options_.client.secure() ? " (plain region, secure connection)" : " (plain)";
-  } else if (simulated_enclave_) {
-    name_ += " (secure, simulated enclave)";
+  if (replicated()) {
+    // Cluster regions are plain: secure ones are refused in Open.
+    copies_ = static_cast<uint32_t>(std::max<size_t>(info.replicas.size(), 1));
+    name_ = Where() + " region " + options_.region +
+            " (plain, replicated: " + std::to_string(copies_.load()) +
+            (copies_ == 1 ? " copy" : " copies") + " at open)";
   } else {
-    name_ += " (secure, pinned enclave measurement)";
+    name_ = "remote " + options_.client.server + " region " + options_.region;
+    if (!secure_) {
+      name_ += options_.client.secure() ? " (plain region, secure connection)" : " (plain)";
+    } else if (simulated_enclave_) {
+      name_ += " (secure, simulated enclave)";
+    } else {
+      name_ += " (secure, pinned enclave measurement)";
+    }
   }
   open_state->ready.set_value(Status::Ok());
 
@@ -149,6 +168,12 @@ void RemoteLogDevice::IoLoop(std::shared_ptr<OpenState> open_state) {
     Status failed = failed_;
     l.unlock();
     Status s = failed.ok() ? RunOp(region->get(), op) : failed;
+    if (replicated()) {
+      // The configuration the operation completed in (a failover inside it
+      // moved the Region to a new epoch).
+      const size_t n = (*region)->info().replicas.size();
+      copies_.store(static_cast<uint32_t>(std::max<size_t>(n, 1)), std::memory_order_relaxed);
+    }
     l.lock();
     if (!s.ok() && !IsCallerError(s) && failed_.ok()) {
       failed_ = Status(s.code(), "remote log device failed (restart to reopen): " + s.message());
@@ -175,6 +200,10 @@ Status RemoteLogDevice::RunOp(Region* region, Op* op) {
       return region->WriteAfterFlush(op->offset, op->value);
   }
   return Status::Internal("remote log device: unknown operation");
+}
+
+std::string RemoteLogDevice::Where() const {
+  return replicated() ? "cluster " + options_.client.cluster : options_.client.server;
 }
 
 Status RemoteLogDevice::Submit(Op* op) {
@@ -224,6 +253,16 @@ Status RemoteLogDevice::WriteAfterFlush(uint64_t offset, uint64_t value) {
   COSMOS_RETURN_IF_ERROR(CheckRange(offset, 8));
   Op op{.kind = Op::Kind::kWriteAfterFlush, .offset = offset, .value = value};
   return Submit(&op);
+}
+
+Result<uint32_t> RemoteLogDevice::DurableBackups() {
+  if (!replicated()) return 0u;
+  // The flush reaches every backup of the epoch it completes in; a backup
+  // that fails it is removed (new epoch) and the flush repeated, so the
+  // configuration read afterwards holds only copies that acknowledged.
+  Op op{.kind = Op::Kind::kFlush, .offset = 0, .len = 8};
+  COSMOS_RETURN_IF_ERROR(Submit(&op));
+  return copies() - 1;
 }
 
 }  // namespace cosmos::kv

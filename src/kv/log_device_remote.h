@@ -5,8 +5,13 @@
 // until the I/O thread has run their operation. Flush maps to Region::Flush,
 // WriteAfterFlush to Region::WriteAfterFlush (one round trip), Read to
 // Region::Read; the durability level is the node's RegionInfo.durability.
+// With ClientOptions::cluster set the region is a replicated region of a
+// cluster (docs/cluster.md): the cluster client talks to its primary, and a
+// completed Flush / WriteAfterFlush is durable on every replica of the
+// region's current epoch; a failover is ridden out inside those calls.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -22,7 +27,9 @@
 namespace cosmos::kv {
 
 struct RemoteLogDeviceOptions {
-  ClientOptions client;       // server address, timeout, secure credentials
+  // Server address (or, with client.cluster set, the etcd endpoints of a
+  // cluster), timeout, secure credentials.
+  ClientOptions client;
   std::string region = "kv";  // region name on the node
   // Size of the region when it does not exist yet; 0: it must exist
   // (NotFound otherwise).
@@ -31,6 +38,9 @@ struct RemoteLogDeviceOptions {
   // (FailedPrecondition). Requires the secure client credentials. An
   // existing secure region is always accepted (and reported as secure).
   bool secure = false;
+  // Cluster mode only: copies (1..5) of the region when Open creates it; 0
+  // means 1. An existing region keeps its replication factor.
+  int replicas = 0;
   // Idle I/O thread polls the client this often (session heartbeats).
   uint32_t idle_poll_ms = 20;
 };
@@ -56,7 +66,9 @@ class RemoteLogDevice final : public LogDevice {
 
   uint64_t Size() const override { return size_; }
   std::string_view DurabilityLevel() const override { return durability_; }
-  // E.g. "remote 127.0.0.1:7410 region kv (secure, simulated enclave)".
+  // E.g. "remote 127.0.0.1:7410 region kv (secure, simulated enclave)", or
+  // "cluster http://127.0.0.1:2379 region kv (plain, replicated: 2 copies at
+  // open)".
   std::string_view BackendName() const override { return name_; }
 
   // True if the region is protected by the node's enclave (secure region).
@@ -66,11 +78,20 @@ class RemoteLogDevice final : public LogDevice {
   bool simulated_enclave() const { return simulated_enclave_; }
   // True if Open created the region.
   bool created() const { return created_; }
+  // True for a region of a cluster (client.cluster set).
+  bool replicated() const { return !options_.client.cluster.empty(); }
+  // Copies of the region (primary included) in the configuration of the
+  // latest completed operation; 1 when not replicated. Any thread.
+  uint32_t copies() const { return copies_.load(std::memory_order_relaxed); }
 
   Status Read(uint64_t offset, void* out, size_t len) override;
   Status Write(uint64_t offset, const void* data, size_t len) override;
   Status Flush(uint64_t offset, uint64_t len) override;
   Status WriteAfterFlush(uint64_t offset, uint64_t value) override;
+  // Replicated: flushes the first 8 bytes (a round trip the primary forwards
+  // to every backup of the current epoch, riding out a failover) and returns
+  // copies() - 1 of that configuration. 0 at once when not replicated.
+  Result<uint32_t> DurableBackups() override;
 
  private:
   struct Op;
@@ -80,6 +101,8 @@ class RemoteLogDevice final : public LogDevice {
   void IoLoop(std::shared_ptr<OpenState> open_state);
   Status RunOp(Region* region, Op* op);
   Status CheckRange(uint64_t offset, uint64_t len) const;
+  // "127.0.0.1:7410" or "cluster http://...:2379" (for messages).
+  std::string Where() const;
 
   const RemoteLogDeviceOptions options_;
   uint64_t size_ = 0;
@@ -88,6 +111,7 @@ class RemoteLogDevice final : public LogDevice {
   bool secure_ = false;
   bool simulated_enclave_ = false;
   bool created_ = false;
+  std::atomic<uint32_t> copies_{1};  // written by the I/O thread
 
   std::mutex mu_;
   std::condition_variable work_cv_;  // I/O thread waits for operations

@@ -962,6 +962,14 @@ StoreStats Store::Stats() {
   return s;
 }
 
+Result<uint32_t> Store::DurableBackups() {
+  {
+    std::lock_guard l(mu_);
+    if (!failed_.ok()) return failed_;
+  }
+  return device_->DurableBackups();
+}
+
 bool GlobMatch(std::string_view p, std::string_view s) {
   size_t pi = 0, si = 0;
   size_t star_p = std::string_view::npos, star_s = 0;

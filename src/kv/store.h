@@ -213,6 +213,11 @@ class Store {
   }
 
   StoreStats Stats();
+  // Copies besides the primary that hold every acknowledged write
+  // (LogDevice::DurableBackups; a round trip on a replicated remote region,
+  // 0 at once otherwise). The store's failure if it failed, else the
+  // device's error. Any thread; does not wait for pending commits.
+  [[nodiscard]] Result<uint32_t> DurableBackups();
   int64_t NowMs() const { return options_.now_ms(); }
   const StoreOptions& options() const { return options_; }
   std::string_view backend_name() const { return device_->BackendName(); }

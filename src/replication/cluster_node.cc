@@ -32,6 +32,7 @@ thread_local std::map<const void*, std::map<std::string, ForwardTarget>> t_forwa
 // Resync granularity: one Verify digest and, when it differs, one copy per
 // block; passes over the blocks changed meanwhile are bounded.
 constexpr uint64_t kResyncBlock = 64 * 1024;
+constexpr uint64_t kResyncSubBlock = 4 * 1024;  // compared when a block differs
 constexpr int kMaxResyncPasses = 20;
 
 bool Contains(const std::vector<std::string>& v, std::string_view x) {
@@ -44,6 +45,16 @@ void AppendResults(std::span<const OpResult> results, protocol::ResponseBuilder*
     std::byte* p = out->Add(r.code, r.payload.size());
     if (!r.payload.empty()) std::memcpy(p, r.payload.data(), r.payload.size());
   }
+}
+
+// Payload bytes of the ops that ran (those before the first failure).
+uint64_t PayloadBytes(std::span<const Op> ops, std::span<const OpResult> results) {
+  uint64_t bytes = 0;
+  for (size_t i = 0; i < ops.size() && i < results.size(); ++i) {
+    if (results[i].code != StatusCode::kOk) break;
+    bytes += ops[i].payload.size();
+  }
+  return bytes;
 }
 
 // Fails a whole batch: `first` for op 0, Cancelled for the rest.
@@ -263,13 +274,19 @@ void ClusterNode::ExecutePrimary(std::string_view region, std::span<const Op> op
   // buffered and sent at once), then wait for each: the backups work in
   // parallel.
   std::vector<Status> staged;
+  const uint64_t forward_started = MonotonicNanos();
   for (const std::string& b : backups) {
     staged.push_back(Forward(b, region, epoch, ops.subspan(1), results));
   }
   for (size_t i = 0; i < backups.size(); ++i) {
     const std::string& b = backups[i];
     Status s = staged[i].ok() ? FinishForward(b, region) : staged[i];
-    if (s.ok()) continue;
+    if (s.ok()) {
+      metrics_.forwarded_batches.Add();
+      metrics_.forwarded_bytes.Add(PayloadBytes(ops.subspan(1), results));
+      continue;
+    }
+    if (s.code() != StatusCode::kAborted) metrics_.forward_failures.Add();
     COSMOS_LOG_WARN("cluster: region '{}' epoch {}: forwarding to {} failed: {}", region, epoch, b,
                     s.ToString());
     if (s.code() == StatusCode::kAborted) {
@@ -278,6 +295,7 @@ void ClusterNode::ExecutePrimary(std::string_view region, std::span<const Op> op
       failed.push_back(b);
     }
   }
+  if (!backups.empty()) metrics_.forward_duration.ObserveNs(MonotonicNanos() - forward_started);
   if (!joiner.empty()) {
     Status s = Forward(joiner, region, epoch, ops.subspan(1), results, /*resync=*/true);
     if (s.ok()) s = FinishForward(joiner, region, /*resync=*/true);
@@ -340,6 +358,11 @@ Status ClusterNode::Forward(const std::string& node, std::string_view region, ui
     // The same failure-detection budget as the backups' detector.
     co.heartbeat_interval_ms = static_cast<uint32_t>(options_.heartbeat_interval.count());
     co.missed_heartbeats = options_.missed_heartbeats;
+    // The RPC layer raises a session's silence limit with the delays it sees
+    // (up to 10 s); on a loaded host a dead backup then held the region's
+    // batches until the 2 s call timeout (seen: 4 s per removal in the soak
+    // test). A slow backup wrongly removed is resynced back.
+    co.max_dead_peer_ms = 500;
     co.timeout_ms = 2000;
     auto c = Client::Connect(co);
     if (!c.ok()) return drop(c.status());
@@ -443,6 +466,8 @@ void ClusterNode::RemoveReplica(std::string_view region, const std::string& dead
     auto done = placement_->Reconfigure(*vp, *next);
     if (done.ok()) {
       Install(*done);
+      metrics_.replicas_removed.Add();
+      if (done->placement.primary != vp->placement.primary) metrics_.failovers.Add();
       COSMOS_LOG_WARN("cluster: region '{}': removed failed node {}; epoch {}, primary {}", region,
                       dead, done->placement.epoch, done->placement.primary);
       return;
@@ -453,6 +478,10 @@ void ClusterNode::RemoveReplica(std::string_view region, const std::string& dead
       if (!Sleep(std::chrono::milliseconds(100))) return;
     }
   }
+  COSMOS_LOG_WARN(
+      "cluster: region '{}': failed node {} not removed (etcd unreachable); the next failure "
+      "seen on it retries",
+      region, dead);
 }
 
 void ClusterNode::MarkDirty(std::string_view region, std::span<const Op> ops,
@@ -498,7 +527,16 @@ Status ClusterNode::Resync(const cluster::RegionPlacement& p, const std::string&
   COSMOS_ASSIGN_OR_RETURN(auto source, client::OpenRegionAtEpoch(*self, p.region, epoch, false));
   const uint64_t size = source->info().size;
   co.server = joiner_address;
-  COSMOS_ASSIGN_OR_RETURN(auto joiner_client, Client::Connect(co));
+  co.timeout_ms = 2000;
+  auto joiner_connected = Client::Connect(co);
+  if (!joiner_connected.ok()) {
+    // Still registered but not answering (its lease has not expired yet):
+    // not a candidate at this address until it registers again.
+    std::lock_guard lock(mu_);
+    failed_at_[joiner] = joiner_address;
+    return joiner_connected.status();
+  }
+  auto joiner_client = std::move(*joiner_connected);
   // A returning node keeps its copy (only what differs is copied); a new or
   // emptied one gets a zero-filled region of the same size first.
   bool present = false;
@@ -535,13 +573,28 @@ Status ClusterNode::Resync(const cluster::RegionPlacement& p, const std::string&
       node->resyncs_.erase(region);
     }
   } stop_tracking{this, p.region};
+  metrics_.resyncs_started.Add();
+  metrics_.resyncs_running.Add(1);
+  struct Running {
+    MetricGauge& gauge;
+    ~Running() { gauge.Add(-1); }
+  } running{metrics_.resyncs_running};
 
+  // Each 64 KiB block is compared by Verify digest; one that differs is
+  // compared again in 4 KiB sub-blocks and only those that differ are
+  // copied. A block is clean once its digest matched with no batch writing
+  // it meanwhile: every later batch reaches the joiner in the primary's
+  // order, so it stays identical. Copied blocks are checked again in the
+  // next pass; the node is added once every block is clean.
   const uint64_t blocks = (size + kResyncBlock - 1) / kResyncBlock;
-  uint64_t copied = 0;
+  std::vector<bool> clean(blocks, false);
+  uint64_t left = blocks;
+  uint64_t copied = 0, coarse_copied = 0, compared = 0, sub_compared = 0;
+  std::set<uint64_t> differed;  // blocks found differing at least once
   std::vector<std::byte> buffer(kResyncBlock);
   for (int pass = 1; pass <= kMaxResyncPasses; ++pass) {
-    size_t changed = 0, raced = 0;
     for (uint64_t b = 0; b < blocks; ++b) {
+      if (clean[b]) continue;
       if (!Sleep(std::chrono::milliseconds(0))) return Status::Cancelled("node stopping");
       const uint64_t before = Changes(p.region, b);
       if (before == ~uint64_t{0})
@@ -549,21 +602,34 @@ Status ClusterNode::Resync(const cluster::RegionPlacement& p, const std::string&
       const uint64_t offset = b * kResyncBlock;
       const auto bytes = std::span(buffer).first(std::min<uint64_t>(kResyncBlock, size - offset));
       COSMOS_RETURN_IF_ERROR(source->Read(offset, bytes));
+      ++compared;
       Status same = target->Verify(offset, bytes);  // digests only cross the network
-      if (!same.ok()) {
-        if (same.code() != StatusCode::kIntegrityViolation) return same;
-        COSMOS_RETURN_IF_ERROR(target->Write(offset, bytes));
-        COSMOS_RETURN_IF_ERROR(target->Flush(offset, bytes.size()));
-        copied += bytes.size();
-        ++changed;
+      if (same.ok()) {
+        // A batch that wrote the block meanwhile may have reached the joiner
+        // before the check: the block is checked again next pass.
+        if (Changes(p.region, b) == before) {
+          clean[b] = true;
+          --left;
+        }
+        continue;
       }
-      // A batch that wrote the block meanwhile may have reached the joiner
-      // before this copy (or the check): the block is done again next pass.
-      if (Changes(p.region, b) != before) ++raced;
+      if (same.code() != StatusCode::kIntegrityViolation) return same;
+      if (differed.insert(b).second) coarse_copied += bytes.size();
+      for (uint64_t at = 0; at < bytes.size(); at += kResyncSubBlock) {
+        const auto sub = bytes.subspan(at, std::min<uint64_t>(kResyncSubBlock, bytes.size() - at));
+        ++sub_compared;
+        Status sub_same = target->Verify(offset + at, sub);
+        if (sub_same.ok()) continue;
+        if (sub_same.code() != StatusCode::kIntegrityViolation) return sub_same;
+        COSMOS_RETURN_IF_ERROR(target->Write(offset + at, sub));
+        COSMOS_RETURN_IF_ERROR(target->Flush(offset + at, sub.size()));
+        copied += sub.size();
+        metrics_.resync_bytes_copied.Add(sub.size());
+      }
     }
-    if (changed == 0 && raced == 0) {
-      // Every block's digest matched the primary's with no batch in
-      // between, and every later batch reaches the joiner too: add it.
+    if (left == 0) {
+      // Every block's digest matched the primary's, and every later batch
+      // reaches the joiner too: add it.
       std::lock_guard region_lock(RegionMutex(p.region));
       if (Changes(p.region, 0) == ~uint64_t{0}) {
         return Status::Unavailable("a forward to the joining node failed");
@@ -576,17 +642,23 @@ Status ClusterNode::Resync(const cluster::RegionPlacement& p, const std::string&
                               cluster::WithReplica(vp.placement, joiner));
       COSMOS_ASSIGN_OR_RETURN(cluster::VersionedPlacement done, placement_->Reconfigure(vp, next));
       Install(done);
+      metrics_.resyncs_completed.Add();
+      const double ratio = size == 0 ? 0.0 : double(copied) / double(size);
+      const double coarse = size == 0 ? 0.0 : double(coarse_copied) / double(size);
       COSMOS_LOG_WARN(
           "cluster: region '{}': node {} resynced and added: {} of {} bytes copied "
-          "(resync_bytes_ratio {:.4f}), {} pass(es); epoch {}",
-          p.region, joiner, copied, size, size == 0 ? 0.0 : double(copied) / double(size), pass,
-          done.placement.epoch);
+          "(resync_bytes_ratio {:.4f}; 64 KiB blocks alone would copy {} bytes, ratio {:.4f}), "
+          "{} digests of 64 KiB blocks and {} of 4 KiB sub-blocks compared, {} pass(es); "
+          "epoch {}",
+          p.region, joiner, copied, size, ratio, coarse_copied, coarse, compared, sub_compared,
+          pass, done.placement.epoch);
       return Status::Ok();
     }
   }
   return Status::Unavailable("resync of node " + joiner + " into region '" + p.region +
                              "' did not converge in " + std::to_string(kMaxResyncPasses) +
-                             " passes (writes faster than the copy)");
+                             " passes (" + std::to_string(left) +
+                             " blocks written during every check)");
 }
 
 uint64_t ClusterNode::Changes(std::string_view region, uint64_t block) {
@@ -630,10 +702,17 @@ void ClusterNode::ResyncLoop() {
       }
     }
     for (const auto& p : degraded) {
-      auto pick = cluster::ChooseNodes(eligible, 1, p.replicas);
+      Result<std::vector<std::string>> pick = std::vector<std::string>{p.joining};
+      if (p.joining.empty()) {
+        pick = cluster::ChooseNodes(eligible, 1, p.replicas);
+      } else if (std::none_of(eligible.begin(), eligible.end(),
+                              [&](const auto& n) { return n.id == p.joining; })) {
+        continue;  // the node an operator asked for is not registered (yet)
+      }
       if (!pick.ok()) continue;  // no node to add yet
       Status s = Resync(p, pick->front());
       if (!s.ok()) {
+        metrics_.resyncs_failed.Add();
         COSMOS_LOG_WARN("cluster: region '{}': resync of node {} failed: {}; retrying later",
                         p.region, pick->front(), s.ToString());
       }

@@ -22,7 +22,9 @@
 #include "cluster/membership.h"
 #include "cluster/placement.h"
 #include "cosmos/client.h"
+#include "common/metrics.h"
 #include "cosmos/result.h"
+#include "replication/replication_metrics.h"
 #include "server/replication_hook.h"
 
 namespace cosmos::replication {
@@ -72,6 +74,10 @@ class ClusterNode final : public server::ReplicationHook {
 
   // The placement of `region` as this node knows it (tests, logs).
   std::optional<cluster::RegionPlacement> Known(std::string_view region);
+
+  // Appends the replication metric families (replication_metrics.cc;
+  // docs/operations.md "Metrics"). Thread-safe.
+  void AppendMetrics(std::vector<MetricFamily>* out) const;
 
  private:
   struct Cached {
@@ -159,6 +165,7 @@ class ClusterNode final : public server::ReplicationHook {
   uint64_t Changes(std::string_view region, uint64_t block);  // ~0 when aborted
   std::map<std::string, sec::PeerChannelId> peer_channels_;   // node id -> channel (mu_)
   std::thread watch_thread_, detect_thread_, resync_thread_;
+  ReplicationMetrics metrics_;
 };
 
 }  // namespace cosmos::replication

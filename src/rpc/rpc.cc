@@ -376,6 +376,12 @@ const EndpointCounters& Rpc::counters() const {
   return counters_;
 }
 
+size_t Rpc::session_count() const {
+  CheckThread();
+  return static_cast<size_t>(std::count_if(sessions_.begin(), sessions_.end(),
+                                           [](const auto& s) { return s != nullptr; }));
+}
+
 Result<SessionCounters> Rpc::session_counters(SessionId session) const {
   CheckThread();
   const Session* s = Lookup(session);
@@ -522,6 +528,17 @@ Status Rpc::DestroySession(SessionId session) {
 
 Status Rpc::EnqueueRequest(SessionId session, uint16_t type, std::span<const std::byte> request,
                            Continuation continuation) {
+  return Enqueue(session, type, request, nullptr, std::move(continuation));
+}
+
+Status Rpc::EnqueueOwnedRequest(SessionId session, uint16_t type, std::vector<std::byte>* request,
+                                Continuation continuation) {
+  COSMOS_CHECK_MSG(request != nullptr, "EnqueueOwnedRequest without a request");
+  return Enqueue(session, type, *request, request, std::move(continuation));
+}
+
+Status Rpc::Enqueue(SessionId session, uint16_t type, std::span<const std::byte> request,
+                    std::vector<std::byte>* owned, Continuation&& continuation) {
   CheckThread();
   COSMOS_CHECK_MSG(continuation != nullptr, "EnqueueRequest without a continuation");
   Session* s = Lookup(session);
@@ -540,26 +557,33 @@ Status Rpc::EnqueueRequest(SessionId session, uint16_t type, std::span<const std
   if (s->state == SessionState::kConnected && s->backlog.empty() && s->active_slots < s->window) {
     for (uint32_t i = 0; i < s->window; ++i) {
       if (!s->client_slots[i].busy) {
-        StartRequest(s, i, type, request, std::move(continuation));
+        StartRequest(s, i, type, request, std::move(continuation), owned, owned != nullptr);
         if (!in_loop_) FlushTx();
         return Status::Ok();
       }
     }
   }
-  s->backlog.push_back(
-      {type, std::vector<std::byte>(request.begin(), request.end()), std::move(continuation)});
+  if (owned != nullptr) {
+    s->backlog.push_back({type, std::move(*owned), std::move(continuation)});
+    owned->clear();  // (moved from: empty, but say so)
+  } else {
+    s->backlog.push_back(
+        {type, std::vector<std::byte>(request.begin(), request.end()), std::move(continuation)});
+  }
   return Status::Ok();
 }
 
 void Rpc::StartRequest(Session* s, uint32_t slot_index, uint16_t type,
                        std::span<const std::byte> request, Continuation&& continuation,
-                       std::vector<std::byte>* take) {
+                       std::vector<std::byte>* take, bool give_back) {
   ClientSlot& slot = s->client_slots[slot_index];
   slot.busy = true;
   slot.type = type;
-  if (take != nullptr && take->capacity() >= slot.request.capacity()) {
-    // A backlogged request: its bytes were copied once already; adopt the
-    // buffer (the slot's smaller one goes away with the backlog entry).
+  if (take != nullptr && (give_back || take->capacity() >= slot.request.capacity())) {
+    // A backlogged request (its bytes were copied once already; the slot's
+    // smaller buffer goes away with the backlog entry) or one handed over
+    // (the caller gets the slot's old buffer back): adopt the buffer.
+    // (`request` still points at the same bytes, now the slot's.)
     slot.request.swap(*take);
   } else {
     slot.request.assign(request.begin(), request.end());

@@ -592,6 +592,90 @@ TEST(Rpc, QueuesRequestsBeyondTheWindowInOrder) {
   EXPECT_EQ(p.server_->counters().handlers_run, 100u);
 }
 
+// EnqueueOwnedRequest hands the bytes over: the slot adopts the caller's
+// buffer (no copy: the caller gets another buffer back at once) and, when
+// that slot is used again, the caller gets the first buffer back. Requests
+// beyond the window keep their buffer in the queue. Replies are checked
+// byte for byte and every handler runs once.
+TEST(Rpc, OwnedRequestsAreHandedOverWithoutACopyAndTheirBuffersComeBack) {
+  RpcOptions o = TestOptions();
+  o.window = 1;  // one slot: the second request waits in the queue
+  RpcPair p({}, {}, o);
+  auto sid = p.Connect();
+  ASSERT_TRUE(sid.ok());
+  size_t ok = 0;
+  auto expect_echo = [&](std::vector<std::byte> want) {
+    return [&ok, want](const Status& st, std::span<const std::byte> resp) {
+      EXPECT_TRUE(st.ok()) << st;
+      if (resp.size() == want.size() && std::memcmp(resp.data(), want.data(), want.size()) == 0) {
+        ++ok;
+      }
+    };
+  };
+  std::vector<std::byte> first = Pattern(20000, 1);
+  const std::byte* first_buffer = first.data();
+  ASSERT_TRUE(
+      p.client_->EnqueueOwnedRequest(*sid, kEcho, &first, expect_echo(Pattern(20000, 1))).ok());
+  EXPECT_NE(first.data(), first_buffer) << "the caller kept its buffer: the bytes were copied";
+  std::vector<std::byte> queued = Pattern(30000, 2);
+  ASSERT_TRUE(
+      p.client_->EnqueueOwnedRequest(*sid, kEcho, &queued, expect_echo(Pattern(30000, 2))).ok());
+  EXPECT_TRUE(queued.empty()) << "a queued request's buffer moves into the queue";
+  ASSERT_TRUE(p.RunUntil([&] { return ok == 2; }));
+  // The slot is free again: a third request gets an earlier one's buffer.
+  std::vector<std::byte> third = Pattern(5000, 3);
+  const std::byte* third_buffer = third.data();
+  ASSERT_TRUE(
+      p.client_->EnqueueOwnedRequest(*sid, kEcho, &third, expect_echo(Pattern(5000, 3))).ok());
+  EXPECT_NE(third.data(), third_buffer);
+  EXPECT_GE(third.capacity(), 20000u) << "the buffer handed back is an earlier request's";
+  ASSERT_TRUE(p.RunUntil([&] { return ok == 3; }));
+  // On error the caller keeps its request untouched.
+  std::vector<std::byte> refused = Pattern(100, 4);
+  const std::byte* refused_buffer = refused.data();
+  EXPECT_EQ(p.client_->EnqueueOwnedRequest(*sid + 1000, kEcho, &refused, [](auto&, auto) {}).code(),
+            StatusCode::kNotFound);
+  EXPECT_EQ(refused.data(), refused_buffer);
+  EXPECT_EQ(refused, Pattern(100, 4));
+  EXPECT_EQ(p.runs_.size(), 3u);
+  for (const auto& [id, runs] : p.runs_) EXPECT_EQ(runs, 1) << "request " << id;
+}
+
+// Under loss the slot resends from the adopted buffer while the caller
+// refills the one it got back: every reply is still right, every handler
+// runs once.
+TEST(Rpc, OwnedRequestsUnderLossRunOnceWithTheRightBytes) {
+  RpcPair p(FaultConfig{.drop = 0.05, .duplicate = 0.02, .seed = 11},
+            FaultConfig{.drop = 0.05, .duplicate = 0.02, .seed = 12});
+  auto sid = p.Connect();
+  ASSERT_TRUE(sid.ok());
+  size_t ok = 0, done = 0;
+  std::vector<std::byte> buffer;
+  constexpr size_t kCount = 60;
+  for (size_t i = 0; i < kCount; ++i) {
+    const uint64_t id = 100 + i;
+    const size_t size = 2000 + (i % 7) * 3000;
+    buffer = Pattern(size, id);  // refill whatever came back
+    ASSERT_TRUE(
+        p.client_
+            ->EnqueueOwnedRequest(*sid, kEcho, &buffer,
+                                  [&, size, id](const Status& st, std::span<const std::byte> resp) {
+                                    ++done;
+                                    const auto want = Pattern(size, id);
+                                    if (st.ok() && resp.size() == size &&
+                                        std::memcmp(resp.data(), want.data(), size) == 0) {
+                                      ++ok;
+                                    }
+                                  })
+            .ok());
+  }
+  ASSERT_TRUE(p.RunUntil([&] { return done == kCount; }, 60 * kSecond));
+  EXPECT_EQ(ok, kCount);
+  EXPECT_GT(p.client_->counters().retransmissions, 0u) << "the loss was not exercised";
+  EXPECT_EQ(p.runs_.size(), kCount);
+  for (const auto& [id, runs] : p.runs_) EXPECT_EQ(runs, 1) << "request " << id;
+}
+
 TEST(Rpc, RejectsRequestsLargerThanTheMaximum) {
   RpcPair p;
   auto sid = p.Connect();

@@ -27,11 +27,16 @@ struct NetAddress {
   uint16_t port = 0;
   bool v6 = false;
   std::array<uint8_t, 16> ip6{};
+  // IPv6 zone (link-local addresses): the interface index, 0 for none.
+  uint32_t scope_id = 0;
   friend bool operator==(const NetAddress&, const NetAddress&) = default;
-  // "a.b.c.d:port" or "[v6]:port".
+  // "a.b.c.d:port", "[v6]:port" or "[v6%interface]:port" (the interface's
+  // name, or its index when it has none).
   std::string ToString() const;
   // Parses "a.b.c.d:port", "[v6]:port", "v6:port" (the last colon starts the
-  // port) or "localhost:port". InvalidArgument on bad text.
+  // port) or "localhost:port"; an IPv6 address may carry a zone,
+  // "[fe80::1%eth0]:port" or "[fe80::1%2]:port" (interface name or index).
+  // InvalidArgument on bad text or an unknown interface.
   static Result<NetAddress> Parse(std::string_view text);
   // The IPv6 address `bytes` (network order) and `port`; a v4-mapped
   // address (::ffff:a.b.c.d) becomes the IPv4 address.

@@ -1,5 +1,6 @@
 // Tests for the transports: in-memory fault injection and kernel UDP batching/GSO.
 #include <gtest/gtest.h>
+#include <net/if.h>
 
 #include <cstring>
 #include <thread>
@@ -263,6 +264,41 @@ TEST(NetAddress, ParsesAndPrintsIpv6) {
   EXPECT_EQ(a->ToSockaddr(AF_INET, &ss), 0u);
   ASSERT_EQ(m->ToSockaddr(AF_INET6, &ss), sizeof(sockaddr_in6));
   EXPECT_EQ(NetAddress::FromSockaddr(ss), *m);
+}
+
+// Link-local IPv6 with a zone: "%interface" by name or index, printed by
+// name, carried in the socket address both ways, part of equality and of
+// the host key (fe80::1 on two interfaces are two neighbours).
+TEST(NetAddress, ParsesAndPrintsIpv6Zones) {
+  const unsigned lo = ::if_nametoindex("lo");
+  if (lo == 0) GTEST_SKIP() << "no 'lo' interface";
+  auto by_name = NetAddress::Parse("[fe80::1%lo]:7410");
+  ASSERT_TRUE(by_name.ok()) << by_name.status();
+  EXPECT_TRUE(by_name->v6);
+  EXPECT_EQ(by_name->scope_id, lo);
+  EXPECT_EQ(by_name->ToString(), "[fe80::1%lo]:7410");
+  auto by_index = NetAddress::Parse("fe80::1%" + std::to_string(lo) + ":7410");
+  ASSERT_TRUE(by_index.ok()) << by_index.status();
+  EXPECT_EQ(*by_index, *by_name);
+  auto plain = NetAddress::Parse("[fe80::1]:7410");
+  ASSERT_TRUE(plain.ok());
+  EXPECT_EQ(plain->scope_id, 0u);
+  EXPECT_NE(*plain, *by_name);
+  EXPECT_NE(plain->HostKey(), by_name->HostKey());
+  sockaddr_storage ss;
+  ASSERT_EQ(by_name->ToSockaddr(AF_INET6, &ss), sizeof(sockaddr_in6));
+  sockaddr_in6 s6;
+  std::memcpy(&s6, &ss, sizeof(s6));
+  EXPECT_EQ(s6.sin6_scope_id, lo);
+  EXPECT_EQ(NetAddress::FromSockaddr(ss), *by_name);
+  // An interface index without a name prints as the number.
+  NetAddress unnamed = *plain;
+  unnamed.scope_id = 999999;
+  EXPECT_EQ(unnamed.ToString(), "[fe80::1%999999]:7410");
+  EXPECT_FALSE(NetAddress::Parse("[fe80::1%no-such-if0]:1").ok());
+  EXPECT_FALSE(NetAddress::Parse("[fe80::1%]:1").ok());
+  EXPECT_FALSE(NetAddress::Parse("10.0.0.1%lo:1").ok()) << "a zone needs an IPv6 address";
+  EXPECT_FALSE(NetAddress::Parse("[::ffff:10.0.0.1%lo]:1").ok());
 }
 
 // A datagram over ::1, and an IPv4 peer of a dual-stack socket bound to ::,

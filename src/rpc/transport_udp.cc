@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <net/if.h>
 #include <netinet/udp.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -401,7 +402,13 @@ std::string NetAddress::ToString() const {
   if (v6) {
     char buf[INET6_ADDRSTRLEN] = {};
     ::inet_ntop(AF_INET6, ip6.data(), buf, sizeof(buf));
-    return "[" + std::string(buf) + "]:" + std::to_string(port);
+    std::string scope;
+    if (scope_id != 0) {
+      char name[IF_NAMESIZE] = {};
+      scope = "%" + (::if_indextoname(scope_id, name) != nullptr ? std::string(name)
+                                                                 : std::to_string(scope_id));
+    }
+    return "[" + std::string(buf) + scope + "]:" + std::to_string(port);
   }
   char buf[INET_ADDRSTRLEN] = {};
   in_addr a{htonl(ip)};
@@ -424,6 +431,32 @@ Result<NetAddress> NetAddress::Parse(std::string_view text) {
   long p = std::strtol(port.c_str(), &end, 10);
   if (port.empty() || *end != '\0' || p < 0 || p > 65535) {
     return Status::InvalidArgument("address '" + std::string(text) + "': bad port");
+  }
+  // An IPv6 zone: "fe80::1%eth0" or "fe80::1%2" (interface name or index).
+  uint32_t scope = 0;
+  if (const size_t pct = host.find('%'); pct != std::string::npos) {
+    const std::string zone = host.substr(pct + 1);
+    host.resize(pct);
+    char* zend = nullptr;
+    const unsigned long index = std::strtoul(zone.c_str(), &zend, 10);
+    scope = !zone.empty() && *zend == '\0' ? static_cast<uint32_t>(index)
+                                           : ::if_nametoindex(zone.c_str());
+    if (zone.empty() || scope == 0) {
+      return Status::InvalidArgument("address '" + std::string(text) + "': unknown interface '" +
+                                     zone + "'");
+    }
+    std::array<uint8_t, 16> a6{};
+    if (::inet_pton(AF_INET6, host.c_str(), a6.data()) != 1) {
+      return Status::InvalidArgument("address '" + std::string(text) +
+                                     "': a zone (%interface) needs an IPv6 address");
+    }
+    NetAddress a = Ipv6(a6, static_cast<uint16_t>(p));
+    if (!a.v6) {
+      return Status::InvalidArgument("address '" + std::string(text) +
+                                     "': a zone (%interface) needs an IPv6 address");
+    }
+    a.scope_id = scope;
+    return a;
   }
   in_addr a{};
   if (::inet_pton(AF_INET, host.c_str(), &a) == 1) {
@@ -476,6 +509,7 @@ socklen_t NetAddress::ToSockaddr(int family, sockaddr_storage* out) const {
   sa.sin6_port = htons(port);
   if (v6) {
     std::memcpy(&sa.sin6_addr, ip6.data(), 16);
+    sa.sin6_scope_id = scope_id;
   } else {  // v4-mapped ::ffff:a.b.c.d
     sa.sin6_addr.s6_addr[10] = 0xff;
     sa.sin6_addr.s6_addr[11] = 0xff;
@@ -492,7 +526,9 @@ NetAddress NetAddress::FromSockaddr(const sockaddr_storage& sa) {
     std::memcpy(&s6, &sa, sizeof(s6));
     std::array<uint8_t, 16> bytes;
     std::memcpy(bytes.data(), &s6.sin6_addr, 16);
-    return Ipv6(bytes, ntohs(s6.sin6_port));
+    NetAddress a = Ipv6(bytes, ntohs(s6.sin6_port));
+    if (a.v6) a.scope_id = s6.sin6_scope_id;
+    return a;
   }
   sockaddr_in s4;
   std::memcpy(&s4, &sa, sizeof(s4));
@@ -504,8 +540,9 @@ uint64_t NetAddress::HostKey() const {
   uint64_t hi = 0, lo = 0;
   std::memcpy(&hi, ip6.data(), 8);
   std::memcpy(&lo, ip6.data() + 8, 8);
-  // Never equal to an IPv4 key (those fit in 32 bits).
-  return (hi * 0x9e3779b97f4a7c15ull ^ lo) | (1ull << 63);
+  // Never equal to an IPv4 key (those fit in 32 bits). The zone is part of
+  // the host: fe80::1 on two interfaces are two neighbours.
+  return (hi * 0x9e3779b97f4a7c15ull ^ lo ^ (static_cast<uint64_t>(scope_id) << 32)) | (1ull << 63);
 }
 
 bool NetAddress::IsLoopback() const {

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/size.h"
 #include "sec/protected_region.h"
 
@@ -47,6 +48,7 @@ constexpr std::string_view kKnownKeys[] = {
     "server.counter_delay_ms",
     "server.accept_counter_reset",  // refused below with its own explanation
     "server.secure_flushers",
+    "server.metrics_listen",
     "qos.client_bytes_per_sec",
     "qos.client_ops_per_sec",
     "qos.region_bytes_per_sec",
@@ -216,6 +218,7 @@ Result<DaemonConfig> LoadDaemonConfig(const ConfigFile& f, DaemonConfig c) {
   COSMOS_ASSIGN_OR_RETURN(c.log_level, f.GetString("server.log_level", c.log_level));
   COSMOS_ASSIGN_OR_RETURN(c.log_file, f.GetPath("server.log_file", c.log_file));
   COSMOS_ASSIGN_OR_RETURN(c.log_format, f.GetString("server.log_format", c.log_format));
+  COSMOS_ASSIGN_OR_RETURN(c.metrics_listen, f.GetString("server.metrics_listen", c.metrics_listen));
   SecureConfig& sc = c.secure;
   COSMOS_ASSIGN_OR_RETURN(sc.platform_keys, f.GetPath("server.platform_keys", sc.platform_keys));
   COSMOS_ASSIGN_OR_RETURN(sc.enclave_state, f.GetPath("server.enclave_state", sc.enclave_state));
@@ -352,6 +355,10 @@ Status ValidateStartConfig(const DaemonConfig& cfg) {
     return Status::InvalidArgument(
         "server.port: workers use ports " + std::to_string(cfg.server.port) + ".." +
         std::to_string(cfg.server.port + cfg.server.workers - 1) + ", past 65535");
+  }
+  if (!cfg.metrics_listen.empty()) {
+    COSMOS_RETURN_IF_ERROR(
+        ParseMetricsAddress(cfg.metrics_listen).status().WithContext("server.metrics_listen"));
   }
   if (cfg.pools.empty())
     return Status::InvalidArgument("no pools configured (use --pool or [[pool]])");

@@ -51,6 +51,9 @@ struct DaemonConfig {
   std::string log_file;             // empty: stderr (server.log_file / --log-file)
   std::string log_format = "text";  // text | json (server.log_format / --log-format)
   SecureConfig secure;
+  // HOST:PORT or [IPv6]:PORT of the Prometheus metrics endpoint
+  // (server.metrics_listen / --metrics-listen); empty: no metrics endpoint.
+  std::string metrics_listen;
 };
 
 // Reads `[server]` (including the secure-mode keys), `[qos]` and `[[pool]]`
@@ -85,8 +88,9 @@ std::string DescribeFreshness(const SecureConfig& secure);
 Result<PoolSpec> ParsePoolFlag(const std::string& text);
 
 // The checks a start must pass before it touches anything on disk or the
-// network: server.listen is an IPv4 address, the workers' ports fit below
-// 65536, at least one pool, unique pool names, known backends.
+// network: server.listen is an IPv4 or IPv6 address, the workers' ports fit
+// below 65536, server.metrics_listen (when set) is HOST:PORT or [IPv6]:PORT,
+// at least one pool, unique pool names, known backends.
 // InvalidArgument naming the setting.
 [[nodiscard]] Status ValidateStartConfig(const DaemonConfig& cfg);
 

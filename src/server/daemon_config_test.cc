@@ -407,6 +407,31 @@ TEST(DaemonConfig, StartChecksRefuseBadListenPortsAndPoolsBeforeAnythingIsCreate
   EXPECT_FALSE(ValidateStartConfig(backend).ok());
 }
 
+TEST(DaemonConfig, MetricsListenIsReadFromTheFileAndCheckedBeforeStart) {
+  auto f = ConfigFile::Parse(R"(
+[server]
+metrics_listen = "127.0.0.1:9464"
+)");
+  ASSERT_TRUE(f.ok());
+  auto c = LoadDaemonConfig(*f);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->metrics_listen, "127.0.0.1:9464");
+  c->pools.push_back(PoolSpec{"main", "/nonexistent/main.pool"});
+  EXPECT_TRUE(ValidateStartConfig(*c).ok());
+  for (const char* good : {"0.0.0.0:9464", "[::1]:9464", "127.0.0.1:0"}) {
+    DaemonConfig d = *c;
+    d.metrics_listen = good;
+    EXPECT_TRUE(ValidateStartConfig(d).ok()) << good;
+  }
+  for (const char* bad : {"9464", "localhost:9464", "127.0.0.1", "127.0.0.1:70000", "::1:9464"}) {
+    DaemonConfig d = *c;
+    d.metrics_listen = bad;
+    Status s = ValidateStartConfig(d);
+    EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << bad;
+    EXPECT_NE(s.message().find("server.metrics_listen"), std::string::npos) << s.message();
+  }
+}
+
 TEST(DaemonConfig, FailedOpenRemovesThePoolFilesItCreated) {
   char tmpl[] = "/tmp/cosmos_daemon_config_XXXXXX";
   ASSERT_NE(mkdtemp(tmpl), nullptr);

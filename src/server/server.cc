@@ -98,6 +98,17 @@ bool TriedWithoutCounterWait(const Op& op, RegionTable& table) {
 
 // Ops that administer a secure region by name; deferred to the secure
 // flushers (they wait for the trusted counter), not the page-sync ones.
+// A plain batch holding a WRITE and a FLUSH: the client's write+flush (the
+// write_flush_duration metric).
+bool IsWriteFlush(std::span<const Op> ops) {
+  bool write = false, flush = false;
+  for (const Op& op : ops) {
+    write = write || op.opcode == Opcode::kWrite;
+    flush = flush || op.opcode == Opcode::kFlush;
+  }
+  return write && flush;
+}
+
 bool IsSecureAdmin(Opcode opcode) {
   return opcode == Opcode::kGrantAccess || opcode == Opcode::kListAccess ||
          opcode == Opcode::kRotateKey;
@@ -124,6 +135,9 @@ struct DeferredBatch {
   size_t resume_at = 0;       // index of the first op not executed yet
   uint64_t attempt_base = 0;  // AttemptBase of the batch
   protocol::ResponseBuilder response;
+  // MonotonicNanos when the worker started a plain write+flush batch (the
+  // write_flush_duration metric); 0 for other batches.
+  uint64_t write_flush_started_ns = 0;
   // A sealed batch (protocol/sealed_batch.h): `request` is the whole message,
   // run by the enclave in one call; its answer goes to `sealed_response`.
   bool sealed = false;
@@ -165,6 +179,8 @@ struct Worker {
   std::unordered_map<uint64_t, std::pair<TokenBucket, TokenBucket>> region_buckets;
   FairQueue<rpc::SessionId, QueuedBatch> qos_queue;
   uint64_t batches_admitted = 0;  // worker-local; feeds AttemptBase
+  // The batch RunBatch runs: its write_flush_started_ns (copied by Defer).
+  uint64_t write_flush_started_ns = 0;
 };
 
 struct Server::Impl {
@@ -210,6 +226,7 @@ struct Server::Impl {
 
   std::atomic<uint64_t> batches{0}, ops{0}, bytes_written{0}, deferred{0}, rejected{0}, lost{0},
       qos_delayed{0};
+  ServerMetrics metrics;
 
   static thread_local Worker* current_worker;
 
@@ -465,10 +482,12 @@ Status Server::Impl::ExecuteOne(Requester requester, const Op& op, uint64_t atte
         COSMOS_RETURN_IF_ERROR(engine->Read(requester, *ref.get(), op.offset, plain));
         std::byte* dst = out->Add(StatusCode::kOk, len);
         if (len > 0) std::memcpy(dst, plain.data(), len);
+        metrics.bytes_read.Add(len);
         return Status::Ok();
       }
       std::byte* dst = out->Add(StatusCode::kOk, len);
       if (len > 0) std::memcpy(dst, region.data() + op.offset, len);
+      metrics.bytes_read.Add(len);
       return Status::Ok();
     }
     case Opcode::kFlush:
@@ -574,12 +593,18 @@ size_t Server::Impl::Execute(Requester requester, uint64_t attempt_base, std::sp
                           list[i].opcode == Opcode::kEpoch)  // a forwarded batch's (MayBlock)
             ? WaitMode::kNoWait
             : WaitMode::kMayWait;
+    const bool flush = list[i].opcode == Opcode::kFlush;
+    const uint64_t started = flush ? MonotonicNanos() : 0;
     Status s = ExecuteOne(requester, list[i], attempt, out, wait);
     if (wait == WaitMode::kNoWait && s.code() == StatusCode::kWouldBlock) {
+      metrics.counter_wait_deferrals.Add();
       return i;  // nothing was added to `out`; a secure flusher repeats it
     }
+    if (flush) metrics.flush_duration.ObserveNs(MonotonicNanos() - started);
     ops.fetch_add(1, std::memory_order_relaxed);
+    metrics.ops[static_cast<uint8_t>(list[i].opcode)].Add();
     if (!s.ok()) {
+      metrics.errors[static_cast<uint8_t>(s.code()) % metrics.errors.size()].Add();
       out->AddError(ClientError(s));
       for (size_t j = i + 1; j < list.size(); ++j) {
         out->AddError(
@@ -608,6 +633,7 @@ void Server::Impl::RunBatch(Worker& w, const rpc::RequestHandle& handle,
   if (SecureRegionEngine* engine = table->secure_engine(); engine != nullptr) {
     requester.secure_session = engine->SecureSessionOf(requester.session);
   }
+  w.write_flush_started_ns = IsWriteFlush(w.ops) ? MonotonicNanos() : 0;
   const uint64_t attempt_base = AttemptBase(w.batches_admitted++, w.index);
   if (Status admitted = AdmitReplication(w.ops); !admitted.ok()) {
     w.response.AddError(admitted);
@@ -634,6 +660,9 @@ void Server::Impl::RunBatch(Worker& w, const rpc::RequestHandle& handle,
   }
   Status s = w.rpc->EnqueueResponse(handle, w.response.bytes());
   if (!s.ok()) lost.fetch_add(1, std::memory_order_relaxed);
+  if (w.write_flush_started_ns != 0) {
+    metrics.write_flush_duration.ObserveNs(MonotonicNanos() - w.write_flush_started_ns);
+  }
 }
 
 void Server::Impl::Defer(Worker& w, const rpc::RequestHandle& handle, const Requester& requester,
@@ -647,6 +676,7 @@ void Server::Impl::Defer(Worker& w, const rpc::RequestHandle& handle, const Requ
   d->resume_at = resume_at;
   d->attempt_base = attempt_base;
   d->response = std::move(partial);
+  d->write_flush_started_ns = w.write_flush_started_ns;
   deferred.fetch_add(1, std::memory_order_relaxed);
   uint64_t key = (static_cast<uint64_t>(w.index) << 32) | handle.session;
   DeferQueue& q = *queue;
@@ -692,6 +722,9 @@ void Server::Impl::FlusherLoop(DeferQueue* q) {
     } else {
       Execute(d->requester, d->attempt_base, list, d->resume_at, &d->response,
               /*worker_thread=*/false);
+    }
+    if (d->write_flush_started_ns != 0) {
+      metrics.write_flush_duration.ObserveNs(MonotonicNanos() - d->write_flush_started_ns);
     }
     Worker& w = *workers[d->worker];
     auto* raw = d.release();
@@ -1294,6 +1327,55 @@ std::vector<uint16_t> Server::worker_ports() const {
 }
 
 RegionTable& Server::table() { return *impl_->table; }
+
+const ServerMetrics& Server::metrics() const { return impl_->metrics; }
+
+ServerRpcSnapshot Server::RpcSnapshot(std::chrono::milliseconds timeout) const {
+  // Filled by the workers' posted tasks; shared, so a task that runs after
+  // the wait gave up (or after Stop) writes into live memory.
+  struct Shared {
+    std::mutex mu;
+    std::condition_variable cv;
+    ServerRpcSnapshot sum;
+  };
+  auto shared = std::make_shared<Shared>();
+  uint32_t posted = 0;
+  {
+    // Stop takes this lock before it ends the workers: every endpoint lives
+    // for the whole Post.
+    std::lock_guard stop_lock(impl_->stop_mu);
+    if (impl_->stopped) return {};
+    for (const auto& w : impl_->workers) {
+      rpc::Rpc* endpoint = w->rpc;
+      if (endpoint == nullptr) continue;
+      endpoint->Post([shared, endpoint] {
+        const rpc::EndpointCounters& c = endpoint->counters();
+        const size_t sessions = endpoint->session_count();
+        std::lock_guard lock(shared->mu);
+        ServerRpcSnapshot& s = shared->sum;
+        ++s.workers_answered;
+        s.sessions += sessions;
+        s.sessions_connected += c.sessions_connected;
+        s.sessions_failed += c.sessions_failed;
+        s.connects_refused += c.connects_refused;
+        s.packets_sent += c.packets_sent;
+        s.packets_received += c.packets_received;
+        s.bytes_sent += c.bytes_sent;
+        s.bytes_received += c.bytes_received;
+        s.retransmissions += c.retransmissions;
+        s.timeouts += c.timeouts;
+        s.dropped_packets += c.truncated + c.wrong_version + c.bad_packets + c.oversized +
+                             c.wrong_session + c.out_of_window;
+        s.auth_failures += c.auth_failures;
+        shared->cv.notify_all();
+      });
+      ++posted;
+    }
+  }
+  std::unique_lock lock(shared->mu);
+  shared->cv.wait_for(lock, timeout, [&] { return shared->sum.workers_answered == posted; });
+  return shared->sum;
+}
 
 ServerStats Server::stats() const {
   ServerStats s;

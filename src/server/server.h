@@ -7,6 +7,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -15,6 +16,7 @@
 #include "cosmos/result.h"
 #include "server/region_table.h"
 #include "server/replication_hook.h"
+#include "server/server_metrics.h"
 
 namespace cosmos::server {
 
@@ -104,6 +106,12 @@ class Server {
   std::vector<uint16_t> worker_ports() const;
   RegionTable& table();
   ServerStats stats() const;
+  // The data-path metrics (server_metrics.h); valid while the server exists.
+  const ServerMetrics& metrics() const;
+  // Every worker's RPC counters, summed: each worker copies its own on its
+  // thread (a posted task); waits up to `timeout` and leaves out workers that
+  // did not answer (workers_answered says how many did). Empty after Stop.
+  ServerRpcSnapshot RpcSnapshot(std::chrono::milliseconds timeout) const;
 
   struct Impl;
 

@@ -78,45 +78,70 @@ class EtcdProcess {
   bool Start() {
     for (int attempt = 0; attempt < 3; ++attempt) {  // a port may be taken meanwhile
       client_port_ = FreePort();
-      const int peer_port = FreePort();
-      const std::string client = "http://127.0.0.1:" + std::to_string(client_port_);
-      const std::string peer = "http://127.0.0.1:" + std::to_string(peer_port);
-      std::vector<std::string> args = {EtcdBinary(),
-                                       "--name=cosmos-test",
-                                       "--data-dir=" + dir_ + "/data",
-                                       "--listen-client-urls=" + client,
-                                       "--advertise-client-urls=" + client,
-                                       "--listen-peer-urls=" + peer,
-                                       "--initial-advertise-peer-urls=" + peer,
-                                       "--initial-cluster=cosmos-test=" + peer,
-                                       "--heartbeat-interval=50",
-                                       "--election-timeout=500",
-                                       "--logger=zap",
-                                       "--log-outputs=stderr"};
-      const pid_t parent = getpid();
-      pid_ = fork();
-      if (pid_ == 0) {
-        // Die with the test process: an aborted test must not leave a child
-        // holding ctest's output pipe (ctest would wait for its timeout).
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent) _exit(127);
-        const int log_fd = open(log().c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-        if (log_fd >= 0) {
-          dup2(log_fd, 1);
-          dup2(log_fd, 2);
-        }
-        std::vector<char*> argv;
-        for (auto& a : args) argv.push_back(a.data());
-        argv.push_back(nullptr);
-        execv(argv[0], argv.data());
-        _exit(127);
-      }
-      if (WaitServing()) return true;
+      peer_port_ = FreePort();
+      if (Launch()) return true;
       Kill();
     }
     return false;
   }
 
+  // Starts etcd again after Kill() on the same ports and data dir (the
+  // cluster's endpoints stay valid; its keys and leases are kept).
+  bool Restart() {
+    Kill();
+    if (client_port_ == 0 || !Launch()) {
+      Kill();
+      return false;
+    }
+    return true;
+  }
+
+  // Before Start(): etcd also serves clients on `host` (same port), e.g. a
+  // veth address that a node in another network namespace reaches.
+  void set_extra_host(std::string host) { extra_host_ = std::move(host); }
+  std::string endpoint_on(const std::string& host) const {
+    return "http://" + host + ":" + std::to_string(client_port_);
+  }
+
+ private:
+  bool Launch() {
+    std::string client = "http://127.0.0.1:" + std::to_string(client_port_);
+    if (!extra_host_.empty()) client += "," + endpoint_on(extra_host_);
+    const std::string peer = "http://127.0.0.1:" + std::to_string(peer_port_);
+    std::vector<std::string> args = {EtcdBinary(),
+                                     "--name=cosmos-test",
+                                     "--data-dir=" + dir_ + "/data",
+                                     "--listen-client-urls=" + client,
+                                     "--advertise-client-urls=" + client,
+                                     "--listen-peer-urls=" + peer,
+                                     "--initial-advertise-peer-urls=" + peer,
+                                     "--initial-cluster=cosmos-test=" + peer,
+                                     "--heartbeat-interval=50",
+                                     "--election-timeout=500",
+                                     "--logger=zap",
+                                     "--log-outputs=stderr"};
+    const pid_t parent = getpid();
+    pid_ = fork();
+    if (pid_ == 0) {
+      // Die with the test process: an aborted test must not leave a child
+      // holding ctest's output pipe (ctest would wait for its timeout).
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (getppid() != parent) _exit(127);
+      const int log_fd = open(log().c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+      if (log_fd >= 0) {
+        dup2(log_fd, 1);
+        dup2(log_fd, 2);
+      }
+      std::vector<char*> argv;
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      execv(argv[0], argv.data());
+      _exit(127);
+    }
+    return WaitServing();
+  }
+
+ public:
   void Kill() {
     if (pid_ <= 0) return;
     kill(pid_, SIGCONT);
@@ -155,8 +180,10 @@ class EtcdProcess {
   }
 
   std::string dir_;
+  std::string extra_host_;
   pid_t pid_ = -1;
   int client_port_ = 0;
+  int peer_port_ = 0;
 };
 
 }  // namespace cluster_test

@@ -55,3 +55,12 @@ if(COSMOS_SYSTEM_PYTHON3)
   set_tests_properties(kv_pyredis_diff_test PROPERTIES
     LABELS integration SKIP_RETURN_CODE 77 TIMEOUT 600)
 endif()
+# cosmos-kv --cluster on a replicated region: etcd + three cosmosd, SIGKILL
+# of the primary / the backup under SET+INCR load, then of cosmos-kv itself;
+# every acknowledged write is on the cluster. Skipped without etcd.
+if(TARGET cosmos_replication AND TARGET cosmos_client AND TARGET cosmos_cluster)
+  cosmos_integration_test(kv_cluster_test
+    SOURCES ${CMAKE_CURRENT_LIST_DIR}/kv_cluster_test.cc
+    DEPS cosmos::cluster cosmos::common Threads::Threads TIMEOUT 600 SERIAL)
+  add_dependencies(kv_cluster_test cosmos-kv cosmosd)
+endif()

@@ -1,8 +1,12 @@
 // cosmos-kv through real clients: redis-cli command coverage, hostile RESP
-// streams, large values, restart persistence and SIGTERM shutdown.
+// streams, large values, restart persistence and SIGTERM shutdown, and the
+// --cluster flag checks.
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 
+#include <cstdio>
 #include <fstream>
+#include <utility>
 
 #include "kv_test_util.h"
 
@@ -70,6 +74,9 @@ TEST_F(KvCliTest, CommandCoverageMatchesRedisReplies) {
       {"SET x y EX 0", "(error) ERR invalid expire time in 'set' command"},
       {"GET", "(error) ERR wrong number of arguments for 'get' command"},
       {"FOOBAR a b", "(error) ERR unknown command 'FOOBAR', with args beginning with: 'a' 'b' "},
+      // Not replicated: no copy besides this one, answered at once.
+      {"WAIT 0 0", "(integer) 0"},
+      {"WAIT 1 0", "(integer) 0"},
       {"COMMAND COUNT", nullptr},
       {"FLUSHDB", "OK"},
       {"DBSIZE", "(integer) 0"},
@@ -251,6 +258,47 @@ TEST_F(KvCliTest, SigtermShutsDownCleanlyAndDataPersists) {
   ASSERT_TRUE(server_->Start());
   EXPECT_EQ(Cli("GET durable"), "\"yes\"");
   EXPECT_EQ(Cli("QUIT"), "OK");
+}
+
+// Runs cosmos-kv with `args` (no server started); exit code and output.
+std::pair<int, std::string> RunKv(const std::string& args) {
+  std::string out;
+  FILE* p = popen((CosmosKvBinary() + " --port 0 " + args + " 2>&1").c_str(), "r");
+  if (p == nullptr) return {-1, out};
+  char buf[4096];
+  size_t n = 0;
+  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
+  const int st = pclose(p);
+  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
+}
+
+// --cluster flag combinations are usage errors (exit 2) before anything
+// starts; a secure store on a cluster is refused, never made plain; an etcd
+// that does not answer fails the start (exit 1) naming the cluster.
+// (In the fixture's suite so CI's sanitizer stage, which runs KvCliTest,
+// runs it too; the fixture's server is not used.)
+TEST_F(KvCliTest, ClusterFlagCombinationsAreUsageErrors) {
+  struct Case {
+    const char* args;
+    const char* message;
+  } cases[] = {
+      {"--replicas 2", "--replicas needs --cluster"},
+      {"--cluster http://127.0.0.1:1 --server 127.0.0.1:7410", "exclude each other"},
+      {"--cluster http://127.0.0.1:1 --backend file", "--cluster needs --backend remote"},
+      {"--cluster http://127.0.0.1:1 --secure", "replicated secure regions are not built yet"},
+      {"--cluster http://127.0.0.1:1 --replicas 6", "--replicas"},
+      {"--cluster http://127.0.0.1:1 --remote-poll sometimes", "--remote-poll"},
+  };
+  for (const auto& c : cases) {
+    auto [code, out] = RunKv(c.args);
+    EXPECT_EQ(code, 2) << c.args << ": " << out;
+    EXPECT_NE(out.find(c.message), std::string::npos) << c.args << ": " << out;
+  }
+  // A start waits for a configuration up to --remote-timeout-ms.
+  auto [code, out] =
+      RunKv("--cluster http://127.0.0.1:1 --remote-timeout-ms 1000 --log-level warn");
+  EXPECT_EQ(code, 1) << out;
+  EXPECT_NE(out.find("cluster http://127.0.0.1:1"), std::string::npos) << out;
 }
 
 }  // namespace

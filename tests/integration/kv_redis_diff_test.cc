@@ -1428,6 +1428,7 @@ TEST_F(RedisDiff, AdministrationAndShutdown) {
       "FLUSHALL",
       "SET k v",
       "WAIT 0 0",
+      "WAIT 1 10",
       "WAIT 1 -1",
       "WAIT x 0",
       "CONFIG GET maxclients",

@@ -10,3 +10,13 @@ if(TARGET cosmosd AND TARGET cosmos-kv AND TARGET cosmos)
     target_compile_definitions(ops_test PRIVATE COSMOS_HAVE_EXAMPLES=1)
   endif()
 endif()
+
+# cosmosd --metrics-listen: a Prometheus scrape shows what a client did;
+# bad or taken addresses stop the start. Needs prometheus-cpp (without it the
+# flag is refused, which metrics_http_test checks).
+if(TARGET cosmosd AND TARGET cosmos_client AND TARGET prometheus-cpp::pull)
+  cosmos_integration_test(metrics_test
+    SOURCES ${CMAKE_CURRENT_LIST_DIR}/metrics_test.cc
+    DEPS cosmos::client cosmos::common)
+  add_dependencies(metrics_test cosmosd)
+endif()

@@ -2,6 +2,7 @@
 // real cosmosd binary as a child process on a pool under a temp dir.
 #pragma once
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -35,7 +36,9 @@ class Daemon {
  public:
   // Starts cosmosd with `args` plus --port 0 --port-file; waits until it is
   // ready. Returns false if it exited or did not come up within 10 s.
-  bool Start(const std::string& dir, const std::vector<std::string>& args) {
+  // `log`: when set, the daemon's stdout and stderr are appended to it.
+  bool Start(const std::string& dir, const std::vector<std::string>& args,
+             const std::string& log = "") {
     port_file_ = dir + "/port";
     std::filesystem::remove(port_file_);
     std::vector<std::string> argv = {CosmosdPath(), "--port",      "0",   "--port-file",
@@ -48,6 +51,13 @@ class Daemon {
       // holding ctest's output pipe (ctest would wait for its timeout).
       prctl(PR_SET_PDEATHSIG, SIGKILL);
       if (getppid() != parent) _exit(127);
+      if (!log.empty()) {
+        const int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (fd >= 0) {
+          dup2(fd, 1);
+          dup2(fd, 2);
+        }
+      }
       std::vector<char*> cargv;
       for (auto& a : argv) cargv.push_back(a.data());
       cargv.push_back(nullptr);
