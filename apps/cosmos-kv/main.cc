@@ -250,12 +250,6 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "cosmos-kv: --replicas needs --cluster\n");
     return cosmos::app::kExitUsage;
   }
-  if (!cluster.empty() && (have_keys || secure)) {
-    std::fprintf(stderr,
-                 "cosmos-kv: a secure store on a cluster is refused: replicated secure regions "
-                 "are not built yet (issue 12); use --server for a secure region on one node\n");
-    return cosmos::app::kExitUsage;
-  }
   if (backend_name != "remote" && (have_keys || secure)) {
     std::fprintf(stderr, "cosmos-kv: secure key flags and --secure need --backend remote\n");
     return cosmos::app::kExitUsage;

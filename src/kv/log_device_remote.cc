@@ -58,11 +58,6 @@ RemoteLogDevice::~RemoteLogDevice() {
 
 Result<std::unique_ptr<RemoteLogDevice>> RemoteLogDevice::Open(
     const RemoteLogDeviceOptions& options) {
-  if (!options.client.cluster.empty() && (options.secure || options.client.secure())) {
-    return Status::FailedPrecondition(
-        "a secure region on a cluster (--cluster with --secure or key flags): replicated secure "
-        "regions are not built yet (issue 12); use a single node (--server) for a secure store");
-  }
   if (options.replicas < 0 || options.replicas > 5) {
     return Status::InvalidArgument("replicas must be 1..5, got " +
                                    std::to_string(options.replicas));
@@ -136,10 +131,10 @@ void RemoteLogDevice::IoLoop(std::shared_ptr<OpenState> open_state) {
   secure_ = info.secure;
   if (!secure_) simulated_enclave_ = false;
   if (replicated()) {
-    // Cluster regions are plain: secure ones are refused in Open.
     copies_ = static_cast<uint32_t>(std::max<size_t>(info.replicas.size(), 1));
-    name_ = Where() + " region " + options_.region +
-            " (plain, replicated: " + std::to_string(copies_.load()) +
+    name_ = Where() + " region " + options_.region + " (" +
+            (secure_ ? "secure, enclave to enclave" : "plain") +
+            ", replicated: " + std::to_string(copies_.load()) +
             (copies_ == 1 ? " copy" : " copies") + " at open)";
   } else {
     name_ = "remote " + options_.client.server + " region " + options_.region;

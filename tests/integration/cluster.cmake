@@ -21,7 +21,7 @@ if(TARGET cosmos_replication AND TARGET cosmos_client)
   cosmos_integration_test(cluster_secure_test
     SOURCES ${CMAKE_CURRENT_LIST_DIR}/cluster_secure_test.cc
     DEPS cosmos::client cosmos::cluster cosmos::sec TIMEOUT 300 SERIAL)
-  add_dependencies(cluster_secure_test cosmosd cosmos)
+  add_dependencies(cluster_secure_test cosmosd cosmos cosmos-kv)
 endif()
 
 # Replicated regions under faults: a node on an empty pool rebuilt by resync,

@@ -15,6 +15,7 @@
 #include "cluster/placement.h"
 #include "cosmos/client.h"
 #include "etcd_harness.h"
+#include "kv_test_util.h"
 #include "rpm_harness.h"
 #include "sec/key_files.h"
 
@@ -188,6 +189,45 @@ TEST_F(ClusterSecureTest, PlainBatchesAndPlainClientsCannotBypassTheSealedPath) 
   ASSERT_TRUE(pc.ok()) << pc.status().ToString();
   auto opened = (*pc)->OpenRegion("vault");
   EXPECT_FALSE(opened.ok());
+}
+
+// cosmos-kv on a secure replicated region: every acknowledged SET survives a
+// SIGKILL of the region's primary, cosmos-kv serves on by itself, and no
+// node's pool holds a value in clear.
+TEST_F(ClusterSecureTest, CosmosKvOnASecureReplicatedRegionKeepsAcknowledgedWrites) {
+  namespace kvt = cosmos::kv::testing;
+  kvt::KvServer kv(
+      "", {"--cluster", etcd_.endpoint(), "--replicas", "2", "--region", "kvlog", "--region-size",
+           "8mb", "--remote-timeout-ms", "30000", "--platform-pub", tmp_.path + "/cluster.pub",
+           "--measurement", tmp_.path + "/keys-n1/measurement", "--client-key",
+           tmp_.path + "/clients/alice.key", "--secure"});
+  ASSERT_TRUE(kv.Start()) << "cosmos-kv did not start";
+  kvt::RespClient c(kv.port());
+  auto value = [](int i) { return "COSMOS-REPLICA-SECRET-kv-" + std::to_string(i); };
+  int acked = 0;
+  for (; acked < 50; ++acked) {
+    auto r = c.Call({"SET", "k" + std::to_string(acked), value(acked)});
+    ASSERT_TRUE(r && r->type == '+') << "SET " << acked;
+  }
+  const std::string primary = Placement("kvlog").primary;
+  ASSERT_FALSE(primary.empty());
+  nodes_.at(primary)->Stop(SIGKILL);
+  for (; acked < 80; ++acked) {
+    auto r = c.Call({"SET", "k" + std::to_string(acked), value(acked)});
+    ASSERT_TRUE(r.has_value()) << "SET " << acked;
+    ASSERT_EQ(r->type, '+') << "SET " << acked << ": " << r->text;
+  }
+  EXPECT_NE(Placement("kvlog").primary, primary);
+  for (int i = 0; i < acked; ++i) {
+    auto r = c.Call({"GET", "k" + std::to_string(i)});
+    ASSERT_TRUE(r && r->type == '$') << "GET " << i;
+    EXPECT_EQ(r->text, value(i)) << "GET " << i;
+  }
+  for (const auto& [id, d] : nodes_) {
+    const std::string pool = FileBytes(tmp_.path + "/" + id + "/pool");
+    EXPECT_EQ(pool.find("COSMOS-REPLICA-SECRET"), std::string::npos)
+        << "plaintext in node " << id << "'s pool";
+  }
 }
 
 }  // namespace

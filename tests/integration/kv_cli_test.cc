@@ -273,7 +273,7 @@ std::pair<int, std::string> RunKv(const std::string& args) {
 }
 
 // --cluster flag combinations are usage errors (exit 2) before anything
-// starts; a secure store on a cluster is refused, never made plain; an etcd
+// starts; a secure store without every key flag is refused; an etcd
 // that does not answer fails the start (exit 1) naming the cluster.
 // (In the fixture's suite so CI's sanitizer stage, which runs KvCliTest,
 // runs it too; the fixture's server is not used.)
@@ -285,7 +285,7 @@ TEST_F(KvCliTest, ClusterFlagCombinationsAreUsageErrors) {
       {"--replicas 2", "--replicas needs --cluster"},
       {"--cluster http://127.0.0.1:1 --server 127.0.0.1:7410", "exclude each other"},
       {"--cluster http://127.0.0.1:1 --backend file", "--cluster needs --backend remote"},
-      {"--cluster http://127.0.0.1:1 --secure", "replicated secure regions are not built yet"},
+      {"--cluster http://127.0.0.1:1 --secure --platform-pub x", "a secure connection needs all"},
       {"--cluster http://127.0.0.1:1 --replicas 6", "--replicas"},
       {"--cluster http://127.0.0.1:1 --remote-poll sometimes", "--remote-poll"},
   };

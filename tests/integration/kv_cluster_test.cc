@@ -295,9 +295,9 @@ TEST_F(KvCluster, AcknowledgedWritesSurviveSigkillOfTheBackupAndKvServesOnItsOwn
   RunScenario("backup");
 }
 
-// Replicated secure regions are not built yet: a secure store on a cluster is
-// refused at start (a usage error), never silently made plain.
-TEST_F(KvCluster, SecureStoreOnAClusterIsRefused) {
+// A secure store without a secure connection fails to start, never made
+// plain (secure stores on a secure cluster: cluster_secure_test).
+TEST_F(KvCluster, SecureStoreWithoutKeysIsRefused) {
   KvServer kv("", {"--cluster", etcd_.endpoint(), "--secure"});
   EXPECT_FALSE(kv.Start());
 }
