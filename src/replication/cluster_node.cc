@@ -702,6 +702,7 @@ void ClusterNode::ResyncLoop() {
       }
     }
     for (const auto& p : degraded) {
+      if (IsSecureRegion(p.region)) continue;  // resync through enclaves: not built yet
       Result<std::vector<std::string>> pick = std::vector<std::string>{p.joining};
       if (p.joining.empty()) {
         pick = cluster::ChooseNodes(eligible, 1, p.replicas);

@@ -21,8 +21,8 @@
 #include "cluster/etcd_client.h"
 #include "cluster/membership.h"
 #include "cluster/placement.h"
-#include "cosmos/client.h"
 #include "common/metrics.h"
+#include "cosmos/client.h"
 #include "cosmos/result.h"
 #include "replication/replication_metrics.h"
 #include "server/replication_hook.h"
@@ -129,6 +129,10 @@ class ClusterNode final : public server::ReplicationHook {
   // none is cached.
   Result<sec::PeerChannelId> PeerChannelTo(const std::string& node, Client& via);
   void DropPeerChannel(const std::string& node);
+  // True once this node ran a sealed batch of `region` as its primary: the
+  // resync loop skips it (a secure region's resync, enclave to enclave, is
+  // not built yet; it logs that once per region).
+  bool IsSecureRegion(std::string_view region);
 
   void WatchLoop();
   void DetectLoop();
@@ -164,6 +168,8 @@ class ClusterNode final : public server::ReplicationHook {
   std::map<std::string, ResyncState, std::less<>> resyncs_;
   uint64_t Changes(std::string_view region, uint64_t block);  // ~0 when aborted
   std::map<std::string, sec::PeerChannelId> peer_channels_;   // node id -> channel (mu_)
+  std::set<std::string, std::less<>> secure_regions_;         // see IsSecureRegion (mu_)
+  std::set<std::string, std::less<>> secure_resync_logged_;   // (mu_)
   std::thread watch_thread_, detect_thread_, resync_thread_;
   ReplicationMetrics metrics_;
 };

@@ -100,6 +100,19 @@ void ClusterNode::DropPeerChannel(const std::string& node) {
   (void)options_.enclave->ClosePeer(id);
 }
 
+bool ClusterNode::IsSecureRegion(std::string_view region) {
+  std::lock_guard lock(mu_);
+  if (secure_regions_.find(region) == secure_regions_.end()) return false;
+  if (secure_resync_logged_.emplace(region).second) {
+    COSMOS_LOG_WARN(
+        "cluster: secure region '{}' has fewer replicas than its factor; resync of secure "
+        "regions (enclave to enclave) is not built yet: it stays degraded until an operator "
+        "recreates a replica",
+        region);
+  }
+  return true;
+}
+
 Result<std::vector<std::byte>> ClusterNode::ExecutePrimarySealed(std::string_view region,
                                                                  uint64_t epoch,
                                                                  const SealedRunner& run) {
@@ -111,6 +124,10 @@ Result<std::vector<std::byte>> ClusterNode::ExecutePrimarySealed(std::string_vie
   // backups apply batches in the order the primary ran them.
   std::lock_guard region_lock(RegionMutex(region));
   COSMOS_ASSIGN_OR_RETURN(cluster::RegionPlacement p, CheckPrimary(region, epoch));
+  {
+    std::lock_guard lock(mu_);
+    secure_regions_.emplace(region);
+  }
   auto& targets = t_secure_targets[this];
   std::vector<std::string> backups, failed;
   std::vector<Client*> clients;
