@@ -1,11 +1,13 @@
 // Fuzzes the handshake parsers and the server's handling of a ClientHello and
-// the client's handling of a ServerHello: no input may crash or be accepted
+// the client's handling of a ServerHello, and both ends of the peer
+// (enclave-to-enclave) handshake: no input may crash or be accepted
 // unless it is authentic.
 #include <cstdint>
 #include <cstdlib>
 #include <memory>
 
 #include "sec/handshake.h"
+#include "sec/peer_handshake.h"
 
 using namespace cosmos::sec;
 
@@ -40,5 +42,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto hs = ClientHandshake::Start(S().client, S().policy);
   if (!hs.ok()) std::abort();
   if ((*hs)->Finish(in).ok()) std::abort();
+  // Peer handshake (enclave to enclave): a hello is accepted only when its
+  // quote is authentic (the fuzzer cannot sign with the platform key), and
+  // no reply finishes an attempt started just now.
+  auto peer = AcceptPeerHello(in, S().platform, S().policy.expected_measurement, S().policy);
+  if (peer.ok() && peer->reply.size() != kPeerReplySize) std::abort();
+  if (!peer.ok() && peer.status().code() != cosmos::StatusCode::kIntegrityViolation) std::abort();
+  auto init = PeerInitiator::Start(S().platform, S().policy.expected_measurement, S().policy);
+  if (!init.ok()) std::abort();
+  uint64_t id = 0;
+  if ((*init)->Finish(in, &id).ok()) std::abort();
   return 0;
 }
