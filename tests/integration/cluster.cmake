@@ -26,7 +26,7 @@ endif()
 
 # Replicated regions under faults: a node on an empty pool rebuilt by resync,
 # etcd SIGKILLed and restarted under load, the SIGKILL soak
-# (COSMOS_SOAK_KILLS, default 60 to fit CI; 100 run by hand), a
+# (COSMOS_SOAK_KILLS, default 100: ~2.3 min at load 4, ~4 min at 12-17), a
 # network-partitioned old primary (root: a network namespace; skipped
 # otherwise); `cosmos cluster add-replica|drain`.
 if(TARGET cosmos_replication AND TARGET cosmos_client)

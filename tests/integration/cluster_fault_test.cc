@@ -562,14 +562,14 @@ TEST_F(ClusterFaultTest, EtcdKilledAndRestartedDuringLoad) {
               static_cast<unsigned long long>(writers.errors()), writers.last_error().c_str());
 }
 
-// Soak: COSMOS_SOAK_KILLS (default 60, to fit CI on a loaded 2-core host) SIGKILLs, each of a
+// Soak: COSMOS_SOAK_KILLS (default 100; lower it on a slow host) SIGKILLs, each of a
 // random replica (primary or backup) of an r=3 region under write+flush load from three clients.
 // After each kill the node is started again on its pool under a fresh id (the old id stays
 // registered until its lease expires), the primary resyncs it back in, and the region is read back:
 // every acknowledged flush is present. At the end every replica's Verify digest equals the
 // acknowledged image.
 TEST_F(ClusterFaultTest, SoakOfSigkillsUnderLoad) {
-  int kills = 60;
+  int kills = 100;
   if (const char* env = std::getenv("COSMOS_SOAK_KILLS"); env != nullptr) kills = std::atoi(env);
   ASSERT_NO_FATAL_FAILURE(StartCluster({"n1", "n2", "n3"}));
   auto client = Client::Connect(ClusterOptions());
