@@ -5,6 +5,7 @@
 // and acknowledges the client once every backup applied them. The hosts see
 // only ciphertext and the clear headers.
 #include <algorithm>
+#include <memory>
 
 #include "client/replica_region.h"
 #include "common/log.h"
@@ -61,18 +62,24 @@ Result<sec::PeerChannelId> ClusterNode::PeerChannelTo(const std::string& node, C
   COSMOS_ASSIGN_OR_RETURN(sec::PeerConnectStart start, options_.enclave->PeerConnect());
   std::vector<std::byte> hello(start.hello.size());
   std::memcpy(hello.data(), start.hello.data(), hello.size());
-  bool done = false;
-  Status got;
-  std::vector<std::byte> reply;
+  // Shared with the callback: after a timeout it may still run later, from
+  // another call's event loop on the same connection.
+  struct Call {
+    bool done = false;
+    Status got;
+    std::vector<std::byte> reply;
+  };
+  auto call = std::make_shared<Call>();
   COSMOS_RETURN_IF_ERROR(
       client::SendRawRequest(via, protocol::kPeerHelloRequestType, hello,
-                             [&](const Status& s, std::span<const std::byte> response) {
-                               done = true;
-                               got = s;
-                               reply.assign(response.begin(), response.end());
+                             [call](const Status& s, std::span<const std::byte> response) {
+                               call->done = true;
+                               call->got = s;
+                               call->reply.assign(response.begin(), response.end());
                              }));
-  COSMOS_RETURN_IF_ERROR(client::WaitForRaw(via, [&] { return done; }));
-  COSMOS_RETURN_IF_ERROR(got);
+  COSMOS_RETURN_IF_ERROR(client::WaitForRaw(via, [&] { return call->done; }));
+  COSMOS_RETURN_IF_ERROR(call->got);
+  const std::vector<std::byte>& reply = call->reply;
   if (reply.size() != sec::kPeerReplySize) {
     // The node's host answered with an error instead of its enclave's reply.
     Status refused = SingleResult(reply);
@@ -188,15 +195,18 @@ Result<std::vector<std::byte>> ClusterNode::ExecutePrimarySealed(std::string_vie
       bool done = false;
       Status status;
     };
-    std::vector<Answer> answers(backups.size());
+    // Shared with the callbacks (see PeerChannelTo).
+    auto shared_answers = std::make_shared<std::vector<Answer>>(backups.size());
+    std::vector<Answer>& answers = *shared_answers;
     for (size_t i = 0; i < backups.size(); ++i) {
       const sec::Bytes& m = batch->replica_messages[i];
       Status sent = client::SendRawRequest(
           *clients[i], protocol::kReplicaBatchRequestType,
           {reinterpret_cast<const std::byte*>(m.data()), m.size()},
-          [a = &answers[i]](const Status& s, std::span<const std::byte> response) {
-            a->done = true;
-            a->status = s.ok() ? SingleResult(response) : s;
+          [shared_answers, i](const Status& s, std::span<const std::byte> response) {
+            Answer& a = (*shared_answers)[i];
+            a.done = true;
+            a.status = s.ok() ? SingleResult(response) : s;
           });
       if (!sent.ok()) answers[i] = {true, sent};
       (void)clients[i]->Poll(0);  // transmit now; the waits below run each loop in turn
