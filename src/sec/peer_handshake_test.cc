@@ -86,8 +86,7 @@ TEST_F(PeerHandshakeTest, ARepliedHelloOfAnotherAttemptOrATamperedMessageIsRefus
   ASSERT_TRUE(reply.ok());
   uint64_t id = 0;
   // A reply made for another hello (a replay) does not finish this attempt.
-  EXPECT_EQ((*second)->Finish(reply->reply, &id).status().code(),
-            StatusCode::kIntegrityViolation);
+  EXPECT_EQ((*second)->Finish(reply->reply, &id).status().code(), StatusCode::kIntegrityViolation);
   // Any flipped bit of the reply is refused.
   for (size_t i = 0; i < reply->reply.size(); i += 7) {
     auto attempt = PeerInitiator::Start(a_, code_, trusted_);
@@ -112,14 +111,12 @@ TEST_F(PeerHandshakeTest, KeysDependOnTheWholeTranscript) {
   reply[3] = 9;
   auto k2 = DerivePeerKeys(secret, hello, reply);
   ASSERT_TRUE(k1.ok() && k2.ok());
-  EXPECT_NE(std::vector<uint8_t>(k1->client_to_server.span().begin(),
-                                 k1->client_to_server.span().end()),
-            std::vector<uint8_t>(k2->client_to_server.span().begin(),
-                                 k2->client_to_server.span().end()));
-  EXPECT_NE(std::vector<uint8_t>(k1->client_to_server.span().begin(),
-                                 k1->client_to_server.span().end()),
-            std::vector<uint8_t>(k1->server_to_client.span().begin(),
-                                 k1->server_to_client.span().end()));
+  EXPECT_NE(
+      std::vector<uint8_t>(k1->client_to_server.span().begin(), k1->client_to_server.span().end()),
+      std::vector<uint8_t>(k2->client_to_server.span().begin(), k2->client_to_server.span().end()));
+  EXPECT_NE(
+      std::vector<uint8_t>(k1->client_to_server.span().begin(), k1->client_to_server.span().end()),
+      std::vector<uint8_t>(k1->server_to_client.span().begin(), k1->server_to_client.span().end()));
 }
 
 }  // namespace

@@ -256,13 +256,11 @@ struct Server::Impl {
   // the trusted counter) and hands the whole message to the enclave.
   void RunSealedBatch(Worker& w, const rpc::RequestHandle& handle,
                       std::span<const std::byte> bytes);
-  // The enclave's answer to a sealed batch, or a host-error response.
+  // The enclave's answer to a sealed batch, or a host-error response. A
+  // batch carrying an epoch (kSealedFlagEpoch, a replicated region) goes
+  // through the replication hook to every backup (on a `replicate` thread).
   std::vector<std::byte> ExecuteSealed(const Requester& requester,
                                        std::span<const std::byte> bytes);
-  // A sealed batch on a replicated secure region (kSealedFlagEpoch), on a
-  // `replicate` thread: through the replication hook to every backup.
-  std::vector<std::byte> ExecuteSealedPrimary(const Requester& requester,
-                                              std::span<const std::byte> bytes);
   // Secure replicated regions, backup side: a peer enclave's hello (answered
   // on the worker) and a primary's replica batch (epoch checked on the
   // worker when the node knows it, applied on a secure flusher).
@@ -700,8 +698,6 @@ void Server::Impl::FlusherLoop(DeferQueue* q) {
     if (d->sealed || d->replica) {
       if (d->replica) {
         d->sealed_response = ApplyReplica(*d);
-      } else if (q == &replicate) {
-        d->sealed_response = ExecuteSealedPrimary(d->requester, d->request);
       } else {
         d->sealed_response = ExecuteSealed(d->requester, d->request);
       }
@@ -906,15 +902,29 @@ std::vector<std::byte> Server::Impl::ExecuteSealed(const Requester& requester,
     return protocol::EncodeSealedHostError(
         seq, Status::FailedPrecondition("sealed batches are for secure regions only"));
   }
-  if (options.replication != nullptr && options.replication->IsReplicated((*ref)->region.name())) {
-    return protocol::EncodeSealedHostError(
-        seq, Status::FailedPrecondition("region '" + (*ref)->region.name() +
+  RegionEntry& entry = *ref->get();
+  Result<std::vector<std::byte>> sealed = Status::Internal("unset");
+  if ((view->header.flags & protocol::kSealedFlagEpoch) != 0 && options.replication == nullptr) {
+    sealed = Status::FailedPrecondition(
+        "this node is not a cluster member (cosmosd --cluster): no replicated regions");
+  } else if ((view->header.flags & protocol::kSealedFlagEpoch) != 0) {
+    // A replicated region's batch (RunSealedBatch queued it on a replication
+    // thread): through the hook to every backup's enclave.
+    const uint64_t epoch = view->header.epoch;
+    sealed = options.replication->ExecutePrimarySealed(
+        entry.region.name(), epoch, [&](std::span<const sec::PeerChannelId> backups) {
+          return engine->ExecuteReplicatedSealedBatch(requester, entry, bytes, epoch, backups);
+        });
+  } else if (options.replication != nullptr &&
+             options.replication->IsReplicated(entry.region.name())) {
+    sealed = Status::FailedPrecondition("region '" + entry.region.name() +
                                         "' is replicated: its sealed batches must carry its "
-                                        "epoch (open it through the cluster)"));
+                                        "epoch (open it through the cluster)");
+  } else {
+    sealed = engine->ExecuteSealedBatch(requester, entry, bytes);
   }
-  auto sealed = engine->ExecuteSealedBatch(requester, *ref->get(), bytes);
   if (!sealed.ok()) {
-    COSMOS_LOG_WARN("server: sealed batch on region '{}' refused: {}", (*ref)->region.name(),
+    COSMOS_LOG_WARN("server: sealed batch on region '{}' refused: {}", entry.region.name(),
                     sealed.status().ToString());
     return protocol::EncodeSealedHostError(seq, ClientError(sealed.status()));
   }
@@ -963,37 +973,6 @@ void Server::Impl::RunSealedBatch(Worker& w, const rpc::RequestHandle& handle,
   if (!w.rpc->EnqueueResponse(handle, response).ok()) {
     lost.fetch_add(1, std::memory_order_relaxed);
   }
-}
-
-std::vector<std::byte> Server::Impl::ExecuteSealedPrimary(const Requester& requester,
-                                                          std::span<const std::byte> bytes) {
-  auto view = protocol::ParseSealedRequest(bytes);
-  if (!view.ok()) return protocol::EncodeSealedHostError(0, view.status());
-  const uint64_t seq = view->header.seq;
-  SecureRegionEngine* engine = table->secure_engine();
-  if (engine == nullptr || !engine->IsSecureSession(requester)) {
-    return protocol::EncodeSealedHostError(
-        seq, Status::FailedPrecondition("sealed batches need a secure session"));
-  }
-  auto ref = table->Lookup(view->header.handle);
-  if (!ref.ok()) return protocol::EncodeSealedHostError(seq, ref.status());
-  if (!(*ref)->secure()) {
-    return protocol::EncodeSealedHostError(
-        seq, Status::FailedPrecondition("sealed batches are for secure regions only"));
-  }
-  RegionEntry& entry = *ref->get();
-  const uint64_t epoch = view->header.epoch;
-  auto sealed = options.replication->ExecutePrimarySealed(
-      entry.region.name(), epoch, [&](std::span<const sec::PeerChannelId> backups) {
-        return engine->ExecuteReplicatedSealedBatch(requester, entry, bytes, epoch, backups);
-      });
-  if (!sealed.ok()) {
-    COSMOS_LOG_WARN("server: replicated sealed batch on region '{}' failed: {}",
-                    entry.region.name(), sealed.status().ToString());
-    return protocol::EncodeSealedHostError(seq, ClientError(sealed.status()));
-  }
-  ops.fetch_add(1, std::memory_order_relaxed);
-  return std::move(*sealed);
 }
 
 void Server::Impl::HandlePeerHello(rpc::Rpc& rpc, const rpc::IncomingRequest& req) {
